@@ -1,0 +1,63 @@
+"""Run configuration: a YAML file plus `section.key=value` overrides."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helpers.paths import PROJECT_ROOT
+
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "demo.yml"
+
+
+class ConfigError(ValueError):
+    """The run config is missing, unreadable or inconsistent."""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML config (default: the demo config) and apply `a.b.c=value` overrides."""
+    config_path = resolve_path(path) if path else DEFAULT_CONFIG
+    if not config_path.is_file():
+        raise ConfigError(f"Config file not found: {config_path}")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Config file {config_path} is not valid YAML: {error}") from error
+    for override in overrides or []:
+        config = apply_override(config, override)
+    return config
+
+
+def apply_override(config: dict[str, Any], override: str) -> dict[str, Any]:
+    """Return a copy of `config` with one `a.b.c=value` override (value parsed as YAML)."""
+    if "=" not in override:
+        raise ConfigError(f"Override {override!r} must look like section.key=value")
+    dotted, raw_value = override.split("=", 1)
+    updated = copy.deepcopy(config)
+    node = updated
+    *parents, leaf = dotted.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Override {override!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(raw_value)
+    return updated
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Resolve a path from the project root unless it is absolute."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def setting(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    """Look up `section.key` in a config, with a default."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node

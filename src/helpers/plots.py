@@ -1,0 +1,21 @@
+"""Shared figure style: static matplotlib/seaborn so rendered reports stay self-contained."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = "tab10"
+
+
+def setup() -> None:
+    """Apply the workbench style (call once per notebook)."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
+    plt.rcParams.update({"figure.figsize": (9, 4.5), "figure.dpi": 100, "axes.titleweight": "bold"})
+    # Chinese characters in labels render with a CJK font when one is installed.
+    plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
