@@ -22,13 +22,38 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     config_path = resolve_path(path) if path else DEFAULT_CONFIG
     if not config_path.is_file():
         raise ConfigError(f"Config file not found: {config_path}")
+    config = _read_with_base(config_path)
+    for override in overrides or []:
+        config = apply_override(config, override)
+    return config
+
+
+def _read_with_base(config_path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML config; `extends: other.yml` (relative to this file) is merged underneath."""
+    if config_path in seen:
+        raise ConfigError(f"Config {config_path} extends itself (via {seen})")
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"Config file {config_path} is not valid YAML: {error}") from error
-    for override in overrides or []:
-        config = apply_override(config, override)
-    return config
+    base_name = config.pop("extends", None)
+    if base_name is None:
+        return config
+    base_path = (config_path.parent / base_name).resolve()
+    if not base_path.is_file():
+        raise ConfigError(f"Config {config_path} extends {base_name}, which does not exist ({base_path})")
+    return deep_merge(_read_with_base(base_path, (*seen, config_path)), config)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `update` merged in, section by section."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def apply_override(config: dict[str, Any], override: str) -> dict[str, Any]:

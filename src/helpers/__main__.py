@@ -1,0 +1,74 @@
+"""Command line: `python -m helpers run|demo|refresh-notebook-outputs`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from helpers.config import ConfigError, load_config, resolve_path, setting
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run every numbered notebook in order with papermill")
+    run.add_argument("--config", default=None, help="run config YAML (default: config/demo.yml)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    run.add_argument("--outputs", default=None, help="outputs folder (default: outputs/)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    demo = commands.add_parser("demo", help="generate the demo world named in the config")
+    demo.add_argument("--config", default=None)
+    demo.add_argument("--set", dest="overrides", action="append", default=[])
+    commands.add_parser(
+        "refresh-notebook-outputs",
+        help="recompute the reference outputs of nbval-checked cells on the small test world",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+        from helpers.notebook_checks import refresh_reference_outputs
+
+        refresh_reference_outputs()
+        return 0
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from helpers.paths import OUTPUTS_DIR
+    from helpers.runner import StepFailedError, run_workbench
+
+    outputs = resolve_path(args.outputs) if args.outputs else OUTPUTS_DIR
+    try:
+        run_workbench(args.config, args.overrides, outputs_dir=outputs, progress=not args.quiet)
+    except StepFailedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from helpers.demo import generate_demo_world
+
+    config = load_config(args.config, args.overrides)
+    raw_dir = resolve_path(setting(config, "data.raw_dir"))
+    truth_dir = resolve_path(setting(config, "demo.truth_dir") or Path("data/truth") / raw_dir.name)
+    counts = generate_demo_world(
+        raw_dir,
+        truth_dir,
+        n_customers=int(setting(config, "demo.customers", 20000)),
+        seed=int(setting(config, "demo.seed", 7)),
+        reference_date=str(setting(config, "run.reference_date")),
+    )
+    for name, rows in counts.items():
+        print(f"{name}: {rows:,} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Run every numbered notebook in order with papermill, into a fresh run folder.
+
+A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
+timings, status and recorded values), the executed notebooks, each step's artifacts and
+two HTML renders per notebook (full, and a management version without code).
+`outputs/latest` moves only when every step finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+import yaml
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+from helpers.config import load_config, resolve_path, setting
+from helpers.io import STEP_MANIFEST
+from helpers.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.ipynb$")
+PINNED_PACKAGES = (
+    "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
+    "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
+)  # fmt: skip
+PII_TAG = "pii"
+
+
+class StepFailedError(RuntimeError):
+    """A notebook step raised; the message names the step and the cause."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a finished run lives."""
+
+    run_id: str
+    run_dir: Path
+
+
+def numbered_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The step notebooks (`NN_name.ipynb`) in run order."""
+    return sorted(p for p in notebooks_dir.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+
+
+def run_workbench(
+    config_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    outputs_dir: Path = OUTPUTS_DIR,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    progress: bool = True,
+) -> RunResult:
+    """Run all steps; raise `StepFailedError` naming the failed step (latest stays untouched)."""
+    config = load_config(config_path, overrides)
+    ensure_demo_data(config, progress=progress)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(2).hex()
+    run_dir = outputs_dir / "runs" / run_id
+    (run_dir / "notebooks").mkdir(parents=True)
+    (run_dir / "reports").mkdir()
+    frozen_config = run_dir / "config.yml"
+    frozen_config.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": _now(),
+        "status": "running",
+        "config_source": str(resolve_path(config_path)) if config_path else "config/demo.yml",
+        "overrides": overrides or [],
+        "config": config,
+        "environment": environment_versions(),
+        "input_fingerprints": fingerprint_inputs(config),
+        "steps": {},
+    }
+    _write_manifest(run_dir, manifest)
+    notebooks = numbered_notebooks(notebooks_dir)
+    _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
+    for position, notebook in enumerate(notebooks, start=1):
+        step = notebook.stem
+        _say(progress, f"[{position}/{len(notebooks)}] {step} ...")
+        started = time.perf_counter()
+        executed = run_dir / "notebooks" / notebook.name
+        error: Exception | None = None
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed),
+                parameters={"run_dir": str(run_dir), "config_path": str(frozen_config)},
+                kernel_name="python3",
+                cwd=str(PROJECT_ROOT),
+                progress_bar=progress,
+                request_save_on_cell_execute=False,
+            )
+        except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
+            error = caught
+        seconds = round(time.perf_counter() - started, 2)
+        step_record: dict[str, Any] = {"seconds": seconds, "status": "failed" if error else "ok"}
+        step_manifest = run_dir / step / STEP_MANIFEST
+        if step_manifest.is_file():
+            step_record["recorded"] = json.loads(step_manifest.read_text())
+        if executed.is_file():
+            render_reports(executed, run_dir / "reports")
+        if error is not None:
+            cause = describe_error(error)
+            step_record["error"] = cause
+            manifest["steps"][step] = step_record
+            manifest.update(status="failed", failed_step=step, finished_at=_now())
+            _write_manifest(run_dir, manifest)
+            raise StepFailedError(
+                f"Step {step} failed: {cause}\n"
+                f"  executed notebook with the error: {executed}\n"
+                f"  outputs/latest was not changed."
+            ) from error
+        manifest["steps"][step] = step_record
+        _write_manifest(run_dir, manifest)
+        _say(progress, f"[{position}/{len(notebooks)}] {step} done in {seconds:.1f} s")
+    manifest.update(status="ok", finished_at=_now())
+    _write_manifest(run_dir, manifest)
+    point_latest(outputs_dir, run_dir)
+    _say(progress, f"Run {run_id} finished. Reports: {run_dir / 'reports'}")
+    return RunResult(run_id=run_id, run_dir=run_dir)
+
+
+def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
+    """Generate the demo world into `data.raw_dir` when the config asks for it and it is missing."""
+    demo = config.get("demo")
+    raw_dir = resolve_path(setting(config, "data.raw_dir"))
+    if not demo or (raw_dir.is_dir() and any(raw_dir.iterdir())):
+        return
+    from helpers.demo import generate_demo_world
+
+    truth_dir = resolve_path(demo.get("truth_dir") or Path("data/truth") / raw_dir.name)
+    _say(progress, f"Generating the demo world ({demo.get('customers', 20000)} customers) into {raw_dir}")
+    generate_demo_world(
+        raw_dir,
+        truth_dir,
+        n_customers=int(demo.get("customers", 20000)),
+        seed=int(demo.get("seed", 7)),
+        reference_date=str(setting(config, "run.reference_date")),
+        progress=progress,
+    )
+
+
+def fingerprint_inputs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every configured raw file, so a run records exactly what it read."""
+    raw_dir = resolve_path(setting(config, "data.raw_dir"))
+    fingerprints: dict[str, dict[str, Any]] = {}
+    for table, spec in (setting(config, "data.tables") or {}).items():
+        path = raw_dir / spec["file"]
+        if not path.is_file():
+            fingerprints[table] = {"file": str(path), "missing": True}
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        fingerprints[table] = {"file": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return fingerprints
+
+
+def environment_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages that shape results."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in PINNED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def render_reports(executed: Path, reports_dir: Path) -> None:
+    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` cells)."""
+    notebook = nbformat.read(executed, as_version=4)
+    full_html, _ = HTMLExporter().from_notebook_node(notebook)
+    (reports_dir / f"{executed.stem}.html").write_text(full_html, encoding="utf-8")
+    management = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    management.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={PII_TAG}), enabled=True)
+    management_html, _ = management.from_notebook_node(notebook)
+    (reports_dir / f"{executed.stem}.management.html").write_text(management_html, encoding="utf-8")
+
+
+def describe_error(error: Exception) -> str:
+    """One line: the exception type and message from inside the notebook."""
+    name = getattr(error, "ename", type(error).__name__)
+    value = getattr(error, "evalue", str(error))
+    return f"{name}: {value}".strip()
+
+
+def point_latest(outputs_dir: Path, run_dir: Path) -> None:
+    """Atomically repoint `outputs/latest` at `run_dir`."""
+    latest = outputs_dir / "latest"
+    temporary = outputs_dir / f".latest-{os.getpid()}"
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(run_dir.relative_to(outputs_dir))
+    temporary.replace(latest)
+
+
+def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    partial = run_dir / "run.json.partial"
+    partial.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    partial.replace(run_dir / "run.json")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, flush=True)
+

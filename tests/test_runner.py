@@ -1,0 +1,151 @@
+"""The runner on tiny stand-in notebooks: order, run folder, manifest, renders, failure handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from helpers.config import ConfigError, apply_override, load_config
+from helpers.runner import StepFailedError, numbered_notebooks, run_workbench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _notebook(path: Path, body: str, tags: list[str] | None = None) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('run_dir = ""\nconfig_path = ""')
+    parameters.metadata["tags"] = ["parameters"]
+    cell = nbformat.v4.new_code_cell(body)
+    cell.metadata["tags"] = tags or []
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Step"), parameters, cell]
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> dict[str, Path]:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "table.csv").write_text("a,b\n1,2\n")
+    config = tmp_path / "config.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run": {"seed": 1, "reference_date": "2026-06-30"},
+                "data": {"raw_dir": str(raw), "tables": {"table": {"file": "table.csv"}}},
+            }
+        )
+    )
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    step_one = (
+        "from helpers.io import open_step\n"
+        "import pandas as pd\n"
+        "ctx = open_step('01_first', run_dir, config_path)\n"
+        "ctx.write('numbers', pd.DataFrame({'x': [1, 2, 3]}))\n"
+        "ctx.record(total=6)\n"
+        "print('customer secret-name-123')"
+    )
+    _notebook(notebooks / "01_first.ipynb", step_one, tags=["pii"])
+    step_two = (
+        "from helpers.io import open_step\n"
+        "ctx = open_step('02_second', run_dir, config_path)\n"
+        "print('sum', ctx.read('01_first', 'numbers').x.sum())"
+    )
+    _notebook(notebooks / "02_second.ipynb", step_two)
+    (notebooks / "scratch.ipynb").write_text("{}")  # not numbered: never run
+    return {"config": config, "notebooks": notebooks, "outputs": tmp_path / "outputs", "raw": raw}
+
+
+def test_numbered_notebooks_are_run_in_order_and_others_ignored(workspace: dict[str, Path]) -> None:
+    assert [p.name for p in numbered_notebooks(workspace["notebooks"])] == [
+        "01_first.ipynb",
+        "02_second.ipynb",
+    ]
+
+
+def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
+    workspace: dict[str, Path],
+) -> None:
+    result = run_workbench(
+        workspace["config"],
+        outputs_dir=workspace["outputs"],
+        notebooks_dir=workspace["notebooks"],
+        progress=False,
+    )
+    manifest = json.loads((result.run_dir / "run.json").read_text())
+    assert manifest["status"] == "ok"
+    assert list(manifest["steps"]) == ["01_first", "02_second"]
+    assert manifest["steps"]["01_first"]["recorded"] == {"total": 6}
+    assert manifest["input_fingerprints"]["table"]["bytes"] == len("a,b\n1,2\n")
+    assert len(manifest["input_fingerprints"]["table"]["sha256"]) == 64
+    assert manifest["environment"]["pandas"] == __import__("pandas").__version__
+    assert (result.run_dir / "01_first" / "numbers.parquet").is_file()
+    executed = nbformat.read(result.run_dir / "notebooks" / "02_second.ipynb", as_version=4)
+    assert "sum 6" in executed.cells[-1].outputs[0]["text"]
+    full = (result.run_dir / "reports" / "01_first.html").read_text()
+    management = (result.run_dir / "reports" / "01_first.management.html").read_text()
+    assert "secret-name-123" in full
+    assert "secret-name-123" not in management  # the pii cell is gone
+    assert "ctx.write" not in (result.run_dir / "reports" / "02_second.management.html").read_text()
+    assert (workspace["outputs"] / "latest").resolve() == result.run_dir.resolve()
+
+
+def test_a_failing_step_names_step_and_cause_and_leaves_latest_alone(workspace: dict[str, Path]) -> None:
+    good = run_workbench(
+        workspace["config"],
+        outputs_dir=workspace["outputs"],
+        notebooks_dir=workspace["notebooks"],
+        progress=False,
+    )
+    _notebook(
+        workspace["notebooks"] / "02_second.ipynb", "raise ValueError('column amount in sales.csv is bad')"
+    )
+    with pytest.raises(
+        StepFailedError, match=r"Step 02_second failed: ValueError: column amount in sales\.csv"
+    ):
+        run_workbench(
+            workspace["config"],
+            outputs_dir=workspace["outputs"],
+            notebooks_dir=workspace["notebooks"],
+            progress=False,
+        )
+    assert (workspace["outputs"] / "latest").resolve() == good.run_dir.resolve()
+    failed_runs = [p for p in (workspace["outputs"] / "runs").iterdir() if p != good.run_dir]
+    manifest = json.loads((failed_runs[0] / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed_step"] == "02_second"
+    assert "column amount" in (failed_runs[0] / "reports" / "02_second.html").read_text()
+
+
+def test_cli_exits_non_zero_with_a_short_message(workspace: dict[str, Path]) -> None:
+    bad_config = workspace["config"].with_name("missing.yml")
+    completed = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--config", str(bad_config), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ.copy(),
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "Config file not found" in completed.stderr and "missing.yml" in completed.stderr
+
+
+def test_config_overrides_and_extends(tmp_path: Path) -> None:
+    base = tmp_path / "base.yml"
+    base.write_text("run: {seed: 1, reference_date: '2026-01-01'}\nidentity: {match_threshold: 0.9}\n")
+    child = tmp_path / "child.yml"
+    child.write_text("extends: base.yml\nrun: {seed: 5}\n")
+    config = load_config(child, ["identity.match_threshold=0.95", "clustering.choose=kmeans:6"])
+    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01"}
+    assert config["identity"]["match_threshold"] == 0.95
+    assert config["clustering"]["choose"] == "kmeans:6"
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
+        apply_override(config, "no-equals-sign")
