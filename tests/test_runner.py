@@ -84,6 +84,7 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
     assert manifest["status"] == "ok"
     assert list(manifest["steps"]) == ["01_first", "02_second"]
     assert manifest["steps"]["01_first"]["recorded"] == {"total": 6}
+    assert manifest["steps"]["01_first"]["peak_kernel_rss_mb"] > 20
     assert manifest["input_fingerprints"]["table"]["bytes"] == len("a,b\n1,2\n")
     assert len(manifest["input_fingerprints"]["table"]["sha256"]) == 64
     assert manifest["environment"]["pandas"] == __import__("pandas").__version__

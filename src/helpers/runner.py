@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 
 import nbformat
 import papermill
+import psutil
 import yaml
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
@@ -92,20 +94,25 @@ def run_workbench(
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
         error: Exception | None = None
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(executed),
-                parameters={"run_dir": str(run_dir), "config_path": str(frozen_config)},
-                kernel_name="python3",
-                cwd=str(PROJECT_ROOT),
-                progress_bar=progress,
-                request_save_on_cell_execute=False,
-            )
-        except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
-            error = caught
+        with PeakMemory() as memory:
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(executed),
+                    parameters={"run_dir": str(run_dir), "config_path": str(frozen_config)},
+                    kernel_name="python3",
+                    cwd=str(PROJECT_ROOT),
+                    progress_bar=progress,
+                    request_save_on_cell_execute=False,
+                )
+            except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
+                error = caught
         seconds = round(time.perf_counter() - started, 2)
-        step_record: dict[str, Any] = {"seconds": seconds, "status": "failed" if error else "ok"}
+        step_record: dict[str, Any] = {
+            "seconds": seconds,
+            "peak_kernel_rss_mb": memory.peak_mb,
+            "status": "failed" if error else "ok",
+        }
         step_manifest = run_dir / step / STEP_MANIFEST
         if step_manifest.is_file():
             step_record["recorded"] = json.loads(step_manifest.read_text())
@@ -130,6 +137,40 @@ def run_workbench(
     point_latest(outputs_dir, run_dir)
     _say(progress, f"Run {run_id} finished. Reports: {run_dir / 'reports'}")
     return RunResult(run_id=run_id, run_dir=run_dir)
+
+
+class PeakMemory:
+    """Samples the resident memory of this process's children (the notebook kernel) while active."""
+
+    def __init__(self, interval_seconds: float = 0.25) -> None:
+        self.interval_seconds = interval_seconds
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval_seconds)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
