@@ -1,0 +1,38 @@
+-- Record pairs that share a usable strong identifier, with the evidence needed to accept or reject them.
+-- {identifiers}: record_index, identifier_type, identifier_value (suspicious values already removed)
+-- {records}: record_index, name_key, birth_date, gender, national_id_hash
+WITH pairs AS (
+    SELECT a.record_index AS left_index,
+           b.record_index AS right_index,
+           list(DISTINCT a.identifier_type ORDER BY a.identifier_type) AS shared_types
+    FROM {identifiers} a
+    JOIN {identifiers} b
+      ON a.identifier_type = b.identifier_type
+     AND a.identifier_value = b.identifier_value
+     AND a.record_index < b.record_index
+    GROUP BY ALL
+)
+SELECT p.left_index,
+       p.right_index,
+       array_to_string(p.shared_types, '+') AS shared_types,
+       CASE
+           WHEN l.name_key IS NULL OR r.name_key IS NULL THEN NULL
+           -- "wang" (from 王先生) or "david" fit "wang wei" / "david smith": a partial name agrees.
+           WHEN list_has_all(string_split(l.name_key, ' '), string_split(r.name_key, ' '))
+             OR list_has_all(string_split(r.name_key, ' '), string_split(l.name_key, ' ')) THEN
+               CASE WHEN l.name_key = r.name_key THEN 1.0 ELSE 0.95 END
+           ELSE jaro_winkler_similarity(l.name_key, r.name_key)
+       END AS name_similarity,
+       l.national_id_hash IS NOT NULL AND r.national_id_hash IS NOT NULL
+           AND l.national_id_hash <> r.national_id_hash AS national_id_conflict,
+       l.birth_date IS NOT NULL AND r.birth_date IS NOT NULL AND NOT (
+           (year(l.birth_date) = year(r.birth_date)) :: INT
+         + (month(l.birth_date) = month(r.birth_date)) :: INT
+         + (day(l.birth_date) = day(r.birth_date)) :: INT >= 2
+         OR (year(l.birth_date) = year(r.birth_date)
+             AND month(l.birth_date) = day(r.birth_date) AND day(l.birth_date) = month(r.birth_date))
+       ) AS birth_date_conflict,
+       l.gender IS NOT NULL AND r.gender IS NOT NULL AND l.gender <> r.gender AS gender_conflict
+FROM pairs p
+JOIN {records} l ON l.record_index = p.left_index
+JOIN {records} r ON r.record_index = p.right_index
