@@ -1,0 +1,614 @@
+"""Step 06: from segments and lifecycle stages to a contact plan, a call list and segment metrics.
+
+The playbook (`config/playbook.yml`) maps value tier -> channel and lifecycle stage -> action,
+script theme, offer, contact frequency and KPI, with optional per-segment overrides. Every
+customer gets a priority score:
+
+    value at stake    = CLV x churn risk + upside_weight x upside x (1 - churn risk)
+    upside            = max(segment's upside_quantile CLV - own CLV, 0)
+    expected response = past marketing response rate, shrunk to the population mean
+    priority          = value at stake x expected response - call cost x calls planned
+
+The call list takes the highest priorities per team until the team's calls for the period are
+used up; it never plans more calls than a team can make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+STAGES = ("contact", "acquisition", "conversion", "retention", "loyalty", "at_risk", "churned")
+TIERS = ("high", "middle", "low")
+STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
+STAGE_LABELS = {
+    "contact": "contact",
+    "acquisition": "acquisition",
+    "conversion": "conversion",
+    "retention": "retention",
+    "loyalty": "loyalty",
+    "at_risk": "at risk",
+    "churned": "churned",
+}
+CALL_LIST_COLUMNS = [
+    "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
+    "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
+    "offer", "script_theme", "reason",
+]  # fmt: skip
+
+
+class StrategyInputError(ValueError):
+    """An input frame of step 06 is missing columns or holds values the step cannot use."""
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """The analyst-editable playbook."""
+
+    tiers: dict[str, dict[str, Any]]
+    stages: dict[str, dict[str, Any]]
+    segment_overrides: dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Team:
+    """One call-center team and what it can do in the planning period."""
+
+    name: str
+    tiers: tuple[str, ...]
+    agents: int
+    hours_per_day: float
+    calls_per_hour: float
+    cost_per_call: float
+    working_days: int
+
+    @property
+    def capacity(self) -> int:
+        """Calls the team can make in the period."""
+        return int(self.agents * self.hours_per_day * self.calls_per_hour * self.working_days)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The `strategy` section of the run config, parsed."""
+
+    period_days: int
+    teams: tuple[Team, ...]
+    agent_cost_per_hour: float
+    upside_quantile: float
+    upside_weight: float
+    response_prior_strength: float
+
+    @classmethod
+    def from_config(cls, strategy: dict[str, Any]) -> StrategySettings:
+        period_days = int(strategy.get("period_days", 30))
+        working_days = round(period_days * float(strategy.get("working_days_per_week", 5)) / 7)
+        priority = strategy.get("priority", {}) or {}
+        capacity = strategy.get("capacity") or {}
+        if not capacity:
+            raise StrategyInputError("config strategy.capacity lists no teams")
+        teams = []
+        for name, team in capacity.items():
+            missing = {"agents", "hours_per_day", "calls_per_hour", "tiers"} - set(team)
+            if missing:
+                raise StrategyInputError(f"config strategy.capacity.{name} lacks {sorted(missing)}")
+            unknown = set(team["tiers"]) - set(TIERS)
+            if unknown:
+                raise StrategyInputError(
+                    f"config strategy.capacity.{name}.tiers has unknown tiers {sorted(unknown)}; "
+                    f"known: {list(TIERS)}"
+                )
+            teams.append(
+                Team(
+                    name=name,
+                    tiers=tuple(team["tiers"]),
+                    agents=int(team["agents"]),
+                    hours_per_day=float(team["hours_per_day"]),
+                    calls_per_hour=float(team["calls_per_hour"]),
+                    cost_per_call=float(team.get("cost_per_call", 0.0)),
+                    working_days=working_days,
+                )
+            )
+        return cls(
+            period_days=period_days,
+            teams=tuple(teams),
+            agent_cost_per_hour=float(strategy.get("agent_cost_per_hour", 60.0)),
+            upside_quantile=float(priority.get("upside_quantile", 0.75)),
+            upside_weight=float(priority.get("upside_weight", 0.25)),
+            response_prior_strength=float(priority.get("response_prior_strength", 10)),
+        )
+
+    def capacity_table(self) -> pd.DataFrame:
+        """One row per team: who they call and how many calls they can make in the period."""
+        return pd.DataFrame(
+            {
+                "team": [t.name for t in self.teams],
+                "tiers": [", ".join(t.tiers) for t in self.teams],
+                "agents": [t.agents for t in self.teams],
+                "working_days": [t.working_days for t in self.teams],
+                "calls_capacity": [t.capacity for t in self.teams],
+                "cost_per_call": [t.cost_per_call for t in self.teams],
+            }
+        )
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Read and check the playbook YAML."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    tiers, stages = raw.get("tiers") or {}, raw.get("stages") or {}
+    if missing := sorted(set(TIERS) - set(tiers)):
+        raise StrategyInputError(f"playbook {path}: tiers section lacks {missing}")
+    if missing := sorted(set(STAGES) - set(stages)):
+        raise StrategyInputError(f"playbook {path}: stages section lacks {missing}")
+    for stage, fields in stages.items():
+        if lacking := sorted(set(STAGE_FIELDS) - set(fields)):
+            raise StrategyInputError(f"playbook {path}: stage {stage!r} lacks {lacking}")
+        if int(fields["frequency_days"]) < 1:
+            raise StrategyInputError(f"playbook {path}: stage {stage!r} frequency_days must be >= 1")
+    for tier, fields in tiers.items():
+        if {"channel", "cost_per_contact"} - set(fields):
+            raise StrategyInputError(f"playbook {path}: tier {tier!r} needs channel and cost_per_contact")
+    overrides = raw.get("segment_overrides") or {}
+    for segment, by_stage in overrides.items():
+        for stage, fields in (by_stage or {}).items():
+            if stage not in STAGES or set(fields) - set(STAGE_FIELDS):
+                raise StrategyInputError(
+                    f"playbook {path}: segment_overrides[{segment!r}][{stage!r}] must name a stage "
+                    f"({', '.join(STAGES)}) and only fields {list(STAGE_FIELDS)}"
+                )
+    return Playbook(tiers=tiers, stages=stages, segment_overrides=overrides)
+
+
+def _fail(frame_name: str, column: str, problem: str, bad: pd.DataFrame) -> None:
+    examples = bad.head(5).to_dict("records")
+    raise StrategyInputError(f"{frame_name}.{column}: {len(bad):,} rows {problem}; e.g. {examples}")
+
+
+def _require(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise StrategyInputError(f"{frame_name} lacks columns {missing}; it has {list(frame.columns)}")
+
+
+def _check_allowed(frame: pd.DataFrame, frame_name: str, column: str, allowed: tuple[str, ...]) -> None:
+    bad = ~frame[column].astype("string").isin(allowed).fillna(False)
+    if bad.any():
+        _fail(frame_name, column, f"are not one of {list(allowed)}", frame.loc[bad, ["customer_id", column]])
+
+
+def _check_not_null(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
+    for column in columns:
+        bad = frame[column].isna()
+        if bad.any():
+            _fail(frame_name, column, "are null", frame.loc[bad, ["customer_id", column]])
+
+
+FEATURE_COLUMNS = [
+    "customer_id", "clv_12m", "value_tier", "response_rate", "n_marketing_contacts", "conversion_rate",
+    "monetary_12m", "csat_mean", "nps_mean", "n_calls", "n_inbound", "n_complaints", "avg_handle_sec",
+    "tenure_days", "purchases_last_90d", "purchases_prev_90d",
+]  # fmt: skip
+
+
+def assemble_customers(
+    features: pd.DataFrame, segments: pd.DataFrame, lifecycle: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per customer with features, segment and stage; fails on gaps between the inputs."""
+    _require(features, "03_features/features", FEATURE_COLUMNS)
+    _require(segments, "04_clustering/segments", ["customer_id", "segment_id", "segment_name"])
+    _require(lifecycle, "05_lifecycle/lifecycle", ["customer_id", "stage", "churn_risk"])
+    for frame, name in (
+        (features, "03_features/features"),
+        (segments, "04_clustering/segments"),
+        (lifecycle, "05_lifecycle/lifecycle"),
+    ):
+        dupes = frame["customer_id"].duplicated(keep=False)
+        if dupes.any():
+            _fail(name, "customer_id", "are duplicated", frame.loc[dupes, ["customer_id"]])
+    _check_allowed(features, "03_features/features", "value_tier", TIERS)
+    _check_allowed(lifecycle, "05_lifecycle/lifecycle", "stage", STAGES)
+    _check_not_null(features, "03_features/features", ["clv_12m", "n_marketing_contacts"])
+    _check_not_null(lifecycle, "05_lifecycle/lifecycle", ["churn_risk"])
+    _check_not_null(segments, "04_clustering/segments", ["segment_id", "segment_name"])
+    out_of_range = ~lifecycle["churn_risk"].between(0, 1)
+    if out_of_range.any():
+        _fail(
+            "05_lifecycle/lifecycle",
+            "churn_risk",
+            "are outside 0..1",
+            lifecycle.loc[out_of_range, ["customer_id", "churn_risk"]],
+        )
+
+    customers = segments[["customer_id", "segment_id", "segment_name"]].merge(
+        lifecycle[["customer_id", "stage", "churn_risk"]],
+        on="customer_id",
+        how="outer",
+        indicator="_seg_life",
+    )
+    customers = customers.merge(features[FEATURE_COLUMNS], on="customer_id", how="outer", indicator="_feat")
+    for flag, left, right in (
+        ("_seg_life", "04_clustering/segments", "05_lifecycle/lifecycle"),
+        ("_feat", "segments/lifecycle", "03_features/features"),
+    ):
+        for side, here, there in (("left_only", left, right), ("right_only", right, left)):
+            bad = customers[flag] == side
+            if bad.any():
+                _fail(here, "customer_id", f"have no row in {there}", customers.loc[bad, ["customer_id"]])
+    customers = customers.drop(columns=["_seg_life", "_feat"])
+    customers["segment_id"] = customers["segment_id"].astype("int64")
+    for column in ("segment_name", "stage", "value_tier"):
+        customers[column] = customers[column].astype("string").astype("category")
+    return customers
+
+
+def playbook_matrix(playbook: Playbook, segment_names: list[str]) -> pd.DataFrame:
+    """Segment x stage table of action, script theme, offer, frequency, KPI and call tiers."""
+    rows = []
+    for segment in segment_names:
+        overrides = playbook.segment_overrides.get(segment, {}) or {}
+        for stage in STAGES:
+            fields = {**playbook.stages[stage], **(overrides.get(stage) or {})}
+            rows.append({"segment_name": segment, "stage": stage, **{f: fields[f] for f in STAGE_FIELDS}})
+    matrix = pd.DataFrame(rows)
+    matrix["frequency_days"] = matrix["frequency_days"].astype(int)
+    matrix["call_tiers"] = matrix["call_tiers"].map(lambda tiers: ", ".join(tiers))
+    return matrix
+
+
+def smoothed_response(response_rate: pd.Series, n_contacts: pd.Series, prior_strength: float) -> pd.Series:
+    """Response rate shrunk towards the population rate: (responses + k*mean) / (contacts + k)."""
+    contacts = n_contacts.astype(float)
+    responses = (response_rate.astype(float).fillna(0.0) * contacts).to_numpy()
+    total_contacts = contacts.sum()
+    mean_rate = responses.sum() / total_contacts if total_contacts > 0 else 0.0
+    return pd.Series(
+        (responses + prior_strength * mean_rate) / (contacts.to_numpy() + prior_strength),
+        index=response_rate.index,
+    )
+
+
+def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySettings) -> pd.DataFrame:
+    """Per customer: channel, action, offer, contacts planned, value at stake and priority."""
+    names = sorted(customers["segment_name"].astype(str).unique())
+    matrix = playbook_matrix(playbook, names)
+    matrix_keyed = matrix.set_index(["segment_name", "stage"])
+    key = pd.MultiIndex.from_arrays(
+        [customers["segment_name"].astype(str), customers["stage"].astype(str)],
+        names=["segment_name", "stage"],
+    )
+    positions = matrix_keyed.index.get_indexer(key)
+    plan = customers[
+        ["customer_id", "segment_id", "segment_name", "stage", "value_tier", "clv_12m", "churn_risk"]
+    ].copy()
+    tier = customers["value_tier"].astype(str)
+    plan["channel"] = pd.Categorical(tier.map({t: f["channel"] for t, f in playbook.tiers.items()}))
+    for column in ("action", "script_theme", "offer", "kpi"):
+        plan[column] = pd.Categorical.from_codes(
+            pd.Categorical(matrix[column]).codes[positions], pd.Categorical(matrix[column]).categories
+        )
+    frequency = matrix["frequency_days"].to_numpy()[positions]
+    plan["contacts_planned"] = np.maximum(1, settings.period_days // frequency)
+    call_tiers = matrix["call_tiers"].str.split(", ").to_numpy()[positions]
+    first_team_cost = {}
+    for team in settings.teams:
+        for team_tier in team.tiers:
+            first_team_cost.setdefault(team_tier, team.cost_per_call)
+    tier_wants_call = np.fromiter(
+        (t in tiers for t, tiers in zip(tier, call_tiers, strict=True)), bool, len(tier)
+    )
+    plan["call_eligible"] = tier_wants_call & tier.isin(list(first_team_cost)).to_numpy()
+    plan["mass_cost"] = tier.map({t: float(f["cost_per_contact"]) for t, f in playbook.tiers.items()})
+    plan["call_cost"] = tier.map(first_team_cost).astype(float).fillna(0.0)
+    unit_cost = np.where(plan["call_eligible"], plan["call_cost"], plan["mass_cost"])
+
+    clv = customers["clv_12m"].astype(float).clip(lower=0)
+    risk = customers["churn_risk"].astype(float)
+    potential = clv.groupby(customers["segment_id"]).transform(lambda s: s.quantile(settings.upside_quantile))
+    plan["value_at_risk"] = clv * risk
+    plan["upside"] = (potential - clv).clip(lower=0)
+    plan["value_at_stake"] = plan["value_at_risk"] + settings.upside_weight * plan["upside"] * (1 - risk)
+    plan["expected_response"] = smoothed_response(
+        customers["response_rate"], customers["n_marketing_contacts"], settings.response_prior_strength
+    )
+    plan["priority"] = (
+        plan["value_at_stake"] * plan["expected_response"] - unit_cost * plan["contacts_planned"]
+    )
+    return plan
+
+
+def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Fill each team's calls for the period with its tiers' highest-priority customers.
+
+    Teams fill in config order; a team takes the longest run of its eligible customers (by
+    priority, ties by customer id) whose planned calls fit its capacity. Adds `on_call_list`,
+    `team`, `calls_planned` (0 when not called), `call_rank` (1 = call first, else 0) and
+    `contact_cost` (the team's call cost on the list, else the tier's mass-channel cost).
+    """
+    plan = plan.copy()
+    order = np.lexsort((plan["customer_id"].to_numpy(), -plan["priority"].to_numpy()))
+    ranked = plan.iloc[order]
+    candidate = ranked["call_eligible"].to_numpy() & (ranked["priority"].to_numpy() > 0)
+    tiers = ranked["value_tier"].astype(str).to_numpy()
+    calls = ranked["contacts_planned"].to_numpy()
+    assigned_team = np.full(len(ranked), "", dtype=object)
+    for team in settings.teams:
+        mask = candidate & (assigned_team == "") & np.isin(tiers, team.tiers)
+        taken = np.flatnonzero(mask)[np.cumsum(calls[mask]) <= team.capacity]
+        assigned_team[taken] = team.name
+    on_list = assigned_team != ""
+    team_series = pd.Series(assigned_team, index=ranked.index).where(on_list, None)
+    plan["team"] = team_series.reindex(plan.index).astype("category")
+    plan["on_call_list"] = plan["team"].notna()
+    plan["calls_planned"] = np.where(plan["on_call_list"], plan["contacts_planned"], 0)
+    rank = pd.Series(np.cumsum(on_list) * on_list, index=ranked.index)
+    plan["call_rank"] = rank.reindex(plan.index).astype("int64")
+    plan["contact_cost"] = np.where(plan["on_call_list"], plan["call_cost"], plan["mass_cost"])
+    return plan
+
+
+def team_usage(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Capacity table plus customers and calls planned per team."""
+    usage = (
+        plan.loc[plan["on_call_list"]]
+        .groupby("team", observed=True)
+        .agg(customers=("customer_id", "size"), calls_planned=("calls_planned", "sum"))
+    )
+    table = settings.capacity_table().merge(usage, left_on="team", right_index=True, how="left")
+    table[["customers", "calls_planned"]] = table[["customers", "calls_planned"]].fillna(0).astype("int64")
+    table["utilisation"] = table["calls_planned"] / table["calls_capacity"].where(table["calls_capacity"] > 0)
+    return table
+
+
+def call_reasons(calls: pd.DataFrame) -> pd.Series:
+    """A short, human reason per call-list row, from stage, risk, value and upside."""
+    stage = calls["stage"].astype(str).map(STAGE_LABELS)
+    risk = (calls["churn_risk"] * 100).round().astype(int).astype(str)
+    clv = calls["clv_12m"].round().astype(int).map("{:,}".format)
+    upside = calls["upside"].round().astype(int).map("{:,}".format)
+    driver = np.where(
+        calls["value_at_risk"] >= calls["value_at_stake"] / 2,
+        "churn risk " + risk + "% on 12-month CLV ¥" + clv,
+        "upside ¥" + upside + " to the segment's top customers",
+    )
+    return (stage + " stage, " + calls["value_tier"].astype(str) + " value: " + driver).astype(str)
+
+
+def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
+    """The ranked call list with contact details (the only frame of step 06 that carries them)."""
+    _require(golden, "02_identity_merge/golden", ["customer_id", "full_name", "mobile", "email", "city"])
+    calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
+    calls = calls.merge(
+        golden[["customer_id", "full_name", "mobile", "email", "city"]],
+        on="customer_id",
+        how="left",
+        indicator=True,
+    )
+    missing = calls["_merge"] == "left_only"
+    if missing.any():
+        _fail(
+            "06_strategy/plan",
+            "customer_id",
+            "on the call list have no 02_identity_merge/golden row",
+            calls.loc[missing, ["customer_id"]],
+        )
+    calls["reason"] = call_reasons(calls)
+    calls["priority"] = calls["priority"].round(2)
+    calls["clv_12m"] = calls["clv_12m"].round(2)
+    calls["churn_risk"] = calls["churn_risk"].round(3)
+    return calls[CALL_LIST_COLUMNS].reset_index(drop=True)
+
+
+def write_call_list(calls: pd.DataFrame, step_dir: Path) -> tuple[Path, Path]:
+    """Write call_list.csv (UTF-8 with BOM, so Excel shows Chinese) and call_list.xlsx."""
+    step_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = step_dir / "call_list.csv", step_dir / "call_list.xlsx"
+    text = calls.astype({c: str for c in ("team", "segment_name", "stage", "value_tier")})
+    text.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    with pd.ExcelWriter(xlsx_path, engine="xlsxwriter") as writer:
+        text.to_excel(writer, sheet_name="call_list", index=False)
+        sheet = writer.sheets["call_list"]
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(text), len(text.columns) - 1)
+    return csv_path, xlsx_path
+
+
+def cost_to_serve(customers: pd.DataFrame, plan: pd.DataFrame, settings: StrategySettings) -> pd.Series:
+    """Per customer and period: planned outreach plus inbound service time at the agent hour cost."""
+    outreach = plan["contact_cost"] * plan["contacts_planned"]
+    months_observed = customers["tenure_days"].astype(float).clip(lower=settings.period_days)
+    inbound_per_period = (
+        customers["n_inbound"].astype(float).fillna(0) / months_observed * settings.period_days
+    )
+    handle_hours = customers["avg_handle_sec"].astype(float).fillna(0) / 3600
+    return outreach + inbound_per_period * handle_hours * settings.agent_cost_per_hour
+
+
+METRIC_COLUMNS = [
+    "customers", "customer_share", "value_share", "clv_share", "csat", "nps", "retention_rate",
+    "conversion_rate", "complaint_rate", "cost_to_serve", "churn_risk", "at_risk_share",
+    "value_at_risk", "on_call_list",
+]  # fmt: skip
+
+
+def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Success metrics per segment (plus an `All customers` row with segment_id -1)."""
+    frame = pd.DataFrame(
+        {
+            "segment_id": customers["segment_id"],
+            "segment_name": customers["segment_name"].astype(str),
+            "monetary_12m": customers["monetary_12m"].astype(float).fillna(0),
+            "clv": customers["clv_12m"].astype(float),
+            "csat": customers["csat_mean"].astype(float),
+            "promoter": (customers["nps_mean"] >= 9).astype(float).where(customers["nps_mean"].notna()),
+            "detractor": (customers["nps_mean"] <= 6).astype(float).where(customers["nps_mean"].notna()),
+            "bought_prev": (customers["purchases_prev_90d"].fillna(0) > 0).astype(float),
+            "retained": (
+                (customers["purchases_prev_90d"].fillna(0) > 0)
+                & (customers["purchases_last_90d"].fillna(0) > 0)
+            ).astype(float),
+            "contacts": customers["n_marketing_contacts"].astype(float),
+            "conversions": customers["conversion_rate"].astype(float).fillna(0)
+            * customers["n_marketing_contacts"].astype(float),
+            "calls": customers["n_calls"].astype(float).fillna(0),
+            "complaints": customers["n_complaints"].astype(float).fillna(0),
+            "cost": cost_to_serve(customers, plan, settings),
+            "churn_risk": customers["churn_risk"].astype(float),
+            "at_risk": customers["stage"].isin(["at_risk", "churned"]).astype(float),
+            "value_at_risk": plan["value_at_risk"],
+            "on_call_list": plan["on_call_list"].astype(int),
+        }
+    )
+    all_rows = frame.assign(segment_id=-1, segment_name="All customers")
+    grouped = pd.concat([frame, all_rows]).groupby(["segment_id", "segment_name"], sort=True)
+    sums = grouped[
+        [
+            "monetary_12m",
+            "clv",
+            "bought_prev",
+            "retained",
+            "contacts",
+            "conversions",
+            "calls",
+            "complaints",
+            "value_at_risk",
+            "on_call_list",
+        ]
+    ].sum()
+    means = grouped[["csat", "promoter", "detractor", "cost", "churn_risk", "at_risk"]].mean()
+    sizes = grouped.size()
+    total = len(frame)
+    metrics = pd.DataFrame(
+        {
+            "customers": sizes,
+            "customer_share": sizes / total,
+            "value_share": sums["monetary_12m"] / max(frame["monetary_12m"].sum(), 1e-9),
+            "clv_share": sums["clv"] / max(frame["clv"].sum(), 1e-9),
+            "csat": means["csat"],
+            "nps": 100 * (means["promoter"] - means["detractor"]),
+            "retention_rate": sums["retained"] / sums["bought_prev"].where(sums["bought_prev"] > 0),
+            "conversion_rate": sums["conversions"] / sums["contacts"].where(sums["contacts"] > 0),
+            "complaint_rate": sums["complaints"] / sums["calls"].where(sums["calls"] > 0),
+            "cost_to_serve": means["cost"],
+            "churn_risk": means["churn_risk"],
+            "at_risk_share": means["at_risk"],
+            "value_at_risk": sums["value_at_risk"],
+            "on_call_list": sums["on_call_list"].astype("int64"),
+        }
+    ).reset_index()
+    return metrics[["segment_id", "segment_name", *METRIC_COLUMNS]]
+
+
+def metric_deltas(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """`current` plus `delta_<metric>` = current - previous, matched on (stable) segment_id."""
+    result = current.copy()
+    if previous is None:
+        for metric in METRIC_COLUMNS:
+            result[f"delta_{metric}"] = np.nan
+        return result
+    before = previous.set_index("segment_id")[METRIC_COLUMNS].reindex(current["segment_id"])
+    for metric in METRIC_COLUMNS:
+        result[f"delta_{metric}"] = current[metric].to_numpy(dtype=float) - before[metric].to_numpy(
+            dtype=float
+        )
+    return result
+
+
+def stage_mix(plan: pd.DataFrame) -> pd.DataFrame:
+    """Customers, value at stake and call-list customers per segment x stage."""
+    mix = plan.groupby(["segment_id", "segment_name", "stage"], observed=True).agg(
+        customers=("customer_id", "size"),
+        value_at_stake=("value_at_stake", "sum"),
+        on_call_list=("on_call_list", "sum"),
+    )
+    return mix.reset_index()
+
+
+def _lower_first(text: str) -> str:
+    """Lower-case the first letter unless it starts an acronym ("VIP care" stays)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _fmt_delta(value: float, unit: str, scale: float = 1.0, digits: int = 0) -> str:
+    return f"{value * scale:+.{digits}f}{unit}"
+
+
+def recommendation(
+    segment: pd.Series,
+    overall: pd.Series,
+    mix: pd.DataFrame,
+    plan_matrix: pd.DataFrame,
+    tiers: dict[str, dict[str, Any]],
+    dominant_tier: str,
+) -> str:
+    """One paragraph for managers, generated from one segment's metrics and stage mix."""
+    name = segment["segment_name"]
+    parts = [
+        f"**{name}**: {segment['customers']:,} customers ({segment['customer_share']:.0%} of the base), "
+        f"{segment['value_share']:.0%} of 12-month revenue and {segment['clv_share']:.0%} of predicted "
+        "12-month value."
+    ]
+    notes = []
+    comparisons = (
+        ("csat", "satisfaction", 0.15, "{:.2f}/5"),
+        ("nps", "NPS", 8.0, "{:+.0f}"),
+        ("retention_rate", "retention", 0.08, "{:.0%}"),
+        ("complaint_rate", "complaint rate", 0.02, "{:.1%}"),
+    )
+    for column, label, margin, fmt in comparisons:
+        value, base = segment[column], overall[column]
+        if pd.isna(value) or pd.isna(base) or abs(value - base) < margin:
+            continue
+        direction = "above" if value > base else "below"
+        notes.append(f"{label} {fmt.format(value)} is {direction} average ({fmt.format(base)})")
+    if notes:
+        parts.append("Compared with all customers, " + "; ".join(notes) + ".")
+    stages = mix.sort_values("customers", ascending=False)
+    top = stages.head(2)
+    shares = ", ".join(
+        f"{STAGE_LABELS[s]} {n / segment['customers']:.0%}"
+        for s, n in zip(top["stage"], top["customers"], strict=True)
+    )
+    parts.append(
+        f"Largest lifecycle stages: {shares}; {segment['at_risk_share']:.0%} are at risk or churned, "
+        f"with ¥{segment['value_at_risk']:,.0f} of predicted value at risk."
+    )
+    focus = mix.sort_values(["value_at_stake", "customers"], ascending=False).iloc[0]
+    treatment = plan_matrix.set_index("stage").loc[focus["stage"]]
+    parts.append(
+        f"Recommendation: focus on the {STAGE_LABELS[focus['stage']]} customers (largest value at stake, "
+        f"¥{focus['value_at_stake']:,.0f}): {_lower_first(treatment['action'])}, offering "
+        f"{_lower_first(treatment['offer'])}, mainly through {_lower_first(tiers[dominant_tier]['channel'])} "
+        f"(most customers are {dominant_tier} value). {segment['on_call_list']:,} of them are on this "
+        f"period's call list. KPI to watch: {_lower_first(treatment['kpi'])}."
+    )
+    if pd.notna(segment.get("delta_customers")):
+        parts.append(
+            f"Since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
+            f"NPS {_fmt_delta(segment['delta_nps'], ' pts')}, "
+            f"at-risk share {_fmt_delta(segment['delta_at_risk_share'], ' pts', 100)}."
+        )
+    return " ".join(parts)
+
+
+def recommendations(metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playbook) -> dict[str, str]:
+    """Segment name -> one paragraph recommendation (segments in id order)."""
+    overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
+    mix = stage_mix(plan)
+    tiers = plan.groupby(["segment_id", "value_tier"], observed=True).size().rename("n").reset_index()
+    dominant = tiers.sort_values("n", ascending=False).drop_duplicates("segment_id").set_index("segment_id")
+    paragraphs = {}
+    for _, segment in metrics.loc[metrics["segment_id"] >= 0].sort_values("segment_id").iterrows():
+        matrix = playbook_matrix(playbook, [segment["segment_name"]])
+        paragraphs[segment["segment_name"]] = recommendation(
+            segment,
+            overall,
+            mix.loc[mix["segment_id"] == segment["segment_id"]],
+            matrix,
+            playbook.tiers,
+            str(dominant.loc[segment["segment_id"], "value_tier"]),
+        )
+    return paragraphs

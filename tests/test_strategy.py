@@ -1,0 +1,331 @@
+"""Step 06: playbook, priority, capacity-limited call list, segment metrics and segment migration."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import migration, strategy
+from helpers.config import load_config
+from helpers.paths import PROJECT_ROOT
+from helpers.strategy_synth import synthetic_inputs
+
+PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
+
+
+def settings_with(teams: dict[str, dict], period_days: int = 30) -> strategy.StrategySettings:
+    section = {**load_config()["strategy"], "capacity": teams, "period_days": period_days}
+    return strategy.StrategySettings.from_config(section)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> dict[str, pd.DataFrame]:
+    return synthetic_inputs(6000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def customers(synthetic: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return strategy.assemble_customers(synthetic["features"], synthetic["segments"], synthetic["lifecycle"])
+
+
+def hand_built(rows: list[dict]) -> pd.DataFrame:
+    """Customers with the given overrides on neutral defaults, already assembled."""
+    defaults = {
+        "segment_id": 0, "segment_name": "Mixed", "stage": "retention", "churn_risk": 0.2, "clv_12m": 1000.0,
+        "value_tier": "middle", "response_rate": 0.2, "n_marketing_contacts": 10, "conversion_rate": 0.05,
+        "monetary_12m": 1000.0, "csat_mean": 4.0, "nps_mean": 8.0, "n_calls": 2, "n_inbound": 1,
+        "n_complaints": 0, "avg_handle_sec": 300.0, "tenure_days": 365.0, "purchases_last_90d": 1,
+        "purchases_prev_90d": 1,
+    }  # fmt: skip
+    frame = pd.DataFrame([{**defaults, "customer_id": f"C{i}", **row} for i, row in enumerate(rows)])
+    features = frame[strategy.FEATURE_COLUMNS]
+    return strategy.assemble_customers(
+        features,
+        frame[["customer_id", "segment_id", "segment_name"]],
+        frame[["customer_id", "stage", "churn_risk"]],
+    )
+
+
+def test_high_value_at_risk_outranks_low_value_loyal() -> None:
+    customers = hand_built(
+        [
+            {"stage": "loyalty", "value_tier": "low", "clv_12m": 300.0, "churn_risk": 0.05},
+            {"stage": "at_risk", "value_tier": "high", "clv_12m": 20000.0, "churn_risk": 0.8},
+            {"stage": "retention", "value_tier": "middle", "clv_12m": 3000.0, "churn_risk": 0.3},
+        ]
+    )
+    # One team for every tier with room for exactly one at-risk customer's two calls.
+    settings = settings_with(
+        {"all": {"agents": 1, "hours_per_day": 1, "calls_per_hour": 0.1, "tiers": ["high", "middle", "low"]}}
+    )
+    assert settings.teams[0].capacity == 2
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    by_id = plan.set_index("customer_id")
+    assert by_id.loc["C1", "priority"] > max(by_id.loc["C0", "priority"], by_id.loc["C2", "priority"])
+    assert by_id.loc["C1", "value_at_risk"] == pytest.approx(16000.0)
+    # Upside: the segment's 75th-percentile CLV (11,500) minus own CLV, weighted and discounted by risk.
+    assert by_id.loc["C0", "upside"] == pytest.approx(11200.0)
+    expected = 300 * 0.05 + settings.upside_weight * 11200 * 0.95
+    assert by_id.loc["C0", "value_at_stake"] == pytest.approx(expected)
+    assert by_id["on_call_list"].to_dict() == {"C0": False, "C1": True, "C2": False}
+    assert by_id.loc["C1", "call_rank"] == 1
+    assert by_id.loc["C1", "calls_planned"] == 2  # at-risk: every 15 days in a 30-day period
+
+
+@pytest.mark.parametrize(
+    "teams",
+    [
+        {},  # the demo config's teams
+        {"solo": {"agents": 1, "hours_per_day": 2, "calls_per_hour": 3, "tiers": ["high", "middle", "low"]}},
+        {
+            "vip": {"agents": 1, "hours_per_day": 4, "calls_per_hour": 2, "tiers": ["high"]},
+            "shared_a": {"agents": 2, "hours_per_day": 1, "calls_per_hour": 5, "tiers": ["middle", "low"]},
+            "shared_b": {"agents": 1, "hours_per_day": 3, "calls_per_hour": 7, "tiers": ["low"]},
+            "idle": {"agents": 0, "hours_per_day": 6, "calls_per_hour": 6, "tiers": ["middle"]},
+        },
+    ],
+)
+def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, teams: dict) -> None:
+    settings = (
+        settings_with(teams) if teams else strategy.StrategySettings.from_config(load_config()["strategy"])
+    )
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    usage = strategy.team_usage(plan, settings).set_index("team")
+    assert (usage["calls_planned"] <= usage["calls_capacity"]).all()
+    assert plan.loc[plan["on_call_list"], "priority"].gt(0).all()
+    assert plan.loc[plan["on_call_list"], "call_eligible"].all()
+    ranked = plan.sort_values(["priority", "customer_id"], ascending=[False, True])
+    taken = set()
+    for team in settings.teams:
+        members = plan.loc[plan["team"] == team.name]
+        assert members["value_tier"].astype(str).isin(team.tiers).all()
+        # Maximal: the best eligible customer the team left out does not fit in what is left.
+        left_out = ranked.loc[
+            ranked["call_eligible"]
+            & ranked["priority"].gt(0)
+            & ranked["value_tier"].astype(str).isin(team.tiers)
+            & ~ranked["customer_id"].isin(taken)
+            & ~ranked["on_call_list"]
+        ]
+        if len(left_out):
+            room = team.capacity - members["calls_planned"].sum()
+            assert left_out["contacts_planned"].iloc[0] > room
+        taken |= set(members["customer_id"])
+    on_list = plan.loc[plan["on_call_list"]].sort_values("call_rank")
+    assert on_list["call_rank"].tolist() == list(range(1, len(on_list) + 1))
+    assert on_list["priority"].is_monotonic_decreasing
+
+
+def test_call_list_export_carries_contacts_and_reasons(
+    synthetic: dict[str, pd.DataFrame], customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    assert not {"full_name", "mobile", "email"} & set(plan.columns)
+    calls = strategy.build_call_list(plan, synthetic["golden"])
+    assert len(calls) == plan["on_call_list"].sum()
+    assert calls["mobile"].str.match(r"^\+861\d{10}$").all()
+    assert calls["reason"].str.contains(r"(?:stage, (?:high|middle|low) value: (?:churn risk|upside))").all()
+    csv_path, xlsx_path = strategy.write_call_list(calls, tmp_path)
+    from_csv = pd.read_csv(csv_path, encoding="utf-8-sig")
+    from_xlsx = pd.read_excel(xlsx_path, sheet_name="call_list")
+    assert list(from_csv.columns) == strategy.CALL_LIST_COLUMNS
+    assert from_csv["full_name"].tolist() == calls["full_name"].tolist()
+    assert from_xlsx["customer_id"].tolist() == calls["customer_id"].tolist()
+
+
+def test_bad_inputs_name_frame_column_and_rows(synthetic: dict[str, pd.DataFrame]) -> None:
+    features = synthetic["features"].copy()
+    features.loc[7, "value_tier"] = "gold"
+    with pytest.raises(strategy.StrategyInputError, match=r"03_features/features\.value_tier.*C000000007"):
+        strategy.assemble_customers(features, synthetic["segments"], synthetic["lifecycle"])
+    lifecycle = synthetic["lifecycle"].drop(index=11)
+    with pytest.raises(
+        strategy.StrategyInputError, match=r"04_clustering/segments.*no row in 05_lifecycle.*C000000011"
+    ):
+        strategy.assemble_customers(synthetic["features"], synthetic["segments"], lifecycle)
+    lifecycle = synthetic["lifecycle"].copy()
+    lifecycle.loc[3, "churn_risk"] = 1.5
+    with pytest.raises(strategy.StrategyInputError, match=r"churn_risk.*outside 0\.\.1.*C000000003"):
+        strategy.assemble_customers(synthetic["features"], synthetic["segments"], lifecycle)
+    with pytest.raises(strategy.StrategyInputError, match=r"lacks columns.*clv_12m"):
+        strategy.assemble_customers(
+            synthetic["features"].drop(columns="clv_12m"), synthetic["segments"], synthetic["lifecycle"]
+        )
+
+
+def test_smoothed_response_shrinks_to_population_rate() -> None:
+    rates = pd.Series([np.nan, 1.0, 0.0])
+    contacts = pd.Series([0, 1, 9])
+    # population: 1 response in 10 contacts = 0.1; k = 10
+    smoothed = strategy.smoothed_response(rates, contacts, prior_strength=10)
+    assert smoothed.tolist() == pytest.approx([0.1, (1 + 1.0) / 11, (0 + 1.0) / 19])
+
+
+def test_segment_metrics_known_values() -> None:
+    customers = hand_built(
+        [
+            {"segment_id": 0, "segment_name": "A", "monetary_12m": 300.0, "nps_mean": 10, "n_calls": 4,
+             "n_complaints": 1, "purchases_prev_90d": 2, "purchases_last_90d": 0, "stage": "at_risk"},
+            {"segment_id": 0, "segment_name": "A", "monetary_12m": 300.0, "nps_mean": 3, "n_calls": 4,
+             "n_complaints": 1, "purchases_prev_90d": 1, "purchases_last_90d": 2},
+            {"segment_id": 1, "segment_name": "B", "monetary_12m": 400.0, "nps_mean": np.nan, "n_calls": 0,
+             "n_complaints": 0, "purchases_prev_90d": 0, "csat_mean": 2.0},
+        ]
+    )  # fmt: skip
+    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    metrics = strategy.segment_metrics(customers, plan, settings).set_index("segment_name")
+    assert metrics.loc["A", "customers"] == 2
+    assert metrics.loc["A", "value_share"] == pytest.approx(0.6)
+    assert metrics.loc["A", "nps"] == pytest.approx(0.0)  # one promoter, one detractor
+    assert metrics.loc["A", "complaint_rate"] == pytest.approx(0.25)
+    assert metrics.loc["A", "retention_rate"] == pytest.approx(0.5)
+    assert metrics.loc["A", "at_risk_share"] == pytest.approx(0.5)
+    assert np.isnan(metrics.loc["B", "nps"]) and np.isnan(metrics.loc["B", "complaint_rate"])
+    assert metrics.loc["All customers", "csat"] == pytest.approx((4 + 4 + 2) / 3)
+    assert metrics.loc["All customers", "customers"] == 3
+    assert (metrics["cost_to_serve"] > 0).all()
+    moved = strategy.metric_deltas(metrics.reset_index(), metrics.reset_index().assign(customers=1))
+    assert moved.set_index("segment_name").loc["A", "delta_customers"] == 1
+
+
+def test_playbook_segment_override_and_errors(tmp_path: Path) -> None:
+    text = (PROJECT_ROOT / "config" / "playbook.yml").read_text(encoding="utf-8")
+    edited = tmp_path / "playbook.yml"
+    edited.write_text(
+        text.replace(
+            "segment_overrides: {}", 'segment_overrides:\n  "B":\n    at_risk: {script_theme: "Fix it"}'
+        ),
+        encoding="utf-8",
+    )
+    matrix = strategy.playbook_matrix(strategy.load_playbook(edited), ["A", "B"]).set_index(
+        ["segment_name", "stage"]
+    )
+    assert matrix.loc[("B", "at_risk"), "script_theme"] == "Fix it"
+    assert matrix.loc[("A", "at_risk"), "script_theme"] == PLAYBOOK.stages["at_risk"]["script_theme"]
+    assert len(matrix) == 2 * len(strategy.STAGES)
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("  churned:", "  gone:"), encoding="utf-8")
+    with pytest.raises(strategy.StrategyInputError, match=r"stages section lacks \['churned'\]"):
+        strategy.load_playbook(broken)
+
+
+def test_recommendation_paragraph_reflects_metrics(customers: pd.DataFrame) -> None:
+    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)
+    paragraphs = strategy.recommendations(metrics, plan, PLAYBOOK)
+    assert list(paragraphs) == ["High-value loyal", "Growing regulars", "Price seekers", "Complaint-prone",
+                                "New prospects"]  # fmt: skip
+    assert (
+        "complaint rate" in paragraphs["Complaint-prone"] and "above average" in paragraphs["Complaint-prone"]
+    )
+    assert "focus on the at risk customers" in paragraphs["Complaint-prone"]
+    assert "through dedicated account manager" in paragraphs["High-value loyal"]
+
+
+# --- migration -------------------------------------------------------------------------------
+
+
+def relabel(segments: pd.DataFrame, permutation: dict[int, int], names: dict[int, str]) -> pd.DataFrame:
+    """What a rerun of clustering may return: same groups, other raw ids and generated names."""
+    moved = segments.copy()
+    moved["segment_id"] = moved["segment_id"].map(permutation)
+    moved["segment_name"] = moved["segment_id"].map(names)
+    return moved
+
+
+def test_unchanged_rerun_keeps_segment_ids_and_names(synthetic: dict[str, pd.DataFrame]) -> None:
+    features, old = synthetic["features"], synthetic["segments"]
+    new = relabel(old, {0: 3, 1: 0, 2: 4, 3: 1, 4: 2}, {0: "X0", 1: "X1", 2: "X2", 3: "X3", 4: "X4"})
+    center, scale = migration.standardization(features, features)
+    matching = migration.match_segments(
+        migration.segment_profiles(features, old, center, scale),
+        migration.segment_profiles(features, new, center, scale),
+    )
+    old_names = old.drop_duplicates("segment_id").set_index("segment_id")["segment_name"].to_dict()
+    stable, mapping = migration.stable_segments(new, matching, old_names)
+    pd.testing.assert_frame_equal(stable[["customer_id", "segment_id", "segment_name"]],
+                                  old[["customer_id", "segment_id", "segment_name"]])  # fmt: skip
+    assert mapping["profile_distance"].max() == pytest.approx(0.0)
+    previous_plan = old.assign(stage=synthetic["lifecycle"]["stage"])
+    summary = migration.migration_summary(previous_plan, stable, mapping, 0.7, 0.25)
+    assert not summary["flagged"].any() and (summary["stability"] == 1.0).all()
+    transitions = migration.transition_matrix(
+        previous_plan.set_index("customer_id")["segment_name"],
+        stable.set_index("customer_id")["segment_name"],
+    )
+    assert np.trace(transitions.loc[transitions.columns].to_numpy()) == len(old)
+
+
+def test_changed_segments_are_flagged_and_new_ones_get_fresh_ids(synthetic: dict[str, pd.DataFrame]) -> None:
+    features, old = synthetic["features"], synthetic["segments"]
+    new = old.copy()
+    # Split segment 2 in two by value, merge 3 into 1: four old groups survive, one new appears.
+    rich = (new["segment_id"] == 2) & (
+        features["clv_12m"] > features.loc[new["segment_id"] == 2, "clv_12m"].median()
+    )
+    new.loc[rich, "segment_id"] = 7
+    new.loc[new["segment_id"] == 3, "segment_id"] = 1
+    new["segment_name"] = "gen-" + new["segment_id"].astype(str)
+    center, scale = migration.standardization(features, features)
+    matching = migration.match_segments(
+        migration.segment_profiles(features, old, center, scale),
+        migration.segment_profiles(features, new, center, scale),
+    )
+    old_names = old.drop_duplicates("segment_id").set_index("segment_id")["segment_name"].to_dict()
+    stable, mapping = migration.stable_segments(new, matching, old_names)
+    assert sorted(stable["segment_id"].unique()) == sorted(mapping["segment_id"]) and len(mapping) == 5
+    assert set(mapping["segment_id"]) <= set(old_names)  # five new segments, five old ones: all matched
+    summary = migration.migration_summary(old.assign(stage="retention"), stable, mapping, 0.7, 0.25)
+    flagged = summary.set_index("segment_id")
+    assert flagged.loc[0, "flagged"] == False  # noqa: E712 - untouched segment
+    assert flagged["flagged"].sum() >= 2
+    # A truly new segment (more segments than before) gets the next id no old segment had.
+    extra = old.copy()
+    extra.loc[(extra["segment_id"] == 4) & (features["clv_12m"] > 150), "segment_id"] = 9
+    matching = migration.match_segments(
+        migration.segment_profiles(features, old, center, scale),
+        migration.segment_profiles(features, extra, center, scale),
+    )
+    _, mapping = migration.stable_segments(extra, matching, old_names)
+    fresh = mapping.loc[mapping["old_segment_id"].isna()]
+    assert len(fresh) == 1 and fresh["segment_id"].iloc[0] == 5
+
+
+def test_transition_matrix_counts_new_and_left_customers() -> None:
+    before = pd.Series({"a": "S1", "b": "S1", "c": "S2"})
+    after = pd.Series({"a": "S1", "b": "S2", "d": "S2"})
+    matrix = migration.transition_matrix(before, after)
+    assert matrix.loc["S1", "S1"] == 1 and matrix.loc["S1", "S2"] == 1
+    assert matrix.loc["S2", migration.LEFT] == 1
+    assert matrix.loc[migration.NEW_CUSTOMER, "S2"] == 1
+    assert matrix.to_numpy().sum() == 4
+
+
+def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> None:
+    def make_run(name: str, started: float, complete: bool) -> Path:
+        run = tmp_path / name
+        for artifact in migration.PREVIOUS_ARTIFACTS if complete else migration.PREVIOUS_ARTIFACTS[:1]:
+            (run / artifact).parent.mkdir(parents=True, exist_ok=True)
+            (run / artifact).write_bytes(b"")
+        (run / "config.yml").write_text("run: {}\n")
+        os.utime(run / "config.yml", (started, started))
+        return run
+
+    now = time.time()
+    make_run("r1", now - 300, complete=True)
+    r2 = make_run("r2", now - 200, complete=True)
+    make_run("r3", now - 100, complete=False)
+    current = make_run("r4", now, complete=False)
+    make_run("r5", now + 100, complete=True)
+    assert migration.find_previous_run(current, "auto") == r2
+    assert migration.find_previous_run(current, "none") is None
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        migration.find_previous_run(current, str(tmp_path / "r3"))
