@@ -1,0 +1,109 @@
+"""PII scan of rendered reports: planted names, phones (any format), e-mails and ids are caught."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers.privacy import PiiValues, collect_pii_values, pii_values_from_frames, scan_reports, scan_text
+
+
+@pytest.fixture(scope="module")
+def values() -> PiiValues:
+    return pii_values_from_frames(
+        names=["王伟", "李秀英", "Sarah  Johnson", "Bo", "Catherine"],
+        phones=["138-1234-5678", "+86 (10) 6234 5678", "02087654321", "12345"],
+        emails=["Li.Na@Example.COM"],
+        ids=["C9f3a01bc2d", "CRM00012345", "12345"],
+    )
+
+
+CLEAN_REPORT = """<html><body><h1>Strategy report</h1>
+<p>20,000 customers; 1,234 on the call list; revenue ¥13,812,345; 62% at risk in 北京 and 上海.</p>
+<table><tr><td>High-value loyal</td><td>4.5</td><td>2026-06-30</td></tr></table>
+<p>Contact the Bo team. Call center teams: account managers.</p>
+<img src="data:image/png;base64,{image}"/></body></html>"""
+
+
+def test_clean_report_has_no_hits(values: PiiValues) -> None:
+    image = base64.b64encode(b"13812345678 Sarah Johnson li.na@example.com" * 50).decode()
+    assert scan_text(CLEAN_REPORT.format(image=image), values) == []
+
+
+@pytest.mark.parametrize(
+    ("planted", "kind"),
+    [
+        ("<td>王伟</td>", "name"),
+        ("客户李秀英已回访", "name"),
+        ("<td>sarah johnson</td>", "name"),
+        ("SARAH\n  JOHNSON called", "name"),
+        ("<td>Catherine</td>", "name"),
+        ("write to LI.NA@example.com today", "email"),
+        ("li.na&#64;example.com", "email"),
+        ("13812345678", "phone"),
+        ("+86 138 1234 5678", "phone"),
+        ("0086-138-1234-5678", "phone"),
+        ("(138) 1234.5678", "phone"),
+        ("010-62345678", "phone"),
+        ("+86 10 6234 5678", "phone"),
+        ("(020) 8765 4321", "phone"),
+        ("tel:+8613812345678;", "phone"),
+        ("<td>C9f3a01bc2d</td>", "id"),
+        ("id=CRM00012345&", "id"),
+    ],
+)
+def test_planted_value_is_caught(values: PiiValues, planted: str, kind: str) -> None:
+    hits = scan_text(CLEAN_REPORT.format(image="") + planted, values, report="r.html")
+    assert [h.kind for h in hits] == [kind]
+    assert hits[0].report == "r.html"
+
+
+def test_short_or_ambiguous_values_are_not_looked_for(values: PiiValues) -> None:
+    # Two-letter Latin names and short digit ids/phones would match ordinary words and numbers.
+    assert "bo" not in values.latin_names
+    assert "12345" not in values.ids and "12345" not in values.phones
+    assert {"13812345678", "1062345678", "2087654321"} <= values.phones
+
+
+def test_collect_from_run_folder_and_scan_reports(tmp_path: Path) -> None:
+    audit = tmp_path / "01_data_audit"
+    audit.mkdir()
+    pd.DataFrame(
+        {
+            "crm_id": ["CRM00000001"],
+            "full_name": ["张强"],
+            "mobile": ["139 0000 1111"],
+            "mobile_norm": ["+8613900001111"],
+            "email": ["zq@corp.cn"],
+            "email_norm": ["zq@corp.cn"],
+            "source_record_id": ["CRM00000001"],
+        }
+    ).to_parquet(audit / "clean_crm_customers.parquet")
+    pd.DataFrame({"cti_id": ["CTI0000009"], "caller_name": ["Maria Lopez"], "phone": ["0755-8888 1234"],
+                  "reason": ["bad date"]}).to_parquet(audit / "quarantine_cti_contacts.parquet")  # fmt: skip
+    (tmp_path / "02_identity_merge").mkdir()
+    golden = {
+        "customer_id": ["Cabcdef123"],
+        "full_name": ["张强"],
+        "mobile": ["+8613900001111"],
+        "email": ["zq@corp.cn"],
+    }
+    pd.DataFrame(golden).to_parquet(tmp_path / "02_identity_merge" / "golden.parquet")
+    values = collect_pii_values(tmp_path)
+    assert values.cjk_names == {"张强"} and values.latin_names == {"maria lopez"}
+    assert {"13900001111", "75588881234"} <= values.phones
+    assert values.ids == {"CRM00000001", "CTI0000009", "Cabcdef123"}
+    clean, leaky = tmp_path / "a.management.html", tmp_path / "b.management.html"
+    clean.write_text("<p>All good: 3 segments</p>", encoding="utf-8")
+    leaky.write_text("<td>Maria Lopez</td><td>+86 755 8888 1234</td><td>Cabcdef123</td>", encoding="utf-8")
+    hits = scan_reports([clean, leaky], values)
+    assert sorted(h.kind for h in hits) == ["id", "name", "phone"]
+    assert {h.report for h in hits} == {str(leaky)}
+
+
+def test_collect_without_identity_artifacts_fails(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no identity artifacts"):
+        collect_pii_values(tmp_path)
