@@ -1,0 +1,577 @@
+"""Lifecycle labeling (step 05): one stage per customer, the rule that assigned it and a churn risk.
+
+Two entry points share one rule engine:
+
+- `label_from_transactions` works on a plain transaction log (customer, timestamp, amount) and a
+  reference date, so the labels can be evaluated on outside purchase data.
+- `label_customers` works on the step-03 `features` table and adds the non-purchase stages
+  (contact, acquisition) and the service signals (complaints, satisfaction, NPS).
+
+The churn risk is the probability of **no purchase in the following period** (`horizon_days`,
+by default 39 weeks) under a Pareto/NBD model fitted by maximum a posteriori on the customers'
+(frequency, recency, age) summaries. Unlike BG/NBD, Pareto/NBD lets one-time buyers die too, so a
+customer who bought once long ago is not treated as certainly alive. The probability is exact:
+P(no purchase in (T, T+t] | x, t_x, T) = L(x, t_x, T+t) / L(x, t_x, T), the ratio of the model's
+likelihood of the same purchase history observed over a longer window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import minimize
+from scipy.special import expit, gammaln, hyp2f1
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from helpers.config import resolve_path
+
+STAGES: tuple[str, ...] = (
+    "contact",
+    "acquisition",
+    "conversion",
+    "retention",
+    "loyalty",
+    "at_risk",
+    "churned",
+)
+CHURN_STAGES: frozenset[str] = frozenset({"at_risk", "churned"})
+DEFAULT_RULES_PATH = "config/lifecycle_rules.yml"
+LIFECYCLE_COLUMNS = ["customer_id", "stage", "stage_rule", "churn_risk"]
+
+
+class LifecycleInputError(ValueError):
+    """Input to the lifecycle labeling is missing columns or has invalid values."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto/NBD: fit by MAP and probability of no purchase in the next period
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParetoNBD:
+    """Fitted Pareto/NBD parameters (time unit: `unit_days` days).
+
+    Purchase rate lambda ~ Gamma(r, alpha), dropout rate mu ~ Gamma(s, beta).
+    """
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    unit_days: float
+
+    def log_likelihood(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """Log-likelihood of each customer's (repeat purchases, time of last, age) in model units."""
+        return _pareto_nbd_log_likelihood(np.array([self.r, self.alpha, self.s, self.beta]), x, t_x, age)
+
+    def p_no_purchase(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: float) -> np.ndarray:
+        """P(no purchase in (age, age + horizon]) given the history; all times in model units."""
+        ratio = np.exp(self.log_likelihood(x, t_x, age + horizon) - self.log_likelihood(x, t_x, age))
+        return np.clip(ratio, 0.0, 1.0)
+
+    def p_alive(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """P(still active at `age`) given the history (the limit of no purchase ever again is 1 - this)."""
+        r, alpha, s, beta = self.r, self.alpha, self.s, self.beta
+        log_alive_part = (
+            gammaln(r + x)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + s * np.log(beta)
+            - (r + x) * np.log(alpha + age)
+            - s * np.log(beta + age)
+        )
+        return np.clip(np.exp(log_alive_part - self.log_likelihood(x, t_x, age)), 0.0, 1.0)
+
+
+def _log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """log of the A0 term of the Pareto/NBD likelihood (Fader, Hardie and Lee 2005)."""
+    r, alpha, s, beta = params
+    if alpha >= beta:
+        big, second = alpha, s + 1.0
+    else:
+        big, second = beta, r + x
+    gap = abs(alpha - beta)
+    rsx = r + s + x
+    q_last, q_age = big + t_x, big + age
+    f_last = hyp2f1(rsx, second, rsx + 1.0, gap / q_last)
+    f_age = hyp2f1(rsx, second, rsx + 1.0, gap / q_age)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.log(f_last) - rsx * np.log(q_last)
+        other = np.log(f_age) - rsx * np.log(q_age)
+        # log(exp(first) - exp(other)); first >= other because t_x <= age.
+        return first + np.log1p(-np.exp(np.minimum(other - first, 0.0)))
+
+
+def _pareto_nbd_log_likelihood(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
+) -> np.ndarray:
+    r, alpha, s, beta = params
+    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
+    dead = np.log(s) - np.log(r + s + x) + _log_a0(params, x, t_x, age)
+    return head + np.logaddexp(alive, np.nan_to_num(dead, nan=-np.inf))
+
+
+def fit_pareto_nbd(
+    x: np.ndarray,
+    t_x: np.ndarray,
+    age: np.ndarray,
+    unit_days: float = 7.0,
+    prior_sd: float = 3.0,
+    max_customers: int = 50_000,
+    seed: int = 0,
+) -> ParetoNBD:
+    """Fit Pareto/NBD by MAP: log-parameters get independent Normal(0, prior_sd) priors.
+
+    `x` repeat purchases, `t_x` time of the last purchase and `age` time since the first, all in
+    units of `unit_days`. Identical summaries are pooled with weights, and above `max_customers`
+    a random sample is used (four parameters need far fewer customers than a big base has).
+    """
+    frame = pd.DataFrame({"x": x, "t_x": t_x, "age": age})
+    if len(frame) > max_customers:
+        frame = frame.sample(max_customers, random_state=seed)
+    pooled = frame.round(4).groupby(["x", "t_x", "age"]).size().reset_index(name="weight")
+    xs, txs, ages = (pooled[c].to_numpy(float) for c in ("x", "t_x", "age"))
+    weights = pooled["weight"].to_numpy(float)
+    total = weights.sum()
+
+    def objective(log_params: np.ndarray) -> float:
+        ll = _pareto_nbd_log_likelihood(np.exp(log_params), xs, txs, ages)
+        if not np.all(np.isfinite(ll)):
+            return 1e10
+        return float(-(weights * ll).sum() / total + 0.5 * (log_params**2).sum() / (prior_sd**2 * total))
+
+    start = np.log([0.5, max(float(np.mean(ages)), 1.0), 0.5, max(float(np.mean(ages)), 1.0)])
+    result = minimize(
+        objective, start, method="Nelder-Mead", options={"maxiter": 2000, "xatol": 1e-5, "fatol": 1e-9}
+    )
+    result = minimize(objective, result.x, method="L-BFGS-B")
+    r, alpha, s, beta = np.exp(result.x)
+    return ParetoNBD(float(r), float(alpha), float(s), float(beta), unit_days)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules file
+# ---------------------------------------------------------------------------------------------
+
+
+def load_rules(path: str | Path | None = None) -> dict[str, Any]:
+    """The lifecycle rules (thresholds) from YAML; default `config/lifecycle_rules.yml`."""
+    rules_path = resolve_path(path or DEFAULT_RULES_PATH)
+    if not rules_path.is_file():
+        raise FileNotFoundError(f"Lifecycle rules file not found: {rules_path}")
+    return yaml.safe_load(rules_path.read_text(encoding="utf-8"))
+
+
+def _rules(rules: dict[str, Any] | None) -> dict[str, Any]:
+    """Defaults from the rules file, overridden key by key (one level deep) by `rules`."""
+    merged = load_rules()
+    for key, value in (rules or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Purchase summaries from a transaction log
+# ---------------------------------------------------------------------------------------------
+
+
+def _examples(frame: pd.DataFrame, mask: pd.Series | np.ndarray, columns: list[str]) -> str:
+    return frame.loc[np.asarray(mask), columns].head(3).to_string()
+
+
+def purchase_days(
+    transactions: pd.DataFrame,
+    reference_date: Any,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str | None = "amount",
+    frame_name: str = "transactions",
+) -> pd.DataFrame:
+    """Validated purchase occasions as of `reference_date` (inclusive): `customer_id, day, amount`.
+
+    A purchase occasion is a calendar day with transactions of positive total amount (several
+    purchases the same day count once, as in the CLV literature). Rows after the reference date
+    and rows with a non-positive amount (refunds, zero) are not purchases. Raises
+    `LifecycleInputError` naming the frame, column and example rows on missing columns, empty
+    ids, unparseable timestamps or non-numeric amounts.
+    """
+    needed = [customer_col, time_col] + ([amount_col] if amount_col else [])
+    missing = [c for c in needed if c not in transactions.columns]
+    if missing:
+        raise LifecycleInputError(
+            f"{frame_name}: missing column(s) {missing}; it has {list(transactions.columns)}. "
+            f"Pass customer_col/time_col/amount_col to name yours."
+        )
+    null_ids = transactions[customer_col].isna()
+    if null_ids.any():
+        raise LifecycleInputError(
+            f"{frame_name}: {int(null_ids.sum())} row(s) with empty {customer_col!r}, e.g.\n"
+            + _examples(transactions, null_ids, needed)
+        )
+    times = pd.to_datetime(transactions[time_col], errors="coerce")
+    bad_times = times.isna()
+    if bad_times.any():
+        raise LifecycleInputError(
+            f"{frame_name}: {int(bad_times.sum())} row(s) with an empty or unparseable {time_col!r}, e.g.\n"
+            + _examples(transactions, bad_times, needed)
+        )
+    if amount_col:
+        amounts = pd.to_numeric(transactions[amount_col], errors="coerce")
+        bad_amounts = amounts.isna()
+        if bad_amounts.any():
+            raise LifecycleInputError(
+                f"{frame_name}: {int(bad_amounts.sum())} row(s) with an empty or non-numeric "
+                f"{amount_col!r}, e.g.\n"
+                + _examples(transactions, bad_amounts, needed)
+            )
+    else:
+        amounts = pd.Series(1.0, index=transactions.index)
+    keep = (times <= pd.Timestamp(reference_date)).to_numpy()
+    log = pd.DataFrame(
+        {
+            "customer_id": transactions[customer_col].to_numpy()[keep],
+            "day": times.dt.normalize().to_numpy()[keep],
+            "amount": amounts.to_numpy(float)[keep],
+        }
+    )
+    days = log.groupby(["customer_id", "day"], sort=False)["amount"].sum().reset_index()
+    return days[days["amount"] > 0].reset_index(drop=True)
+
+
+def summarize_purchase_days(days: pd.DataFrame, reference_date: Any) -> pd.DataFrame:
+    """Per-customer purchase history from `purchase_days` output, as of `reference_date`.
+
+    One row per customer with a purchase on or before the date: `customer_id, first_purchase_at,
+    last_purchase_at, n_purchases, monetary_total, recency_days, tenure_days,
+    mean_interpurchase_days` (tenure counts from the first purchase; NaN rhythm for one-timers).
+    """
+    reference = pd.Timestamp(reference_date).normalize()
+    summary = (
+        days[days["day"] <= reference]
+        .groupby("customer_id", sort=True)
+        .agg(
+            first_purchase_at=("day", "min"),
+            last_purchase_at=("day", "max"),
+            n_purchases=("day", "size"),
+            monetary_total=("amount", "sum"),
+        )
+    )
+    summary["recency_days"] = (reference - summary["last_purchase_at"]).dt.days.astype(float)
+    summary["tenure_days"] = (reference - summary["first_purchase_at"]).dt.days.astype(float)
+    span = (summary["last_purchase_at"] - summary["first_purchase_at"]).dt.days.astype(float)
+    summary["mean_interpurchase_days"] = (span / (summary["n_purchases"] - 1)).where(
+        summary["n_purchases"] > 1
+    )
+    return summary.reset_index()
+
+
+def _model_inputs(summary: pd.DataFrame, unit_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(repeat purchases, time of last purchase, age) in model units from a purchase summary."""
+    x = summary["n_purchases"].to_numpy(float) - 1.0
+    age = summary["tenure_days"].to_numpy(float) / unit_days
+    t_x = age - summary["recency_days"].to_numpy(float) / unit_days
+    return x, np.clip(t_x, 0.0, None), age
+
+
+# ---------------------------------------------------------------------------------------------
+# Churn risk: Pareto/NBD, re-weighted by a backtest inside the customer's own history
+# ---------------------------------------------------------------------------------------------
+
+
+def _risk_features(
+    model: ParetoNBD, summary: pd.DataFrame, horizon_days: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the churn-risk score and the model's P(no purchase in `horizon_days`)."""
+    x, t_x, age = _model_inputs(summary, model.unit_days)
+    p_none = np.clip(model.p_no_purchase(x, t_x, age, horizon_days / model.unit_days), 1e-6, 1 - 1e-6)
+    features = np.column_stack(
+        [np.log(p_none / (1 - p_none)), np.log1p(age - t_x), np.log1p(x), np.log1p(age)]
+    )
+    return features, p_none
+
+
+def _fit_model(summary: pd.DataFrame, unit_days: float, seed: int) -> ParetoNBD:
+    return fit_pareto_nbd(*_model_inputs(summary, unit_days), unit_days=unit_days, seed=seed)
+
+
+def score_churn_risk(
+    summary: pd.DataFrame,
+    reference_date: Any,
+    horizon_days: float,
+    days: pd.DataFrame | None = None,
+    unit_days: float = 7.0,
+    min_backtest_days: int = 28,
+    min_backtest_class: int = 30,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
+
+    1. Pareto/NBD (MAP) gives P(no purchase in the horizon) from (frequency, recency, age).
+    2. If the purchase log `days` is given and long enough, a backtest inside the history (as of
+       `reference_date - h`, h = min(horizon, half the history), outcome = no purchase in the
+       following h days) fits a logistic re-weighting of [logit P, log recency, log frequency,
+       log age]: this learns how much the data's own rhythm departs from the model's assumptions.
+    3. The re-weighted score keeps its ranking and is shifted so its mean equals the model's
+       expected share of non-buyers over the actual horizon (horizon-calibrated level).
+
+    Returns (churn_risk, model P(no purchase), info dict for the manifest).
+    """
+    model = _fit_model(summary, unit_days, seed)
+    _, p_none = _risk_features(model, summary, horizon_days)
+    info: dict[str, Any] = {
+        "method": "pareto_nbd",
+        "pareto_nbd": {
+            "r": model.r,
+            "alpha": model.alpha,
+            "s": model.s,
+            "beta": model.beta,
+            "unit_days": unit_days,
+        },
+        "horizon_days": float(horizon_days),
+    }
+    if days is None or days.empty:
+        return p_none, p_none, info
+    reference = pd.Timestamp(reference_date).normalize()
+    backtest_days = int(min(horizon_days, (reference - days["day"].min()).days // 2))
+    if backtest_days < min_backtest_days:
+        info["backtest_skipped"] = f"history shorter than {2 * min_backtest_days} days"
+        return p_none, p_none, info
+    cut = reference - pd.Timedelta(days=backtest_days)
+    past = summarize_purchase_days(days, cut)
+    later = days[(days["day"] > cut) & (days["day"] <= reference)]["customer_id"].unique()
+    outcome = ~past["customer_id"].isin(later).to_numpy()
+    if min(outcome.sum(), (~outcome).sum()) < min_backtest_class:
+        info["backtest_skipped"] = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
+        return p_none, p_none, info
+    past_features, _ = _risk_features(_fit_model(past, unit_days, seed), past, backtest_days)
+    scaler = StandardScaler().fit(past_features)
+    reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
+    features_at_backtest_horizon, p_none_backtest_horizon = _risk_features(model, summary, backtest_days)
+    horizon_shift = np.log(p_none / (1 - p_none)) - np.log(
+        p_none_backtest_horizon / (1 - p_none_backtest_horizon)
+    )
+    risk = expit(reweight.decision_function(scaler.transform(features_at_backtest_horizon)) + horizon_shift)
+    info.update(
+        method="pareto_nbd+backtest",
+        backtest_days=backtest_days,
+        backtest_customers=len(past),
+        backtest_no_purchase_share=float(outcome.mean()),
+        backtest_weights=dict(
+            zip(
+                ["logit_p_none", "log_recency", "log_frequency", "log_age"],
+                reweight.coef_[0].round(4).tolist(),
+                strict=True,
+            )
+        ),
+    )
+    return risk, p_none, info
+
+
+def auto_risk_threshold(risk: np.ndarray, target_recall: float) -> float:
+    """Lowest risk threshold whose expected recall of next-period non-buyers reaches the target.
+
+    Treats `risk` as calibrated probabilities: flagging the k riskiest customers catches, in
+    expectation, sum(top-k risk) / sum(risk) of those who will not buy.
+    """
+    if len(risk) == 0:
+        return 1.0
+    ordered = np.sort(risk)[::-1]
+    reached = np.cumsum(ordered) / ordered.sum()
+    return float(ordered[min(int(np.searchsorted(reached, target_recall)), len(ordered) - 1)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage rules
+# ---------------------------------------------------------------------------------------------
+
+
+def _column(frame: pd.DataFrame, name: str, fill: float = np.nan) -> pd.Series:
+    """A numeric column, or `fill` when the frame lacks it (its rules are then skipped)."""
+    if name not in frame.columns:
+        return pd.Series(fill, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[name], errors="coerce").astype(float)
+
+
+def resolve_risk_threshold(churn_risk: np.ndarray, rules: dict[str, Any]) -> float:
+    """The at-risk churn-risk threshold: a number from the rules, or `auto` (see `auto_risk_threshold`)."""
+    setting_value = rules["at_risk"]["min_churn_risk"]
+    if setting_value == "auto":
+        return auto_risk_threshold(churn_risk, float(rules["at_risk"]["target_recall"]))
+    return float(setting_value)
+
+
+def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold: float) -> pd.DataFrame:
+    """One stage and the rule that assigned it per row; the first matching rule wins.
+
+    Uses the columns present (`n_purchases, recency_days, tenure_days, mean_interpurchase_days,
+    churn_risk`, and when available the service signals `n_inquiries, n_inbound, n_sales_calls,
+    nps_mean, complaints_last_90d, complaints_prev_90d, csat_last_90d, csat_prev_90d`); a rule
+    whose inputs are missing never matches. Order: no purchase (acquisition, contact), churned,
+    conversion, at_risk, loyalty, retention, one-time buyer (conversion).
+    """
+    purchases = _column(customers, "n_purchases", 0.0).fillna(0.0)
+    recency = _column(customers, "recency_days")
+    tenure = _column(customers, "tenure_days")
+    rhythm = _column(customers, "mean_interpurchase_days")
+    risk = _column(customers, "churn_risk")
+    gap_ratio = recency / rhythm.where(rhythm > 0)
+    per_year = purchases / np.maximum(tenure, 1.0) * 365.25
+    engaged = (
+        (_column(customers, "n_inquiries", 0.0).fillna(0) >= rules["acquisition"]["min_inquiries"])
+        | (_column(customers, "n_inbound", 0.0).fillna(0) >= rules["acquisition"]["min_inbound_calls"])
+        | (_column(customers, "n_sales_calls", 0.0).fillna(0) >= rules["acquisition"]["min_sales_calls"])
+    )
+    complaints_now, complaints_before = (
+        _column(customers, "complaints_last_90d"),
+        _column(customers, "complaints_prev_90d"),
+    )
+    csat_now, csat_before = _column(customers, "csat_last_90d"), _column(customers, "csat_prev_90d")
+    at = rules["at_risk"]
+    loyal = rules["loyalty"]
+    buyer = purchases > 0
+    ordered_rules: list[tuple[str, str, pd.Series]] = [
+        ("acquisition", "no purchase, engaged (inquiry, inbound or sales call)", ~buyer & engaged),
+        ("contact", "no purchase, known but not engaged", ~buyer),
+        (
+            "churned",
+            f"no purchase for {rules['churned']['min_recency_days']}+ days",
+            recency >= rules["churned"]["min_recency_days"],
+        ),
+        (
+            "conversion",
+            f"first purchase within {rules['conversion']['window_days']} days",
+            tenure <= rules["conversion"]["window_days"],
+        ),
+        ("at_risk", f"churn risk >= {risk_threshold:.2f}", risk >= risk_threshold),
+        (
+            "at_risk",
+            f"gap >= {at['gap_ratio']}x own purchase rhythm",
+            (purchases >= at["min_purchases_for_rhythm"]) & (gap_ratio >= at["gap_ratio"]),
+        ),
+        (
+            "at_risk",
+            "complaints rising",
+            (complaints_now >= at["min_recent_complaints"]) & (complaints_now > complaints_before.fillna(0)),
+        ),
+        ("at_risk", "satisfaction falling", (csat_before - csat_now) >= at["csat_drop"]),
+        (
+            "loyalty",
+            f"{loyal['min_tenure_days']}+ days, {loyal['min_purchases_per_year']}+ purchases/year, "
+            f"NPS >= {loyal['min_nps']}",
+            (tenure >= loyal["min_tenure_days"])
+            & (per_year >= loyal["min_purchases_per_year"])
+            & (_column(customers, "nps_mean") >= loyal["min_nps"]),
+        ),
+        ("retention", "repeat buyer, active", purchases >= 2),
+        ("conversion", "one purchase, not yet repeated", buyer),
+    ]
+    stage = pd.Series(pd.NA, index=customers.index, dtype=object)
+    stage_rule = pd.Series(pd.NA, index=customers.index, dtype=object)
+    for name, rule, mask in ordered_rules:
+        hit = mask.fillna(False).to_numpy(bool) & stage.isna().to_numpy()
+        stage[hit] = name
+        stage_rule[hit] = f"{name}: {rule}"
+    return pd.DataFrame(
+        {"stage": stage.astype(str), "stage_rule": stage_rule.astype(str)}, index=customers.index
+    )
+
+
+def label_from_transactions(
+    transactions: pd.DataFrame,
+    reference_date: Any,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str | None = "amount",
+    rules: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Lifecycle stage, rule and churn risk for every buyer in a plain transaction log.
+
+    `transactions`: one row per purchase (customer id, timestamp, amount; refunds or zero
+    amounts are not purchases, rows after `reference_date` are ignored). `rules` overrides
+    `config/lifecycle_rules.yml` key by key, e.g. `{"horizon_days": 91}`.
+
+    Returns `customer_id, stage, stage_rule, churn_risk`, one row per customer with a purchase on
+    or before the reference date, sorted by id. `churn_risk` is the probability of no purchase in
+    the `horizon_days` after the reference date (default 273 days = 39 weeks); stages `at_risk`
+    and `churned` together are the "will not buy in that period" label. Model details (fitted
+    parameters, backtest weights, the threshold used) are in `result.attrs["lifecycle"]`.
+    """
+    merged = _rules(rules)
+    days = purchase_days(transactions, reference_date, customer_col, time_col, amount_col)
+    summary = summarize_purchase_days(days, reference_date)
+    risk, _, info = score_churn_risk(
+        summary,
+        reference_date,
+        float(merged["horizon_days"]),
+        days=days if merged["backtest"] else None,
+        unit_days=float(merged["model_unit_days"]),
+    )
+    summary["churn_risk"] = risk
+    threshold = resolve_risk_threshold(risk, merged)
+    stages = assign_stages(summary, merged, threshold)
+    result = pd.concat([summary[["customer_id"]], stages, summary[["churn_risk"]]], axis=1)
+    result.attrs["lifecycle"] = {**info, "risk_threshold": threshold}
+    return result[LIFECYCLE_COLUMNS]
+
+
+def evaluate_against_holdout(
+    transactions: pd.DataFrame,
+    reference_date: Any,
+    holdout_days: int,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str | None = "amount",
+    rules: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Score `label_from_transactions` on a log that extends past the reference date.
+
+    Labels as of `reference_date` with `horizon_days = holdout_days`; the truth is "no purchase
+    in (reference, reference + holdout]" for every customer labeled. Reports the baseline (days
+    since last purchase) next to ours: ROC AUC, the best precision either score reaches at recall
+    >= 0.90 with a hindsight threshold, and the precision/recall of the at_risk+churned label.
+    """
+    reference = pd.Timestamp(reference_date)
+    labels = label_from_transactions(
+        transactions,
+        reference,
+        customer_col,
+        time_col,
+        amount_col,
+        rules={**(rules or {}), "horizon_days": holdout_days},
+    )
+    days = purchase_days(
+        transactions, reference + pd.Timedelta(days=holdout_days), customer_col, time_col, amount_col
+    )
+    bought = days.loc[days["day"] > reference.normalize(), "customer_id"].unique()
+    no_purchase = ~labels["customer_id"].isin(bought).to_numpy()
+    last = days[days["day"] <= reference].groupby("customer_id")["day"].max()
+    recency = (reference.normalize() - last.reindex(labels["customer_id"])).dt.days.to_numpy(float)
+    flagged = labels["stage"].isin(CHURN_STAGES).to_numpy()
+    return {
+        "customers": len(labels),
+        "no_purchase_rate": float(no_purchase.mean()),
+        "auc_recency": float(roc_auc_score(no_purchase, recency)),
+        "auc_churn_risk": float(roc_auc_score(no_purchase, labels["churn_risk"])),
+        "recency_precision_at_recall_0.90": _best_precision_at_recall(no_purchase, recency, 0.9),
+        "risk_precision_at_recall_0.90": _best_precision_at_recall(no_purchase, labels["churn_risk"], 0.9),
+        "label_precision": float(no_purchase[flagged].mean()) if flagged.any() else float("nan"),
+        "label_recall": float(flagged[no_purchase].mean()),
+        "risk_threshold": float(labels.attrs["lifecycle"]["risk_threshold"]),
+    }
+
+
+def _best_precision_at_recall(truth: np.ndarray, score: np.ndarray, min_recall: float) -> float:
+    precision, recall, _ = precision_recall_curve(truth, score)
+    return float(precision[recall >= min_recall].max())
