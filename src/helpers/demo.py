@@ -9,6 +9,7 @@ only when the whole world is done, so a crash never leaves a half-written set.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
-import xlsxwriter
 from tqdm.auto import tqdm
 
 from helpers import demo_reference as ref
 from helpers.demo_events import (
+    Coded,
     calls,
     event_ids,
     future_transactions,
@@ -33,14 +34,16 @@ from helpers.demo_events import (
     surveys,
     transactions,
 )
-from helpers.demo_identity import SYSTEMS, arrow_strings, build_records, orphan_ids
+from helpers.demo_identity import SYSTEMS, IdBook, arrow_strings, build_records, orphan_ids
 from helpers.demo_people import People, draw_people
+from helpers.demo_xlsx import XlsxStreamWriter
 from helpers.schema import TABLES, Table
 
 CHUNK_PEOPLE = 50_000
 DEFECT_RATE = 0.002
 ISO_DATE, ISO_DATETIME = "%Y-%m-%d", "%Y-%m-%d %H:%M:%S"
-EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
+# Where each strftime token sits in Arrow's ISO text "YYYY-MM-DD HH:MM:SS".
+ISO_SLICES = {"%Y": (0, 4), "%m": (5, 7), "%d": (8, 10), "%H": (11, 13), "%M": (14, 16), "%S": (17, 19)}
 GARBLED_DATES = np.array(["2024-02-30 25:61:00", "not recorded", "00/00/0000", "#VALUE!", "2025-13-45", "??"])
 
 
@@ -125,7 +128,7 @@ def generate_demo_world(
         folder.mkdir(parents=True)
     sinks: dict[str, _Sink] = {
         name: (
-            _ExcelSink(raw_stage / spec.file, spec.sheet, TABLES[name])
+            XlsxStreamWriter(raw_stage / spec.file, spec.sheet, TABLES[name].column_names)
             if spec.sheet
             else _CsvSink(raw_stage / spec.file, spec.encoding)
         )
@@ -173,13 +176,14 @@ class _World:
         reference = self.reference
         people = draw_people(rng, first, size, reference)
         records = build_records(rng, people, self.record_counters, reference)
+        book = IdBook.of(records)
         call_columns, first_call = calls(rng, people, records["cti"], reference)
         records["cti"].columns["first_call_at"] = first_call
         events = {
-            "transactions": transactions(rng, people, records, reference),
+            "transactions": transactions(rng, people, records, book, reference),
             "calls": call_columns,
-            "surveys": surveys(rng, people, records, reference),
-            "marketing_contacts": marketing(rng, people, records, self.campaigns, reference),
+            "surveys": surveys(rng, people, book, reference),
+            "marketing_contacts": marketing(rng, people, book, self.campaigns, reference),
         }
         defects: list[tuple[str, np.ndarray, str]] = []
         raw: dict[str, pa.Table] = {}
@@ -217,7 +221,11 @@ class _World:
         table = TABLES[name]
         time_column = next(c.name for c in table.columns if c.type == "datetime")
         order = np.argsort(columns[time_column], kind="stable")
-        columns = {key: np.asarray(values)[order] for key, values in columns.items() if key != "owner"}
+        columns = {
+            key: values.take(order) if isinstance(values, Coded) else np.asarray(values)[order]
+            for key, values in columns.items()
+            if key != "owner"
+        }
         prefix, width = {
             "transactions": ("T", 10),
             "calls": ("CL", 9),
@@ -234,22 +242,48 @@ def _to_arrow(table: Table, columns: dict, spec: RawFile) -> pa.Table:
     """Typed Arrow table in canonical column order; dates as text in the file's format (not Excel)."""
     arrays = []
     for column in table.columns:
-        values = np.asarray(columns[column.name])
-        if column.type == "str":
-            arrays.append(arrow_strings(values.astype(str)))
+        values = columns[column.name]
+        if isinstance(values, pa.Array):
+            arrays.append(values)
+        elif isinstance(values, Coded):
+            vocab = pa.array(values.vocab.astype(object), type=pa.string(), mask=values.vocab == "")
+            arrays.append(vocab.take(pa.array(values.codes)))
+        elif column.type == "str":
+            arrays.append(arrow_strings(np.asarray(values).astype(str)))
         elif column.type in ("date", "datetime"):
-            stamps = pa.array(values.astype("datetime64[s]"), type=pa.timestamp("s"), from_pandas=True)
+            stamps = pa.array(
+                np.asarray(values).astype("datetime64[s]"), type=pa.timestamp("s"), from_pandas=True
+            )
             fmt = spec.date_format if column.type == "date" else spec.datetime_format
-            arrays.append(stamps if spec.sheet else pc.strftime(stamps, format=fmt))
+            arrays.append(stamps if spec.sheet else format_stamps(stamps, fmt))
         elif column.type == "float":
-            arrays.append(pa.array(values.astype(float), type=pa.float64(), from_pandas=True))
+            arrays.append(pa.array(np.asarray(values, dtype=float), type=pa.float64(), from_pandas=True))
         else:
-            numbers = values.astype(float)
+            numbers = np.asarray(values, dtype=float)
             missing = np.isnan(numbers)
             kind = pa.int64() if column.type == "int" else pa.bool_()
             clean = np.where(missing, 0, numbers).astype(np.int64 if column.type == "int" else bool)
             arrays.append(pa.array(clean, type=kind, mask=missing))
     return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
+def format_stamps(stamps: pa.Array, fmt: str) -> pa.Array:
+    """Timestamps as text in a strftime-style format made of %Y %m %d %H %M %S and literals.
+
+    Arrow's own strftime is slow; this cuts the ISO text apart instead (~20x faster).
+    """
+    iso = pc.cast(pc.cast(stamps, pa.timestamp("s")), pa.string())
+    if fmt == ISO_DATETIME:
+        return iso
+    pieces = []
+    for part in re.split(r"(%.)", fmt):
+        if part.startswith("%"):
+            if part not in ISO_SLICES:
+                raise ValueError(f"Unsupported date format token {part!r} in {fmt!r}")
+            pieces.append(pc.utf8_slice_codeunits(iso, *ISO_SLICES[part]))
+        elif part:
+            pieces.append(part)
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def _defect_rows(rng, n: int, kinds: list[str]) -> dict[str, np.ndarray]:
@@ -274,7 +308,7 @@ def _replace(table: pa.Table, column: str, rows: np.ndarray, values) -> pa.Table
 
 def _future_stamps(rng, reference: np.datetime64, count: int, fmt: str) -> pa.Array:
     offsets = (rng.uniform(1, 200, count) * 86_400).astype("timedelta64[s]")
-    return pc.strftime(pa.array(reference.astype("datetime64[s]") + offsets), format=fmt)
+    return format_stamps(pa.array(reference.astype("datetime64[s]") + offsets), fmt)
 
 
 def _plant_event_defects(rng, chunk: int, name: str, table: pa.Table, reference, fmt: str):
@@ -428,46 +462,6 @@ class _CsvSink:
 
     def close(self) -> None:
         self.handle.close()
-
-
-class _ExcelSink:
-    """Streams rows into one worksheet (constant memory); dates become real Excel dates."""
-
-    def __init__(self, path: Path, sheet: str, table: Table) -> None:
-        self.workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-        self.sheet = self.workbook.add_worksheet(sheet)
-        self.date_format = self.workbook.add_format({"num_format": "yyyy-mm-dd"})
-        self.sheet.write_row(0, 0, table.column_names)
-        self.rows = 0
-
-    def write(self, table: pa.Table) -> None:
-        columns = []
-        for field in table.schema:
-            values = table.column(field.name)
-            if pa.types.is_timestamp(field.type):
-                days = values.to_numpy(zero_copy_only=False).astype("datetime64[D]")
-                serial = (days - EXCEL_EPOCH).astype(np.int64).astype(object)
-                serial[np.isnat(days)] = None
-                columns.append((serial.tolist(), True))
-            else:
-                columns.append((values.to_pylist(), False))
-        write_string, write_number = self.sheet.write_string, self.sheet.write_number
-        date_format = self.date_format
-        start = self.rows + 1
-        for offset in range(len(table)):
-            row = start + offset
-            for col, (values, is_date) in enumerate(columns):
-                value = values[offset]
-                if value is None:
-                    continue
-                if is_date:
-                    write_number(row, col, value, date_format)
-                else:
-                    write_string(row, col, value)
-        self.rows += len(table)
-
-    def close(self) -> None:
-        self.workbook.close()
 
 
 class _ParquetSink:

@@ -6,15 +6,35 @@ every per-event attribute is a vectorized draw conditioned on the owner's segmen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from helpers import demo_reference as ref
-from helpers.demo_identity import Records, merge_view
+from helpers.demo_identity import SYSTEMS, IdBook, Records
 from helpers.demo_people import People, cat, pick, zpad
 
 DAY = np.timedelta64(1, "D")
 FESTIVALS = ref.festival_dates()
+CRM, CTI, SHOP, LOYALTY = range(len(SYSTEMS))
+SYSTEM_NAMES = np.array(SYSTEMS)
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A categorical column as integer codes into a vocabulary ("" in the vocabulary = missing)."""
+
+    vocab: np.ndarray
+    codes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, order: np.ndarray) -> Coded:
+        return Coded(self.vocab, self.codes[order])
 
 
 def expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,8 +44,10 @@ def expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(len(owner)) - np.repeat(starts, counts)
 
 
-def event_ids(prefix: str, start: int, count: int, width: int) -> np.ndarray:
-    return cat(prefix, zpad(np.arange(start, start + count), width))
+def event_ids(prefix: str, start: int, count: int, width: int) -> pa.Array:
+    """Sequential event ids such as T0000000042, built in Arrow (fast for tens of millions)."""
+    numbers = pc.cast(pa.array(np.arange(start, start + count, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(numbers, width, "0"), "")
 
 
 def _clock(rng: np.random.Generator, days: np.ndarray, hours: np.ndarray) -> np.ndarray:
@@ -50,15 +72,18 @@ def _apply_day_habits(rng, days: np.ndarray, habit: np.ndarray) -> np.ndarray:
     return np.where(to_weekend, days - back + sunday, days)
 
 
-def _snap_to_festivals(rng, days: np.ndarray) -> np.ndarray:
-    """Move each day to shortly before the nearest festival."""
+def _snap_to_festivals(rng, days: np.ndarray, latest: np.ndarray) -> np.ndarray:
+    """Move each day to shortly before the nearest festival, never past `latest`."""
     right = np.clip(np.searchsorted(FESTIVALS, days), 1, len(FESTIVALS) - 1)
     before, after = FESTIVALS[right - 1], FESTIVALS[right]
-    nearest = np.where(days - before <= after - days, before, after)
-    return nearest - rng.integers(0, 10, len(days)).astype("timedelta64[D]")
+    lead = rng.integers(0, 10, len(days)).astype("timedelta64[D]")
+    nearest = np.where(days - before <= after - days, before, after) - lead
+    return np.where(nearest > latest, before - lead, nearest)
 
 
-def transactions(rng, people: People, records: dict[str, Records], reference: np.datetime64) -> dict:
+def transactions(
+    rng, people: People, records: dict[str, Records], book: IdBook, reference: np.datetime64
+) -> dict:
     """Purchases (with refunds of some of them) of a chunk, referencing source records."""
     owner, rank = expand(people.n_purchases)
     n = len(owner)
@@ -66,16 +91,16 @@ def transactions(rng, people: People, records: dict[str, Records], reference: np
     ipt = people.interpurchase[owner]
     jitter = np.where(rank == 0, 0.0, rng.uniform(-0.3, 0.3, n))
     days = people.last_purchase[owner] - np.round((rank + jitter) * ipt).astype("timedelta64[D]")
-    festive = (seg == ref.GIFTER) & (stage != ref.CONVERSION)
-    days = np.where(festive, _snap_to_festivals(rng, days), days)
+    festive = (seg == ref.GIFTER) & (stage != ref.CONVERSION) & (rank > 0)
+    days = np.where(festive, _snap_to_festivals(rng, days, people.last_purchase[owner]), days)
     days = _apply_day_habits(rng, days, ref.DAY_HABIT[seg])
     days = np.clip(days, ref.DATA_START, reference - DAY)
     at = _clock(rng, days, ref.HOUR_RANGE[seg])
 
     channel = pick(rng, ref.CHANNEL_WEIGHTS, seg)
-    system, customer = _sales_source(rng, people, records, owner, channel)
-    channel = np.where((system == "shop") & (channel != 1) & (channel != 2), 1, channel)
-    channel = np.where((system != "shop") & (channel >= 1) & (channel <= 2), 0, channel)
+    system, customer = _sales_source(rng, people, records, book, owner, channel)
+    channel = np.where((system == SHOP) & (channel != 1) & (channel != 2), 1, channel)
+    channel = np.where((system != SHOP) & (channel >= 1) & (channel <= 2), 0, channel)
     amount = np.round(rng.lognormal(np.log(ref.ORDER_MEDIAN[seg]), ref.ORDER_SIGMA[seg]), 2)
     bulk = seg == ref.BUSINESS
     quantity = np.where(
@@ -93,38 +118,37 @@ def transactions(rng, people: People, records: dict[str, Records], reference: np
     rows = np.concatenate([np.arange(n), refunded])
     return {
         "owner": owner[rows],
-        "source_system": system[rows],
-        "source_customer_id": customer[rows],
+        "source_system": Coded(SYSTEM_NAMES, system[rows]),
+        "source_customer_id": Coded(book.ids, customer[rows]),
         "txn_at": np.concatenate([at, refund_at]),
         "amount": np.concatenate([amount, np.round(amount[refunded] * partial, 2)]),
         "quantity": quantity[rows],
-        "category": ref.CATEGORIES[category[rows]],
-        "channel": ref.CHANNELS[channel[rows]],
+        "category": Coded(ref.CATEGORIES, category[rows]),
+        "channel": Coded(ref.CHANNELS, channel[rows]),
         "is_refund": np.concatenate([np.zeros(n, bool), np.ones(len(refunded), bool)]),
     }
 
 
-def _sales_source(rng, people: People, records: dict[str, Records], owner: np.ndarray, channel: np.ndarray):
-    """Which record a purchase is booked on: shop account online, CRM or loyalty card in store."""
-    n_people = len(people)
-    n = len(owner)
-    ids = {}
-    for system in ("crm", "shop", "loyalty"):
-        primary = records[system].primary_id(n_people)[owner]
-        duplicate = records[system].duplicate_id(n_people)[owner]
-        ids[system] = np.where((duplicate != "") & (rng.random(n) < 0.3), duplicate, primary)
-    has = {system: ids[system] != "" for system in ids}
+def _sales_source(rng, people: People, records: dict[str, Records], book: IdBook, owner, channel):
+    """Which record a purchase is booked on: shop account online, CRM or loyalty card in store.
+
+    Returns the system code and the record's position in `book` per purchase.
+    """
+    n_people, n = len(people), len(owner)
+    position = {}
+    for code in (CRM, SHOP, LOYALTY):
+        system = SYSTEMS[code]
+        primary = records[system].positions(n_people)[owner]
+        duplicate = records[system].positions(n_people, duplicate=True)[owner]
+        chosen = np.where((duplicate >= 0) & (rng.random(n) < 0.3), duplicate, primary)
+        position[code] = np.where(chosen >= 0, chosen + book.offsets[system], -1)
+    has = {code: position[code] >= 0 for code in position}
     online = (channel == 1) | (channel == 2)
-    card_shown = has["loyalty"] & ((rng.random(n) < 0.6) | ~has["crm"])
-    system = np.where(
-        online & has["shop"],
-        "shop",
-        np.where(
-            card_shown, "loyalty", np.where(has["crm"], "crm", np.where(has["shop"], "shop", "loyalty"))
-        ),
-    )
-    customer = np.where(system == "shop", ids["shop"], np.where(system == "crm", ids["crm"], ids["loyalty"]))
-    return system, customer
+    card_shown = has[LOYALTY] & ((rng.random(n) < 0.6) | ~has[CRM])
+    fallback = np.where(has[CRM], CRM, np.where(has[SHOP], SHOP, LOYALTY))
+    system = np.where(online & has[SHOP], SHOP, np.where(card_shown, LOYALTY, fallback))
+    chosen = np.select([system == CRM, system == SHOP], [position[CRM], position[SHOP]], position[LOYALTY])
+    return system, chosen
 
 
 def _window(people: People, owner: np.ndarray, reference: np.datetime64) -> tuple[np.ndarray, np.ndarray]:
@@ -182,10 +206,10 @@ def calls(rng, people: People, cti: Records, reference: np.datetime64) -> tuple[
     first = np.minimum.reduceat(at, np.cumsum(counts) - counts) if n else np.array([], "datetime64[s]")
     columns = {
         "owner": owner,
-        "cti_id": cti.ids[record],
+        "cti_id": Coded(cti.ids, record),
         "call_at": at,
-        "direction": np.where(outbound, "outbound", "inbound"),
-        "reason": ref.CALL_REASONS[reason],
+        "direction": Coded(np.array(["inbound", "outbound"]), outbound.astype(np.int64)),
+        "reason": Coded(ref.CALL_REASONS, reason),
         "duration_sec": duration,
         "resolved": np.where(rng.random(n) < 0.03, np.nan, resolved.astype(float)),
         "satisfaction": np.where(rng.random(n) < 0.4, np.nan, satisfaction),
@@ -193,31 +217,32 @@ def calls(rng, people: People, cti: Records, reference: np.datetime64) -> tuple[
     return columns, first
 
 
-def _any_record(rng, records: dict[str, Records], owner_counts: np.ndarray):
-    """For each event of each owner, one of the owner's records in any system."""
-    person, system, ids = merge_view(records)
-    per_person = np.bincount(person, minlength=len(owner_counts))
+def _any_record(rng, book: IdBook, owner_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each event of each owner, one of the owner's records in any system: (owner, position)."""
+    by_person = np.argsort(book.person, kind="stable")
+    per_person = np.bincount(book.person, minlength=len(owner_counts))
     starts = np.cumsum(per_person) - per_person
     owner, _ = expand(np.where(per_person > 0, owner_counts, 0))
     chosen = starts[owner] + (rng.random(len(owner)) * per_person[owner]).astype(np.int64)
-    return owner, system[chosen], ids[chosen].astype(str)
+    return owner, by_person[chosen]
 
 
-def _pool_draw(rng, pools: list[list[str]], seg: np.ndarray) -> np.ndarray:
-    """One item per row from the row's segment pool."""
-    flat = np.array([item for pool in pools for item in pool])
+def _pool_draw(rng, pools: list[list[str]], seg: np.ndarray, missing: float) -> Coded:
+    """One item per row from the row's segment pool, missing on about `missing` of the rows."""
+    flat = np.array([item for pool in pools for item in pool] + [""])
     sizes = np.array([len(pool) for pool in pools])
     offsets = np.cumsum(sizes) - sizes
-    return flat[offsets[seg] + (rng.random(len(seg)) * sizes[seg]).astype(np.int64)]
+    codes = offsets[seg] + (rng.random(len(seg)) * sizes[seg]).astype(np.int64)
+    return Coded(flat, np.where(rng.random(len(seg)) < missing, len(flat) - 1, codes))
 
 
-def surveys(rng, people: People, records: dict[str, Records], reference: np.datetime64) -> dict:
+def surveys(rng, people: People, book: IdBook, reference: np.datetime64) -> dict:
     """Survey answers: satisfaction follows segment and stage; interests and needs follow segment."""
     start, end = _window(people, np.arange(len(people)), reference)
     years = np.maximum((end - start).astype(np.int64) / 365.0, 0.3)
     rate = np.where(people.stage >= ref.CONVERSION, ref.SURVEY_RATE[people.segment] * years, 0.3)
     rate = np.where(people.stage == ref.CONTACT, 0.0, rate)
-    owner, system, customer = _any_record(rng, records, rng.poisson(rate))
+    owner, position = _any_record(rng, book, rng.poisson(rate))
     n = len(owner)
     seg, stage = people.segment[owner], people.stage[owner]
     days = _uniform_days(rng, start[owner], end[owner])
@@ -228,30 +253,27 @@ def surveys(rng, people: People, records: dict[str, Records], reference: np.date
     csat = np.clip(np.round(rng.normal(mood, 0.6)), 1, 5)
     nps = np.clip(np.round(csat * 2.2 - 1.5 + rng.normal(0, 1.2, n)), 0, 10)
     nps = np.where(stage == ref.LOYALTY, rng.integers(9, 11, n), nps)
-    first, second = _pool_draw(rng, ref.INTERESTS, seg), _pool_draw(rng, ref.INTERESTS, seg)
+    first, second = _pool_draw(rng, ref.INTERESTS, seg, 0.0), _pool_draw(rng, ref.INTERESTS, seg, 0.0)
+    first, second = first.vocab[first.codes], second.vocab[second.codes]
     two = (rng.random(n) < 0.6) & (first != second)
     interests = np.where(two, cat(first, ";", second), first)
     return {
         "owner": owner,
-        "source_system": system,
-        "source_customer_id": customer,
+        "source_system": Coded(SYSTEM_NAMES, book.system[position]),
+        "source_customer_id": Coded(book.ids, position),
         "answered_at": _clock(rng, days, np.tile([9, 22], (n, 1))),
         "csat": np.where(rng.random(n) < 0.1, np.nan, csat),
         "nps": np.where(rng.random(n) < 0.15, np.nan, nps),
         "interests": np.where(rng.random(n) < 0.2, "", interests),
-        "lifestyle": np.where(rng.random(n) < 0.25, "", _pool_draw(rng, ref.LIFESTYLES, seg)),
-        "stated_need": np.where(rng.random(n) < 0.2, "", _pool_draw(rng, ref.NEEDS, seg)),
+        "lifestyle": _pool_draw(rng, ref.LIFESTYLES, seg, 0.25),
+        "stated_need": _pool_draw(rng, ref.NEEDS, seg, 0.2),
     }
 
 
-def marketing(
-    rng, people: People, records: dict[str, Records], campaigns: pd.DataFrame, reference: np.datetime64
-) -> dict:
+def marketing(rng, people: People, book: IdBook, campaigns: pd.DataFrame, reference: np.datetime64) -> dict:
     """Campaign touches: segments are targeted by, and answer, the campaigns that suit them."""
     years = np.maximum((reference - people.known_since).astype(np.int64) / 365.0, 0.1)
-    owner, system, customer = _any_record(
-        rng, records, rng.poisson(ref.MARKETING_RATE[people.segment] * years)
-    )
+    owner, position = _any_record(rng, book, rng.poisson(ref.MARKETING_RATE[people.segment] * years))
     n = len(owner)
     seg = people.segment[owner]
     starts = campaigns["start"].to_numpy()
@@ -269,11 +291,11 @@ def marketing(
     converted = responded & (rng.random(n) < ref.CONVERSION_P[seg])
     return {
         "owner": owner,
-        "source_system": system,
-        "source_customer_id": customer,
+        "source_system": Coded(SYSTEM_NAMES, book.system[position]),
+        "source_customer_id": Coded(book.ids, position),
         "sent_at": _clock(rng, days, np.tile([9, 20], (n, 1))),
-        "campaign": campaigns["campaign"].to_numpy().astype(str)[chosen],
-        "channel": ref.MARKETING_CHANNELS[channel],
+        "campaign": Coded(campaigns["campaign"].to_numpy().astype(str), chosen),
+        "channel": Coded(ref.MARKETING_CHANNELS, channel),
         "responded": responded,
         "converted": converted,
     }

@@ -78,18 +78,39 @@ class Records:
     def __len__(self) -> int:
         return len(self.person)
 
-    def primary_id(self, n_people: int) -> np.ndarray:
-        """Per person: the id of their first record in this system, or ""."""
-        out = np.full(n_people, "", dtype=self.ids.dtype if len(self.ids) else "U1")
-        first = ~self.dup
-        out[self.person[first]] = self.ids[first]
+    def positions(self, n_people: int, duplicate: bool = False) -> np.ndarray:
+        """Per person: the row of their first (or duplicate) record in this system, or -1."""
+        out = np.full(n_people, -1, dtype=np.int64)
+        chosen = self.dup if duplicate else ~self.dup
+        out[self.person[chosen]] = np.flatnonzero(chosen)
         return out
 
-    def duplicate_id(self, n_people: int) -> np.ndarray:
-        """Per person: the id of their duplicate record in this system, or ""."""
-        out = np.full(n_people, "", dtype=self.ids.dtype if len(self.ids) else "U1")
-        out[self.person[self.dup]] = self.ids[self.dup]
-        return out
+    def primary_id(self, n_people: int) -> np.ndarray:
+        """Per person: the id of their first record in this system, or ""."""
+        positions = self.positions(n_people)
+        padded = np.append(self.ids, "")
+        return padded[positions]
+
+
+@dataclass(frozen=True)
+class IdBook:
+    """All record ids of a chunk (systems in SYSTEMS order), so events can refer to them by position."""
+
+    ids: np.ndarray
+    system: np.ndarray
+    offsets: dict[str, int]
+    person: np.ndarray
+
+    @classmethod
+    def of(cls, records: dict[str, Records]) -> IdBook:
+        sizes = [len(records[s]) for s in SYSTEMS]
+        starts = np.cumsum(sizes) - sizes
+        return cls(
+            ids=np.concatenate([records[s].ids for s in SYSTEMS]),
+            system=np.repeat(np.arange(len(SYSTEMS)), sizes),
+            offsets={s: int(start) for s, start in zip(SYSTEMS, starts, strict=True)},
+            person=np.concatenate([records[s].person for s in SYSTEMS]),
+        )
 
 
 def record_ids(system: str, index: np.ndarray) -> np.ndarray:
@@ -425,15 +446,6 @@ def _fill_loyalty(rng, people: People, loyalty: Records, reference: np.datetime6
         "joined_on": np.minimum(joined, reference - np.timedelta64(1, "D")),
         "tier": _blank(tier, _chance(rng, n, 0.03)),
     }
-
-
-def merge_view(records: dict[str, Records]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All records of a chunk sorted by owner: (person rows, system names, record ids)."""
-    person = np.concatenate([records[s].person for s in SYSTEMS])
-    system = np.concatenate([np.full(len(records[s]), s) for s in SYSTEMS])
-    ids = np.concatenate([records[s].ids.astype(object) for s in SYSTEMS])
-    order = np.argsort(person, kind="stable")
-    return person[order], system[order], ids[order]
 
 
 def arrow_strings(values: np.ndarray) -> pa.Array:

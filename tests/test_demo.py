@@ -1,0 +1,334 @@
+"""The demo world generator: determinism, the raw-file contract, truth consistency, planted structure."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from helpers import demo, demo_events, demo_xlsx
+from helpers.demo import RAW_FILES, TRUTH_SCHEMAS, format_stamps, generate_demo_world
+from helpers.paths import PROJECT_ROOT
+from helpers.schema import SOURCE_SYSTEMS, TABLES
+
+N_PEOPLE = 2000
+REFERENCE = pd.Timestamp("2026-06-30")
+
+
+def _generate(base: Path, seed: int = 7) -> tuple[Path, Path, dict[str, int]]:
+    raw, truth = base / "raw", base / "truth"
+    counts = generate_demo_world(raw, truth, n_customers=N_PEOPLE, seed=seed, progress=False)
+    return raw, truth, counts
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, int]]:
+    return _generate(tmp_path_factory.mktemp("demo_world"))
+
+
+@pytest.fixture(scope="module")
+def raw_tables(world) -> dict[str, pd.DataFrame]:
+    """Every raw table read as text, the way its file is declared."""
+    raw, _, _ = world
+    tables = {}
+    for name, spec in RAW_FILES.items():
+        path = raw / spec.file
+        if spec.sheet:
+            tables[name] = pd.read_excel(path, sheet_name=spec.sheet, dtype=str, engine="calamine")
+        else:
+            tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=spec.encoding)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def truth(world) -> dict[str, pd.DataFrame]:
+    _, truth_dir, _ = world
+    return {name: pd.read_parquet(truth_dir / f"{name}.parquet") for name in TRUTH_SCHEMAS}
+
+
+@pytest.fixture(scope="module")
+def owners(truth) -> pd.DataFrame:
+    """source_system, source_customer_id -> person_id, segment, stage."""
+    persons = truth["persons"][["person_id", "segment", "stage"]]
+    records = truth["source_records"].rename(columns={"source_record_id": "source_customer_id"})
+    return records.merge(persons, on="person_id")
+
+
+@pytest.fixture(scope="module")
+def purchases(raw_tables, owners, truth) -> pd.DataFrame:
+    """Clean purchases (no planted defects, no refunds) with their true owner."""
+    defects = truth["planted_defects"]
+    bad = set(defects.loc[defects.table == "transactions", "key"])
+    frame = raw_tables["transactions"]
+    frame = frame[~frame.txn_id.isin(bad) & (frame.is_refund == "false")].copy()
+    frame["amount"] = frame.amount.astype(float)
+    frame["quantity"] = frame.quantity.astype(int)
+    frame["txn_at"] = pd.to_datetime(frame.txn_at, format=RAW_FILES["transactions"].datetime_format)
+    return frame.merge(owners, on=["source_system", "source_customer_id"], validate="many_to_one")
+
+
+@pytest.fixture(scope="module")
+def calls(raw_tables, owners, truth) -> pd.DataFrame:
+    defects = truth["planted_defects"]
+    bad = set(defects.loc[defects.table == "calls", "key"])
+    frame = raw_tables["calls"]
+    frame = frame[~frame.call_id.isin(bad)]
+    cti = owners[owners.source_system == "cti"].rename(columns={"source_customer_id": "cti_id"})
+    return frame.merge(cti, on="cti_id", validate="many_to_one")
+
+
+def test_same_seed_gives_identical_files_and_another_seed_does_not(world, tmp_path: Path) -> None:
+    raw, truth, counts = world
+    again_raw, again_truth, again_counts = _generate(tmp_path / "again")
+    assert again_counts == counts
+    for spec in RAW_FILES.values():
+        assert (again_raw / spec.file).read_bytes() == (raw / spec.file).read_bytes(), spec.file
+    for name in TRUTH_SCHEMAS:
+        assert pd.read_parquet(again_truth / f"{name}.parquet").equals(
+            pd.read_parquet(truth / f"{name}.parquet")
+        )
+    other_raw, _, _ = _generate(tmp_path / "other", seed=8)
+    assert (other_raw / "transactions.csv").read_bytes() != (raw / "transactions.csv").read_bytes()
+
+
+def test_counts_report_every_file_and_sizes_are_realistic(world, raw_tables, truth) -> None:
+    raw, _, counts = world
+    for name, spec in RAW_FILES.items():
+        assert counts[spec.file] == len(raw_tables[name]) > 0
+        assert (raw / spec.file).is_file()
+    assert counts["truth/persons.parquet"] == N_PEOPLE
+    assert not list(raw.glob(".demo-partial*"))
+    identity_records = sum(counts[RAW_FILES[t].file] for t in SOURCE_SYSTEMS.values())
+    assert 1.5 * N_PEOPLE < identity_records < 3 * N_PEOPLE
+    assert 8 * N_PEOPLE < counts["transactions.csv"] < 30 * N_PEOPLE
+    assert 2 * N_PEOPLE < counts["calls.csv"] < 10 * N_PEOPLE
+
+
+def test_files_follow_the_canonical_schema_and_declared_formats(world, raw_tables) -> None:
+    raw, _, _ = world
+    for name, table in TABLES.items():
+        assert list(raw_tables[name].columns) == table.column_names, name
+        spec = RAW_FILES[name]
+        for column in table.columns:
+            if column.type not in ("date", "datetime") or spec.sheet:
+                continue
+            fmt = spec.date_format if column.type == "date" else spec.datetime_format
+            values = raw_tables[name][column.name]
+            values = values[values != ""]
+            parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+            assert parsed.notna().mean() > 0.98, (name, column.name)
+    # The CTI file is GBK, not UTF-8, and carries Chinese text.
+    cti_bytes = (raw / "cti_contacts.csv").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        cti_bytes.decode("utf-8")
+    assert "先生" in cti_bytes.decode("gbk") or "女士" in cti_bytes.decode("gbk")
+    # The Excel workbook has the declared sheet with real date cells.
+    loyalty = pd.read_excel(raw / "loyalty_members.xlsx", sheet_name="members", engine="openpyxl")
+    assert pd.api.types.is_datetime64_any_dtype(loyalty["joined_on"])
+    assert loyalty["member_no"].notna().all()
+    assert raw_tables["calls"]["call_at"].str.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d").mean() > 0.98
+
+
+def test_raw_file_specs_match_the_demo_config() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "config" / "demo.yml").read_text(encoding="utf-8"))
+    for name, spec in RAW_FILES.items():
+        declared = config["data"]["tables"][name]
+        assert declared["file"] == spec.file
+        assert declared.get("encoding", "utf-8") == spec.encoding
+        assert declared.get("datetime_format", demo.ISO_DATETIME) == spec.datetime_format
+        assert declared.get("date_format", demo.ISO_DATE) == spec.date_format
+        assert declared.get("sheet") == spec.sheet
+        assert declared["format"] == ("excel" if spec.sheet else "csv")
+
+
+def test_every_identity_record_is_in_the_truth_exactly_once(raw_tables, truth) -> None:
+    records = truth["source_records"]
+    assert not records.duplicated(["source_system", "source_record_id"]).any()
+    for system, table in SOURCE_SYSTEMS.items():
+        keys = raw_tables[table][TABLES[table].key]
+        assert keys.is_unique
+        assert set(keys) == set(records.loc[records.source_system == system, "source_record_id"])
+    assert set(records.person_id) <= set(truth["persons"].person_id)
+    assert records.groupby("person_id").size().max() <= 5
+
+
+def test_event_references_exist_except_planted_orphans(raw_tables, truth) -> None:
+    defects = truth["planted_defects"]
+    records = truth["source_records"]
+    known = set(zip(records.source_system, records.source_record_id, strict=True))
+    for table in ("transactions", "surveys", "marketing_contacts"):
+        frame = raw_tables[table]
+        exists = pd.Series(
+            [(s, c) in known for s, c in zip(frame.source_system, frame.source_customer_id, strict=True)]
+        )
+        orphans = set(defects.loc[(defects.table == table) & (defects.defect == "orphan"), "key"])
+        assert set(frame.loc[~exists.to_numpy(), TABLES[table].key]) == orphans, table
+    cti = set(records.loc[records.source_system == "cti", "source_record_id"])
+    calls = raw_tables["calls"]
+    orphan_calls = set(defects.loc[(defects.table == "calls") & (defects.defect == "orphan"), "key"])
+    assert orphan_calls and set(calls.loc[~calls.cti_id.isin(cti), "call_id"]) == orphan_calls
+
+
+def test_row_level_defects_are_planted_and_visible(raw_tables, truth) -> None:
+    defects = truth["planted_defects"]
+    kinds = set(zip(defects.table, defects.defect, strict=True))
+    for expected in [
+        ("transactions", "unparseable_date"),
+        ("transactions", "negative_quantity"),
+        ("transactions", "negative_amount"),
+        ("transactions", "future_date"),
+        ("transactions", "exact_duplicate"),
+        ("calls", "exact_duplicate"),
+        ("crm_customers", "impossible_birth_date"),
+    ]:
+        assert expected in kinds, expected
+    txn = raw_tables["transactions"]
+    negative = set(txn.loc[txn.quantity.astype(int) < 0, "txn_id"])
+    assert negative == set(
+        defects.loc[defects.defect.eq("negative_quantity") & defects.table.eq("transactions"), "key"]
+    )
+    bad_amount = txn.loc[(txn.amount.astype(float) < 0) & (txn.is_refund == "false"), "txn_id"]
+    assert set(bad_amount) == set(defects.loc[defects.defect == "negative_amount", "key"])
+    assert (
+        txn.duplicated().sum()
+        == (defects.table.eq("transactions") & defects.defect.eq("exact_duplicate")).sum()
+    )
+    stamps = pd.to_datetime(txn.txn_at, format=RAW_FILES["transactions"].datetime_format, errors="coerce")
+    assert (stamps > REFERENCE + pd.Timedelta(days=1)).sum() > 0
+    assert (
+        stamps.isna().sum()
+        == (defects.table.eq("transactions") & defects.defect.eq("unparseable_date")).sum()
+    )
+    rate = len(defects[defects.table == "transactions"]) / len(txn)
+    assert 0.005 < rate < 0.02  # six kinds at ~0.1-0.3% each
+
+
+def test_planted_segments_behave_differently(purchases, calls, raw_tables, owners) -> None:
+    order_value = purchases.groupby("segment").amount.mean()
+    assert order_value["vip_loyal"] > 3 * order_value["young_digital"]
+    assert purchases.groupby("segment").quantity.mean().idxmax() == "business_bulk"
+    app_share = purchases.assign(app=purchases.channel.eq("app")).groupby("segment").app.mean()
+    assert app_share.idxmax() == "young_digital"
+    complaint_share = calls.assign(c=calls.reason.eq("complaint")).groupby("segment").c.mean()
+    assert complaint_share.idxmax() == "complaint_prone_price_seekers"
+    months = purchases.txn_at.dt.strftime("%m-%d")
+    festive = (
+        months.between("02-01", "02-14") | months.between("11-01", "12-24") | months.between("05-10", "05-20")
+    )
+    festive_share = purchases.assign(f=festive).groupby("segment").f.mean()
+    assert festive_share.idxmax() == "occasional_gifters" and festive_share["occasional_gifters"] > 0.6
+    weekday = purchases.txn_at.dt.dayofweek < 5
+    assert weekday[purchases.segment == "business_bulk"].mean() > 0.95
+    shop = raw_tables["shop_accounts"].merge(
+        owners[owners.source_system == "shop"], left_on="shop_user_id", right_on="source_customer_id"
+    )
+    sessions = pd.to_numeric(shop.sessions_per_month, errors="coerce").groupby(shop.segment).mean()
+    assert sessions.idxmax() == "young_digital"
+
+
+def test_planted_stages_shape_the_purchase_timeline(purchases, truth) -> None:
+    last = purchases.groupby("stage").txn_at.max()
+    per_person = purchases.groupby(["person_id", "stage"]).txn_at.agg(["min", "max"]).reset_index()
+    days_ago = (REFERENCE - per_person["max"]).dt.days
+    first_ago = (REFERENCE - per_person["min"]).dt.days
+    assert (first_ago[per_person.stage == "conversion"] <= 60).all()
+    churned = days_ago[per_person.stage == "churned"]
+    assert churned.min() >= 240 and churned.max() <= 760
+    assert (
+        days_ago[per_person.stage == "retention"].median() < days_ago[per_person.stage == "at_risk"].median()
+    )
+    assert {"contact", "acquisition"}.isdisjoint(set(purchases.stage))
+    assert last["loyalty"] <= REFERENCE
+    persons = truth["persons"]
+    future_buyers = set(truth["future_transactions"].person_id)
+    buy_rate = persons.assign(b=persons.person_id.isin(future_buyers)).groupby("stage").b.mean()
+    assert buy_rate["loyalty"] > buy_rate["at_risk"] > buy_rate["churned"]
+    assert (truth["future_transactions"].txn_at > REFERENCE).all()
+
+
+def test_hard_identity_cases_are_present(raw_tables, truth, owners) -> None:
+    persons = truth["persons"]
+    namesakes = persons.groupby("full_name").person_id.nunique()
+    assert namesakes.max() >= 5
+    crm = raw_tables["crm_customers"].merge(
+        owners[owners.source_system == "crm"], left_on="crm_id", right_on="source_customer_id"
+    )
+    digits = crm.landline.str.replace(r"\D", "", regex=True).str.replace(r"^86", "0", regex=True)
+    sharing = crm[digits != ""].groupby(digits[digits != ""]).person_id.nunique()
+    assert (sharing >= 2).sum() >= 10
+    phones = pd.concat([crm.mobile, raw_tables["cti_contacts"].phone])
+    assert phones.isin(["13800000000", "00000000000", "13800138000"]).sum() >= 5
+    assert raw_tables["shop_accounts"].email.isin(["test@test.com", "none@none.com", "noemail@qq.com"]).any()
+    assert (
+        truth["source_records"].groupby(["person_id", "source_system"]).size() > 1
+    ).sum() >= 0.02 * N_PEOPLE
+    mobile_formats = crm.mobile.str.replace(r"\d", "9", regex=True).value_counts()
+    assert {"99999999999", "+99 999 9999 9999", "9999-99999999999", "999-9999-9999"} <= set(
+        mobile_formats.index
+    )
+    hashes = crm[crm.national_id_hash != ""]
+    assert 0.4 < len(hashes) / len(crm) < 0.75
+    assert hashes.groupby("national_id_hash").person_id.nunique().max() == 1
+    assert (hashes.groupby("national_id_hash").size() > 1).any()
+    shop_names = raw_tables["shop_accounts"].display_name
+    assert (
+        shop_names.str.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+").any()
+        and shop_names.str.contains(r"[\u4e00-\u9fff]").any()
+    )
+    linked = raw_tables["cti_contacts"].crm_id
+    assert 0.2 < (linked != "").mean() < 0.6
+    business = persons[persons.is_business]
+    assert 0.04 < len(business) / N_PEOPLE < 0.1 and (business.company_name != "").all()
+
+
+def test_format_stamps_matches_strftime() -> None:
+    stamps = pa.array(np.array(["2024-03-05T07:08:09", "NaT", "1999-12-31T23:59:00"], dtype="datetime64[s]"))
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d"):
+        assert format_stamps(stamps, fmt).equals(pc.strftime(stamps, format=fmt))
+    with pytest.raises(ValueError, match="%b"):
+        format_stamps(stamps, "%d %b %Y")
+
+
+def test_xlsx_writer_refuses_more_rows_than_excel_allows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(demo_xlsx, "MAX_ROWS", 3)
+    writer = demo_xlsx.XlsxStreamWriter(tmp_path / "x.xlsx", "s", ["a"])
+    writer.write(pa.table({"a": ["1", "2"]}))
+    with pytest.raises(ValueError, match="exceed"):
+        writer.write(pa.table({"a": ["3"]}))
+
+
+def test_xlsx_writer_escapes_text_and_keeps_spaces(tmp_path: Path) -> None:
+    path = tmp_path / "x.xlsx"
+    writer = demo_xlsx.XlsxStreamWriter(path, "sheet", ["text", "day"])
+    days = pa.array(np.array(["2024-02-29", "2023-01-01", "NaT"], dtype="datetime64[s]"))
+    writer.write(pa.table({"text": [" a&b <c> ", None, "x"], "day": days}))
+    writer.close()
+    frame = pd.read_excel(path, sheet_name="sheet", engine="openpyxl")
+    assert frame["text"].tolist()[0] == " a&b <c> " and pd.isna(frame.loc[1, "text"])
+    assert frame.loc[0, "day"] == pd.Timestamp("2024-02-29") and pd.isna(frame.loc[2, "day"])
+    assert zipfile.is_zipfile(path)
+
+
+def test_a_crash_leaves_no_half_written_files(tmp_path: Path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo, "surveys", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=200, progress=False)
+    written = [p.name for p in (tmp_path / "raw").iterdir() if not p.name.startswith(".")]
+    assert written == []
+    assert not list((tmp_path / "truth").glob("*.parquet"))
+
+
+def test_event_ids_are_sequential_and_padded() -> None:
+    ids = demo_events.event_ids("T", 98, 3, 5).to_pylist()
+    assert ids == ["T00098", "T00099", "T00100"]
+    assert all(re.fullmatch(r"T\d{5}", i) for i in ids)
