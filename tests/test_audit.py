@@ -1,0 +1,177 @@
+"""The audit of step 01: scores and coverage on the hand-built fixture, planted defects on the demo world."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_contract import fixture_config, make_context, write_world
+
+from helpers import audit
+from helpers.config import resolve_path, setting
+from helpers.io import StepContext
+from helpers.schema import TABLES
+
+# Planted defect kind (helpers.demo truth) -> the quarantine reason that must name it.
+DEFECT_REASONS = {
+    "impossible_birth_date": "impossible age",
+    "unparseable_date": "unparseable ",
+    "future_date": "after reference date",
+    "negative_amount": "negative amount on non-refund",
+    "negative_quantity": "negative quantity",
+    "orphan": "orphan reference",
+    "exact_duplicate": "exact duplicate row",
+}
+
+
+@pytest.fixture(scope="module")
+def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> audit.AuditReport:
+    base = tmp_path_factory.mktemp("audit")
+    config = fixture_config(base / "raw")
+    write_world(base / "raw", config)
+    return audit.run_audit(make_context(base, config))
+
+
+def test_quality_score_parts_on_the_fixture(fixture_report: audit.AuditReport) -> None:
+    quality = fixture_report.quality.set_index("table")
+    # transactions: 9 rows, 4 with value problems, 1 exact duplicate, 2 orphans, every cell filled.
+    transactions = quality.loc["transactions"]
+    assert transactions.validity == pytest.approx(5 / 9)
+    assert transactions.uniqueness == pytest.approx(8 / 9)
+    assert transactions.integrity == pytest.approx(7 / 9)
+    assert transactions.completeness == pytest.approx(1.0)
+    assert transactions.score == pytest.approx(100 * (0.4 * 5 / 9 + 0.2 * 1 + 0.2 * 8 / 9 + 0.2 * 7 / 9))
+    # calls: 3 rows, 1 value problem, 1 orphan; resolved and satisfaction empty once each (of 8 columns).
+    calls = quality.loc["calls"]
+    completeness = (6 + 2 * 2 / 3) / 8
+    assert calls.completeness == pytest.approx(completeness)
+    assert calls.score == pytest.approx(100 * (0.4 * 2 / 3 + 0.2 * completeness + 0.2 * 1 + 0.2 * 2 / 3))
+    assert quality.loc["crm_customers", "uniqueness"] == pytest.approx(7 / 8)  # one duplicate crm_id
+
+
+def test_quality_weights_come_from_the_config(fixture_report: audit.AuditReport) -> None:
+    only_validity = {"validity": 1.0, "completeness": 0.0, "uniqueness": 0.0, "integrity": 0.0}
+    quality = audit.quality_scores(fixture_report.ledger, fixture_report.column_profile, only_validity)
+    assert quality.set_index("table").loc["transactions", "score"] == pytest.approx(100 * 5 / 9)
+
+
+def test_coverage_per_factor_group_on_the_fixture(fixture_report: audit.AuditReport) -> None:
+    # Accepted identity records: CRM001, CRM006, CTI01, S1, L001.
+    coverage = fixture_report.coverage.set_index("group")
+    expected = {"value": 2, "behaviour": 3, "service": 2, "demographic": 4, "geographic": 3,
+                "technographic": 1, "psychographic": 1, "firmographic": 0}  # fmt: skip
+    assert coverage["records_with"].to_dict() == expected
+    assert (coverage["records"] == 5).all()
+    assert coverage.loc["demographic", "share"] == pytest.approx(0.8)
+    by_system = fixture_report.coverage_by_system.set_index("system")
+    assert by_system.loc["cti", "service"] == 1 and by_system.loc["crm", "service"] == 1
+    assert "shop_accounts.primary_device" in coverage.loc["technographic", "feeds"]
+
+
+def test_column_profile_counts_missing_and_invalid(fixture_report: audit.AuditReport) -> None:
+    profile = fixture_report.column_profile.set_index(["table", "column"])
+    assert profile.loc[("crm_customers", "email"), "missing"] == 6
+    assert profile.loc[("crm_customers", "gender"), "invalid"] == 1  # "X"; "f" is standardized to F
+    assert profile.loc[("crm_customers", "crm_id"), "distinct"] == 7
+    assert profile.loc[("transactions", "amount"), "invalid"] == 1
+    assert profile.loc[("transactions", "amount"), "min"] == "-20.0"  # refunds are accepted negatives
+    assert profile.loc[("calls", "call_at"), "max"] == "2024-01-06 09:15:00"
+    checks = fixture_report.invalid_values.set_index(["table", "check"])["rows"]
+    assert checks[("crm_customers", "unknown gender value (kept, set to null)")] == 1
+    assert checks[("transactions", "orphan reference (quarantined)")] == 2
+
+
+def test_integrity_ranges_and_months_on_the_fixture(fixture_report: audit.AuditReport) -> None:
+    integrity = fixture_report.integrity.set_index("table")
+    assert integrity.loc["calls", "orphan_rows"] == 1 and integrity.loc["transactions", "orphan_rows"] == 2
+    ranges = fixture_report.numeric_ranges.set_index(["table", "column"])
+    assert (
+        ranges.loc[("transactions", "quantity"), "max"] == 2
+        and ranges.loc[("transactions", "amount"), "n"] == 2
+    )
+    monthly = fixture_report.monthly_rows
+    transactions = monthly[monthly["table"] == "transactions"]
+    assert transactions["rows"].tolist() == [1, 1] and transactions["column"].iloc[0] == "txn_at"
+
+
+def test_summary_and_figures_render(fixture_report: audit.AuditReport) -> None:
+    summary = audit.summary_text(fixture_report).splitlines()
+    assert summary[0].split() == ["crm_customers", "in", "8", "ok", "2", "quarantined", "6", "score",
+                                  f"{fixture_report.quality.score.iloc[0]:.1f}"]  # fmt: skip
+    report = fixture_report
+    figures = (audit.plot_missingness(report.column_profile), audit.plot_quality(report.quality),
+               audit.plot_coverage(report.coverage_by_system), audit.plot_monthly(report.monthly_rows),
+               audit.plot_reasons(report.quarantine_reasons))  # fmt: skip
+    assert all(figure.axes for figure in figures)
+
+
+def test_knobs_override_the_config(tmp_path: Path) -> None:
+    config = fixture_config(tmp_path / "raw")
+    write_world(tmp_path / "raw", config)
+    ctx = make_context(tmp_path, copy.deepcopy(config))
+    audit.apply_knobs(ctx, min_age=5, max_age=None)
+    assert ctx.config["audit"]["min_age"] == 5 and ctx.config["audit"]["max_age"] == 100
+    report = audit.run_audit(ctx)
+    reasons = report.quarantine_reasons.set_index(["table", "reason"])["rows"]
+    assert reasons[("crm_customers", "impossible age")] == 1  # the 11-year-old is now plausible
+    manifest = json.loads(ctx.path("step.json").read_text())
+    assert manifest["ledger"]["crm_customers"] == {"input_rows": 8, "accepted_rows": 3, "quarantined_rows": 5}
+    assert set(manifest["quality"]) == set(TABLES) and set(manifest["coverage"]) == set(audit.FACTOR_GROUPS)
+    for name in ("quality", "coverage", "column_profile", "quarantine_reasons"):
+        assert ctx.path(f"{name}.parquet").is_file()
+
+
+# ---------------------------------------------------------------- the demo world
+
+
+@pytest.fixture(scope="module")
+def demo_run(small_world_config: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[StepContext, dict]:
+    """The audit of the small demo world (generated once per session by conftest)."""
+    base = tmp_path_factory.mktemp("demo_audit")
+    ctx = make_context(base, copy.deepcopy(small_world_config))
+    audit.run_audit(ctx)
+    return ctx, small_world_config
+
+
+@pytest.mark.xdist_group("small_world")
+def test_demo_world_ledger_balances_and_clean_data_is_consistent(demo_run: tuple[StepContext, dict]) -> None:
+    ctx, _ = demo_run
+    ledger = ctx.read("01_data_audit", "ledger").set_index("table")
+    assert list(ledger.index) == list(TABLES)
+    assert (ledger.input_rows == ledger.accepted_rows + ledger.quarantined_rows).all()
+    assert (ledger.quarantined_rows > 0).sum() >= 6
+    keys = set()
+    for table in TABLES.values():
+        clean = ctx.read("01_data_audit", f"clean_{table.name}")
+        quarantine = ctx.read("01_data_audit", f"quarantine_{table.name}")
+        assert len(clean) == ledger.loc[table.name, "accepted_rows"]
+        assert len(quarantine) == ledger.loc[table.name, "quarantined_rows"]
+        assert clean[table.key].is_unique and clean[table.required_columns].notna().all().all()
+        if table.kind == "identity":
+            keys |= set(zip(clean["source_system"], clean["source_record_id"], strict=True))
+            assert (clean["source_record_id"] == clean[table.key]).all()
+    transactions = ctx.read("01_data_audit", "clean_transactions")
+    referenced = set(zip(transactions["source_system"], transactions["source_customer_id"], strict=True))
+    assert referenced <= keys  # no orphan survives cleaning
+    calls = ctx.read("01_data_audit", "clean_calls")
+    assert set(calls["cti_id"]) <= {key for system, key in keys if system == "cti"}
+
+
+@pytest.mark.xdist_group("small_world")
+def test_demo_world_planted_defects_are_all_quarantined(demo_run: tuple[StepContext, dict]) -> None:
+    ctx, config = demo_run
+    truth_dir = resolve_path(Path("data/truth") / resolve_path(setting(config, "data.raw_dir")).name)
+    planted = pd.read_parquet(truth_dir / "planted_defects.parquet")
+    missed = []
+    for table, defects in planted.groupby("table"):
+        quarantine = ctx.read("01_data_audit", f"quarantine_{table}")
+        key = TABLES[table].key
+        reasons = quarantine.groupby(quarantine[key].str.strip())["reason"].agg("; ".join)
+        for defect in defects.itertuples():
+            if DEFECT_REASONS[defect.defect] not in reasons.get(defect.key, ""):
+                missed.append((table, defect.key, defect.defect))
+    assert not missed, missed[:10]
+    assert len(planted) > 50
