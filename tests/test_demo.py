@@ -233,6 +233,15 @@ def test_planted_segments_behave_differently(purchases, calls, raw_tables, owner
     assert sessions.idxmax() == "young_digital"
 
 
+def test_contact_stage_people_get_at_most_one_outbound_call(calls) -> None:
+    contact = calls[calls.stage == "contact"]
+    assert len(contact) > 0
+    assert contact.groupby("person_id").size().max() == 1
+    assert (contact.direction == "outbound").all()
+    acquisition = calls[calls.stage == "acquisition"]
+    assert set(acquisition.reason) <= {"inquiry", "sales"}
+
+
 def test_planted_stages_shape_the_purchase_timeline(purchases, truth) -> None:
     last = purchases.groupby("stage").txn_at.max()
     per_person = purchases.groupby(["person_id", "stage"]).txn_at.agg(["min", "max"]).reset_index()

@@ -120,6 +120,8 @@ def generate_demo_world(
     progress: bool = True,
 ) -> dict[str, int]:
     """Write the 8 raw tables to `raw_dir` and the truth to `truth_dir`; return rows per file."""
+    if n_customers < 1:
+        raise ValueError(f"n_customers must be at least 1, got {n_customers}")
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     reference = np.datetime64(reference_date, "D")
     raw_stage, truth_stage = raw_dir / ".demo-partial", truth_dir / ".demo-partial"
@@ -372,7 +374,7 @@ def _impossible_birth_dates(rng, name: str, columns: dict, ids: np.ndarray, refe
     birth = np.asarray(columns["birth_date"], dtype="datetime64[D]").copy()
     rows = np.flatnonzero((rng.random(len(birth)) < DEFECT_RATE) & ~np.isnat(birth))
     years = np.where(
-        rng.random(len(rows)) < 0.5, -rng.integers(112, 130, len(rows)), rng.integers(1, 5, len(rows))
+        rng.random(len(rows)) < 0.5, -rng.integers(112, 125, len(rows)), rng.integers(1, 5, len(rows))
     )
     birth[rows] = reference - (years * 365.25).astype("timedelta64[D]")
     columns["birth_date"] = birth
@@ -444,24 +446,34 @@ class _Sink(Protocol):
 
 
 class _CsvSink:
-    """Appends chunks to one CSV file in the given encoding, header once."""
+    """Appends chunks to one CSV file, header once; UTF-8 streams straight from Arrow."""
 
     def __init__(self, path: Path, encoding: str) -> None:
-        self.handle = path.open("wb")
+        self.path = path
+        self.transcode = encoding.lower().replace("-", "").replace("_", "") != "utf8"
         self.encoding = encoding
+        self.handle = path.open("wb") if self.transcode else None
+        self.writer: pcsv.CSVWriter | None = None
+        self.header_written = False
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
-        buffer = pa.BufferOutputStream()
-        pcsv.write_csv(table, buffer, pcsv.WriteOptions(include_header=self.rows == 0))
-        data = buffer.getvalue().to_pybytes()
-        if self.encoding.lower().replace("-", "") != "utf8":
-            data = data.decode("utf-8").encode(self.encoding)
-        self.handle.write(data)
+        if self.handle is not None:
+            buffer = pa.BufferOutputStream()
+            pcsv.write_csv(table, buffer, pcsv.WriteOptions(include_header=not self.header_written))
+            self.header_written = True
+            self.handle.write(buffer.getvalue().to_pybytes().decode("utf-8").encode(self.encoding))
+        else:
+            if self.writer is None:
+                self.writer = pcsv.CSVWriter(str(self.path), table.schema)
+            self.writer.write_table(table)
         self.rows += len(table)
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
+        elif self.writer is not None:
+            self.writer.close()
 
 
 class _ParquetSink:

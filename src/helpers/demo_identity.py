@@ -158,6 +158,8 @@ def build_records(
     nth = (rng.random(n) * n_held).astype(np.int64)
     column = np.argmax(held & (np.cumsum(held, axis=1) - 1 == nth[:, None]), axis=1)
     wants_dup = (rng.random(n) < 0.04) & (n_held > 0)
+    # A contact-stage person gets at most one (outbound) call, so no second caller record.
+    wants_dup &= ~((np.array(SYSTEMS)[column] == "cti") & (people.stage == ref.CONTACT))
     dup_system = np.where(wants_dup, np.array(SYSTEMS)[column], "")
     records = {}
     for system in SYSTEMS:
@@ -380,7 +382,7 @@ def _fill_cti(rng, people: People, records: dict[str, Records]) -> None:
     prefer = np.where(dup, ~prefers_landline, prefers_landline)
     phone = _placeholders(rng, _phone(rng, people, rows, "cti", prefer), ref.PLACEHOLDER_PHONES)
     crm_ids = records["crm"].primary_id(len(people))[rows]
-    linked = (crm_ids != "") & _chance(rng, n, 0.45)
+    linked = (crm_ids != "") & _chance(rng, n, 0.55)
     wrong = linked & _chance(rng, n, 0.01)
     all_crm = records["crm"].ids
     if len(all_crm):

@@ -177,7 +177,7 @@ def draw_people(rng: np.random.Generator, first_pid: int, n: int, reference: np.
     mobile_prefix = MOBILE_PREFIXES[rng.integers(0, len(MOBILE_PREFIXES), n)]
     mobile_suffix = scrambled(pid, 8, 48271, 3_141_592)
     landline_city = city.copy()
-    landline_local = np.where((rng.random(n) < 0.25) | ~has_mobile, _local_numbers(rng, city), -1)
+    landline_local = np.where((rng.random(n) < 0.15) | ~has_mobile, _local_numbers(rng, city), -1)
 
     household = np.full(n, -1, dtype=np.int64)
     _households(rng, is_business, city, address, household, landline_city, landline_local)
