@@ -7,11 +7,16 @@ rerun keeps every id and name. Segments without a partner get fresh ids and are 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.optimize import linear_sum_assignment
+
+from helpers.strategy import STAGES
 
 PROFILE_COLUMNS = [
     "recency_days", "n_purchases", "tenure_days", "monetary_12m", "avg_order_value", "clv_12m",
@@ -23,7 +28,8 @@ NEW_CUSTOMER, LEFT = "(new customer)", "(left)"
 
 def find_previous_run(run_dir: Path, choice: str | None = "auto") -> Path | None:
     """The run to compare with: `choice` if it is a folder, none for `none`, else the newest
-    sibling run folder started before `run_dir` (by its frozen config.yml) with 03 and 06 artifacts."""
+    sibling run folder started before `run_dir` (by its frozen config.yml) with 03 and 06 artifacts
+    and, when it has a run.json, status ok."""
     if choice in (None, "", "none"):
         return None
     if choice != "auto":
@@ -44,9 +50,20 @@ def find_previous_run(run_dir: Path, choice: str | None = "auto") -> Path | None
             and config.is_file()
             and config.stat().st_mtime < started
             and all((sibling / artifact).is_file() for artifact in PREVIOUS_ARTIFACTS)
+            and _finished_ok(sibling)
         ):
             candidates.append((config.stat().st_mtime, sibling.name, sibling))
     return max(candidates)[2] if candidates else None
+
+
+def _finished_ok(run: Path) -> bool:
+    manifest = run / "run.json"
+    if not manifest.is_file():
+        return True
+    try:
+        return json.loads(manifest.read_text()).get("status") == "ok"
+    except json.JSONDecodeError:
+        return False
 
 
 def segment_profiles(
@@ -117,15 +134,23 @@ def stable_segments(
     return relabelled, mapping.rename(columns={"stable_name": "segment_name"}).reset_index(drop=True)
 
 
-def transition_matrix(before: pd.Series, after: pd.Series) -> pd.DataFrame:
+def transition_matrix(before: pd.Series, after: pd.Series, order: list[str] | None = None) -> pd.DataFrame:
     """Customer counts from `before` (rows) to `after` (columns); both indexed by customer_id.
 
     Customers only in `after` come from `(new customer)`; those only in `before` go to `(left)`.
+    Rows and columns follow `order` (other labels after it, sorted), then the new/left markers.
     """
     joined = pd.concat([before.rename("before"), after.rename("after")], axis=1)
     joined["before"] = joined["before"].astype(object).where(joined["before"].notna(), NEW_CUSTOMER)
     joined["after"] = joined["after"].astype(object).where(joined["after"].notna(), LEFT)
     counts = joined.groupby(["before", "after"]).size().unstack(fill_value=0)
+
+    def arranged(labels: pd.Index, marker: str) -> list[str]:
+        known = [label for label in order or [] if label in labels]
+        rest = sorted(set(labels) - set(known) - {marker})
+        return known + rest + ([marker] if marker in labels else [])
+
+    counts = counts.loc[arranged(counts.index, NEW_CUSTOMER), arranged(counts.columns, LEFT)]
     return counts.rename_axis(index="before", columns="after")
 
 
@@ -176,3 +201,73 @@ def migration_summary(
         ["segment_id", "segment_name", "generated_name", "customers", "customers_before", "size_change",
          "stability", "flagged", "review_reason"]
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Migration:
+    """How this run's segments and stages relate to the previous run's."""
+
+    previous_run: Path
+    segments: pd.DataFrame  # this run's segments with stable ids and names
+    mapping: pd.DataFrame  # new raw id, generated name -> stable id and name, profile distance
+    summary: pd.DataFrame  # per stable segment: sizes, stability, review flag
+    segment_transitions: pd.DataFrame  # customers from previous segment (rows) to this run's (columns)
+    stage_transitions: pd.DataFrame  # customers from previous stage (rows) to this run's stage (columns)
+    previous_metrics: pd.DataFrame | None  # the previous run's 06_strategy/segment_metrics
+
+
+def compare_with_previous(
+    previous_run: Path,
+    features: pd.DataFrame,
+    segments: pd.DataFrame,
+    lifecycle: pd.DataFrame,
+    min_stability: float,
+    max_size_change: float,
+) -> Migration:
+    """Match this run's segments to the previous run's and measure how customers moved."""
+    features_path = previous_run / "03_features" / "features.parquet"
+    available = set(pq.read_schema(features_path).names)
+    columns = ["customer_id", *[c for c in PROFILE_COLUMNS if c in available]]
+    previous_features = pd.read_parquet(features_path, columns=columns)
+    previous_plan = pd.read_parquet(
+        previous_run / "06_strategy" / "plan.parquet",
+        columns=["customer_id", "segment_id", "segment_name", "stage"],
+    )
+    previous_plan["segment_name"] = previous_plan["segment_name"].astype(str)
+    previous_plan["stage"] = previous_plan["stage"].astype(str)
+    center, scale = standardization(features, previous_features)
+    matching = match_segments(
+        segment_profiles(previous_features, previous_plan, center, scale),
+        segment_profiles(features, segments, center, scale),
+    )
+    old_names = previous_plan.drop_duplicates("segment_id").set_index("segment_id")["segment_name"].to_dict()
+    stable, mapping = stable_segments(segments, matching, old_names)
+    summary = migration_summary(previous_plan, stable, mapping, min_stability, max_size_change)
+    before = previous_plan.set_index("customer_id")
+    metrics_path = previous_run / "06_strategy" / "segment_metrics.parquet"
+    return Migration(
+        previous_run=previous_run,
+        segments=stable,
+        mapping=mapping,
+        summary=summary,
+        segment_transitions=transition_matrix(
+            before["segment_name"],
+            stable.set_index("customer_id")["segment_name"].astype(str),
+            order=mapping.sort_values("segment_id")["segment_name"].tolist(),
+        ),
+        stage_transitions=transition_matrix(
+            before["stage"], lifecycle.set_index("customer_id")["stage"].astype(str), order=list(STAGES)
+        ),
+        previous_metrics=pd.read_parquet(metrics_path) if metrics_path.is_file() else None,
+    )
+
+
+def review_note(summary: pd.DataFrame) -> str:
+    """One Markdown line: how many segments changed enough to review, and why."""
+    flagged = summary.loc[summary["flagged"]]
+    reasons = "; ".join(
+        f"{n} ({r})" for n, r in zip(flagged["segment_name"], flagged["review_reason"], strict=True)
+    )
+    return f"- Compared with the previous run: **{len(flagged)} segment(s) changed enough to review**" + (
+        f": {reasons}." if reasons else "."
+    )

@@ -533,7 +533,7 @@ def _lower_first(text: str) -> str:
 
 
 def _fmt_delta(value: float, unit: str, scale: float = 1.0, digits: int = 0) -> str:
-    return f"{value * scale:+.{digits}f}{unit}"
+    return f"{round(value * scale, digits) + 0.0:+.{digits}f}{unit}"  # + 0.0 turns -0 into 0
 
 
 def recommendation(
@@ -612,3 +612,63 @@ def recommendations(metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playboo
             str(dominant.loc[segment["segment_id"], "value_tier"]),
         )
     return paragraphs
+
+
+def key_numbers(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """The headline bullets of the management report (Markdown)."""
+    overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
+    segments = metrics.loc[metrics["segment_id"] >= 0]
+    top = segments.sort_values("value_share", ascending=False).iloc[0]
+    on_list = plan["on_call_list"]
+    stake_total = plan["value_at_stake"].sum()
+    covered = plan.loc[on_list, "value_at_stake"].sum() / stake_total if stake_total > 0 else 0.0
+    capacity, planned = usage["calls_capacity"].sum(), usage["calls_planned"].sum()
+    return "\n".join(
+        [
+            f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
+            f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
+            f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the "
+            f"teams can make); they hold {covered:.0%} of all value at stake.",
+            f"- **{overall['at_risk_share']:.0%} of customers are at risk or churned**; predicted "
+            f"12-month value at risk across all customers: **¥{overall['value_at_risk']:,.0f}**.",
+            f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
+            f"and {top['value_share']:.0%} of 12-month revenue.",
+            f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
+            f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls.",
+        ]
+    )
+
+
+def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Segment metrics formatted for readers (percentages, rounded money), with deltas when present."""
+    formats = {
+        "customers": "{:,.0f}", "customer_share": "{:.0%}", "value_share": "{:.0%}", "csat": "{:.2f}",
+        "nps": "{:+.0f}", "retention_rate": "{:.0%}", "conversion_rate": "{:.1%}", "complaint_rate": "{:.1%}",
+        "cost_to_serve": "¥{:,.1f}", "at_risk_share": "{:.0%}", "on_call_list": "{:,.0f}",
+    }  # fmt: skip
+    delta_formats = {"customers": "{:+,.0f}", "nps": "{:+.0f}", "at_risk_share": "{:+.0%}", "csat": "{:+.2f}"}
+    table = pd.DataFrame({"segment": metrics["segment_name"]})
+    for column, fmt in formats.items():
+        table[column.replace("_", " ")] = metrics[column].map(
+            lambda v, f=fmt: "–" if pd.isna(v) else f.format(v)
+        )
+        delta = f"delta_{column}"
+        if column in delta_formats and delta in metrics and metrics[delta].notna().any():
+            digits = 2 if column in ("csat", "at_risk_share") else 0
+            table[f"Δ {column.replace('_', ' ')}"] = metrics[delta].map(
+                lambda v, f=delta_formats[column], d=digits: (
+                    "new" if pd.isna(v) else f.format(round(v, d) + 0.0)
+                )
+            )
+    return table.set_index("segment")
+
+
+def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
+    """The segment x stage playbook with customers, value at stake and call-list customers per cell."""
+    mix = stage_mix(plan).drop(columns="segment_id")
+    mix[["segment_name", "stage"]] = mix[["segment_name", "stage"]].astype(str)
+    matrix = playbook_matrix(playbook, sorted(mix["segment_name"].unique()))
+    matrix = matrix.merge(mix, on=["segment_name", "stage"], how="left")
+    matrix[["customers", "on_call_list"]] = matrix[["customers", "on_call_list"]].fillna(0).astype("int64")
+    matrix["value_at_stake"] = matrix["value_at_stake"].fillna(0.0)
+    return matrix
