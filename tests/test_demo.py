@@ -242,6 +242,16 @@ def test_contact_stage_people_get_at_most_one_outbound_call(calls) -> None:
     assert set(acquisition.reason) <= {"inquiry", "sales"}
 
 
+def test_at_risk_customers_complain_more_and_rate_lower_lately(calls) -> None:
+    stamps = pd.to_datetime(calls.call_at, format=RAW_FILES["calls"].datetime_format)
+    recent = calls[stamps > REFERENCE - pd.Timedelta(days=120)]
+    complaints = recent.assign(c=recent.reason.eq("complaint")).groupby("stage").c.mean()
+    assert complaints["at_risk"] > complaints["retention"] + 0.15
+    earlier = calls[(stamps <= REFERENCE - pd.Timedelta(days=120)) & calls.stage.eq("at_risk")]
+    satisfaction = pd.to_numeric(recent[recent.stage == "at_risk"].satisfaction, errors="coerce")
+    assert satisfaction.mean() < pd.to_numeric(earlier.satisfaction, errors="coerce").mean()
+
+
 def test_planted_stages_shape_the_purchase_timeline(purchases, truth) -> None:
     last = purchases.groupby("stage").txn_at.max()
     per_person = purchases.groupby(["person_id", "stage"]).txn_at.agg(["min", "max"]).reset_index()
@@ -286,6 +296,10 @@ def test_hard_identity_cases_are_present(raw_tables, truth, owners) -> None:
     assert 0.4 < len(hashes) / len(crm) < 0.75
     assert hashes.groupby("national_id_hash").person_id.nunique().max() == 1
     assert (hashes.groupby("national_id_hash").size() > 1).any()
+    logins = raw_tables["shop_accounts"].email.str.strip().str.lower()
+    logins = logins[(logins != "") & ~logins.isin(["test@test.com", "none@none.com", "noemail@qq.com"])]
+    assert logins.is_unique
+    assert truth["persons"].email.is_unique
     shop_names = raw_tables["shop_accounts"].display_name
     assert (
         shop_names.str.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+").any()
@@ -295,6 +309,25 @@ def test_hard_identity_cases_are_present(raw_tables, truth, owners) -> None:
     assert 0.2 < (linked != "").mean() < 0.6
     business = persons[persons.is_business]
     assert 0.04 < len(business) / N_PEOPLE < 0.1 and (business.company_name != "").all()
+
+
+def test_chunks_continue_ids_and_stay_consistent(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(demo, "CHUNK_PEOPLE", 400)
+    counts = generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=1000, progress=False)
+    persons = pd.read_parquet(tmp_path / "truth" / "persons.parquet")
+    assert persons.person_id.is_unique and len(persons) == 1000
+    records = pd.read_parquet(tmp_path / "truth" / "source_records.parquet")
+    assert not records.duplicated(["source_system", "source_record_id"]).any()
+    crm = pd.read_csv(tmp_path / "raw" / "crm_customers.csv", dtype=str)
+    assert crm.crm_id.is_unique and len(crm) == counts["crm_customers.csv"]
+    assert set(crm.crm_id) == set(records.loc[records.source_system == "crm", "source_record_id"])
+    txn = pd.read_csv(tmp_path / "raw" / "transactions.csv", dtype=str)
+    assert txn.columns.tolist() == TABLES["transactions"].column_names  # one header only
+    assert txn.drop_duplicates().txn_id.is_unique
+    cti = pd.read_csv(tmp_path / "raw" / "cti_contacts.csv", dtype=str, encoding="gbk")
+    assert cti.cti_id.is_unique and len(cti) == counts["cti_contacts.csv"]
+    loyalty = pd.read_excel(tmp_path / "raw" / "loyalty_members.xlsx", sheet_name="members", dtype=str)
+    assert len(loyalty) == counts["loyalty_members.xlsx"] and loyalty.member_no.is_unique
 
 
 def test_format_stamps_matches_strftime() -> None:

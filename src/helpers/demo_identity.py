@@ -408,7 +408,8 @@ def _fill_shop(rng, people: People, shop: Records) -> None:
     mobile = format_mobile(people, rows, _styles(rng, n, MOBILE_STYLE_WEIGHTS["shop"]))
     mobile = np.where(people.has_mobile[rows] & _chance(rng, n, 0.75), mobile, "")
     city = people.city[rows]
-    email = np.where(dup & (people.email_old[rows] != ""), people.email_old[rows], people.email[rows])
+    # Shop logins are unique: a second account uses the person's other address.
+    email = np.where(dup, people.email_alt[rows], people.email[rows])
     located = _chance(rng, n, 0.8)
     shop.columns = {
         "shop_user_id": shop.ids,

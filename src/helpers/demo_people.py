@@ -107,6 +107,7 @@ class People:
     revenue: np.ndarray
     email: np.ndarray
     email_old: np.ndarray
+    email_alt: np.ndarray
     national_id_hash: np.ndarray
     known_since: np.ndarray
     first_purchase: np.ndarray
@@ -205,7 +206,7 @@ def draw_people(rng: np.random.Generator, first_pid: int, n: int, reference: np.
         landline_local,
     )
 
-    email, email_old = _emails(
+    email, email_old, email_alt = _emails(
         rng, pid, is_latin, is_business, surname, given1, given2, latin_first, latin_last, company
     )
     national_id_hash = np.array(
@@ -243,6 +244,7 @@ def draw_people(rng: np.random.Generator, first_pid: int, n: int, reference: np.
         revenue=revenue,
         email=email,
         email_old=email_old,
+        email_alt=email_alt,
         national_id_hash=national_id_hash,
         known_since=known_since,
         first_purchase=first_purchase,
@@ -350,7 +352,13 @@ def _companies(
 
 
 def _emails(rng, pid, is_latin, is_business, surname, given1, given2, latin_first, latin_last, company):
-    """Current and (for ~15% who changed it) previous e-mail; unique per person."""
+    """Current e-mail and an alternative one (another unique address of the same person).
+
+    Returns (current, previous, alternative): `previous` is the alternative for the ~15% who
+    changed their address and "" otherwise. Current and alternative addresses use disjoint
+    patterns (qq numbers 1xxxxxxx vs 2xxxxxxx, name+number vs name_number), so no two
+    people ever share one.
+    """
     n = len(pid)
     pinyin = np.strings.lower(cat(SUR_PY[surname], GIV_PY[given1], GIV_PY[given2]))
     latin = np.strings.lower(cat(LAT_FIRST[latin_first], ".", LAT_LAST[latin_last]))
@@ -358,12 +366,12 @@ def _emails(rng, pid, is_latin, is_business, surname, given1, given2, latin_firs
     number = scrambled(pid, 7, 7919, 1_234_567)
     domains = ref.EMAIL_DOMAINS
 
-    def personal(style: np.ndarray, domain: np.ndarray) -> np.ndarray:
-        qq = cat(zpad(10_000_000 + number, 8), "@qq.com")
-        named = cat(local, number.astype(str), "@", domain)
+    def personal(style: np.ndarray, domain: np.ndarray, alternative: bool) -> np.ndarray:
+        qq = cat(zpad((20_000_000 if alternative else 10_000_000) + number, 8), "@qq.com")
+        named = cat(local, "_" if alternative else "", number.astype(str), "@", domain)
         return np.where(style == 0, qq, named)
 
-    current = personal(rng.integers(0, 3, n), domains[rng.integers(1, len(domains), n)])
+    current = personal(rng.integers(0, 3, n), domains[rng.integers(1, len(domains), n)], False)
     work = cat(
         np.strings.lower(GIV_PY[given1]),
         ".",
@@ -375,9 +383,8 @@ def _emails(rng, pid, is_latin, is_business, surname, given1, given2, latin_firs
     )
     current = np.where(is_business & ~is_latin, work, current)
     changed = rng.random(n) < 0.15
-    previous = personal(rng.integers(0, 3, n), domains[rng.integers(1, len(domains), n)])
-    previous = np.where(previous == current, cat("old.", previous), previous)
-    return current, np.where(changed, previous, "")
+    alternative = personal(rng.integers(0, 3, n), domains[rng.integers(1, len(domains), n)], True)
+    return current, np.where(changed, alternative, ""), alternative
 
 
 def _timelines(rng: np.random.Generator, segment: np.ndarray, stage: np.ndarray, reference: np.datetime64):
