@@ -13,7 +13,7 @@ import pytest
 from helpers import migration, strategy
 from helpers.config import load_config
 from helpers.paths import PROJECT_ROOT
-from helpers.strategy_synth import synthetic_inputs
+from helpers.strategy_synth import synthetic_inputs, write_synthetic_run
 
 PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
 
@@ -329,3 +329,39 @@ def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> 
     assert migration.find_previous_run(current, "none") is None
     with pytest.raises(FileNotFoundError, match="lacks"):
         migration.find_previous_run(current, str(tmp_path / "r3"))
+
+
+def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) -> None:
+    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    first = write_synthetic_run(tmp_path / "run1", 3000, seed=5)
+    inputs = synthetic_inputs(3000, seed=5)
+    customers = strategy.assemble_customers(inputs["features"], inputs["segments"], inputs["lifecycle"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    (first / "06_strategy").mkdir()
+    plan.to_parquet(first / "06_strategy" / "plan.parquet")
+    strategy.segment_metrics(customers, plan, settings).to_parquet(
+        first / "06_strategy" / "segment_metrics.parquet"
+    )
+    second = write_synthetic_run(tmp_path / "run2", 3000, seed=5)
+    os.utime(first / "config.yml", (time.time() - 60, time.time() - 60))
+    rerun = relabel(inputs["segments"], {0: 2, 1: 3, 2: 4, 3: 0, 4: 1}, {i: f"Cluster {i}" for i in range(5)})
+
+    previous = migration.find_previous_run(second, "auto")
+    assert previous == first.resolve()
+    moved = migration.compare_with_previous(
+        previous, inputs["features"], rerun, inputs["lifecycle"], 0.7, 0.25
+    )
+    pd.testing.assert_frame_equal(
+        moved.segments[["customer_id", "segment_id", "segment_name"]],
+        inputs["segments"][["customer_id", "segment_id", "segment_name"]],
+    )
+    assert not moved.summary["flagged"].any()
+    stages = moved.stage_transitions
+    assert np.trace(stages.loc[stages.columns].to_numpy()) == 3000
+    assert list(stages.index) == [s for s in strategy.STAGES if s in stages.index]
+    customers = strategy.assemble_customers(inputs["features"], moved.segments, inputs["lifecycle"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    deltas = strategy.metric_deltas(
+        strategy.segment_metrics(customers, plan, settings), moved.previous_metrics
+    )
+    assert (deltas["delta_customers"] == 0).all() and (deltas["delta_nps"].fillna(0) == 0).all()
