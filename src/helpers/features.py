@@ -1,0 +1,972 @@
+"""Step 03: one row of multi-factor features per merged customer, a feature dictionary, and the
+model-ready matrix clustering uses.
+
+Event aggregation is DuckDB SQL (`sql/features/*.sql`, one pass per source table); this module
+adds per-customer derivations (RFM scores and segment names, shares, entropy, profile bands),
+the lifetime-value predictions (`helpers.clv`) and the matrix transformations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import clv
+from helpers.sql import SqlEngine
+
+STEP = "features"
+EVENT_TABLES = ("transactions", "calls", "surveys", "marketing_contacts")
+QUERY_OF_TABLE = {
+    "transactions": "transactions",
+    "calls": "calls",
+    "surveys": "surveys",
+    "marketing_contacts": "marketing",
+}
+GROUPS = (
+    "value",
+    "lifetime_value",
+    "behaviour",
+    "service",
+    "marketing",
+    "demographic",
+    "geographic",
+    "technographic",
+    "psychographic",
+    "firmographic",
+)
+CHANNELS = ("store", "online", "app", "phone")
+ONLINE_CHANNELS = ("online", "app")
+AGE_BINS = [0, 25, 35, 45, 55, 65, 200]
+AGE_LABELS = ["<25", "25-34", "35-44", "45-54", "55-64", "65+"]
+SIZE_BINS = [0, 10, 50, 250, np.inf]
+SIZE_LABELS = ["micro", "small", "medium", "large"]
+RFM_SEGMENTS = (  # (recency scores, frequency-monetary scores, name): the classic R x FM grid
+    ((1, 2), (1, 2), "Hibernating"),
+    ((1, 2), (3, 4), "At risk"),
+    ((1, 2), (5,), "Can't lose them"),
+    ((3,), (1, 2), "About to sleep"),
+    ((3,), (3,), "Need attention"),
+    ((3, 4), (4, 5), "Loyal customers"),
+    ((4,), (1,), "Promising"),
+    ((5,), (1,), "New customers"),
+    ((4, 5), (2, 3), "Potential loyalists"),
+    ((5,), (4, 5), "Champions"),
+)
+NO_PURCHASE = "No purchase"
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """The knobs of the step (config section `features`)."""
+
+    reference_date: pd.Timestamp
+    value_tiers: dict[str, float]
+    groups: dict[str, float]
+    clv_model: clv.TransactionModelName = "mbgnbd"
+    clv_period_days: int = 30
+    clv_horizon_months: int = 12
+    clv_sample_size: int = 50_000
+    repeat_contact_days: int = 7
+    max_levels: int = 20
+    winsor_quantile: float = 0.99
+    seed: int = 42
+
+    @classmethod
+    def from_config(cls, config_features: dict[str, Any], reference_date: Any, seed: int) -> FeatureSettings:
+        known = {k: v for k, v in config_features.items() if k in cls.__dataclass_fields__}
+        known.setdefault("value_tiers", {"high": 0.8, "middle": 0.4})
+        known.setdefault("groups", {group: 1.0 for group in GROUPS})
+        return cls(reference_date=pd.Timestamp(reference_date).normalize(), seed=seed, **known)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature-dictionary entry."""
+
+    name: str
+    group: str
+    unit: str
+    transformation: str  # model-matrix treatment: log | scale | share | onehot | "" (not in the matrix)
+    missing: str  # missing-value policy
+    definition: str
+
+
+def _f(name: str, group: str, unit: str, transformation: str, missing: str, definition: str) -> Feature:
+    return Feature(name, group, unit, transformation, missing, definition)
+
+
+ZERO = "0 when the customer has no such events"
+UNDEFINED = "null when undefined (no events to average over); matrix: median"
+UNKNOWN = "'unknown' when the source has no value"
+CAP = "winsorized at the top quantile, sign-log1p, robust-scaled"
+
+STATIC_FEATURES: tuple[Feature, ...] = (
+    # value
+    _f("has_purchases", "value", "0/1", "share", "never missing", "1 when the customer made a purchase"),
+    _f("n_purchases", "value", "count", "log", ZERO, "Purchase transactions (refunds excluded)"),
+    _f("n_refunds", "value", "count", "", ZERO, "Refund transactions"),
+    _f("frequency_repeat", "value", "count", "", ZERO, "Distinct purchase days minus one (repeat purchases)"),
+    _f("recency_days", "value", "days", "scale", UNDEFINED, "Reference date minus last purchase day"),
+    _f("tenure_days", "value", "days", "scale", UNDEFINED, "Reference date minus first purchase day"),
+    _f("first_purchase_at", "value", "date", "", "null without purchases", "First purchase day"),
+    _f("last_purchase_at", "value", "date", "", "null without purchases", "Last purchase day"),
+    _f("gross_amount", "value", "CNY", "", ZERO, "Sum of purchase amounts"),
+    _f("refund_amount", "value", "CNY", "", ZERO, "Sum of refund amounts"),
+    _f("refund_rate", "value", "ratio", "share", "0 without purchases", "Refund amount / purchase amount"),
+    _f("monetary_total", "value", "CNY", "log", ZERO, "Net spend: purchases minus refunds, all time"),
+    _f("monetary_12m", "value", "CNY", "", ZERO, "Net spend in the 365 days up to the reference date"),
+    _f("avg_order_value", "value", "CNY", "log", UNDEFINED, "Purchase amount / purchases"),
+    _f("items_total", "value", "items", "", ZERO, "Items bought"),
+    _f("items_per_order", "value", "items", "log", UNDEFINED, "Items / purchases"),
+    _f("rfm_r_score", "value", "1-5", "", "null without purchases", "Recency quintile (5 = most recent)"),
+    _f("rfm_f_score", "value", "1-5", "", "null without purchases", "Purchase-count quintile (5 = most)"),
+    _f("rfm_m_score", "value", "1-5", "", "null without purchases", "Net-spend quintile (5 = most)"),
+    _f("rfm_score", "value", "code", "", "'' without purchases", "R, F and M scores as a 3-digit code"),
+    _f(
+        "rfm_segment",
+        "value",
+        "label",
+        "",
+        f"'{NO_PURCHASE}' without purchases",
+        "Classic RFM segment from recency score and mean of frequency and monetary scores",
+    ),
+    _f(
+        "value_tier",
+        "value",
+        "label",
+        "",
+        "'low' without purchases",
+        "high / middle / low by 12-month CLV quantiles among buyers (features.value_tiers)",
+    ),
+    _f("loyalty_tier", "value", "label", "onehot", UNKNOWN, "Loyalty program tier"),
+    # lifetime value
+    _f(
+        "clv_recency_weeks",
+        "lifetime_value",
+        "weeks",
+        "",
+        "0 without purchases",
+        "CLV model input: last minus first purchase day, in days/7",
+    ),
+    _f(
+        "clv_T_weeks",
+        "lifetime_value",
+        "weeks",
+        "",
+        "null without purchases",
+        "CLV model input: reference date minus first purchase day, in days/7",
+    ),
+    _f(
+        "clv_monetary_repeat",
+        "lifetime_value",
+        "CNY",
+        "",
+        "0 without repeat purchases",
+        "CLV model input: mean spend per repeat purchase day",
+    ),
+    _f(
+        "p_alive",
+        "lifetime_value",
+        "probability",
+        "",
+        "null without purchases",
+        "Probability the customer is still active (MBG/NBD)",
+    ),
+    _f(
+        "expected_purchases_next_period",
+        "lifetime_value",
+        "purchases",
+        "log",
+        "0 without purchases",
+        "Expected purchases in the next period (features.clv_period_days)",
+    ),
+    _f(
+        "p_no_purchase_next_period",
+        "lifetime_value",
+        "probability",
+        "share",
+        "1 without purchases",
+        "Probability of no purchase in the next period",
+    ),
+    _f(
+        "expected_purchases_12m",
+        "lifetime_value",
+        "purchases",
+        "",
+        "0 without purchases",
+        "Expected purchases over the CLV horizon",
+    ),
+    _f(
+        "expected_spend_per_purchase",
+        "lifetime_value",
+        "CNY",
+        "",
+        "null without purchases",
+        "Gamma-Gamma expected spend per purchase",
+    ),
+    _f(
+        "clv_12m",
+        "lifetime_value",
+        "CNY",
+        "log",
+        "0 without purchases",
+        "Expected spend over the CLV horizon (features.clv_horizon_months), undiscounted",
+    ),
+    # behaviour
+    _f("n_purchase_days", "behaviour", "count", "", ZERO, "Distinct purchase days"),
+    _f(
+        "mean_interpurchase_days",
+        "behaviour",
+        "days",
+        "log",
+        "null with fewer than 2 purchase days",
+        "Mean gap between consecutive purchase days",
+    ),
+    _f(
+        "interpurchase_cv",
+        "behaviour",
+        "ratio",
+        "scale",
+        "null with fewer than 3 purchase days",
+        "Regularity: std / mean of gaps between purchase days (0 = clockwork)",
+    ),
+    _f(
+        "purchases_per_month",
+        "behaviour",
+        "purchases/month",
+        "log",
+        "0 without purchases",
+        "Purchases / months since first purchase (at least one month)",
+    ),
+    _f("weekend_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases on Saturday or Sunday"),
+    _f("mean_purchase_hour", "behaviour", "hour", "scale", UNDEFINED, "Mean hour of day of purchases"),
+    _f("morning_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases before noon"),
+    _f("evening_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases from 18:00"),
+    *(
+        _f(
+            f"season_share_{s}",
+            "behaviour",
+            "share",
+            "share",
+            UNDEFINED,
+            f"Share of purchases in {s} (northern meteorological seasons)",
+        )
+        for s in ("spring", "summer", "autumn", "winter")
+    ),
+    *(
+        _f(f"channel_share_{c}", "behaviour", "share", "share", UNDEFINED, f"Share of purchases through {c}")
+        for c in CHANNELS
+    ),
+    _f(
+        "preferred_channel",
+        "behaviour",
+        "label",
+        "",
+        "'none' without purchases",
+        "Channel with most purchases",
+    ),
+    _f("category_breadth", "behaviour", "count", "scale", ZERO, "Distinct categories bought"),
+    _f(
+        "category_entropy",
+        "behaviour",
+        "nats",
+        "scale",
+        UNDEFINED,
+        "Shannon entropy of category spend shares (0 = one category)",
+    ),
+    _f("purchases_last_90d", "behaviour", "count", "", ZERO, "Purchases in the last 90 days"),
+    _f(
+        "purchases_prev_90d",
+        "behaviour",
+        "count",
+        "",
+        ZERO,
+        "Purchases 91-180 days before the reference date",
+    ),
+    _f("spend_last_90d", "behaviour", "CNY", "", ZERO, "Purchase amount in the last 90 days"),
+    _f(
+        "spend_prev_90d",
+        "behaviour",
+        "CNY",
+        "",
+        ZERO,
+        "Purchase amount 91-180 days before the reference date",
+    ),
+    _f(
+        "purchase_trend",
+        "behaviour",
+        "-1..1",
+        "scale",
+        "0 without purchases in the last 180 days",
+        "(last 90d - previous 90d) / (last 90d + previous 90d), purchase counts",
+    ),
+    # service
+    _f("has_calls", "service", "0/1", "share", "never missing", "1 when the customer called or was called"),
+    _f("n_calls", "service", "count", "log", ZERO, "Calls, all time"),
+    _f("n_calls_12m", "service", "count", "", ZERO, "Calls in the last 365 days"),
+    _f("contacts_per_month", "service", "calls/month", "", ZERO, "Calls in the last 365 days / 12"),
+    _f("n_inbound", "service", "count", "", ZERO, "Inbound calls"),
+    _f("n_outbound", "service", "count", "", ZERO, "Outbound calls"),
+    _f("inbound_share", "service", "share", "share", UNDEFINED, "Inbound / all calls"),
+    _f("n_complaints", "service", "count", "", ZERO, "Calls with reason complaint"),
+    _f("n_inquiries", "service", "count", "", ZERO, "Calls with reason inquiry"),
+    _f("n_after_sales", "service", "count", "", ZERO, "Calls with reason after_sales"),
+    _f("n_sales_calls", "service", "count", "", ZERO, "Calls with reason sales"),
+    _f("complaint_rate", "service", "share", "share", UNDEFINED, "Complaint calls / calls"),
+    _f("after_sales_share", "service", "share", "share", UNDEFINED, "After-sales calls / calls"),
+    _f(
+        "complaints_per_purchase",
+        "service",
+        "ratio",
+        "log",
+        "0 without complaints; null without purchases",
+        "Complaint calls / purchases",
+    ),
+    _f(
+        "first_contact_resolution",
+        "service",
+        "share",
+        "share",
+        UNDEFINED,
+        "Share of calls with a known outcome resolved on that call",
+    ),
+    _f("avg_handle_sec", "service", "seconds", "log", UNDEFINED, "Mean call duration"),
+    _f("call_satisfaction_mean", "service", "1-5", "scale", UNDEFINED, "Mean post-call rating"),
+    _f(
+        "repeat_contact_rate",
+        "service",
+        "share",
+        "share",
+        UNDEFINED,
+        "Calls within features.repeat_contact_days days of the previous call / calls",
+    ),
+    _f("first_call_at", "service", "date", "", "null without calls", "First call day"),
+    _f("last_call_at", "service", "date", "", "null without calls", "Last call day"),
+    _f("n_surveys", "service", "count", "", ZERO, "Survey answers"),
+    _f("csat_mean", "service", "1-5", "scale", UNDEFINED, "Mean survey satisfaction"),
+    _f("nps_mean", "service", "0-10", "scale", UNDEFINED, "Mean likelihood to recommend"),
+    # marketing
+    _f("n_marketing_contacts", "marketing", "count", "log", ZERO, "Marketing touches"),
+    _f("n_campaigns", "marketing", "count", "", ZERO, "Distinct campaigns"),
+    _f("n_responses", "marketing", "count", "", ZERO, "Touches responded to"),
+    _f("n_conversions", "marketing", "count", "", ZERO, "Touches that converted"),
+    _f("response_rate", "marketing", "share", "share", UNDEFINED, "Responses / touches"),
+    _f("conversion_rate", "marketing", "share", "share", UNDEFINED, "Conversions / touches"),
+    _f("last_marketing_at", "marketing", "date", "", "null without touches", "Last marketing touch day"),
+    _f(
+        "last_contact_at",
+        "marketing",
+        "date",
+        "",
+        "null without calls or touches",
+        "Latest of last call and last marketing touch",
+    ),
+    # demographic
+    _f(
+        "age",
+        "demographic",
+        "years",
+        "scale",
+        "null without birth date",
+        "Age in full years at the reference date",
+    ),
+    _f("age_band", "demographic", "label", "onehot", UNKNOWN, "Age band"),
+    _f("gender", "demographic", "label", "onehot", UNKNOWN, "M, F"),
+    # geographic
+    _f("province", "geographic", "label", "", UNKNOWN, "Province (not in the matrix: high cardinality)"),
+    _f("city_tier", "geographic", "label", "onehot", UNKNOWN, "City tier"),
+    # technographic
+    _f("primary_device", "technographic", "label", "onehot", UNKNOWN, "ios, android, pc or mac"),
+    _f("app_installed", "technographic", "label", "onehot", UNKNOWN, "yes / no / unknown"),
+    _f("sessions_per_month", "technographic", "sessions", "log", UNDEFINED, "Online sessions per month"),
+    _f("online_minutes_per_month", "technographic", "minutes", "log", UNDEFINED, "Minutes online per month"),
+    _f(
+        "online_share",
+        "technographic",
+        "share",
+        "share",
+        UNDEFINED,
+        "Share of purchases online or in the app",
+    ),
+    # psychographic
+    _f("lifestyle", "psychographic", "label", "onehot", UNKNOWN, "Latest stated lifestyle"),
+    _f(
+        "stated_need",
+        "psychographic",
+        "label",
+        "",
+        UNKNOWN,
+        "Latest stated need (free text, not in the matrix)",
+    ),
+    # firmographic
+    _f("is_business", "firmographic", "0/1", "share", "never missing", "1 for business customers"),
+    _f("industry", "firmographic", "label", "onehot", "'none' for consumers, else " + UNKNOWN, "Industry"),
+    _f("employee_count", "firmographic", "employees", "", "null for consumers or unknown", "Company size"),
+    _f(
+        "company_size_band",
+        "firmographic",
+        "label",
+        "onehot",
+        "'none' for consumers, else " + UNKNOWN,
+        "micro <10, small <50, medium <250, large",
+    ),
+    _f(
+        "annual_revenue_cny", "firmographic", "CNY", "log", "null for consumers or unknown", "Company revenue"
+    ),
+)
+
+
+@dataclass
+class FeatureBuild:
+    """Everything the step produces before writing."""
+
+    features: pd.DataFrame
+    dictionary: pd.DataFrame
+    clv: clv.ClvResult | None
+    unmatched_events: dict[str, int]
+    levels: dict[str, list[str]]
+    tier_thresholds: dict[str, float]
+
+
+def slug(text: str) -> str:
+    """A column-name-safe form of a level (unicode letters kept)."""
+    return re.sub(r"\W+", "_", str(text).strip().lower()).strip("_") or "blank"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def query_params(reference_date: pd.Timestamp) -> dict[str, pd.Timestamp]:
+    """Window bounds as day timestamps: events up to the end of the reference date count."""
+    day = pd.Timestamp(reference_date).normalize()
+    return {
+        "as_of_end": day + pd.Timedelta(days=1),
+        "start_12m": day - pd.Timedelta(days=364),
+        "start_90d": day - pd.Timedelta(days=89),
+        "start_180d": day - pd.Timedelta(days=179),
+    }
+
+
+def find_levels(engine: SqlEngine, tables: dict[str, str], settings: FeatureSettings) -> dict[str, list[str]]:
+    """The most frequent purchase categories and survey interests (up to `max_levels` each)."""
+    params = query_params(settings.reference_date)
+    found = engine.run(STEP, "levels", tables=tables, as_of_end=params["as_of_end"])
+    levels = {}
+    for kind in ("category", "interest"):
+        rows = found[found["kind"] == kind].sort_values(["n", "level"], ascending=[False, True])
+        levels[kind] = rows["level"].astype(str).head(settings.max_levels).tolist()
+    return levels
+
+
+def _level_columns(levels: list[str], prefix: str, expression: str) -> str:
+    if not levels:
+        return f"NULL AS {prefix}none_"  # keeps the SELECT list valid; dropped afterwards
+    return ",\n        ".join(
+        expression.format(level=_sql_literal(level)) + f' AS "{prefix}{slug(level)}"' for level in levels
+    )
+
+
+def aggregate_events(
+    engine: SqlEngine, tables: dict[str, str], settings: FeatureSettings, levels: dict[str, list[str]]
+) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """Run one aggregation query per event table; split off rows no crosswalk record claims."""
+    params = query_params(settings.reference_date)
+    generated = {
+        "category_columns": _level_columns(
+            levels["category"],
+            "category_spend_",
+            "COALESCE(SUM(CASE WHEN NOT is_refund AND category = {level} THEN amount END), 0)",
+        ),
+        "interest_columns": _level_columns(
+            levels["interest"],
+            "interest_",
+            "MAX(CASE WHEN list_contains(interest_list, {level}) THEN 1 ELSE 0 END)",
+        ),
+    }
+    needs = {
+        "transactions": ("as_of_end", "start_12m", "start_90d", "start_180d"),
+        "calls": ("as_of_end", "start_12m"),
+        "surveys": ("as_of_end",),
+        "marketing": ("as_of_end",),
+    }
+    results, unmatched = {}, {}
+    for table in EVENT_TABLES:
+        query = QUERY_OF_TABLE[table]
+        query_params_ = {name: params[name] for name in needs[query]}
+        if query == "calls":
+            query_params_["repeat_days"] = settings.repeat_contact_days
+        frame = engine.run(STEP, query, tables={**tables, **generated}, **query_params_)
+        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("none_")])
+        orphan = frame["customer_id"].isna()
+        count_column = {
+            "transactions": "n_transactions",
+            "calls": "n_calls",
+            "surveys": "n_surveys",
+            "marketing_contacts": "n_marketing_contacts",
+        }[table]
+        unmatched[table] = int(frame.loc[orphan, count_column].sum())
+        results[table] = frame[~orphan].set_index("customer_id")
+    return results, unmatched
+
+
+def _days_between(later: pd.Timestamp, earlier: pd.Series) -> pd.Series:
+    return (later - earlier).dt.days.astype("Float64")
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator, null where the denominator is 0 or null."""
+    denominator = denominator.astype("float64")
+    return (numerator.astype("float64") / denominator.where(denominator > 0)).astype("float64")
+
+
+def rfm_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """Quintile scores 1-5 among buyers (ties broken by order) and classic segment names."""
+    buyers = frame["n_purchases"] > 0
+
+    def quintile(values: pd.Series, ascending: bool) -> pd.Series:
+        ranks = values[buyers].rank(method="first", ascending=ascending, pct=True)
+        return np.ceil(ranks * 5).clip(1, 5).astype("Int64").reindex(frame.index)
+
+    r = quintile(-frame["recency_days"].astype(float), True)
+    f = quintile(frame["n_purchases"].astype(float), True)
+    m = quintile(frame["monetary_total"].astype(float), True)
+    fm = np.floor((f.astype("Float64") + m.astype("Float64")) / 2 + 0.5).astype("Int64")
+    segment = pd.Series(NO_PURCHASE, index=frame.index, dtype=object)
+    for r_scores, fm_scores, name in RFM_SEGMENTS:
+        segment[(r.isin(r_scores) & fm.isin(fm_scores)).fillna(False).astype(bool)] = name
+    code = (r.astype(str) + f.astype(str) + m.astype(str)).where(buyers, "")
+    return pd.DataFrame(
+        {"rfm_r_score": r, "rfm_f_score": f, "rfm_m_score": m, "rfm_score": code, "rfm_segment": segment},
+        index=frame.index,
+    )
+
+
+def value_tiers(clv_12m: pd.Series, buyers: pd.Series, tiers: dict[str, float]) -> tuple[pd.Series, dict]:
+    """high / middle / low by quantiles of CLV among buyers; non-buyers are low."""
+    base = clv_12m[buyers]
+    high = float(base.quantile(tiers["high"])) if len(base) else np.inf
+    middle = float(base.quantile(tiers["middle"])) if len(base) else np.inf
+    tier = np.where(
+        buyers & (clv_12m >= high), "high", np.where(buyers & (clv_12m >= middle), "middle", "low")
+    )
+    return pd.Series(tier, index=clv_12m.index), {"high_min_clv": high, "middle_min_clv": middle}
+
+
+def _entropy(shares: pd.DataFrame) -> pd.Series:
+    values = shares.to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(values > 0, -values * np.log(values), 0.0)
+    entropy = terms.sum(axis=1)
+    return pd.Series(np.where(np.isnan(values).all(axis=1), np.nan, entropy), index=shares.index)
+
+
+def _label(values: pd.Series, missing: str = "unknown") -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.where(text.notna() & (text != ""), missing).astype(str)
+
+
+def derive_value_behaviour(
+    txn: pd.DataFrame, reference_date: pd.Timestamp, category_levels: list[str]
+) -> pd.DataFrame:
+    """Per-customer value and behaviour features from the transactions aggregate."""
+    out = pd.DataFrame(index=txn.index)
+    counts = ["n_purchases", "n_refunds", "items_total", "purchases_last_90d", "purchases_prev_90d"]
+    for column in counts:
+        out[column] = txn[column].fillna(0).astype("int64")
+    for column in ("gross_amount", "refund_amount", "monetary_12m", "spend_last_90d", "spend_prev_90d"):
+        out[column] = txn[column].fillna(0.0).astype(float)
+    out["has_purchases"] = (out["n_purchases"] > 0).astype("int64")
+    out["frequency_repeat"] = txn["frequency_repeat"].fillna(0).astype("int64")
+    out["n_purchase_days"] = (out["frequency_repeat"] + out["has_purchases"]).astype("int64")
+    out["first_purchase_at"] = pd.to_datetime(txn["first_purchase_at"])
+    out["last_purchase_at"] = pd.to_datetime(txn["last_purchase_at"])
+    out["recency_days"] = _days_between(reference_date, out["last_purchase_at"])
+    out["tenure_days"] = _days_between(reference_date, out["first_purchase_at"])
+    out["monetary_total"] = out["gross_amount"] - out["refund_amount"]
+    out["refund_rate"] = _ratio(out["refund_amount"], out["gross_amount"]).fillna(0.0)
+    out["avg_order_value"] = _ratio(out["gross_amount"], out["n_purchases"])
+    out["items_per_order"] = _ratio(out["items_total"], out["n_purchases"])
+    out["clv_recency_weeks"] = (_days_between(out["last_purchase_at"], out["first_purchase_at"]) / 7).fillna(
+        0.0
+    )
+    out["clv_T_weeks"] = out["tenure_days"] / 7
+    out["clv_monetary_repeat"] = txn["clv_monetary_repeat"].fillna(0.0).astype(float)
+    out["mean_interpurchase_days"] = txn["mean_interpurchase_days"].astype(float)
+    out["interpurchase_cv"] = _ratio(txn["sd_interpurchase_days"], txn["mean_interpurchase_days"])
+    months = np.maximum(out["tenure_days"].astype(float) / 30.4375, 1.0)
+    out["purchases_per_month"] = (out["n_purchases"] / months).fillna(0.0)
+    shares = [
+        "weekend_share",
+        "mean_purchase_hour",
+        "morning_share",
+        "evening_share",
+        *(f"season_share_{s}" for s in ("spring", "summer", "autumn", "winter")),
+        *(f"channel_share_{c}" for c in CHANNELS),
+    ]
+    for column in shares:
+        out[column] = txn[column].astype(float)
+    channel_shares = out[[f"channel_share_{c}" for c in CHANNELS]]
+    preferred = channel_shares.fillna(-1).to_numpy().argmax(axis=1)
+    out["preferred_channel"] = np.where(out["has_purchases"] > 0, np.array(CHANNELS)[preferred], "none")
+    out["online_share"] = channel_shares[[f"channel_share_{c}" for c in ONLINE_CHANNELS]].sum(
+        axis=1, min_count=1
+    )
+    spend_columns = [f"category_spend_{slug(level)}" for level in category_levels]
+    gross = out["gross_amount"].where(out["gross_amount"] > 0)
+    share_columns = {}
+    for level, column in zip(category_levels, spend_columns, strict=True):
+        share_columns[f"category_share_{slug(level)}"] = txn[column].astype(float) / gross
+    category_shares = pd.DataFrame(share_columns, index=txn.index)
+    category_shares["category_share_other"] = (1 - category_shares.sum(axis=1, min_count=1)).clip(lower=0)
+    category_shares.loc[gross.isna(), "category_share_other"] = np.nan
+    out = pd.concat([out, category_shares], axis=1)
+    out["category_breadth"] = txn["category_breadth"].fillna(0).astype("int64")
+    out["category_entropy"] = _entropy(category_shares)
+    trend_total = out["purchases_last_90d"] + out["purchases_prev_90d"]
+    out["purchase_trend"] = _ratio(out["purchases_last_90d"] - out["purchases_prev_90d"], trend_total).fillna(
+        0.0
+    )
+    return out
+
+
+def derive_service(calls: pd.DataFrame, surveys: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Per-customer service features from the calls and surveys aggregates."""
+    calls = calls.reindex(index)
+    surveys = surveys.reindex(index)
+    out = pd.DataFrame(index=index)
+    for column in (
+        "n_calls",
+        "n_calls_12m",
+        "n_inbound",
+        "n_outbound",
+        "n_complaints",
+        "n_inquiries",
+        "n_after_sales",
+        "n_sales_calls",
+        "n_repeat_contacts",
+    ):
+        out[column] = calls[column].fillna(0).astype("int64")
+    out["has_calls"] = (out["n_calls"] > 0).astype("int64")
+    out["contacts_per_month"] = out["n_calls_12m"] / 12.0
+    out["inbound_share"] = _ratio(out["n_inbound"], out["n_calls"])
+    out["complaint_rate"] = _ratio(out["n_complaints"], out["n_calls"])
+    out["after_sales_share"] = _ratio(out["n_after_sales"], out["n_calls"])
+    out["repeat_contact_rate"] = _ratio(out.pop("n_repeat_contacts"), out["n_calls"])
+    for column in ("first_contact_resolution", "avg_handle_sec", "call_satisfaction_mean"):
+        out[column] = calls[column].astype(float)
+    out["first_call_at"] = pd.to_datetime(calls["first_call_at"])
+    out["last_call_at"] = pd.to_datetime(calls["last_call_at"])
+    out["n_surveys"] = surveys["n_surveys"].fillna(0).astype("int64")
+    out["csat_mean"] = surveys["csat_mean"].astype(float)
+    out["nps_mean"] = surveys["nps_mean"].astype(float)
+    return out
+
+
+def derive_marketing(marketing: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Per-customer marketing-response features."""
+    marketing = marketing.reindex(index)
+    out = pd.DataFrame(index=index)
+    for column in ("n_marketing_contacts", "n_campaigns", "n_responses", "n_conversions"):
+        out[column] = marketing[column].fillna(0).astype("int64")
+    out["response_rate"] = _ratio(out["n_responses"], out["n_marketing_contacts"])
+    out["conversion_rate"] = _ratio(out["n_conversions"], out["n_marketing_contacts"])
+    out["last_marketing_at"] = pd.to_datetime(marketing["last_marketing_at"])
+    return out
+
+
+def derive_profile(
+    golden: pd.DataFrame, surveys: pd.DataFrame, reference_date: pd.Timestamp, interest_levels: list[str]
+) -> pd.DataFrame:
+    """Demographic, geographic, technographic, psychographic and firmographic features."""
+    surveys = surveys.reindex(golden.index)
+    out = pd.DataFrame(index=golden.index)
+    birth = pd.to_datetime(golden["birth_date"])
+    years = reference_date.year - birth.dt.year
+    before_birthday = (reference_date.month < birth.dt.month) | (
+        (reference_date.month == birth.dt.month) & (reference_date.day < birth.dt.day)
+    )
+    out["age"] = (years - before_birthday.astype(int)).astype("Float64").where(birth.notna()).astype(float)
+    band = pd.cut(out["age"], AGE_BINS, right=False, labels=AGE_LABELS)
+    out["age_band"] = _label(band.astype("string"))
+    out["gender"] = _label(golden["gender"])
+    out["province"] = _label(golden["province"])
+    out["city_tier"] = _label(golden["city_tier"])
+    out["primary_device"] = _label(golden["primary_device"])
+    installed = golden["app_installed"].astype("boolean")
+    out["app_installed"] = np.where(
+        installed.isna(), "unknown", np.where(installed.fillna(False), "yes", "no")
+    )
+    out["sessions_per_month"] = golden["sessions_per_month"].astype(float)
+    out["online_minutes_per_month"] = golden["online_minutes_per_month"].astype(float)
+    out["loyalty_tier"] = _label(golden["loyalty_tier"], "none")
+    out["lifestyle"] = _label(surveys["lifestyle"])
+    out["stated_need"] = _label(surveys["stated_need"])
+    for level in interest_levels:
+        column = f"interest_{slug(level)}"
+        out[column] = surveys[column].fillna(0).astype("int64") if column in surveys else 0
+    business = golden["customer_type"].astype("string").str.strip().str.lower().eq("business").fillna(False)
+    out["is_business"] = business.astype("int64")
+    out["industry"] = np.where(business, _label(golden["industry"]), "none")
+    employees = golden["employee_count"].astype("Float64")
+    out["employee_count"] = employees.where(business).astype(float)
+    size = _label(pd.cut(out["employee_count"], SIZE_BINS, right=False, labels=SIZE_LABELS).astype("string"))
+    out["company_size_band"] = np.where(business, size, "none")
+    out["annual_revenue_cny"] = golden["annual_revenue_cny"].astype(float).where(business)
+    return out
+
+
+def clv_summary(features: pd.DataFrame) -> pd.DataFrame:
+    """Buyers' RFM summary in the pymc-marketing convention (weeks = days / 7)."""
+    buyers = features[features["n_purchases"] > 0]
+    return pd.DataFrame(
+        {
+            "customer_id": buyers.index.to_numpy(),
+            "frequency": buyers["frequency_repeat"].to_numpy(float),
+            "recency": buyers["clv_recency_weeks"].to_numpy(float),
+            "T": buyers["clv_T_weeks"].to_numpy(float),
+            "monetary_value": buyers["clv_monetary_repeat"].to_numpy(float),
+        }
+    )
+
+
+def add_lifetime_value(features: pd.DataFrame, settings: FeatureSettings) -> clv.ClvResult | None:
+    """Fit the CLV models on buyers and add their predictions (in place); None without buyers."""
+    summary = clv_summary(features)
+    defaults = {
+        "p_alive": np.nan,
+        "expected_purchases_next_period": 0.0,
+        "p_no_purchase_next_period": 1.0,
+        "expected_purchases_12m": 0.0,
+        "expected_spend_per_purchase": np.nan,
+        "clv_12m": 0.0,
+    }
+    for column, value in defaults.items():
+        features[column] = value
+    if summary.empty or not (summary["frequency"] > 0).any():
+        return None
+    result = clv.fit_and_predict(
+        summary,
+        model=settings.clv_model,
+        period_days=settings.clv_period_days,
+        horizon_months=settings.clv_horizon_months,
+        sample_size=settings.clv_sample_size,
+        seed=settings.seed,
+    )
+    predicted = result.predictions.set_index("customer_id").rename(
+        columns={"expected_purchases_horizon": "expected_purchases_12m"}
+    )
+    features.loc[predicted.index, predicted.columns] = predicted
+    return result
+
+
+def _check_inputs(golden: pd.DataFrame, crosswalk: pd.DataFrame) -> None:
+    duplicated = golden[golden["customer_id"].duplicated(keep=False)]
+    if not duplicated.empty:
+        raise ValueError(f"golden has duplicate customer_id, e.g.:\n{duplicated.head()}")
+    missing = crosswalk[~crosswalk["customer_id"].isin(golden["customer_id"])]
+    if not missing.empty:
+        raise ValueError(f"crosswalk has customer_id values missing from golden, e.g.:\n{missing.head()}")
+
+
+def build_features(
+    engine: SqlEngine,
+    golden: pd.DataFrame,
+    crosswalk: pd.DataFrame,
+    settings: FeatureSettings,
+    tables: dict[str, str] | None = None,
+) -> FeatureBuild:
+    """All feature groups for every golden customer.
+
+    `engine` must have the event tables registered (names in `tables`, default the canonical
+    names) and the crosswalk registered as `crosswalk`.
+    """
+    _check_inputs(golden, crosswalk)
+    tables = tables or {**{name: name for name in EVENT_TABLES}, "crosswalk": "crosswalk"}
+    levels = find_levels(engine, tables, settings)
+    aggregates, unmatched = aggregate_events(engine, tables, settings, levels)
+    for table, frame in aggregates.items():
+        stray = frame.index.difference(golden["customer_id"])
+        if len(stray):
+            raise ValueError(f"{table}: customer_id values not in golden, e.g. {list(stray[:5])}")
+    index = pd.Index(golden["customer_id"], name="customer_id")
+    golden_indexed = golden.set_index("customer_id")
+    txn = aggregates["transactions"].reindex(index)
+    parts = [
+        derive_value_behaviour(txn, settings.reference_date, levels["category"]),
+        derive_service(aggregates["calls"], aggregates["surveys"], index),
+        derive_marketing(aggregates["marketing_contacts"], index),
+        derive_profile(golden_indexed, aggregates["surveys"], settings.reference_date, levels["interest"]),
+    ]
+    features = pd.concat(parts, axis=1)
+    features["complaints_per_purchase"] = _ratio(features["n_complaints"], features["n_purchases"])
+    features["last_contact_at"] = features[["last_call_at", "last_marketing_at"]].max(axis=1)
+    result = add_lifetime_value(features, settings)
+    features = pd.concat([features, rfm_scores(features)], axis=1)
+    buyers = features["n_purchases"] > 0
+    features["value_tier"], thresholds = value_tiers(features["clv_12m"], buyers, settings.value_tiers)
+    dictionary = feature_dictionary(levels)
+    ordered = [name for name in dictionary["name"] if name in features.columns]
+    features = features[ordered].reset_index()
+    return FeatureBuild(features, dictionary, result, unmatched, levels, thresholds)
+
+
+def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
+    """name, group, definition, unit, transformation and missing-value policy of every column."""
+    entries = [_f("customer_id", "key", "id", "", "never missing", "Merged customer id (02_identity_merge)")]
+    entries += list(STATIC_FEATURES)
+    for level in levels["category"]:
+        entries.append(
+            _f(
+                f"category_share_{slug(level)}",
+                "behaviour",
+                "share",
+                "share",
+                UNDEFINED,
+                f"Share of purchase amount in category '{level}'",
+            )
+        )
+    entries.append(
+        _f(
+            "category_share_other",
+            "behaviour",
+            "share",
+            "share",
+            UNDEFINED,
+            "Share of purchase amount in categories beyond the most frequent ones",
+        )
+    )
+    for level in levels["interest"]:
+        entries.append(
+            _f(
+                f"interest_{slug(level)}",
+                "psychographic",
+                "0/1",
+                "share",
+                "0 without surveys",
+                f"1 when a survey answer lists interest '{level}'",
+            )
+        )
+    frame = pd.DataFrame([e.__dict__ for e in entries])
+    frame["transformation"] = frame["transformation"].map(
+        {
+            "log": CAP,
+            "scale": "winsorized at both tail quantiles, robust-scaled",
+            "share": "as is (0..1)",
+            "onehot": "one-hot",
+            "": "not in the matrix",
+        }
+    )
+    frame["in_matrix"] = frame["transformation"] != "not in the matrix"
+    frame["treatment"] = [e.transformation for e in entries]
+    return frame[
+        ["name", "group", "definition", "unit", "transformation", "missing", "in_matrix", "treatment"]
+    ]
+
+
+def _robust(values: pd.Series) -> pd.Series:
+    """(x - median) / IQR; falls back to 1.349 sd, then 1, when the IQR is 0; nulls become 0 (the median)."""
+    q1, median, q3 = values.quantile([0.25, 0.5, 0.75])
+    spread = q3 - q1
+    if not spread > 0:
+        spread = 1.349 * values.std()
+    if not spread > 0:
+        spread = 1.0
+    return ((values - median) / spread).fillna(0.0)
+
+
+def model_matrix(
+    features: pd.DataFrame, dictionary: pd.DataFrame, groups: dict[str, float], winsor_quantile: float = 0.99
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The weighted, transformed numeric matrix for clustering, and a record of the choices.
+
+    Each selected group (weight > 0) contributes its in-matrix columns, each multiplied by
+    weight / sqrt(number of the group's matrix columns), so a group's total influence follows its
+    weight and not its column count.
+    """
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"features.groups names unknown factor groups {sorted(unknown)}; known: {GROUPS}")
+    columns: dict[str, pd.Series] = {}
+    record: dict[str, Any] = {"groups": {}, "winsor_quantile": winsor_quantile}
+    lower_q = 1 - winsor_quantile
+    for group, weight in groups.items():
+        if not weight or weight <= 0:
+            continue
+        specs = dictionary[
+            (dictionary["group"] == group)
+            & dictionary["in_matrix"]
+            & dictionary["name"].isin(features.columns)
+        ]
+        block: dict[str, pd.Series] = {}
+        for name, treatment in zip(specs["name"], specs["treatment"], strict=True):
+            values = features[name]
+            if treatment == "onehot":
+                dummies = pd.get_dummies(values.astype(str), prefix=name, prefix_sep="=", dtype=float)
+                block.update({column: dummies[column] for column in dummies.columns})
+            elif treatment == "share":
+                block[name] = values.astype(float).fillna(0.0)
+            elif treatment == "log":
+                values = values.astype(float)
+                values = values.clip(upper=values.quantile(winsor_quantile))
+                block[name] = _robust(np.sign(values) * np.log1p(values.abs()))
+            else:
+                values = values.astype(float)
+                block[name] = _robust(values.clip(values.quantile(lower_q), values.quantile(winsor_quantile)))
+        constant = [name for name, series in block.items() if series.nunique() <= 1]
+        block = {name: series for name, series in block.items() if name not in constant}
+        if not block:
+            continue
+        scale = weight / np.sqrt(len(block))
+        columns.update({name: series * scale for name, series in block.items()})
+        record["groups"][group] = {
+            "weight": weight,
+            "n_columns": len(block),
+            "column_scale": scale,
+            "columns": list(block),
+            "dropped_constant": constant,
+        }
+    matrix = pd.DataFrame(columns, index=features.index)
+    matrix.insert(0, "customer_id", features["customer_id"].to_numpy())
+    return matrix, record
+
+
+def coverage(features: pd.DataFrame, dictionary: pd.DataFrame) -> pd.DataFrame:
+    """Per factor group: share of customers with any non-missing, non-default value in the group."""
+    indicator = {
+        "value": features["n_purchases"] > 0,
+        "lifetime_value": features["p_alive"].notna(),
+        "behaviour": features["n_purchases"] > 0,
+        "service": (features["n_calls"] > 0) | (features["n_surveys"] > 0),
+        "marketing": features["n_marketing_contacts"] > 0,
+        "demographic": features["age"].notna() | (features["gender"] != "unknown"),
+        "geographic": (features["province"] != "unknown") | (features["city_tier"] != "unknown"),
+        "technographic": features["primary_device"].ne("unknown") | features["sessions_per_month"].notna(),
+        "psychographic": features["lifestyle"].ne("unknown")
+        | features.filter(like="interest_").sum(axis=1).gt(0),
+        "firmographic": features["is_business"] == 1,
+    }
+    rows = [
+        {
+            "group": group,
+            "customers_covered": int(mask.sum()),
+            "share_covered": float(mask.mean()),
+            "n_features": int((dictionary["group"] == group).sum()),
+        }
+        for group, mask in indicator.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def value_concentration(monetary: pd.Series, top_share: float = 0.2) -> float:
+    """Share of positive net revenue brought by the top `top_share` of customers."""
+    values = monetary.clip(lower=0).sort_values(ascending=False).to_numpy()
+    total = values.sum()
+    if total <= 0:
+        return float("nan")
+    top_n = int(np.ceil(top_share * len(values)))
+    return float(values[:top_n].sum() / total)

@@ -1,0 +1,205 @@
+"""Lifetime value: the CDNOW reproduction of Fader, Hardie & Lee (2005) through the production
+feature SQL, and the MBG/NBD no-purchase probability against numerical integration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, special, stats
+
+from helpers import clv, features
+from helpers.schema import TABLES
+from helpers.sql import connect
+
+lifetimes = pytest.importorskip("lifetimes")  # dev/test-only dependency: the reference implementation
+from lifetimes.utils import summary_data_from_transaction_data  # noqa: E402
+
+CDNOW_END = "1997-09-30"
+PANDAS_DTYPES = {
+    "str": "string",
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+    "datetime": "datetime64[ns]",
+}
+PROFILE_COLUMNS = [
+    "gender",
+    "birth_date",
+    "province",
+    "city",
+    "city_tier",
+    "customer_type",
+    "industry",
+    "employee_count",
+    "annual_revenue_cny",
+    "primary_device",
+    "app_installed",
+    "sessions_per_month",
+    "online_minutes_per_month",
+    "loyalty_tier",
+]
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    return pd.DataFrame({c.name: pd.Series(dtype=PANDAS_DTYPES[c.type]) for c in TABLES[name].columns})
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    path = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_sample.txt"
+    raw = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["id", "index", "date", "quantity", "spend"],
+        dtype={"id": str, "date": str},
+    )
+    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    return raw
+
+
+@pytest.fixture(scope="module")
+def cdnow_build(cdnow: pd.DataFrame) -> features.FeatureBuild:
+    """The full feature build on CDNOW as a 'transactions' export, with the paper's BG/NBD."""
+    transactions = pd.DataFrame(
+        {
+            "txn_id": np.arange(len(cdnow)).astype(str),
+            "source_system": "crm",
+            "source_customer_id": cdnow["id"],
+            "txn_at": cdnow["date"],
+            "amount": cdnow["spend"],
+            "quantity": cdnow["quantity"],
+            "category": "music",
+            "channel": "phone",
+            "is_refund": False,
+        }
+    )
+    ids = cdnow["id"].unique()
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": "crm",
+            "source_record_id": ids,
+            "customer_id": ids,
+            "match_method": "deterministic",
+            "match_probability": 1.0,
+        }
+    )
+    golden = pd.DataFrame({"customer_id": ids, **{column: None for column in PROFILE_COLUMNS}})
+    engine = connect()
+    engine.register("transactions", transactions)
+    engine.register("crosswalk", crosswalk)
+    for name in ("calls", "surveys", "marketing_contacts"):
+        engine.register(name, empty_table(name))
+    settings = features.FeatureSettings.from_config({"clv_model": "bgnbd"}, CDNOW_END, seed=1)
+    return features.build_features(engine, golden, crosswalk, settings)
+
+
+def test_rfm_summary_matches_lifetimes_customer_for_customer(cdnow, cdnow_build):
+    reference = summary_data_from_transaction_data(
+        cdnow,
+        "id",
+        "date",
+        monetary_value_col="spend",
+        observation_period_end=CDNOW_END,
+        freq="D",
+        freq_multiplier=7,
+    )
+    assert len(reference) == 2357
+    ours = cdnow_build.features.set_index("customer_id")
+    assert len(ours) == 2357
+    ours = ours.loc[reference.index]
+    pairs = {
+        "frequency": "frequency_repeat",
+        "recency": "clv_recency_weeks",
+        "T": "clv_T_weeks",
+        "monetary_value": "clv_monetary_repeat",
+    }
+    for theirs, mine in pairs.items():
+        np.testing.assert_allclose(
+            ours[mine].to_numpy(float), reference[theirs].to_numpy(float), rtol=1e-12, atol=1e-9, err_msg=mine
+        )
+
+
+def test_bgnbd_reproduces_fader_hardie_lee_2005(cdnow_build):
+    fitted = cdnow_build.clv.transaction_params
+    for name, paper in {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items():
+        assert fitted[name] == pytest.approx(paper, rel=0.01), name
+
+
+def test_gamma_gamma_reproduces_fader_hardie_lee_2005(cdnow_build):
+    fitted = cdnow_build.clv.spend_params
+    for name, paper in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
+        assert fitted[name] == pytest.approx(paper, rel=0.01), name
+    assert cdnow_build.clv.n_fit_repeat_customers == 946  # CDNOW sample customers with repeat purchases
+
+
+def test_cdnow_predictions_are_consistent(cdnow_build):
+    table = cdnow_build.features
+    assert table["p_no_purchase_next_period"].between(0, 1).all()
+    assert (table["expected_purchases_12m"] >= table["expected_purchases_next_period"]).all()
+    assert (table["clv_12m"] > 0).all()
+    # BG/NBD: one-time buyers are alive with certainty, the flaw the MBG/NBD default fixes.
+    one_timers = table["frequency_repeat"] == 0
+    assert (table.loc[one_timers, "p_alive"] == 1.0).all()
+
+
+def _mbg_no_purchase_by_integration(
+    params: dict[str, float], x: float, t_x: float, big_t: float, t: float
+) -> float:
+    """P(no purchase in (T, T+t]) under MBG/NBD: the dropout probability integrated out with beta
+    functions, the purchase rate by numerical quadrature of the individual likelihood."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    dead_weight = special.beta(a + 1, b + x)  # dropped out right after the last purchase
+    alive_weight = special.beta(a, b + x + 1)  # survived all x + 1 purchase opportunities
+
+    def likelihood(lam: float, horizon: float) -> float:
+        density = stats.gamma.pdf(lam, r, scale=1 / alpha) * lam**x
+        return density * (dead_weight * np.exp(-lam * t_x) + alive_weight * np.exp(-lam * (big_t + horizon)))
+
+    def total(horizon: float) -> float:
+        return integrate.quad(likelihood, 0, np.inf, args=(horizon,), epsabs=0, epsrel=1e-10, limit=200)[0]
+
+    return total(t) / total(0.0)
+
+
+def test_mbg_no_purchase_probability_matches_integration():
+    params = {"r": 0.8, "alpha": 5.0, "a": 1.5, "b": 3.0}
+    summary = pd.DataFrame(
+        {"frequency": [0.0, 0.0, 3.0], "recency": [0.0, 0.0, 20.0], "T": [2.0, 60.0, 30.0]}
+    )
+    x, t_x, big_t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+    p_alive = 1.0 / (
+        1
+        + (params["a"] / (params["b"] + x))
+        * ((params["alpha"] + big_t) / (params["alpha"] + t_x)) ** (params["r"] + x)
+    )
+    ours = clv.probability_no_purchase(p_alive, params, summary, horizon_weeks=4.0)
+    for row, value in enumerate(ours):
+        expected = _mbg_no_purchase_by_integration(params, x[row], t_x[row], big_t[row], 4.0)
+        assert value == pytest.approx(expected, rel=1e-4)
+    # A one-time buyer seen long ago is less likely to buy than a recent one.
+    assert ours[1] > ours[0]
+
+
+def test_mbg_gives_one_time_buyers_a_dropout_probability(cdnow_build):
+    summary = features.clv_summary(cdnow_build.features.set_index("customer_id"))
+    result = clv.fit_and_predict(summary, model="mbgnbd", period_days=30, horizon_months=12)
+    predictions = result.predictions.merge(summary, on="customer_id")
+    one_timers = predictions[predictions["frequency"] == 0]
+    assert (one_timers["p_alive"] < 1).all()
+    # Among one-time buyers, the longer ago the purchase, the likelier no purchase next period.
+    rho = stats.spearmanr(one_timers["T"], one_timers["p_no_purchase_next_period"]).statistic
+    assert rho > 0.99
+    assert predictions["p_no_purchase_next_period"].between(1 - predictions["p_alive"], 1).all()
+
+
+def test_summary_with_recency_beyond_t_is_rejected():
+    bad = pd.DataFrame(
+        {"customer_id": ["a"], "frequency": [1.0], "recency": [5.0], "T": [3.0], "monetary_value": [10.0]}
+    )
+    with pytest.raises(ValueError, match="recency"):
+        clv.fit_and_predict(bad)
