@@ -124,6 +124,8 @@ def test_files_follow_the_canonical_schema_and_declared_formats(world, raw_table
             values = values[values != ""]
             parsed = pd.to_datetime(values, format=fmt, errors="coerce")
             assert parsed.notna().mean() > 0.98, (name, column.name)
+            if table.kind == "identity" and column.name != "birth_date":
+                assert (parsed.dropna() < REFERENCE).all(), (name, column.name)
     # The CTI file is GBK, not UTF-8, and carries Chinese text.
     cti_bytes = (raw / "cti_contacts.csv").read_bytes()
     with pytest.raises(UnicodeDecodeError):
@@ -146,6 +148,33 @@ def test_raw_file_specs_match_the_demo_config() -> None:
         assert declared.get("date_format", demo.ISO_DATE) == spec.date_format
         assert declared.get("sheet") == spec.sheet
         assert declared["format"] == ("excel" if spec.sheet else "csv")
+
+
+def test_impossible_birth_dates_are_planted_and_only_there(raw_tables, truth) -> None:
+    defects = truth["planted_defects"]
+    for name in ("crm_customers", "shop_accounts"):
+        frame = raw_tables[name]
+        birth = pd.to_datetime(frame.birth_date.replace("", None), format="%Y-%m-%d")
+        age = (REFERENCE - birth).dt.days / 365.25
+        impossible = frame.loc[(age > 110) | (age < 0), TABLES[name].key]
+        planted = defects.loc[(defects.table == name) & (defects.defect == "impossible_birth_date"), "key"]
+        assert len(planted) > 0 and set(impossible) == set(planted), name
+        assert age[(age <= 110) & (age >= 0)].between(17, 67).all()
+
+
+def test_impossible_birth_dates_are_too_old_or_in_the_future() -> None:
+    reference = np.datetime64("2026-06-30", "D")
+    columns = {"birth_date": np.full(20_000, np.datetime64("1990-01-01", "D"))}
+    ids = np.arange(20_000).astype(str)
+    [(table, keys, kind)] = demo._impossible_birth_dates(
+        np.random.default_rng(1), "t", columns, ids, reference
+    )
+    changed = columns["birth_date"] != np.datetime64("1990-01-01", "D")
+    assert table == "t" and kind == "impossible_birth_date"
+    assert set(keys) == set(ids[changed]) and 10 < len(keys) < 100
+    age = (reference - columns["birth_date"][changed]).astype(int) / 365.25
+    assert ((age > 110) | (age < 0)).all() and (age > 110).any() and (age < 0).any()
+    assert (columns["birth_date"][changed] > np.datetime64("1900-01-01", "D")).all()  # valid Excel dates
 
 
 def test_every_identity_record_is_in_the_truth_exactly_once(raw_tables, truth) -> None:

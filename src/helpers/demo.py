@@ -373,8 +373,9 @@ def _impossible_birth_dates(rng, name: str, columns: dict, ids: np.ndarray, refe
     """Birth dates more than 110 years ago or in the future on ~DEFECT_RATE of the records."""
     birth = np.asarray(columns["birth_date"], dtype="datetime64[D]").copy()
     rows = np.flatnonzero((rng.random(len(birth)) < DEFECT_RATE) & ~np.isnat(birth))
+    # Ages of 112-124 years (still valid Excel dates) or birthdays 1-4 years in the future.
     years = np.where(
-        rng.random(len(rows)) < 0.5, -rng.integers(112, 125, len(rows)), rng.integers(1, 5, len(rows))
+        rng.random(len(rows)) < 0.5, rng.integers(112, 125, len(rows)), -rng.integers(1, 5, len(rows))
     )
     birth[rows] = reference - (years * 365.25).astype("timedelta64[D]")
     columns["birth_date"] = birth

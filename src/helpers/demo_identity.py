@@ -173,7 +173,7 @@ def build_records(
         records[system] = Records(system, owners, dup, ids)
     _fill_crm(rng, people, records, reference)
     _fill_cti(rng, people, records)
-    _fill_shop(rng, people, records["shop"])
+    _fill_shop(rng, people, records["shop"], reference)
     _fill_loyalty(rng, people, records["loyalty"], reference)
     return records
 
@@ -397,7 +397,7 @@ def _fill_cti(rng, people: People, records: dict[str, Records]) -> None:
     }
 
 
-def _fill_shop(rng, people: People, shop: Records) -> None:
+def _fill_shop(rng, people: People, shop: Records, reference: np.datetime64) -> None:
     rows, dup, n = shop.person, shop.dup, len(shop)
     seg = people.segment[rows]
     device = ref.DEVICES[pick(rng, ref.DEVICE_WEIGHTS, seg)]
@@ -420,7 +420,9 @@ def _fill_shop(rng, people: People, shop: Records) -> None:
         "birth_date": _birth(rng, people, rows, 0.5),
         "province": _blank(ref.CITIES["province"].to_numpy().astype(str)[city], ~located),
         "city": _blank(ref.CITIES["city"].to_numpy().astype(str)[city], ~located),
-        "registered_at": _seconds(rng, np.maximum(registered, ref.DATA_START), 0, 24),
+        "registered_at": _seconds(
+            rng, np.clip(registered, ref.DATA_START, reference - np.timedelta64(1, "D")), 0, 24
+        ),
         "primary_device": _blank(device, _chance(rng, n, 0.05)),
         "app_installed": np.where(
             _chance(rng, n, 0.05), np.nan, (rng.random(n) < ref.APP_P[seg]).astype(float)
