@@ -328,9 +328,26 @@ def deterministic_edges(
 # ---------------------------------------------------------------------------------------------
 # Clustering without chaining
 def _birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
-    """Same date, one typo in year, month or day, or day and month swapped."""
+    """Same date or a typo: one of year/month/day differs, day and month swapped, or a day off."""
     same = (a.year == b.year) + (a.month == b.month) + (a.day == b.day)
-    return same >= 2 or (a.year == b.year and a.month == b.day and a.day == b.month)
+    swapped = a.year == b.year and a.month == b.day and a.day == b.month
+    day_off = abs(a.year - b.year) <= 1 and abs(a.dayofyear - b.dayofyear) <= 2
+    return same >= 2 or swapped or day_off
+
+
+def name_similarity(left: str, right: str) -> float:
+    """Similarity of two name keys, as in `identifier_pairs.sql`.
+
+    1 if equal, 0.95 if one name's parts are all in the other, at least 0.8 if they share a
+    part (a typo elsewhere), else Jaro-Winkler.
+    """
+    if left == right:
+        return 1.0
+    left_tokens, right_tokens = set(left.split()), set(right.split())
+    if left_tokens <= right_tokens or right_tokens <= left_tokens:
+        return 0.95
+    similarity = jellyfish.jaro_winkler_similarity(left, right)
+    return max(0.8, similarity) if left_tokens & right_tokens else similarity
 
 
 @dataclass
@@ -338,20 +355,13 @@ class _ClusterFacts:
     names: set[str]
     birth_dates: set[pd.Timestamp]
     national_ids: set[str]
+    mobiles: set[str]
 
 
-def name_similarity(left: str, right: str) -> float:
-    """1 for equal name keys, 0.95 when one name's tokens are part of the other's, else Jaro-Winkler."""
-    if left == right:
-        return 1.0
-    left_tokens, right_tokens = set(left.split()), set(right.split())
-    if left_tokens <= right_tokens or right_tokens <= left_tokens:
-        return 0.95
-    return jellyfish.jaro_winkler_similarity(left, right)
-
-
-def _compatible(a: _ClusterFacts, b: _ClusterFacts) -> bool:
+def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool) -> bool:
     if len(a.national_ids | b.national_ids) > 1:
+        return False
+    if check_mobiles and a.mobiles and b.mobiles and not a.mobiles & b.mobiles:
         return False
     if any(not _birth_dates_compatible(x, y) for x in a.birth_dates for y in b.birth_dates - a.birth_dates):
         return False
@@ -359,24 +369,43 @@ def _compatible(a: _ClusterFacts, b: _ClusterFacts) -> bool:
 
 
 def merge_with_constraints(
-    labels: np.ndarray, left: np.ndarray, right: np.ndarray, records: pd.DataFrame
+    labels: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    records: pd.DataFrame,
+    check_mobiles: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Union the clusters in `labels` along record edges (`left[i]`-`right[i]`, strongest first).
 
     A merge is refused when the two clusters together would hold two national-ID hashes,
-    birth dates that cannot be typos of each other, or dissimilar names. Returns the new
-    label of every record and a bool array saying which edges were applied.
+    birth dates that cannot be typos of each other, or dissimilar names; with `check_mobiles`
+    also when both clusters have mobiles and share none (for probabilistic links, where no
+    identifier vouches for the match). Returns the new label of every record and a bool
+    array saying which edges were applied (or already inside one cluster).
     """
-    parent = {int(label): int(label) for label in np.unique(np.concatenate([labels[left], labels[right]]))}
-    involved = records.assign(label=labels).loc[np.isin(labels, list(parent))]
-    facts = {
-        int(label): _ClusterFacts(
-            set(group["name_key"].dropna()),
-            set(group["birth_date"].dropna()),
-            set(group["national_id_hash"].dropna()),
-        )
-        for label, group in involved.groupby("label")
+    columns = {
+        "names": records["name_key"],
+        "birth_dates": records["birth_date"],
+        "national_ids": records["national_id_hash"],
+        "mobiles": records["mobile"] if "mobile" in records else pd.Series(pd.NA, index=records.index),
     }
+    values = {
+        key: column.astype(object).where(column.notna(), None).to_numpy() for key, column in columns.items()
+    }
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    parent: dict[int, int] = {}
+    facts: dict[int, _ClusterFacts] = {}
+
+    def touch(label: int) -> None:
+        if label in parent:
+            return
+        parent[label] = label
+        rows = order[
+            np.searchsorted(sorted_labels, label) : np.searchsorted(sorted_labels, label, side="right")
+        ]
+        sets = {key: {array[i] for i in rows} - {None} for key, array in values.items()}
+        facts[label] = _ClusterFacts(**sets)
 
     def find(node: int) -> int:
         while parent[node] != node:
@@ -386,25 +415,25 @@ def merge_with_constraints(
 
     applied = np.zeros(len(left), dtype=bool)
     for position, (a, b) in enumerate(zip(labels[left].tolist(), labels[right].tolist(), strict=True)):
+        touch(a)
+        touch(b)
         root_a, root_b = find(a), find(b)
-        if root_a == root_b:
-            applied[position] = True
-            continue
-        if not _compatible(facts[root_a], facts[root_b]):
-            continue
-        keep, gone = min(root_a, root_b), max(root_a, root_b)
-        parent[gone] = keep
-        facts[keep] = _ClusterFacts(
-            facts[keep].names | facts[gone].names,
-            facts[keep].birth_dates | facts[gone].birth_dates,
-            facts[keep].national_ids | facts[gone].national_ids,
-        )
-        del facts[gone]
+        if root_a != root_b:
+            if not _compatible(facts[root_a], facts[root_b], check_mobiles):
+                continue
+            keep, gone = min(root_a, root_b), max(root_a, root_b)
+            parent[gone] = keep
+            kept, merged = facts[keep], facts.pop(gone)
+            for key in values:
+                getattr(kept, key).update(getattr(merged, key))
         applied[position] = True
-    mapping = {node: find(node) for node in parent}
-    new_labels = (
-        np.array([mapping.get(int(label), int(label)) for label in labels]) if mapping else labels.copy()
-    )
+    new_labels = labels.copy()
+    if parent:
+        touched = np.fromiter(parent.keys(), dtype=labels.dtype)
+        roots = np.fromiter((find(int(node)) for node in touched), dtype=labels.dtype)
+        lookup = pd.Series(roots, index=touched)
+        hit = np.isin(labels, touched)
+        new_labels[hit] = lookup.reindex(labels[hit]).to_numpy()
     return new_labels, applied
 
 
@@ -465,7 +494,11 @@ def merge_identities(
             ["match_probability", "left_index", "right_index"], ascending=[False, True, True]
         )
         labels, applied = merge_with_constraints(
-            labels, links["left_index"].to_numpy(), links["right_index"].to_numpy(), records
+            labels,
+            links["left_index"].to_numpy(),
+            links["right_index"].to_numpy(),
+            records,
+            check_mobiles=True,
         )
         used = links[applied]
         applied_scores = (

@@ -21,16 +21,23 @@ SELECT p.left_index,
            WHEN list_has_all(string_split(l.name_key, ' '), string_split(r.name_key, ' '))
              OR list_has_all(string_split(r.name_key, ' '), string_split(l.name_key, ' ')) THEN
                CASE WHEN l.name_key = r.name_key THEN 1.0 ELSE 0.95 END
+           -- One shared part (usually the family name) with a typo elsewhere: "zhou xue" / "zhou jing".
+           WHEN len(list_intersect(string_split(l.name_key, ' '), string_split(r.name_key, ' '))) > 0 THEN
+               greatest(0.8, jaro_winkler_similarity(l.name_key, r.name_key))
            ELSE jaro_winkler_similarity(l.name_key, r.name_key)
        END AS name_similarity,
        l.national_id_hash IS NOT NULL AND r.national_id_hash IS NOT NULL
            AND l.national_id_hash <> r.national_id_hash AS national_id_conflict,
+       -- Typos, not conflicts: one of year/month/day differs, day and month swapped, or a day
+       -- off (also in a neighbouring year).
        l.birth_date IS NOT NULL AND r.birth_date IS NOT NULL AND NOT (
            (year(l.birth_date) = year(r.birth_date)) :: INT
          + (month(l.birth_date) = month(r.birth_date)) :: INT
          + (day(l.birth_date) = day(r.birth_date)) :: INT >= 2
          OR (year(l.birth_date) = year(r.birth_date)
              AND month(l.birth_date) = day(r.birth_date) AND day(l.birth_date) = month(r.birth_date))
+         OR abs(year(l.birth_date) - year(r.birth_date)) <= 1
+             AND abs(dayofyear(l.birth_date) - dayofyear(r.birth_date)) <= 2
        ) AS birth_date_conflict,
        l.gender IS NOT NULL AND r.gender IS NOT NULL AND l.gender <> r.gender AS gender_conflict
 FROM pairs p
