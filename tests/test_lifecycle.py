@@ -142,9 +142,18 @@ RULE_CASES = {
     ),
     "at_risk by churn risk": ({"churn_risk": 0.8}, "at_risk"),
     "at_risk by own rhythm": ({"recency_days": 100, "mean_interpurchase_days": 40}, "at_risk"),
-    "at_risk by complaints": ({"complaints_last_90d": 3, "complaints_prev_90d": 0}, "at_risk"),
-    "at_risk by satisfaction": ({"csat_last_90d": 2.5, "csat_prev_90d": 4.5}, "at_risk"),
+    "at_risk by complaints": (
+        {"recency_days": 70, "complaints_recent": 3, "complaints_before": 0},
+        "at_risk",
+    ),
+    "complaints need overdue": ({"complaints_recent": 3, "complaints_before": 0}, "retention"),
+    "at_risk by satisfaction": (
+        {"recency_days": 70, "satisfaction_recent": 2.5, "satisfaction_before": 4.5},
+        "at_risk",
+    ),
     "loyalty": ({"tenure_days": 900, "n_purchases": 20, "nps_mean": 9.5}, "loyalty"),
+    "loyalty without NPS answer": ({"tenure_days": 900, "n_purchases": 20, "nps_mean": np.nan}, "loyalty"),
+    "loyalty needs tenure": ({"tenure_days": 600, "n_purchases": 20, "nps_mean": 10}, "retention"),
     "retention": ({}, "retention"),
     "loyalty needs promoter NPS": ({"tenure_days": 900, "n_purchases": 20, "nps_mean": 7}, "retention"),
     "rhythm needs 3 purchases": (
@@ -152,6 +161,11 @@ RULE_CASES = {
         "retention",
     ),
     "one-time buyer, not risky": ({"n_purchases": 1, "tenure_days": 200, "recency_days": 200}, "conversion"),
+    "contact after one outbound call": ({"n_purchases": 0, "recency_days": np.nan, "n_calls": 1}, "contact"),
+    "acquisition by repeated calls": (
+        {"n_purchases": 0, "recency_days": np.nan, "n_calls": 2},
+        "acquisition",
+    ),
 }
 
 

@@ -31,6 +31,7 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from helpers.config import resolve_path
+from helpers.sql import SqlEngine
 
 STAGES: tuple[str, ...] = (
     "contact",
@@ -126,7 +127,7 @@ def fit_pareto_nbd(
     age: np.ndarray,
     unit_days: float = 7.0,
     prior_sd: float = 3.0,
-    max_customers: int = 50_000,
+    max_customers: int = 20_000,
     seed: int = 0,
 ) -> ParetoNBD:
     """Fit Pareto/NBD by MAP: log-parameters get independent Normal(0, prior_sd) priors.
@@ -150,10 +151,7 @@ def fit_pareto_nbd(
         return float(-(weights * ll).sum() / total + 0.5 * (log_params**2).sum() / (prior_sd**2 * total))
 
     start = np.log([0.5, max(float(np.mean(ages)), 1.0), 0.5, max(float(np.mean(ages)), 1.0)])
-    result = minimize(
-        objective, start, method="Nelder-Mead", options={"maxiter": 2000, "xatol": 1e-5, "fatol": 1e-9}
-    )
-    result = minimize(objective, result.x, method="L-BFGS-B")
+    result = minimize(objective, start, method="L-BFGS-B")
     r, alpha, s, beta = np.exp(result.x)
     return ParetoNBD(float(r), float(alpha), float(s), float(beta), unit_days)
 
@@ -233,8 +231,7 @@ def purchase_days(
         if bad_amounts.any():
             raise LifecycleInputError(
                 f"{frame_name}: {int(bad_amounts.sum())} row(s) with an empty or non-numeric "
-                f"{amount_col!r}, e.g.\n"
-                + _examples(transactions, bad_amounts, needed)
+                f"{amount_col!r}, e.g.\n" + _examples(transactions, bad_amounts, needed)
             )
     else:
         amounts = pd.Series(1.0, index=transactions.index)
@@ -416,8 +413,8 @@ def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold
     """One stage and the rule that assigned it per row; the first matching rule wins.
 
     Uses the columns present (`n_purchases, recency_days, tenure_days, mean_interpurchase_days,
-    churn_risk`, and when available the service signals `n_inquiries, n_inbound, n_sales_calls,
-    nps_mean, complaints_last_90d, complaints_prev_90d, csat_last_90d, csat_prev_90d`); a rule
+    churn_risk`, and when available the service signals `n_inquiries, n_inbound, n_calls, nps_mean,
+    complaints_recent, complaints_before, satisfaction_recent, satisfaction_before`); a rule
     whose inputs are missing never matches. Order: no purchase (acquisition, contact), churned,
     conversion, at_risk, loyalty, retention, one-time buyer (conversion).
     """
@@ -431,18 +428,24 @@ def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold
     engaged = (
         (_column(customers, "n_inquiries", 0.0).fillna(0) >= rules["acquisition"]["min_inquiries"])
         | (_column(customers, "n_inbound", 0.0).fillna(0) >= rules["acquisition"]["min_inbound_calls"])
-        | (_column(customers, "n_sales_calls", 0.0).fillna(0) >= rules["acquisition"]["min_sales_calls"])
+        | (_column(customers, "n_calls", 0.0).fillna(0) >= rules["acquisition"]["min_calls"])
     )
     complaints_now, complaints_before = (
-        _column(customers, "complaints_last_90d"),
-        _column(customers, "complaints_prev_90d"),
+        _column(customers, "complaints_recent"),
+        _column(customers, "complaints_before"),
     )
-    csat_now, csat_before = _column(customers, "csat_last_90d"), _column(customers, "csat_prev_90d")
+    csat_now, csat_before = (
+        _column(customers, "satisfaction_recent"),
+        _column(customers, "satisfaction_before"),
+    )
     at = rules["at_risk"]
     loyal = rules["loyalty"]
     buyer = purchases > 0
+    overdue = gap_ratio >= at["service_min_gap_ratio"]
+    nps = _column(customers, "nps_mean")
+    sustained = (tenure >= loyal["min_tenure_days"]) & (per_year >= loyal["min_purchases_per_year"])
     ordered_rules: list[tuple[str, str, pd.Series]] = [
-        ("acquisition", "no purchase, engaged (inquiry, inbound or sales call)", ~buyer & engaged),
+        ("acquisition", "no purchase, engaged (inquiry, inbound call or repeated calls)", ~buyer & engaged),
         ("contact", "no purchase, known but not engaged", ~buyer),
         (
             "churned",
@@ -462,17 +465,27 @@ def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold
         ),
         (
             "at_risk",
-            "complaints rising",
-            (complaints_now >= at["min_recent_complaints"]) & (complaints_now > complaints_before.fillna(0)),
+            f"complaints rising, overdue (gap >= {at['service_min_gap_ratio']}x rhythm)",
+            overdue
+            & (complaints_now >= at["min_recent_complaints"])
+            & (complaints_now > complaints_before.fillna(0)),
         ),
-        ("at_risk", "satisfaction falling", (csat_before - csat_now) >= at["csat_drop"]),
+        (
+            "at_risk",
+            f"satisfaction falling, overdue (gap >= {at['service_min_gap_ratio']}x rhythm)",
+            overdue & ((csat_before - csat_now) >= at["satisfaction_drop"]),
+        ),
+        (
+            "loyalty",
+            f"NPS promoter (>= {loyal['min_nps']}), {loyal['min_tenure_days']}+ days, "
+            f"{loyal['min_purchases_per_year']}+ purchases/year",
+            sustained & (nps >= loyal["min_nps"]),
+        ),
         (
             "loyalty",
             f"{loyal['min_tenure_days']}+ days, {loyal['min_purchases_per_year']}+ purchases/year, "
-            f"NPS >= {loyal['min_nps']}",
-            (tenure >= loyal["min_tenure_days"])
-            & (per_year >= loyal["min_purchases_per_year"])
-            & (_column(customers, "nps_mean") >= loyal["min_nps"]),
+            "no NPS answer",
+            sustained & nps.isna(),
         ),
         ("retention", "repeat buyer, active", purchases >= 2),
         ("conversion", "one purchase, not yet repeated", buyer),
@@ -575,3 +588,120 @@ def evaluate_against_holdout(
 def _best_precision_at_recall(truth: np.ndarray, score: np.ndarray, min_recall: float) -> float:
     precision, recall, _ = precision_recall_curve(truth, score)
     return float(precision[recall >= min_recall].max())
+
+
+# ---------------------------------------------------------------------------------------------
+# Full-data labeling (step 05 on the features table)
+# ---------------------------------------------------------------------------------------------
+
+
+def load_purchase_days(engine: SqlEngine, reference_date: Any, tables: dict[str, str]) -> pd.DataFrame:
+    """Purchase occasions per customer from clean transactions + crosswalk (`purchase_days` format)."""
+    as_of_end = pd.Timestamp(reference_date).normalize() + pd.Timedelta(days=1)
+    days = engine.run("lifecycle", "purchase_days", tables, as_of_end=as_of_end)
+    days["day"] = pd.to_datetime(days["day"])
+    return days
+
+
+def load_service_trends(
+    engine: SqlEngine, reference_date: Any, window_days: int, tables: dict[str, str]
+) -> pd.DataFrame:
+    """Complaints and mean satisfaction in the last `window_days` and in the window before, per customer."""
+    as_of_end = pd.Timestamp(reference_date).normalize() + pd.Timedelta(days=1)
+    recent_start = as_of_end - pd.Timedelta(days=window_days)
+    return engine.run(
+        "lifecycle",
+        "service_trends",
+        tables,
+        as_of_end=as_of_end,
+        recent_start=recent_start,
+        before_start=recent_start - pd.Timedelta(days=window_days),
+    )
+
+
+def label_customers(
+    features: pd.DataFrame,
+    reference_date: Any,
+    rules: dict[str, Any] | None = None,
+    days: pd.DataFrame | None = None,
+    trends: pd.DataFrame | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Stage, rule and churn risk for every customer of the step-03 `features` table.
+
+    `days` (from `load_purchase_days`) gives the purchase history used for the rhythm, the model and
+    its backtest; without it the history comes from the features' `n_purchases, first_purchase_at,
+    last_purchase_at` (no backtest). `trends` (from `load_service_trends`) adds the complaint and
+    satisfaction rules. Prospects (no purchase) get `churn_risk` 0: there is no purchasing
+    relationship to lose; their stage (contact or acquisition) says where they are.
+    Returns `customer_id, stage, stage_rule, churn_risk` plus the signals the rules used.
+    """
+    merged = _rules(rules)
+    required = ["customer_id", "n_purchases"] + (
+        [] if days is not None else ["first_purchase_at", "last_purchase_at"]
+    )
+    missing = [c for c in required if c not in features.columns]
+    if missing:
+        raise LifecycleInputError(f"03_features/features: missing column(s) {missing}")
+    duplicated = features["customer_id"].duplicated(keep=False)
+    if duplicated.any():
+        raise LifecycleInputError(
+            f"03_features/features: customer_id must be unique; {int(duplicated.sum())} rows share one, "
+            "e.g.\n" + features.loc[duplicated, ["customer_id", "n_purchases"]].head(4).to_string()
+        )
+    reference = pd.Timestamp(reference_date).normalize()
+    if days is not None:
+        summary = summarize_purchase_days(days[days["customer_id"].isin(features["customer_id"])], reference)
+    else:
+        summary = _summary_from_features(features, reference)
+    risk, p_none, info = score_churn_risk(
+        summary,
+        reference,
+        float(merged["horizon_days"]),
+        days=days if merged["backtest"] else None,
+        unit_days=float(merged["model_unit_days"]),
+        seed=seed,
+    )
+    summary["churn_risk"] = risk
+    summary["p_no_purchase_model"] = p_none
+    service = [
+        c for c in ("n_inquiries", "n_inbound", "n_calls", "nps_mean", "csat_mean") if c in features.columns
+    ]
+    customers = features[["customer_id", *service]].merge(summary, on="customer_id", how="left")
+    if trends is not None:
+        customers = customers.merge(trends, on="customer_id", how="left")
+    customers["n_purchases"] = customers["n_purchases"].fillna(0).astype("int64")
+    customers["churn_risk"] = customers["churn_risk"].fillna(0.0)
+    threshold = resolve_risk_threshold(risk, merged)
+    customers[["stage", "stage_rule"]] = assign_stages(customers, merged, threshold)
+    customers["gap_ratio"] = customers["recency_days"] / customers["mean_interpurchase_days"]
+    customers.attrs["lifecycle"] = {**info, "risk_threshold": threshold}
+    return customers[LIFECYCLE_COLUMNS + [c for c in customers.columns if c not in LIFECYCLE_COLUMNS]]
+
+
+def _summary_from_features(features: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
+    buyers = features[features["n_purchases"].fillna(0) > 0]
+    first = pd.to_datetime(buyers["first_purchase_at"]).dt.normalize()
+    last = pd.to_datetime(buyers["last_purchase_at"]).dt.normalize()
+    bad = first.isna() | last.isna() | (last < first) | (last > reference)
+    if bad.any():
+        raise LifecycleInputError(
+            "03_features/features: buyers need first_purchase_at <= last_purchase_at <= the reference date; "
+            f"{int(bad.sum())} rows do not, e.g.\n"
+            + buyers.loc[bad, ["customer_id", "n_purchases", "first_purchase_at", "last_purchase_at"]]
+            .head(3)
+            .to_string()
+        )
+    n = buyers["n_purchases"].astype(float)
+    span = (last - first).dt.days.astype(float)
+    return pd.DataFrame(
+        {
+            "customer_id": buyers["customer_id"].to_numpy(),
+            "first_purchase_at": first.to_numpy(),
+            "last_purchase_at": last.to_numpy(),
+            "n_purchases": n.to_numpy(),
+            "recency_days": (reference - last).dt.days.astype(float).to_numpy(),
+            "tenure_days": (reference - first).dt.days.astype(float).to_numpy(),
+            "mean_interpurchase_days": (span / (n - 1)).where(n > 1).to_numpy(),
+        }
+    )
