@@ -38,8 +38,8 @@ def hand_built(rows: list[dict]) -> pd.DataFrame:
     defaults = {
         "segment_id": 0, "segment_name": "Mixed", "stage": "retention", "churn_risk": 0.2, "clv_12m": 1000.0,
         "value_tier": "middle", "response_rate": 0.2, "n_marketing_contacts": 10, "conversion_rate": 0.05,
-        "monetary_12m": 1000.0, "csat_mean": 4.0, "nps_mean": 8.0, "n_calls": 2, "n_inbound": 1,
-        "n_complaints": 0, "avg_handle_sec": 300.0, "tenure_days": 365.0, "purchases_last_90d": 1,
+        "monetary_12m": 1000.0, "csat_mean": 4.0, "nps_mean": 8.0, "n_calls": 2, "contacts_per_month": 0.5,
+        "n_complaints": 0, "avg_handle_sec": 300.0, "purchases_last_90d": 1,
         "purchases_prev_90d": 1,
     }  # fmt: skip
     frame = pd.DataFrame([{**defaults, "customer_id": f"C{i}", **row} for i, row in enumerate(rows)])

@@ -5,7 +5,7 @@ script theme, offer, contact frequency and KPI, with optional per-segment overri
 customer gets a priority score:
 
     value at stake    = CLV x churn risk + upside_weight x upside x (1 - churn risk)
-    upside            = max(segment's upside_quantile CLV - own CLV, 0)
+    upside            = max(upside_quantile of the CLV of the segment's buyers - own CLV, 0)
     expected response = past marketing response rate, shrunk to the population mean
     priority          = value at stake x expected response - call cost x calls planned
 
@@ -190,8 +190,8 @@ def _check_not_null(frame: pd.DataFrame, frame_name: str, columns: list[str]) ->
 
 FEATURE_COLUMNS = [
     "customer_id", "clv_12m", "value_tier", "response_rate", "n_marketing_contacts", "conversion_rate",
-    "monetary_12m", "csat_mean", "nps_mean", "n_calls", "n_inbound", "n_complaints", "avg_handle_sec",
-    "tenure_days", "purchases_last_90d", "purchases_prev_90d",
+    "monetary_12m", "csat_mean", "nps_mean", "n_calls", "contacts_per_month", "n_complaints",
+    "avg_handle_sec", "purchases_last_90d", "purchases_prev_90d",
 ]  # fmt: skip
 
 
@@ -308,7 +308,12 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
 
     clv = customers["clv_12m"].astype(float).clip(lower=0)
     risk = customers["churn_risk"].astype(float)
-    potential = clv.groupby(customers["segment_id"]).transform(lambda s: s.quantile(settings.upside_quantile))
+    # Potential: the CLV quantile among the segment's buyers (all buyers' for a segment without any).
+    buyers_clv = clv.where(clv > 0)
+    potential = buyers_clv.groupby(customers["segment_id"]).transform(
+        lambda s: s.quantile(settings.upside_quantile)
+    )
+    potential = potential.fillna(buyers_clv.quantile(settings.upside_quantile)).fillna(0.0)
     plan["value_at_risk"] = clv * risk
     plan["upside"] = (potential - clv).clip(lower=0)
     plan["value_at_stake"] = plan["value_at_risk"] + settings.upside_weight * plan["upside"] * (1 - risk)
@@ -424,14 +429,14 @@ def write_call_list(calls: pd.DataFrame, step_dir: Path) -> tuple[Path, Path]:
 
 
 def cost_to_serve(customers: pd.DataFrame, plan: pd.DataFrame, settings: StrategySettings) -> pd.Series:
-    """Per customer and period: planned outreach plus inbound service time at the agent hour cost."""
+    """Per customer and period: planned outreach plus service calls (last 12 months' pace) at the
+    agent hour cost."""
     outreach = plan["contact_cost"] * plan["contacts_planned"]
-    months_observed = customers["tenure_days"].astype(float).clip(lower=settings.period_days)
-    inbound_per_period = (
-        customers["n_inbound"].astype(float).fillna(0) / months_observed * settings.period_days
+    calls_per_period = (
+        customers["contacts_per_month"].astype(float).fillna(0) * settings.period_days / 30.4375
     )
     handle_hours = customers["avg_handle_sec"].astype(float).fillna(0) / 3600
-    return outreach + inbound_per_period * handle_hours * settings.agent_cost_per_hour
+    return outreach + calls_per_period * handle_hours * settings.agent_cost_per_hour
 
 
 METRIC_COLUMNS = [
