@@ -70,6 +70,7 @@ class FeatureSettings:
     clv_period_days: int = 30
     clv_horizon_months: int = 12
     clv_sample_size: int = 50_000
+    clv_min_repeat_customers: int = 30
     repeat_contact_days: int = 7
     max_levels: int = 20
     winsor_quantile: float = 0.99
@@ -429,7 +430,7 @@ class FeatureBuild:
     clv: clv.ClvResult | None
     unmatched_events: dict[str, int]
     levels: dict[str, list[str]]
-    tier_thresholds: dict[str, float]
+    tier_thresholds: dict[str, Any]
 
 
 def slug(text: str) -> str:
@@ -515,7 +516,7 @@ def aggregate_events(
 
 
 def _days_between(later: pd.Timestamp, earlier: pd.Series) -> pd.Series:
-    return (later - earlier).dt.days.astype("Float64")
+    return (later - earlier).dt.days.astype(float)
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -546,15 +547,14 @@ def rfm_scores(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def value_tiers(clv_12m: pd.Series, buyers: pd.Series, tiers: dict[str, float]) -> tuple[pd.Series, dict]:
-    """high / middle / low by quantiles of CLV among buyers; non-buyers are low."""
-    base = clv_12m[buyers]
+def value_tiers(values: pd.Series, buyers: pd.Series, tiers: dict[str, float]) -> tuple[pd.Series, dict]:
+    """high / middle / low by quantiles of `values` (CLV, or 12-month net spend when CLV could not
+    be fitted) among buyers; non-buyers are low."""
+    base = values[buyers]
     high = float(base.quantile(tiers["high"])) if len(base) else np.inf
     middle = float(base.quantile(tiers["middle"])) if len(base) else np.inf
-    tier = np.where(
-        buyers & (clv_12m >= high), "high", np.where(buyers & (clv_12m >= middle), "middle", "low")
-    )
-    return pd.Series(tier, index=clv_12m.index), {"high_min_clv": high, "middle_min_clv": middle}
+    tier = np.where(buyers & (values >= high), "high", np.where(buyers & (values >= middle), "middle", "low"))
+    return pd.Series(tier, index=values.index), {"high_min": high, "middle_min": middle}
 
 
 def _entropy(shares: pd.DataFrame) -> pd.Series:
@@ -735,7 +735,11 @@ def clv_summary(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_lifetime_value(features: pd.DataFrame, settings: FeatureSettings) -> clv.ClvResult | None:
-    """Fit the CLV models on buyers and add their predictions (in place); None without buyers."""
+    """Fit the CLV models on buyers and add their predictions (in place).
+
+    Returns None, leaving the no-purchase defaults, when fewer than `clv_min_repeat_customers`
+    buyers have repeat purchases: the models cannot be estimated from so few.
+    """
     summary = clv_summary(features)
     defaults = {
         "p_alive": np.nan,
@@ -747,7 +751,7 @@ def add_lifetime_value(features: pd.DataFrame, settings: FeatureSettings) -> clv
     }
     for column, value in defaults.items():
         features[column] = value
-    if summary.empty or not (summary["frequency"] > 0).any():
+    if int((summary["frequency"] > 0).sum()) < settings.clv_min_repeat_customers:
         return None
     result = clv.fit_and_predict(
         summary,
@@ -808,7 +812,9 @@ def build_features(
     result = add_lifetime_value(features, settings)
     features = pd.concat([features, rfm_scores(features)], axis=1)
     buyers = features["n_purchases"] > 0
-    features["value_tier"], thresholds = value_tiers(features["clv_12m"], buyers, settings.value_tiers)
+    basis = "clv_12m" if result is not None else "monetary_12m"
+    features["value_tier"], thresholds = value_tiers(features[basis], buyers, settings.value_tiers)
+    thresholds["basis"] = basis
     dictionary = feature_dictionary(levels)
     ordered = [name for name in dictionary["name"] if name in features.columns]
     features = features[ordered].reset_index()

@@ -1,5 +1,5 @@
 -- Survey features per customer from one scan of {surveys}, as of $as_of_end (exclusive).
--- Lifestyle and stated need are the latest non-empty answers. {interest_columns}: generated
+-- Lifestyle and stated need are the latest non-empty answers. The interest_columns placeholder takes generated
 -- 0/1 flags, one per interest level, 1 when any answer lists that interest.
 WITH s AS (
     SELECT

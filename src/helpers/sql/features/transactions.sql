@@ -2,7 +2,7 @@
 -- (exclusive: the day after the reference date). Timestamps are truncated to days, never rounded.
 -- Events join the crosswalk on (source_system, source_record_id); rows no crosswalk record claims
 -- come out under customer_id NULL so the caller can report them.
--- {category_columns}: generated SUM(CASE ...) spend per category, one per category level.
+-- The category_columns placeholder takes generated per-category spend sums, one per level.
 WITH txn AS (
     SELECT
         x.customer_id,
