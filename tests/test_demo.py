@@ -104,7 +104,8 @@ def test_counts_report_every_file_and_sizes_are_realistic(world, raw_tables, tru
         assert counts[spec.file] == len(raw_tables[name]) > 0
         assert (raw / spec.file).is_file()
     assert counts["truth/persons.parquet"] == N_PEOPLE
-    assert not list(raw.glob(".demo-partial*"))
+    assert sorted(p.name for p in raw.iterdir()) == sorted(spec.file for spec in RAW_FILES.values())
+    assert not list(raw.parent.glob(".*"))
     identity_records = sum(counts[RAW_FILES[t].file] for t in SOURCE_SYSTEMS.values())
     assert 1.5 * N_PEOPLE < identity_records < 3 * N_PEOPLE
     assert 8 * N_PEOPLE < counts["transactions.csv"] < 30 * N_PEOPLE
@@ -394,9 +395,7 @@ def test_a_crash_leaves_no_half_written_files(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(demo, "surveys", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=200, progress=False)
-    written = [p.name for p in (tmp_path / "raw").iterdir() if not p.name.startswith(".")]
-    assert written == []
-    assert not list((tmp_path / "truth").glob("*.parquet"))
+    assert list(tmp_path.iterdir()) == []  # no raw or truth folder, no staging left behind
 
 
 def test_event_ids_are_sequential_and_padded() -> None:

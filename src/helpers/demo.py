@@ -123,11 +123,32 @@ def generate_demo_world(
     if n_customers < 1:
         raise ValueError(f"n_customers must be at least 1, got {n_customers}")
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
+    # Staging folders sit next to the targets, so `raw_dir` only ever holds a complete set.
+    stages = {raw_dir: _staging(raw_dir), truth_dir: _staging(truth_dir)}
+    for stage in stages.values():
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+    try:
+        counts = _write_world(stages[raw_dir], stages[truth_dir], n_customers, seed, reference_date, progress)
+        for target, stage in stages.items():
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted(stage.iterdir()):
+                path.replace(target / path.name)
+    finally:
+        for stage in stages.values():
+            shutil.rmtree(stage, ignore_errors=True)
+    return counts
+
+
+def _staging(target: Path) -> Path:
+    return target.parent / f".{target.name}.demo-partial"
+
+
+def _write_world(
+    raw_stage: Path, truth_stage: Path, n_customers: int, seed: int, reference_date: str, progress: bool
+) -> dict[str, int]:
+    """Generate chunk by chunk into the staging folders; return rows per file."""
     reference = np.datetime64(reference_date, "D")
-    raw_stage, truth_stage = raw_dir / ".demo-partial", truth_dir / ".demo-partial"
-    for folder in (raw_stage, truth_stage):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
     sinks: dict[str, _Sink] = {
         name: (
             XlsxStreamWriter(raw_stage / spec.file, spec.sheet, TABLES[name].column_names)
@@ -153,15 +174,8 @@ def generate_demo_world(
     finally:
         for sink in [*sinks.values(), *truth_sinks.values()]:
             sink.close()
-    counts = {}
-    for name, spec in RAW_FILES.items():
-        (raw_stage / spec.file).replace(raw_dir / spec.file)
-        counts[spec.file] = sinks[name].rows
-    for name in TRUTH_SCHEMAS:
-        (truth_stage / f"{name}.parquet").replace(truth_dir / f"{name}.parquet")
-        counts[f"truth/{name}.parquet"] = truth_sinks[name].rows
-    raw_stage.rmdir()
-    truth_stage.rmdir()
+    counts = {spec.file: sinks[name].rows for name, spec in RAW_FILES.items()}
+    counts.update({f"truth/{name}.parquet": sink.rows for name, sink in truth_sinks.items()})
     return counts
 
 
