@@ -594,8 +594,8 @@ def recommendation(
         f"Recommendation: focus on the {STAGE_LABELS[focus['stage']]} customers (largest value at stake, "
         f"¥{focus['value_at_stake']:,.0f}): {_lower_first(treatment['action'])}, offering "
         f"{_lower_first(treatment['offer'])}, mainly through {_lower_first(tiers[dominant_tier]['channel'])} "
-        f"(most customers are {dominant_tier} value). {segment['on_call_list']:,} of them are on this "
-        f"period's call list. KPI to watch: {_lower_first(treatment['kpi'])}."
+        f"(most customers are {dominant_tier} value). {segment['on_call_list']:,} of the segment's customers "
+        f"are on this period's call list. KPI to watch: {_lower_first(treatment['kpi'])}."
     )
     if pd.notna(segment.get("delta_customers")):
         parts.append(
