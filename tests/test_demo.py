@@ -398,6 +398,14 @@ def test_a_crash_leaves_no_half_written_files(tmp_path: Path, monkeypatch) -> No
     assert list(tmp_path.iterdir()) == []  # no raw or truth folder, no staging left behind
 
 
+def test_bad_arguments_are_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reference_date"):
+        generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=10, reference_date="2024-01-01")
+    with pytest.raises(ValueError, match="n_customers"):
+        generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=0)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_event_ids_are_sequential_and_padded() -> None:
     ids = demo_events.event_ids("T", 98, 3, 5).to_pylist()
     assert ids == ["T00098", "T00099", "T00100"]

@@ -41,6 +41,8 @@ from helpers.schema import TABLES, Table
 
 CHUNK_PEOPLE = 50_000
 DEFECT_RATE = 0.002
+# Loyal customers need more than two years of history after DATA_START; calendars end in 2027.
+EARLIEST_REFERENCE, LATEST_REFERENCE = np.datetime64("2025-06-01", "D"), np.datetime64("2027-10-31", "D")
 ISO_DATE, ISO_DATETIME = "%Y-%m-%d", "%Y-%m-%d %H:%M:%S"
 # Where each strftime token sits in Arrow's ISO text "YYYY-MM-DD HH:MM:SS".
 ISO_SLICES = {"%Y": (0, 4), "%m": (5, 7), "%d": (8, 10), "%H": (11, 13), "%M": (14, 16), "%S": (17, 19)}
@@ -122,6 +124,11 @@ def generate_demo_world(
     """Write the 8 raw tables to `raw_dir` and the truth to `truth_dir`; return rows per file."""
     if n_customers < 1:
         raise ValueError(f"n_customers must be at least 1, got {n_customers}")
+    if not EARLIEST_REFERENCE <= np.datetime64(reference_date, "D") <= LATEST_REFERENCE:
+        raise ValueError(
+            f"reference_date {reference_date} is outside {EARLIEST_REFERENCE}..{LATEST_REFERENCE}: the demo "
+            f"world's history starts {ref.DATA_START} and its festival and campaign calendars end in 2027."
+        )
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     # Staging folders sit next to the targets, so `raw_dir` only ever holds a complete set.
     stages = {raw_dir: _staging(raw_dir), truth_dir: _staging(truth_dir)}

@@ -504,7 +504,7 @@ def festival_dates() -> np.ndarray:
 def campaigns(reference_date: np.datetime64) -> pd.DataFrame:
     """Campaign calendar up to the reference date: name, kind (the segment it targets), start day."""
     rows = []
-    for year in range(2023, 2027):
+    for year in range(2023, 2028):
         rows += [
             (f"spring_festival_{year}", "festival", f"{year}-01-10"),
             (f"valentine_{year}", "festival", f"{year}-02-01"),
