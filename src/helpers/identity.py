@@ -21,6 +21,7 @@ Pipeline:
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -659,10 +660,19 @@ def load_clean_tables(ctx: Any) -> dict[str, pd.DataFrame]:
     return {system: ctx.read(AUDIT_STEP, f"clean_{table}") for system, table in SYSTEM_TABLES.items()}
 
 
-def run_step(ctx: Any, method: str | None = None, match_threshold: float | None = None) -> IdentityResult:
-    """Read step 01's clean tables, merge, write every artifact and record the headline figures."""
+def run_step(
+    ctx: Any,
+    tables: dict[str, pd.DataFrame] | None = None,
+    method: str | None = None,
+    match_threshold: float | None = None,
+) -> IdentityResult:
+    """Merge step 01's clean tables (or `tables`), write every artifact, record the headline figures.
+
+    `method` and `match_threshold` override `identity.method` / `identity.match_threshold`.
+    """
+    started = time.perf_counter()
     result = merge_identities(
-        load_clean_tables(ctx),
+        load_clean_tables(ctx) if tables is None else tables,
         method=ctx.setting("identity.method", "probabilistic", method),
         match_threshold=float(ctx.setting("identity.match_threshold", 0.9, match_threshold)),
         max_people_per_identifier=int(ctx.setting("identity.max_people_per_identifier", 4)),
@@ -678,5 +688,65 @@ def run_step(ctx: Any, method: str | None = None, match_threshold: float | None 
         "merge_summary",
     ):
         ctx.write(name, getattr(result, name))
+    result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
     ctx.record(**result.stats)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting helpers for the notebook (masked values for the management render)
+def mask_value(values: pd.Series) -> pd.Series:
+    """Mask names, phones and e-mails: `Wang W***`, `王*`, `+86138****5678`, `w***@qq.com`."""
+    text = values.astype("string")
+    phone = text.str.match(r"^\+86").fillna(False)
+    email = text.str.contains("@", regex=False).fillna(False)
+    han = text.str.contains(r"[\u3400-\u9fff]", regex=True).fillna(False)
+    multi_word = text.str.contains(" ", regex=False).fillna(False)
+    first_and_initial = text.str.replace(r"^(\S+)\s+(\S).*$", r"\1 \2***", regex=True)
+    masked = (text.str[:1] + "***").mask(multi_word, first_and_initial)
+    masked = masked.mask(han, text.str[:1] + "*" * 2)
+    masked = masked.mask(phone, text.str[:6] + "****" + text.str[-4:])
+    masked = masked.mask(email, text.str[:1] + "***@" + text.str.split("@").str[-1])
+    return masked
+
+
+def masked_review_pairs(review: pd.DataFrame) -> pd.DataFrame:
+    """The clerical-review sample with names, phones and e-mails masked and record keys dropped."""
+    shown = review.drop(columns=[c for c in review.columns if c.endswith(("record_key", "customer_id"))])
+    for column in shown.columns:
+        if column.endswith(("_name", "_mobile", "_email")):
+            shown[column] = mask_value(shown[column])
+    return shown
+
+
+def cluster_size_counts(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """How many customers have 1, 2, 3, ... source records."""
+    sizes = crosswalk.groupby("customer_id").size()
+    counts = sizes.value_counts().sort_index()
+    return pd.DataFrame({"records_per_customer": counts.index, "customers": counts.to_numpy()})
+
+
+def merge_sources(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """Records per source system and match method (`single`, `deterministic`, `probabilistic`)."""
+    table = crosswalk.groupby(["source_system", "match_method"]).size().rename("records").reset_index()
+    return table.astype({"source_system": str, "match_method": str})
+
+
+def check_crosswalk(crosswalk: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> None:
+    """Every clean source record appears exactly once and no record is invented."""
+    keys = crosswalk[["source_system", "source_record_id"]]
+    if keys.duplicated().any():
+        raise AssertionError(f"crosswalk repeats records:\n{keys[keys.duplicated()].head()}")
+    expected = pd.concat(
+        [
+            pd.DataFrame({"source_system": s, "source_record_id": t["source_record_id"].astype(str)})
+            for s, t in tables.items()
+        ]
+    )
+    merged = expected.merge(keys, how="outer", indicator=True)
+    if (merged["_merge"] != "both").any():
+        raise AssertionError(
+            f"crosswalk and clean tables differ:\n{merged[merged['_merge'] != 'both'].head()}"
+        )
+    if crosswalk["customer_id"].isna().any():
+        raise AssertionError("crosswalk has records without customer_id")
