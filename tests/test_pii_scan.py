@@ -23,7 +23,8 @@ def values() -> PiiValues:
 
 CLEAN_REPORT = """<html><body><h1>Strategy report</h1>
 <p>20,000 customers; 1,234 on the call list; revenue ¥13,812,345; 62% at risk in 北京 and 上海.</p>
-<table><tr><td>High-value loyal</td><td>4.5</td><td>2026-06-30</td></tr></table>
+<table><tr><td>High-value loyal</td><td>4.5</td><td>2026-06-30 12:00</td>
+<td>0.13812345678912</td></tr></table>
 <p>Contact the Bo team. Call center teams: account managers.</p>
 <img src="data:image/png;base64,{image}"/></body></html>"""
 

@@ -30,7 +30,9 @@ ID_COLUMNS = (
 IDENTITY_TABLES = ("crm_customers", "cti_contacts", "shop_accounts", "loyalty_members")
 MIN_LATIN_SINGLE_WORD = 6
 MIN_PURE_DIGIT_ID = 8
-PHONE_WINDOWS = (9, 10, 11)
+# A phone-shaped run of digits and separators has 9 (area 10/2x + 7 digits) to 15 (0086 + mobile) digits;
+# longer runs (floats, timestamps) are not phones and are not searched inside.
+PHONE_DIGITS = (9, 15)
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff"
 _DATA_URI = re.compile(r"data:[\w/+.\-]+;base64,[A-Za-z0-9+/=\s]+")
@@ -94,7 +96,7 @@ def pii_values_from_frames(
         normalized = normalize_phone(phone_texts).dropna()
         for text in [*phone_texts, *normalized]:
             key = phone_key(re.sub(r"\D", "", text))
-            if len(key) >= min(PHONE_WINDOWS):
+            if len(key) >= PHONE_DIGITS[0]:
                 values.phones.add(key)
     values.emails = {e.strip().casefold() for e in _clean(emails) if "@" in e}
     values.ids = {
@@ -176,10 +178,7 @@ def scan_text(text: str, values: PiiValues, report: str = "") -> list[PiiHit]:
             hits.append(PiiHit(report, "email", match.group(), _context(text, match.start(), match.end())))
     for match in _PHONE_RUN.finditer(text):
         digits = re.sub(r"\D", "", match.group())
-        keys = {phone_key(digits)} | {
-            digits[i : i + w] for w in PHONE_WINDOWS for i in range(len(digits) - w + 1)
-        }
-        if keys & values.phones:
+        if PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1] and phone_key(digits) in values.phones:
             hits.append(PiiHit(report, "phone", match.group(), _context(text, match.start(), match.end())))
     for match in _ID_TOKEN.finditer(text):
         if match.group() in values.ids:
