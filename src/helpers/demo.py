@@ -368,17 +368,22 @@ def _plant_event_defects(rng, chunk: int, name: str, table: pa.Table, reference,
             table = _replace(table, column, rows[kind], -np.abs(values))
     if "orphan" in rows:
         table = _replace(table, *_orphans(table, chunk, rows["orphan"]))
-    keys = table.column(key).to_numpy(zero_copy_only=False)
-    defects = [(name, keys[found], kind) for kind, found in rows.items()]
+    keys = table.column(key)
+    defects = [(name, _pick_text(keys, found), kind) for kind, found in rows.items()]
     table = pa.concat_tables([table, table.take(rows["exact_duplicate"])])
     return table, defects
+
+
+def _pick_text(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """Text values at `rows` without converting the whole column to Python objects."""
+    return np.asarray(column.take(pa.array(rows, type=pa.int64())).to_pylist(), dtype=object)
 
 
 def _orphans(table: pa.Table, chunk: int, rows: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     """Customer references, in the right id format, that exist in no system."""
     if "cti_id" in table.column_names:
         return "cti_id", rows, _orphan_ids("cti", chunk, len(rows))
-    systems = table.column("source_system").to_numpy(zero_copy_only=False)[rows]
+    systems = _pick_text(table.column("source_system"), rows)
     values = np.empty(len(rows), dtype=object)
     for system in np.unique(systems):
         where = systems == system
@@ -406,7 +411,7 @@ def _impossible_birth_dates(rng, name: str, columns: dict, ids: np.ndarray, refe
 def _garble_dates(rng, name: str, table: pa.Table, column: str):
     rows = _defect_rows(rng, len(table), ["unparseable_date"])["unparseable_date"]
     garbled = GARBLED_DATES[rng.integers(0, len(GARBLED_DATES), len(rows))]
-    keys = table.column(TABLES[name].key).to_numpy(zero_copy_only=False)[rows]
+    keys = _pick_text(table.column(TABLES[name].key), rows)
     return _replace(table, column, rows, garbled), [(name, keys, "unparseable_date")]
 
 
