@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import yaml
 from scipy.optimize import minimize
 from scipy.special import expit, gammaln, hyp2f1
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import f1_score, precision_recall_curve, precision_recall_fscore_support, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from helpers.config import resolve_path
@@ -705,3 +707,145 @@ def _summary_from_features(features: pd.DataFrame, reference: pd.Timestamp) -> p
             "mean_interpurchase_days": (span / (n - 1)).where(n > 1).to_numpy(),
         }
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting: funnel, stage by segment, flows from the previous run, accuracy on planted truth
+# ---------------------------------------------------------------------------------------------
+
+LIFECYCLE_ARTIFACT = Path("05_lifecycle") / "lifecycle.parquet"
+FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
+    ("known", "known (all customers)"),
+    ("engaged", "engaged (not just a contact)"),
+    ("bought", "bought at least once"),
+    ("repeat", "bought again"),
+    ("loyal", "loyal"),
+)
+
+
+def find_previous_run(run_dir: Path) -> Path | None:
+    """The newest other run folder next to `run_dir` that has a `05_lifecycle/lifecycle.parquet`.
+
+    "Newest" is by the artifact's modification time, and only artifacts older than this run's
+    frozen `config.yml` count (a run started later is not "previous").
+    """
+    run_dir = Path(run_dir).resolve()
+    own_config = run_dir / "config.yml"
+    started = own_config.stat().st_mtime if own_config.is_file() else float("inf")
+    candidates = []
+    for sibling in run_dir.parent.iterdir():
+        artifact = sibling / LIFECYCLE_ARTIFACT
+        if sibling.resolve() != run_dir and artifact.is_file() and artifact.stat().st_mtime < started:
+            candidates.append((artifact.stat().st_mtime, sibling.name, sibling))
+    return max(candidates)[2] if candidates else None
+
+
+def funnel(labeled: pd.DataFrame) -> pd.DataFrame:
+    """Customers who reached each funnel step, and the conversion rate from the step before.
+
+    Steps: known -> engaged (everyone but `contact`) -> bought (any purchase) -> bought again
+    (2+ purchases) -> loyal. Needs `stage` and `n_purchases`.
+    """
+    purchases = labeled["n_purchases"].fillna(0)
+    reached = {
+        "known": len(labeled),
+        "engaged": int((labeled["stage"] != "contact").sum()),
+        "bought": int((purchases > 0).sum()),
+        "repeat": int((purchases >= 2).sum()),
+        "loyal": int((labeled["stage"] == "loyalty").sum()),
+    }
+    table = pd.DataFrame(
+        {"step": [label for _, label in FUNNEL_STEPS], "customers": [reached[key] for key, _ in FUNNEL_STEPS]}
+    )
+    table["rate_from_previous"] = (table["customers"] / table["customers"].shift(1)).round(3)
+    table["share_of_known"] = (table["customers"] / max(len(labeled), 1)).round(3)
+    return table
+
+
+def stage_flows(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """Customer counts from the previous run's stage (rows) to this run's (columns).
+
+    Customers only in this run come from `(new)`, customers only in the previous run go to `(gone)`.
+    """
+    joined = previous[["customer_id", "stage"]].merge(
+        current[["customer_id", "stage"]], on="customer_id", how="outer", suffixes=("_before", "_now")
+    )
+    before = joined["stage_before"].astype(object).where(joined["stage_before"].notna(), "(new)")
+    now = joined["stage_now"].astype(object).where(joined["stage_now"].notna(), "(gone)")
+    table = pd.crosstab(before.rename("before"), now.rename("now"))
+    rows = [s for s in (*STAGES, "(new)") if s in table.index]
+    columns = [s for s in (*STAGES, "(gone)") if s in table.columns]
+    return table.loc[rows, columns]
+
+
+def customer_person(crosswalk: pd.DataFrame, source_records: pd.DataFrame) -> pd.Series:
+    """Planted person of each customer: the person most of its source records belong to (evaluation only)."""
+    linked = crosswalk.merge(source_records, on=["source_system", "source_record_id"], how="inner")
+    counts = linked.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    best = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
+    return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]
+
+
+def stage_accuracy(
+    lifecycle: pd.DataFrame, person_of_customer: pd.Series, persons: pd.DataFrame
+) -> dict[str, Any]:
+    """Macro F1, accuracy, per-stage report and confusion matrix against planted stages."""
+    truth = person_of_customer.map(persons.set_index("person_id")["stage"]).rename("planted")
+    joined = lifecycle.set_index("customer_id")[["stage"]].join(truth, how="inner").dropna()
+    report = pd.DataFrame(
+        precision_recall_fscore_support(
+            joined["planted"], joined["stage"], labels=list(STAGES), zero_division=0
+        )[:3],
+        index=["precision", "recall", "f1"],
+        columns=list(STAGES),
+    ).T
+    return {
+        "customers_evaluated": len(joined),
+        "macro_f1": float(f1_score(joined["planted"], joined["stage"], labels=list(STAGES), average="macro")),
+        "accuracy": float((joined["planted"] == joined["stage"]).mean()),
+        "report": report.round(3),
+        "confusion": pd.crosstab(joined["planted"], joined["stage"]).reindex(
+            index=list(STAGES), columns=list(STAGES), fill_value=0
+        ),
+    }
+
+
+def plot_funnel(table: pd.DataFrame) -> Any:
+    """Horizontal funnel bars with the conversion rate from the step before."""
+    figure, axis = plt.subplots(figsize=(9, 3.8))
+    positions = np.arange(len(table))[::-1]
+    axis.barh(positions, table["customers"], color=sns.color_palette("Blues_r", len(table)))
+    axis.set_yticks(positions, table["step"])
+    for position, (_, row) in zip(positions, table.iterrows(), strict=True):
+        rate = (
+            "" if pd.isna(row["rate_from_previous"]) else f"  ({row['rate_from_previous']:.0%} of previous)"
+        )
+        axis.text(row["customers"], position, f" {row['customers']:,}{rate}", va="center")
+    axis.set_xlim(0, table["customers"].max() * 1.45)
+    axis.set_xlabel("customers")
+    axis.set_title("Lifecycle funnel")
+    return figure
+
+
+def plot_stage_by_segment(labeled: pd.DataFrame, segments: pd.DataFrame) -> Any:
+    """Share of each stage within each segment (stacked bars, one per segment)."""
+    joined = labeled[["customer_id", "stage"]].merge(
+        segments[["customer_id", "segment_name"]], on="customer_id"
+    )
+    shares = pd.crosstab(joined["segment_name"].astype(str), joined["stage"], normalize="index")
+    shares = shares.reindex(columns=[s for s in STAGES if s in shares.columns])
+    figure, axis = plt.subplots(figsize=(10, 0.5 * len(shares) + 2))
+    shares.plot.barh(stacked=True, ax=axis, color=sns.color_palette("tab10", len(shares.columns)), width=0.8)
+    axis.set_xlabel("share of the segment's customers")
+    axis.set_ylabel("")
+    axis.legend(title="stage", bbox_to_anchor=(1.01, 1), loc="upper left")
+    axis.set_title("Lifecycle stage by segment")
+    return figure
+
+
+def plot_flows(flows: pd.DataFrame) -> Any:
+    """Heatmap of customers moving between stages since the previous run."""
+    figure, axis = plt.subplots(figsize=(9, 6))
+    sns.heatmap(flows, annot=True, fmt=",d", cmap="Blues", cbar=False, ax=axis)
+    axis.set_title("Stage flows since the previous run (rows: before, columns: now)")
+    return figure
