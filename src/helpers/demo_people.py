@@ -72,7 +72,11 @@ def pick(rng: np.random.Generator, weights: np.ndarray, rows: np.ndarray) -> np.
     """One categorical draw per row from the weight row `weights[rows]` (rows: group codes)."""
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     draws = rng.random(len(rows))
-    return np.minimum((draws[:, None] > cumulative[rows]).sum(axis=1), weights.shape[1] - 1)
+    chosen = np.empty(len(rows), dtype=np.int64)
+    for group, bounds in enumerate(cumulative):
+        members = rows == group
+        chosen[members] = np.searchsorted(bounds, draws[members])
+    return np.minimum(chosen, weights.shape[1] - 1)
 
 
 @dataclass
