@@ -382,17 +382,13 @@ def _pick_text(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
 def _orphans(table: pa.Table, chunk: int, rows: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     """Customer references, in the right id format, that exist in no system."""
     if "cti_id" in table.column_names:
-        return "cti_id", rows, _orphan_ids("cti", chunk, len(rows))
+        return "cti_id", rows, orphan_ids("cti", chunk, len(rows))
     systems = _pick_text(table.column("source_system"), rows)
     values = np.empty(len(rows), dtype=object)
     for system in np.unique(systems):
         where = systems == system
-        values[where] = _orphan_ids(system, chunk, int(where.sum()))
+        values[where] = orphan_ids(system, chunk, int(where.sum()))
     return "source_customer_id", rows, values
-
-
-def _orphan_ids(system: str, chunk: int, count: int) -> np.ndarray:
-    return orphan_ids(system, 1_000 * (chunk + 1) + count)[-count:] if count else np.array([], dtype=str)
 
 
 def _impossible_birth_dates(rng, name: str, columns: dict, ids: np.ndarray, reference: np.datetime64):

@@ -119,10 +119,14 @@ def record_ids(system: str, index: np.ndarray) -> np.ndarray:
     return cat(prefix, zpad(scrambled(index, digits, multiplier, offset), digits))
 
 
-def orphan_ids(system: str, count: int) -> np.ndarray:
-    """Ids in the system's format that belong to no record."""
+def orphan_ids(system: str, chunk: int, count: int) -> np.ndarray:
+    """Ids in the system's format that belong to no record, distinct per chunk.
+
+    They come from the top of the id space (chunk c uses the c-th block of a million indexes
+    counted down from 10**digits), far above any real record index.
+    """
     digits = ID_FORMATS[system][1]
-    return record_ids(system, 10**digits - 1 - np.arange(count))
+    return record_ids(system, 10**digits - 1 - (chunk * 1_000_000 + np.arange(count)))
 
 
 def membership(rng: np.random.Generator, people: People) -> dict[str, np.ndarray]:
