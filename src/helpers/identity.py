@@ -29,6 +29,7 @@ import jellyfish
 import numpy as np
 import pandas as pd
 
+from helpers.identity_splink import empty_scores
 from helpers.normalize import (
     canonical_email,
     is_mobile,
@@ -200,6 +201,9 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         raise IdentityInputError("No identity tables given")
     records = pd.concat(parts, ignore_index=True)
+    # Fields of systems not given stay empty, so golden records always have every column.
+    for target in {name for fields in FIELD_SOURCES.values() for name in fields} - set(records.columns):
+        records[target] = pd.NA
     records["record_key"] = records["source_system"] + ":" + records["source_record_id"]
     records["name_key"] = normalize_name(records["name"])
     records["birth_date"] = pd.to_datetime(records["birth_date"]).dt.normalize()
@@ -461,8 +465,18 @@ def merge_identities(
         raise ValueError(f"identity method must be 'deterministic' or 'probabilistic', not {method!r}")
     if not 0 < match_threshold < 1:
         raise ValueError(f"match_threshold must be between 0 and 1, not {match_threshold}")
-    records = build_records(tables)
-    ordered = {system: tables[system] for system in SYSTEM_PRIORITY if system in tables}
+    for system, table in tables.items():
+        if system in SYSTEM_TABLES:
+            _check_table(system, table)
+    # A canonical record order makes the result independent of the order rows arrive in.
+    ordered = {
+        system: tables[system]
+        .sort_values("source_record_id", key=lambda ids: ids.astype(str))
+        .reset_index(drop=True)
+        for system in SYSTEM_PRIORITY
+        if system in tables
+    }
+    records = build_records({**tables, **ordered})
     identifiers = build_identifiers(ordered, records)
     with DuckDBEngine() as engine:
         suspicious = find_suspicious_identifiers(identifiers, records, max_people_per_identifier, engine)
@@ -484,7 +498,7 @@ def merge_identities(
         "suspicious_identifiers": len(suspicious),
         "deterministic_customers": len(np.unique(labels)),
     }
-    scored = pd.DataFrame(columns=["left_index", "right_index", "match_weight", "match_probability"])
+    scored = empty_scores()
     applied_scores = pd.DataFrame(columns=["label", "match_probability"])
     if method == "probabilistic":
         from helpers.identity_splink import score_candidate_pairs

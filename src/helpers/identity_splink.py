@@ -194,23 +194,23 @@ def score_pairs(
 
     `frame` has `record_index` (0..n-1) and `cluster` (deterministic cluster label) columns plus
     the compared columns. m-probabilities come from the pairs inside deterministic clusters;
-    with fewer than `min_label_pairs` such pairs, EM on the blocking rules is the fallback.
+    with fewer than `min_label_pairs` such pairs nothing is scored (no EM fallback).
     Returns `left_index, right_index, match_weight, match_probability` at/above `min_probability`.
     """
     labels = frame["cluster"].to_numpy()
     prior = deterministic_prior(labels)
+    label_pairs = _pairs_within_clusters(labels)
+    stats: dict[str, Any] = {"splink_label_pairs": label_pairs, "splink_prior": prior}
+    if label_pairs < min_label_pairs:
+        # Too few sure links to learn what a match looks like; EM would learn namesakes instead.
+        stats["splink_training"] = f"skipped: fewer than {min_label_pairs} deterministic pairs"
+        return empty_scores(), stats
     rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in blocking_rules]
     db_api = DuckDBAPI()
-    linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.WARNING)
+    linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-    label_pairs = _pairs_within_clusters(labels)
-    if label_pairs >= min_label_pairs:
-        linker.training.estimate_m_from_label_column("cluster")
-        training = "m from deterministic links"
-    else:
-        for rule in blocking_rules[:2]:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule)
-        training = "EM (too few deterministic links)"
+    linker.training.estimate_m_from_label_column("cluster")
+    stats["splink_training"] = "m from deterministic links, u from random pairs"
     predictions = linker.inference.predict(threshold_match_probability=min_probability).as_pandas_dataframe()
     pairs = pd.DataFrame(
         {
@@ -220,13 +220,20 @@ def score_pairs(
             "match_probability": predictions["match_probability"].to_numpy(dtype=float),
         }
     )
-    stats = {
-        "splink_training": training,
-        "splink_label_pairs": label_pairs,
-        "splink_prior": prior,
-        "splink_pairs_above_min": len(pairs),
-    }
+    stats["splink_pairs_above_min"] = len(pairs)
     return pairs, stats
+
+
+def empty_scores() -> pd.DataFrame:
+    """A scored-pairs frame without rows."""
+    return pd.DataFrame(
+        {
+            "left_index": np.array([], dtype=np.int64),
+            "right_index": np.array([], dtype=np.int64),
+            "match_weight": np.array([], dtype=float),
+            "match_probability": np.array([], dtype=float),
+        }
+    )
 
 
 def _pairs_within_clusters(labels: np.ndarray) -> int:
