@@ -267,13 +267,46 @@ def summarize_purchase_days(days: pd.DataFrame, reference_date: Any) -> pd.DataF
             monetary_total=("amount", "sum"),
         )
     )
-    summary["recency_days"] = (reference - summary["last_purchase_at"]).dt.days.astype(float)
-    summary["tenure_days"] = (reference - summary["first_purchase_at"]).dt.days.astype(float)
-    span = (summary["last_purchase_at"] - summary["first_purchase_at"]).dt.days.astype(float)
-    summary["mean_interpurchase_days"] = (span / (summary["n_purchases"] - 1)).where(
-        summary["n_purchases"] > 1
+    return finish_summary(summary.reset_index(), reference)
+
+
+def finish_summary(summary: pd.DataFrame, reference_date: Any) -> pd.DataFrame:
+    """Add `recency_days, tenure_days, mean_interpurchase_days` to first/last purchase and count."""
+    reference = pd.Timestamp(reference_date).normalize()
+    first = pd.to_datetime(summary["first_purchase_at"])
+    last = pd.to_datetime(summary["last_purchase_at"])
+    n = summary["n_purchases"].astype(float)
+    span = (last - first).dt.days.astype(float)
+    return summary.assign(
+        recency_days=(reference - last).dt.days.astype(float),
+        tenure_days=(reference - first).dt.days.astype(float),
+        mean_interpurchase_days=(span / (n - 1)).where(n > 1),
     )
-    return summary.reset_index()
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The purchase history as of `days` before the reference date, and who bought since."""
+
+    days: int
+    past: pd.DataFrame  # purchase summary as of the cut (finish_summary columns)
+    no_purchase_since: np.ndarray  # per row of `past`: no purchase between the cut and the reference
+
+
+def backtest_days(first_purchase: Any, reference_date: Any, horizon_days: float) -> int:
+    """Backtest window: the horizon, or half the history when the history is shorter than 2 horizons."""
+    history = (pd.Timestamp(reference_date).normalize() - pd.Timestamp(first_purchase).normalize()).days
+    return int(min(horizon_days, history // 2))
+
+
+def backtest_from_days(days: pd.DataFrame, reference_date: Any, horizon_days: float) -> Backtest:
+    """`Backtest` from a `purchase_days` log."""
+    reference = pd.Timestamp(reference_date).normalize()
+    window = backtest_days(days["day"].min(), reference, horizon_days)
+    cut = reference - pd.Timedelta(days=window)
+    past = summarize_purchase_days(days, cut)
+    later = days.loc[(days["day"] > cut) & (days["day"] <= reference), "customer_id"].unique()
+    return Backtest(window, past, ~past["customer_id"].isin(later).to_numpy())
 
 
 def _model_inputs(summary: pd.DataFrame, unit_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -309,7 +342,7 @@ def score_churn_risk(
     summary: pd.DataFrame,
     reference_date: Any,
     horizon_days: float,
-    days: pd.DataFrame | None = None,
+    backtest: Backtest | None = None,
     unit_days: float = 7.0,
     min_backtest_days: int = 28,
     min_backtest_class: int = 30,
@@ -318,12 +351,12 @@ def score_churn_risk(
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
 
     1. Pareto/NBD (MAP) gives P(no purchase in the horizon) from (frequency, recency, age).
-    2. If the purchase log `days` is given and long enough, a backtest inside the history (as of
-       `reference_date - h`, h = min(horizon, half the history), outcome = no purchase in the
-       following h days) fits a logistic re-weighting of [logit P, log recency, log frequency,
-       log age]: this learns how much the data's own rhythm departs from the model's assumptions.
-    3. The re-weighted score keeps its ranking and is shifted so its mean equals the model's
-       expected share of non-buyers over the actual horizon (horizon-calibrated level).
+    2. With a `backtest` long enough (the history as of `reference_date - h`, h = min(horizon,
+       half the history), outcome = no purchase in the following h days), a logistic
+       re-weighting of [logit P, log recency, log frequency, log age] is fitted: it learns how
+       much the data's own rhythm departs from the model's assumptions.
+    3. The re-weighted probability is for the backtest window h; the model carries it to the
+       actual horizon by adding, per customer, logit P(horizon) - logit P(h).
 
     Returns (churn_risk, model P(no purchase), info dict for the manifest).
     """
@@ -340,31 +373,26 @@ def score_churn_risk(
         },
         "horizon_days": float(horizon_days),
     }
-    if days is None or days.empty:
+    if backtest is None:
         return p_none, p_none, info
-    reference = pd.Timestamp(reference_date).normalize()
-    backtest_days = int(min(horizon_days, (reference - days["day"].min()).days // 2))
-    if backtest_days < min_backtest_days:
+    if backtest.days < min_backtest_days:
         info["backtest_skipped"] = f"history shorter than {2 * min_backtest_days} days"
         return p_none, p_none, info
-    cut = reference - pd.Timedelta(days=backtest_days)
-    past = summarize_purchase_days(days, cut)
-    later = days[(days["day"] > cut) & (days["day"] <= reference)]["customer_id"].unique()
-    outcome = ~past["customer_id"].isin(later).to_numpy()
+    past, outcome = backtest.past, backtest.no_purchase_since
     if min(outcome.sum(), (~outcome).sum()) < min_backtest_class:
         info["backtest_skipped"] = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
         return p_none, p_none, info
-    past_features, _ = _risk_features(_fit_model(past, unit_days, seed), past, backtest_days)
+    past_features, _ = _risk_features(_fit_model(past, unit_days, seed), past, backtest.days)
     scaler = StandardScaler().fit(past_features)
     reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
-    features_at_backtest_horizon, p_none_backtest_horizon = _risk_features(model, summary, backtest_days)
+    features_at_backtest_horizon, p_none_backtest_horizon = _risk_features(model, summary, backtest.days)
     horizon_shift = np.log(p_none / (1 - p_none)) - np.log(
         p_none_backtest_horizon / (1 - p_none_backtest_horizon)
     )
     risk = expit(reweight.decision_function(scaler.transform(features_at_backtest_horizon)) + horizon_shift)
     info.update(
         method="pareto_nbd+backtest",
-        backtest_days=backtest_days,
+        backtest_days=backtest.days,
         backtest_customers=len(past),
         backtest_no_purchase_share=float(outcome.mean()),
         backtest_weights=dict(
@@ -526,11 +554,12 @@ def label_from_transactions(
     merged = _rules(rules)
     days = purchase_days(transactions, reference_date, customer_col, time_col, amount_col)
     summary = summarize_purchase_days(days, reference_date)
+    horizon = float(merged["horizon_days"])
     risk, _, info = score_churn_risk(
         summary,
         reference_date,
-        float(merged["horizon_days"]),
-        days=days if merged["backtest"] else None,
+        horizon,
+        backtest=backtest_from_days(days, reference_date, horizon) if merged["backtest"] else None,
         unit_days=float(merged["model_unit_days"]),
     )
     summary["churn_risk"] = risk
@@ -597,12 +626,39 @@ def _best_precision_at_recall(truth: np.ndarray, score: np.ndarray, min_recall: 
 # ---------------------------------------------------------------------------------------------
 
 
-def load_purchase_days(engine: SqlEngine, reference_date: Any, tables: dict[str, str]) -> pd.DataFrame:
-    """Purchase occasions per customer from clean transactions + crosswalk (`purchase_days` format)."""
-    as_of_end = pd.Timestamp(reference_date).normalize() + pd.Timedelta(days=1)
-    days = engine.run("lifecycle", "purchase_days", tables, as_of_end=as_of_end)
-    days["day"] = pd.to_datetime(days["day"])
-    return days
+def load_purchase_summaries(
+    engine: SqlEngine, reference_date: Any, horizon_days: float, tables: dict[str, str]
+) -> tuple[pd.DataFrame, Backtest | None]:
+    """Purchase summary as of the reference date and the `Backtest`, from clean transactions +
+    crosswalk in one SQL scan (no per-day log in memory). Backtest is None without purchases."""
+    reference = pd.Timestamp(reference_date).normalize()
+    rows = engine.run(
+        "lifecycle",
+        "purchase_summary",
+        tables,
+        as_of_end=reference + pd.Timedelta(days=1),
+        horizon_days=int(horizon_days),
+    )
+    summary = finish_summary(
+        rows[["customer_id", "first_purchase_at", "last_purchase_at", "n_purchases", "monetary_total"]],
+        reference,
+    )
+    if rows.empty:
+        return summary, None
+    window = int(rows["backtest_days"].iloc[0])
+    earlier = rows[rows["cut_n_purchases"] > 0]
+    past = finish_summary(
+        pd.DataFrame(
+            {
+                "customer_id": earlier["customer_id"],
+                "first_purchase_at": earlier["cut_first_purchase_at"],
+                "last_purchase_at": earlier["cut_last_purchase_at"],
+                "n_purchases": earlier["cut_n_purchases"],
+            }
+        ),
+        reference - pd.Timedelta(days=window),
+    )
+    return summary, Backtest(window, past, (earlier["n_purchases_after_cut"] == 0).to_numpy())
 
 
 def load_service_trends(
@@ -625,22 +681,23 @@ def label_customers(
     features: pd.DataFrame,
     reference_date: Any,
     rules: dict[str, Any] | None = None,
-    days: pd.DataFrame | None = None,
+    purchases: tuple[pd.DataFrame, Backtest | None] | None = None,
     trends: pd.DataFrame | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Stage, rule and churn risk for every customer of the step-03 `features` table.
 
-    `days` (from `load_purchase_days`) gives the purchase history used for the rhythm, the model and
-    its backtest; without it the history comes from the features' `n_purchases, first_purchase_at,
-    last_purchase_at` (no backtest). `trends` (from `load_service_trends`) adds the complaint and
-    satisfaction rules. Prospects (no purchase) get `churn_risk` 0: there is no purchasing
-    relationship to lose; their stage (contact or acquisition) says where they are.
+    `purchases` (summary and backtest from `load_purchase_summaries`) gives the purchase history used
+    for the rhythm, the model and its backtest; without it the history comes from the features'
+    `n_purchases, first_purchase_at, last_purchase_at` (no backtest). `trends` (from
+    `load_service_trends`) adds the complaint and satisfaction rules. Prospects (no purchase) get
+    `churn_risk` 0: there is no purchasing relationship to lose; their stage (contact or
+    acquisition) says where they are.
     Returns `customer_id, stage, stage_rule, churn_risk` plus the signals the rules used.
     """
     merged = _rules(rules)
     required = ["customer_id", "n_purchases"] + (
-        [] if days is not None else ["first_purchase_at", "last_purchase_at"]
+        [] if purchases is not None else ["first_purchase_at", "last_purchase_at"]
     )
     missing = [c for c in required if c not in features.columns]
     if missing:
@@ -652,15 +709,17 @@ def label_customers(
             "e.g.\n" + features.loc[duplicated, ["customer_id", "n_purchases"]].head(4).to_string()
         )
     reference = pd.Timestamp(reference_date).normalize()
-    if days is not None:
-        summary = summarize_purchase_days(days[days["customer_id"].isin(features["customer_id"])], reference)
+    backtest = None
+    if purchases is not None:
+        summary, backtest = purchases
+        summary = summary[summary["customer_id"].isin(features["customer_id"])].reset_index(drop=True)
     else:
         summary = _summary_from_features(features, reference)
     risk, p_none, info = score_churn_risk(
         summary,
         reference,
         float(merged["horizon_days"]),
-        days=days if merged["backtest"] else None,
+        backtest=backtest if merged["backtest"] else None,
         unit_days=float(merged["model_unit_days"]),
         seed=seed,
     )
@@ -694,19 +753,15 @@ def _summary_from_features(features: pd.DataFrame, reference: pd.Timestamp) -> p
             .head(3)
             .to_string()
         )
-    n = buyers["n_purchases"].astype(float)
-    span = (last - first).dt.days.astype(float)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "customer_id": buyers["customer_id"].to_numpy(),
             "first_purchase_at": first.to_numpy(),
             "last_purchase_at": last.to_numpy(),
-            "n_purchases": n.to_numpy(),
-            "recency_days": (reference - last).dt.days.astype(float).to_numpy(),
-            "tenure_days": (reference - first).dt.days.astype(float).to_numpy(),
-            "mean_interpurchase_days": (span / (n - 1)).where(n > 1).to_numpy(),
+            "n_purchases": buyers["n_purchases"].astype(float).to_numpy(),
         }
     )
+    return finish_summary(frame, reference)
 
 
 # ---------------------------------------------------------------------------------------------
