@@ -9,6 +9,7 @@ the lifetime-value predictions (`helpers.clv`) and the matrix transformations.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import clv
-from helpers.sql import SqlEngine
+from helpers.io import ArtifactMissingError, StepContext
+from helpers.sql import SqlEngine, connect
 
 STEP = "features"
 EVENT_TABLES = ("transactions", "calls", "surveys", "marketing_contacts")
@@ -976,3 +978,72 @@ def value_concentration(monetary: pd.Series, top_share: float = 0.2) -> float:
         return float("nan")
     top_n = int(np.ceil(top_share * len(values)))
     return float(values[:top_n].sum() / total)
+
+
+AUDIT_STEP = "01_data_audit"
+IDENTITY_STEP = "02_identity_merge"
+
+
+@dataclass
+class StepOutputs:
+    """What notebook 03 shows: the build, the matrix and the recorded choices."""
+
+    build: FeatureBuild
+    matrix: pd.DataFrame
+    matrix_record: dict[str, Any]
+    coverage: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def run_step(ctx: StepContext, settings: FeatureSettings) -> StepOutputs:
+    """Read the audit and identity artifacts, build and write `features`, `feature_dictionary`
+    and `model_matrix`, and record the choices in the step manifest."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    golden = ctx.read(IDENTITY_STEP, "golden")
+    crosswalk = ctx.read(
+        IDENTITY_STEP, "crosswalk", columns=["source_system", "source_record_id", "customer_id"]
+    )
+    engine = connect()
+    try:
+        for table in EVENT_TABLES:
+            path = ctx.path(f"clean_{table}.parquet", AUDIT_STEP)
+            if not path.is_file():
+                raise ArtifactMissingError(f"{path} is missing: run step {AUDIT_STEP} first.")
+            engine.register(table, path)
+        engine.register("crosswalk", crosswalk)
+        build = build_features(engine, golden, crosswalk, settings)
+    finally:
+        engine.close()
+    seconds["features"] = time.perf_counter() - start
+    matrix, matrix_record = model_matrix(
+        build.features, build.dictionary, settings.groups, settings.winsor_quantile
+    )
+    covered = coverage(build.features, build.dictionary)
+    ctx.write("features", build.features)
+    ctx.write("feature_dictionary", build.dictionary)
+    ctx.write("model_matrix", matrix)
+    seconds["total"] = time.perf_counter() - start
+    fitted = build.clv
+    ctx.record(
+        reference_date=settings.reference_date,
+        n_customers=len(build.features),
+        n_features=build.features.shape[1] - 1,
+        unmatched_events=build.unmatched_events,
+        levels=build.levels,
+        value_tiers=build.tier_thresholds,
+        clv=None
+        if fitted is None
+        else {
+            "model": fitted.model,
+            "transaction_params": fitted.transaction_params,
+            "spend_params": fitted.spend_params,
+            "n_fit_customers": fitted.n_fit_customers,
+            "n_fit_repeat_customers": fitted.n_fit_repeat_customers,
+            "fit_seconds": fitted.fit_seconds,
+        },
+        model_matrix=matrix_record,
+        revenue_share_top20=value_concentration(build.features["monetary_total"]),
+        seconds=seconds,
+    )
+    return StepOutputs(build, matrix, matrix_record, covered, seconds)
