@@ -43,7 +43,8 @@ class DuckDBEngine:
     """DuckDB in-process engine: Parquet files are queried in place, not loaded."""
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
-        self.connection = duckdb.connect()
+        # DuckDB's progress bar needs ipywidgets inside Jupyter kernels; steps report progress themselves.
+        self.connection = duckdb.connect(config={"enable_progress_bar": False})
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         if memory_limit:
