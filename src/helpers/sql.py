@@ -44,7 +44,8 @@ class DuckDBEngine:
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
         # DuckDB's progress bar needs ipywidgets inside Jupyter kernels; steps report progress themselves.
-        self.connection = duckdb.connect(config={"enable_progress_bar": False})
+        self.connection = duckdb.connect()
+        self.connection.execute("SET enable_progress_bar = false")
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         if memory_limit:
