@@ -43,9 +43,9 @@ class DuckDBEngine:
     """DuckDB in-process engine: Parquet files are queried in place, not loaded."""
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
-        # DuckDB's progress bar needs ipywidgets inside Jupyter kernels; steps report progress themselves.
+        # Leave enable_progress_bar alone: inside a Jupyter kernel DuckDB keeps it off, and any attempt
+        # to change it raises unless ipywidgets is installed.
         self.connection = duckdb.connect()
-        self.connection.execute("SET enable_progress_bar = false")
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         if memory_limit:
