@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 import warnings
 from pathlib import Path
 
@@ -11,17 +13,27 @@ import pandas as pd
 import pytest
 
 from helpers.lifecycle import (
+    LIFECYCLE_ARTIFACT,
     LifecycleInputError,
     ParetoNBD,
     assign_stages,
     auto_risk_threshold,
+    backtest_from_days,
+    customer_person,
     evaluate_against_holdout,
+    find_previous_run,
     fit_pareto_nbd,
+    funnel,
+    label_customers,
     label_from_transactions,
+    load_purchase_summaries,
     load_rules,
     purchase_days,
+    stage_accuracy,
+    stage_flows,
     summarize_purchase_days,
 )
+from helpers.sql import connect
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lifecycle.py"
 REFERENCE = pd.Timestamp("2024-06-30")
@@ -296,3 +308,158 @@ def test_cdnow_other_split_beats_baseline(cdnow: pd.DataFrame) -> None:
     scores = evaluate_against_holdout(cdnow, "1997-12-31", 26 * 7)
     assert scores["auc_churn_risk"] > scores["auc_recency"]
     assert scores["label_recall"] >= 0.90 and scores["label_precision"] >= 0.80
+
+
+# --------------------------------------------------------------------------- full-data path
+
+
+def _event_tables(log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tiny log as clean transactions in two source systems, plus a crosswalk and a refund row."""
+    transactions = pd.DataFrame(
+        {
+            "source_system": np.where(log.index % 2 == 0, "crm", "shop"),
+            "source_customer_id": log["cust"].str.upper() + np.where(log.index % 2 == 0, "-crm", "-shop"),
+            "txn_at": log["ts"],
+            "amount": log["value"].abs(),
+            "is_refund": log["value"] < 0,
+        }
+    )
+    records = transactions[["source_system", "source_customer_id"]].drop_duplicates()
+    crosswalk = records.rename(columns={"source_customer_id": "source_record_id"}).assign(
+        customer_id=records["source_customer_id"].str.split("-").str[0].str.lower()
+    )
+    return transactions, crosswalk
+
+
+def test_sql_purchase_summary_matches_the_pandas_path() -> None:
+    log = _tiny_log()
+    transactions, crosswalk = _event_tables(log)
+    with connect() as engine:
+        engine.register("transactions", transactions)
+        engine.register("crosswalk", crosswalk)
+        summary, backtest = load_purchase_summaries(
+            engine, REFERENCE, 91, {"transactions": "transactions", "crosswalk": "crosswalk"}
+        )
+    days = purchase_days(log, REFERENCE, "cust", "ts", "value")
+    expected_summary = summarize_purchase_days(days, REFERENCE)
+    expected_backtest = backtest_from_days(days, REFERENCE, 91)
+    columns = ["customer_id", "n_purchases", "recency_days", "tenure_days", "mean_interpurchase_days"]
+    got = summary.sort_values("customer_id")[columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected_summary[columns], check_dtype=False)
+    assert backtest.days == expected_backtest.days == 91
+    got_past = backtest.past.assign(no_purchase=backtest.no_purchase_since).sort_values("customer_id")
+    want_past = expected_backtest.past.assign(no_purchase=expected_backtest.no_purchase_since)
+    assert (
+        got_past["customer_id"].tolist() == want_past["customer_id"].tolist() == ["gone", "lapsing", "steady"]
+    )
+    assert got_past["no_purchase"].tolist() == want_past["no_purchase"].tolist() == [True, True, False]
+    assert got_past["recency_days"].tolist() == want_past["recency_days"].tolist()
+
+
+def test_label_customers_from_features_alone() -> None:
+    features = pd.DataFrame(
+        {
+            "customer_id": ["p1", "p2", "steady", "gone", "new"],
+            "n_purchases": [0, 0, 12, 2, 1],
+            "first_purchase_at": [
+                pd.NaT,
+                pd.NaT,
+                REFERENCE - pd.Timedelta(days=340),
+                REFERENCE - pd.Timedelta(days=420),
+                REFERENCE - pd.Timedelta(days=20),
+            ],
+            "last_purchase_at": [
+                pd.NaT,
+                pd.NaT,
+                REFERENCE - pd.Timedelta(days=10),
+                REFERENCE - pd.Timedelta(days=400),
+                REFERENCE - pd.Timedelta(days=20),
+            ],
+            "n_calls": [1, 3, 0, 0, 0],
+            "n_inbound": [0, 1, 0, 0, 0],
+            "n_inquiries": [0, 2, 0, 0, 0],
+        }
+    )
+    labeled = label_customers(features, REFERENCE, rules={"at_risk": {"min_churn_risk": 0.95}}).set_index(
+        "customer_id"
+    )
+    assert labeled["stage"].to_dict() == {
+        "p1": "contact", "p2": "acquisition", "steady": "retention", "gone": "churned", "new": "conversion",
+    }  # fmt: skip
+    assert labeled.loc[["p1", "p2"], "churn_risk"].tolist() == [0.0, 0.0]
+    assert labeled.loc["steady", "churn_risk"] < labeled.loc["gone", "churn_risk"]
+    with pytest.raises(LifecycleInputError, match="customer_id must be unique"):
+        label_customers(pd.concat([features, features.head(1)]), REFERENCE)
+
+
+def test_funnel_counts_and_rates() -> None:
+    labeled = pd.DataFrame(
+        {
+            "stage": [
+                "contact",
+                "acquisition",
+                "conversion",
+                "retention",
+                "loyalty",
+                "at_risk",
+                "churned",
+                "retention",
+            ],
+            "n_purchases": [0, 0, 1, 5, 30, 4, 1, 2],
+        }
+    )
+    table = funnel(labeled).set_index("step")
+    assert table["customers"].tolist() == [8, 7, 6, 4, 1]
+    assert table["rate_from_previous"].iloc[1:].tolist() == [0.875, 0.857, 0.667, 0.25]
+
+
+def test_stage_flows_follow_customers_and_mark_new_and_gone() -> None:
+    before = pd.DataFrame({"customer_id": ["a", "b", "c"], "stage": ["retention", "retention", "at_risk"]})
+    now = pd.DataFrame({"customer_id": ["a", "b", "d"], "stage": ["retention", "at_risk", "conversion"]})
+    flows = stage_flows(before, now)
+    assert flows.loc["retention", "retention"] == 1 and flows.loc["retention", "at_risk"] == 1
+    assert flows.loc["at_risk", "(gone)"] == 1 and flows.loc["(new)", "conversion"] == 1
+    assert flows.to_numpy().sum() == 4
+
+
+def test_find_previous_run_picks_newest_earlier_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for name, age in (("old", 300), ("recent", 200), ("no_lifecycle", 100)):
+        run = runs / name
+        (run / "05_lifecycle").mkdir(parents=True)
+        if name != "no_lifecycle":
+            artifact = run / LIFECYCLE_ARTIFACT
+            artifact.write_bytes(b"")
+            os.utime(artifact, (time.time() - age, time.time() - age))
+    current = runs / "current"
+    current.mkdir()
+    assert find_previous_run(current) is None or find_previous_run(current).name == "recent"
+    (current / "config.yml").write_text("run: {}\n")
+    assert find_previous_run(current).name == "recent"
+    os.utime(current / "config.yml", (time.time() - 250, time.time() - 250))
+    assert find_previous_run(current).name == "old"
+
+
+def test_stage_accuracy_against_planted_persons() -> None:
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": ["crm", "shop", "crm"],
+            "source_record_id": ["1", "2", "3"],
+            "customer_id": ["A", "A", "B"],
+        }
+    )
+    records = pd.DataFrame(
+        {
+            "source_system": ["crm", "shop", "crm"],
+            "source_record_id": ["1", "2", "3"],
+            "person_id": ["P1", "P1", "P2"],
+        }
+    )
+    persons = pd.DataFrame({"person_id": ["P1", "P2"], "stage": ["loyalty", "churned"]})
+    person = customer_person(crosswalk, records)
+    assert person.to_dict() == {"A": "P1", "B": "P2"}
+    right = pd.DataFrame({"customer_id": ["A", "B"], "stage": ["loyalty", "churned"]})
+    wrong = pd.DataFrame({"customer_id": ["A", "B"], "stage": ["loyalty", "at_risk"]})
+    assert stage_accuracy(right, person, persons)["accuracy"] == 1.0
+    scored = stage_accuracy(wrong, person, persons)
+    assert scored["accuracy"] == 0.5 and scored["confusion"].loc["churned", "at_risk"] == 1

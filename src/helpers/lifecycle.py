@@ -856,7 +856,11 @@ def stage_accuracy(
     ).T
     return {
         "customers_evaluated": len(joined),
-        "macro_f1": float(f1_score(joined["planted"], joined["stage"], labels=list(STAGES), average="macro")),
+        "macro_f1": float(
+            f1_score(
+                joined["planted"], joined["stage"], labels=list(STAGES), average="macro", zero_division=0
+            )
+        ),
         "accuracy": float((joined["planted"] == joined["stage"]).mean()),
         "report": report.round(3),
         "confusion": pd.crosstab(joined["planted"], joined["stage"]).reindex(
