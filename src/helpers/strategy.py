@@ -176,7 +176,7 @@ def _require(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
 
 
 def _check_allowed(frame: pd.DataFrame, frame_name: str, column: str, allowed: tuple[str, ...]) -> None:
-    bad = ~frame[column].astype("string").isin(allowed).fillna(False)
+    bad = ~frame[column].isin(allowed)
     if bad.any():
         _fail(frame_name, column, f"are not one of {list(allowed)}", frame.loc[bad, ["customer_id", column]])
 
@@ -202,13 +202,15 @@ def assemble_customers(
     _require(features, "03_features/features", FEATURE_COLUMNS)
     _require(segments, "04_clustering/segments", ["customer_id", "segment_id", "segment_name"])
     _require(lifecycle, "05_lifecycle/lifecycle", ["customer_id", "stage", "churn_risk"])
+    keys = {}
     for frame, name in (
         (features, "03_features/features"),
         (segments, "04_clustering/segments"),
         (lifecycle, "05_lifecycle/lifecycle"),
     ):
-        dupes = frame["customer_id"].duplicated(keep=False)
-        if dupes.any():
+        keys[name] = pd.Index(frame["customer_id"])
+        if not keys[name].is_unique:
+            dupes = frame["customer_id"].duplicated(keep=False)
             _fail(name, "customer_id", "are duplicated", frame.loc[dupes, ["customer_id"]])
     _check_allowed(features, "03_features/features", "value_tier", TIERS)
     _check_allowed(lifecycle, "05_lifecycle/lifecycle", "stage", STAGES)
@@ -224,25 +226,34 @@ def assemble_customers(
             lifecycle.loc[out_of_range, ["customer_id", "churn_risk"]],
         )
 
-    customers = segments[["customer_id", "segment_id", "segment_name"]].merge(
-        lifecycle[["customer_id", "stage", "churn_risk"]],
-        on="customer_id",
-        how="outer",
-        indicator="_seg_life",
-    )
-    customers = customers.merge(features[FEATURE_COLUMNS], on="customer_id", how="outer", indicator="_feat")
-    for flag, left, right in (
-        ("_seg_life", "04_clustering/segments", "05_lifecycle/lifecycle"),
-        ("_feat", "segments/lifecycle", "03_features/features"),
+    customers = segments[["customer_id", "segment_id", "segment_name"]].reset_index(drop=True)
+    ids = keys["04_clustering/segments"]
+    for frame, name, columns in (
+        (lifecycle, "05_lifecycle/lifecycle", ["stage", "churn_risk"]),
+        (features, "03_features/features", FEATURE_COLUMNS[1:]),
     ):
-        for side, here, there in (("left_only", left, right), ("right_only", right, left)):
-            bad = customers[flag] == side
-            if bad.any():
-                _fail(here, "customer_id", f"have no row in {there}", customers.loc[bad, ["customer_id"]])
-    customers = customers.drop(columns=["_seg_life", "_feat"])
+        positions = keys[name].get_indexer(ids)
+        missing = positions < 0
+        if missing.any():
+            _fail(
+                "04_clustering/segments",
+                "customer_id",
+                f"have no row in {name}",
+                customers.loc[missing, ["customer_id"]],
+            )
+        if len(frame) > len(customers):  # every segment customer found once, so the rest are extra
+            extra = ~keys[name].isin(ids)
+            _fail(
+                name,
+                "customer_id",
+                "have no row in 04_clustering/segments",
+                frame.loc[extra, ["customer_id"]],
+            )
+        aligned = frame[columns].iloc[positions].reset_index(drop=True)
+        customers = pd.concat([customers, aligned], axis=1)
     customers["segment_id"] = customers["segment_id"].astype("int64")
     for column in ("segment_name", "stage", "value_tier"):
-        customers[column] = customers[column].astype("string").astype("category")
+        customers[column] = customers[column].astype(str).astype("category")
     return customers
 
 
@@ -293,14 +304,13 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
         )
     frequency = matrix["frequency_days"].to_numpy()[positions]
     plan["contacts_planned"] = np.maximum(1, settings.period_days // frequency)
-    call_tiers = matrix["call_tiers"].str.split(", ").to_numpy()[positions]
+    # allowed[row of the segment x stage matrix, tier] = agents call that tier there
+    allowed = np.array([[t in tiers.split(", ") for t in TIERS] for tiers in matrix["call_tiers"]])
     first_team_cost = {}
     for team in settings.teams:
         for team_tier in team.tiers:
             first_team_cost.setdefault(team_tier, team.cost_per_call)
-    tier_wants_call = np.fromiter(
-        (t in tiers for t, tiers in zip(tier, call_tiers, strict=True)), bool, len(tier)
-    )
+    tier_wants_call = allowed[positions, tier.map({t: i for i, t in enumerate(TIERS)}).to_numpy()]
     plan["call_eligible"] = tier_wants_call & tier.isin(list(first_team_cost)).to_numpy()
     plan["mass_cost"] = tier.map({t: float(f["cost_per_contact"]) for t, f in playbook.tiers.items()})
     plan["call_cost"] = tier.map(first_team_cost).astype(float).fillna(0.0)
@@ -330,12 +340,12 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     """Fill each team's calls for the period with its tiers' highest-priority customers.
 
     Teams fill in config order; a team takes the longest run of its eligible customers (by
-    priority, ties by customer id) whose planned calls fit its capacity. Adds `on_call_list`,
+    priority, ties in input order) whose planned calls fit its capacity. Adds `on_call_list`,
     `team`, `calls_planned` (0 when not called), `call_rank` (1 = call first, else 0) and
     `contact_cost` (the team's call cost on the list, else the tier's mass-channel cost).
     """
     plan = plan.copy()
-    order = np.lexsort((plan["customer_id"].to_numpy(), -plan["priority"].to_numpy()))
+    order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
     ranked = plan.iloc[order]
     candidate = ranked["call_eligible"].to_numpy() & (ranked["priority"].to_numpy() > 0)
     tiers = ranked["value_tier"].astype(str).to_numpy()
@@ -474,24 +484,27 @@ def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: Strat
             "on_call_list": plan["on_call_list"].astype(int),
         }
     )
-    all_rows = frame.assign(segment_id=-1, segment_name="All customers")
-    grouped = pd.concat([frame, all_rows]).groupby(["segment_id", "segment_name"], sort=True)
-    sums = grouped[
-        [
-            "monetary_12m",
-            "clv",
-            "bought_prev",
-            "retained",
-            "contacts",
-            "conversions",
-            "calls",
-            "complaints",
-            "value_at_risk",
-            "on_call_list",
-        ]
-    ].sum()
-    means = grouped[["csat", "promoter", "detractor", "cost", "churn_risk", "at_risk"]].mean()
-    sizes = grouped.size()
+    sum_columns = ["monetary_12m", "clv", "bought_prev", "retained", "contacts", "conversions", "calls",
+                   "complaints", "value_at_risk", "on_call_list"]  # fmt: skip
+    mean_columns = ["csat", "promoter", "detractor", "cost", "churn_risk", "at_risk"]
+    # Sums and non-null counts per segment; the `All customers` row (-1) adds them up.
+    grouped = frame.drop(columns="segment_name").groupby("segment_id", sort=True)
+    parts = [
+        grouped[sum_columns].sum(),
+        grouped[mean_columns].sum().add_suffix("_sum"),
+        grouped[mean_columns].count().add_suffix("_n"),
+        grouped.size().rename("size"),
+    ]
+    totals = pd.concat(parts, axis=1)
+    totals.loc[-1] = totals.sum()
+    totals = totals.sort_index()
+    sums = totals[sum_columns]
+    means = pd.DataFrame(
+        {c: totals[f"{c}_sum"] / totals[f"{c}_n"].where(totals[f"{c}_n"] > 0) for c in mean_columns}
+    )
+    names = frame.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
+    totals["segment_name"] = names.reindex(totals.index).fillna("All customers")
+    sizes = totals["size"].astype("int64")
     total = len(frame)
     metrics = pd.DataFrame(
         {
@@ -510,8 +523,9 @@ def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: Strat
             "value_at_risk": sums["value_at_risk"],
             "on_call_list": sums["on_call_list"].astype("int64"),
         }
-    ).reset_index()
-    return metrics[["segment_id", "segment_name", *METRIC_COLUMNS]]
+    )
+    metrics.insert(0, "segment_name", totals["segment_name"])
+    return metrics.rename_axis("segment_id").reset_index()[["segment_id", "segment_name", *METRIC_COLUMNS]]
 
 
 def metric_deltas(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
