@@ -3,8 +3,9 @@
 `generate_demo_world` draws true people in chunks (`demo_people`), renders their identity records
 in four source systems (`demo_identity`), draws their events (`demo_events`), plants row-level
 defects, and appends every chunk to the raw files (CSV in UTF-8 and GBK, one Excel workbook)
-and to the truth Parquet files. Files are written under temporary names and moved into place
-only when the whole world is done, so a crash never leaves a half-written set.
+and to the truth Parquet files. Everything is written into hidden staging folders next to the
+targets and moved into place only when the whole world is done, so a crash never leaves a
+half-written set.
 """
 
 from __future__ import annotations
