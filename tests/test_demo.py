@@ -388,6 +388,13 @@ def test_xlsx_writer_escapes_text_and_keeps_spaces(tmp_path: Path) -> None:
     assert zipfile.is_zipfile(path)
 
 
+def test_xlsx_rows_are_read_from_the_arrow_buffer_including_slices() -> None:
+    values = pa.array(["ab", "c", "de", "f"])
+    assert demo_xlsx._text_bytes(values) == b"abcdef"
+    assert demo_xlsx._text_bytes(values.slice(1, 2)) == b"cde"
+    assert demo_xlsx._text_bytes(values.slice(4)) == b""
+
+
 def test_a_crash_leaves_no_half_written_files(tmp_path: Path, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
