@@ -253,7 +253,9 @@ def surveys(rng, people: People, book: IdBook, reference: np.datetime64) -> dict
     csat = np.clip(np.round(rng.normal(mood, 0.6)), 1, 5)
     nps = np.clip(np.round(csat * 2.2 - 1.5 + rng.normal(0, 1.2, n)), 0, 10)
     nps = np.where(stage == ref.LOYALTY, rng.integers(9, 11, n), nps)
-    first, second = _pool_draw(rng, ref.INTERESTS, seg, 0.0), _pool_draw(rng, ref.INTERESTS, seg, 0.0)
+    # The second interest comes from any segment's pool for a third of the answers.
+    other = np.where(rng.random(n) < 0.33, rng.integers(0, len(ref.SEGMENTS), n), seg)
+    first, second = _pool_draw(rng, ref.INTERESTS, seg, 0.0), _pool_draw(rng, ref.INTERESTS, other, 0.0)
     first, second = first.vocab[first.codes], second.vocab[second.codes]
     two = (rng.random(n) < 0.6) & (first != second)
     interests = np.where(two, cat(first, ";", second), first)

@@ -23,6 +23,7 @@ from helpers.demo_people import (
     SUR_PY,
     People,
     cat,
+    draw_addresses,
     pick,
     scrambled,
     zpad,
@@ -372,7 +373,8 @@ def _fill_crm(rng, people: People, records: dict[str, Records], reference: np.da
         "annual_revenue_cny": np.where(business, people.revenue[rows], np.nan),
         "province": ref.CITIES["province"].to_numpy().astype(str)[city],
         "city": ref.CITIES["city"].to_numpy().astype(str)[city],
-        "address": np.where(city == people.city[rows], people.address[rows], ""),
+        # People who moved still have their old city and street in the CRM.
+        "address": np.where(city == people.city[rows], people.address[rows], draw_addresses(rng, n)),
         "created_at": _seconds(rng, np.minimum(created, reference - np.timedelta64(1, "D"))),
     }
 

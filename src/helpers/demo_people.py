@@ -168,15 +168,7 @@ def draw_people(rng: np.random.Generator, first_pid: int, n: int, reference: np.
         city[rows] = rng.choice(len(ref.CITIES), size=len(rows), p=city_p[code] / city_p[code].sum())
     moved = rng.random(n) < 0.10
     old_city = np.where(moved, (city + rng.integers(1, len(ref.CITIES), n)) % len(ref.CITIES), -1)
-    address = cat(
-        ref.ROADS[rng.integers(0, len(ref.ROADS), n)],
-        rng.integers(1, 400, n).astype(str),
-        "号",
-        rng.integers(1, 30, n).astype(str),
-        "栋",
-        rng.integers(101, 2600, n).astype(str),
-        "室",
-    )
+    address = draw_addresses(rng, n)
 
     has_mobile = rng.random(n) > 0.04
     mobile_prefix = MOBILE_PREFIXES[rng.integers(0, len(MOBILE_PREFIXES), n)]
@@ -255,6 +247,19 @@ def draw_people(rng: np.random.Generator, first_pid: int, n: int, reference: np.
         last_purchase=last_purchase,
         n_purchases=n_purchases,
         interpurchase=interpurchase,
+    )
+
+
+def draw_addresses(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Street addresses such as 人民路12号3栋1502室."""
+    return cat(
+        ref.ROADS[rng.integers(0, len(ref.ROADS), n)],
+        rng.integers(1, 400, n).astype(str),
+        "号",
+        rng.integers(1, 30, n).astype(str),
+        "栋",
+        rng.integers(101, 2600, n).astype(str),
+        "室",
     )
 
 
