@@ -1,26 +1,46 @@
 """Lifecycle benchmark: churn label and risk quality on real CDNOW data, then speed at scale.
 
     .venv/bin/python benchmarks/bench_lifecycle.py            # CDNOW quality, all splits
-    .venv/bin/python benchmarks/bench_lifecycle.py --scale 100000 1000000
+    .venv/bin/python benchmarks/bench_lifecycle.py --data --scale 100000 1000000 --notebook
 
 Quality: for several reference dates and holdout lengths, the target is "no purchase in the
 holdout" (the holdout length is also the lifecycle `horizon_days`). Printed per split: base rate,
 ROC AUC of days-since-last-purchase (baseline) and of `churn_risk`, the baseline's best precision
 at recall >= 0.90 (an oracle threshold), and the precision/recall of our at_risk+churned label.
+
+Speed: synthetic run folders (upstream artifacts as steps 01-04 write them) at each `--scale`; the
+step's work (SQL summaries, labeling, artifact write) is timed in a child process that also reports
+its peak memory; `--notebook` also times the whole notebook with papermill (plots included).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from helpers.lifecycle import evaluate_against_holdout
+from helpers.io import open_step
+from helpers.lifecycle import (
+    LIFECYCLE_COLUMNS,
+    evaluate_against_holdout,
+    label_customers,
+    load_purchase_summaries,
+    load_rules,
+    load_service_trends,
+)
+from helpers.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from helpers.sql import connect
 
 # (reference date, holdout weeks): the classic split first, then other dates and lengths.
 SPLITS: list[tuple[str, int]] = [
@@ -68,14 +88,222 @@ def quality(names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# Scale: synthetic run folders with 100k / 1M customers
+# ---------------------------------------------------------------------------------------------
+
+
+def _strings(codes: np.ndarray, vocabulary: list[str] | np.ndarray) -> pa.DictionaryArray:
+    """Dictionary-encoded strings (light to build for millions of rows; Parquet keeps them as text)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(vocabulary, pa.string()))
+
+
+def synthetic_run(run_dir: Path, customers: int, seed: int = 0) -> None:
+    """Upstream artifacts of a run for `customers` synthetic customers, as steps 01-04 would write them.
+
+    Purchases follow a per-customer rhythm (lognormal mean gap ~40 days) in five states: active,
+    lapsing (1.6-3x their rhythm overdue), churned (9-24 months silent), new (first purchase in the
+    last 60 days) and prospects; calls and surveys ~3 and ~0.5 per customer.
+    """
+    rng = np.random.default_rng(seed)
+    reference = pd.Timestamp("2026-06-30")
+    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 8))
+    records = np.char.add("R", np.char.zfill(np.arange(customers).astype(str), 8))
+    state = rng.choice(
+        5, customers, p=[0.55, 0.13, 0.11, 0.08, 0.13]
+    )  # active, lapsing, churned, new, prospect
+    rhythm = np.exp(rng.normal(np.log(40), 0.5, customers))
+    tenure = rng.uniform(90, 1200, customers)
+    gap = np.select(
+        [state == 0, state == 1, state == 2, state == 3],
+        [rng.uniform(0, 0.9, customers) * rhythm, rng.uniform(1.6, 3.0, customers) * rhythm,
+         rng.uniform(270, 730, customers), rng.uniform(0, 50, customers)],
+        0.0,
+    )  # fmt: skip
+    count = np.where(state == 3, 1, np.minimum(1 + (tenure / rhythm).astype(int), 60))
+    count = np.where(state == 4, 0, count)
+    owner = np.repeat(np.arange(customers), count)
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+    days_ago = gap[owner] + rank * rhythm[owner] * rng.uniform(0.8, 1.2, len(owner))
+    keep = days_ago < 1400
+    owner, days_ago = owner[keep], days_ago[keep]
+    txn_at = reference.to_datetime64() - (days_ago * 86400).astype("timedelta64[s]")
+    step01, step02 = run_dir / "01_data_audit", run_dir / "02_identity_merge"
+    step03, step04 = run_dir / "03_features", run_dir / "04_clustering"
+    for folder in (step01, step02, step03, step04):
+        folder.mkdir(parents=True, exist_ok=True)
+    crm = _strings(np.zeros(len(owner), np.int32), ["crm"])
+    pq.write_table(
+        pa.table(
+            {
+                "source_system": crm,
+                "source_customer_id": _strings(owner.astype(np.int32), records),
+                "txn_at": txn_at,
+                "amount": rng.gamma(2.0, 150.0, len(owner)),
+                "is_refund": rng.random(len(owner)) < 0.02,
+            }
+        ),
+        step01 / "clean_transactions.parquet",
+    )
+    n_calls = rng.poisson(np.where(state == 4, 1.0, 3.0))
+    caller = np.repeat(np.arange(customers), n_calls)
+    pq.write_table(
+        pa.table(
+            {
+                "cti_id": _strings(caller.astype(np.int32), records),
+                "call_at": reference.to_datetime64()
+                - (rng.uniform(0, 700, len(caller)) * 86400).astype("timedelta64[s]"),
+                "direction": _strings(
+                    (rng.random(len(caller)) < 0.7).astype(np.int32), ["outbound", "inbound"]
+                ),
+                "reason": _strings(
+                    rng.integers(0, 4, len(caller)).astype(np.int32),
+                    ["inquiry", "complaint", "after_sales", "sales"],
+                ),
+                "satisfaction": rng.integers(1, 6, len(caller)).astype(float),
+            }
+        ),
+        step01 / "clean_calls.parquet",
+    )
+    n_surveys = rng.poisson(0.5, customers)
+    answerer = np.repeat(np.arange(customers), n_surveys)
+    pq.write_table(
+        pa.table(
+            {
+                "source_system": _strings(np.zeros(len(answerer), np.int32), ["crm"]),
+                "source_customer_id": _strings(answerer.astype(np.int32), records),
+                "answered_at": reference.to_datetime64()
+                - (rng.uniform(0, 700, len(answerer)) * 86400).astype("timedelta64[s]"),
+                "csat": rng.integers(1, 6, len(answerer)).astype(float),
+                "nps": rng.integers(0, 11, len(answerer)).astype(float),
+            }
+        ),
+        step01 / "clean_surveys.parquet",
+    )
+    crosswalk = pa.table(
+        {
+            "source_system": np.concatenate([np.full(customers, "crm"), np.full(customers, "cti")]),
+            "source_record_id": np.concatenate([records, records]),
+            "customer_id": np.concatenate([ids, ids]),
+        }
+    )
+    pq.write_table(crosswalk, step02 / "crosswalk.parquet")
+    first = pd.Series(txn_at).groupby(owner).min().reindex(range(customers))
+    last = pd.Series(txn_at).groupby(owner).max().reindex(range(customers))
+    n_purchases = np.bincount(owner, minlength=customers)
+    features = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "n_purchases": n_purchases,
+            "first_purchase_at": first.to_numpy(),
+            "last_purchase_at": last.to_numpy(),
+            "n_calls": n_calls,
+            "n_inbound": rng.binomial(n_calls, 0.3),
+            "n_inquiries": rng.binomial(n_calls, 0.25),
+            "csat_mean": np.where(n_surveys > 0, rng.uniform(1, 5, customers), np.nan),
+            "nps_mean": np.where(n_surveys > 0, rng.uniform(0, 10, customers), np.nan),
+        }
+    )
+    features.to_parquet(step03 / "features.parquet", index=False)
+    segment = rng.integers(0, 6, customers)
+    pd.DataFrame(
+        {
+            "customer_id": ids,
+            "segment_id": segment,
+            "segment_name": np.array([f"segment {k}" for k in range(6)])[segment],
+        }
+    ).to_parquet(step04 / "segments.parquet", index=False)
+    (run_dir / "config.yml").write_text(
+        (PROJECT_ROOT / "config" / "demo.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+
+
+def time_labeling(run_dir: Path) -> dict[str, float]:
+    """Wall time of the step's work (SQL summaries, labeling, artifact write) on a synthetic run."""
+    context = open_step("05_lifecycle", str(run_dir))
+    rules = load_rules()
+    start = time.perf_counter()
+    features = context.read(
+        "03_features",
+        "features",
+        columns=["customer_id", "n_purchases", "first_purchase_at", "last_purchase_at", "n_calls",
+                 "n_inbound", "n_inquiries", "csat_mean", "nps_mean"],
+    )  # fmt: skip
+    tables = {
+        "transactions": "clean_transactions",
+        "calls": "clean_calls",
+        "surveys": "clean_surveys",
+        "crosswalk": "crosswalk",
+    }
+    with connect() as engine:
+        for table in ("clean_transactions", "clean_calls", "clean_surveys"):
+            engine.register(table, context.path(f"{table}.parquet", "01_data_audit"))
+        engine.register("crosswalk", context.path("crosswalk.parquet", "02_identity_merge"))
+        purchases = load_purchase_summaries(engine, context.reference_date, rules["horizon_days"], tables)
+        loaded = time.perf_counter()
+        trends = load_service_trends(
+            engine, context.reference_date, rules["at_risk"]["trend_window_days"], tables
+        )
+    trended = time.perf_counter()
+    labeled = label_customers(features, context.reference_date, rules, purchases=purchases, trends=trends)
+    labeled_at = time.perf_counter()
+    context.write("lifecycle", labeled[LIFECYCLE_COLUMNS])
+    done = time.perf_counter()
+    return {
+        "customers": len(labeled),
+        "purchase_summary_s": loaded - start,
+        "service_trends_s": trended - loaded,
+        "labeling_s": labeled_at - trended,
+        "total_s": done - start,
+        "at_risk_share": float((labeled["stage"] == "at_risk").mean()),
+        "method": labeled.attrs["lifecycle"]["method"],
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["sample", "master"], choices=["sample", "master"])
+    parser.add_argument("--data", nargs="*", default=["sample", "master"], choices=["sample", "master"])
+    parser.add_argument("--scale", nargs="*", type=int, default=[], help="customer counts for the speed test")
+    parser.add_argument(
+        "--notebook", action="store_true", help="also run notebook 05 with papermill at each scale"
+    )
+    parser.add_argument("--time-run", type=Path, help=argparse.SUPPRESS)  # child process: time one run folder
     args = parser.parse_args(argv)
-    table = quality(args.data)
-    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.precision", 3):
-        print(table.to_string(index=False))
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=sys.stderr)
+    if args.time_run:
+        print(json.dumps({**time_labeling(args.time_run), "peak_rss_mb": peak_rss_mb()}))
+        return
+    if args.data:
+        table = quality(args.data)
+        with pd.option_context("display.width", 250, "display.max_columns", 20, "display.precision", 3):
+            print(table.to_string(index=False))
+        print(f"CDNOW evaluation peak RSS {peak_rss_mb():.0f} MB")
+    for customers in args.scale:
+        with tempfile.TemporaryDirectory(prefix="bench_lifecycle_") as folder:
+            run_dir = Path(folder) / "run"
+            start = time.perf_counter()
+            synthetic_run(run_dir, customers)
+            elapsed = time.perf_counter() - start
+            print(f"{customers:,} customers: synthetic upstream artifacts in {elapsed:.1f} s")
+            child = subprocess.run(
+                [sys.executable, __file__, "--data", "--time-run", str(run_dir)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            print("  step 05 work:", child.stdout.strip().splitlines()[-1])
+            if args.notebook:
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "papermill", "-k", "python3", "--log-level", "ERROR",
+                     str(NOTEBOOKS_DIR / "05_lifecycle.ipynb"), str(run_dir / "05_out.ipynb"),
+                     "-p", "run_dir", str(run_dir)],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+                print(
+                    f"  notebook 05 end to end (papermill, with plots): {time.perf_counter() - start:.1f} s"
+                )
 
 
 if __name__ == "__main__":

@@ -75,10 +75,16 @@ class ParetoNBD:
         """Log-likelihood of each customer's (repeat purchases, time of last, age) in model units."""
         return _pareto_nbd_log_likelihood(np.array([self.r, self.alpha, self.s, self.beta]), x, t_x, age)
 
-    def p_no_purchase(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: float) -> np.ndarray:
-        """P(no purchase in (age, age + horizon]) given the history; all times in model units."""
-        ratio = np.exp(self.log_likelihood(x, t_x, age + horizon) - self.log_likelihood(x, t_x, age))
-        return np.clip(ratio, 0.0, 1.0)
+    def p_no_purchase(
+        self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: float, base: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(no purchase in (age, age + horizon]) given the history; all times in model units.
+
+        `base`: `log_likelihood(x, t_x, age)` when already computed (it is the costly part).
+        """
+        if base is None:
+            base = self.log_likelihood(x, t_x, age)
+        return np.clip(np.exp(self.log_likelihood(x, t_x, age + horizon) - base), 0.0, 1.0)
 
     def p_alive(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
         """P(still active at `age`) given the history (the limit of no purchase ever again is 1 - this)."""
@@ -129,14 +135,17 @@ def fit_pareto_nbd(
     age: np.ndarray,
     unit_days: float = 7.0,
     prior_sd: float = 3.0,
-    max_customers: int = 20_000,
+    max_customers: int = 5_000,
     seed: int = 0,
+    start: ParetoNBD | None = None,
 ) -> ParetoNBD:
     """Fit Pareto/NBD by MAP: log-parameters get independent Normal(0, prior_sd) priors.
 
     `x` repeat purchases, `t_x` time of the last purchase and `age` time since the first, all in
     units of `unit_days`. Identical summaries are pooled with weights, and above `max_customers`
-    a random sample is used (four parameters need far fewer customers than a big base has).
+    a random sample is used (four parameters need far fewer customers than a big base has; the
+    likelihood's hypergeometric term makes every evaluation cost ~5 us per row). `start`: a
+    previous fit to start the optimizer from.
     """
     frame = pd.DataFrame({"x": x, "t_x": t_x, "age": age})
     if len(frame) > max_customers:
@@ -152,8 +161,11 @@ def fit_pareto_nbd(
             return 1e10
         return float(-(weights * ll).sum() / total + 0.5 * (log_params**2).sum() / (prior_sd**2 * total))
 
-    start = np.log([0.5, max(float(np.mean(ages)), 1.0), 0.5, max(float(np.mean(ages)), 1.0)])
-    result = minimize(objective, start, method="L-BFGS-B")
+    if start is None:
+        initial = np.log([0.5, max(float(np.mean(ages)), 1.0), 0.5, max(float(np.mean(ages)), 1.0)])
+    else:
+        initial = np.log([start.r, start.alpha, start.s, start.beta])
+    result = minimize(objective, initial, method="L-BFGS-B")
     r, alpha, s, beta = np.exp(result.x)
     return ParetoNBD(float(r), float(alpha), float(s), float(beta), unit_days)
 
@@ -323,19 +335,25 @@ def _model_inputs(summary: pd.DataFrame, unit_days: float) -> tuple[np.ndarray, 
 
 
 def _risk_features(
-    model: ParetoNBD, summary: pd.DataFrame, horizon_days: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features of the churn-risk score and the model's P(no purchase in `horizon_days`)."""
+    model: ParetoNBD, summary: pd.DataFrame, horizons_days: list[float]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Score features for the first horizon and the model's P(no purchase) for each horizon."""
     x, t_x, age = _model_inputs(summary, model.unit_days)
-    p_none = np.clip(model.p_no_purchase(x, t_x, age, horizon_days / model.unit_days), 1e-6, 1 - 1e-6)
+    base = model.log_likelihood(x, t_x, age)
+    p_none = [
+        np.clip(model.p_no_purchase(x, t_x, age, days / model.unit_days, base), 1e-6, 1 - 1e-6)
+        for days in horizons_days
+    ]
     features = np.column_stack(
-        [np.log(p_none / (1 - p_none)), np.log1p(age - t_x), np.log1p(x), np.log1p(age)]
+        [np.log(p_none[0] / (1 - p_none[0])), np.log1p(age - t_x), np.log1p(x), np.log1p(age)]
     )
     return features, p_none
 
 
-def _fit_model(summary: pd.DataFrame, unit_days: float, seed: int) -> ParetoNBD:
-    return fit_pareto_nbd(*_model_inputs(summary, unit_days), unit_days=unit_days, seed=seed)
+def _fit_model(
+    summary: pd.DataFrame, unit_days: float, seed: int, start: ParetoNBD | None = None
+) -> ParetoNBD:
+    return fit_pareto_nbd(*_model_inputs(summary, unit_days), unit_days=unit_days, seed=seed, start=start)
 
 
 def score_churn_risk(
@@ -361,7 +379,6 @@ def score_churn_risk(
     Returns (churn_risk, model P(no purchase), info dict for the manifest).
     """
     model = _fit_model(summary, unit_days, seed)
-    _, p_none = _risk_features(model, summary, horizon_days)
     info: dict[str, Any] = {
         "method": "pareto_nbd",
         "pareto_nbd": {
@@ -373,23 +390,24 @@ def score_churn_risk(
         },
         "horizon_days": float(horizon_days),
     }
+    skip = None
     if backtest is None:
-        return p_none, p_none, info
-    if backtest.days < min_backtest_days:
-        info["backtest_skipped"] = f"history shorter than {2 * min_backtest_days} days"
+        skip = "no backtest requested"
+    elif backtest.days < min_backtest_days:
+        skip = f"history shorter than {2 * min_backtest_days} days"
+    elif min(backtest.no_purchase_since.sum(), (~backtest.no_purchase_since).sum()) < min_backtest_class:
+        skip = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
+    if skip is not None:
+        _, (p_none,) = _risk_features(model, summary, [horizon_days])
+        info["backtest_skipped"] = skip
         return p_none, p_none, info
     past, outcome = backtest.past, backtest.no_purchase_since
-    if min(outcome.sum(), (~outcome).sum()) < min_backtest_class:
-        info["backtest_skipped"] = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
-        return p_none, p_none, info
-    past_features, _ = _risk_features(_fit_model(past, unit_days, seed), past, backtest.days)
+    past_features, _ = _risk_features(_fit_model(past, unit_days, seed, start=model), past, [backtest.days])
     scaler = StandardScaler().fit(past_features)
     reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
-    features_at_backtest_horizon, p_none_backtest_horizon = _risk_features(model, summary, backtest.days)
-    horizon_shift = np.log(p_none / (1 - p_none)) - np.log(
-        p_none_backtest_horizon / (1 - p_none_backtest_horizon)
-    )
-    risk = expit(reweight.decision_function(scaler.transform(features_at_backtest_horizon)) + horizon_shift)
+    features, (p_none_window, p_none) = _risk_features(model, summary, [backtest.days, horizon_days])
+    horizon_shift = np.log(p_none / (1 - p_none)) - np.log(p_none_window / (1 - p_none_window))
+    risk = expit(reweight.decision_function(scaler.transform(features)) + horizon_shift)
     info.update(
         method="pareto_nbd+backtest",
         backtest_days=backtest.days,
