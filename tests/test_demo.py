@@ -178,6 +178,16 @@ def test_impossible_birth_dates_are_too_old_or_in_the_future() -> None:
     assert (columns["birth_date"][changed] > np.datetime64("1900-01-01", "D")).all()  # valid Excel dates
 
 
+def test_data_readme_documents_every_table_and_column() -> None:
+    readme = (PROJECT_ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    sections = re.split(r"\n### ", readme)
+    for name, table in TABLES.items():
+        [section] = [s for s in sections if s.startswith(f"`{name}`")]
+        for column in table.columns:
+            required = "yes" if column.required else "no"
+            assert f"| `{column.name}` | {column.type} | {required} |" in section, (name, column.name)
+
+
 def test_every_identity_record_is_in_the_truth_exactly_once(raw_tables, truth) -> None:
     records = truth["source_records"]
     assert not records.duplicated(["source_system", "source_record_id"]).any()
