@@ -4,6 +4,7 @@
 step 01, clean and quarantined, and the golden records of step 02); `scan_reports(paths, values)`
 lists every place a report shows one of them. Phones match in any common format (`+86 138-1234-5678`,
 `(010) 6234 5678`, `0086 13812345678`...) because both sides are reduced to the national number.
+Placeholders (13800000000, test@test.com: `helpers.normalize`) are not personal and not looked for.
 Not caught: local landline numbers written without area code (7-8 digits collide with ordinary
 numbers), one-word Latin names shorter than 6 letters, and anything inside images.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from helpers.normalize import normalize_phone
+from helpers.normalize import is_placeholder_email, is_placeholder_phone, normalize_email, normalize_phone
 
 NAME_COLUMNS = ("full_name", "caller_name", "display_name", "member_name")
 PHONE_COLUMNS = ("mobile", "landline", "phone", "mobile_norm", "landline_norm", "phone_norm")
@@ -91,14 +92,17 @@ def pii_values_from_frames(
                 values.cjk_names.add(name.replace(" ", ""))
         elif len(name.split()) >= 2 or len(name) >= MIN_LATIN_SINGLE_WORD:
             values.latin_names.add(name)
+    # Placeholders (13800000000, test@test.com, ...) are nobody's personal data: not looked for.
     phone_texts = pd.Series(list(_clean(phones)), dtype="string")
-    if len(phone_texts):
-        normalized = normalize_phone(phone_texts).dropna()
-        for text in [*phone_texts, *normalized]:
-            key = phone_key(re.sub(r"\D", "", text))
-            if len(key) >= PHONE_DIGITS[0]:
-                values.phones.add(key)
-    values.emails = {e.strip().casefold() for e in _clean(emails) if "@" in e}
+    normalized = normalize_phone(phone_texts)
+    placeholder = is_placeholder_phone(normalized)
+    for text in [*phone_texts[~placeholder], *normalized[~placeholder].dropna()]:
+        key = phone_key(re.sub(r"\D", "", text))
+        if len(key) >= PHONE_DIGITS[0]:
+            values.phones.add(key)
+    email_texts = pd.Series([e.strip() for e in _clean(emails) if "@" in e], dtype="string")
+    placeholder = is_placeholder_email(normalize_email(email_texts))
+    values.emails = {e.casefold() for e in email_texts[~placeholder]}
     values.ids = {
         i.strip()
         for i in _clean(ids)
