@@ -535,7 +535,9 @@ def merge_identities(
         stats["probabilistic_links_refused"] = int((~applied).sum())
     crosswalk = _crosswalk(records, deterministic_labels, labels, accepted, applied_scores)
     stats["customers"] = int(crosswalk["customer_id"].nunique())
-    records = records.assign(customer_id=crosswalk["customer_id"].to_numpy())
+    records = records.assign(
+        customer_id=crosswalk["customer_id"].to_numpy(), deterministic_cluster=deterministic_labels
+    )
 
     from helpers.golden import build_golden
 
