@@ -100,6 +100,18 @@ class ParetoNBD:
         return np.clip(np.exp(log_alive_part - self.log_likelihood(x, t_x, age)), 0.0, 1.0)
 
 
+def _hyp2f1_by_frequency(x: np.ndarray, a: np.ndarray, b: np.ndarray | float, z: np.ndarray) -> np.ndarray:
+    """hyp2f1(a, b; a + 1; z) where a and b depend on x only, computed once per distinct (x, z).
+
+    Purchase histories are in whole days, so (x, z) pairs repeat a lot in a big customer base; the
+    hypergeometric function is the costly part of the likelihood.
+    """
+    x, a, b, z = np.broadcast_arrays(x, a, b, z)
+    keys, first, inverse = np.unique(x.astype(float) + 1j * z, return_index=True, return_inverse=True)
+    values = hyp2f1(a.ravel()[first], b.ravel()[first], a.ravel()[first] + 1.0, keys.imag)
+    return values[inverse].reshape(x.shape)
+
+
 def _log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
     """log of the A0 term of the Pareto/NBD likelihood (Fader, Hardie and Lee 2005)."""
     r, alpha, s, beta = params
@@ -110,8 +122,8 @@ def _log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray)
     gap = abs(alpha - beta)
     rsx = r + s + x
     q_last, q_age = big + t_x, big + age
-    f_last = hyp2f1(rsx, second, rsx + 1.0, gap / q_last)
-    f_age = hyp2f1(rsx, second, rsx + 1.0, gap / q_age)
+    f_last = _hyp2f1_by_frequency(x, rsx, second, gap / q_last)
+    f_age = _hyp2f1_by_frequency(x, rsx, second, gap / q_age)
     with np.errstate(divide="ignore", invalid="ignore"):
         first = np.log(f_last) - rsx * np.log(q_last)
         other = np.log(f_age) - rsx * np.log(q_age)
