@@ -24,18 +24,11 @@ import pandas as pd
 import xlsxwriter
 import yaml
 
-STAGES = ("contact", "acquisition", "conversion", "retention", "loyalty", "at_risk", "churned")
+from helpers.lifecycle import STAGES
+
 TIERS = ("high", "middle", "low")
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
-STAGE_LABELS = {
-    "contact": "contact",
-    "acquisition": "acquisition",
-    "conversion": "conversion",
-    "retention": "retention",
-    "loyalty": "loyalty",
-    "at_risk": "at risk",
-    "churned": "churned",
-}
+STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
     "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
