@@ -1,0 +1,624 @@
+"""Step 04: compare clustering algorithms on the model matrix and choose a segmentation.
+
+Every candidate (algorithm x k) is fitted on the same sample of the model matrix, scored
+(internal indices, BIC, stability across resamples and seeds, segment sizes, business
+separation), and one is chosen by a transparent combined rule, or by the analyst
+(`clustering.choose: "algorithm:k"`). The chosen model then assigns every customer.
+Customers without purchases ("prospects") get the rule-based segment 0.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, ward
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import HDBSCAN, Birch, KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "birch", "hdbscan")
+WITHOUT_K = ("hdbscan",)  # the number of clusters is found, not given
+PROSPECT_ID = 0
+PROSPECT_NAME = "Prospects"
+# Business areas and the feature columns that measure them (first one present is used).
+BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
+    "value": ("clv_12m", "monetary_total"),
+    "churn_risk": ("p_no_purchase_next_period", "recency_days"),
+    "service_load": ("n_calls", "complaint_rate"),
+}
+DEFAULT_WEIGHTS = {"stability": 0.4, "silhouette": 0.15, "davies_bouldin": 0.15, "business_separation": 0.3}
+
+
+class ClusteringInputError(ValueError):
+    """The model matrix or the feature table cannot be clustered as given."""
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    """The `clustering:` section of the run config."""
+
+    algorithms: tuple[str, ...] = ALGORITHMS
+    k_min: int = 2
+    k_max: int = 12
+    sample_size: int = 6_000
+    small_sample_size: int = 3_000
+    score_sample_size: int = 2_000
+    stability_refits: int = 3
+    stability_sample_size: int = 1_500
+    min_segment_share: float = 0.03
+    min_stability: float = 0.7
+    choose: str = "auto"
+    prospects: str = "separate"
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    naming_rules: str = "config/naming_rules.yml"
+    umap_fit_size: int = 5_000
+    umap_max_points: int = 20_000
+    threads: int = 1  # BLAS/OpenMP threads: many small fits run fastest single-threaded on a shared box
+    seed: int = 42
+
+    @classmethod
+    def from_config(
+        cls, section: dict[str, Any] | None, seed: int = 42, **overrides: Any
+    ) -> ClusteringSettings:
+        """Settings from the config section; overrides that are not None win."""
+        values = {key: value for key, value in (section or {}).items() if key in cls.__dataclass_fields__}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        values.setdefault("seed", seed)
+        values["algorithms"] = tuple(values.get("algorithms", ALGORITHMS))
+        unknown = sorted(set(values["algorithms"]) - set(ALGORITHMS))
+        if unknown:
+            raise ClusteringInputError(f"clustering.algorithms: unknown {unknown}; known: {list(ALGORITHMS)}")
+        if values.get("prospects", "separate") not in ("separate", "cluster"):
+            raise ClusteringInputError("clustering.prospects must be 'separate' or 'cluster'")
+        settings = cls(**values)
+        if not 2 <= settings.k_min <= settings.k_max:
+            raise ClusteringInputError(
+                f"clustering: need 2 <= k_min <= k_max, got {settings.k_min}..{settings.k_max}"
+            )
+        return settings
+
+    @property
+    def ks(self) -> list[int]:
+        return list(range(self.k_min, self.k_max + 1))
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_matrix") -> pd.DataFrame:
+    """Check the model matrix: unique customer_id, numeric finite columns. Returns it indexed by id."""
+    if "customer_id" not in matrix.columns:
+        raise ClusteringInputError(f"{table}: column customer_id is missing")
+    duplicated = matrix["customer_id"].duplicated(keep=False)
+    if duplicated.any():
+        examples = matrix.loc[duplicated, "customer_id"].head(5).tolist()
+        raise ClusteringInputError(
+            f"{table}: customer_id must be unique; {int(duplicated.sum())} rows share ids, e.g. {examples}"
+        )
+    values = matrix.drop(columns="customer_id")
+    if values.shape[1] == 0:
+        raise ClusteringInputError(f"{table}: no feature columns besides customer_id")
+    non_numeric = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
+    if non_numeric:
+        raise ClusteringInputError(f"{table}: columns must be numeric; not numeric: {non_numeric}")
+    for column in values.columns:
+        bad = ~np.isfinite(values[column].to_numpy(dtype=float))
+        if bad.any():
+            rows = matrix.loc[bad, ["customer_id", column]].head(3).to_dict("records")
+            raise ClusteringInputError(
+                f"{table}: column {column} has {int(bad.sum())} missing or infinite values, e.g. rows {rows}"
+            )
+    return values.astype(np.float64).set_axis(matrix["customer_id"].to_numpy()).rename_axis("customer_id")
+
+
+def prospect_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
+    """True for customers without any purchase (features.n_purchases 0 or missing)."""
+    if "n_purchases" not in features.columns:
+        raise ClusteringInputError(
+            "03_features/features: column n_purchases is missing (needed for prospects)"
+        )
+    purchases = features.set_index("customer_id")["n_purchases"].reindex(customer_ids)
+    missing = purchases.index[purchases.isna() & ~customer_ids.isin(features["customer_id"])]
+    if len(missing):
+        raise ClusteringInputError(
+            f"03_features/features: {len(missing)} model-matrix customers have no feature row, "
+            f"e.g. {missing[:3].tolist()}"
+        )
+    return purchases.fillna(0).to_numpy(dtype=float) <= 0
+
+
+def sample_rows(n_rows: int, size: int, seed: int, strata: np.ndarray | None = None) -> np.ndarray:
+    """Sorted row positions of a random sample (proportionally stratified when `strata` is given)."""
+    if size >= n_rows:
+        return np.arange(n_rows)
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.choice(n_rows, size=size, replace=False))
+    chosen = []
+    codes, inverse = np.unique(strata, return_inverse=True)
+    for code in range(len(codes)):
+        members = np.flatnonzero(inverse == code)
+        take = max(1, round(size * len(members) / n_rows))
+        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class Candidate:
+    """One fitted candidate: the model (or None), its centroids and the labels of its fit rows."""
+
+    algorithm: str
+    k: int
+    model: Any
+    centroids: np.ndarray
+    labels: np.ndarray | None
+    fit_seconds: float
+    label_map: np.ndarray  # model label -> centroid row (-1: the model's cluster owns no fit row)
+    variance: float  # pooled within-segment variance per dimension
+
+    @property
+    def key(self) -> str:
+        return f"{self.algorithm}:{self.k}"
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of each non-empty label (noise -1 ignored), labels renumbered 0..k-1 (noise stays -1)
+    and the map old label -> new label (-1 for labels without rows)."""
+    kept = np.unique(labels[labels >= 0])
+    label_map = np.full(max(n_labels, labels.max() + 1, 1), -1)
+    label_map[kept] = np.arange(len(kept))
+    relabelled = np.where(labels >= 0, label_map[np.maximum(labels, 0)], -1)
+    sums = np.zeros((len(kept), x.shape[1]))
+    np.add.at(sums, relabelled[relabelled >= 0], x[relabelled >= 0])
+    counts = np.bincount(relabelled[relabelled >= 0], minlength=len(kept))
+    return sums / counts[:, None], relabelled, label_map
+
+
+def nearest_centroid(
+    x: np.ndarray, centroids: np.ndarray, chunk: int = 200_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and Euclidean distance to the nearest centroid, in chunks to bound memory."""
+    labels = np.empty(len(x), dtype=np.int64)
+    distances = np.empty(len(x))
+    squared_norms = (centroids**2).sum(axis=1)
+    for start in range(0, len(x), chunk):
+        block = x[start : start + chunk]
+        squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centroids.T + squared_norms[None, :]
+        labels[start : start + chunk] = squared.argmin(axis=1)
+        distances[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0))
+    return labels, distances
+
+
+def fit_candidate(
+    algorithm: str,
+    k: int,
+    x: np.ndarray,
+    seed: int,
+    min_cluster_share: float = 0.03,
+    ward_tree: np.ndarray | None = None,
+) -> Candidate:
+    """Fit one algorithm with k clusters on the rows `x` (k is ignored by HDBSCAN)."""
+    started = time.perf_counter()
+    model: Any = None
+    if algorithm == "kmeans":
+        model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(x)
+        labels = model.labels_
+    elif algorithm == "minibatch_kmeans":
+        model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=1024, random_state=seed).fit(x)
+        labels = model.labels_
+    elif algorithm in ("gmm_diag", "gmm_full"):
+        model = GaussianMixture(
+            n_components=k,
+            covariance_type=algorithm.removeprefix("gmm_"),
+            n_init=1,
+            reg_covar=1e-3,
+            max_iter=100,
+            random_state=seed,
+        ).fit(x)
+        labels = model.predict(x)
+    elif algorithm == "ward":
+        tree = ward(x) if ward_tree is None else ward_tree
+        labels = fcluster(tree, t=k, criterion="maxclust") - 1
+    elif algorithm == "birch":
+        model = _fit_birch(x, k)
+        labels = model.labels_
+    elif algorithm == "hdbscan":
+        model = HDBSCAN(min_cluster_size=max(10, int(min_cluster_share * len(x))), min_samples=10, copy=True)
+        labels = model.fit(x).labels_
+        if labels.max() < 0:  # everything noise: one cluster
+            labels = np.zeros(len(x), dtype=int)
+    else:
+        raise ClusteringInputError(f"Unknown algorithm {algorithm!r}")
+    centroids, labels, label_map = _centroids(x, np.asarray(labels), k)
+    if algorithm == "hdbscan":
+        k = len(centroids)
+        noise = labels < 0
+        if noise.any():
+            labels[noise] = nearest_centroid(x[noise], centroids)[0]
+    variance = float(((x - centroids[labels]) ** 2).mean())
+    return Candidate(
+        algorithm, k, model, centroids, labels, time.perf_counter() - started, label_map, variance
+    )
+
+
+def _fit_birch(x: np.ndarray, k: int) -> Birch:
+    """BIRCH with a subcluster radius scaled to the data, halved until there are >= 3k subclusters."""
+    threshold = 0.3 * float(np.sqrt(np.var(x, axis=0).sum()))
+    for _ in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = Birch(n_clusters=k, threshold=threshold).fit(x)
+        if len(model.subcluster_centers_) >= 3 * k:
+            break
+        threshold /= 2
+    return model
+
+
+def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Centroid row of every row of `x`: the model's predict where it has one, else the nearest centroid.
+
+    Rows the model puts in a cluster that owned no fit row go to the nearest centroid.
+    """
+    if candidate.model is None or candidate.algorithm == "hdbscan":
+        return nearest_centroid(x, candidate.centroids, chunk)[0]
+    labels = np.concatenate([candidate.model.predict(x[s : s + chunk]) for s in range(0, len(x), chunk)])
+    labels = candidate.label_map[labels]
+    orphans = labels < 0
+    if orphans.any():
+        labels[orphans] = nearest_centroid(x[orphans], candidate.centroids)[0]
+    return labels
+
+
+def assign(
+    candidate: Candidate, x: np.ndarray, chunk: int = 200_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, distance to the segment centroid and membership probability for every row of `x`.
+
+    Mixtures and k-means-type models predict; Ward and HDBSCAN (no predict) use the nearest
+    centroid. Probabilities are the mixture's posterior, or for the others a spherical
+    equal-weight mixture around the centroids with the pooled within-segment variance.
+    """
+    labels = predict_labels(candidate, x, chunk)
+    if candidate.algorithm.startswith("gmm"):
+        probability = np.concatenate(
+            [candidate.model.predict_proba(x[s : s + chunk]).max(axis=1) for s in range(0, len(x), chunk)]
+        )
+    else:
+        probability = np.empty(len(x))
+        variance = candidate.variance
+        for start in range(0, len(x), chunk):
+            block = x[start : start + chunk]
+            squared = ((block[:, None, :] - candidate.centroids[None, :, :]) ** 2).sum(axis=2)
+            logits = -squared / (2 * variance)
+            logits -= logits.max(axis=1, keepdims=True)
+            weights = np.exp(logits)
+            own = weights[np.arange(len(block)), labels[start : start + chunk]]
+            probability[start : start + chunk] = own / weights.sum(axis=1)
+    distance = np.linalg.norm(x - candidate.centroids[labels], axis=1)
+    return labels, distance, probability
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def business_separation(labels: np.ndarray, business: pd.DataFrame) -> dict[str, float]:
+    """Per business area, eta-squared of the ranks between segments (0: no difference, 1: all).
+
+    Ranks make the measure robust to the heavy tails of money and counts.
+    """
+    scores = {}
+    for area, column in business_columns(business).items():
+        ranks = business[column].rank().fillna(business[column].rank().mean()).to_numpy()
+        total = ((ranks - ranks.mean()) ** 2).sum()
+        counts = np.bincount(labels)
+        sums = np.bincount(labels, weights=ranks)
+        present = counts > 0
+        between = (counts[present] * (sums[present] / counts[present] - ranks.mean()) ** 2).sum()
+        scores[area] = float(between / total) if total > 0 else 0.0
+    return scores
+
+
+def business_columns(features: pd.DataFrame) -> dict[str, str]:
+    """The feature column measuring each business area (areas without any column are skipped)."""
+    found = {}
+    for area, candidates in BUSINESS_AREAS.items():
+        present = [c for c in candidates if c in features.columns]
+        if present:
+            found[area] = present[0]
+    return found
+
+
+def stability(algorithm: str, k: int, x: np.ndarray, settings: ClusteringSettings) -> float:
+    """Mean ARI between refits on resamples (80 % subsamples, each with its own seed).
+
+    Every refit labels the same reference rows, so the ARI compares partitions of identical points.
+    """
+    rng = np.random.default_rng(settings.seed + 1000 * k + ALGORITHMS.index(algorithm))
+    size = min(settings.stability_sample_size, len(x))
+    reference = x[rng.choice(len(x), size=size, replace=False)]
+    partitions = []
+    for refit in range(settings.stability_refits):
+        rows = rng.choice(len(x), size=max(2 * k, int(0.8 * size)), replace=False)
+        candidate = fit_candidate(
+            algorithm, k, x[rows], settings.seed + 7919 * (refit + 1), settings.min_segment_share
+        )
+        partitions.append(predict_labels(candidate, reference))
+    pairs = list(combinations(range(len(partitions)), 2))
+    return float(np.mean([adjusted_rand_score(partitions[a], partitions[b]) for a, b in pairs]))
+
+
+def score_candidate(
+    candidate: Candidate,
+    x: np.ndarray,
+    business: pd.DataFrame,
+    settings: ClusteringSettings,
+    score_rows: np.ndarray,
+) -> dict[str, Any]:
+    """Internal indices, BIC, size balance and business separation of a candidate on its fit rows."""
+    labels = candidate.labels
+    n_found = len(np.unique(labels))
+    row: dict[str, Any] = {"algorithm": candidate.algorithm, "k": candidate.k, "n_segments": n_found}
+    if n_found < 2:
+        row.update(silhouette=np.nan, calinski_harabasz=np.nan, davies_bouldin=np.nan)
+    else:
+        sub = labels[score_rows]
+        row["silhouette"] = float(silhouette_score(x[score_rows], sub)) if len(np.unique(sub)) > 1 else np.nan
+        row["calinski_harabasz"] = float(calinski_harabasz_score(x, labels))
+        row["davies_bouldin"] = float(davies_bouldin_score(x, labels))
+    row["bic"] = float(candidate.model.bic(x)) if candidate.algorithm.startswith("gmm") else np.nan
+    shares = np.bincount(labels) / len(labels)
+    row["smallest_share"] = float(shares.min())
+    row["n_small_segments"] = int((shares < settings.min_segment_share).sum())
+    separation = business_separation(labels, business)
+    row.update({f"separation_{area}": value for area, value in separation.items()})
+    row["business_separation"] = float(np.mean(list(separation.values()))) if separation else np.nan
+    row["fit_seconds"] = candidate.fit_seconds
+    return row
+
+
+@dataclass
+class Comparison:
+    """The comparison table and the fitted candidates (keyed "algorithm:k")."""
+
+    table: pd.DataFrame
+    candidates: dict[str, Candidate]
+    fit_rows: np.ndarray
+    seconds: dict[str, float]
+
+
+def compare(
+    x: np.ndarray, business: pd.DataFrame, settings: ClusteringSettings, strata: np.ndarray | None = None
+) -> Comparison:
+    """Fit and score every candidate (algorithm x k) on a sample of `x`; `business` aligns with `x`."""
+    with threadpool_limits(limits=settings.threads):
+        return _compare(x, business, settings, strata)
+
+
+def _compare(
+    x: np.ndarray, business: pd.DataFrame, settings: ClusteringSettings, strata: np.ndarray | None
+) -> Comparison:
+    fit_rows = sample_rows(len(x), settings.sample_size, settings.seed, strata)
+    small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
+    rows, candidates, seconds = [], {}, {}
+    for algorithm in settings.algorithms:
+        started = time.perf_counter()
+        rows_used = small_rows if algorithm in ("ward", "hdbscan") else fit_rows
+        x_fit = x[rows_used]
+        business_fit = business.iloc[rows_used].reset_index(drop=True)
+        score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
+        tree = ward(x_fit) if algorithm == "ward" else None
+        for k in [0] if algorithm in WITHOUT_K else settings.ks:
+            candidate = fit_candidate(algorithm, k, x_fit, settings.seed, settings.min_segment_share, tree)
+            if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
+                continue
+            row = score_candidate(candidate, x_fit, business_fit, settings, score_rows)
+            row["fit_rows"] = len(rows_used)
+            row["stability"] = (
+                stability(algorithm, candidate.k, x_fit, settings) if candidate.k > 1 else np.nan
+            )
+            rows.append(row)
+            candidate.labels = None  # only needed for scoring
+            candidates[candidate.key] = candidate
+        seconds[algorithm] = time.perf_counter() - started
+    return Comparison(pd.DataFrame(rows), candidates, fit_rows, seconds)
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.DataFrame:
+    """Add the selection columns: admissible (gates) and the weighted, min-max normalised score.
+
+    Gates: at least 2 segments, none below `min_segment_share`, stability >= `min_stability`.
+    Each weighted metric is scaled to 0..1 across candidates (Davies-Bouldin inverted, lower is
+    better); `score` is the weighted mean, its parts are the `part_*` columns.
+    """
+    scored = table.copy()
+    scored["admissible"] = (
+        (scored["n_segments"] >= 2)
+        & (scored["n_small_segments"] == 0)
+        & (scored["stability"].fillna(0) >= settings.min_stability)
+    )
+    total = sum(settings.weights.values())
+    scored["score"] = 0.0
+    for metric, weight in settings.weights.items():
+        values = scored[metric].astype(float)
+        if metric == "davies_bouldin":
+            values = -values
+        low, high = values.min(), values.max()
+        scaled = (values - low) / (high - low) if high > low else values * 0 + 1.0
+        scored[f"part_{metric}"] = weight / total * scaled.fillna(0)
+        scored["score"] += scored[f"part_{metric}"]
+    return scored
+
+
+def select(scored: pd.DataFrame, choose: str = "auto") -> tuple[str, str]:
+    """The chosen candidate key ("algorithm:k") and why.
+
+    auto: the admissible candidate with the highest combined score (if none is admissible, the
+    best score among all, flagged). Otherwise `choose` names the candidate.
+    """
+    keys = scored["algorithm"] + ":" + scored["k"].astype(str)
+    if choose and choose != "auto":
+        if choose not in set(keys):
+            raise ClusteringInputError(
+                f"clustering.choose={choose!r} is not a compared candidate; e.g. {list(keys[:5])}"
+            )
+        return choose, "analyst override (clustering.choose)"
+    admissible = scored[scored["admissible"]]
+    if admissible.empty:
+        best = scored["score"].idxmax()
+        return keys[best], "no candidate passed the gates; best combined score taken (review!)"
+    best = admissible["score"].idxmax()
+    return keys[best], "highest combined score among admissible candidates"
+
+
+def index_choices(table: pd.DataFrame) -> pd.DataFrame:
+    """What each single criterion alone would pick: (criterion, choice, value)."""
+    picks = []
+    for criterion, best in (
+        ("silhouette", "max"),
+        ("calinski_harabasz", "max"),
+        ("davies_bouldin", "min"),
+        ("bic", "min"),
+        ("stability", "max"),
+        ("business_separation", "max"),
+    ):
+        values = table[criterion].dropna()
+        if values.empty:
+            continue
+        row = table.loc[values.idxmax() if best == "max" else values.idxmin()]
+        picks.append(
+            {
+                "criterion": criterion,
+                "choice": f"{row['algorithm']}:{row['k']}",
+                "value": float(row[criterion]),
+            }
+        )
+    return pd.DataFrame(picks)
+
+
+# ----------------------------------------------------------------------------- final segmentation
+
+
+def segment_order(labels: np.ndarray, k: int) -> np.ndarray:
+    """Map cluster label -> segment_id 1..k, largest segment first (ties by label)."""
+    counts = np.bincount(labels, minlength=k)
+    order = sorted(range(k), key=lambda label: (-counts[label], label))
+    mapping = np.empty(k, dtype=np.int64)
+    mapping[order] = np.arange(1, k + 1)
+    return mapping
+
+
+def segment_all(
+    candidate: Candidate, matrix: pd.DataFrame, prospects: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every customer exactly once: prospects -> segment 0, the rest by the chosen model.
+
+    Returns the segments table (customer_id, segment_id, distance, membership_probability) and the
+    centroids (segment_id + model columns) in model-matrix space.
+    """
+    x = matrix.to_numpy()
+    segment_id = np.full(len(x), PROSPECT_ID, dtype=np.int64)
+    distance = np.full(len(x), np.nan)
+    probability = np.ones(len(x))
+    clustered = ~prospects
+    labels, dist, prob = assign(candidate, x[clustered])
+    mapping = segment_order(labels, len(candidate.centroids))
+    segment_id[clustered] = mapping[labels]
+    distance[clustered] = dist
+    probability[clustered] = prob
+    segments = pd.DataFrame(
+        {
+            "customer_id": matrix.index.to_numpy(),
+            "segment_id": segment_id,
+            "distance": distance,
+            "membership_probability": probability,
+        }
+    )
+    centroids = pd.DataFrame(candidate.centroids, columns=matrix.columns)
+    centroids.insert(0, "segment_id", mapping)
+    return segments, centroids.sort_values("segment_id").reset_index(drop=True)
+
+
+def match_segments(
+    old_centroids: pd.DataFrame, new_centroids: pd.DataFrame, max_distance: float | None = None
+) -> pd.DataFrame:
+    """Map new segments to old ones by the Hungarian assignment on centroid distance.
+
+    Both frames: `segment_id` + model-matrix columns (the `centroids` artifact); only shared
+    columns are compared (missing ones count as 0, the population centre). Returns one row per
+    new segment: new_segment_id, old_segment_id (<NA> when unmatched, e.g. more new segments than
+    old, or farther than `max_distance`) and distance.
+    """
+    columns = sorted((set(old_centroids.columns) | set(new_centroids.columns)) - {"segment_id"})
+    old = old_centroids.reindex(columns=columns, fill_value=0.0).to_numpy(dtype=float)
+    new = new_centroids.reindex(columns=columns, fill_value=0.0).to_numpy(dtype=float)
+    cost = np.sqrt(((new[:, None, :] - old[None, :, :]) ** 2).sum(axis=2))
+    new_rows, old_rows = linear_sum_assignment(cost)
+    matched = pd.Series(pd.NA, index=range(len(new)), dtype="Int64")
+    distances = pd.Series(np.nan, index=range(len(new)))
+    for n_row, o_row in zip(new_rows, old_rows, strict=True):
+        if max_distance is None or cost[n_row, o_row] <= max_distance:
+            matched[n_row] = int(old_centroids["segment_id"].iloc[o_row])
+            distances[n_row] = cost[n_row, o_row]
+    return pd.DataFrame(
+        {
+            "new_segment_id": new_centroids["segment_id"].to_numpy(),
+            "old_segment_id": matched.to_numpy(),
+            "distance": distances.to_numpy(),
+        }
+    )
+
+
+def save_model(
+    path: Path, candidate: Candidate, centroids: pd.DataFrame, columns: list[str], names: dict[int, str]
+) -> Path:
+    """Write the chosen model bundle (joblib) a later run can use to map or assign customers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(
+        {
+            "algorithm": candidate.algorithm,
+            "k": candidate.k,
+            "model": candidate.model,
+            "candidate_centroids": candidate.centroids,
+            "variance": candidate.variance,
+            "centroids": centroids,
+            "columns": columns,
+            "segment_names": names,
+        },
+        path,
+    )
+    return path
+
+
+def load_model(path: Path) -> dict[str, Any]:
+    """Read a bundle written by `save_model`."""
+    return joblib.load(path)
+
+
+def dominant_columns(matrix: pd.DataFrame, threshold: float = 0.2) -> pd.DataFrame:
+    """Model columns holding more than `threshold` of the total variance: they dominate every distance."""
+    variance = matrix.var()
+    share = variance / variance.sum()
+    dominant = share[share > threshold].sort_values(ascending=False)
+    return pd.DataFrame({"column": dominant.index, "variance_share": dominant.to_numpy()})

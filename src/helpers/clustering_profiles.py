@@ -1,0 +1,198 @@
+"""Step 04: profiles of the chosen segments, rule-based names, merge and split suggestions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from helpers.clustering import PROSPECT_ID, PROSPECT_NAME, business_columns
+
+CONDITION = re.compile(r"^\s*(?P<metric>[\w:=.<>+\- ]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>-?[\d.]+)\s*$")
+
+
+def feature_of_column(column: str) -> str:
+    """The feature a model-matrix column comes from (one-hot `gender=F` -> `gender`)."""
+    return column.split("=", 1)[0]
+
+
+def zscores(matrix: pd.DataFrame, segment_id: np.ndarray) -> pd.DataFrame:
+    """Per segment and model column: (segment mean - population mean) / population sd."""
+    spread = matrix.std().replace(0, np.nan)
+    means = matrix.groupby(segment_id).mean()
+    return ((means - matrix.mean()) / spread).fillna(0.0)
+
+
+def segment_profiles(
+    segments: pd.DataFrame,
+    matrix: pd.DataFrame,
+    features: pd.DataFrame,
+    dictionary: pd.DataFrame,
+    top_n: int = 2,
+) -> pd.DataFrame:
+    """One row per segment: size, shares, business means, top features per factor group, z-scores.
+
+    `segments` and `matrix` (indexed by customer_id) cover the same customers; z-scores are over
+    the model-matrix columns (prefixed `z:`); `top_features` lists per factor group the
+    `top_n` columns with the largest |z| (sign shown), e.g. "value: +monetary_total, -recency_days".
+    """
+    seg = segments.set_index("customer_id")["segment_id"].reindex(matrix.index).to_numpy()
+    frame = features.set_index("customer_id").reindex(matrix.index)
+    z = zscores(matrix, seg)
+    groups = dict(zip(dictionary["name"], dictionary["group"], strict=False))
+    counts = pd.Series(seg).value_counts().sort_index()
+    profile = pd.DataFrame({"segment_id": counts.index, "n_customers": counts.to_numpy()})
+    profile["share"] = profile["n_customers"] / len(seg)
+    money = "monetary_total" if "monetary_total" in frame.columns else None
+    if money:
+        totals = frame[money].fillna(0).groupby(seg).sum()
+        profile["value_share"] = (totals / max(totals.sum(), 1e-12)).reindex(profile["segment_id"]).to_numpy()
+    for column in business_columns(frame).values():
+        profile[f"mean_{column}"] = (
+            frame[column].groupby(seg).mean().reindex(profile["segment_id"]).to_numpy()
+        )
+    tops = []
+    for segment in profile["segment_id"]:
+        row = z.loc[segment]
+        parts = []
+        by_group: dict[str, list[tuple[float, str]]] = {}
+        for column, value in row.items():
+            group = groups.get(feature_of_column(column), "other")
+            by_group.setdefault(group, []).append((abs(value), column))
+        for group in sorted(by_group, key=lambda g: -max(v for v, _ in by_group[g])):
+            best = sorted(by_group[group], key=lambda item: (-item[0], item[1]))[:top_n]
+            parts.append(f"{group}: " + ", ".join(f"{'+' if row[c] >= 0 else '-'}{c}" for _, c in best))
+        tops.append("; ".join(parts))
+    profile["top_features"] = tops
+    z_columns = z.add_prefix("z:").reindex(profile["segment_id"]).reset_index(drop=True)
+    return pd.concat([profile.reset_index(drop=True), z_columns], axis=1)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def load_naming_rules(path: str | Path) -> list[dict[str, Any]]:
+    """Read and check the naming rules file (see config/naming_rules.yml)."""
+    rules = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("rules", [])
+    for number, rule in enumerate(rules, 1):
+        if "name" not in rule or not rule.get("when"):
+            raise ValueError(f"{path}: rule {number} needs a `name` and a non-empty `when` list")
+        for condition in rule["when"]:
+            if not CONDITION.match(condition):
+                raise ValueError(
+                    f"{path}: rule {rule['name']!r}: cannot read condition {condition!r}; "
+                    "write e.g. 'z:monetary_total > 1' or 'share < 0.05'"
+                )
+    return rules
+
+
+def _metric(profile_row: pd.Series, metric: str) -> float | None:
+    """A profile value: `z:<column>` (one-hot `z:gender=F`) or a profile column; None if absent."""
+    value = profile_row.get(metric.strip())
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def rule_margin(profile_row: pd.Series, rule: dict[str, Any]) -> float | None:
+    """How far a segment clears all of a rule's conditions (the smallest margin), None if one fails."""
+    margins = []
+    for condition in rule["when"]:
+        parts = CONDITION.match(condition)
+        value = _metric(profile_row, parts["metric"])
+        if value is None:
+            return None
+        threshold = float(parts["value"])
+        margin = value - threshold if parts["op"] in (">", ">=") else threshold - value
+        if margin < 0 or (margin == 0 and parts["op"] in (">", "<")):
+            return None
+        margins.append(margin)
+    return min(margins)
+
+
+def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]]) -> dict[int, str]:
+    """A name per segment: each rule names at most one segment, best margin first; the rest get a
+    name generated from their two strongest z-scores. Prospects keep their fixed name."""
+    names: dict[int, str] = {}
+    if PROSPECT_ID in set(profiles["segment_id"]):
+        names[PROSPECT_ID] = PROSPECT_NAME
+    rows = profiles[profiles["segment_id"] != PROSPECT_ID].set_index("segment_id")
+    options = []
+    for segment, row in rows.iterrows():
+        for order, rule in enumerate(rules):
+            margin = rule_margin(row, rule)
+            if margin is not None:
+                options.append((-margin, order, int(segment), rule["name"]))
+    used: set[str] = set()
+    for _, _, segment, name in sorted(options):
+        if segment not in names and name not in used:
+            names[segment] = name
+            used.add(name)
+    for segment, row in rows.iterrows():
+        if int(segment) not in names:
+            names[int(segment)] = _generated_name(row, used)
+            used.add(names[int(segment)])
+    return dict(sorted(names.items()))
+
+
+def _generated_name(row: pd.Series, used: set[str]) -> str:
+    z = row[[c for c in row.index if str(c).startswith("z:")]].astype(float)
+    strongest = z.abs().sort_values(ascending=False, kind="stable").index[:2]
+    words = [f"{'high' if z[c] > 0 else 'low'} {str(c)[2:].replace('_', ' ')}" for c in strongest]
+    name = ", ".join(words).capitalize()
+    suffix = 2
+    candidate = name
+    while candidate in used:
+        candidate = f"{name} ({suffix})"
+        suffix += 1
+    return candidate
+
+
+# ----------------------------------------------------------------------------- suggestions
+
+
+def merge_split_suggestions(
+    matrix: pd.DataFrame, segments: pd.DataFrame, merge_ratio: float = 1.0, split_ratio: float = 1.6
+) -> pd.DataFrame:
+    """Segments that barely differ (merge) or are very heterogeneous (split).
+
+    Merge: centroid distance below `merge_ratio` x the mean within-segment radius of the pair.
+    Split: mean squared distance to the centroid above `split_ratio` x the median over segments.
+    Prospects (segment 0) are rule-based and not considered.
+    """
+    clustered = segments[segments["segment_id"] != PROSPECT_ID]
+    x = matrix.loc[clustered["customer_id"]].to_numpy()
+    seg = clustered["segment_id"].to_numpy()
+    ids = np.unique(seg)
+    centroids = np.array([x[seg == s].mean(axis=0) for s in ids])
+    spread = np.array([((x[seg == s] - centroids[i]) ** 2).sum(axis=1).mean() for i, s in enumerate(ids)])
+    radius = np.sqrt(spread)
+    rows = []
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            distance = float(np.linalg.norm(centroids[a] - centroids[b]))
+            ratio = distance / ((radius[a] + radius[b]) / 2)
+            if ratio < merge_ratio:
+                rows.append(
+                    {
+                        "suggestion": "merge",
+                        "segments": f"{ids[a]} + {ids[b]}",
+                        "measure": ratio,
+                        "why": f"centroids {distance:.2f} apart, {ratio:.2f} x their mean radius",
+                    }
+                )
+    median = float(np.median(spread))
+    for i, segment in enumerate(ids):
+        ratio = spread[i] / median if median > 0 else 0.0
+        if ratio > split_ratio:
+            rows.append(
+                {
+                    "suggestion": "split",
+                    "segments": str(segment),
+                    "measure": ratio,
+                    "why": f"spread {ratio:.2f} x the median segment's: consider k+1 or a sub-clustering",
+                }
+            )
+    return pd.DataFrame(rows, columns=["suggestion", "segments", "measure", "why"])
