@@ -16,12 +16,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy.optimize import linear_sum_assignment
 
-from helpers.strategy import STAGES
+from helpers.strategy import FEATURE_COLUMNS, STAGES
 
 PROFILE_COLUMNS = [
     "recency_days", "n_purchases", "tenure_days", "monetary_12m", "avg_order_value", "clv_12m",
     "n_calls", "complaint_rate", "csat_mean", "nps_mean", "response_rate", "conversion_rate",
 ]  # fmt: skip
+# What step 06 reads of 03_features: the strategy inputs plus the profile columns for matching.
+FEATURE_INPUTS = [*FEATURE_COLUMNS, *(c for c in PROFILE_COLUMNS if c not in FEATURE_COLUMNS)]
 PREVIOUS_ARTIFACTS = ("03_features/features.parquet", "06_strategy/plan.parquet")
 NEW_CUSTOMER, LEFT = "(new customer)", "(left)"
 

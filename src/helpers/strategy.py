@@ -29,6 +29,7 @@ from helpers.lifecycle import STAGES
 TIERS = ("high", "middle", "low")
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
 STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
+CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # from 02_identity_merge/golden
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
     "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
@@ -388,10 +389,10 @@ def call_reasons(calls: pd.DataFrame) -> pd.Series:
 
 def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
     """The ranked call list with contact details (the only frame of step 06 that carries them)."""
-    _require(golden, "02_identity_merge/golden", ["customer_id", "full_name", "mobile", "email", "city"])
+    _require(golden, "02_identity_merge/golden", CONTACT_COLUMNS)
     calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
     calls = calls.merge(
-        golden[["customer_id", "full_name", "mobile", "email", "city"]],
+        golden[CONTACT_COLUMNS],
         on="customer_id",
         how="left",
         indicator=True,
