@@ -63,11 +63,15 @@ def fit_transaction_model(summary: pd.DataFrame, model: TransactionModelName = "
 
 
 def fit_spend_model(summary: pd.DataFrame):
-    """Fit Gamma-Gamma by MAP with HalfFlat priors on p, q, v, on customers with repeat purchases."""
+    """Fit Gamma-Gamma by MAP with HalfFlat priors on p, q, v, on customers with repeat purchases
+    of positive mean value (net refunds can make it zero or negative; the model needs it positive)."""
     from pymc_marketing.clv import GammaGammaModel
 
     _quiet()
-    repeaters = summary.loc[summary["frequency"] > 0, ["customer_id", "frequency", "monetary_value"]]
+    usable = (
+        (summary["frequency"] > 0) & (summary["monetary_value"] > 0) & np.isfinite(summary["monetary_value"])
+    )
+    repeaters = summary.loc[usable, ["customer_id", "frequency", "monetary_value"]]
     if repeaters.empty:
         raise ValueError("Gamma-Gamma needs customers with repeat purchases; the transactions have none.")
     fitted = GammaGammaModel(model_config=_flat(("p", "q", "v")))

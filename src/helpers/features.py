@@ -433,6 +433,7 @@ class FeatureBuild:
     unmatched_events: dict[str, int]
     levels: dict[str, list[str]]
     tier_thresholds: dict[str, Any]
+    seconds: dict[str, float]
 
 
 def slug(text: str) -> str:
@@ -568,8 +569,10 @@ def _entropy(shares: pd.DataFrame) -> pd.Series:
 
 
 def _label(values: pd.Series, missing: str = "unknown") -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.where(text.notna() & (text != ""), missing).astype(str)
+    """Values as stripped text, `missing` for null or blank (cleaned once per distinct value)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    cleaned = np.array([str(value).strip() or missing for value in uniques] + [missing], dtype=object)
+    return pd.Series(cleaned[codes], index=values.index)  # code -1 (null) picks the trailing `missing`
 
 
 def derive_value_behaviour(
@@ -793,8 +796,11 @@ def build_features(
     """
     _check_inputs(golden, crosswalk)
     tables = tables or {**{name: name for name in EVENT_TABLES}, "crosswalk": "crosswalk"}
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
     levels = find_levels(engine, tables, settings)
     aggregates, unmatched = aggregate_events(engine, tables, settings, levels)
+    seconds["sql"] = time.perf_counter() - clock
     for table, frame in aggregates.items():
         stray = frame.index.difference(golden["customer_id"])
         if len(stray):
@@ -811,7 +817,9 @@ def build_features(
     features = pd.concat(parts, axis=1)
     features["complaints_per_purchase"] = _ratio(features["n_complaints"], features["n_purchases"])
     features["last_contact_at"] = features[["last_call_at", "last_marketing_at"]].max(axis=1)
+    seconds["derive"] = time.perf_counter() - clock - seconds["sql"]
     result = add_lifetime_value(features, settings)
+    seconds["clv"] = time.perf_counter() - clock - seconds["sql"] - seconds["derive"]
     features = pd.concat([features, rfm_scores(features)], axis=1)
     buyers = features["n_purchases"] > 0
     basis = "clv_12m" if result is not None else "monetary_12m"
@@ -820,7 +828,7 @@ def build_features(
     dictionary = feature_dictionary(levels)
     ordered = [name for name in dictionary["name"] if name in features.columns]
     features = features[ordered].reset_index()
-    return FeatureBuild(features, dictionary, result, unmatched, levels, thresholds)
+    return FeatureBuild(features, dictionary, result, unmatched, levels, thresholds, seconds)
 
 
 def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:

@@ -1,0 +1,206 @@
+"""Features-step benchmark: all feature groups (incl. the CLV fit) vs a plain pandas groupby of the
+value features, wall time and peak memory, on the demo world at each size.
+
+Per size: generate the demo world (not timed), turn the four event exports into typed Parquet with
+DuckDB and take the crosswalk and golden profile from the planted truth (not timed: this isolates
+step 03 from the audit and identity steps). Then two child processes, each measured on its own:
+`features` (helpers.features.build_features + model_matrix) and `pandas` (value features only).
+Targets on the 2-core machine: 1M customers < 90 s and < 6 GB for all feature groups.
+
+    nice .venv/bin/python benchmarks/bench_features.py              # 100000 and 1000000
+    nice .venv/bin/python benchmarks/bench_features.py 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from helpers.config import load_config, setting
+from helpers.demo import generate_demo_world
+from helpers.schema import TABLES
+
+EVENTS = ("transactions", "calls", "surveys", "marketing_contacts")
+DUCKDB_TYPES = {
+    "str": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+}
+
+
+def prepare(customers: int, seed: int, folder: Path) -> dict[str, int]:
+    """Demo world -> typed event Parquet, crosswalk and golden from the truth."""
+    config = load_config()
+    raw, truth = folder / "raw", folder / "truth"
+    generate_demo_world(raw, truth, n_customers=customers, seed=seed, progress=False)
+    connection = duckdb.connect()
+    rows = {}
+    for name in EVENTS:
+        spec = setting(config, f"data.tables.{name}")
+        fmt = spec.get("datetime_format", "%Y-%m-%d %H:%M:%S")
+        columns = []
+        for column in TABLES[name].columns:
+            if column.type == "datetime":
+                columns.append(f"try_strptime({column.name}, '{fmt}') AS {column.name}")
+            else:
+                columns.append(f"TRY_CAST({column.name} AS {DUCKDB_TYPES[column.type]}) AS {column.name}")
+        required = " AND ".join(f"{c.name} IS NOT NULL" for c in TABLES[name].columns if c.required)
+        if name == "transactions":  # the audit's range checks
+            required += " AND amount > 0 AND quantity > 0"
+        path = raw / spec["file"]
+        connection.execute(
+            f"COPY (SELECT * FROM (SELECT {', '.join(columns)} FROM read_csv('{path}', all_varchar=true)) "
+            f"WHERE {required}) TO '{folder / name}.parquet' (FORMAT parquet)"
+        )
+        rows[name] = connection.execute(f"SELECT COUNT(*) FROM '{folder / name}.parquet'").fetchone()[0]
+    records = pd.read_parquet(truth / "source_records.parquet")
+    records.rename(columns={"person_id": "customer_id"}).assign(
+        match_method="truth", match_probability=1.0
+    ).to_parquet(folder / "crosswalk.parquet")
+    persons = pd.read_parquet(truth / "persons.parquet")
+    golden = persons.rename(columns={"person_id": "customer_id"})[
+        ["customer_id", "gender", "birth_date", "province", "city", "city_tier"]
+    ].assign(
+        customer_type=persons["is_business"].map({True: "business", False: "consumer"}),
+        industry=None,
+        employee_count=None,
+        annual_revenue_cny=None,
+        primary_device=None,
+        app_installed=None,
+        sessions_per_month=None,
+        online_minutes_per_month=None,
+        loyalty_tier=None,
+    )
+    golden.to_parquet(folder / "golden.parquet")
+    rows["customers"] = len(golden)
+    return rows
+
+
+def measure_features(folder: Path) -> dict:
+    from helpers import features
+    from helpers.sql import connect
+
+    config = load_config()
+    settings = features.FeatureSettings.from_config(
+        setting(config, "features", {}), setting(config, "run.reference_date"), 42
+    )
+    start = time.perf_counter()
+    golden = pd.read_parquet(folder / "golden.parquet")
+    crosswalk = pd.read_parquet(folder / "crosswalk.parquet")
+    engine = connect()
+    for name in EVENTS:
+        engine.register(name, folder / f"{name}.parquet")
+    engine.register("crosswalk", crosswalk)
+    build = features.build_features(engine, golden, crosswalk, settings)
+    built = time.perf_counter() - start
+    matrix, _ = features.model_matrix(build.features, build.dictionary, settings.groups)
+    return {
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "build_seconds": round(built, 1),
+        "phase_seconds": {phase: round(value, 1) for phase, value in build.seconds.items()},
+        "clv_fit_seconds": round(build.clv.fit_seconds, 1) if build.clv else None,
+        "clv_fit_customers": build.clv.n_fit_customers if build.clv else None,
+        "feature_columns": build.features.shape[1] - 1,
+        "matrix_columns": matrix.shape[1] - 1,
+    }
+
+
+def measure_pandas(folder: Path) -> dict:
+    """The value features (RFM, spend, refunds, 12 months) with a plain pandas groupby."""
+    config = load_config()
+    reference = pd.Timestamp(setting(config, "run.reference_date"))
+    start = time.perf_counter()
+    txn = pd.read_parquet(
+        folder / "transactions.parquet",
+        columns=["source_system", "source_customer_id", "txn_at", "amount", "is_refund"],
+    )
+    crosswalk = pd.read_parquet(
+        folder / "crosswalk.parquet", columns=["source_system", "source_record_id", "customer_id"]
+    )
+    txn = txn.merge(
+        crosswalk,
+        left_on=["source_system", "source_customer_id"],
+        right_on=["source_system", "source_record_id"],
+        how="left",
+    )
+    txn = txn[txn["txn_at"] < reference + pd.Timedelta(days=1)]
+    txn["day"] = txn["txn_at"].dt.floor("D")
+    txn["signed"] = txn["amount"].where(~txn["is_refund"], -txn["amount"])
+    buys = txn[~txn["is_refund"]]
+    value = buys.groupby("customer_id").agg(
+        n_purchases=("amount", "size"),
+        gross_amount=("amount", "sum"),
+        first_purchase_at=("day", "min"),
+        last_purchase_at=("day", "max"),
+        n_purchase_days=("day", "nunique"),
+    )
+    value["refund_amount"] = txn[txn["is_refund"]].groupby("customer_id")["amount"].sum()
+    recent = txn[txn["day"] > reference - pd.Timedelta(days=365)]
+    value["monetary_12m"] = recent.groupby("customer_id")["signed"].sum()
+    value["recency_days"] = (reference - value["last_purchase_at"]).dt.days
+    value["avg_order_value"] = value["gross_amount"] / value["n_purchases"]
+    return {"wall_seconds": round(time.perf_counter() - start, 1), "customers_with_purchases": len(value)}
+
+
+def child(kind: str, folder: Path) -> dict:
+    result = {"features": measure_features, "pandas": measure_pandas}[kind](folder)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, help="keep prepared inputs here (reused when present)")
+    parser.add_argument("--child", choices=["features", "pandas"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.folder)))
+        return
+    for customers in args.sizes:
+        if args.workdir:
+            folder = args.workdir / str(customers)
+            folder.mkdir(parents=True, exist_ok=True)
+            run_size(customers, args.seed, folder)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench_features_") as name:
+                run_size(customers, args.seed, Path(name))
+
+
+def run_size(customers: int, seed: int, folder: Path) -> None:
+    """Prepare the inputs (unless `folder` already has them) and measure both implementations."""
+    start = time.perf_counter()
+    if not (folder / "golden.parquet").is_file():
+        rows = prepare(customers, seed, folder)
+        print(
+            f"{customers:,} customers: inputs in {time.perf_counter() - start:.0f} s, rows {rows}", flush=True
+        )
+    for kind in ("features", "pandas"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--folder", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise RuntimeError(f"{kind} benchmark failed:\n{done.stderr[-3000:]}")
+        print(f"  {customers:,} {kind:8s} {done.stdout.strip().splitlines()[-1]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
