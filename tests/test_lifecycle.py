@@ -235,6 +235,18 @@ def test_purchase_summary_on_a_tiny_log() -> None:
     assert np.isnan(summary.loc["new", "mean_interpurchase_days"])
 
 
+def test_the_whole_reference_day_counts() -> None:
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "txn_at": [REFERENCE + pd.Timedelta(hours=h) for h in (-48, 15, 30)],
+            "amount": 5.0,
+        }
+    )
+    summary = summarize_purchase_days(purchase_days(log, REFERENCE), REFERENCE)
+    assert summary[["n_purchases", "recency_days", "tenure_days"]].iloc[0].tolist() == [2, 0, 2]
+
+
 def test_label_from_transactions_tiny_log_known_answers() -> None:
     labels = label_from_transactions(
         _tiny_log(),

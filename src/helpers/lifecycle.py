@@ -226,8 +226,9 @@ def purchase_days(
     """Validated purchase occasions as of `reference_date` (inclusive): `customer_id, day, amount`.
 
     A purchase occasion is a calendar day with transactions of positive total amount (several
-    purchases the same day count once, as in the CLV literature). Rows after the reference date
-    and rows with a non-positive amount (refunds, zero) are not purchases. Raises
+    purchases the same day count once, as in the CLV literature; a day whose amounts net to zero
+    or less, e.g. refunds only, is not a purchase). The whole reference day counts; later rows
+    are ignored. Raises
     `LifecycleInputError` naming the frame, column and example rows on missing columns, empty
     ids, unparseable timestamps or non-numeric amounts.
     """
@@ -261,7 +262,7 @@ def purchase_days(
             )
     else:
         amounts = pd.Series(1.0, index=transactions.index)
-    keep = (times <= pd.Timestamp(reference_date)).to_numpy()
+    keep = (times < pd.Timestamp(reference_date).normalize() + pd.Timedelta(days=1)).to_numpy()
     log = pd.DataFrame(
         {
             "customer_id": transactions[customer_col].to_numpy()[keep],
