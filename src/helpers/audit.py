@@ -82,48 +82,9 @@ def _quote(identifier: str) -> str:
 # ---------------------------------------------------------------- profiling queries
 
 
-def column_profile(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
-    """Per column of one checked table: missing, distinct, invalid values and accepted range."""
-    table = TABLES[table_name]
-    # Exact distinct counts for the (smaller) identity tables, HyperLogLog for the event tables.
-    distinct = "count(DISTINCT" if table.kind == "identity" else "approx_count_distinct("
-    parts = []
-    for column in table.columns:
-        raw, parsed = f"nullif(trim({_quote(column.name)}), '')", f"v_{column.name}"
-        validates = column.type != "str" or (table.name, column.name) in CATEGORIES
-        parts += [
-            f"count(*) FILTER (WHERE {raw} IS NULL) AS {_quote(column.name + '|missing')}",
-            f"{distinct} {raw}) AS {_quote(column.name + '|distinct')}",
-            (f"count(*) FILTER (WHERE {raw} IS NOT NULL AND {parsed} IS NULL)" if validates else "0")
-            + f" AS {_quote(column.name + '|invalid')}",
-        ]
-        if column.type in ("int", "float", "date", "datetime"):
-            parts += [
-                f"CAST({stat}({parsed}) FILTER (WHERE len(problems) = 0) AS VARCHAR) "
-                f"AS {_quote(f'{column.name}|{stat}')}"
-                for stat in ("min", "max")
-            ]
-    parts.append("count(*) AS rows")
-    row = engine.run(
-        STEP, "column_profile", tables={"aggregates": ", ".join(parts), "checked": f"checked_{table_name}"}
-    )
-    rows = int(row["rows"].iloc[0])
-    records = []
-    for column in table.columns:
-        get = row.iloc[0].to_dict().get
-        missing = int(get(f"{column.name}|missing"))
-        records.append({
-            "table": table.name, "column": column.name, "type": column.type, "required": column.required,
-            "rows": rows, "missing": missing, "missing_share": missing / rows if rows else 0.0,
-            "distinct": int(get(f"{column.name}|distinct")), "invalid": int(get(f"{column.name}|invalid")),
-            "min": get(f"{column.name}|min"), "max": get(f"{column.name}|max"),
-        })  # fmt: skip
-    return pd.DataFrame(records)
-
-
 def quarantine_reasons(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     """Rows per quarantine reason for one table."""
-    reasons = engine.run(STEP, "quarantine_reasons", tables={"checked": f"checked_{table_name}"})
+    reasons = engine.run(STEP, "quarantine_reasons", tables={"rows": f"rows_{table_name}"})
     reasons.insert(0, "table", table_name)
     return reasons
 
@@ -136,7 +97,7 @@ def numeric_ranges(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
             stats = engine.run(
                 STEP,
                 "numeric_range",
-                tables={"checked": f"checked_{table_name}", "column": f"v_{column.name}"},
+                tables={"rows": f"rows_{table_name}", "column": f"v_{column.name}"},
             )
             stats.insert(0, "column", column.name)
             stats.insert(0, "table", table_name)
@@ -157,7 +118,7 @@ def monthly_rows(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     """Accepted rows per month of the table's main date column."""
     column = date_columns(table_name)[0]
     counts = engine.run(
-        STEP, "monthly_counts", tables={"checked": f"checked_{table_name}", "column": f"v_{column}"}
+        STEP, "monthly_counts", tables={"rows": f"rows_{table_name}", "column": f"v_{column}"}
     )
     counts.insert(0, "column", column)
     counts.insert(0, "table", table_name)
@@ -288,7 +249,7 @@ def run_audit(ctx: StepContext) -> AuditReport:
                    threads=int(ctx.setting("audit.threads", 2))) as workspace:  # fmt: skip
         engine = workspace.engine
         contract = run_contract(ctx, engine, workspace.directory)
-        profile = pd.concat([column_profile(engine, t) for t in TABLES], ignore_index=True)
+        profile = contract.column_profile
         reasons = pd.concat([quarantine_reasons(engine, t) for t in TABLES], ignore_index=True)
         ranges = pd.concat([numeric_ranges(engine, t) for t in TABLES], ignore_index=True)
         monthly = pd.concat([monthly_rows(engine, t) for t in TABLES], ignore_index=True)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
+from python_calamine import CalamineWorkbook
 
 from helpers.config import resolve_path, setting
 from helpers.io import StepContext
@@ -110,6 +113,7 @@ class ContractResult:
     """What the contract pass produced: the ledger and the invalid identifier counts."""
 
     ledger: pd.DataFrame
+    column_profile: pd.DataFrame
     invalid_identifiers: pd.DataFrame
     missing_optional_columns: dict[str, list[str]]
     sources: dict[str, TableSource]
@@ -259,9 +263,9 @@ def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) 
     if source.path.stat().st_size == 0:
         raise DataContractError(f"{source.path}: file for table {source.table} is empty (0 bytes).")
     if source.format == "excel":
-        frame = _read_excel(source)
-        engine.register(f"excel_{source.table}", frame)
-        return f"excel_{source.table}", list(frame.columns)
+        sheet = _read_excel(source)
+        engine.connection.register(f"excel_{source.table}", sheet)
+        return f"excel_{source.table}", sheet.column_names
     if source.format == "parquet":
         relation = f"read_parquet({_literal(str(source.path))})"
     elif source.format == "csv":
@@ -281,17 +285,42 @@ def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) 
     return relation, names
 
 
-def _read_excel(source: TableSource) -> pd.DataFrame:
-    try:
-        frame = pd.read_excel(source.path, sheet_name=source.sheet, dtype=str, engine="calamine")
-    except ValueError as error:
-        sheets = pd.ExcelFile(source.path, engine="calamine").sheet_names
+def _read_excel(source: TableSource) -> pyarrow.Table:
+    """One worksheet as text columns (python-calamine: fast, no per-cell pandas conversion)."""
+    workbook = CalamineWorkbook.from_path(str(source.path))
+    names = workbook.sheet_names
+    sheet = (
+        names[source.sheet] if isinstance(source.sheet, int) and source.sheet < len(names) else source.sheet
+    )
+    if sheet not in names:
         raise DataContractError(
-            f"{source.path}: cannot read sheet {source.sheet!r} for table {source.table} ({error}). "
-            f"Sheets in the workbook: {sheets}; set data.tables.{source.table}.sheet."
-        ) from error
-    frame.columns = [str(column).strip() for column in frame.columns]
-    return frame.astype(object).where(frame.notna(), None)
+            f"{source.path}: no sheet {source.sheet!r} for table {source.table}. "
+            f"Sheets in the workbook: {names}; set data.tables.{source.table}.sheet."
+        )
+    rows = workbook.get_sheet_by_name(sheet).to_python()
+    if not rows:
+        raise DataContractError(f"{source.path}: sheet {sheet!r} for table {source.table} is empty.")
+    header = [str(value).strip() for value in rows[0]]
+    columns = list(zip(*rows[1:], strict=True)) if len(rows) > 1 else [() for _ in header]
+    return pyarrow.table(
+        {name: pyarrow.array([_cell_text(value) for value in values], pyarrow.string())
+         for name, values in zip(header, columns, strict=True)}
+    )  # fmt: skip
+
+
+def _cell_text(value: Any) -> str | None:
+    """A worksheet cell as the text a CSV export would hold."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def _raise_read_error(source: TableSource, error: duckdb.Error) -> None:
@@ -303,13 +332,14 @@ def _raise_read_error(source: TableSource, error: duckdb.Error) -> None:
     ) from error
 
 
-def load_raw(engine: DuckDBEngine, source: TableSource, work_dir: Path) -> list[str]:
-    """Copy one export into work table `raw_<table>` with canonical VARCHAR columns.
+def map_columns(
+    engine: DuckDBEngine, source: TableSource, relation: str, names: list[str]
+) -> tuple[str, list[str]]:
+    """SELECT list renaming the export's columns to canonical VARCHAR columns, and the absent ones.
 
-    Returns the optional canonical columns absent from the export (filled with nulls).
+    A missing required column is a `DataContractError`; a missing optional one becomes nulls.
     """
     table = TABLES[source.table]
-    relation, names = _source_relation(engine, source, work_dir)
     stripped = {name.strip(): name for name in names}
     absent = [column.name for column in table.columns if source.file_column(column.name) not in stripped]
     missing_required = [name for name in absent if table.column(name).required]
@@ -329,27 +359,14 @@ def load_raw(engine: DuckDBEngine, source: TableSource, work_dir: Path) -> list[
         else f"CAST({_quote(stripped[source.file_column(column.name)])} AS VARCHAR) AS {_quote(column.name)}"
         for column in table.columns
     ]
-    try:
-        engine.run(
-            STEP,
-            "load_table",
-            tables={"target": f"raw_{source.table}", "columns": ", ".join(selects), "source": relation},
-        )
-    except duckdb.Error as error:
-        _raise_read_error(source, error)
-    rows = int(engine.query(f"SELECT count(*) AS n FROM raw_{source.table}")["n"].iloc[0])
-    if rows == 0:
-        raise DataContractError(
-            f"{source.path}: table {source.table} has a header ({names}) but no data rows."
-        )
-    return absent
+    return ", ".join(selects), absent
 
 
 # ---------------------------------------------------------------- validation
 
 
 def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
-    text = f"nullif(trim(raw.{_quote(column.name)}), '')"
+    text = f"t_{column.name}"
     if column.type == "str":
         allowed = CATEGORIES.get((table.name, column.name))
         if not allowed:
@@ -378,10 +395,10 @@ def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
 
 
 def _problem_cases(table: Table) -> list[str]:
-    """SQL CASE expressions, one per possible problem, yielding the reason text or NULL."""
+    """SQL CASE expressions, one per possible value problem, yielding the reason text or NULL."""
     cases = []
     for column in table.columns:
-        raw = f"nullif(trim({_quote(column.name)}), '')"
+        raw = f"t_{column.name}"
         parsed = f"v_{column.name}"
         if column.required:
             cases.append(f"CASE WHEN {raw} IS NULL THEN 'missing {column.name}' END")
@@ -417,86 +434,142 @@ def _problem_cases(table: Table) -> list[str]:
     return cases
 
 
-def _reference_sql(table: Table) -> tuple[str, str]:
-    """(join clause, orphan expression) against the accepted identity records."""
-    if not table.references:
-        return "", "false"
-    column, parent, _ = table.references[0]
-    if parent == "source_system":
-        join = (
-            "LEFT JOIN identity_keys AS ref ON ref.ref_system = typed.v_source_system "
-            f"AND ref.ref_key = typed.v_{column}"
-        )
-    else:
-        join = (
-            f"LEFT JOIN identity_keys AS ref ON ref.ref_system = {_literal(SYSTEM_OF_TABLE[parent])} "
-            f"AND ref.ref_key = typed.v_{column}"
-        )
-    return join, f"(typed.v_{column} IS NOT NULL AND ref.ref_key IS NULL)"
+def check_rows(
+    engine: DuckDBEngine, source: TableSource, config: dict[str, Any], work_dir: Path
+) -> tuple[list[str], pd.DataFrame]:
+    """Read one export into work table `rows_<table>` and flag every row problem.
 
-
-def check_rows(engine: DuckDBEngine, source: TableSource, config: dict[str, Any]) -> None:
-    """Create work table `checked_<table>`: raw and parsed columns, problems and flags per row."""
+    Raw and parsed columns, value problems, orphans (against `identity_keys`) and duplicates.
+    Returns the optional columns absent from the export and the table's column profile.
+    """
     table = TABLES[source.table]
+    relation, names = _source_relation(engine, source, work_dir)
+    mapped, absent = map_columns(engine, source, relation, names)
     reference = pd.Timestamp(setting(config, "run.reference_date"))
-    join, orphan = _reference_sql(table)
-    typed = ", ".join(f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns)
     problems = ", ".join(_problem_cases(table))
     limits = {
         "after_reference": reference + pd.Timedelta(days=1),
         "latest_birth": reference - pd.DateOffset(years=int(setting(config, "audit.min_age", 14))),
         "earliest_birth": reference - pd.DateOffset(years=int(setting(config, "audit.max_age", 100))),
     }
+    rows = f"rows_{table.name}"
+    try:
+        engine.run(
+            STEP,
+            "check_rows",
+            tables={
+                "rows": rows,
+                "source": relation,
+                "mapped_columns": mapped,
+                "trimmed_columns": ", ".join(
+                    f"nullif(trim({_quote(c)}), '') AS t_{c}" for c in table.column_names
+                ),
+                "trimmed_names": ", ".join(f"t_{c}" for c in table.column_names),
+                "typed_columns": ", ".join(
+                    f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
+                ),
+                "problem_cases": problems,
+            },
+            **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
+        )
+    except duckdb.Error as error:
+        _raise_read_error(source, error)
+    if int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
+        raise DataContractError(
+            f"{source.path}: table {source.table} has a header ({names}) but no data rows."
+        )
+    if table.references:
+        column, parent, _ = table.references[0]
+        system = "r.v_source_system" if parent == "source_system" else _literal(SYSTEM_OF_TABLE[parent])
+        engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
     engine.run(
         STEP,
-        "validate_rows",
-        tables={
-            "checked": f"checked_{table.name}",
-            "raw": f"raw_{table.name}",
-            "typed_columns": typed,
-            "problem_cases": problems,
-            "orphan_case": orphan,
-            "reference_join": join,
-            "raw_columns": ", ".join(_quote(c.name) for c in table.columns),
-            "key": table.key,
-        },
-        **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
+        "flag_duplicates",
+        tables={"rows": rows, "key": table.key, "raw_columns": ", ".join(map(_quote, table.column_names))},
     )
-    _check_mostly_unparseable(engine, source, float(setting(config, "audit.max_unparseable_share", 0.5)))
+    profile = profile_columns(engine, table.name)
+    _check_mostly_unparseable(
+        engine, source, profile, float(setting(config, "audit.max_unparseable_share", 0.5))
+    )
+    return absent, profile
 
 
-def _check_mostly_unparseable(engine: DuckDBEngine, source: TableSource, max_share: float) -> None:
+def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+    """Per column of one work table: missing, distinct and invalid values, accepted range.
+
+    `invalid` counts filled values that did not parse (or, for categories, are not allowed).
+    Distinct counts are exact for identity tables and HyperLogLog estimates for event tables.
+    """
+    table = TABLES[table_name]
+    distinct = "count(DISTINCT" if table.kind == "identity" else "approx_count_distinct("
+    parts = []
+    for column in table.columns:
+        raw, parsed = f"nullif(trim({_quote(column.name)}), '')", f"v_{column.name}"
+        validates = column.type != "str" or (table.name, column.name) in CATEGORIES
+        invalid = f"count(*) FILTER (WHERE {raw} IS NOT NULL AND {parsed} IS NULL)" if validates else "0"
+        parts += [
+            f"count(*) FILTER (WHERE {raw} IS NULL) AS {_quote(f'{column.name}|missing')}",
+            f"{distinct} {raw}) AS {_quote(f'{column.name}|distinct')}",
+            f"{invalid} AS {_quote(f'{column.name}|invalid')}",
+        ]
+        if column.type in ("int", "float", "date", "datetime"):
+            parts += [
+                f"CAST({stat}({parsed}) FILTER (WHERE problems = '') AS VARCHAR) "
+                f"AS {_quote(f'{column.name}|{stat}')}"
+                for stat in ("min", "max")
+            ]
+    parts.append("count(*) AS rows")
+    values = engine.run(
+        STEP, "column_profile", tables={"aggregates": ", ".join(parts), "rows": f"rows_{table_name}"}
+    )
+    get = values.iloc[0].to_dict().get
+    rows = int(get("rows"))
+    return pd.DataFrame(
+        [
+            {
+                "table": table.name,
+                "column": column.name,
+                "type": column.type,
+                "required": column.required,
+                "rows": rows,
+                "missing": int(get(f"{column.name}|missing")),
+                "missing_share": int(get(f"{column.name}|missing")) / rows,
+                "distinct": int(get(f"{column.name}|distinct")),
+                "invalid": int(get(f"{column.name}|invalid")),
+                "min": get(f"{column.name}|min"),
+                "max": get(f"{column.name}|max"),
+            }
+            for column in table.columns
+        ]
+    )
+
+
+def _check_mostly_unparseable(
+    engine: DuckDBEngine, source: TableSource, profile: pd.DataFrame, max_share: float
+) -> None:
     table = TABLES[source.table]
-    typed = [c for c in table.columns if c.type != "str"]
-    counts = ", ".join(
-        f"count(nullif(trim({_quote(c.name)}), '')) AS {_quote(c.name + '__filled')}, "
-        f"count(*) FILTER (WHERE nullif(trim({_quote(c.name)}), '') IS NOT NULL AND v_{c.name} IS NULL) "
-        f"AS {_quote(c.name + '__bad')}"
-        for c in typed
-    )
-    row = engine.run(
-        STEP, "unparseable_columns", tables={"counts": counts, "checked": f"checked_{table.name}"}
-    )
-    for column in typed:
-        filled, bad = int(row[f"{column.name}__filled"].iloc[0]), int(row[f"{column.name}__bad"].iloc[0])
-        if filled and bad / filled > max_share:
-            examples = engine.query(
-                f"SELECT source_row, {_quote(column.name)} AS value FROM checked_{table.name} "
-                f"WHERE nullif(trim({_quote(column.name)}), '') IS NOT NULL AND v_{column.name} IS NULL "
-                "ORDER BY source_row LIMIT 5"
-            )
-            shown = "; ".join(f"row {r.source_row}: {r.value!r}" for r in examples.itertuples())
-            fmt = source.date_format if column.type == "date" else source.datetime_format
-            hint = (
-                f" Set data.tables.{table.name}.{column.type}_format (now {fmt!r})."
-                if column.type in ("date", "datetime")
-                else ""
-            )
-            raise DataContractError(
-                f"{source.path}: column {source.file_column(column.name)!r} (canonical {column.name}, "
-                f"{column.type}) of table {table.name} does not parse in {bad} of {filled} filled rows "
-                f"({bad / filled:.0%}), e.g. {shown}.{hint}"
-            )
+    for row in profile.itertuples():
+        column = table.column(row.column)
+        filled = row.rows - row.missing
+        if column.type == "str" or not filled or row.invalid / filled <= max_share:
+            continue
+        examples = engine.query(
+            f"SELECT rowid + 1 AS source_row, {_quote(column.name)} AS value FROM rows_{table.name} "
+            f"WHERE nullif(trim({_quote(column.name)}), '') IS NOT NULL AND v_{column.name} IS NULL "
+            "ORDER BY rowid LIMIT 5"
+        )
+        shown = "; ".join(f"row {r.source_row}: {r.value!r}" for r in examples.itertuples())
+        fmt = source.date_format if column.type == "date" else source.datetime_format
+        hint = (
+            f" Set data.tables.{table.name}.{column.type}_format (now {fmt!r})."
+            if column.type in ("date", "datetime")
+            else ""
+        )
+        raise DataContractError(
+            f"{source.path}: column {source.file_column(column.name)!r} (canonical {column.name}, "
+            f"{column.type}) of table {table.name} does not parse in {row.invalid} of {filled} filled rows "
+            f"({row.invalid / filled:.0%}), e.g. {shown}.{hint}"
+        )
 
 
 # ---------------------------------------------------------------- clean outputs
@@ -526,7 +599,7 @@ def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> 
         "write_clean",
         tables={
             "columns": ", ".join(f"v_{c.name} AS {_quote(c.name)}" for c in table.columns),
-            "checked": f"checked_{table.name}",
+            "rows": f"rows_{table.name}",
             "path": str(partial).replace("'", "''"),
             "pandas_metadata": _pandas_metadata(table).replace("'", "''"),
         },
@@ -534,31 +607,34 @@ def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> 
     partial.replace(path)
 
 
-def _clean_identity_table(engine: DuckDBEngine, table: Table) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Accepted identity records with normalized phones/e-mails, and invalid identifier counts."""
+def _accepted_rows(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
+    """Accepted rows of a work table as typed canonical columns, in file order."""
     columns = ", ".join(f"v_{c.name} AS {_quote(c.name)}" for c in table.columns)
-    frame = engine.query(
-        f"SELECT {columns} FROM checked_{table.name} WHERE len(problems) = 0 ORDER BY source_row"
-    ).astype(clean_dtypes(table))
+    frame = engine.query(f"SELECT {columns} FROM rows_{table.name} WHERE problems = '' ORDER BY rowid")
+    return frame.astype(clean_dtypes(table))
+
+
+def _finish_identity_table(
+    ctx: StepContext, table: Table, frame: pd.DataFrame, sample_rows: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Add source and normalized columns, write and check `clean_<table>`.
+
+    Returns the invalid phone/e-mail counts and the rows pandera checked. Runs in a worker
+    thread while DuckDB reads the next tables (the regex normalizers are pure Python).
+    """
     frame.insert(0, "source_record_id", frame[table.key])
     frame.insert(0, "source_system", SYSTEM_OF_TABLE[table.name])
     invalid = []
     for column in table.column_names:
         if column in PHONE_COLUMNS or column == EMAIL_COLUMN:
-            normalized = (
-                normalize_phone(frame[column]) if column in PHONE_COLUMNS else normalize_email(frame[column])
-            )
+            normalize = normalize_phone if column in PHONE_COLUMNS else normalize_email
+            normalized = normalize(frame[column])
             frame[f"{column}_norm"] = normalized.astype(object).where(normalized.notna(), None)
             filled = int(frame[column].notna().sum())
-            invalid.append(
-                {
-                    "table": table.name,
-                    "column": column,
-                    "filled": filled,
-                    "invalid": int(filled - normalized.notna().sum()),
-                }
-            )
-    return frame, invalid
+            invalid.append({"table": table.name, "column": column, "filled": filled,
+                            "invalid": int(filled - normalized.notna().sum())})  # fmt: skip
+    ctx.write(f"clean_{table.name}", frame)
+    return invalid, validate_clean(ctx, table, sample_rows)
 
 
 def pandera_schema(table: Table) -> pa.DataFrameSchema:
@@ -622,44 +698,49 @@ def validate_clean(ctx: StepContext, table: Table, sample_rows: int) -> int:
 def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> ContractResult:
     """Load, validate, quarantine and clean every table; write clean_*, quarantine_* and ledger.
 
-    Leaves the work tables `checked_<table>` in `engine` for profiling.
+    Identity tables go first: events are orphans unless they point at an accepted identity record.
+    Leaves the work tables `rows_<table>` in `engine` for profiling.
     """
     sources = table_sources(ctx.config)
-    sample_rows = int(ctx.setting("audit.contract_sample_rows", 200_000))
-    ledgers, invalid, absent, checked_rows = [], [], {}, {}
-    for table in IDENTITY_TABLES:
-        absent[table.name] = load_raw(engine, sources[table.name], work_dir)
-        check_rows(engine, sources[table.name], ctx.config)
-        frame, counts = _clean_identity_table(engine, table)
-        invalid.extend(counts)
-        ctx.write(f"clean_{table.name}", frame)
-        engine.register("accepted_identity", frame[["source_system", "source_record_id"]])
-        engine.query(
-            (
-                "CREATE OR REPLACE TABLE identity_keys AS "
-                if table is IDENTITY_TABLES[0]
-                else "INSERT INTO identity_keys "
+    sample_rows = int(ctx.setting("audit.contract_sample_rows", 100_000))
+    ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
+    engine.query("CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR)")
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        identity_jobs = {}
+        for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
+            absent[table.name], profile = check_rows(engine, sources[table.name], ctx.config, work_dir)
+            profiles.append(profile)
+            if table.kind == "identity":
+                frame = _accepted_rows(engine, table)
+                identity_jobs[table.name] = worker.submit(
+                    _finish_identity_table, ctx, table, frame, sample_rows
+                )
+                system = _literal(SYSTEM_OF_TABLE[table.name])
+                engine.query(
+                    f"INSERT INTO identity_keys SELECT {system}, v_{table.key} FROM rows_{table.name} "
+                    "WHERE problems = ''"
+                )
+            else:
+                _write_event_table(engine, ctx, table)
+                checked_rows[table.name] = validate_clean(ctx, table, sample_rows)
+            _write_quarantine(engine, ctx, table)
+            ledgers.append(
+                engine.run(STEP, "ledger", tables={"table": table.name, "rows": f"rows_{table.name}"})
             )
-            + "SELECT source_system AS ref_system, source_record_id AS ref_key FROM accepted_identity"
-        )
-        engine.connection.unregister("accepted_identity")
-    for table in TABLES.values():
-        if table.kind == "event":
-            absent[table.name] = load_raw(engine, sources[table.name], work_dir)
-            check_rows(engine, sources[table.name], ctx.config)
-            _write_event_table(engine, ctx, table)
-        _write_quarantine(engine, ctx, table)
-        ledgers.append(
-            engine.run(STEP, "ledger", tables={"table": table.name, "checked": f"checked_{table.name}"})
-        )
-        engine.query(f"DROP TABLE IF EXISTS raw_{table.name}")
-        checked_rows[table.name] = validate_clean(ctx, table, sample_rows)
-    ledger = pd.concat(ledgers, ignore_index=True)
+        for name, job in identity_jobs.items():
+            counts, checked_rows[name] = job.result()
+            invalid.extend(counts)
+    order = {name: position for position, name in enumerate(TABLES)}
+    ledger = pd.concat(ledgers, ignore_index=True).sort_values("table", key=lambda t: t.map(order))
+    ledger = ledger.reset_index(drop=True)
     if not (ledger["input_rows"] == ledger["accepted_rows"] + ledger["quarantined_rows"]).all():
         raise AssertionError(f"Ledger does not balance:\n{ledger}")
     ctx.write("ledger", ledger[["table", "input_rows", "accepted_rows", "quarantined_rows"]])
     return ContractResult(
         ledger=ledger,
+        column_profile=pd.concat(profiles, ignore_index=True).sort_values(
+            "table", key=lambda t: t.map(order), kind="stable", ignore_index=True
+        ),
         invalid_identifiers=pd.DataFrame(invalid, columns=["table", "column", "filled", "invalid"]),
         missing_optional_columns={name: cols for name, cols in absent.items() if cols},
         sources=sources,
@@ -677,7 +758,7 @@ def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table) -> N
             "raw_columns": ", ".join(
                 f"{_quote(name)} AS {_quote(quarantine_column(name))}" for name in table.column_names
             ),
-            "checked": f"checked_{table.name}",
+            "rows": f"rows_{table.name}",
             "path": str(partial).replace("'", "''"),
         },
     )

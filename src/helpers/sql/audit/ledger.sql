@@ -2,10 +2,10 @@
 SELECT
     '{table}' AS "table",
     count(*) AS input_rows,
-    count(*) FILTER (WHERE len(problems) = 0) AS accepted_rows,
-    count(*) FILTER (WHERE len(problems) > 0) AS quarantined_rows,
+    count(*) FILTER (WHERE problems = '') AS accepted_rows,
+    count(*) FILTER (WHERE problems <> '') AS quarantined_rows,
     count(*) FILTER (WHERE value_problem) AS value_problem_rows,
     count(*) FILTER (WHERE exact_duplicate) AS exact_duplicate_rows,
     count(*) FILTER (WHERE duplicate_key) AS duplicate_key_rows,
     count(*) FILTER (WHERE orphan) AS orphan_rows
-FROM {checked}
+FROM {rows}

@@ -1,7 +1,7 @@
 -- Range and outliers of one numeric column over the accepted rows of one checked table.
 -- Outliers lie more than 3 interquartile ranges outside the quartiles.
 WITH accepted AS (
-    SELECT CAST({column} AS DOUBLE) AS x FROM {checked} WHERE len(problems) = 0 AND {column} IS NOT NULL
+    SELECT CAST({column} AS DOUBLE) AS x FROM {rows} WHERE problems = '' AND {column} IS NOT NULL
 ),
 quartiles AS (
     SELECT approx_quantile(x, 0.25) AS q1, approx_quantile(x, 0.75) AS q3 FROM accepted

@@ -1,5 +1,5 @@
 -- How many rows of one checked table carry each quarantine reason.
 SELECT reason, count(*) AS rows
-FROM (SELECT unnest(problems) AS reason FROM {checked})
+FROM (SELECT unnest(string_split(problems, '; ')) AS reason FROM {rows} WHERE problems <> '')
 GROUP BY reason
 ORDER BY rows DESC, reason

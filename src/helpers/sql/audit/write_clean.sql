@@ -2,7 +2,7 @@
 -- The pandas metadata makes pandas read nullable ints as Int64 and optional bools as boolean.
 COPY (
     SELECT {columns}
-    FROM {checked}
-    WHERE len(problems) = 0
-    ORDER BY source_row
+    FROM {rows}
+    WHERE problems = ''
+    ORDER BY rowid
 ) TO '{path}' (FORMAT parquet, KV_METADATA {{pandas: '{pandas_metadata}'}})

@@ -1,7 +1,7 @@
 -- Rejected rows of one table with their original string values, file row and all reasons.
 COPY (
-    SELECT source_row, {raw_columns}, array_to_string(problems, '; ') AS reason
-    FROM {checked}
-    WHERE len(problems) > 0
-    ORDER BY source_row
+    SELECT rowid + 1 AS source_row, {raw_columns}, problems AS reason
+    FROM {rows}
+    WHERE problems <> ''
+    ORDER BY rowid
 ) TO '{path}' (FORMAT parquet)
