@@ -28,6 +28,8 @@ from typing import Any, Literal
 import jellyfish
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from helpers.identity_splink import empty_scores
 from helpers.normalize import (
@@ -444,10 +446,49 @@ def merge_with_constraints(
 
 def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
     """Stable customer id per record: `C` + 16 hex digits of SHA-1 of the cluster's smallest record key."""
-    smallest = record_keys.groupby(labels).transform("min")
-    unique = smallest.unique()
-    ids = {key: "C" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in unique}
-    return smallest.map(ids)
+    frame = pd.DataFrame({"label": labels, "key": record_keys.to_numpy()})
+    smallest = frame.sort_values("key").drop_duplicates("label").set_index("label")["key"]
+    ids = pd.Series(
+        ["C" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in smallest.to_numpy()],
+        index=smallest.index,
+    )
+    return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
+
+
+def deterministic_clusters(
+    n_records: int, accepted: pd.DataFrame, records: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster label per record from accepted identifier links, without chaining conflicts.
+
+    Connected components whose records agree on name key, birth date and national ID (or lack
+    them) are taken as they are; only components with differing values go through
+    `merge_with_constraints`. Returns labels (the smallest record index of each cluster) and
+    which accepted links were applied.
+    """
+    left, right = accepted["left_index"].to_numpy(), accepted["right_index"].to_numpy()
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n_records, n_records))
+    component = connected_components(graph, directed=False)[1]
+    checked = pd.DataFrame(
+        {
+            "component": component,
+            "name": records["name_key"].to_numpy(),
+            "birth": records["birth_date"].to_numpy(),
+            "national_id": records["national_id_hash"].to_numpy(),
+        }
+    )
+    distinct = checked.groupby("component")[["name", "birth", "national_id"]].nunique()
+    simple = (distinct <= 1).all(axis=1).reindex(component).to_numpy()
+    labels = pd.Series(np.arange(n_records)).groupby(component).transform("min").to_numpy()
+    applied = np.ones(len(left), dtype=bool)
+    complex_edges = ~simple[left]
+    if complex_edges.any():
+        own = np.where(simple, labels, np.arange(n_records))
+        merged, applied_complex = merge_with_constraints(
+            own, left[complex_edges], right[complex_edges], records
+        )
+        labels = np.where(simple, labels, merged)
+        applied[complex_edges] = applied_complex
+    return labels, applied
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,12 +523,7 @@ def merge_identities(
         suspicious = find_suspicious_identifiers(identifiers, records, max_people_per_identifier, engine)
         edges = deterministic_edges(identifiers, records, suspicious, engine)
     accepted = edges[edges["accepted"]]
-    labels, applied = merge_with_constraints(
-        np.arange(len(records)),
-        accepted["left_index"].to_numpy(),
-        accepted["right_index"].to_numpy(),
-        records,
-    )
+    labels, applied = deterministic_clusters(len(records), accepted, records)
     deterministic_labels = labels.copy()
     refused = accepted[~applied].assign(reason="would join conflicting records")
     stats: dict[str, Any] = {
@@ -560,19 +596,15 @@ def _crosswalk(
     ids = customer_ids(records["record_key"], labels)
     cluster_size = ids.map(ids.value_counts())
     group_size = pd.Series(deterministic_labels).map(pd.Series(deterministic_labels).value_counts())
-    rules = pd.concat(
-        [
-            accepted[["left_index", "shared_types"]].rename(columns={"left_index": "record_index"}),
-            accepted[["right_index", "shared_types"]].rename(columns={"right_index": "record_index"}),
-        ]
-    )
-    rules = rules.assign(shared_types=rules["shared_types"].str.split("+")).explode("shared_types")
-    rule = (
-        rules.drop_duplicates()
-        .sort_values("shared_types")
-        .groupby("record_index")["shared_types"]
-        .agg("+".join)
-    )
+    # Identifier types of the links that placed each record, e.g. "email+mobile".
+    rule = pd.Series("", index=np.arange(len(records)), dtype=object)
+    for kind in sorted(IDENTIFIER_STRENGTH):
+        linked = accepted["shared_types"].str.contains(kind, regex=False).to_numpy()
+        has = np.zeros(len(records), dtype=bool)
+        has[accepted["left_index"].to_numpy()[linked]] = True
+        has[accepted["right_index"].to_numpy()[linked]] = True
+        rule[has] = rule[has] + np.where(rule[has] == "", "", "+") + kind
+    rule = rule.replace("", None)
     probability = pd.Series(deterministic_labels).map(applied_scores.set_index("label")["match_probability"])
     method = np.select(
         [cluster_size.to_numpy() == 1, probability.notna().to_numpy(), group_size.to_numpy() > 1],
@@ -588,7 +620,7 @@ def _crosswalk(
             "match_probability": np.where(
                 method == "single", np.nan, np.where(method == "deterministic", 1.0, probability.to_numpy())
             ),
-            "match_rule": pd.Series(np.arange(len(records))).map(rule).to_numpy(),
+            "match_rule": rule.to_numpy(),
         }
     )
     crosswalk.loc[crosswalk["match_method"] == "probabilistic", "match_rule"] = "splink"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 
 import pandas as pd
 from pypinyin import lazy_pinyin
@@ -140,8 +141,14 @@ _SURNAME_READINGS = {
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
+@cache
+def _char_pinyin(character: str) -> str:
+    return "".join(lazy_pinyin(character, errors="ignore")).replace("ü", "v")
+
+
 def _pinyin(text: str) -> str:
-    return "".join(lazy_pinyin(text, errors="ignore")).replace("ü", "v")
+    """Toneless pinyin, character by character (names have no word context to use)."""
+    return "".join(_char_pinyin(character) for character in text)
 
 
 def _han_name_tokens(name: str) -> list[str]:
