@@ -137,11 +137,14 @@ def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]]) -> dict[i
     return dict(sorted(names.items()))
 
 
-def _generated_name(row: pd.Series, used: set[str]) -> str:
+def _generated_name(row: pd.Series, used: set[str], min_z: float = 0.5) -> str:
+    """Up to two strongest features (|z| >= min_z), e.g. "High monetary total, low recency days"."""
     z = row[[c for c in row.index if str(c).startswith("z:")]].astype(float)
-    strongest = z.abs().sort_values(ascending=False, kind="stable").index[:2]
+    strongest = [
+        c for c in z.abs().sort_values(ascending=False, kind="stable").index[:2] if abs(z[c]) >= min_z
+    ]
     words = [f"{'high' if z[c] > 0 else 'low'} {str(c)[2:].replace('_', ' ')}" for c in strongest]
-    name = ", ".join(words).capitalize()
+    name = ", ".join(words).capitalize() if words else "Average customers"
     suffix = 2
     candidate = name
     while candidate in used:

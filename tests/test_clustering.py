@@ -1,0 +1,205 @@
+"""Step 04 clustering: candidates, stability, assignment, selection, profiles, names, matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from helpers import clustering as cl
+from helpers import clustering_profiles as cp
+
+PLANTED_K = 5
+
+
+def toy_world(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """5 heavy-tailed (Student t) blobs of unequal size (35 % .. 8 %) and spread in 6 dims."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(PLANTED_K, size=n, p=[0.35, 0.25, 0.18, 0.14, 0.08])
+    centers = rng.normal(0, 4, size=(PLANTED_K, 6))
+    spread = rng.uniform(0.5, 1.5, size=PLANTED_K)[truth][:, None]
+    x = centers[truth] + rng.standard_t(5, size=(n, 6)) * spread
+    business = pd.DataFrame(
+        {
+            "clv_12m": np.exp(centers[truth, 0] / 2 + rng.normal(0, 1, n)),
+            "p_no_purchase_next_period": 1 / (1 + np.exp(-centers[truth, 1] + rng.normal(0, 1, n))),
+            "n_calls": rng.poisson(np.exp(centers[truth, 2] / 3)),
+        }
+    )
+    return x, business, truth
+
+
+TOY_SETTINGS = cl.ClusteringSettings(
+    k_max=8, sample_size=1500, small_sample_size=800, score_sample_size=800, stability_sample_size=600
+)
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    return toy_world()
+
+
+@pytest.fixture(scope="module")
+def toy_comparison(toy) -> tuple[cl.Comparison, pd.DataFrame]:
+    x, business, _ = toy
+    comparison = cl.compare(x, business, TOY_SETTINGS)
+    return comparison, cl.combined_scores(comparison.table, TOY_SETTINGS)
+
+
+@pytest.mark.parametrize("algorithm", cl.ALGORITHMS)
+def test_every_candidate_fits_and_assigns_every_row(toy, algorithm):
+    x, _, truth = toy
+    candidate = cl.fit_candidate(algorithm, PLANTED_K, x[:600], seed=1)
+    labels, distance, probability = cl.assign(candidate, x)
+    assert labels.shape == (len(x),) and labels.min() >= 0 and labels.max() < len(candidate.centroids)
+    assert np.all(distance >= 0) and np.all((probability > 0) & (probability <= 1 + 1e-12))
+    assert adjusted_rand_score(truth, labels) > 0.6  # every method finds the well-separated blobs
+
+
+def test_stability_is_high_for_separated_blobs_and_low_for_noise(toy):
+    x, _, _ = toy
+    settings = cl.ClusteringSettings(stability_sample_size=600, stability_refits=3)
+    assert cl.stability("kmeans", PLANTED_K, x, settings) > 0.9
+    noise = np.random.default_rng(3).normal(size=(1500, 6))
+    assert cl.stability("kmeans", 6, noise, settings) < 0.7
+    assert cl.stability("gmm_full", 6, noise, settings) < 0.7
+
+
+def test_selection_picks_the_planted_k_and_recovers_the_blobs(toy, toy_comparison):
+    x, _, truth = toy
+    comparison, scored = toy_comparison
+    chosen, reason = cl.select(scored)
+    assert int(chosen.split(":")[1]) == PLANTED_K, scored.sort_values("score").tail(5)
+    assert "admissible" in reason
+    assert adjusted_rand_score(truth, cl.predict_labels(comparison.candidates[chosen], x)) > 0.9
+    # a candidate failing the size gate is never admissible
+    assert not scored.loc[scored["n_small_segments"] > 0, "admissible"].any()
+    assert set(scored["algorithm"]) == set(cl.ALGORITHMS)
+
+
+def test_override_and_unknown_override(toy_comparison):
+    _, scored = toy_comparison
+    assert cl.select(scored, "kmeans:3") == ("kmeans:3", "analyst override (clustering.choose)")
+    with pytest.raises(cl.ClusteringInputError, match="kmeans:40"):
+        cl.select(scored, "kmeans:40")
+
+
+def test_index_choices_name_the_best_value_per_criterion(toy_comparison):
+    _, scored = toy_comparison
+    picks = cl.index_choices(scored).set_index("criterion")
+    assert picks.loc["silhouette", "value"] == pytest.approx(scored["silhouette"].max())
+    assert picks.loc["davies_bouldin", "value"] == pytest.approx(scored["davies_bouldin"].min())
+    assert picks.loc["bic", "choice"].startswith("gmm_")
+
+
+def _customer_tables(x: np.ndarray, business: pd.DataFrame, n_prospects: int = 100):
+    ids = [f"C{i:05d}" for i in range(len(x))]
+    matrix = pd.DataFrame(x, columns=[f"f{j}" for j in range(x.shape[1])]).assign(customer_id=ids)
+    features = business.assign(customer_id=ids, n_purchases=1, monetary_total=business["clv_12m"])
+    features.loc[: n_prospects - 1, "n_purchases"] = 0
+    dictionary = pd.DataFrame(
+        {"name": [f"f{j}" for j in range(x.shape[1])], "group": ["value", "service"] * 3}
+    )
+    return cl.validate_model_matrix(matrix), features, dictionary
+
+
+def test_segment_all_covers_every_customer_once_with_prospects_in_segment_0(toy, toy_comparison):
+    x, business, _ = toy
+    matrix, features, _ = _customer_tables(x, business)
+    prospects = cl.prospect_mask(features, matrix.index)
+    assert prospects.sum() == 100
+    candidate = toy_comparison[0].candidates["ward:5"]
+    segments, centroids = cl.segment_all(candidate, matrix, prospects)
+    assert segments["customer_id"].is_unique and set(segments["customer_id"]) == set(matrix.index)
+    assert (segments.loc[prospects, "segment_id"] == cl.PROSPECT_ID).all()
+    assert set(segments.loc[~prospects, "segment_id"]) == set(range(1, 6))
+    sizes = segments.loc[~prospects, "segment_id"].value_counts().sort_index()
+    assert sizes.is_monotonic_decreasing  # segment 1 is the largest
+    assert list(centroids["segment_id"]) == [1, 2, 3, 4, 5]
+
+
+def test_profiles_and_names_are_deterministic_for_a_seed(toy):
+    x, business, _ = toy
+
+    def run() -> tuple[pd.DataFrame, dict[int, str]]:
+        matrix, features, dictionary = _customer_tables(x, business)
+        prospects = cl.prospect_mask(features, matrix.index)
+        comparison = cl.compare(x[~prospects], business[~prospects].reset_index(drop=True), TOY_SETTINGS)
+        chosen, _ = cl.select(cl.combined_scores(comparison.table, TOY_SETTINGS))
+        segments, _ = cl.segment_all(comparison.candidates[chosen], matrix, prospects)
+        profiles = cp.segment_profiles(segments, matrix, features, dictionary)
+        rules = [{"name": "High f0", "when": ["z:f0 > 0.5"]}]
+        return profiles, cp.name_segments(profiles, rules)
+
+    first_profiles, first_names = run()
+    second_profiles, second_names = run()
+    pd.testing.assert_frame_equal(first_profiles, second_profiles)
+    assert first_names == second_names
+    assert first_names[cl.PROSPECT_ID] == "Prospects"
+    assert list(first_names.values()).count("High f0") == 1
+    assert len(set(first_names.values())) == len(first_names)  # names are unique
+    assert first_profiles["share"].sum() == pytest.approx(1)
+    assert first_profiles["top_features"].str.contains("value: ").all()
+
+
+def test_naming_rule_goes_to_the_segment_with_the_largest_margin():
+    profiles = pd.DataFrame(
+        {
+            "segment_id": [1, 2, 3],
+            "share": [0.5, 0.3, 0.2],
+            "z:monetary_total": [0.2, 1.5, 2.5],
+            "z:complaint_rate": [1.2, 0.0, -0.3],
+        }
+    )
+    rules = [
+        {"name": "High value", "when": ["z:monetary_total > 1"]},
+        {"name": "Complainers", "when": ["z:complaint_rate >= 1", "share > 0.4"]},
+        {"name": "Unused", "when": ["z:not_a_column > 0"]},
+    ]
+    names = cp.name_segments(profiles, rules)
+    assert names[3] == "High value" and names[1] == "Complainers"
+    assert names[2] == "High monetary total"  # generated: strongest z-score only one above 0.
+
+
+def test_naming_rules_file_is_readable_and_bad_conditions_are_rejected(tmp_path):
+    rules = cp.load_naming_rules("config/naming_rules.yml")
+    assert rules and all(rule["when"] for rule in rules)
+    bad = tmp_path / "rules.yml"
+    bad.write_text("rules:\n  - name: X\n    when: ['monetary_total is big']\n")
+    with pytest.raises(ValueError, match="monetary_total is big"):
+        cp.load_naming_rules(bad)
+
+
+def test_match_segments_recovers_a_permutation_and_leaves_extra_segments_unmatched():
+    rng = np.random.default_rng(0)
+    old = pd.DataFrame(rng.normal(0, 3, size=(4, 5)), columns=list("abcde")).assign(segment_id=[1, 2, 3, 4])
+    new = old.iloc[[2, 0, 3, 1]].copy()
+    new[list("abcde")] += rng.normal(0, 0.05, size=(4, 5))
+    new["segment_id"] = [1, 2, 3, 4]
+    extra = pd.DataFrame([[9.0] * 5 + [5]], columns=[*"abcde", "segment_id"])
+    matched = cl.match_segments(old, pd.concat([new, extra], ignore_index=True), max_distance=1.0)
+    mapping = matched.set_index("new_segment_id")["old_segment_id"]
+    assert mapping.iloc[:4].tolist() == [3, 1, 4, 2]
+    assert pd.isna(mapping[5]) and np.isnan(matched["distance"].iloc[4])
+
+
+def test_bad_input_names_table_column_and_rows():
+    matrix = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "f0": [1.0, np.nan, 0.0]})
+    with pytest.raises(cl.ClusteringInputError, match=r"model_matrix: column f0 .*C2"):
+        cl.validate_model_matrix(matrix)
+    with pytest.raises(cl.ClusteringInputError, match="C1"):
+        cl.validate_model_matrix(matrix.assign(customer_id=["C1", "C1", "C3"], f0=0.0))
+    with pytest.raises(cl.ClusteringInputError, match="not numeric"):
+        cl.validate_model_matrix(matrix.assign(f0=["a", "b", "c"]))
+    features = pd.DataFrame({"customer_id": ["C1", "C2"], "n_purchases": [1, 0]})
+    with pytest.raises(cl.ClusteringInputError, match="C3"):
+        cl.prospect_mask(features, pd.Index(["C1", "C2", "C3"]))
+
+
+def test_settings_reject_unknown_algorithms_and_bad_k():
+    with pytest.raises(cl.ClusteringInputError, match="kmedoids"):
+        cl.ClusteringSettings.from_config({"algorithms": ["kmeans", "kmedoids"]})
+    with pytest.raises(cl.ClusteringInputError, match="k_min"):
+        cl.ClusteringSettings.from_config({"k_min": 5, "k_max": 3})
+    assert cl.ClusteringSettings.from_config({"k_max": 6}, choose="ward:4").choose == "ward:4"
