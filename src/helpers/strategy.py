@@ -280,34 +280,31 @@ def smoothed_response(response_rate: pd.Series, n_contacts: pd.Series, prior_str
 def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySettings) -> pd.DataFrame:
     """Per customer: channel, action, offer, contacts planned, value at stake and priority."""
     names = sorted(customers["segment_name"].astype(str).unique())
-    matrix = playbook_matrix(playbook, names)
-    matrix_keyed = matrix.set_index(["segment_name", "stage"])
-    key = pd.MultiIndex.from_arrays(
-        [customers["segment_name"].astype(str), customers["stage"].astype(str)],
-        names=["segment_name", "stage"],
-    )
-    positions = matrix_keyed.index.get_indexer(key)
+    matrix = playbook_matrix(playbook, names)  # rows: segment (sorted) x stage (STAGES order)
+    segment_code = pd.Categorical(customers["segment_name"].astype(str), categories=names).codes
+    stage_code = pd.Categorical(customers["stage"], categories=list(STAGES)).codes
+    positions = segment_code * len(STAGES) + stage_code
+    tier_code = pd.Categorical(customers["value_tier"], categories=list(TIERS)).codes
     plan = customers[
         ["customer_id", "segment_id", "segment_name", "stage", "value_tier", "clv_12m", "churn_risk"]
     ].copy()
-    tier = customers["value_tier"].astype(str)
-    plan["channel"] = pd.Categorical(tier.map({t: f["channel"] for t, f in playbook.tiers.items()}))
+    channels = pd.Categorical([playbook.tiers[t]["channel"] for t in TIERS])
+    plan["channel"] = pd.Categorical.from_codes(channels.codes[tier_code], channels.categories)
     for column in ("action", "script_theme", "offer", "kpi"):
-        plan[column] = pd.Categorical.from_codes(
-            pd.Categorical(matrix[column]).codes[positions], pd.Categorical(matrix[column]).categories
-        )
+        values = pd.Categorical(matrix[column])
+        plan[column] = pd.Categorical.from_codes(values.codes[positions], values.categories)
     frequency = matrix["frequency_days"].to_numpy()[positions]
     plan["contacts_planned"] = np.maximum(1, settings.period_days // frequency)
     # allowed[row of the segment x stage matrix, tier] = agents call that tier there
     allowed = np.array([[t in tiers.split(", ") for t in TIERS] for tiers in matrix["call_tiers"]])
-    first_team_cost = {}
+    first_team_cost: dict[str, float] = {}
     for team in settings.teams:
         for team_tier in team.tiers:
             first_team_cost.setdefault(team_tier, team.cost_per_call)
-    tier_wants_call = allowed[positions, tier.map({t: i for i, t in enumerate(TIERS)}).to_numpy()]
-    plan["call_eligible"] = tier_wants_call & tier.isin(list(first_team_cost)).to_numpy()
-    plan["mass_cost"] = tier.map({t: float(f["cost_per_contact"]) for t, f in playbook.tiers.items()})
-    plan["call_cost"] = tier.map(first_team_cost).astype(float).fillna(0.0)
+    has_team = np.array([t in first_team_cost for t in TIERS])
+    plan["call_eligible"] = allowed[positions, tier_code] & has_team[tier_code]
+    plan["mass_cost"] = np.array([float(playbook.tiers[t]["cost_per_contact"]) for t in TIERS])[tier_code]
+    plan["call_cost"] = np.array([first_team_cost.get(t, 0.0) for t in TIERS])[tier_code]
     unit_cost = np.where(plan["call_eligible"], plan["call_cost"], plan["mass_cost"])
 
     clv = customers["clv_12m"].astype(float).clip(lower=0)
@@ -340,22 +337,24 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     """
     plan = plan.copy()
     order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
-    ranked = plan.iloc[order]
-    candidate = ranked["call_eligible"].to_numpy() & (ranked["priority"].to_numpy() > 0)
-    tiers = ranked["value_tier"].astype(str).to_numpy()
-    calls = ranked["contacts_planned"].to_numpy()
-    assigned_team = np.full(len(ranked), "", dtype=object)
-    for team in settings.teams:
-        mask = candidate & (assigned_team == "") & np.isin(tiers, team.tiers)
+    candidate = (plan["call_eligible"].to_numpy() & (plan["priority"].to_numpy() > 0))[order]
+    tier_code = pd.Categorical(plan["value_tier"], categories=list(TIERS)).codes[order]
+    calls = plan["contacts_planned"].to_numpy()[order]
+    assigned = np.full(len(plan), -1)  # team number in config order, -1: not called
+    for number, team in enumerate(settings.teams):
+        handles = np.array([t in team.tiers for t in TIERS])
+        mask = candidate & (assigned < 0) & handles[tier_code]
         taken = np.flatnonzero(mask)[np.cumsum(calls[mask]) <= team.capacity]
-        assigned_team[taken] = team.name
-    on_list = assigned_team != ""
-    team_series = pd.Series(assigned_team, index=ranked.index).where(on_list, None)
-    plan["team"] = team_series.reindex(plan.index).astype("category")
-    plan["on_call_list"] = plan["team"].notna()
+        assigned[taken] = number
+    team_code = np.empty(len(plan), dtype=int)
+    team_code[order] = assigned
+    plan["team"] = pd.Categorical.from_codes(team_code, [t.name for t in settings.teams])
+    plan["on_call_list"] = team_code >= 0
     plan["calls_planned"] = np.where(plan["on_call_list"], plan["contacts_planned"], 0)
-    rank = pd.Series(np.cumsum(on_list) * on_list, index=ranked.index)
-    plan["call_rank"] = rank.reindex(plan.index).astype("int64")
+    on_list = assigned >= 0
+    call_rank = np.empty(len(plan), dtype="int64")
+    call_rank[order] = np.cumsum(on_list) * on_list
+    plan["call_rank"] = call_rank
     plan["contact_cost"] = np.where(plan["on_call_list"], plan["call_cost"], plan["mass_cost"])
     return plan
 
