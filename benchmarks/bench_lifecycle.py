@@ -255,6 +255,8 @@ def time_labeling(run_dir: Path) -> dict[str, float]:
         "service_trends_s": trended - loaded,
         "labeling_s": labeled_at - trended,
         "total_s": done - start,
+        "process_cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
         "at_risk_share": float((labeled["stage"] == "at_risk").mean()),
         "method": labeled.attrs["lifecycle"]["method"],
     }

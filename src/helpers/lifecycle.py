@@ -147,7 +147,7 @@ def fit_pareto_nbd(
     age: np.ndarray,
     unit_days: float = 7.0,
     prior_sd: float = 3.0,
-    max_customers: int = 5_000,
+    max_customers: int = 3_000,
     seed: int = 0,
     start: ParetoNBD | None = None,
 ) -> ParetoNBD:
@@ -377,6 +377,7 @@ def score_churn_risk(
     unit_days: float = 7.0,
     min_backtest_days: int = 28,
     min_backtest_class: int = 30,
+    max_backtest_customers: int = 200_000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
@@ -415,6 +416,9 @@ def score_churn_risk(
         info["backtest_skipped"] = skip
         return p_none, p_none, info
     past, outcome = backtest.past, backtest.no_purchase_since
+    if len(past) > max_backtest_customers:  # four weights need far fewer rows than a big base has
+        rows = np.random.default_rng(seed).choice(len(past), max_backtest_customers, replace=False)
+        past, outcome = past.iloc[rows], outcome[rows]
     past_features, _ = _risk_features(_fit_model(past, unit_days, seed, start=model), past, [backtest.days])
     scaler = StandardScaler().fit(past_features)
     reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
@@ -424,7 +428,7 @@ def score_churn_risk(
     info.update(
         method="pareto_nbd+backtest",
         backtest_days=backtest.days,
-        backtest_customers=len(past),
+        backtest_customers=len(backtest.past),
         backtest_no_purchase_share=float(outcome.mean()),
         backtest_weights=dict(
             zip(
