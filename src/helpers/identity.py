@@ -533,6 +533,11 @@ def merge_identities(
         "identifier_links_refused_in_clustering": int((~applied).sum()),
         "suspicious_identifiers": len(suspicious),
         "deterministic_customers": len(np.unique(labels)),
+        "method": method,
+        "match_threshold": match_threshold,
+        "splink_training": "not run (deterministic method)",
+        "probabilistic_links_applied": 0,
+        "probabilistic_links_refused": 0,
     }
     scored = empty_scores()
     applied_scores = pd.DataFrame(columns=["label", "match_probability"])
