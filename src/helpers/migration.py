@@ -73,11 +73,11 @@ def segment_profiles(
 ) -> pd.DataFrame:
     """Segment means of features standardized with the given center and scale (index: segment_id)."""
     columns = list(center.index)
-    frame = features[["customer_id", *columns]].merge(
-        segments[["customer_id", "segment_id"]], on="customer_id"
-    )
-    standardized = (frame[columns].astype(float) - center) / scale
-    return standardized.fillna(0.0).groupby(frame["segment_id"]).mean()
+    positions = pd.Index(segments["customer_id"]).get_indexer(features["customer_id"])
+    known = positions >= 0
+    standardized = (features.loc[known, columns].astype(float) - center) / scale
+    segment_ids = segments["segment_id"].to_numpy()[positions[known]]
+    return standardized.fillna(0.0).groupby(segment_ids).mean().rename_axis("segment_id")
 
 
 def standardization(features: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -137,15 +137,26 @@ def stable_segments(
 
 
 def transition_matrix(before: pd.Series, after: pd.Series, order: list[str] | None = None) -> pd.DataFrame:
-    """Customer counts from `before` (rows) to `after` (columns); both indexed by customer_id.
+    """Customer counts from `before` (rows) to `after` (columns); both indexed by unique customer_id.
 
     Customers only in `after` come from `(new customer)`; those only in `before` go to `(left)`.
     Rows and columns follow `order` (other labels after it, sorted), then the new/left markers.
     """
-    joined = pd.concat([before.rename("before"), after.rename("after")], axis=1)
-    joined["before"] = joined["before"].astype(object).where(joined["before"].notna(), NEW_CUSTOMER)
-    joined["after"] = joined["after"].astype(object).where(joined["after"].notna(), LEFT)
-    counts = joined.groupby(["before", "after"]).size().unstack(fill_value=0)
+    before_labels = before.astype("category").cat
+    after_labels = after.astype("category").cat
+    rows = [*before_labels.categories, NEW_CUSTOMER]
+    columns = [*after_labels.categories, LEFT]
+    positions = before.index.get_indexer(after.index)
+    before_codes = before_labels.codes.to_numpy()
+    row = np.where(positions >= 0, before_codes[positions], len(rows) - 1)
+    still_here = np.zeros(len(before), dtype=bool)
+    still_here[positions[positions >= 0]] = True
+    row = np.concatenate([row, before_codes[~still_here]])
+    column = np.concatenate([after_labels.codes.to_numpy(), np.full((~still_here).sum(), len(columns) - 1)])
+    cells = np.bincount(row * len(columns) + column, minlength=len(rows) * len(columns))
+    counts = pd.DataFrame(cells.reshape(len(rows), len(columns)), index=rows, columns=columns)
+    counts = counts.loc[(counts.index != NEW_CUSTOMER) | (counts.sum(axis=1) > 0)]
+    counts = counts.loc[:, (counts.columns != LEFT) | (counts.sum(axis=0) > 0)]
 
     def arranged(labels: pd.Index, marker: str) -> list[str]:
         known = [label for label in order or [] if label in labels]
@@ -164,10 +175,12 @@ def migration_summary(
     max_size_change: float,
 ) -> pd.DataFrame:
     """Per stable segment: size now and before, stability and a review flag with its reason."""
-    before = previous_plan.set_index("customer_id")["segment_id"]
-    now = segments.set_index("customer_id")["segment_id"]
-    both = pd.concat([before.rename("before"), now.rename("now")], axis=1, join="inner")
-    stability = (both["before"] == both["now"]).groupby(both["now"]).mean()
+    before = previous_plan["segment_id"]
+    now = segments["segment_id"]
+    positions = pd.Index(previous_plan["customer_id"]).get_indexer(segments["customer_id"])
+    in_both = positions >= 0
+    stayed = before.to_numpy()[positions[in_both]] == now.to_numpy()[in_both]
+    stability = pd.Series(stayed).groupby(now.to_numpy()[in_both]).mean()
     names_before = previous_plan.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     summary = pd.DataFrame({"customers": now.value_counts(), "customers_before": before.value_counts()})
     summary.index.name = "segment_id"
