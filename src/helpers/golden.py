@@ -40,6 +40,20 @@ GOLDEN_RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
 }
 # The record field each golden attribute comes from (same name unless listed).
 _FIELD = {"full_name": "name"}
+_TEXT = ("customer_id", "full_name", "gender", "mobile", "email", "province", "city", "customer_type",
+         "company_name", "industry", "primary_device", "loyalty_tier", "lineage")  # fmt: skip
+GOLDEN_DTYPES: dict[str, str] = {
+    **dict.fromkeys(_TEXT, "string"),
+    "birth_date": "datetime64[ns]",
+    "first_seen_at": "datetime64[ns]",
+    "employee_count": "Int64",
+    "annual_revenue_cny": "float64",
+    "app_installed": "boolean",
+    "sessions_per_month": "float64",
+    "online_minutes_per_month": "float64",
+    "city_tier": "Int64",
+    "n_source_records": "int64",
+}
 GOLDEN_COLUMNS = [
     "customer_id",
     *GOLDEN_RULES.keys(),
@@ -83,8 +97,7 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
     lineage: dict[str, pd.Series] = {}
     for attribute, (rule, systems) in GOLDEN_RULES.items():
         winners = _winners(records, attribute, rule, systems)
-        source_column = records[_FIELD.get(attribute, attribute)]
-        golden[attribute] = winners["value"].reindex(golden.index).astype(source_column.dtype)
+        golden[attribute] = winners["value"].reindex(golden.index)
         lineage[attribute] = winners["source_system"].reindex(golden.index)
     # Customers known only outside the CRM are consumers.
     lineage["customer_type"] = lineage["customer_type"].fillna("default")
@@ -95,4 +108,4 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
         json.dumps({k: v for k, v in row.items() if isinstance(v, str)}, ensure_ascii=False)
         for row in winners.to_dict("records")
     ]
-    return golden.reset_index()[GOLDEN_COLUMNS]
+    return golden.reset_index()[GOLDEN_COLUMNS].astype(GOLDEN_DTYPES)
