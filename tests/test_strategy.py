@@ -245,7 +245,7 @@ def test_unchanged_rerun_keeps_segment_ids_and_names(synthetic: dict[str, pd.Dat
     features, old = synthetic["features"], synthetic["segments"]
     new = relabel(old, {0: 3, 1: 0, 2: 4, 3: 1, 4: 2}, {0: "X0", 1: "X1", 2: "X2", 3: "X3", 4: "X4"})
     center, scale = migration.standardization(features, features)
-    matching = migration.match_segments(
+    matching = migration.match_profiles(
         migration.segment_profiles(features, old, center, scale),
         migration.segment_profiles(features, new, center, scale),
     )
@@ -275,7 +275,7 @@ def test_changed_segments_are_flagged_and_new_ones_get_fresh_ids(synthetic: dict
     new.loc[new["segment_id"] == 3, "segment_id"] = 1
     new["segment_name"] = "gen-" + new["segment_id"].astype(str)
     center, scale = migration.standardization(features, features)
-    matching = migration.match_segments(
+    matching = migration.match_profiles(
         migration.segment_profiles(features, old, center, scale),
         migration.segment_profiles(features, new, center, scale),
     )
@@ -290,7 +290,7 @@ def test_changed_segments_are_flagged_and_new_ones_get_fresh_ids(synthetic: dict
     # A truly new segment (more segments than before) gets the next id no old segment had.
     extra = old.copy()
     extra.loc[(extra["segment_id"] == 4) & (features["clv_12m"] > 150), "segment_id"] = 9
-    matching = migration.match_segments(
+    matching = migration.match_profiles(
         migration.segment_profiles(features, old, center, scale),
         migration.segment_profiles(features, extra, center, scale),
     )

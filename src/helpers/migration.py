@@ -1,8 +1,9 @@
 """Segment migration between runs: stable segment ids, transition matrices and change flags.
 
 A new run's segments are matched one-to-one to the previous run's by the distance between their
-profiles (segment means of standardized features) with the Hungarian algorithm, so an unchanged
-rerun keeps every id and name. Segments without a partner get fresh ids and are flagged.
+profiles (segment means of standardized features) with the Hungarian algorithm
+(`helpers.clustering.match_segments`), so an unchanged rerun keeps every id and name. Segments
+without a partner get fresh ids and are flagged.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.optimize import linear_sum_assignment
 
+from helpers.clustering import match_segments
 from helpers.strategy import FEATURE_COLUMNS, STAGES
 
 PROFILE_COLUMNS = [
@@ -92,20 +93,11 @@ def standardization(features: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.Ser
     return values.mean().fillna(0.0), scale
 
 
-def match_segments(old_profiles: pd.DataFrame, new_profiles: pd.DataFrame) -> pd.DataFrame:
-    """One row per new segment: the old segment it matches (min total profile distance) or NA."""
-    distance = np.sqrt(
-        ((new_profiles.to_numpy()[:, None, :] - old_profiles.to_numpy()[None, :, :]) ** 2).sum(axis=2)
-    )
-    rows, cols = linear_sum_assignment(distance)
-    matched = pd.Series(old_profiles.index[cols], index=new_profiles.index[rows])
-    result = pd.DataFrame({"new_segment_id": new_profiles.index})
-    result["old_segment_id"] = result["new_segment_id"].map(matched).astype("Int64")
-    result["profile_distance"] = [
-        distance[i, old_profiles.index.get_loc(o)] if pd.notna(o) else np.nan
-        for i, o in enumerate(result["old_segment_id"])
-    ]
-    return result
+def match_profiles(old_profiles: pd.DataFrame, new_profiles: pd.DataFrame) -> pd.DataFrame:
+    """One row per new segment: the old segment it matches or NA, by `clustering.match_segments`
+    (Hungarian assignment minimising the total profile distance)."""
+    matched = match_segments(old_profiles.reset_index(), new_profiles.reset_index())
+    return matched.rename(columns={"distance": "profile_distance"})
 
 
 def stable_segments(
@@ -251,7 +243,7 @@ def compare_with_previous(
     previous_plan["segment_name"] = previous_plan["segment_name"].astype(str)
     previous_plan["stage"] = previous_plan["stage"].astype(str)
     center, scale = standardization(features, previous_features)
-    matching = match_segments(
+    matching = match_profiles(
         segment_profiles(previous_features, previous_plan, center, scale),
         segment_profiles(features, segments, center, scale),
     )
