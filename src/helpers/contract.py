@@ -1,11 +1,13 @@
 """The data contract of step 01: load raw exports, validate them, quarantine bad rows, clean the rest.
 
 Loading follows the run config (`data.tables.<table>`: file, format, encoding, date formats,
-sheet, column mapping). Every raw table is copied into a DuckDB work database as VARCHAR,
-then one SQL pass (`sql/audit/validate_rows.sql`) parses the typed columns and lists the
-problems of each row. Structural problems (missing file or column, unreadable encoding, empty
-table, a column that mostly does not parse) raise `DataContractError` and stop the run.
-Row-level problems send the row to `quarantine_<table>` with every reason; the ledger proves
+sheet, column mapping). Each export is read once, as text, into a DuckDB work table
+(`sql/audit/check_rows.sql`) that parses the typed columns and lists the value problems of each
+row; orphans and duplicates are then flagged on the few rows concerned (`flag_orphans.sql`,
+`flag_duplicates.sql`). GBK and other non-UTF-8 CSVs are stream-transcoded to UTF-8 first;
+Excel sheets are read with python-calamine. Structural problems (missing file or column,
+unreadable encoding, empty table, a column that mostly does not parse) raise `DataContractError`
+and stop the run. Row-level problems send the row to `quarantine_<table>` with every reason; the ledger proves
 input = accepted + quarantined. Clean tables are typed, in file order, and identity tables gain
 `source_system`, `source_record_id`, `<phone>_norm` and `email_norm`.
 """
@@ -38,6 +40,7 @@ STEP = "audit"
 PHONE_COLUMNS = ("mobile", "landline", "phone")
 EMAIL_COLUMN = "email"
 QUARANTINE_COLUMNS = ("source_row", "reason")
+SOURCE_ROW = "__source_row"
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "no", "n")
@@ -110,13 +113,12 @@ class TableSource:
 
 @dataclass
 class ContractResult:
-    """What the contract pass produced: the ledger and the invalid identifier counts."""
+    """What the contract pass produced besides its artifacts (for the audit profile)."""
 
     ledger: pd.DataFrame
     column_profile: pd.DataFrame
     invalid_identifiers: pd.DataFrame
     missing_optional_columns: dict[str, list[str]]
-    sources: dict[str, TableSource]
     contract_checked_rows: dict[str, int]
 
 
@@ -253,8 +255,21 @@ def _csv_reader(source: TableSource, path: Path) -> str:
     return f"read_csv({_literal(str(path))}, {', '.join(options)})"
 
 
-def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) -> tuple[str, list[str]]:
-    """A DuckDB relation over the export and its column names (all values as text)."""
+@dataclass(frozen=True)
+class SourceRelation:
+    """An export as DuckDB sees it: a relation, its column names, and a numbered variant.
+
+    `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows.
+    """
+
+    relation: str
+    names: list[str]
+    numbered: str
+    row_number: str
+
+
+def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) -> SourceRelation:
+    """A DuckDB relation over the export (all values as text)."""
     if not source.path.is_file():
         raise DataContractError(
             f"{source.path}: file for table {source.table} not found. Check data.raw_dir and "
@@ -264,16 +279,24 @@ def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) 
         raise DataContractError(f"{source.path}: file for table {source.table} is empty (0 bytes).")
     if source.format == "excel":
         sheet = _read_excel(source)
-        engine.connection.register(f"excel_{source.table}", sheet)
-        return f"excel_{source.table}", sheet.column_names
+        numbered = sheet.append_column(
+            SOURCE_ROW, pyarrow.array(range(1, sheet.num_rows + 1), pyarrow.int64())
+        )
+        engine.connection.register(f"excel_{source.table}", numbered)
+        return SourceRelation(
+            f"excel_{source.table}", sheet.column_names, f"excel_{source.table}", SOURCE_ROW
+        )
     if source.format == "parquet":
-        relation = f"read_parquet({_literal(str(source.path))})"
+        path = _literal(str(source.path))
+        relation = f"read_parquet({path})"
+        numbered, row_number = f"read_parquet({path}, file_row_number = true)", "file_row_number + 1"
     elif source.format == "csv":
         path = source.path
         if source.encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "ascii"):
             path = work_dir / f"{source.table}.utf8.csv"
             _transcode_to_utf8(source, path)
         relation = _csv_reader(source, path)
+        numbered, row_number = f"{relation} WITH ORDINALITY", "ordinality"
     else:
         raise DataContractError(
             f"data.tables.{source.table}.format is {source.format!r}; use csv, excel or parquet."
@@ -282,7 +305,7 @@ def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) 
         names = list(engine.query(f"DESCRIBE SELECT * FROM {relation}")["column_name"])
     except duckdb.Error as error:
         _raise_read_error(source, error)
-    return relation, names
+    return SourceRelation(relation, names, numbered, row_number)
 
 
 def _read_excel(source: TableSource) -> pyarrow.Table:
@@ -434,17 +457,26 @@ def _problem_cases(table: Table) -> list[str]:
     return cases
 
 
+@dataclass(frozen=True)
+class CheckedTable:
+    """A table after row checks: where it came from, its column mapping and profile."""
+
+    source: SourceRelation
+    mapped_columns: str
+    absent_columns: list[str]
+    profile: pd.DataFrame
+
+
 def check_rows(
     engine: DuckDBEngine, source: TableSource, config: dict[str, Any], work_dir: Path
-) -> tuple[list[str], pd.DataFrame]:
+) -> CheckedTable:
     """Read one export into work table `rows_<table>` and flag every row problem.
 
-    Raw and parsed columns, value problems, orphans (against `identity_keys`) and duplicates.
-    Returns the optional columns absent from the export and the table's column profile.
+    Parsed columns, value problems, orphans (against `identity_keys`) and duplicates.
     """
     table = TABLES[source.table]
-    relation, names = _source_relation(engine, source, work_dir)
-    mapped, absent = map_columns(engine, source, relation, names)
+    relation = _source_relation(engine, source, work_dir)
+    mapped, absent = map_columns(engine, source, relation.relation, relation.names)
     reference = pd.Timestamp(setting(config, "run.reference_date"))
     problems = ", ".join(_problem_cases(table))
     limits = {
@@ -453,22 +485,25 @@ def check_rows(
         "earliest_birth": reference - pd.DateOffset(years=int(setting(config, "audit.max_age", 100))),
     }
     rows = f"rows_{table.name}"
+    names = table.column_names
     try:
         engine.run(
             STEP,
             "check_rows",
             tables={
                 "rows": rows,
-                "source": relation,
+                "source": relation.relation,
                 "mapped_columns": mapped,
-                "trimmed_columns": ", ".join(
-                    f"nullif(trim({_quote(c)}), '') AS t_{c}" for c in table.column_names
-                ),
-                "trimmed_names": ", ".join(f"t_{c}" for c in table.column_names),
+                "trimmed_columns": ", ".join(f"nullif(trim({_quote(c)}), '') AS t_{c}" for c in names),
                 "typed_columns": ", ".join(
                     f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
                 ),
+                "typed_names": ", ".join(f"v_{c}" for c in names),
                 "problem_cases": problems,
+                "filled_mask": " | ".join(
+                    f"((t_{c} IS NOT NULL)::INTEGER << {i})" for i, c in enumerate(names)
+                ),
+                "raw_names": ", ".join(map(_quote, names)),
             },
             **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
         )
@@ -476,40 +511,42 @@ def check_rows(
         _raise_read_error(source, error)
     if int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
         raise DataContractError(
-            f"{source.path}: table {source.table} has a header ({names}) but no data rows."
+            f"{source.path}: table {source.table} has a header ({relation.names}) but no data rows."
         )
     if table.references:
         column, parent, _ = table.references[0]
         system = "r.v_source_system" if parent == "source_system" else _literal(SYSTEM_OF_TABLE[parent])
         engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
-    engine.run(
-        STEP,
-        "flag_duplicates",
-        tables={"rows": rows, "key": table.key, "raw_columns": ", ".join(map(_quote, table.column_names))},
-    )
-    profile = profile_columns(engine, table.name)
+    engine.run(STEP, "flag_duplicates", tables={"rows": rows, "key": table.key})
+    checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table.name))
     _check_mostly_unparseable(
-        engine, source, profile, float(setting(config, "audit.max_unparseable_share", 0.5))
+        engine, source, checked, float(setting(config, "audit.max_unparseable_share", 0.5))
     )
-    return absent, profile
+    return checked
+
+
+def _filled(table: Table, column: str) -> str:
+    """SQL condition: the raw field of `column` was filled (bit of the `filled` mask)."""
+    return f"(filled & {1 << table.column_names.index(column)}) <> 0"
 
 
 def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     """Per column of one work table: missing, distinct and invalid values, accepted range.
 
     `invalid` counts filled values that did not parse (or, for categories, are not allowed).
-    Distinct counts are exact for identity tables and HyperLogLog estimates for event tables.
+    Distinct counts (of parsed values) are exact for identity tables, HyperLogLog estimates for
+    event tables.
     """
     table = TABLES[table_name]
     distinct = "count(DISTINCT" if table.kind == "identity" else "approx_count_distinct("
     parts = []
     for column in table.columns:
-        raw, parsed = f"nullif(trim({_quote(column.name)}), '')", f"v_{column.name}"
+        filled, parsed = _filled(table, column.name), f"v_{column.name}"
         validates = column.type != "str" or (table.name, column.name) in CATEGORIES
-        invalid = f"count(*) FILTER (WHERE {raw} IS NOT NULL AND {parsed} IS NULL)" if validates else "0"
+        invalid = f"count(*) FILTER (WHERE {filled} AND {parsed} IS NULL)" if validates else "0"
         parts += [
-            f"count(*) FILTER (WHERE {raw} IS NULL) AS {_quote(f'{column.name}|missing')}",
-            f"{distinct} {raw}) AS {_quote(f'{column.name}|distinct')}",
+            f"count(*) FILTER (WHERE NOT {filled}) AS {_quote(f'{column.name}|missing')}",
+            f"{distinct} {parsed}) AS {_quote(f'{column.name}|distinct')}",
             f"{invalid} AS {_quote(f'{column.name}|invalid')}",
         ]
         if column.type in ("int", "float", "date", "datetime"):
@@ -545,18 +582,20 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
 
 
 def _check_mostly_unparseable(
-    engine: DuckDBEngine, source: TableSource, profile: pd.DataFrame, max_share: float
+    engine: DuckDBEngine, source: TableSource, checked: CheckedTable, max_share: float
 ) -> None:
     table = TABLES[source.table]
-    for row in profile.itertuples():
+    for row in checked.profile.itertuples():
         column = table.column(row.column)
         filled = row.rows - row.missing
         if column.type == "str" or not filled or row.invalid / filled <= max_share:
             continue
         examples = engine.query(
-            f"SELECT rowid + 1 AS source_row, {_quote(column.name)} AS value FROM rows_{table.name} "
-            f"WHERE nullif(trim({_quote(column.name)}), '') IS NOT NULL AND v_{column.name} IS NULL "
-            "ORDER BY rowid LIMIT 5"
+            f"SELECT source_row, {_quote(column.name)} AS value FROM (SELECT {checked.source.row_number} "
+            f"AS source_row, {checked.mapped_columns} FROM {checked.source.numbered}) "
+            f"WHERE source_row IN (SELECT rowid + 1 FROM rows_{table.name} "
+            f"WHERE {_filled(table, column.name)} AND v_{column.name} IS NULL ORDER BY rowid LIMIT 5) "
+            "ORDER BY source_row"
         )
         shown = "; ".join(f"row {r.source_row}: {r.value!r}" for r in examples.itertuples())
         fmt = source.date_format if column.type == "date" else source.datetime_format
@@ -708,8 +747,9 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     with ThreadPoolExecutor(max_workers=1) as worker:
         identity_jobs = {}
         for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
-            absent[table.name], profile = check_rows(engine, sources[table.name], ctx.config, work_dir)
-            profiles.append(profile)
+            checked = check_rows(engine, sources[table.name], ctx.config, work_dir)
+            absent[table.name] = checked.absent_columns
+            profiles.append(checked.profile)
             if table.kind == "identity":
                 frame = _accepted_rows(engine, table)
                 identity_jobs[table.name] = worker.submit(
@@ -723,7 +763,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
             else:
                 _write_event_table(engine, ctx, table)
                 checked_rows[table.name] = validate_clean(ctx, table, sample_rows)
-            _write_quarantine(engine, ctx, table)
+            _write_quarantine(engine, ctx, table, checked)
             ledgers.append(
                 engine.run(STEP, "ledger", tables={"table": table.name, "rows": f"rows_{table.name}"})
             )
@@ -743,12 +783,11 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
         ),
         invalid_identifiers=pd.DataFrame(invalid, columns=["table", "column", "filled", "invalid"]),
         missing_optional_columns={name: cols for name, cols in absent.items() if cols},
-        sources=sources,
         contract_checked_rows=checked_rows,
     )
 
 
-def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table) -> None:
+def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table, checked: CheckedTable) -> None:
     path = ctx.path(f"quarantine_{table.name}.parquet")
     partial = path.with_suffix(".parquet.partial")
     engine.run(
@@ -756,9 +795,12 @@ def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table) -> N
         "write_quarantine",
         tables={
             "raw_columns": ", ".join(
-                f"{_quote(name)} AS {_quote(quarantine_column(name))}" for name in table.column_names
+                f"raw.{_quote(name)} AS {_quote(quarantine_column(name))}" for name in table.column_names
             ),
             "rows": f"rows_{table.name}",
+            "row_number": checked.source.row_number,
+            "mapped_columns": checked.mapped_columns,
+            "numbered_source": checked.source.numbered,
             "path": str(partial).replace("'", "''"),
         },
     )

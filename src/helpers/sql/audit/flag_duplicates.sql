@@ -1,6 +1,6 @@
--- Among rows sharing a key: later identical copies are exact duplicates; of the rest, every row
--- but the first without problems (else the first) is a duplicate key. Only keys seen more than
--- once are ranked, so the window runs on a handful of rows.
+-- Among rows sharing a key: later identical copies (same raw-row hash) are exact duplicates; of
+-- the rest, every row but the first without problems (else the first) is a duplicate key. Only
+-- keys seen more than once are ranked, so the window runs on a handful of rows.
 UPDATE {rows} AS r
 SET exact_duplicate = d.copy_no > 1,
     duplicate_key = d.copy_no = 1 AND d.key_no > 1,
@@ -11,7 +11,7 @@ FROM (
         row_number() OVER (PARTITION BY v_{key} ORDER BY copy_no > 1, problems <> '', row_id) AS key_no
     FROM (
         SELECT rowid AS row_id, v_{key}, problems,
-            row_number() OVER (PARTITION BY v_{key}, hash({raw_columns}) ORDER BY rowid) AS copy_no
+            row_number() OVER (PARTITION BY v_{key}, row_hash ORDER BY rowid) AS copy_no
         FROM {rows}
         WHERE v_{key} IN (SELECT v_{key} FROM {rows} WHERE v_{key} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
     )

@@ -1,7 +1,9 @@
--- Rejected rows of one table with their original string values, file row and all reasons.
+-- Rejected rows of one table with their original string values (read again from the export,
+-- numbered in file order), file row and all reasons.
 COPY (
-    SELECT rowid + 1 AS source_row, {raw_columns}, problems AS reason
-    FROM {rows}
-    WHERE problems <> ''
-    ORDER BY rowid
+    SELECT rejected.source_row, {raw_columns}, rejected.reason
+    FROM (SELECT rowid + 1 AS source_row, problems AS reason FROM {rows} WHERE problems <> '') AS rejected
+    JOIN (SELECT {row_number} AS source_row, {mapped_columns} FROM {numbered_source}) AS raw
+      ON raw.source_row = rejected.source_row
+    ORDER BY rejected.source_row
 ) TO '{path}' (FORMAT parquet)
