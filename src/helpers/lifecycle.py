@@ -12,7 +12,17 @@ by default 39 weeks) under a Pareto/NBD model fitted by maximum a posteriori on 
 (frequency, recency, age) summaries. Unlike BG/NBD, Pareto/NBD lets one-time buyers die too, so a
 customer who bought once long ago is not treated as certainly alive. The probability is exact:
 P(no purchase in (T, T+t] | x, t_x, T) = L(x, t_x, T+t) / L(x, t_x, T), the ratio of the model's
-likelihood of the same purchase history observed over a longer window.
+likelihood of the same purchase history observed over a longer window. A backtest inside the
+customers' own history (same score, `h` days earlier, checked against who bought since) re-weights
+the model score with log recency, frequency and age, so the data's own rhythm corrects the model.
+
+Evaluate on your own purchase log (it must extend past the reference date by the holdout):
+
+    from helpers.lifecycle import label_from_transactions, evaluate_against_holdout
+    labels = label_from_transactions(log, "2024-06-30", customer_col="cust", time_col="ts")
+    scores = evaluate_against_holdout(log, "2024-06-30", holdout_days=273, customer_col="cust", time_col="ts")
+
+`at_risk` + `churned` is the "no purchase in the following `horizon_days`" label.
 """
 
 from __future__ import annotations
