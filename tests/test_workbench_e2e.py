@@ -89,3 +89,15 @@ def test_bad_input_stops_the_run_naming_file_and_column(
     )  # fmt: skip
     assert completed.returncode == 1
     assert "customer_type" in completed.stderr
+
+
+def test_management_reports_carry_no_personal_data(small_run: RunResult) -> None:
+    from helpers.privacy import collect_pii_values, scan_reports
+
+    values = collect_pii_values(small_run.run_dir)
+    reports = small_run.run_dir / "reports"
+    management = sorted(reports.glob("*.management.html"))
+    assert len(management) == len(numbered_notebooks())
+    assert scan_reports(management, values) == []
+    # The scan is live: the full render of step 06 shows the call list, with contact details.
+    assert scan_reports([reports / "06_strategy.html"], values)
