@@ -387,7 +387,10 @@ def run(system: str, dataset: str) -> dict[str, Any]:
         _, customers, *limit = dataset.split(":")
         result = run_demo(int(customers), system, int(limit[0]) if limit else None)
     result["seconds"] = round(time.perf_counter() - start, 2)
-    result["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_mb"] = round(usage.ru_maxrss / 1024)
+    # CPU seconds (all threads): comparable across runs when the shared machine is busy.
+    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
     return result
 
 
