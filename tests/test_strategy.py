@@ -310,18 +310,19 @@ def test_transition_matrix_counts_new_and_left_customers() -> None:
 
 
 def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> None:
-    def make_run(name: str, started: float, complete: bool) -> Path:
+    def make_run(name: str, started: float, complete: bool, raw_dir: str = "data/raw/demo") -> Path:
         run = tmp_path / name
         for artifact in migration.PREVIOUS_ARTIFACTS if complete else migration.PREVIOUS_ARTIFACTS[:1]:
             (run / artifact).parent.mkdir(parents=True, exist_ok=True)
             (run / artifact).write_bytes(b"")
-        (run / "config.yml").write_text("run: {}\n")
+        (run / "config.yml").write_text(f"data: {{raw_dir: {raw_dir}}}\n")
         os.utime(run / "config.yml", (started, started))
         return run
 
     now = time.time()
     make_run("r1", now - 300, complete=True)
     r2 = make_run("r2", now - 200, complete=True)
+    make_run("r2b", now - 150, complete=True, raw_dir="data/raw/small")  # another world: not comparable
     make_run("r3", now - 100, complete=False)
     current = make_run("r4", now, complete=False)
     make_run("r5", now + 100, complete=True)

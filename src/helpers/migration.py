@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import yaml
 
 from helpers.clustering import match_segments
+from helpers.config import setting
 from helpers.strategy import FEATURE_COLUMNS, STAGES
 
 PROFILE_COLUMNS = [
@@ -31,8 +33,8 @@ NEW_CUSTOMER, LEFT = "(new customer)", "(left)"
 
 def find_previous_run(run_dir: Path, choice: str | None = "auto") -> Path | None:
     """The run to compare with: `choice` if it is a folder, none for `none`, else the newest
-    sibling run folder started before `run_dir` (by its frozen config.yml) with 03 and 06 artifacts
-    and, when it has a run.json, status ok."""
+    sibling run folder started before `run_dir` (by its frozen config.yml) on the same raw data
+    folder (`data.raw_dir`), with 03 and 06 artifacts and, when it has a run.json, status ok."""
     if choice in (None, "", "none"):
         return None
     if choice != "auto":
@@ -43,6 +45,7 @@ def find_previous_run(run_dir: Path, choice: str | None = "auto") -> Path | None
     run_dir = run_dir.resolve()
     own_config = run_dir / "config.yml"
     started = own_config.stat().st_mtime if own_config.is_file() else float("inf")
+    own_data = _raw_dir(own_config)
     candidates = []
     for sibling in run_dir.parent.iterdir():
         config = sibling / "config.yml"
@@ -54,9 +57,19 @@ def find_previous_run(run_dir: Path, choice: str | None = "auto") -> Path | None
             and config.stat().st_mtime < started
             and all((sibling / artifact).is_file() for artifact in PREVIOUS_ARTIFACTS)
             and _finished_ok(sibling)
+            and _raw_dir(config) == own_data
         ):
             candidates.append((config.stat().st_mtime, sibling.name, sibling))
     return max(candidates)[2] if candidates else None
+
+
+def _raw_dir(config: Path) -> str | None:
+    if not config.is_file():
+        return None
+    try:
+        return setting(yaml.safe_load(config.read_text(encoding="utf-8")) or {}, "data.raw_dir")
+    except yaml.YAMLError:
+        return None
 
 
 def _finished_ok(run: Path) -> bool:
