@@ -99,7 +99,7 @@ def measure_features(folder: Path) -> dict:
     start = time.perf_counter()
     golden = pd.read_parquet(folder / "golden.parquet")
     crosswalk = pd.read_parquet(folder / "crosswalk.parquet")
-    engine = connect()
+    engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
     for name in EVENTS:
         engine.register(name, folder / f"{name}.parquet")
     engine.register("crosswalk", crosswalk)

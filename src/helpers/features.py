@@ -76,6 +76,8 @@ class FeatureSettings:
     repeat_contact_days: int = 7
     max_levels: int = 20
     winsor_quantile: float = 0.99
+    duckdb_memory_limit: str | None = "2GB"
+    duckdb_threads: int | None = None
     seed: int = 42
 
     @classmethod
@@ -815,6 +817,7 @@ def build_features(
         derive_profile(golden_indexed, aggregates["surveys"], settings.reference_date, levels["interest"]),
     ]
     features = pd.concat(parts, axis=1)
+    del parts, txn, aggregates
     features["complaints_per_purchase"] = _ratio(features["n_complaints"], features["n_purchases"])
     features["last_contact_at"] = features[["last_call_at", "last_marketing_at"]].max(axis=1)
     seconds["derive"] = time.perf_counter() - clock - seconds["sql"]
@@ -1012,7 +1015,7 @@ def run_step(ctx: StepContext, settings: FeatureSettings) -> StepOutputs:
     crosswalk = ctx.read(
         IDENTITY_STEP, "crosswalk", columns=["source_system", "source_record_id", "customer_id"]
     )
-    engine = connect()
+    engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
     try:
         for table in EVENT_TABLES:
             path = ctx.path(f"clean_{table}.parquet", AUDIT_STEP)
