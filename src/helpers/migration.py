@@ -87,7 +87,13 @@ def segment_profiles(
 ) -> pd.DataFrame:
     """Segment means of features standardized with the given center and scale (index: segment_id)."""
     columns = list(center.index)
-    positions = pd.Index(segments["customer_id"]).get_indexer(features["customer_id"])
+    same_order = len(features) == len(segments) and np.array_equal(
+        features["customer_id"].to_numpy(), segments["customer_id"].to_numpy()
+    )
+    if same_order:  # usual case (both follow the golden records): no lookup needed
+        positions = np.arange(len(features))
+    else:
+        positions = pd.Index(segments["customer_id"]).get_indexer(features["customer_id"])
     known = positions >= 0
     standardized = (features.loc[known, columns].astype(float) - center) / scale
     segment_ids = segments["segment_id"].to_numpy()[positions[known]]
