@@ -372,3 +372,24 @@ def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) ->
         strategy.segment_metrics(customers, plan, settings), moved.previous_metrics
     )
     assert (deltas["delta_customers"] == 0).all() and (deltas["delta_nps"].fillna(0) == 0).all()
+
+
+def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -> None:
+    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    usage = strategy.team_usage(plan, settings)
+    metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)
+    text = strategy.key_numbers(plan, usage, metrics)
+    assert f"**{len(customers):,} customers** in **5 segments**" in text
+    assert (
+        f"{int(plan['on_call_list'].sum()):,} customers, {int(usage['calls_planned'].sum()):,} calls" in text
+    )
+    assert "Most valuable segment: **High-value loyal**" in text
+    table = strategy.metrics_table(metrics)
+    assert table.loc["All customers", "customers"] == f"{len(customers):,}"
+    assert table.loc["All customers", "customer share"] == "100%"
+    assert not any(column.startswith("Δ") for column in table.columns)  # no previous run, no deltas
+    coverage = strategy.playbook_coverage(PLAYBOOK, plan)
+    assert coverage["customers"].sum() == len(customers)
+    assert coverage["on_call_list"].sum() == plan["on_call_list"].sum()
+    assert len(coverage) == 5 * len(strategy.STAGES)
