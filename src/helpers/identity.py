@@ -42,7 +42,6 @@ from helpers.normalize import (
 )
 from helpers.sql import DuckDBEngine
 
-STEP = "02_identity_merge"
 AUDIT_STEP = "01_data_audit"
 Method = Literal["deterministic", "probabilistic"]
 
