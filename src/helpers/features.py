@@ -831,6 +831,7 @@ def build_features(
     dictionary = feature_dictionary(levels)
     ordered = [name for name in dictionary["name"] if name in features.columns]
     features = features[ordered].reset_index()
+    seconds["scores_and_order"] = time.perf_counter() - clock - sum(seconds.values())
     return FeatureBuild(features, dictionary, result, unmatched, levels, thresholds, seconds)
 
 
