@@ -390,8 +390,9 @@ def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
     """The ranked call list with contact details (the only frame of step 06 that carries them)."""
     _require(golden, "02_identity_merge/golden", CONTACT_COLUMNS)
     calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
+    contacts = golden.loc[golden["customer_id"].isin(calls["customer_id"]), CONTACT_COLUMNS]
     calls = calls.merge(
-        golden[CONTACT_COLUMNS],
+        contacts,
         on="customer_id",
         how="left",
         indicator=True,
