@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, ward
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import HDBSCAN, Birch, KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -30,10 +31,13 @@ from sklearn.metrics import (
     silhouette_score,
 )
 from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
 ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "birch", "hdbscan")
 WITHOUT_K = ("hdbscan",)  # the number of clusters is found, not given
+SMALL_SAMPLE_ALGORITHMS = ("ward", "hdbscan", "birch")  # cost grows fast with rows (and, BIRCH, dims)
+GMM_FULL_MAX_DIMS = 20  # gmm_full is fitted on at most this many principal components
 PROSPECT_ID = 0
 PROSPECT_NAME = "Prospects"
 # Business areas and the feature columns that measure them (first one present is used).
@@ -42,7 +46,7 @@ BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
     "churn_risk": ("p_no_purchase_next_period", "recency_days"),
     "service_load": ("n_calls", "complaint_rate"),
 }
-DEFAULT_WEIGHTS = {"stability": 0.4, "silhouette": 0.15, "davies_bouldin": 0.15, "business_separation": 0.3}
+DEFAULT_WEIGHTS = {"stability": 0.25, "silhouette": 0.25, "davies_bouldin": 0.2, "business_separation": 0.3}
 
 
 class ClusteringInputError(ValueError):
@@ -63,12 +67,14 @@ class ClusteringSettings:
     stability_sample_size: int = 1_500
     min_segment_share: float = 0.03
     min_stability: float = 0.7
+    min_business_ratio: float = 0.5
     choose: str = "auto"
     prospects: str = "separate"
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    column_scaling: str = "standardize"
     naming_rules: str = "config/naming_rules.yml"
-    umap_fit_size: int = 5_000
-    umap_max_points: int = 20_000
+    umap_fit_size: int = 3_000
+    umap_max_points: int = 6_000
     threads: int = 1  # BLAS/OpenMP threads: many small fits run fastest single-threaded on a shared box
     seed: int = 42
 
@@ -84,6 +90,8 @@ class ClusteringSettings:
         unknown = sorted(set(values["algorithms"]) - set(ALGORITHMS))
         if unknown:
             raise ClusteringInputError(f"clustering.algorithms: unknown {unknown}; known: {list(ALGORITHMS)}")
+        if values.get("column_scaling", "standardize") not in ("standardize", "as_is"):
+            raise ClusteringInputError("clustering.column_scaling must be 'standardize' or 'as_is'")
         if values.get("prospects", "separate") not in ("separate", "cluster"):
             raise ClusteringInputError("clustering.prospects must be 'separate' or 'cluster'")
         settings = cls(**values)
@@ -125,6 +133,21 @@ def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_
                 f"{table}: column {column} has {int(bad.sum())} missing or infinite values, e.g. rows {rows}"
             )
     return values.astype(np.float64).set_axis(matrix["customer_id"].to_numpy()).rename_axis("customer_id")
+
+
+def scale_columns(matrix: pd.DataFrame, rows: np.ndarray, method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The matrix clustering works on, and the scaling used (column, mean, sd).
+
+    `standardize`: every column to mean 0 and sd 1 over `rows` (the clustered customers), so no
+    column dominates the distances through its scale; constant columns stay 0. `as_is`: the
+    step-03 matrix unchanged (its transformations and group weights decide the distances).
+    """
+    if method == "as_is":
+        mean, sd = pd.Series(0.0, index=matrix.columns), pd.Series(1.0, index=matrix.columns)
+    else:
+        mean, sd = matrix[rows].mean(), matrix[rows].std().replace(0, np.nan).fillna(1.0)
+    scaling = pd.DataFrame({"column": matrix.columns, "mean": mean.to_numpy(), "sd": sd.to_numpy()})
+    return (matrix - mean) / sd, scaling
 
 
 def prospect_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
@@ -226,14 +249,22 @@ def fit_candidate(
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=1024, random_state=seed).fit(x)
         labels = model.labels_
     elif algorithm in ("gmm_diag", "gmm_full"):
-        model = GaussianMixture(
+        mixture = GaussianMixture(
             n_components=k,
             covariance_type=algorithm.removeprefix("gmm_"),
             n_init=1,
             reg_covar=1e-3,
             max_iter=100,
             random_state=seed,
-        ).fit(x)
+        )
+        # A full covariance costs O(d^2) per component: in many dimensions, fit it on the leading
+        # principal components (the pipeline predicts from the original columns).
+        steps = (
+            [PCA(n_components=GMM_FULL_MAX_DIMS, random_state=seed)]
+            if (algorithm == "gmm_full" and x.shape[1] > GMM_FULL_MAX_DIMS)
+            else []
+        )
+        model = make_pipeline(*steps, mixture).fit(x)
         labels = model.predict(x)
     elif algorithm == "ward":
         tree = ward(x) if ward_tree is None else ward_tree
@@ -263,7 +294,7 @@ def fit_candidate(
 def _fit_birch(x: np.ndarray, k: int) -> Birch:
     """BIRCH with a subcluster radius scaled to the data, halved until there are >= 3k subclusters."""
     threshold = 0.3 * float(np.sqrt(np.var(x, axis=0).sum()))
-    for _ in range(4):
+    for _ in range(2):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model = Birch(n_clusters=k, threshold=threshold).fit(x)
@@ -384,7 +415,7 @@ def score_candidate(
         row["silhouette"] = float(silhouette_score(x[score_rows], sub)) if len(np.unique(sub)) > 1 else np.nan
         row["calinski_harabasz"] = float(calinski_harabasz_score(x, labels))
         row["davies_bouldin"] = float(davies_bouldin_score(x, labels))
-    row["bic"] = float(candidate.model.bic(x)) if candidate.algorithm.startswith("gmm") else np.nan
+    row["bic"] = mixture_bic(candidate, x)
     shares = np.bincount(labels) / len(labels)
     row["smallest_share"] = float(shares.min())
     row["n_small_segments"] = int((shares < settings.min_segment_share).sum())
@@ -393,6 +424,14 @@ def score_candidate(
     row["business_separation"] = float(np.mean(list(separation.values()))) if separation else np.nan
     row["fit_seconds"] = candidate.fit_seconds
     return row
+
+
+def mixture_bic(candidate: Candidate, x: np.ndarray) -> float:
+    """BIC of a Gaussian-mixture candidate on `x` (in the space its mixture was fitted in); NaN otherwise."""
+    if not candidate.algorithm.startswith("gmm"):
+        return np.nan
+    reduced = candidate.model[0].transform(x) if len(candidate.model) > 1 else x
+    return float(candidate.model[-1].bic(reduced))
 
 
 @dataclass
@@ -421,7 +460,7 @@ def _compare(
     rows, candidates, seconds = [], {}, {}
     for algorithm in settings.algorithms:
         started = time.perf_counter()
-        rows_used = small_rows if algorithm in ("ward", "hdbscan") else fit_rows
+        rows_used = small_rows if algorithm in SMALL_SAMPLE_ALGORITHMS else fit_rows
         x_fit = x[rows_used]
         business_fit = business.iloc[rows_used].reset_index(drop=True)
         score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
@@ -446,27 +485,28 @@ def _compare(
 
 
 def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.DataFrame:
-    """Add the selection columns: admissible (gates) and the weighted, min-max normalised score.
+    """Add the selection columns: `admissible` (passes every gate), `part_*` and `score`.
 
-    Gates: at least 2 segments, none below `min_segment_share`, stability >= `min_stability`.
-    Each weighted metric is scaled to 0..1 across candidates (Davies-Bouldin inverted, lower is
-    better); `score` is the weighted mean, its parts are the `part_*` columns.
+    Gates: at least 2 segments, none below `min_segment_share`, stability >= `min_stability`,
+    business separation >= `min_business_ratio` x the best candidate's (segments must differ in
+    value, churn risk or service load, not only geometrically). Each weighted metric becomes its
+    percentile rank across candidates (robust to outliers; Davies-Bouldin: lower ranks higher);
+    `score` is the weighted mean of the ranks.
     """
     scored = table.copy()
+    best_business = scored["business_separation"].max()
     scored["admissible"] = (
         (scored["n_segments"] >= 2)
         & (scored["n_small_segments"] == 0)
         & (scored["stability"].fillna(0) >= settings.min_stability)
+        & (scored["business_separation"].fillna(0) >= settings.min_business_ratio * best_business)
     )
     total = sum(settings.weights.values())
     scored["score"] = 0.0
     for metric, weight in settings.weights.items():
         values = scored[metric].astype(float)
-        if metric == "davies_bouldin":
-            values = -values
-        low, high = values.min(), values.max()
-        scaled = (values - low) / (high - low) if high > low else values * 0 + 1.0
-        scored[f"part_{metric}"] = weight / total * scaled.fillna(0)
+        ranks = (-values if metric == "davies_bouldin" else values).rank(pct=True).fillna(0.0)
+        scored[f"part_{metric}"] = weight / total * ranks
         scored["score"] += scored[f"part_{metric}"]
     return scored
 
@@ -591,23 +631,20 @@ def match_segments(
 
 
 def save_model(
-    path: Path, candidate: Candidate, centroids: pd.DataFrame, columns: list[str], names: dict[int, str]
+    path: Path, candidate: Candidate, centroids: pd.DataFrame, scaling: pd.DataFrame, names: dict[int, str]
 ) -> Path:
-    """Write the chosen model bundle (joblib) a later run can use to map or assign customers."""
+    """Write the chosen model bundle (joblib): a later run can assign customers with it (after the
+    same `scaling`) or map its own segments to these centroids with `match_segments`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
-        {
-            "algorithm": candidate.algorithm,
-            "k": candidate.k,
-            "model": candidate.model,
-            "candidate_centroids": candidate.centroids,
-            "variance": candidate.variance,
-            "centroids": centroids,
-            "columns": columns,
-            "segment_names": names,
-        },
-        path,
-    )
+    bundle = {
+        "algorithm": candidate.algorithm,
+        "k": candidate.k,
+        "candidate": candidate,
+        "centroids": centroids,
+        "scaling": scaling,
+        "segment_names": names,
+    }
+    joblib.dump(bundle, path)
     return path
 
 
