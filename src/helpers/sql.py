@@ -1,7 +1,8 @@
 """The SQL seam: every heavy table query lives in `src/helpers/sql/<step>/<name>.sql`.
 
-Queries are plain SQL over named tables (`{placeholders}` name the inputs) so the same
-text can later run on Spark. `SqlEngine` is the small interface steps use; DuckDB is
+Queries are plain SQL over named tables (`{placeholders}` name the inputs; the text is filled
+with `str.format`, so write a literal brace as `{{`/`}}`, in comments too). Prefer standard SQL
+so the same text can later run on Spark; DuckDB-only functions in a query are a porting cost. `SqlEngine` is the small interface steps use; DuckDB is
 the embedded default.
 """
 
