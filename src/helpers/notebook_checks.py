@@ -24,17 +24,22 @@ def _tags(cell: nbformat.NotebookNode) -> set[str]:
 
 
 def stripped(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy without outputs and execution counts, except on `nbval-check-output` cells."""
+    """A copy without outputs and execution counts, except on `nbval-check-output` cells.
+
+    Checked cells keep their outputs and get execution count 1: nbval only compares cells that
+    look executed.
+    """
     clean = nbformat.from_dict(notebook)
     for cell in clean.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        if CHECK_TAG not in _tags(cell):
+        checked = CHECK_TAG in _tags(cell)
+        cell.execution_count = 1 if checked and cell.outputs else None
+        if not checked:
             cell.outputs = []
         for output in cell.outputs:
             if "execution_count" in output:
-                output["execution_count"] = None
+                output["execution_count"] = cell.execution_count
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
     clean.metadata.pop("papermill", None)

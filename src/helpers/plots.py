@@ -1,10 +1,10 @@
-"""Shared figure style: static matplotlib/seaborn so rendered reports stay self-contained."""
+"""Shared figure style: static matplotlib/seaborn so rendered reports stay self-contained.
+
+Inside a kernel matplotlib uses the inline backend (figures embedded as PNG); headless scripts
+and tests fall back to Agg by themselves.
+"""
 
 from __future__ import annotations
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import seaborn as sns
