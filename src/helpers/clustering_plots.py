@@ -33,6 +33,8 @@ CURVE_METRICS = (
 def metric_curves(scored: pd.DataFrame, chosen: str) -> plt.Figure:
     """One panel per metric, one line per algorithm over k; the chosen candidate circled."""
     algorithm, k = chosen.split(":")
+    order = sorted(scored["algorithm"].unique())
+    palette = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
     fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
     for ax, metric in zip(axes.flat, CURVE_METRICS, strict=True):
         data = scored.dropna(subset=[metric])
@@ -42,6 +44,8 @@ def metric_curves(scored: pd.DataFrame, chosen: str) -> plt.Figure:
                 x="k",
                 y=metric,
                 hue="algorithm",
+                hue_order=[a for a in order if a in set(data["algorithm"])],
+                palette=palette,
                 marker="o",
                 ax=ax,
                 legend=metric == "silhouette",
@@ -71,7 +75,7 @@ def selection_chart(scored: pd.DataFrame, chosen: str, top: int = 15) -> plt.Fig
         note = "" if ok else "  failed a gate"
         ax.text(left[y] + 0.005, y, ("<- chosen" if label == chosen else "") + note, va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("combined score (weighted, each metric scaled 0..1 across candidates)")
+    ax.set_xlabel("combined score (weighted percentile ranks of each metric across candidates)")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Selection: combined score of the best candidates")
     fig.tight_layout()
