@@ -5,7 +5,7 @@ audit's includes DuckDB). Data goes into a temporary folder deleted afterwards u
 Targets on the 2-core machine at 1M customers: audit < 2 min and < 6 GB peak.
 
     nice .venv/bin/python benchmarks/bench_audit.py                 # 100000 and 1000000
-    nice .venv/bin/python benchmarks/bench_audit.py 100000 --memory-limit 3GB
+    nice .venv/bin/python benchmarks/bench_audit.py 100000 --memory-limit 2GB
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
     )
     parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit for the audit")
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit for the audit")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="keep the data in this folder (reused if it has raw/)")
     parser.add_argument("--phase", choices=["generate", "audit"], help=argparse.SUPPRESS)

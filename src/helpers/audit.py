@@ -245,7 +245,7 @@ def apply_knobs(ctx: StepContext, **knobs: Any) -> None:
 
 def run_audit(ctx: StepContext) -> AuditReport:
     """Contract pass plus profiling; writes every artifact of step 01 and records key figures."""
-    with Workspace(ctx.step_dir, memory_limit=str(ctx.setting("audit.memory_limit", "3GB")),
+    with Workspace(ctx.step_dir, memory_limit=str(ctx.setting("audit.memory_limit", "2GB")),
                    threads=int(ctx.setting("audit.threads", 2))) as workspace:  # fmt: skip
         engine = workspace.engine
         contract = run_contract(ctx, engine, workspace.directory)

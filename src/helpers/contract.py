@@ -158,7 +158,7 @@ def table_sources(config: dict[str, Any]) -> dict[str, TableSource]:
 class Workspace:
     """A DuckDB engine on a temporary work database (spills to disk), removed on close."""
 
-    def __init__(self, parent: Path, memory_limit: str = "3GB", threads: int = 2) -> None:
+    def __init__(self, parent: Path, memory_limit: str = "2GB", threads: int = 2) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=".work-", dir=parent))
         self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
         database = str(self.directory / "work.duckdb").replace("'", "''")
