@@ -164,7 +164,6 @@ class Workspace:
         database = str(self.directory / "work.duckdb").replace("'", "''")
         self.engine.query(f"SET temp_directory = '{self.directory / 'spill'}'")
         self.engine.query("SET preserve_insertion_order = true")
-        self.engine.query("SET enable_progress_bar = false")
         # Work tables live for minutes: skipping compression saves about a third of the write CPU.
         self.engine.query("PRAGMA force_compression = 'uncompressed'")
         self.engine.query(f"ATTACH '{database}' AS work")
