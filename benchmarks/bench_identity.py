@@ -267,6 +267,10 @@ def clean_identity_tables(raw_dir: Path) -> dict[str, pd.DataFrame]:
         for column in table.columns:
             if column.type in ("date", "datetime"):
                 frame[column.name] = pd.to_datetime(frame[column.name], errors="coerce", format="mixed")
+            elif column.type == "bool":
+                frame[column.name] = (
+                    frame[column.name].str.lower().map({"true": True, "false": False}).astype("boolean")
+                )
             elif column.type in ("int", "float"):
                 frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce")
             elif column.type == "str":
