@@ -434,22 +434,31 @@ def test_stage_flows_follow_customers_and_mark_new_and_gone() -> None:
     assert flows.to_numpy().sum() == 4
 
 
-def test_find_previous_run_picks_newest_earlier_run(tmp_path: Path) -> None:
+def test_find_previous_run_picks_newest_earlier_run_on_the_same_data(tmp_path: Path) -> None:
+    from helpers.migration import PREVIOUS_ARTIFACTS
+
     runs = tmp_path / "runs"
-    for name, age in (("old", 300), ("recent", 200), ("no_lifecycle", 100)):
+
+    def make_run(name: str, age: float, raw_dir: str = "data/raw/demo", complete: bool = True) -> Path:
         run = runs / name
-        (run / "05_lifecycle").mkdir(parents=True)
-        if name != "no_lifecycle":
-            artifact = run / LIFECYCLE_ARTIFACT
-            artifact.write_bytes(b"")
-            os.utime(artifact, (time.time() - age, time.time() - age))
-    current = runs / "current"
-    current.mkdir()
-    assert find_previous_run(current) is None or find_previous_run(current).name == "recent"
-    (current / "config.yml").write_text("run: {}\n")
+        artifacts = [*PREVIOUS_ARTIFACTS, LIFECYCLE_ARTIFACT] if complete else [LIFECYCLE_ARTIFACT]
+        for artifact in artifacts:
+            (run / artifact).parent.mkdir(parents=True, exist_ok=True)
+            (run / artifact).write_bytes(b"")
+        (run / "config.yml").write_text(f"data: {{raw_dir: {raw_dir}}}\n")
+        os.utime(run / "config.yml", (time.time() - age, time.time() - age))
+        return run
+
+    make_run("old", 300)
+    make_run("recent", 200)
+    make_run("other_data", 150, raw_dir="data/raw/small")  # newer, but another raw data folder
+    make_run("incomplete", 100, complete=False)
+    current = make_run("current", 0, complete=False)
     assert find_previous_run(current).name == "recent"
     os.utime(current / "config.yml", (time.time() - 250, time.time() - 250))
     assert find_previous_run(current).name == "old"
+    only_other = make_run("alone", 0, raw_dir="data/raw/elsewhere", complete=False)
+    assert find_previous_run(only_other) is None
 
 
 def test_stage_accuracy_against_planted_persons() -> None:

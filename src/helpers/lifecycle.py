@@ -824,20 +824,15 @@ FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
 
 
 def find_previous_run(run_dir: Path) -> Path | None:
-    """The newest other run folder next to `run_dir` that has a `05_lifecycle/lifecycle.parquet`.
+    """The run to compare lifecycle stages with: `helpers.migration.find_previous_run`'s choice
+    (the newest earlier complete run on the same raw data folder), if it has a
+    `05_lifecycle/lifecycle.parquet`; else None (a run on other data is never picked)."""
+    from helpers import migration  # local: migration imports strategy, which imports this module
 
-    "Newest" is by the artifact's modification time, and only artifacts older than this run's
-    frozen `config.yml` count (a run started later is not "previous").
-    """
-    run_dir = Path(run_dir).resolve()
-    own_config = run_dir / "config.yml"
-    started = own_config.stat().st_mtime if own_config.is_file() else float("inf")
-    candidates = []
-    for sibling in run_dir.parent.iterdir():
-        artifact = sibling / LIFECYCLE_ARTIFACT
-        if sibling.resolve() != run_dir and artifact.is_file() and artifact.stat().st_mtime < started:
-            candidates.append((artifact.stat().st_mtime, sibling.name, sibling))
-    return max(candidates)[2] if candidates else None
+    previous = migration.find_previous_run(Path(run_dir), "auto")
+    if previous is None or not (previous / LIFECYCLE_ARTIFACT).is_file():
+        return None
+    return previous
 
 
 def funnel(labeled: pd.DataFrame) -> pd.DataFrame:
