@@ -54,15 +54,53 @@ def metric_curves(scored: pd.DataFrame, chosen: str) -> plt.Figure:
             ax.scatter(pick["k"], pick[metric], s=250, facecolors="none", edgecolors="black", linewidths=2)
         better = "lower is better" if metric in ("davies_bouldin", "bic") else "higher is better"
         ax.set_title(f"{metric} ({better})", fontsize=10)
+    handles, legend_labels = axes.flat[0].get_legend_handles_labels()
     if axes.flat[0].get_legend():
-        sns.move_legend(axes.flat[0], "upper right", fontsize=8)
+        axes.flat[0].get_legend().remove()
+    if handles:
+        fig.legend(handles, legend_labels, title="algorithm", loc="upper left", bbox_to_anchor=(1.0, 0.93),
+                   fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("number of segments k")
     fig.suptitle(f"Scores by number of segments (circled: chosen {chosen})")
     fig.tight_layout()
     return fig
 
 
-def selection_chart(scored: pd.DataFrame, chosen: str, top: int = 15) -> plt.Figure:
-    """Stacked bars of the combined score's parts for the best candidates; hatched = failed a gate."""
+def gate_failures(
+    scored: pd.DataFrame, min_stability: float | None = None, min_business_ratio: float | None = None
+) -> pd.Series:
+    """Per candidate, which selection gates it failed (comma-separated, "" if none or unknown).
+
+    Mirrors the gates of `clustering.combined_scores` for display only; a gate whose threshold
+    is not given is not named (a failed candidate without a named gate reads "failed a gate").
+    """
+    reasons = []
+    best_business = scored["business_separation"].max() if "business_separation" in scored else np.nan
+    for _, row in scored.iterrows():
+        failed = []
+        if row.get("n_segments", 2) < 2:
+            failed.append("<2 segments")
+        if row.get("n_small_segments", 0) > 0:
+            failed.append("small segment")
+        if min_stability is not None and not (row.get("stability", np.nan) >= min_stability):
+            failed.append("stability")
+        if min_business_ratio is not None and not (
+            row.get("business_separation", np.nan) >= min_business_ratio * best_business
+        ):
+            failed.append("business separation")
+        reasons.append(", ".join(failed))
+    return pd.Series(reasons, index=scored.index)
+
+
+def selection_chart(
+    scored: pd.DataFrame,
+    chosen: str,
+    top: int = 15,
+    min_stability: float | None = None,
+    min_business_ratio: float | None = None,
+) -> plt.Figure:
+    """Stacked bars of the combined score's parts for the best candidates; labels name failed gates."""
     parts = [c for c in scored.columns if c.startswith("part_")]
     best = scored.sort_values("score", ascending=False).head(top)
     labels = best["algorithm"] + ":" + best["k"].astype(str)
@@ -71,12 +109,14 @@ def selection_chart(scored: pd.DataFrame, chosen: str, top: int = 15) -> plt.Fig
     for part in parts:
         ax.barh(labels, best[part], left=left, label=part.removeprefix("part_"))
         left += best[part].to_numpy()
-    for y, (ok, label) in enumerate(zip(best["admissible"], labels, strict=True)):
-        note = "" if ok else "  failed a gate"
+    failures = gate_failures(best, min_stability, min_business_ratio)
+    for y, (ok, label, failed) in enumerate(zip(best["admissible"], labels, failures, strict=True)):
+        note = "" if ok else f"  failed: {failed}" if failed else "  failed a gate"
         ax.text(left[y] + 0.005, y, ("<- chosen" if label == chosen else "") + note, va="center", fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, max(float(left.max()) if len(left) else 1.0, 1e-9) * 1.45)
     ax.set_xlabel("combined score (weighted percentile ranks of each metric across candidates)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(title="score part", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.set_title("Selection: combined score of the best candidates")
     fig.tight_layout()
     return fig
@@ -96,27 +136,28 @@ def stability_bars(scored: pd.DataFrame, min_stability: float) -> plt.Figure:
     ax.axhline(min_stability, color="black", linestyle="--", linewidth=1, label="gate")
     ax.set_ylim(0, 1.05)
     ax.set_title("Stability: mean adjusted Rand index between refits on resamples with new seeds")
-    ax.legend(fontsize=8, ncol=4, loc="lower left")
+    ax.set_xlabel("number of segments k")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
 
 
-def profile_heatmap(profiles: pd.DataFrame, names: dict[int, str], max_columns: int = 30) -> plt.Figure:
+def profile_heatmap(profiles: pd.DataFrame, names: dict[int, str], max_columns: int = 15) -> plt.Figure:
     """z-scores (segment vs population) of the most distinguishing model columns."""
     z = profiles.set_index("segment_id")[[c for c in profiles.columns if c.startswith("z:")]]
     keep = z.abs().max().sort_values(ascending=False, kind="stable").index[:max_columns]
     data = z[keep].rename(columns=lambda c: c[2:])
     data.index = [f"{s} {names.get(int(s), '')}" for s in data.index]
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * len(keep), 18), 1.2 + 0.5 * len(data)))
+    fig, ax = plt.subplots(figsize=(min(4 + 0.6 * len(keep), 18), 2 + 0.5 * len(data)))
     sns.heatmap(
         data,
         cmap="RdBu_r",
         center=0,
         vmin=-2.5,
         vmax=2.5,
-        annot=len(data) * len(keep) <= 300,
+        annot=len(data) * len(keep) <= 150,
         fmt=".1f",
-        annot_kws={"fontsize": 7},
+        annot_kws={"fontsize": 9},
         ax=ax,
         cbar_kws={"label": "z vs population"},
     )
@@ -180,8 +221,8 @@ def umap_embedding(
     return shown, coordinates, timings
 
 
-def umap_map(coordinates: np.ndarray, labels: list[str]) -> plt.Figure:
-    """Customers on the UMAP plane coloured by segment name."""
+def umap_map(coordinates: np.ndarray, labels: list[str], note: str = "") -> plt.Figure:
+    """Customers on the UMAP plane coloured by segment name; `note` is added under the title."""
     fig, ax = plt.subplots(figsize=(10, 7))
     frame = pd.DataFrame(
         {"x": coordinates[:, 0], "y": coordinates[:, 1], "segment": [str(v) for v in labels]}
@@ -201,10 +242,11 @@ def umap_map(coordinates: np.ndarray, labels: list[str]) -> plt.Figure:
     ax.set_yticks([])
     ax.set_xlabel("")
     ax.set_ylabel("")
-    ax.legend(markerscale=4, fontsize=8, loc="best")
+    ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="segment")
     ax.set_title(
         "UMAP map of customers by segment - a visual aid, not evidence\n"
         "(distances and cluster sizes in this picture are distorted; the scores above are the evidence)"
+        + (f"\n{note}" if note else "")
     )
     fig.tight_layout()
     return fig

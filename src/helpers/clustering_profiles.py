@@ -199,3 +199,33 @@ def merge_split_suggestions(
                 }
             )
     return pd.DataFrame(rows, columns=["suggestion", "segments", "measure", "why"])
+
+
+def suggestions_markdown(suggestions: pd.DataFrame, names: dict[int, str] | None = None, top: int = 3) -> str:
+    """A short markdown summary of `merge_split_suggestions`: the `top` closest merge pairs and all splits.
+
+    Merge pairs are ranked by `measure` (smaller = more alike); the full "why" text is kept.
+    """
+    names = names or {}
+
+    def label(segments: str) -> str:
+        parts = [p.strip() for p in str(segments).split("+")]
+        return " + ".join(f"{p} {names.get(int(p), '')}".strip() if p.isdigit() else p for p in parts)
+
+    if suggestions.empty:
+        return "No merge or split suggestions: the segments are distinct and of similar spread."
+    merges = suggestions[suggestions["suggestion"] == "merge"].sort_values("measure", kind="stable")
+    splits = suggestions[suggestions["suggestion"] == "split"]
+    splits = splits.sort_values("measure", ascending=False, kind="stable")
+    lines = []
+    if len(merges):
+        shown = min(top, len(merges))
+        lines.append(
+            f"**Merge candidates:** {len(merges)} pair(s) of segments have centres closer than their typical "
+            f"radius; the {shown} most alike (worth checking whether they differ in a way that matters):"
+        )
+        lines += [f"- merge **{label(r.segments)}**: {r.why}" for r in merges.head(top).itertuples()]
+    if len(splits):
+        lines.append("\n**Split candidates:** segments much more spread out than the others:")
+        lines += [f"- split **{label(r.segments)}**: {r.why}" for r in splits.itertuples()]
+    return "\n".join(lines)
