@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from helpers.contract import (
     CATEGORIES,
@@ -300,17 +301,64 @@ def table_overview(report: AuditReport) -> pd.DataFrame:
     return overview
 
 
+QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
+PERSONAL_RANGE_COLUMNS = ("birth_date",)  # single people's values: no min/max in reports
+
+
+def key_findings(report: AuditReport) -> str:
+    """Markdown bullets for the top of the report: quarantine, weakest table, weakest coverage."""
+    quality = report.quality
+    input_rows = int(quality["input_rows"].sum())
+    quarantined = int(quality["quarantined_rows"].sum())
+    share = quarantined / input_rows if input_rows else 0.0
+    worst = quality.sort_values("score").iloc[0]
+    part = min(QUALITY_PARTS, key=lambda name: worst[name])
+    why = f"its weakest part is **{part}** ({worst[part]:.1%})"
+    if part == "completeness":
+        columns = report.column_profile[report.column_profile["table"] == worst["table"]]
+        emptiest = columns.nlargest(3, "missing_share")
+        why += ", mostly optional fields left empty: " + ", ".join(
+            f"{r.column} {r.missing_share:.0%}" for r in emptiest.itertuples()
+        )
+    coverage = report.coverage.sort_values("share").iloc[0]
+    return "\n".join([
+        "## Key findings",
+        f"- **{quarantined:,} of {input_rows:,} rows ({share:.1%}) quarantined** across "
+        f"{len(quality)} tables; every other row is accepted and cleaned.",
+        f"- **Lowest quality score: {worst['table']} ({worst['score']:.1f} / 100)**: {why}.",
+        f"- **Weakest factor group: {coverage['group']}**, known for only {coverage['share']:.1%} of "
+        f"customer records ({int(coverage['records_with']):,} of {int(coverage['records']):,}).",
+    ])  # fmt: skip
+
+
+def profile_for_report(profile: pd.DataFrame) -> pd.DataFrame:
+    """The column profile for display: dates as dates, no min/max of personal birth dates."""
+    shown = profile.drop(columns=["rows"]).copy()
+    for bound in ("min", "max"):
+        values = shown[bound].astype("string")
+        is_date = shown["type"].eq("date")
+        values = values.where(~is_date, values.str.slice(0, 10))
+        shown[bound] = values.where(~shown["column"].isin(PERSONAL_RANGE_COLUMNS), pd.NA)
+    return shown
+
+
 # ---------------------------------------------------------------- figures
 
 
 def plot_missingness(profile: pd.DataFrame) -> Figure:
-    """Heatmap: share of missing values per table (rows) and column (columns)."""
+    """Heatmap: share of missing values per table (rows) and column (columns).
+
+    Only columns that are empty somewhere are shown (fully filled columns would be all white).
+    """
     matrix = profile.pivot(index="table", columns="column", values="missing_share")
-    matrix = matrix.reindex(index=list(TABLES), columns=sorted(matrix.columns))
+    with_missing = sorted(profile.loc[profile["missing"] > 0, "column"].unique())
+    matrix = matrix.reindex(index=list(TABLES), columns=with_missing or sorted(matrix.columns))
     figure, axis = plt.subplots(figsize=(max(10, 0.32 * matrix.shape[1]), 4.2))
     sns.heatmap(matrix, ax=axis, cmap="Reds", vmin=0, vmax=1, linewidths=0.3, linecolor="white",
                 cbar_kws={"label": "share missing"})  # fmt: skip
-    axis.set_title("Missing values by table and column (blank = column not in that table)")
+    axis.set_title(
+        "Missing values by table, columns with any missing value\n(blank = column not in that table)"
+    )
     axis.set_xlabel("")
     axis.set_ylabel("")
     return figure
@@ -339,6 +387,7 @@ def plot_coverage(by_system: pd.DataFrame) -> Figure:
     figure, axis = plt.subplots(figsize=(10, 4.5))
     sns.barplot(data=long, x="group", y="share", hue="system", ax=axis)
     axis.set_ylim(0, 1)
+    axis.yaxis.set_major_formatter(PercentFormatter(xmax=1))
     axis.set_ylabel("share of records")
     axis.set_xlabel("")
     axis.tick_params(axis="x", labelrotation=20)
@@ -357,6 +406,13 @@ def plot_monthly(monthly: pd.DataFrame) -> Figure:
         axis.set_ylabel("rows per month")
         axis.set_title("Events per month" if kind == "event" else "New customer records per month")
         axis.legend(loc="upper left", fontsize="small")
+    last = pd.to_datetime(monthly["month"]).max() if len(monthly) else None
+    if last is not None and pd.notna(last):
+        for axis in axes:  # the export ends inside its last month: mark it, do not read it as a drop
+            axis.axvspan(last - pd.Timedelta(days=15), last + pd.Timedelta(days=15), color="#bdc3c7",
+                         alpha=0.4, zorder=0)  # fmt: skip
+        axes[0].annotate("last month\n(may be partial)", xy=(last, 1), xycoords=("data", "axes fraction"),
+                         ha="right", va="top", fontsize="small", color="#555555")  # fmt: skip
     axes[-1].set_xlabel("")
     figure.tight_layout()
     return figure
