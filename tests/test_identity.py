@@ -20,6 +20,7 @@ from helpers.identity import (
     IdentityInputError,
     IdentityResult,
     check_crosswalk,
+    mask_value,
     merge_identities,
 )
 from helpers.io import open_step
@@ -233,3 +234,10 @@ def test_customer_ids_are_stable_across_runs_and_input_order(
     det_a = merge_identities(world_tables, method="deterministic").crosswalk.set_index(key)["customer_id"]
     det_b = merge_identities(shuffled, method="deterministic").crosswalk.set_index(key)["customer_id"]
     assert np.array_equal(det_a.to_numpy(), det_b.reindex(det_a.index).to_numpy())
+
+
+def test_masking_hides_names_phones_and_emails() -> None:
+    values = pd.Series(["Wang Wei", "王伟", "+8613812345678", "w.wang@qq.com", "Daniel", None])
+    masked = mask_value(values)
+    assert masked.iloc[:5].tolist() == ["W*** W***", "王**", "+86138****5678", "w***@qq.com", "D***"]
+    assert pd.isna(masked.iloc[5])

@@ -748,26 +748,27 @@ def run_step(
 # ---------------------------------------------------------------------------------------------
 # Reporting helpers for the notebook (masked values for the management render)
 def mask_value(values: pd.Series) -> pd.Series:
-    """Mask names, phones and e-mails: `Wang W***`, `王*`, `+86138****5678`, `w***@qq.com`."""
+    """Mask names, phones and e-mails: `W*** W***`, `王**`, `+86138****5678`, `w***@qq.com`."""
     text = values.astype("string")
     phone = text.str.match(r"^\+86").fillna(False)
     email = text.str.contains("@", regex=False).fillna(False)
     han = text.str.contains(r"[\u3400-\u9fff]", regex=True).fillna(False)
-    multi_word = text.str.contains(" ", regex=False).fillna(False)
-    first_and_initial = text.str.replace(r"^(\S+)\s+(\S).*$", r"\1 \2***", regex=True)
-    masked = (text.str[:1] + "***").mask(multi_word, first_and_initial)
-    masked = masked.mask(han, text.str[:1] + "*" * 2)
+    masked = text.str.replace(r"(\S)\S*", r"\1***", regex=True)
+    masked = masked.mask(han, text.str[:1] + "**")
     masked = masked.mask(phone, text.str[:6] + "****" + text.str[-4:])
     masked = masked.mask(email, text.str[:1] + "***@" + text.str.split("@").str[-1])
     return masked
 
 
 def masked_review_pairs(review: pd.DataFrame) -> pd.DataFrame:
-    """The clerical-review sample with names, phones and e-mails masked and record keys dropped."""
+    """The clerical-review sample with names, phones and e-mails masked, birth dates cut to the year,
+    record keys and customer ids dropped."""
     shown = review.drop(columns=[c for c in review.columns if c.endswith(("record_key", "customer_id"))])
     for column in shown.columns:
         if column.endswith(("_name", "_mobile", "_email")):
             shown[column] = mask_value(shown[column])
+        elif column.endswith("_birth_date"):
+            shown[column] = pd.to_datetime(shown[column]).dt.year.astype("Int64")
     return shown
 
 
