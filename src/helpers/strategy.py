@@ -605,6 +605,15 @@ def recommendation(
         f"(most customers are {dominant_tier} value). {segment['on_call_list']:,} of the segment's customers "
         f"are on this period's call list. KPI to watch: {_lower_first(treatment['kpi'])}."
     )
+    if segment["value_at_risk"] < 0.5 * focus["value_at_stake"]:
+        # Most of the stake is upside, not value at risk: say so, or a small segment looks odd.
+        parts.append(
+            "Value at stake counts not only predicted value at risk (here "
+            f"¥{segment['value_at_risk']:,.0f} for the whole segment) but also part of the upside: the gap "
+            "to the predicted value of the segment's top-quartile buyers, for customers likely to stay. "
+            "So most of this segment's value at stake is potential to grow"
+            + (", even though its own predicted value is small." if segment["clv_share"] < 0.02 else ".")
+        )
     if pd.notna(segment.get("delta_customers")):
         parts.append(
             f"Since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
@@ -643,18 +652,35 @@ def key_numbers(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame) 
     stake_total = plan["value_at_stake"].sum()
     covered = plan.loc[on_list, "value_at_stake"].sum() / stake_total if stake_total > 0 else 0.0
     capacity, planned = usage["calls_capacity"].sum(), usage["calls_planned"].sum()
+    teams = "; ".join(
+        f"{str(row.team).replace('_', ' ')} {row.calls_planned:,} of {row.calls_capacity:,} calls"
+        + ("" if pd.isna(row.utilisation) else f" ({row.utilisation:.0%})")
+        for row in usage.itertuples()
+    )
+    rate = overall["complaint_rate"]
+    per_calls = f", about 1 in {1 / rate:.0f} calls" if pd.notna(rate) and rate > 0 else ""
+    complaints = segments.dropna(subset=["complaint_rate"]).sort_values("complaint_rate", ascending=False)
+    worst = (
+        f"; highest in **{complaints.iloc[0]['segment_name']}** ({complaints.iloc[0]['complaint_rate']:.1%})"
+        if len(complaints)
+        else ""
+    )
     return "\n".join(
         [
             f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
             f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
             f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the "
             f"teams can make); they hold {covered:.0%} of all value at stake.",
+            f"- **Team utilisation** (calls planned of the period's capacity): {teams}. "
+            f"{max(capacity - planned, 0):,} calls ({max(capacity - planned, 0) / max(capacity, 1):.0%} "
+            "of capacity) stay free for inbound service or a longer call list.",
             f"- **{overall['at_risk_share']:.0%} of customers are at risk or churned**; predicted "
             f"12-month value at risk across all customers: **¥{overall['value_at_risk']:,.0f}**.",
             f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
             f"and {top['value_share']:.0%} of 12-month revenue.",
             f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
-            f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls.",
+            f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls "
+            f"(complaints per service call{per_calls}{worst}).",
         ]
     )
 
