@@ -39,6 +39,8 @@ PINNED_PACKAGES = (
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
 )  # fmt: skip
 PII_TAG = "pii"
+# nbconvert's template loads require.js and MathJax from a CDN; static reports need neither.
+EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\n?')
 
 
 class StepFailedError(RuntimeError):
@@ -225,11 +227,18 @@ def render_reports(executed: Path, reports_dir: Path) -> None:
     """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` cells)."""
     notebook = nbformat.read(executed, as_version=4)
     full_html, _ = HTMLExporter().from_notebook_node(notebook)
-    (reports_dir / f"{executed.stem}.html").write_text(full_html, encoding="utf-8")
+    (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
     management = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     management.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={PII_TAG}), enabled=True)
     management_html, _ = management.from_notebook_node(notebook)
-    (reports_dir / f"{executed.stem}.management.html").write_text(management_html, encoding="utf-8")
+    (reports_dir / f"{executed.stem}.management.html").write_text(
+        self_contained(management_html), encoding="utf-8"
+    )
+
+
+def self_contained(html: str) -> str:
+    """The HTML without scripts loaded from the internet (figures are embedded PNGs)."""
+    return EXTERNAL_SCRIPT.sub("", html)
 
 
 def describe_error(error: Exception) -> str:
