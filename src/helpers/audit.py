@@ -411,9 +411,8 @@ def plot_monthly(monthly: pd.DataFrame) -> Figure:
         for axis in axes:  # the export ends inside its last month: mark it, do not read it as a drop
             axis.axvspan(last - pd.Timedelta(days=15), last + pd.Timedelta(days=15), color="#bdc3c7",
                          alpha=0.4, zorder=0)  # fmt: skip
-        axes[0].annotate("last month\n(may be partial)", xy=(last, 1), xycoords=("data", "axes fraction"),
-                         ha="right", va="top", fontsize="small", color="#555555")  # fmt: skip
-    axes[-1].set_xlabel("")
+    shaded = "shaded: the last month of the export, usually incomplete (not a real drop)"
+    axes[-1].set_xlabel(shaded if last is not None and pd.notna(last) else "")
     figure.tight_layout()
     return figure
 
