@@ -332,12 +332,19 @@ def key_findings(report: AuditReport) -> str:
 
 
 def profile_for_report(profile: pd.DataFrame) -> pd.DataFrame:
-    """The column profile for display: dates as dates, no min/max of personal birth dates."""
+    """The column profile for display: dates as dates, readable numbers, no personal birth-date ranges."""
     shown = profile.drop(columns=["rows"]).copy()
     for bound in ("min", "max"):
         values = shown[bound].astype("string")
         is_date = shown["type"].eq("date")
         values = values.where(~is_date, values.str.slice(0, 10))
+        is_number = shown["type"].isin(["int", "float"])
+        numbers = pd.to_numeric(shown[bound].where(is_number), errors="coerce")
+        decimals = shown["type"].map({"int": 0, "float": 2}).fillna(0).astype(int)
+        readable = pd.Series(
+            [f"{v:,.{d}f}" for v, d in zip(numbers, decimals, strict=True)], index=shown.index
+        )
+        values = values.where(~(is_number & numbers.notna()), readable)
         shown[bound] = values.where(~shown["column"].isin(PERSONAL_RANGE_COLUMNS), pd.NA)
     return shown
 
