@@ -2,8 +2,8 @@
 
 Queries are plain SQL over named tables (`{placeholders}` name the inputs; the text is filled
 with `str.format`, so write a literal brace as `{{`/`}}`, in comments too). Prefer standard SQL
-so the same text can later run on Spark; DuckDB-only functions in a query are a porting cost. `SqlEngine` is the small interface steps use; DuckDB is
-the embedded default.
+so the same text can later run on Spark; DuckDB-only functions in a query are a porting cost.
+`SqlEngine` is the small interface steps use; DuckDB is the embedded default.
 """
 
 from __future__ import annotations
