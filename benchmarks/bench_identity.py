@@ -32,9 +32,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from helpers.contract import add_identity_columns
 from helpers.identity import SYSTEM_TABLES, build_records, merge_identities
 from helpers.identity_splink import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
-from helpers.normalize import normalize_email, normalize_phone
 from helpers.schema import TABLES
 
 DEMO_ROOT = Path("/tmp/bench_identity")
@@ -275,14 +275,7 @@ def clean_identity_tables(raw_dir: Path) -> dict[str, pd.DataFrame]:
                 frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce")
             elif column.type == "str":
                 frame[column.name] = frame[column.name].astype("string")
-        frame.insert(0, "source_record_id", frame[table.key].astype(str))
-        frame.insert(0, "source_system", system)
-        for phone in ("mobile", "landline", "phone"):
-            if phone in frame:
-                frame[f"{phone}_norm"] = normalize_phone(frame[phone])
-        if "email" in frame:
-            frame["email_norm"] = normalize_email(frame["email"])
-        tables[system] = frame.drop_duplicates("source_record_id")
+        tables[system] = add_identity_columns(frame, table).drop_duplicates("source_record_id")
     return tables
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.contract import run_contract
+from helpers.contract import add_identity_columns, run_contract
 from helpers.identity import (
     SYSTEM_TABLES,
     IdentityInputError,
@@ -24,7 +24,6 @@ from helpers.identity import (
     merge_identities,
 )
 from helpers.io import open_step
-from helpers.normalize import normalize_email, normalize_phone
 from helpers.schema import SOURCE_SYSTEMS, TABLES
 from helpers.sql import DuckDBEngine
 
@@ -38,14 +37,7 @@ def clean_table(system: str, rows: list[dict]) -> pd.DataFrame:
             frame[column.name] = pd.to_datetime(frame[column.name])
         elif column.type == "str":
             frame[column.name] = frame[column.name].astype("string")
-    frame.insert(0, "source_record_id", frame[table.key].astype(str))
-    frame.insert(0, "source_system", system)
-    for phone in ("mobile", "landline", "phone"):
-        if phone in frame:
-            frame[f"{phone}_norm"] = normalize_phone(frame[phone])
-    if "email" in frame:
-        frame["email_norm"] = normalize_email(frame["email"])
-    return frame
+    return add_identity_columns(frame, table)
 
 
 def crm(crm_id: str, name: str, **values: object) -> dict:

@@ -655,6 +655,25 @@ def _accepted_rows(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
     return frame.astype(clean_dtypes(table))
 
 
+def identifier_columns(table: Table) -> list[str]:
+    """The phone and e-mail columns of an identity table (those that get a `_norm` column)."""
+    return [c for c in table.column_names if c in PHONE_COLUMNS or c == EMAIL_COLUMN]
+
+
+def add_identity_columns(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Prepend `source_system` and `source_record_id`, add `<column>_norm` per phone/e-mail column.
+
+    This is what makes a typed identity table a `clean_<table>` artifact; it works in place.
+    """
+    frame.insert(0, "source_record_id", frame[table.key])
+    frame.insert(0, "source_system", SYSTEM_OF_TABLE[table.name])
+    for column in identifier_columns(table):
+        normalize = normalize_phone if column in PHONE_COLUMNS else normalize_email
+        normalized = normalize(frame[column])
+        frame[f"{column}_norm"] = normalized.astype(object).where(normalized.notna(), None)
+    return frame
+
+
 def _finish_identity_table(
     ctx: StepContext, table: Table, frame: pd.DataFrame, sample_rows: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -663,17 +682,12 @@ def _finish_identity_table(
     Returns the invalid phone/e-mail counts and the rows pandera checked. Runs in a worker
     thread while DuckDB reads the next tables (the regex normalizers are pure Python).
     """
-    frame.insert(0, "source_record_id", frame[table.key])
-    frame.insert(0, "source_system", SYSTEM_OF_TABLE[table.name])
+    add_identity_columns(frame, table)
     invalid = []
-    for column in table.column_names:
-        if column in PHONE_COLUMNS or column == EMAIL_COLUMN:
-            normalize = normalize_phone if column in PHONE_COLUMNS else normalize_email
-            normalized = normalize(frame[column])
-            frame[f"{column}_norm"] = normalized.astype(object).where(normalized.notna(), None)
-            filled = int(frame[column].notna().sum())
-            invalid.append({"table": table.name, "column": column, "filled": filled,
-                            "invalid": int(filled - normalized.notna().sum())})  # fmt: skip
+    for column in identifier_columns(table):
+        filled = int(frame[column].notna().sum())
+        invalid.append({"table": table.name, "column": column, "filled": filled,
+                        "invalid": int(filled - frame[f"{column}_norm"].notna().sum())})  # fmt: skip
     ctx.write(f"clean_{table.name}", frame)
     return invalid, validate_clean(ctx, table, sample_rows)
 
