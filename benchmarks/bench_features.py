@@ -89,7 +89,7 @@ def prepare(customers: int, seed: int, folder: Path) -> dict[str, int]:
 
 
 def measure_features(folder: Path) -> dict:
-    from helpers import features
+    from helpers import feature_matrix, features
     from helpers.sql import connect
 
     config = load_config()
@@ -105,7 +105,7 @@ def measure_features(folder: Path) -> dict:
     engine.register("crosswalk", crosswalk)
     build = features.build_features(engine, golden, crosswalk, settings)
     built = time.perf_counter() - start
-    matrix, _ = features.model_matrix(build.features, build.dictionary, settings.groups)
+    matrix, _ = feature_matrix.model_matrix(build.features, build.dictionary, settings.groups)
     return {
         "wall_seconds": round(time.perf_counter() - start, 1),
         "build_seconds": round(built, 1),

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import features
+from helpers import feature_matrix, features
 from helpers.sql import connect
 
 REFERENCE = "2026-06-30"
@@ -329,7 +329,7 @@ def test_rfm_scores_and_classic_segments():
 
 
 def test_model_matrix_weights_groups_and_scales(build):
-    matrix, record = features.model_matrix(build.features, build.dictionary, SETTINGS.groups)
+    matrix, record = feature_matrix.model_matrix(build.features, build.dictionary, SETTINGS.groups)
     assert matrix["customer_id"].tolist() == build.features["customer_id"].tolist()
     numeric = matrix.drop(columns="customer_id")
     assert np.isfinite(numeric.to_numpy()).all()
@@ -346,7 +346,7 @@ def test_model_matrix_weights_groups_and_scales(build):
 
 def test_unknown_group_is_rejected(build):
     with pytest.raises(ValueError, match="unknown factor groups"):
-        features.model_matrix(build.features, build.dictionary, {"valu": 1.0})
+        feature_matrix.model_matrix(build.features, build.dictionary, {"valu": 1.0})
 
 
 def test_crosswalk_customer_missing_from_golden_is_an_error():

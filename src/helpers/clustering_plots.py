@@ -58,8 +58,14 @@ def metric_curves(scored: pd.DataFrame, chosen: str) -> plt.Figure:
     if axes.flat[0].get_legend():
         axes.flat[0].get_legend().remove()
     if handles:
-        fig.legend(handles, legend_labels, title="algorithm", loc="upper left", bbox_to_anchor=(1.0, 0.93),
-                   fontsize=8)
+        fig.legend(
+            handles,
+            legend_labels,
+            title="algorithm",
+            loc="upper left",
+            bbox_to_anchor=(1.0, 0.93),
+            fontsize=8,
+        )
     for ax in axes[-1]:
         ax.set_xlabel("number of segments k")
     fig.suptitle(f"Scores by number of segments (circled: chosen {chosen})")

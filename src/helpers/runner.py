@@ -271,4 +271,3 @@ def _now() -> str:
 def _say(enabled: bool, message: str) -> None:
     if enabled:
         print(message, flush=True)
-
