@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import feature_matrix, features
+from helpers import features
 from helpers.sql import connect
 
 REFERENCE = "2026-06-30"
@@ -326,27 +326,6 @@ def test_rfm_scores_and_classic_segments():
         "At risk",
         "Loyal customers",
     ]
-
-
-def test_model_matrix_weights_groups_and_scales(build):
-    matrix, record = feature_matrix.model_matrix(build.features, build.dictionary, SETTINGS.groups)
-    assert matrix["customer_id"].tolist() == build.features["customer_id"].tolist()
-    numeric = matrix.drop(columns="customer_id")
-    assert np.isfinite(numeric.to_numpy()).all()
-    assert set(record["groups"]) == {"value", "behaviour", "service", "demographic"}  # firmographic weight 0
-    service = record["groups"]["service"]
-    assert service["column_scale"] == pytest.approx(0.5 / math.sqrt(service["n_columns"]))
-    assert "gender=F" in numeric.columns and "gender=unknown" in numeric.columns
-    assert not any(column.startswith(("is_business", "industry")) for column in numeric.columns)
-    # Robust scaling centres a scaled column on its median (the median customer sits at 0).
-    value_scale = record["groups"]["value"]["column_scale"]
-    assert np.median(numeric["monetary_total"] / value_scale) == pytest.approx(0.0)
-    assert (numeric.nunique() > 1).all()  # constant columns are dropped
-
-
-def test_unknown_group_is_rejected(build):
-    with pytest.raises(ValueError, match="unknown factor groups"):
-        feature_matrix.model_matrix(build.features, build.dictionary, {"valu": 1.0})
 
 
 def test_crosswalk_customer_missing_from_golden_is_an_error():
