@@ -37,13 +37,14 @@ def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> audit.AuditRepor
 
 def test_quality_score_parts_on_the_fixture(fixture_report: audit.AuditReport) -> None:
     quality = fixture_report.quality.set_index("table")
-    # transactions: 9 rows, 4 with value problems, 1 exact duplicate, 2 orphans, every cell filled.
+    # transactions: 9 rows, 4 with value problems, 1 exact duplicate, 1 orphan, 1 reference to a
+    # quarantined customer (a validity problem of the customer table, not an integrity one), every cell filled.
     transactions = quality.loc["transactions"]
     assert transactions.validity == pytest.approx(5 / 9)
     assert transactions.uniqueness == pytest.approx(8 / 9)
-    assert transactions.integrity == pytest.approx(7 / 9)
+    assert transactions.integrity == pytest.approx(8 / 9)
     assert transactions.completeness == pytest.approx(1.0)
-    assert transactions.score == pytest.approx(100 * (0.4 * 5 / 9 + 0.2 * 1 + 0.2 * 8 / 9 + 0.2 * 7 / 9))
+    assert transactions.score == pytest.approx(100 * (0.4 * 5 / 9 + 0.2 * 1 + 0.2 * 8 / 9 + 0.2 * 8 / 9))
     # calls: 3 rows, 1 value problem, 1 orphan; resolved and satisfaction empty once each (of 8 columns).
     calls = quality.loc["calls"]
     completeness = (6 + 2 * 2 / 3) / 8
@@ -81,12 +82,13 @@ def test_column_profile_counts_missing_and_invalid(fixture_report: audit.AuditRe
     assert profile.loc[("calls", "call_at"), "max"] == "2024-01-06 09:15:00"
     checks = fixture_report.invalid_values.set_index(["table", "check"])["rows"]
     assert checks[("crm_customers", "unknown gender value (kept, set to null)")] == 1
-    assert checks[("transactions", "orphan reference (quarantined)")] == 2
+    assert checks[("transactions", "orphan reference (quarantined)")] == 1
+    assert checks[("transactions", "reference to a quarantined record (quarantined)")] == 1
 
 
 def test_integrity_ranges_and_months_on_the_fixture(fixture_report: audit.AuditReport) -> None:
     integrity = fixture_report.integrity.set_index("table")
-    assert integrity.loc["calls", "orphan_rows"] == 1 and integrity.loc["transactions", "orphan_rows"] == 2
+    assert integrity.loc["calls", "orphan_rows"] == 1 and integrity.loc["transactions", "orphan_rows"] == 1
     ranges = fixture_report.numeric_ranges.set_index(["table", "column"])
     assert (
         ranges.loc[("transactions", "quantity"), "max"] == 2

@@ -294,7 +294,7 @@ EXPECTED_QUARANTINE = {
     ("transactions", 4): {"orphan reference"},
     ("transactions", 5): {"txn_at after reference date"},
     ("transactions", 6): {"exact duplicate row"},
-    ("transactions", 7): {"orphan reference"},
+    ("transactions", 7): {"reference to a quarantined record"},
     ("transactions", 8): {"unparseable amount"},
     ("transactions", 9): {"invalid channel"},
     ("calls", 2): {"orphan reference"},

@@ -753,13 +753,17 @@ def validate_clean(ctx: StepContext, table: Table, sample_rows: int) -> int:
 def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> ContractResult:
     """Load, validate, quarantine and clean every table; write clean_*, quarantine_* and ledger.
 
-    Identity tables go first: events are orphans unless they point at an accepted identity record.
+    Identity tables go first: an event is quarantined unless it points at an accepted identity record
+    (reason `orphan reference`, or `reference to a quarantined record` when the record exists but was
+    rejected).
     Leaves the work tables `rows_<table>` in `engine` for profiling.
     """
     sources = table_sources(ctx.config)
     sample_rows = int(ctx.setting("audit.contract_sample_rows", 100_000))
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
-    engine.query("CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR)")
+    engine.query(
+        "CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR, accepted BOOLEAN)"
+    )
     with ThreadPoolExecutor(max_workers=1) as worker:
         identity_jobs = {}
         for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
@@ -773,8 +777,8 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
                 )
                 system = _literal(SYSTEM_OF_TABLE[table.name])
                 engine.query(
-                    f"INSERT INTO identity_keys SELECT {system}, v_{table.key} FROM rows_{table.name} "
-                    "WHERE problems = ''"
+                    f"INSERT INTO identity_keys SELECT {system}, v_{table.key}, problems = '' "
+                    f"FROM rows_{table.name} WHERE v_{table.key} IS NOT NULL"
                 )
             else:
                 _write_event_table(engine, ctx, table)
