@@ -338,6 +338,7 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
         extra["candidate_recall_all_pairs"] = round(1 - (wanted - found) / true_pairs, 4)
         deterministic = pairwise_scores(result.records["deterministic_cluster"].to_numpy(), truth_labels)
         extra["deterministic_only_f1"] = round(deterministic["f1"], 4)
+        extra.update({key: value for key, value in result.stats.items() if key.startswith("seconds_")})
     return {"records": len(keys), **pairwise_scores(labels, truth_labels), **figures, **extra}
 
 

@@ -508,6 +508,7 @@ def merge_identities(
     for system, table in tables.items():
         if system in SYSTEM_TABLES:
             _check_table(system, table)
+    clock = time.perf_counter()
     # A canonical record order makes the result independent of the order rows arrive in.
     ordered = {
         system: tables[system]
@@ -526,6 +527,7 @@ def merge_identities(
     deterministic_labels = labels.copy()
     refused = accepted[~applied].assign(reason="would join conflicting records")
     stats: dict[str, Any] = {
+        "seconds_deterministic": round(time.perf_counter() - clock, 1),
         "records": len(records),
         "identifier_pairs": len(edges),
         "identifier_pairs_rejected": int((~edges["accepted"]).sum()),
@@ -543,6 +545,7 @@ def merge_identities(
     if method == "probabilistic":
         from helpers.identity_splink import score_candidate_pairs
 
+        clock = time.perf_counter()
         scored, splink_stats = score_candidate_pairs(records, deterministic_labels, seed=seed)
         stats.update(splink_stats)
         links = scored[scored["match_probability"] >= match_threshold].sort_values(
@@ -573,6 +576,8 @@ def merge_identities(
         )
         stats["probabilistic_links_applied"] = int(applied.sum())
         stats["probabilistic_links_refused"] = int((~applied).sum())
+        stats["seconds_probabilistic"] = round(time.perf_counter() - clock, 1)
+    clock = time.perf_counter()
     crosswalk = _crosswalk(records, deterministic_labels, labels, accepted, applied_scores)
     stats["customers"] = int(crosswalk["customer_id"].nunique())
     records = records.assign(
@@ -585,6 +590,7 @@ def merge_identities(
     identifier_table = _identifier_table(identifiers, records, suspicious)
     review = _review_pairs(records, edges, refused, scored, match_threshold, review_sample, seed)
     summary = merge_summary(crosswalk)
+    stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
     return IdentityResult(
         records, crosswalk, golden, identifier_table, suspicious, review, summary, scored, stats
     )
