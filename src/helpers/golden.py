@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from helpers.normalize import city_tier
@@ -65,27 +66,33 @@ GOLDEN_COLUMNS = [
 
 
 def _winners(records: pd.DataFrame, attribute: str, rule: Rule, systems: tuple[str, ...]) -> pd.DataFrame:
-    """customer_id, value, source_system of the winning record for one attribute."""
+    """customer_id, value, source_system of the winning record for one attribute.
+
+    `records` carries `customer_code`, an integer per customer_id (sorting on it is faster).
+    """
     column = _FIELD.get(attribute, attribute)
     candidates = records.loc[
-        records["source_system"].isin(systems), ["customer_id", "source_system", "seen_at", column]
+        records["source_system"].isin(systems),
+        ["customer_id", "customer_code", "source_system", "seen_at", column],
     ]
     candidates = candidates.rename(columns={column: "value"})
     values = candidates["value"]
-    empty = values.isna() | (values.astype("string").str.strip() == "").fillna(False)
+    empty = values.isna()
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        empty |= (values.astype("string").str.strip() == "").fillna(False)
     candidates = candidates[~empty.to_numpy()]
     candidates = candidates.assign(
         priority=candidates["source_system"].map({s: i for i, s in enumerate(systems)})
     )
     if rule == "priority":
-        order, ascending = ["customer_id", "priority", "seen_at"], [True, True, False]
+        order, ascending = ["customer_code", "priority", "seen_at"], [True, True, False]
     elif rule == "recent":
-        order, ascending = ["customer_id", "seen_at", "priority"], [True, False, True]
+        order, ascending = ["customer_code", "seen_at", "priority"], [True, False, True]
     else:
-        counts = candidates.groupby(["customer_id", "value"])["value"].transform("size")
+        counts = candidates.groupby(["customer_code", "value"])["value"].transform("size")
         candidates = candidates.assign(count=counts)
-        order, ascending = ["customer_id", "count", "priority", "seen_at"], [True, False, True, False]
-    best = candidates.sort_values(order, ascending=ascending, kind="stable").drop_duplicates("customer_id")
+        order, ascending = ["customer_code", "count", "priority", "seen_at"], [True, False, True, False]
+    best = candidates.sort_values(order, ascending=ascending, kind="stable").drop_duplicates("customer_code")
     return best.set_index("customer_id")[["value", "source_system"]]
 
 
@@ -94,18 +101,21 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
     golden = records.groupby("customer_id").agg(
         first_seen_at=("seen_at", "min"), n_source_records=("record_key", "size")
     )
+    coded = records.assign(customer_code=pd.factorize(records["customer_id"])[0])
     lineage: dict[str, pd.Series] = {}
     for attribute, (rule, systems) in GOLDEN_RULES.items():
-        winners = _winners(records, attribute, rule, systems)
+        winners = _winners(coded, attribute, rule, systems)
         golden[attribute] = winners["value"].reindex(golden.index)
         lineage[attribute] = winners["source_system"].reindex(golden.index)
     # Customers known only outside the CRM are consumers.
     lineage["customer_type"] = lineage["customer_type"].fillna("default")
     golden["customer_type"] = golden["customer_type"].fillna("consumer")
     golden["city_tier"] = city_tier(golden["city"])
-    winners = pd.DataFrame(lineage)
-    golden["lineage"] = [
-        json.dumps({k: v for k, v in row.items() if isinstance(v, str)}, ensure_ascii=False)
-        for row in winners.to_dict("records")
+    # Few distinct winner patterns: one JSON text per pattern, then looked up per customer.
+    codes, patterns = pd.MultiIndex.from_frame(pd.DataFrame(lineage).fillna("")).factorize()
+    texts = [
+        json.dumps({k: v for k, v in zip(lineage, pattern, strict=True) if v}, ensure_ascii=False)
+        for pattern in patterns
     ]
+    golden["lineage"] = np.asarray(texts, dtype=object)[codes]
     return golden.reset_index()[GOLDEN_COLUMNS].astype(GOLDEN_DTYPES)
