@@ -1,5 +1,15 @@
 """The feature catalogue of step 03: factor groups, one documented entry per feature column,
-and the feature dictionary built from them (what notebook 03 shows and the run folder keeps)."""
+and the feature dictionary built from them (what notebook 03 shows and the run folder keeps).
+
+Lifecycle-dependent features (`lifecycle=True`) describe where a customer is in the lifecycle
+rather than who the customer is: time since the first or last purchase, counts and sums that grow
+with tenure, recent activity and trends, and the CLV model outputs built from them. Two customers
+with the same habits differ in them only because one joined later or has lapsed. They stay in
+the feature table (step 05 uses them for the lifecycle stage) but form their own pseudo-group
+`lifecycle` in the model matrix, left out unless `features.groups.lifecycle` > 0, so segments
+describe who the customers are (spend per order, category and channel mix, timing habits, service
+style, satisfaction, demographics ...) and not how long they have been buying.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ GROUPS = (
     "psychographic",
     "firmographic",
 )
+LIFECYCLE = "lifecycle"  # model-matrix pseudo-group of the lifecycle-dependent features
 CHANNELS = ("store", "online", "app", "phone")
 NO_PURCHASE = "No purchase"
 
@@ -34,31 +45,79 @@ class Feature:
     transformation: str  # model-matrix treatment: log | scale | share | onehot | "" (not in the matrix)
     missing: str  # missing-value policy
     definition: str
+    lifecycle: bool = False  # lifecycle-dependent: in the matrix only with features.groups.lifecycle > 0
 
 
-def _f(name: str, group: str, unit: str, transformation: str, missing: str, definition: str) -> Feature:
-    return Feature(name, group, unit, transformation, missing, definition)
+def _f(
+    name: str,
+    group: str,
+    unit: str,
+    transformation: str,
+    missing: str,
+    definition: str,
+    lifecycle: bool = False,
+) -> Feature:
+    return Feature(name, group, unit, transformation, missing, definition, lifecycle)
 
 
 ZERO = "0 when the customer has no such events"
 UNDEFINED = "null when undefined (no events to average over); matrix: median"
 UNKNOWN = "'unknown' when the source has no value"
-CAP = "winsorized at the top quantile, sign-log1p, robust-scaled"
 
 STATIC_FEATURES: tuple[Feature, ...] = (
     # value
-    _f("has_purchases", "value", "0/1", "share", "never missing", "1 when the customer made a purchase"),
-    _f("n_purchases", "value", "count", "log", ZERO, "Purchase transactions (refunds excluded)"),
+    _f(
+        "has_purchases",
+        "value",
+        "0/1",
+        "share",
+        "never missing",
+        "1 when the customer made a purchase",
+        lifecycle=True,
+    ),
+    _f(
+        "n_purchases",
+        "value",
+        "count",
+        "log",
+        ZERO,
+        "Purchase transactions (refunds excluded)",
+        lifecycle=True,
+    ),
     _f("n_refunds", "value", "count", "", ZERO, "Refund transactions"),
     _f("frequency_repeat", "value", "count", "", ZERO, "Distinct purchase days minus one (repeat purchases)"),
-    _f("recency_days", "value", "days", "scale", UNDEFINED, "Reference date minus last purchase day"),
-    _f("tenure_days", "value", "days", "scale", UNDEFINED, "Reference date minus first purchase day"),
+    _f(
+        "recency_days",
+        "value",
+        "days",
+        "scale",
+        UNDEFINED,
+        "Reference date minus last purchase day",
+        lifecycle=True,
+    ),
+    _f(
+        "tenure_days",
+        "value",
+        "days",
+        "scale",
+        UNDEFINED,
+        "Reference date minus first purchase day",
+        lifecycle=True,
+    ),
     _f("first_purchase_at", "value", "date", "", "null without purchases", "First purchase day"),
     _f("last_purchase_at", "value", "date", "", "null without purchases", "Last purchase day"),
     _f("gross_amount", "value", "CNY", "", ZERO, "Sum of purchase amounts"),
     _f("refund_amount", "value", "CNY", "", ZERO, "Sum of refund amounts"),
     _f("refund_rate", "value", "ratio", "share", "0 without purchases", "Refund amount / purchase amount"),
-    _f("monetary_total", "value", "CNY", "log", ZERO, "Net spend: purchases minus refunds, all time"),
+    _f(
+        "monetary_total",
+        "value",
+        "CNY",
+        "log",
+        ZERO,
+        "Net spend: purchases minus refunds, all time",
+        lifecycle=True,
+    ),
     _f("monetary_12m", "value", "CNY", "", ZERO, "Net spend in the 365 days up to the reference date"),
     _f("avg_order_value", "value", "CNY", "log", UNDEFINED, "Purchase amount / purchases"),
     _f("items_total", "value", "items", "", ZERO, "Items bought"),
@@ -124,6 +183,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "log",
         "0 without purchases",
         "Expected purchases in the next period (features.clv_period_days)",
+        lifecycle=True,
     ),
     _f(
         "p_no_purchase_next_period",
@@ -132,6 +192,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "share",
         "1 without purchases",
         "Probability of no purchase in the next period",
+        lifecycle=True,
     ),
     _f(
         "expected_purchases_12m",
@@ -156,6 +217,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "log",
         "0 without purchases",
         "Expected spend over the CLV horizon (features.clv_horizon_months), undiscounted",
+        lifecycle=True,
     ),
     # behaviour
     _f("n_purchase_days", "behaviour", "count", "", ZERO, "Distinct purchase days"),
@@ -182,6 +244,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "log",
         "0 without purchases",
         "Purchases / months since first purchase (at least one month)",
+        lifecycle=True,
     ),
     _f("weekend_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases on Saturday or Sunday"),
     _f("mean_purchase_hour", "behaviour", "hour", "scale", UNDEFINED, "Mean hour of day of purchases"),
@@ -195,6 +258,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
             "share",
             UNDEFINED,
             f"Share of purchases in {s} (northern meteorological seasons)",
+            lifecycle=True,
         )
         for s in ("spring", "summer", "autumn", "winter")
     ),
@@ -210,7 +274,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "'none' without purchases",
         "Channel with most purchases",
     ),
-    _f("category_breadth", "behaviour", "count", "scale", ZERO, "Distinct categories bought"),
+    _f("category_breadth", "behaviour", "count", "scale", ZERO, "Distinct categories bought", lifecycle=True),
     _f(
         "category_entropy",
         "behaviour",
@@ -218,6 +282,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "scale",
         UNDEFINED,
         "Shannon entropy of category spend shares (0 = one category)",
+        lifecycle=True,
     ),
     _f("purchases_last_90d", "behaviour", "count", "", ZERO, "Purchases in the last 90 days"),
     _f(
@@ -244,10 +309,11 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "scale",
         "0 without purchases in the last 180 days",
         "(last 90d - previous 90d) / (last 90d + previous 90d), purchase counts",
+        lifecycle=True,
     ),
     # service
     _f("has_calls", "service", "0/1", "share", "never missing", "1 when the customer called or was called"),
-    _f("n_calls", "service", "count", "log", ZERO, "Calls, all time"),
+    _f("n_calls", "service", "count", "log", ZERO, "Calls, all time", lifecycle=True),
     _f("n_calls_12m", "service", "count", "", ZERO, "Calls in the last 365 days"),
     _f("contacts_per_month", "service", "calls/month", "", ZERO, "Calls in the last 365 days / 12"),
     _f("n_inbound", "service", "count", "", ZERO, "Inbound calls"),
@@ -291,7 +357,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
     _f("csat_mean", "service", "1-5", "scale", UNDEFINED, "Mean survey satisfaction"),
     _f("nps_mean", "service", "0-10", "scale", UNDEFINED, "Mean likelihood to recommend"),
     # marketing
-    _f("n_marketing_contacts", "marketing", "count", "log", ZERO, "Marketing touches"),
+    _f("n_marketing_contacts", "marketing", "count", "log", ZERO, "Marketing touches", lifecycle=True),
     _f("n_campaigns", "marketing", "count", "", ZERO, "Distinct campaigns"),
     _f("n_responses", "marketing", "count", "", ZERO, "Touches responded to"),
     _f("n_conversions", "marketing", "count", "", ZERO, "Touches that converted"),
@@ -367,7 +433,9 @@ def slug(text: str) -> str:
 
 
 def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
-    """name, group, definition, unit, transformation and missing-value policy of every column."""
+    """name, group, definition, unit, transformation and missing-value policy of every column, plus
+    `treatment` (the model-matrix treatment, "" for none), `lifecycle_dependent` and `in_matrix`
+    (in the model matrix with the default `features.groups`, i.e. treated and not lifecycle-dependent)."""
     entries = [_f("customer_id", "key", "id", "", "never missing", "Merged customer id (02_identity_merge)")]
     entries += list(STATIC_FEATURES)
     for level in levels["category"]:
@@ -405,15 +473,30 @@ def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
     frame = pd.DataFrame([e.__dict__ for e in entries])
     frame["transformation"] = frame["transformation"].map(
         {
-            "log": CAP,
-            "scale": "winsorized at both tail quantiles, robust-scaled",
-            "share": "as is (0..1)",
-            "onehot": "one-hot",
+            "log": "winsorized at the top quantile, sign-log1p, standardized",
+            "scale": "winsorized at both tail quantiles, standardized",
+            "share": "standardized",
+            "onehot": "one-hot, standardized",
             "": "not in the matrix",
         }
     )
-    frame["in_matrix"] = frame["transformation"] != "not in the matrix"
     frame["treatment"] = [e.transformation for e in entries]
+    frame["lifecycle_dependent"] = frame.pop("lifecycle")
+    lifecycle = frame["lifecycle_dependent"] & (frame["treatment"] != "")
+    frame.loc[lifecycle, "transformation"] += (
+        " (lifecycle-dependent: only with features.groups.lifecycle > 0)"
+    )
+    frame["in_matrix"] = (frame["treatment"] != "") & ~frame["lifecycle_dependent"]
     return frame[
-        ["name", "group", "definition", "unit", "transformation", "missing", "in_matrix", "treatment"]
+        [
+            "name",
+            "group",
+            "definition",
+            "unit",
+            "transformation",
+            "missing",
+            "in_matrix",
+            "treatment",
+            "lifecycle_dependent",
+        ]
     ]
