@@ -327,6 +327,9 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
         **usage(),
     }
     truth_labels = _truth_labels(keys, truth)
+    scores = {"records": len(keys), **pairwise_scores(labels, truth_labels), **figures}
+    # Printed before the diagnostics, so a run stopped during them still reports its figures.
+    print(json.dumps(scores), flush=True)
     extra: dict[str, Any] = {}
     if system == "step":
         frame = model_input(result.records, result.records["deterministic_cluster"].to_numpy())
@@ -339,7 +342,7 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
         deterministic = pairwise_scores(result.records["deterministic_cluster"].to_numpy(), truth_labels)
         extra["deterministic_only_f1"] = round(deterministic["f1"], 4)
         extra.update({key: value for key, value in result.stats.items() if key.startswith("seconds_")})
-    return {"records": len(keys), **pairwise_scores(labels, truth_labels), **figures, **extra}
+    return {**scores, **extra}
 
 
 def run(system: str, dataset: str) -> dict[str, Any]:
@@ -374,7 +377,7 @@ def watch(command: list[str], timeout_s: float, max_mb: float) -> tuple[str, str
                 continue
             elapsed = time.perf_counter() - started
             if elapsed > timeout_s:
-                stopped = f"did not finish in {timeout_s / 60:.0f} min (peak {peak:.0f} MB so far)"
+                stopped = f"did not finish in {timeout_s / 60:g} min (peak {peak:.0f} MB so far)"
             elif peak > max_mb:
                 stopped = f"stopped at {peak:.0f} MB > {max_mb:.0f} MB after {elapsed:.0f} s"
             if stopped:
@@ -411,12 +414,14 @@ def main() -> None:
                 args.timeout_min * 60,
                 args.max_gb * 1024,
             )
-            if stopped or not out.strip():
+            if not out.strip():
                 print(
                     f"{dataset:<22} {system:<7} {stopped or 'FAILED: ' + str(err.strip().splitlines()[-1:])}"
                 )
                 continue
             r = json.loads(out.strip().splitlines()[-1])
+            if stopped:
+                r["diagnostics"] = stopped
             print(
                 f"{dataset:<22} {system:<7} {r['records']:>9} {r['precision']:>9.4f} {r['recall']:>7.4f} "
                 f"{r['f1']:>7.4f} {r['seconds']:>8.1f} {r['peak_mb']:>8}",
