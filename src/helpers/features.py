@@ -35,6 +35,9 @@ AGE_BINS = [0, 25, 35, 45, 55, 65, 200]
 AGE_LABELS = ["<25", "25-34", "35-44", "45-54", "55-64", "65+"]
 SIZE_BINS = [0, 10, 50, 250, np.inf]
 SIZE_LABELS = ["micro", "small", "medium", "large"]
+TIERS = np.array(["high", "middle", "low"], dtype=object)
+RFM_CODES = [f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)]
+RFM_CODES_OR_BLANK = np.array([*RFM_CODES, ""], dtype=object)  # shared string objects, "" without purchases
 RFM_SEGMENTS = (  # (recency scores, frequency-monetary scores, name): the classic R x FM grid
     ((1, 2), (1, 2), "Hibernating"),
     ((1, 2), (3, 4), "At risk"),
@@ -123,11 +126,36 @@ def _level_columns(levels: list[str], prefix: str, expression: str) -> str:
     )
 
 
-def aggregate_events(
-    engine: SqlEngine, tables: dict[str, str], settings: FeatureSettings, levels: dict[str, list[str]]
-) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
-    """Run one aggregation query per event table; split off rows no crosswalk record claims."""
+COUNT_COLUMN = {
+    "transactions": "n_transactions",
+    "calls": "n_calls",
+    "surveys": "n_surveys",
+    "marketing_contacts": "n_marketing_contacts",
+}
+QUERY_NEEDS = {
+    "transactions": ("as_of_end", "start_12m", "start_90d", "start_180d"),
+    "calls": ("as_of_end", "start_12m"),
+    "surveys": ("as_of_end",),
+    "marketing": ("as_of_end",),
+}
+
+
+def aggregate_table(
+    engine: SqlEngine,
+    table: str,
+    tables: dict[str, str],
+    settings: FeatureSettings,
+    levels: dict[str, list[str]],
+    index: pd.Index,
+) -> tuple[pd.DataFrame, int]:
+    """Run the aggregation query of one event table and align it to the customers of `index`.
+
+    Returns the aggregate (one row per customer of `index`, null where the customer has no such
+    events) and the number of events no crosswalk record claims (the query's customer_id NULL row).
+    Raises when the query yields a customer_id that is not in `index`.
+    """
     params = query_params(settings.reference_date)
+    query = QUERY_OF_TABLE[table]
     generated = {
         "category_columns": _level_columns(
             levels["category"],
@@ -140,30 +168,20 @@ def aggregate_events(
             "MAX(CASE WHEN list_contains(interest_list, {level}) THEN 1 ELSE 0 END)",
         ),
     }
-    needs = {
-        "transactions": ("as_of_end", "start_12m", "start_90d", "start_180d"),
-        "calls": ("as_of_end", "start_12m"),
-        "surveys": ("as_of_end",),
-        "marketing": ("as_of_end",),
-    }
-    results, unmatched = {}, {}
-    for table in EVENT_TABLES:
-        query = QUERY_OF_TABLE[table]
-        query_params_ = {name: params[name] for name in needs[query]}
-        if query == "calls":
-            query_params_["repeat_days"] = settings.repeat_contact_days
-        frame = engine.run(STEP, query, tables={**tables, **generated}, **query_params_)
-        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("none_")])
-        orphan = frame["customer_id"].isna()
-        count_column = {
-            "transactions": "n_transactions",
-            "calls": "n_calls",
-            "surveys": "n_surveys",
-            "marketing_contacts": "n_marketing_contacts",
-        }[table]
-        unmatched[table] = int(frame.loc[orphan, count_column].sum())
-        results[table] = frame[~orphan].set_index("customer_id")
-    return results, unmatched
+    query_params_ = {name: params[name] for name in QUERY_NEEDS[query]}
+    if query == "calls":
+        query_params_["repeat_days"] = settings.repeat_contact_days
+    frame = engine.run(STEP, query, tables={**tables, **generated}, **query_params_)
+    frame.set_index("customer_id", inplace=True)
+    count = COUNT_COLUMN[table]
+    orphan = frame.index.isna()
+    unmatched = int(frame.loc[orphan, count].sum())
+    aligned = frame.drop(columns=[c for c in frame.columns if c.endswith("none_")]).reindex(index)
+    n_claimed = len(frame) - int(orphan.sum())
+    if int(aligned[count].notna().sum()) != n_claimed:
+        stray = frame.index[~orphan].difference(index)
+        raise ValueError(f"{table}: customer_id values not in golden, e.g. {list(stray[:5])}")
+    return aligned, unmatched
 
 
 def _days_between(later: pd.Timestamp, earlier: pd.Series) -> pd.Series:
@@ -191,7 +209,8 @@ def rfm_scores(frame: pd.DataFrame) -> pd.DataFrame:
     segment = pd.Series(NO_PURCHASE, index=frame.index, dtype=object)
     for r_scores, fm_scores, name in RFM_SEGMENTS:
         segment[(r.isin(r_scores) & fm.isin(fm_scores)).fillna(False).astype(bool)] = name
-    code = (r.astype(str) + f.astype(str) + m.astype(str)).where(buyers, "")
+    position = ((r - 1) * 25 + (f - 1) * 5 + (m - 1)).fillna(len(RFM_CODES)).to_numpy(dtype=np.int64)
+    code = pd.Series(RFM_CODES_OR_BLANK[position], index=frame.index)
     return pd.DataFrame(
         {"rfm_r_score": r, "rfm_f_score": f, "rfm_m_score": m, "rfm_score": code, "rfm_segment": segment},
         index=frame.index,
@@ -204,16 +223,20 @@ def value_tiers(values: pd.Series, buyers: pd.Series, tiers: dict[str, float]) -
     base = values[buyers]
     high = float(base.quantile(tiers["high"])) if len(base) else np.inf
     middle = float(base.quantile(tiers["middle"])) if len(base) else np.inf
-    tier = np.where(buyers & (values >= high), "high", np.where(buyers & (values >= middle), "middle", "low"))
-    return pd.Series(tier, index=values.index), {"high_min": high, "middle_min": middle}
+    tier = np.where(buyers & (values >= high), 0, np.where(buyers & (values >= middle), 1, 2))
+    return pd.Series(TIERS[tier], index=values.index), {"high_min": high, "middle_min": middle}
 
 
-def _entropy(shares: pd.DataFrame) -> pd.Series:
-    values = shares.to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(values > 0, -values * np.log(values), 0.0)
-    entropy = terms.sum(axis=1)
-    return pd.Series(np.where(np.isnan(values).all(axis=1), np.nan, entropy), index=shares.index)
+def _entropy(frame: pd.DataFrame, share_columns: list[str]) -> pd.Series:
+    """Shannon entropy (natural log) over the share columns; null where every share is null."""
+    entropy = np.zeros(len(frame))
+    any_share = np.zeros(len(frame), dtype=bool)
+    for column in share_columns:
+        values = frame[column].to_numpy(float)
+        any_share |= ~np.isnan(values)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy += np.where(values > 0, -values * np.log(values), 0.0)
+    return pd.Series(np.where(any_share, entropy, np.nan), index=frame.index)
 
 
 def _label(values: pd.Series, missing: str = "unknown") -> pd.Series:
@@ -265,21 +288,23 @@ def derive_value_behaviour(
         out[column] = txn[column].astype(float)
     channel_shares = out[[f"channel_share_{c}" for c in CHANNELS]]
     preferred = channel_shares.fillna(-1).to_numpy().argmax(axis=1)
-    out["preferred_channel"] = np.where(out["has_purchases"] > 0, np.array(CHANNELS)[preferred], "none")
+    out["preferred_channel"] = np.array([*CHANNELS, "none"], dtype=object)[
+        np.where(out["has_purchases"] > 0, preferred, len(CHANNELS))
+    ]
     out["online_share"] = channel_shares[[f"channel_share_{c}" for c in ONLINE_CHANNELS]].sum(
         axis=1, min_count=1
     )
-    spend_columns = [f"category_spend_{slug(level)}" for level in category_levels]
     gross = out["gross_amount"].where(out["gross_amount"] > 0)
-    share_columns = {}
-    for level, column in zip(category_levels, spend_columns, strict=True):
-        share_columns[f"category_share_{slug(level)}"] = txn[column].astype(float) / gross
-    category_shares = pd.DataFrame(share_columns, index=txn.index)
-    category_shares["category_share_other"] = (1 - category_shares.sum(axis=1, min_count=1)).clip(lower=0)
-    category_shares.loc[gross.isna(), "category_share_other"] = np.nan
-    out = pd.concat([out, category_shares], axis=1)
+    share_names = [f"category_share_{slug(level)}" for level in category_levels]
+    for level, name in zip(category_levels, share_names, strict=True):
+        out[name] = txn[f"category_spend_{slug(level)}"].astype(float) / gross
+    named = np.zeros(len(out))
+    for name in share_names:
+        named += out[name].fillna(0.0).to_numpy()
+    out["category_share_other"] = np.clip(1 - named, 0, None)
+    out.loc[gross.isna(), "category_share_other"] = np.nan
     out["category_breadth"] = txn["category_breadth"].fillna(0).astype("int64")
-    out["category_entropy"] = _entropy(category_shares)
+    out["category_entropy"] = _entropy(out, [*share_names, "category_share_other"])
     trend_total = out["purchases_last_90d"] + out["purchases_prev_90d"]
     out["purchase_trend"] = _ratio(out["purchases_last_90d"] - out["purchases_prev_90d"], trend_total).fillna(
         0.0
@@ -288,9 +313,7 @@ def derive_value_behaviour(
 
 
 def derive_service(calls: pd.DataFrame, surveys: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
-    """Per-customer service features from the calls and surveys aggregates."""
-    calls = calls.reindex(index)
-    surveys = surveys.reindex(index)
+    """Per-customer service features from the calls and surveys aggregates (aligned to `index`)."""
     out = pd.DataFrame(index=index)
     for column in (
         "n_calls",
@@ -321,8 +344,7 @@ def derive_service(calls: pd.DataFrame, surveys: pd.DataFrame, index: pd.Index) 
 
 
 def derive_marketing(marketing: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
-    """Per-customer marketing-response features."""
-    marketing = marketing.reindex(index)
+    """Per-customer marketing-response features from its aggregate (aligned to `index`)."""
     out = pd.DataFrame(index=index)
     for column in ("n_marketing_contacts", "n_campaigns", "n_responses", "n_conversions"):
         out[column] = marketing[column].fillna(0).astype("int64")
@@ -335,8 +357,8 @@ def derive_marketing(marketing: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
 def derive_profile(
     golden: pd.DataFrame, surveys: pd.DataFrame, reference_date: pd.Timestamp, interest_levels: list[str]
 ) -> pd.DataFrame:
-    """Demographic, geographic, technographic, psychographic and firmographic features."""
-    surveys = surveys.reindex(golden.index)
+    """Demographic, geographic, technographic, psychographic and firmographic features
+    (`surveys` aligned to the index of `golden`)."""
     out = pd.DataFrame(index=golden.index)
     birth = pd.to_datetime(golden["birth_date"])
     years = reference_date.year - birth.dt.year
@@ -345,15 +367,15 @@ def derive_profile(
     )
     out["age"] = (years - before_birthday.astype(int)).astype("Float64").where(birth.notna()).astype(float)
     band = pd.cut(out["age"], AGE_BINS, right=False, labels=AGE_LABELS)
-    out["age_band"] = _label(band.astype("string"))
+    out["age_band"] = _label(band)
     out["gender"] = _label(golden["gender"])
     out["province"] = _label(golden["province"])
     out["city_tier"] = _label(golden["city_tier"])
     out["primary_device"] = _label(golden["primary_device"])
     installed = golden["app_installed"].astype("boolean")
-    out["app_installed"] = np.where(
-        installed.isna(), "unknown", np.where(installed.fillna(False), "yes", "no")
-    )
+    out["app_installed"] = np.array(["no", "yes", "unknown"], dtype=object)[
+        np.where(installed.isna(), 2, installed.fillna(False).astype(int))
+    ]
     out["sessions_per_month"] = golden["sessions_per_month"].astype(float)
     out["online_minutes_per_month"] = golden["online_minutes_per_month"].astype(float)
     out["loyalty_tier"] = _label(golden["loyalty_tier"], "none")
@@ -362,13 +384,15 @@ def derive_profile(
     for level in interest_levels:
         column = f"interest_{slug(level)}"
         out[column] = surveys[column].fillna(0).astype("int64") if column in surveys else 0
-    business = golden["customer_type"].astype("string").str.strip().str.lower().eq("business").fillna(False)
+    codes, uniques = pd.factorize(golden["customer_type"], use_na_sentinel=True)
+    is_business = [str(value).strip().lower() == "business" for value in uniques]
+    business = np.array([*is_business, False])[codes]  # code -1 (null) picks the trailing False
     out["is_business"] = business.astype("int64")
-    out["industry"] = np.where(business, _label(golden["industry"]), "none")
+    out["industry"] = _label(golden["industry"]).where(business, "none")
     employees = golden["employee_count"].astype("Float64")
     out["employee_count"] = employees.where(business).astype(float)
-    size = _label(pd.cut(out["employee_count"], SIZE_BINS, right=False, labels=SIZE_LABELS).astype("string"))
-    out["company_size_band"] = np.where(business, size, "none")
+    size = _label(pd.cut(out["employee_count"], SIZE_BINS, right=False, labels=SIZE_LABELS))
+    out["company_size_band"] = size.where(business, "none")
     out["annual_revenue_cny"] = golden["annual_revenue_cny"].astype(float).where(business)
     return out
 
@@ -387,38 +411,47 @@ def clv_summary(features: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def add_lifetime_value(features: pd.DataFrame, settings: FeatureSettings) -> clv.ClvResult | None:
-    """Fit the CLV models on buyers and add their predictions (in place).
+CLV_INPUTS = ("frequency_repeat", "clv_recency_weeks", "clv_T_weeks", "clv_monetary_repeat")
+CLV_DEFAULTS = {  # the values of customers without purchases, and of everyone when the fit is skipped
+    "p_alive": np.nan,
+    "expected_purchases_next_period": 0.0,
+    "p_no_purchase_next_period": 1.0,
+    "expected_purchases_12m": 0.0,
+    "expected_spend_per_purchase": np.nan,
+    "clv_12m": 0.0,
+}
 
-    Returns None, leaving the no-purchase defaults, when fewer than `clv_min_repeat_customers`
-    buyers have repeat purchases: the models cannot be estimated from so few.
+
+def lifetime_value(
+    value: pd.DataFrame, settings: FeatureSettings
+) -> tuple[clv.ClvResult | None, dict[str, pd.Series]]:
+    """Fit the CLV models on buyers and predict for them; the lifetime-value columns for every row
+    of `value` (which needs `n_purchases` and the CLV_INPUTS columns).
+
+    The result is None, with the CLV_DEFAULTS for everyone, when fewer than
+    `clv_min_repeat_customers` buyers have repeat purchases: the models cannot be estimated from so few.
     """
-    summary = clv_summary(features)
-    defaults = {
-        "p_alive": np.nan,
-        "expected_purchases_next_period": 0.0,
-        "p_no_purchase_next_period": 1.0,
-        "expected_purchases_12m": 0.0,
-        "expected_spend_per_purchase": np.nan,
-        "clv_12m": 0.0,
-    }
-    for column, value in defaults.items():
-        features[column] = value
-    if int((summary["frequency"] > 0).sum()) < settings.clv_min_repeat_customers:
-        return None
-    result = clv.fit_and_predict(
-        summary,
-        model=settings.clv_model,
-        period_days=settings.clv_period_days,
-        horizon_months=settings.clv_horizon_months,
-        sample_size=settings.clv_sample_size,
-        seed=settings.seed,
-    )
-    predicted = result.predictions.set_index("customer_id").rename(
-        columns={"expected_purchases_horizon": "expected_purchases_12m"}
-    )
-    features.loc[predicted.index, predicted.columns] = predicted
-    return result
+    summary = clv_summary(value)
+    columns = {name: np.full(len(value), default) for name, default in CLV_DEFAULTS.items()}
+    result = None
+    if int((summary["frequency"] > 0).sum()) >= settings.clv_min_repeat_customers:
+        result = clv.fit_and_predict(
+            summary,
+            model=settings.clv_model,
+            period_days=settings.clv_period_days,
+            horizon_months=settings.clv_horizon_months,
+            sample_size=settings.clv_sample_size,
+            seed=settings.seed,
+        )
+        predicted = result.predictions.rename(
+            columns={"expected_purchases_horizon": "expected_purchases_12m"}
+        )
+        if not np.array_equal(predicted["customer_id"].to_numpy(), summary["customer_id"].to_numpy()):
+            raise ValueError("CLV predictions are not in the order of the buyers' summary")
+        buyer_rows = np.flatnonzero(value["n_purchases"].to_numpy() > 0)
+        for name in CLV_DEFAULTS:
+            columns[name][buyer_rows] = predicted[name].to_numpy(float)
+    return result, {name: pd.Series(values, index=value.index) for name, values in columns.items()}
 
 
 def _check_inputs(golden: pd.DataFrame, crosswalk: pd.DataFrame) -> None:
@@ -440,44 +473,64 @@ def build_features(
     """All feature groups for every golden customer.
 
     `engine` must have the event tables registered (names in `tables`, default the canonical
-    names) and the crosswalk registered as `crosswalk`.
+    names) and the crosswalk registered as `crosswalk`; `crosswalk` needs only `customer_id`.
+    Each event table is aggregated, derived and released before the next; the feature columns are
+    collected and put into one frame at the end without copying them.
     """
     _check_inputs(golden, crosswalk)
     tables = tables or {**{name: name for name in EVENT_TABLES}, "crosswalk": "crosswalk"}
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
-    levels = find_levels(engine, tables, settings)
-    aggregates, unmatched = aggregate_events(engine, tables, settings, levels)
-    seconds["sql"] = time.perf_counter() - clock
-    for table, frame in aggregates.items():
-        stray = frame.index.difference(golden["customer_id"])
-        if len(stray):
-            raise ValueError(f"{table}: customer_id values not in golden, e.g. {list(stray[:5])}")
     index = pd.Index(golden["customer_id"], name="customer_id")
-    golden_indexed = golden.set_index("customer_id")
-    txn = aggregates["transactions"].reindex(index)
-    parts = [
-        derive_value_behaviour(txn, settings.reference_date, levels["category"]),
-        derive_service(aggregates["calls"], aggregates["surveys"], index),
-        derive_marketing(aggregates["marketing_contacts"], index),
-        derive_profile(golden_indexed, aggregates["surveys"], settings.reference_date, levels["interest"]),
-    ]
-    features = pd.concat(parts, axis=1)
-    del parts, txn, aggregates
-    features["complaints_per_purchase"] = _ratio(features["n_complaints"], features["n_purchases"])
-    features["last_contact_at"] = features[["last_call_at", "last_marketing_at"]].max(axis=1)
-    seconds["derive"] = time.perf_counter() - clock - seconds["sql"]
-    result = add_lifetime_value(features, settings)
-    seconds["clv"] = time.perf_counter() - clock - seconds["sql"] - seconds["derive"]
-    features = pd.concat([features, rfm_scores(features)], axis=1)
-    buyers = features["n_purchases"] > 0
+    levels = find_levels(engine, tables, settings)
+    columns: dict[str, pd.Series] = {}
+    unmatched: dict[str, int] = {}
+
+    def lap(phase: str) -> None:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - clock - sum(seconds.values())
+
+    txn, unmatched["transactions"] = aggregate_table(engine, "transactions", tables, settings, levels, index)
+    lap("sql")
+    columns.update(derive_value_behaviour(txn, settings.reference_date, levels["category"]).items())
+    del txn
+    lap("derive")
+    calls, unmatched["calls"] = aggregate_table(engine, "calls", tables, settings, levels, index)
+    surveys, unmatched["surveys"] = aggregate_table(engine, "surveys", tables, settings, levels, index)
+    marketing, unmatched["marketing_contacts"] = aggregate_table(
+        engine, "marketing_contacts", tables, settings, levels, index
+    )
+    lap("sql")
+    columns.update(derive_service(calls, surveys, index).items())
+    columns.update(derive_marketing(marketing, index).items())
+    del calls, marketing
+    columns.update(
+        derive_profile(
+            golden.set_index("customer_id"), surveys, settings.reference_date, levels["interest"]
+        ).items()
+    )
+    del surveys
+    columns["complaints_per_purchase"] = _ratio(columns["n_complaints"], columns["n_purchases"])
+    contacts = pd.DataFrame({"call": columns["last_call_at"], "marketing": columns["last_marketing_at"]})
+    columns["last_contact_at"] = contacts.max(axis=1)
+    lap("derive")
+    value = pd.DataFrame(
+        {name: columns[name] for name in ("n_purchases", "recency_days", "monetary_total", *CLV_INPUTS)},
+        index=index,
+        copy=False,
+    )
+    result, lifetime = lifetime_value(value, settings)
+    columns.update(lifetime)
+    lap("clv")
+    columns.update(rfm_scores(value).items())
+    buyers = columns["n_purchases"] > 0
     basis = "clv_12m" if result is not None else "monetary_12m"
-    features["value_tier"], thresholds = value_tiers(features[basis], buyers, settings.value_tiers)
+    columns["value_tier"], thresholds = value_tiers(columns[basis], buyers, settings.value_tiers)
     thresholds["basis"] = basis
     dictionary = feature_dictionary(levels)
-    ordered = [name for name in dictionary["name"] if name in features.columns]
-    features = features[ordered].reset_index()
-    seconds["scores_and_order"] = time.perf_counter() - clock - sum(seconds.values())
+    columns["customer_id"] = pd.Series(index.to_numpy(), index=index)
+    features = pd.DataFrame({name: columns.pop(name) for name in dictionary["name"]}, index=index, copy=False)
+    features.index = pd.RangeIndex(len(features))
+    lap("scores_and_order")
     return FeatureBuild(features, dictionary, result, unmatched, levels, thresholds, seconds)
 
 
@@ -520,6 +573,22 @@ def value_concentration(monetary: pd.Series, top_share: float = 0.2) -> float:
 
 AUDIT_STEP = "01_data_audit"
 IDENTITY_STEP = "02_identity_merge"
+GOLDEN_COLUMNS = [  # what derive_profile reads of the golden records (not names, phones, lineage)
+    "customer_id",
+    "gender",
+    "birth_date",
+    "province",
+    "city_tier",
+    "customer_type",
+    "industry",
+    "employee_count",
+    "annual_revenue_cny",
+    "primary_device",
+    "app_installed",
+    "sessions_per_month",
+    "online_minutes_per_month",
+    "loyalty_tier",
+]
 
 
 @dataclass
@@ -535,32 +604,42 @@ class StepOutputs:
 
 def run_step(ctx: StepContext, settings: FeatureSettings) -> StepOutputs:
     """Read the audit and identity artifacts, build and write `features`, `feature_dictionary`
-    and `model_matrix`, and record the choices in the step manifest."""
+    and `model_matrix`, and record the choices in the step manifest.
+
+    DuckDB reads the event tables and the crosswalk straight from their Parquet files; pandas
+    holds only the golden columns the profile features use and the crosswalk's customer ids.
+    """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    golden = ctx.read(IDENTITY_STEP, "golden")
-    crosswalk = ctx.read(
-        IDENTITY_STEP, "crosswalk", columns=["source_system", "source_record_id", "customer_id"]
-    )
+    golden = ctx.read(IDENTITY_STEP, "golden", columns=GOLDEN_COLUMNS)
+    crosswalk = ctx.read(IDENTITY_STEP, "crosswalk", columns=["customer_id"])
     engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
     try:
-        for table in EVENT_TABLES:
-            path = ctx.path(f"clean_{table}.parquet", AUDIT_STEP)
+        for table, step, name in [
+            *((table, AUDIT_STEP, f"clean_{table}") for table in EVENT_TABLES),
+            ("crosswalk", IDENTITY_STEP, "crosswalk"),
+        ]:
+            path = ctx.path(f"{name}.parquet", step)
             if not path.is_file():
-                raise ArtifactMissingError(f"{path} is missing: run step {AUDIT_STEP} first.")
+                raise ArtifactMissingError(f"{path} is missing: run step {step} first.")
             engine.register(table, path)
-        engine.register("crosswalk", crosswalk)
+        seconds["read"] = time.perf_counter() - start
         build = build_features(engine, golden, crosswalk, settings)
     finally:
         engine.close()
-    seconds["features"] = time.perf_counter() - start
+    del golden, crosswalk
+    seconds.update(build.seconds)
+    clock = time.perf_counter()
     matrix, matrix_record = model_matrix(
         build.features, build.dictionary, settings.groups, settings.winsor_quantile
     )
+    seconds["model_matrix"] = time.perf_counter() - clock
     covered = coverage(build.features, build.dictionary)
+    clock = time.perf_counter()
     ctx.write("features", build.features)
     ctx.write("feature_dictionary", build.dictionary)
     ctx.write("model_matrix", matrix)
+    seconds["write"] = time.perf_counter() - clock
     seconds["total"] = time.perf_counter() - start
     fitted = build.clv
     ctx.record(
