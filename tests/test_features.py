@@ -336,3 +336,12 @@ def test_crosswalk_customer_missing_from_golden_is_an_error():
 def test_value_concentration_by_hand():
     assert features.value_concentration(pd.Series([100.0, 0, 0, 0, 0, 0, 0, 0, 0, 0])) == 1.0
     assert features.value_concentration(pd.Series([50.0, 30, 10, 10, 0])) == pytest.approx(0.5)
+
+
+def test_weekend_is_saturday_and_sunday():
+    sunday = pd.DataFrame([_txn("t12", "crm", "K5", "2026-04-19 23:30", 20.0, 1, "office", "store")])
+    sunday.columns = TRANSACTIONS.columns
+    engine = make_engine(transactions=pd.concat([TRANSACTIONS, sunday], ignore_index=True))
+    table = features.build_features(engine, GOLDEN, CROSSWALK, SETTINGS).features.set_index("customer_id")
+    assert table.loc["C5", "weekend_share"] == pytest.approx(0.5)  # Wednesday + Sunday
+    assert table.loc["C4", "weekend_share"] == 0.0  # two Mondays

@@ -5,6 +5,13 @@ Event aggregation is DuckDB SQL (`sql/features/*.sql`, one pass per source table
 adds per-customer derivations (RFM scores and segment names, shares, entropy, profile bands) and
 the lifetime-value predictions (`helpers.clv`). The feature catalogue lives in
 `helpers.feature_catalog`, the matrix transformations in `helpers.feature_matrix`.
+
+The queries are standard SQL (CASE aggregates, window LAG/ROW_NUMBER, EXTRACT(HOUR|MONTH ...),
+IS NOT DISTINCT FROM) except, for Spark to translate: `date_diff('day', a, b)` (Spark
+`datediff(DAY, a, b)`), `EXTRACT(ISODOW ...)` (Spark `DOW_ISO`), `max_by` (same in Spark), the
+survey-interest lists `string_split` / `list_transform(..., lambda i: trim(i))` / `list_contains`
+/ `unnest` (Spark `split` / `transform` / `array_contains` / `explode`), `date_trunc('day', ts)`
+(same in Spark and PostgreSQL; truncates, never rounds) and the `$name` parameters of the seam.
 """
 
 from __future__ import annotations

@@ -3,11 +3,15 @@
 -- Events join the crosswalk on (source_system, source_record_id); rows no crosswalk record claims
 -- come out under customer_id NULL so the caller can report them.
 -- The category_columns placeholder takes generated per-category spend sums, one per level.
+-- Weekdays are ISO (1 = Monday ... 7 = Sunday); Spark spells EXTRACT(ISODOW ...) as EXTRACT(DOW_ISO ...).
 WITH txn AS (
     SELECT
         x.customer_id,
         t.txn_at,
         date_trunc('day', t.txn_at) AS txn_day,
+        EXTRACT(HOUR FROM t.txn_at) AS txn_hour,
+        EXTRACT(MONTH FROM t.txn_at) AS txn_month,
+        EXTRACT(ISODOW FROM t.txn_at) AS txn_isodow,
         t.amount,
         t.quantity,
         t.category,
@@ -62,18 +66,18 @@ per_txn AS (
         COALESCE(SUM(CASE WHEN NOT is_refund AND txn_day >= $start_90d THEN amount END), 0) AS spend_last_90d,
         COALESCE(SUM(CASE WHEN NOT is_refund AND txn_day >= $start_180d AND txn_day < $start_90d THEN amount END), 0)
             AS spend_prev_90d,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN dayofweek(txn_at) IN (0, 6) THEN 1.0 ELSE 0.0 END) END)
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_isodow IN (6, 7) THEN 1.0 ELSE 0.0 END) END)
             AS weekend_share,
-        AVG(CASE WHEN NOT is_refund THEN hour(txn_at) END) AS mean_purchase_hour,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN hour(txn_at) < 12 THEN 1.0 ELSE 0.0 END) END) AS morning_share,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN hour(txn_at) >= 18 THEN 1.0 ELSE 0.0 END) END) AS evening_share,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN month(txn_at) IN (3, 4, 5) THEN 1.0 ELSE 0.0 END) END)
+        AVG(CASE WHEN NOT is_refund THEN txn_hour END) AS mean_purchase_hour,
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_hour < 12 THEN 1.0 ELSE 0.0 END) END) AS morning_share,
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_hour >= 18 THEN 1.0 ELSE 0.0 END) END) AS evening_share,
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_month IN (3, 4, 5) THEN 1.0 ELSE 0.0 END) END)
             AS season_share_spring,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN month(txn_at) IN (6, 7, 8) THEN 1.0 ELSE 0.0 END) END)
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_month IN (6, 7, 8) THEN 1.0 ELSE 0.0 END) END)
             AS season_share_summer,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN month(txn_at) IN (9, 10, 11) THEN 1.0 ELSE 0.0 END) END)
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_month IN (9, 10, 11) THEN 1.0 ELSE 0.0 END) END)
             AS season_share_autumn,
-        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN month(txn_at) IN (12, 1, 2) THEN 1.0 ELSE 0.0 END) END)
+        AVG(CASE WHEN NOT is_refund THEN (CASE WHEN txn_month IN (12, 1, 2) THEN 1.0 ELSE 0.0 END) END)
             AS season_share_winter,
         AVG(CASE WHEN NOT is_refund THEN (CASE WHEN channel = 'store' THEN 1.0 ELSE 0.0 END) END) AS channel_share_store,
         AVG(CASE WHEN NOT is_refund THEN (CASE WHEN channel = 'online' THEN 1.0 ELSE 0.0 END) END)
