@@ -183,7 +183,10 @@ def aggregate_table(
     count = COUNT_COLUMN[table]
     orphan = frame.index.isna()
     unmatched = int(frame.loc[orphan, count].sum())
-    aligned = frame.drop(columns=[c for c in frame.columns if c.endswith("none_")]).reindex(index)
+    placeholders = [c for c in frame.columns if c.endswith("none_")]
+    if placeholders:
+        frame.drop(columns=placeholders, inplace=True)
+    aligned = frame.reindex(index)
     n_claimed = len(frame) - int(orphan.sum())
     if int(aligned[count].notna().sum()) != n_claimed:
         stray = frame.index[~orphan].difference(index)
