@@ -1,12 +1,15 @@
 """Benchmark of step 04 at scale: the full comparison (all candidates, k sweep, stability), the
-assignment of every customer, profiles and the UMAP map on a sample, on the synthetic skewed world.
+assignment of every customer, profiles, merge/split suggestions and the UMAP map on a sample.
 
-    .venv/bin/python benchmarks/bench_clustering.py 100000 1000000
+    .venv/bin/python benchmarks/bench_clustering.py 100000 1000000        # synthetic, 144 columns
+    .venv/bin/python benchmarks/bench_clustering.py --run-dir RUN           # a run folder's step 03
 
-Prints wall time and peak memory (max RSS of the process: run one size per process for a clean
-figure), seconds per candidate algorithm, UMAP timings (import incl. numba cache load, fit,
-transform) and the ARI of the chosen segmentation against the planted segments (buyers only;
-prospects are segment 0).
+Synthetic sizes use the skewed world of `helpers.clustering_synth` (7 planted segments, 15
+columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
+the width of the demo world's model matrix. `--run-dir` reads `03_features` of a run folder (e.g.
+the 1M-customer demo run) as notebook 04 does. Prints wall time per phase, peak memory (max RSS
+of the process: run one size per process for a clean figure) and the ARI of the chosen
+segmentation against the planted segments where they are known (buyers only).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import clustering, clustering_plots, clustering_profiles
+from helpers import clustering, clustering_plots, clustering_profiles, feature_matrix
 from helpers.clustering_synth import make_world
 
 
@@ -25,40 +31,87 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def run(n_customers: int, settings: clustering.ClusteringSettings) -> None:
-    started = time.perf_counter()
+def widened(matrix: pd.DataFrame, width: int, seed: int) -> pd.DataFrame:
+    """`matrix` plus noise columns up to `width` feature columns (float32): half rare binary flags
+    (share 2 % to 50 %), half Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    extra = max(width - (matrix.shape[1] - 1), 0)
+    noise = np.empty((len(matrix), extra), dtype=np.float32, order="F")
+    for column in range(extra):
+        if column % 2:
+            noise[:, column] = rng.standard_normal(len(matrix), dtype=np.float32)
+        else:
+            noise[:, column] = rng.random(len(matrix), dtype=np.float32) < rng.uniform(0.02, 0.5)
+    names = [f"noise_{column}" for column in range(extra)]
+    return pd.concat([matrix, pd.DataFrame(noise, columns=names, copy=False)], axis=1)
+
+
+def synthetic(n_customers: int, width: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Model matrix, features, dictionary and planted segments of a widened synthetic world."""
     world = make_world(n_customers, seed=1)
-    generated = time.perf_counter()
-    matrix = clustering.validate_model_matrix(world.model_matrix)
-    prospects = clustering.prospect_mask(world.features, matrix.index)
-    clustered = ~prospects
-    scaled, _ = clustering.scale_columns(matrix, clustered, settings.column_scaling)
-    business = world.features.set_index("customer_id").reindex(matrix.index).reset_index()
-    comparison = clustering.compare(
-        scaled.to_numpy()[clustered], business[clustered].reset_index(drop=True), settings
+    dictionary = world.feature_dictionary.assign(treatment="", lifecycle_dependent=False)
+    truth = world.truth.set_index("customer_id")["segment"].reindex(world.features["customer_id"])
+    return widened(world.model_matrix, width, seed=2), world.features, dictionary, truth.to_numpy()
+
+
+def from_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, None]:
+    """Step 03's model matrix, features (the columns step 04 reads) and dictionary of a run folder."""
+    step = run_dir / "03_features"
+    dictionary = pd.read_parquet(step / "feature_dictionary.parquet")
+    features = pd.read_parquet(
+        step / "features.parquet", columns=clustering_profiles.feature_columns(dictionary)
     )
+    return pd.read_parquet(step / "model_matrix.parquet"), features, dictionary, None
+
+
+def run(
+    label: str,
+    load,
+    settings: clustering.ClusteringSettings,
+) -> None:
+    started = time.perf_counter()
+    model_matrix, features, dictionary, truth = load()
+    loaded = time.perf_counter()
+    matrix = clustering.validate_model_matrix(model_matrix)
+    del model_matrix
+    prospects = clustering.prospect_mask(features, matrix.index)
+    clustered = ~prospects
+    space = clustering.fit_space(matrix, clustered, settings)
+    x = space.transform(matrix.to_numpy())
+    prepared = time.perf_counter()
+    business = clustering.business_frame(features, matrix.index)
+    comparison = clustering.compare(x[clustered], business[clustered].reset_index(drop=True), settings)
     scored = clustering.combined_scores(comparison.table, settings)
     chosen, _ = clustering.select(scored, settings.choose)
     compared = time.perf_counter()
-    segments, _ = clustering.segment_all(comparison.candidates[chosen], scaled, prospects)
+    segments = clustering.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
+    centroids = clustering.segment_centroids(matrix, segments, space)
     assigned = time.perf_counter()
-    profiles = clustering_profiles.segment_profiles(
-        segments, matrix, world.features, world.feature_dictionary
+    described = feature_matrix.standardized_columns(
+        features, dictionary, clustering_profiles.described_features(dictionary)
     )
+    profiles = clustering_profiles.segment_profiles(segments, matrix, features, dictionary, extra=described)
+    clustering_profiles.merge_split_suggestions(x, segments["segment_id"].to_numpy())
     profiled = time.perf_counter()
+    rows = np.flatnonzero(clustered)
     _, _, umap_seconds = clustering_plots.umap_embedding(
-        scaled.to_numpy()[clustered], settings.umap_fit_size, settings.umap_max_points, settings.seed
+        x[rows], settings.umap_fit_size, settings.umap_max_points, settings.seed
     )
     finished = time.perf_counter()
-    truth = world.truth.set_index("customer_id")["segment"].reindex(matrix.index).to_numpy()
-    ari = adjusted_rand_score(truth[clustered], segments["segment_id"].to_numpy()[clustered])
     alone = clustering.index_choices(scored)
-    print(f"\n== {n_customers:,} customers x {matrix.shape[1]} columns ({clustered.sum():,} clustered)")
-    print(f"chosen {chosen} ({len(profiles)} segments incl. prospects), ARI vs planted {ari:.3f}")
-    print("each criterion alone:", dict(zip(alone["criterion"], alone["choice"], strict=True)))
-    print(f"generate world   {generated - started:7.1f} s (not part of the step)")
     print(
-        f"compare          {compared - generated:7.1f} s  "
+        f"\n== {label}: {len(matrix):,} customers x {matrix.shape[1]} columns ({clustered.sum():,} clustered)"
+    )
+    print(f"chosen {chosen} ({len(profiles)} segments incl. prospects, {len(centroids)} centroids)")
+    if truth is not None:
+        known = clustered & pd.notna(truth)
+        ari = adjusted_rand_score(truth[known], segments["segment_id"].to_numpy()[known])
+        print(f"ARI vs planted {ari:.3f}")
+    print("each criterion alone:", dict(zip(alone["criterion"], alone["choice"], strict=True)))
+    print(f"load inputs      {loaded - started:7.1f} s (reading / generating, not part of the step)")
+    print(f"scale + project  {prepared - loaded:7.1f} s  ({x.shape[1]} dimensions)")
+    print(
+        f"compare          {compared - prepared:7.1f} s  "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in comparison.seconds.items())
     )
     print(f"assign everyone  {assigned - compared:7.1f} s")
@@ -67,7 +120,7 @@ def run(n_customers: int, settings: clustering.ClusteringSettings) -> None:
         f"UMAP             {finished - profiled:7.1f} s  "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in umap_seconds.items())
     )
-    print(f"step total       {finished - generated:7.1f} s   peak RSS {peak_rss_gb():.2f} GB")
+    print(f"step total       {finished - loaded:7.1f} s   peak RSS {peak_rss_gb():.2f} GB")
 
 
 def main() -> None:
@@ -75,15 +128,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
+    parser.add_argument("--width", type=int, default=144, help="model-matrix columns of the synthetic world")
+    parser.add_argument("--run-dir", type=Path, help="use this run folder's step-03 artifacts instead")
     arguments = parser.parse_args()
     settings = clustering.ClusteringSettings()
     print(
         f"settings: sample {settings.sample_size}, small sample {settings.small_sample_size}, "
         f"k {settings.k_min}..{settings.k_max}, {settings.stability_refits} stability refits, "
-        f"UMAP fit {settings.umap_fit_size} / shown {settings.umap_max_points}, threads {settings.threads}"
+        f"{settings.components} components, UMAP fit {settings.umap_fit_size} / shown "
+        f"{settings.umap_max_points}, threads {settings.threads}"
     )
+    if arguments.run_dir:
+        run(str(arguments.run_dir), lambda: from_run(arguments.run_dir), settings)
+        return
     for size in arguments.sizes:
-        run(size, settings)
+        run(f"synthetic {size:,}", lambda size=size: synthetic(size, arguments.width), settings)
 
 
 if __name__ == "__main__":

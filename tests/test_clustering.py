@@ -104,19 +104,57 @@ def _customer_tables(x: np.ndarray, business: pd.DataFrame, n_prospects: int = 1
     return cl.validate_model_matrix(matrix), features, dictionary
 
 
+def test_validate_model_matrix_gives_float32_indexed_by_customer(toy):
+    x, business, _ = toy
+    matrix, _, _ = _customer_tables(x, business)
+    assert (matrix.dtypes == np.float32).all() and matrix.index.name == "customer_id"
+    np.testing.assert_allclose(matrix.to_numpy(), x, rtol=1e-6)
+
+
+def test_space_standardizes_over_clustered_rows_and_projects_in_chunks(toy):
+    x, business, _ = toy
+    matrix, features, _ = _customer_tables(x * [1, 10, 100, 1, 1, 1], business)
+    clustered = ~cl.prospect_mask(features, matrix.index)
+    space = cl.fit_space(matrix, clustered, cl.ClusteringSettings(components=3))
+    np.testing.assert_allclose(space.mean, x[clustered].mean(axis=0) * [1, 10, 100, 1, 1, 1], rtol=1e-4)
+    scaled = space.scale(matrix.to_numpy()[clustered])
+    np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, rtol=1e-4)  # no column dominates
+    projected = space.transform(matrix.to_numpy(), chunk=128)
+    assert projected.shape == (len(x), 3) and projected.dtype == np.float32
+    np.testing.assert_allclose(projected, space.transform(matrix.to_numpy()), atol=1e-5)
+    assert 0 < space.explained_variance < 1
+    unprojected = cl.fit_space(matrix, clustered, cl.ClusteringSettings(components=0))
+    assert unprojected.pca is None and unprojected.transform(matrix.to_numpy()).shape == x.shape
+
+
+def test_assignment_in_chunks_equals_assignment_at_once(toy, toy_comparison):
+    x, _, _ = toy
+    candidate = toy_comparison[0].candidates["gmm_diag:5"]
+    whole = cl.assign(candidate, x, chunk=len(x))
+    chunked = cl.assign(candidate, x, chunk=97)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
 def test_segment_all_covers_every_customer_once_with_prospects_in_segment_0(toy, toy_comparison):
     x, business, _ = toy
     matrix, features, _ = _customer_tables(x, business)
     prospects = cl.prospect_mask(features, matrix.index)
     assert prospects.sum() == 100
     candidate = toy_comparison[0].candidates["ward:5"]
-    segments, centroids = cl.segment_all(candidate, matrix, prospects)
+    segments = cl.segment_all(candidate, x, prospects, matrix.index)
     assert segments["customer_id"].is_unique and set(segments["customer_id"]) == set(matrix.index)
+    assert len(segments) == len(matrix)
     assert (segments.loc[prospects, "segment_id"] == cl.PROSPECT_ID).all()
+    assert segments.loc[prospects, "distance"].isna().all()
     assert set(segments.loc[~prospects, "segment_id"]) == set(range(1, 6))
     sizes = segments.loc[~prospects, "segment_id"].value_counts().sort_index()
     assert sizes.is_monotonic_decreasing  # segment 1 is the largest
+    space = cl.fit_space(matrix, ~prospects, cl.ClusteringSettings(column_scaling="as_is", components=0))
+    centroids = cl.segment_centroids(matrix, segments, space)
     assert list(centroids["segment_id"]) == [1, 2, 3, 4, 5]
+    first = segments["segment_id"].to_numpy() == 1
+    np.testing.assert_allclose(centroids.iloc[0, 1:].to_numpy(dtype=float), x[first].mean(axis=0), rtol=1e-5)
 
 
 def test_profiles_and_names_are_deterministic_for_a_seed(toy):
@@ -127,7 +165,7 @@ def test_profiles_and_names_are_deterministic_for_a_seed(toy):
         prospects = cl.prospect_mask(features, matrix.index)
         comparison = cl.compare(x[~prospects], business[~prospects].reset_index(drop=True), TOY_SETTINGS)
         chosen, _ = cl.select(cl.combined_scores(comparison.table, TOY_SETTINGS))
-        segments, _ = cl.segment_all(comparison.candidates[chosen], matrix, prospects)
+        segments = cl.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
         profiles = cp.segment_profiles(segments, matrix, features, dictionary)
         rules = [{"name": "High f0", "when": ["z:f0 > 0.5"]}]
         return profiles, cp.name_segments(profiles, rules)

@@ -1,10 +1,17 @@
 """Step 04: compare clustering algorithms on the model matrix and choose a segmentation.
 
-Every candidate (algorithm x k) is fitted on the same sample of the model matrix, scored
+The model matrix is standardized per column and projected on its leading principal components
+(`Space`); every candidate (algorithm x k) is fitted on the same sample in that space, scored
 (internal indices, BIC, stability across resamples and seeds, segment sizes, business
 separation), and one is chosen by a transparent combined rule, or by the analyst
-(`clustering.choose: "algorithm:k"`). The chosen model then assigns every customer.
+(`clustering.choose: "algorithm:k"`). The chosen model then assigns every customer, in chunks.
 Customers without purchases ("prospects") get the rule-based segment 0.
+
+Why principal components: a customer matrix has many weakly informative columns (one-hot levels,
+interest flags, sparse shares). In 100+ standardized dimensions their noise swamps the distances
+between customers; the leading components keep the directions along which many columns vary
+together, which is where groups of customers differ. It also makes the comparison affordable at
+1M customers (1M x 20 float32 is 80 MB). `clustering.components: 0` clusters the columns directly.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "bir
 WITHOUT_K = ("hdbscan",)  # the number of clusters is found, not given
 SMALL_SAMPLE_ALGORITHMS = ("ward", "hdbscan", "birch")  # cost grows fast with rows (and, BIRCH, dims)
 GMM_FULL_MAX_DIMS = 20  # gmm_full is fitted on at most this many principal components
+PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this many clustered customers
+CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
 PROSPECT_ID = 0
 PROSPECT_NAME = "Prospects"
 # Business areas and the feature columns that measure them (first one present is used).
@@ -72,6 +81,7 @@ class ClusteringSettings:
     prospects: str = "separate"
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     column_scaling: str = "standardize"
+    components: int = 20  # principal components the candidates are fitted on; 0: the scaled columns
     naming_rules: str = "config/naming_rules.yml"
     umap_fit_size: int = 3_000
     umap_max_points: int = 6_000
@@ -110,7 +120,9 @@ class ClusteringSettings:
 
 
 def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_matrix") -> pd.DataFrame:
-    """Check the model matrix: unique customer_id, numeric finite columns. Returns it indexed by id."""
+    """Check the model matrix: unique customer_id, numeric finite columns.
+
+    Returns the float32 columns indexed by customer_id (one block, no float64 copy)."""
     if "customer_id" not in matrix.columns:
         raise ClusteringInputError(f"{table}: column customer_id is missing")
     duplicated = matrix["customer_id"].duplicated(keep=False)
@@ -119,35 +131,104 @@ def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_
         raise ClusteringInputError(
             f"{table}: customer_id must be unique; {int(duplicated.sum())} rows share ids, e.g. {examples}"
         )
-    values = matrix.drop(columns="customer_id")
-    if values.shape[1] == 0:
+    columns = [c for c in matrix.columns if c != "customer_id"]
+    if not columns:
         raise ClusteringInputError(f"{table}: no feature columns besides customer_id")
-    non_numeric = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
+    non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(matrix[c])]
     if non_numeric:
         raise ClusteringInputError(f"{table}: columns must be numeric; not numeric: {non_numeric}")
-    for column in values.columns:
-        bad = ~np.isfinite(values[column].to_numpy(dtype=float))
+    for column in columns:
+        bad = ~np.isfinite(matrix[column].to_numpy(dtype=np.float32, na_value=np.nan))
         if bad.any():
             rows = matrix.loc[bad, ["customer_id", column]].head(3).to_dict("records")
             raise ClusteringInputError(
                 f"{table}: column {column} has {int(bad.sum())} missing or infinite values, e.g. rows {rows}"
             )
-    return values.astype(np.float64).set_axis(matrix["customer_id"].to_numpy()).rename_axis("customer_id")
+    values = np.empty((len(matrix), len(columns)), dtype=np.float32, order="F")
+    for position, column in enumerate(columns):
+        values[:, position] = matrix[column].to_numpy(dtype=np.float32)
+    index = pd.Index(matrix["customer_id"].to_numpy(), name="customer_id")
+    return pd.DataFrame(values, index=index, columns=columns, copy=False)
 
 
-def scale_columns(matrix: pd.DataFrame, rows: np.ndarray, method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The matrix clustering works on, and the scaling used (column, mean, sd).
+def column_moments(values: np.ndarray, rows: np.ndarray, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd (ddof 1) of every column over the rows where `rows` is True, in float64, by chunks."""
+    total = np.zeros(values.shape[1])
+    squares = np.zeros(values.shape[1])
+    count = 0
+    for start in range(0, len(values), chunk):
+        block = values[start : start + chunk][rows[start : start + chunk]].astype(np.float64)
+        total += block.sum(axis=0)
+        squares += (block**2).sum(axis=0)
+        count += len(block)
+    mean = total / max(count, 1)
+    variance = (squares - count * mean**2) / max(count - 1, 1)
+    return mean, np.sqrt(np.maximum(variance, 0.0))
 
-    `standardize`: every column to mean 0 and sd 1 over `rows` (the clustered customers), so no
-    column dominates the distances through its scale; constant columns stay 0. `as_is`: the
-    step-03 matrix unchanged (its transformations and group weights decide the distances).
+
+@dataclass
+class Space:
+    """The space candidates are fitted in: scaled model columns, projected on principal components.
+
+    `standardize` scales every column to mean 0 and sd 1 over the clustered customers (every column
+    counts equally: step 03's group weights only decide which groups are in); `as_is` keeps step
+    03's scaling and group weights. `pca` (None when `components` is 0) projects on the leading
+    principal components.
     """
-    if method == "as_is":
-        mean, sd = pd.Series(0.0, index=matrix.columns), pd.Series(1.0, index=matrix.columns)
+
+    columns: list[str]
+    mean: np.ndarray
+    sd: np.ndarray
+    pca: PCA | None
+
+    @property
+    def scaling(self) -> pd.DataFrame:
+        """column, mean, sd: the scaling applied before the projection (an artifact)."""
+        return pd.DataFrame({"column": self.columns, "mean": self.mean, "sd": self.sd})
+
+    @property
+    def explained_variance(self) -> float:
+        """Share of the scaled columns' variance the components keep (1 without projection)."""
+        return 1.0 if self.pca is None else float(self.pca.explained_variance_ratio_.sum())
+
+    def scale(self, values: np.ndarray) -> np.ndarray:
+        """Rows of the model matrix scaled (float32)."""
+        return ((values - self.mean) / self.sd).astype(np.float32)
+
+    def transform(self, values: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """Rows of the model matrix (in its column order) in the clustering space, float32, by chunks."""
+        width = len(self.columns) if self.pca is None else self.pca.n_components_
+        out = np.empty((len(values), width), dtype=np.float32)
+        for start in range(0, len(values), chunk):
+            block = self.scale(values[start : start + chunk])
+            out[start : start + chunk] = block if self.pca is None else self.pca.transform(block)
+        return out
+
+
+def fit_space(matrix: pd.DataFrame, rows: np.ndarray, settings: ClusteringSettings) -> Space:
+    """Scaling over the clustered customers (`rows` True) and, with `settings.components` > 0, the
+    principal components fitted on a sample of them (at most `PCA_FIT_ROWS`)."""
+    values = matrix.to_numpy()
+    if settings.column_scaling == "as_is":
+        mean, sd = np.zeros(values.shape[1]), np.ones(values.shape[1])
     else:
-        mean, sd = matrix[rows].mean(), matrix[rows].std().replace(0, np.nan).fillna(1.0)
-    scaling = pd.DataFrame({"column": matrix.columns, "mean": mean.to_numpy(), "sd": sd.to_numpy()})
-    return (matrix - mean) / sd, scaling
+        mean, sd = column_moments(values, rows)
+        sd = np.where(sd > 0, sd, 1.0)
+    space = Space(list(matrix.columns), mean, sd, None)
+    n_components = min(settings.components, values.shape[1], int(rows.sum()))
+    if settings.components and n_components < values.shape[1]:
+        clustered = np.flatnonzero(rows)
+        sample = clustered[sample_rows(len(clustered), PCA_FIT_ROWS, settings.seed + 3)]
+        space.pca = PCA(n_components=n_components, random_state=settings.seed).fit(
+            space.scale(values[sample])
+        )
+    return space
+
+
+def business_frame(features: pd.DataFrame, customer_ids: pd.Index) -> pd.DataFrame:
+    """The business-area columns of `features` (see `business_columns`), aligned with `customer_ids`."""
+    columns = list(dict.fromkeys(business_columns(features).values()))
+    return features.set_index("customer_id")[columns].reindex(customer_ids).reset_index(drop=True)
 
 
 def prospect_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
@@ -216,18 +297,23 @@ def _centroids(x: np.ndarray, labels: np.ndarray, n_labels: int) -> tuple[np.nda
     return sums / counts[:, None], relabelled, label_map
 
 
+def squared_distances(block: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance of every row of `block` to every centroid (rows x centroids)."""
+    block = block.astype(np.float64)
+    squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.maximum(squared, 0.0)
+
+
 def nearest_centroid(
-    x: np.ndarray, centroids: np.ndarray, chunk: int = 200_000
+    x: np.ndarray, centroids: np.ndarray, chunk: int = CHUNK
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index of and Euclidean distance to the nearest centroid, in chunks to bound memory."""
     labels = np.empty(len(x), dtype=np.int64)
     distances = np.empty(len(x))
-    squared_norms = (centroids**2).sum(axis=1)
     for start in range(0, len(x), chunk):
-        block = x[start : start + chunk]
-        squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centroids.T + squared_norms[None, :]
+        squared = squared_distances(x[start : start + chunk], centroids)
         labels[start : start + chunk] = squared.argmin(axis=1)
-        distances[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0))
+        distances[start : start + chunk] = np.sqrt(squared.min(axis=1))
     return labels, distances
 
 
@@ -243,7 +329,7 @@ def fit_candidate(
     started = time.perf_counter()
     model: Any = None
     if algorithm == "kmeans":
-        model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(x)
+        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
         labels = model.labels_
     elif algorithm == "minibatch_kmeans":
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=1024, random_state=seed).fit(x)
@@ -304,7 +390,7 @@ def _fit_birch(x: np.ndarray, k: int) -> Birch:
     return model
 
 
-def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """Centroid row of every row of `x`: the model's predict where it has one, else the nearest centroid.
 
     Rows the model puts in a cluster that owned no fit row go to the nearest centroid.
@@ -320,31 +406,30 @@ def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = 200_000) ->
 
 
 def assign(
-    candidate: Candidate, x: np.ndarray, chunk: int = 200_000
+    candidate: Candidate, x: np.ndarray, chunk: int = CHUNK
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, distance to the segment centroid and membership probability for every row of `x`.
 
     Mixtures and k-means-type models predict; Ward and HDBSCAN (no predict) use the nearest
     centroid. Probabilities are the mixture's posterior, or for the others a spherical
     equal-weight mixture around the centroids with the pooled within-segment variance.
+    Works through `x` in chunks, so memory stays bounded at any number of customers.
     """
     labels = predict_labels(candidate, x, chunk)
-    if candidate.algorithm.startswith("gmm"):
-        probability = np.concatenate(
-            [candidate.model.predict_proba(x[s : s + chunk]).max(axis=1) for s in range(0, len(x), chunk)]
-        )
-    else:
-        probability = np.empty(len(x))
-        variance = candidate.variance
-        for start in range(0, len(x), chunk):
-            block = x[start : start + chunk]
-            squared = ((block[:, None, :] - candidate.centroids[None, :, :]) ** 2).sum(axis=2)
-            logits = -squared / (2 * variance)
-            logits -= logits.max(axis=1, keepdims=True)
-            weights = np.exp(logits)
-            own = weights[np.arange(len(block)), labels[start : start + chunk]]
-            probability[start : start + chunk] = own / weights.sum(axis=1)
-    distance = np.linalg.norm(x - candidate.centroids[labels], axis=1)
+    distance = np.empty(len(x))
+    probability = np.empty(len(x))
+    for start in range(0, len(x), chunk):
+        block, own = x[start : start + chunk], labels[start : start + chunk]
+        squared = squared_distances(block, candidate.centroids)
+        rows = np.arange(len(block))
+        distance[start : start + chunk] = np.sqrt(squared[rows, own])
+        if candidate.algorithm.startswith("gmm"):
+            probability[start : start + chunk] = candidate.model.predict_proba(block).max(axis=1)
+            continue
+        logits = -squared / (2 * candidate.variance)
+        logits -= logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        probability[start : start + chunk] = weights[rows, own] / weights.sum(axis=1)
     return labels, distance, probability
 
 
@@ -557,6 +642,20 @@ def index_choices(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(picks)
 
 
+def agreement(comparison: Comparison, x: np.ndarray, reference: np.ndarray) -> pd.Series:
+    """Adjusted Rand index of every candidate against `reference` labels (aligned with `x`; missing
+    labels skipped) on the comparison's fit rows, indexed by "algorithm:k". For evaluation against
+    a known truth (e.g. the demo world's planted segments), never for choosing."""
+    rows = comparison.fit_rows[pd.notna(reference[comparison.fit_rows])]
+    return pd.Series(
+        {
+            key: adjusted_rand_score(reference[rows], predict_labels(candidate, x[rows]))
+            for key, candidate in comparison.candidates.items()
+        },
+        name="ari",
+    )
+
+
 # ----------------------------------------------------------------------------- final segmentation
 
 
@@ -570,34 +669,52 @@ def segment_order(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def segment_all(
-    candidate: Candidate, matrix: pd.DataFrame, prospects: np.ndarray
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every customer exactly once: prospects -> segment 0, the rest by the chosen model.
+    candidate: Candidate, x: np.ndarray, prospects: np.ndarray, customer_ids: pd.Index
+) -> pd.DataFrame:
+    """Every customer exactly once: prospects -> segment 0, the rest assigned by the chosen model.
 
-    Returns the segments table (customer_id, segment_id, distance, membership_probability) and the
-    centroids (segment_id + model columns) in model-matrix space.
+    `x` holds every customer in the clustering space (row order of `customer_ids`). Returns
+    customer_id, segment_id (1 = the largest segment), distance and membership_probability.
     """
-    x = matrix.to_numpy()
     segment_id = np.full(len(x), PROSPECT_ID, dtype=np.int64)
     distance = np.full(len(x), np.nan)
     probability = np.ones(len(x))
-    clustered = ~prospects
-    labels, dist, prob = assign(candidate, x[clustered])
-    mapping = segment_order(labels, len(candidate.centroids))
-    segment_id[clustered] = mapping[labels]
-    distance[clustered] = dist
-    probability[clustered] = prob
-    segments = pd.DataFrame(
+    clustered = np.flatnonzero(~prospects)
+    labels, distance[clustered], probability[clustered] = assign(candidate, x[clustered])
+    segment_id[clustered] = segment_order(labels, len(candidate.centroids))[labels]
+    return pd.DataFrame(
         {
-            "customer_id": matrix.index.to_numpy(),
+            "customer_id": customer_ids.to_numpy(),
             "segment_id": segment_id,
             "distance": distance,
             "membership_probability": probability,
         }
     )
-    centroids = pd.DataFrame(candidate.centroids, columns=matrix.columns)
-    centroids.insert(0, "segment_id", mapping)
-    return segments, centroids.sort_values("segment_id").reset_index(drop=True)
+
+
+def segment_means(values: np.ndarray, segment_id: np.ndarray, chunk: int = CHUNK) -> pd.DataFrame:
+    """Column means of `values` per segment id (rows: sorted segment ids), in float64, by chunks."""
+    ids, codes = np.unique(segment_id, return_inverse=True)
+    sums = np.zeros((len(ids), values.shape[1]))
+    for start in range(0, len(values), chunk):
+        block_codes = codes[start : start + chunk]
+        onehot = np.zeros((len(ids), len(block_codes)), dtype=np.float32)
+        onehot[block_codes, np.arange(len(block_codes))] = 1.0
+        sums += onehot @ values[start : start + chunk]
+    counts = np.bincount(codes, minlength=len(ids))
+    return pd.DataFrame(sums / counts[:, None], index=pd.Index(ids, name="segment_id"))
+
+
+def segment_centroids(matrix: pd.DataFrame, segments: pd.DataFrame, space: Space) -> pd.DataFrame:
+    """Centre of every clustered segment in the scaled model columns (segment_id + one column each).
+
+    In column space rather than the run's principal components, so a later run (with its own
+    components) can map its segments to these with `match_segments`."""
+    clustered = segments["segment_id"].to_numpy() != PROSPECT_ID
+    means = segment_means(matrix.to_numpy()[clustered], segments["segment_id"].to_numpy()[clustered])
+    centroids = pd.DataFrame((means.to_numpy() - space.mean) / space.sd, columns=matrix.columns)
+    centroids.insert(0, "segment_id", means.index.to_numpy())
+    return centroids
 
 
 def match_segments(
@@ -631,17 +748,18 @@ def match_segments(
 
 
 def save_model(
-    path: Path, candidate: Candidate, centroids: pd.DataFrame, scaling: pd.DataFrame, names: dict[int, str]
+    path: Path, candidate: Candidate, centroids: pd.DataFrame, space: Space, names: dict[int, str]
 ) -> Path:
-    """Write the chosen model bundle (joblib): a later run can assign customers with it (after the
-    same `scaling`) or map its own segments to these centroids with `match_segments`."""
+    """Write the chosen model bundle (joblib): a later run can assign customers with it
+    (`space.transform` of its model matrix, then `assign`) or map its own segments to these
+    centroids with `match_segments`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     bundle = {
         "algorithm": candidate.algorithm,
         "k": candidate.k,
         "candidate": candidate,
         "centroids": centroids,
-        "scaling": scaling,
+        "space": space,
         "segment_names": names,
     }
     joblib.dump(bundle, path)
@@ -653,9 +771,10 @@ def load_model(path: Path) -> dict[str, Any]:
     return joblib.load(path)
 
 
-def dominant_columns(matrix: pd.DataFrame, threshold: float = 0.2) -> pd.DataFrame:
-    """Model columns holding more than `threshold` of the total variance: they dominate every distance."""
-    variance = matrix.var()
+def dominant_columns(matrix: pd.DataFrame, rows: np.ndarray, threshold: float = 0.2) -> pd.DataFrame:
+    """Model columns holding more than `threshold` of the total variance over the rows where `rows`
+    is True: without standardizing they would decide every distance almost alone."""
+    variance = pd.Series(column_moments(matrix.to_numpy(), rows)[1] ** 2, index=matrix.columns)
     share = variance / variance.sum()
     dominant = share[share > threshold].sort_values(ascending=False)
     return pd.DataFrame({"column": dominant.index, "variance_share": dominant.to_numpy()})

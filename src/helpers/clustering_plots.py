@@ -129,15 +129,21 @@ def selection_chart(
 
 
 def stability_bars(scored: pd.DataFrame, min_stability: float) -> plt.Figure:
-    """Stability (mean ARI between refits) per algorithm and k, with the gate line."""
+    """Stability (mean ARI between refits) per algorithm and k, with the gate line.
+
+    Candidates without a stability score (fewer than 2 segments, e.g. HDBSCAN finding one
+    cluster) are left out: a segmentation into one segment has no stability to show.
+    """
+    data = scored[(scored["n_segments"] >= 2) & scored["stability"].notna()]
     fig, ax = plt.subplots(figsize=(13, 4.5))
     sns.barplot(
-        data=scored.astype({"algorithm": str, "k": str}),
+        data=data.astype({"algorithm": str, "k": str}),
         x="k",
         y="stability",
         hue="algorithm",
+        hue_order=sorted(data["algorithm"].unique()),
         ax=ax,
-        order=sorted(scored["k"].astype(str).unique(), key=int),
+        order=sorted(data["k"].astype(str).unique(), key=int),
     )
     ax.axhline(min_stability, color="black", linestyle="--", linewidth=1, label="gate")
     ax.set_ylim(0, 1.05)
@@ -173,14 +179,15 @@ def profile_heatmap(profiles: pd.DataFrame, names: dict[int, str], max_columns: 
 
 
 def pca_loadings(
-    matrix: pd.DataFrame, n_components: int = 3, top: int = 12
+    pca: PCA, columns: list[str], n_components: int = 3, top: int = 12
 ) -> tuple[plt.Figure, pd.DataFrame]:
-    """Loadings of the first principal components (top columns by |loading|) and variance explained."""
-    pca = PCA(n_components=n_components, random_state=0).fit(matrix.to_numpy())
+    """Loadings of the first principal components of a fitted `pca` over `columns` (top columns by
+    |loading|) and the share of variance each explains."""
+    n_components = min(n_components, pca.n_components_)
     loadings = pd.DataFrame(
-        pca.components_.T,
-        index=matrix.columns,
-        columns=[f"PC{i + 1} ({v:.0%})" for i, v in enumerate(pca.explained_variance_ratio_)],
+        pca.components_[:n_components].T,
+        index=columns,
+        columns=[f"PC{i + 1} ({v:.0%})" for i, v in enumerate(pca.explained_variance_ratio_[:n_components])],
     )
     keep = loadings.abs().max(axis=1).sort_values(ascending=False, kind="stable").index[:top]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(keep) + 1.5))

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers.clustering import PROSPECT_ID, PROSPECT_NAME, business_columns
+from helpers.clustering import (
+    BUSINESS_AREAS,
+    PROSPECT_ID,
+    PROSPECT_NAME,
+    business_columns,
+    column_moments,
+    segment_means,
+)
 
 CONDITION = re.compile(r"^\s*(?P<metric>[\w:=.<>+\- ]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>-?[\d.]+)\s*$")
 
@@ -20,11 +27,28 @@ def feature_of_column(column: str) -> str:
     return column.split("=", 1)[0]
 
 
+def described_features(dictionary: pd.DataFrame) -> list[str]:
+    """Features the segments are described by although the segmentation leaves them out: the
+    lifecycle-dependent ones with a matrix treatment (spend, purchases, recency, tenure, CLV ...)."""
+    chosen = dictionary["lifecycle_dependent"] & (dictionary["treatment"] != "")
+    return dictionary.loc[chosen, "name"].tolist()
+
+
+def feature_columns(dictionary: pd.DataFrame) -> list[str]:
+    """The columns of the step-03 feature table step 04 reads: customer_id, n_purchases (prospects),
+    monetary_total (value share), the business-area columns and `described_features`."""
+    wanted = ["customer_id", "n_purchases", "monetary_total", *sum(BUSINESS_AREAS.values(), ())]
+    wanted += described_features(dictionary)
+    return [c for c in dict.fromkeys(wanted) if c in set(dictionary["name"])]
+
+
 def zscores(matrix: pd.DataFrame, segment_id: np.ndarray) -> pd.DataFrame:
-    """Per segment and model column: (segment mean - population mean) / population sd."""
-    spread = matrix.std().replace(0, np.nan)
-    means = matrix.groupby(segment_id).mean()
-    return ((means - matrix.mean()) / spread).fillna(0.0)
+    """Per segment and column: (segment mean - population mean) / population sd (0 for constants)."""
+    values = matrix.to_numpy()
+    mean, sd = column_moments(values, np.ones(len(values), dtype=bool))
+    means = segment_means(values, segment_id)
+    z = (means.to_numpy() - mean) / np.where(sd > 0, sd, np.nan)
+    return pd.DataFrame(np.nan_to_num(z), index=means.index, columns=matrix.columns)
 
 
 def segment_profiles(
@@ -32,22 +56,28 @@ def segment_profiles(
     matrix: pd.DataFrame,
     features: pd.DataFrame,
     dictionary: pd.DataFrame,
+    extra: pd.DataFrame | None = None,
     top_n: int = 2,
 ) -> pd.DataFrame:
     """One row per segment: size, shares, business means, top features per factor group, z-scores.
 
-    `segments` and `matrix` (indexed by customer_id) cover the same customers; z-scores are over
-    the model-matrix columns (prefixed `z:`); `top_features` lists per factor group the
-    `top_n` columns with the largest |z| (sign shown), e.g. "value: +monetary_total, -recency_days".
+    `matrix` (the model columns, indexed by customer_id, covering the customers of `segments`)
+    and `extra` (other transformed feature columns worth describing the segments with, e.g. the
+    lifecycle-dependent ones the segmentation left out; indexed by customer_id) are z-scored per
+    segment, prefixed `z:`. `top_features` lists per factor group the `top_n` columns with the
+    largest |z| (sign shown), e.g. "value: +avg_order_value, -refund_rate".
     """
     seg = segments.set_index("customer_id")["segment_id"].reindex(matrix.index).to_numpy()
-    frame = features.set_index("customer_id").reindex(matrix.index)
+    money = "monetary_total" if "monetary_total" in features.columns else None
+    described = list(dict.fromkeys([*([money] if money else []), *business_columns(features).values()]))
+    frame = features.set_index("customer_id")[described].reindex(matrix.index)
     z = zscores(matrix, seg)
+    if extra is not None:
+        z = z.join(zscores(extra.reindex(matrix.index), seg))
     groups = dict(zip(dictionary["name"], dictionary["group"], strict=False))
     counts = pd.Series(seg).value_counts().sort_index()
     profile = pd.DataFrame({"segment_id": counts.index, "n_customers": counts.to_numpy()})
     profile["share"] = profile["n_customers"] / len(seg)
-    money = "monetary_total" if "monetary_total" in frame.columns else None
     if money:
         totals = frame[money].fillna(0).groupby(seg).sum()
         profile["value_share"] = (totals / max(totals.sum(), 1e-12)).reindex(profile["segment_id"]).to_numpy()
@@ -157,20 +187,26 @@ def _generated_name(row: pd.Series, used: set[str], min_z: float = 0.5) -> str:
 
 
 def merge_split_suggestions(
-    matrix: pd.DataFrame, segments: pd.DataFrame, merge_ratio: float = 1.0, split_ratio: float = 1.6
+    x: np.ndarray, segment_id: np.ndarray, merge_ratio: float = 1.0, split_ratio: float = 1.6
 ) -> pd.DataFrame:
-    """Segments that barely differ (merge) or are very heterogeneous (split).
+    """Segments that barely differ (merge) or are very heterogeneous (split), in the clustering space.
 
-    Merge: centroid distance below `merge_ratio` x the mean within-segment radius of the pair.
-    Split: mean squared distance to the centroid above `split_ratio` x the median over segments.
-    Prospects (segment 0) are rule-based and not considered.
+    `x` (customers x clustering dimensions) and `segment_id` align. Merge: centroid distance below
+    `merge_ratio` x the mean within-segment radius of the pair. Split: mean squared distance to the
+    centroid above `split_ratio` x the median over segments. Prospects (segment 0) are rule-based
+    and not considered.
     """
-    clustered = segments[segments["segment_id"] != PROSPECT_ID]
-    x = matrix.loc[clustered["customer_id"]].to_numpy()
-    seg = clustered["segment_id"].to_numpy()
-    ids = np.unique(seg)
-    centroids = np.array([x[seg == s].mean(axis=0) for s in ids])
-    spread = np.array([((x[seg == s] - centroids[i]) ** 2).sum(axis=1).mean() for i, s in enumerate(ids)])
+    clustered = segment_id != PROSPECT_ID
+    x, seg = x[clustered], segment_id[clustered]
+    centroids_frame = segment_means(x, seg)
+    ids, centroids = centroids_frame.index.to_numpy(), centroids_frame.to_numpy()
+    codes = np.searchsorted(ids, seg)
+    squared = np.zeros(len(ids))
+    for start in range(0, len(x), 100_000):
+        block = x[start : start + 100_000].astype(np.float64)
+        own = codes[start : start + 100_000]
+        squared += np.bincount(own, weights=((block - centroids[own]) ** 2).sum(axis=1), minlength=len(ids))
+    spread = squared / np.bincount(codes, minlength=len(ids))
     radius = np.sqrt(spread)
     rows = []
     for a in range(len(ids)):

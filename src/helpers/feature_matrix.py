@@ -126,3 +126,21 @@ def model_matrix(
     matrix = pd.DataFrame(out[:, : len(names)], columns=names, index=features.index, copy=False)
     matrix.insert(0, "customer_id", features["customer_id"].to_numpy())
     return matrix, record
+
+
+def standardized_columns(
+    features: pd.DataFrame, dictionary: pd.DataFrame, names: list[str], winsor_quantile: float = 0.99
+) -> pd.DataFrame:
+    """The named features transformed as in the matrix and standardized, without group weights
+    (float32, indexed by customer_id; constant columns skipped). For describing segments by
+    features the matrix leaves out, e.g. the lifecycle-dependent ones."""
+    treatments = dict(zip(dictionary["name"], dictionary["treatment"], strict=True))
+    columns = {
+        column: values
+        for name in names
+        if treatments.get(name)
+        for column, values in _columns(features[name], treatments[name], winsor_quantile)
+        if values is not None
+    }
+    index = pd.Index(features["customer_id"].to_numpy(), name="customer_id")
+    return pd.DataFrame(columns, index=index)
