@@ -197,7 +197,28 @@ def test_naming_rule_goes_to_the_segment_with_the_largest_margin():
     ]
     names = cp.name_segments(profiles, rules)
     assert names[3] == "High value" and names[1] == "Complainers"
-    assert names[2] == "High monetary total"  # generated: strongest z-score only one above 0.
+    assert names[2] == "High total spend"  # generated: strongest z-score only one above 0.5
+
+
+def test_generated_names_are_plain_language():
+    profiles = pd.DataFrame(
+        {
+            "segment_id": [1, 2, 3, 4],
+            "z:category_share_gifts": [2.0, 0.0, 0.0, 0.1],
+            "z:avg_order_value": [0.9, -1.5, 0.0, 0.0],
+            "z:channel_share_app": [0.0, 1.2, 0.0, 0.0],
+            "z:app_installed=unknown": [0.0, 0.0, 3.0, 0.0],
+            "z:lifestyle=bargain_hunter": [0.0, 0.0, 1.0, 0.2],
+        }
+    )
+    names = cp.name_segments(profiles, [])
+    assert names == {
+        1: "Buy a lot of gifts, big spend per order",
+        2: "Small orders, often buy in the app",
+        3: "Bargain hunter (lifestyle)",  # an "unknown" level never names a segment
+        4: "Average customers",
+    }
+    assert not any("_" in name or "z:" in name for name in names.values())
 
 
 def test_naming_rules_file_is_readable_and_bad_conditions_are_rejected(tmp_path):

@@ -167,14 +167,89 @@ def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]]) -> dict[i
     return dict(sorted(names.items()))
 
 
+# Plain-language phrases for generated names: column -> (phrase when high, phrase when low).
+PHRASES: dict[str, tuple[str, str]] = {
+    "avg_order_value": ("big spend per order", "small orders"),
+    "items_per_order": ("many items per order", "few items per order"),
+    "refund_rate": ("return a lot", "rarely return goods"),
+    "monetary_total": ("high total spend", "low total spend"),
+    "n_purchases": ("buy often", "buy rarely"),
+    "recency_days": ("not bought for a long time", "bought recently"),
+    "tenure_days": ("long-standing", "new"),
+    "clv_12m": ("high expected value", "low expected value"),
+    "mean_interpurchase_days": ("long gaps between purchases", "short gaps between purchases"),
+    "interpurchase_cv": ("irregular buyers", "regular buyers"),
+    "weekend_share": ("weekend shoppers", "weekday shoppers"),
+    "mean_purchase_hour": ("late-day shoppers", "early-day shoppers"),
+    "morning_share": ("morning shoppers", "rarely shop in the morning"),
+    "evening_share": ("evening shoppers", "rarely shop in the evening"),
+    "has_calls": ("call the service line", "never call"),
+    "n_calls": ("call often", "rarely call"),
+    "complaint_rate": ("complain often", "rarely complain"),
+    "complaints_per_purchase": ("complain often", "rarely complain"),
+    "after_sales_share": ("need after-sales help", "little after-sales need"),
+    "inbound_share": ("call us themselves", "mostly called by us"),
+    "first_contact_resolution": ("solved on the first call", "not solved on the first call"),
+    "repeat_contact_rate": ("call back repeatedly", "rarely call back"),
+    "avg_handle_sec": ("long calls", "short calls"),
+    "call_satisfaction_mean": ("happy with our calls", "unhappy with our calls"),
+    "csat_mean": ("satisfied", "dissatisfied"),
+    "nps_mean": ("would recommend us", "would not recommend us"),
+    "response_rate": ("respond to campaigns", "ignore campaigns"),
+    "conversion_rate": ("buy from campaigns", "rarely buy from campaigns"),
+    "age": ("older", "younger"),
+    "sessions_per_month": ("often online", "rarely online"),
+    "online_minutes_per_month": ("often online", "rarely online"),
+    "online_share": ("buy online", "buy offline"),
+    "is_business": ("business customers", "private customers"),
+}
+CHANNEL_PHRASES = {"store": "in store", "online": "online", "app": "in the app", "phone": "by phone"}
+VAGUE_LEVELS = {"unknown", "none", "nan", "other", "blank"}
+
+
+# Column prefixes of level columns -> (phrase when high, phrase when low), "{}" is the level.
+PREFIX_PHRASES: dict[str, tuple[str, str]] = {
+    "category_share_": ("buy a lot of {}", "buy little {}"),
+    "interest_": ("interested in {}", "not interested in {}"),
+    "season_share_": ("buy mostly in {}", "rarely buy in {}"),
+}
+
+
+def plain_phrase(column: str, high: bool) -> str | None:
+    """A plain-language phrase for a segment that is high (or low) in a model column; None when the
+    column says nothing a manager can use (e.g. a low share of an "unknown" level)."""
+    if column in PHRASES:
+        return PHRASES[column][0 if high else 1]
+    if "=" in column:  # one-hot level: only "mostly this level" is worth a name
+        feature, level = column.split("=", 1)
+        if not high or level.lower() in VAGUE_LEVELS:
+            return None
+        return f"{level} ({feature})".replace("_", " ")
+    for prefix, phrases in PREFIX_PHRASES.items():
+        if column.startswith(prefix):
+            level = column.removeprefix(prefix)
+            return (
+                None if level in VAGUE_LEVELS else phrases[0 if high else 1].format(level.replace("_", " "))
+            )
+    if column.startswith("channel_share_"):
+        channel = column.removeprefix("channel_share_")
+        return f"{'often' if high else 'rarely'} buy {CHANNEL_PHRASES.get(channel, 'via ' + channel)}"
+    return f"{'high' if high else 'low'} {column.replace('_', ' ')}"
+
+
 def _generated_name(row: pd.Series, used: set[str], min_z: float = 0.5) -> str:
-    """Up to two strongest features (|z| >= min_z), e.g. "High monetary total, low recency days"."""
+    """The plain phrases of the two strongest features (|z| >= min_z), e.g. "Buy a lot of gifts,
+    big spend per order"; "Average customers" when nothing stands out."""
     z = row[[c for c in row.index if str(c).startswith("z:")]].astype(float)
-    strongest = [
-        c for c in z.abs().sort_values(ascending=False, kind="stable").index[:2] if abs(z[c]) >= min_z
-    ]
-    words = [f"{'high' if z[c] > 0 else 'low'} {str(c)[2:].replace('_', ' ')}" for c in strongest]
-    name = ", ".join(words).capitalize() if words else "Average customers"
+    phrases: list[str] = []
+    for column in z.abs().sort_values(ascending=False, kind="stable").index:
+        if abs(z[column]) < min_z or len(phrases) == 2:
+            break
+        phrase = plain_phrase(str(column)[2:], bool(z[column] > 0))
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+    name = ", ".join(phrases) if phrases else "average customers"
+    name = name[0].upper() + name[1:]
     suffix = 2
     candidate = name
     while candidate in used:
