@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from helpers import clustering as cl
 from helpers import clustering_profiles as cp
+from helpers.clustering_synth import planted_segments
 
 PLANTED_K = 5
 
@@ -262,3 +264,34 @@ def test_settings_reject_unknown_algorithms_and_bad_k():
     with pytest.raises(cl.ClusteringInputError, match="k_min"):
         cl.ClusteringSettings.from_config({"k_min": 5, "k_max": 3})
     assert cl.ClusteringSettings.from_config({"k_max": 6}, choose="ward:4").choose == "ward:4"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_world")
+def test_selection_finds_the_planted_segments_of_the_small_demo_world(small_run, small_world_truth_dir):
+    """On step 03's output for the small demo world (1,500 people, 6 planted segments among buyers),
+    the rule picks 6 segments that recover the planted ones (prospects excluded)."""
+    step = small_run.run_dir / "03_features"
+    config = yaml.safe_load((small_run.run_dir / "config.yml").read_text())
+    settings = cl.ClusteringSettings.from_config(config["clustering"], seed=config["run"]["seed"])
+    matrix = cl.validate_model_matrix(pd.read_parquet(step / "model_matrix.parquet"))
+    dictionary = pd.read_parquet(step / "feature_dictionary.parquet")
+    features = pd.read_parquet(step / "features.parquet", columns=cp.feature_columns(dictionary))
+    assert not set(cp.described_features(dictionary)) & set(matrix.columns)  # who, not when
+    prospects = cl.prospect_mask(features, matrix.index)
+    space = cl.fit_space(matrix, ~prospects, settings)
+    x = space.transform(matrix.to_numpy())
+    business = cl.business_frame(features, matrix.index)[~prospects].reset_index(drop=True)
+    comparison = cl.compare(x[~prospects], business, settings)
+    chosen, _ = cl.select(cl.combined_scores(comparison.table, settings))
+    segments = cl.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
+    planted = planted_segments(
+        pd.read_parquet(small_run.run_dir / "02_identity_merge" / "crosswalk.parquet"),
+        pd.read_parquet(small_world_truth_dir / "source_records.parquet"),
+        pd.read_parquet(small_world_truth_dir / "persons.parquet"),
+    ).set_index("customer_id")["segment"]
+    planted = planted.reindex(matrix.index).to_numpy()
+    known = ~prospects & pd.notna(planted)
+    assert pd.Series(planted[known]).nunique() == 6
+    assert comparison.candidates[chosen].k == 6, chosen
+    assert adjusted_rand_score(planted[known], segments["segment_id"].to_numpy()[known]) >= 0.8
