@@ -710,8 +710,9 @@ def segment_centroids(matrix: pd.DataFrame, segments: pd.DataFrame, space: Space
 
     In column space rather than the run's principal components, so a later run (with its own
     components) can map its segments to these with `match_segments`."""
-    clustered = segments["segment_id"].to_numpy() != PROSPECT_ID
-    means = segment_means(matrix.to_numpy()[clustered], segments["segment_id"].to_numpy()[clustered])
+    means = segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy()).drop(
+        PROSPECT_ID, errors="ignore"
+    )
     centroids = pd.DataFrame((means.to_numpy() - space.mean) / space.sd, columns=matrix.columns)
     centroids.insert(0, "segment_id", means.index.to_numpy())
     return centroids
