@@ -205,12 +205,16 @@ def test_naming_rule_goes_to_the_segment_with_the_largest_margin():
 def test_generated_names_are_plain_language():
     profiles = pd.DataFrame(
         {
-            "segment_id": [1, 2, 3, 4],
-            "z:category_share_gifts": [2.0, 0.0, 0.0, 0.1],
-            "z:avg_order_value": [0.9, -1.5, 0.0, 0.0],
-            "z:channel_share_app": [0.0, 1.2, 0.0, 0.0],
-            "z:app_installed=unknown": [0.0, 0.0, 3.0, 0.0],
-            "z:lifestyle=bargain_hunter": [0.0, 0.0, 1.0, 0.2],
+            "segment_id": [1, 2, 3, 4, 5],
+            "z:category_share_gifts": [2.0, 0.0, 0.0, 0.1, 0.0],
+            "z:avg_order_value": [0.9, -1.5, 0.0, 0.0, 0.0],
+            "z:channel_share_app": [0.0, 1.2, 0.0, 0.0, 0.0],
+            "z:app_installed=unknown": [0.0, 0.0, 3.0, 0.0, 0.0],
+            "z:lifestyle=bargain_hunter": [0.0, 0.0, 1.0, 0.2, 0.0],
+            "z:category_share_baby": [0.0, 0.0, 0.0, 0.0, 1.5],
+            "z:category_share_groceries": [0.0, 0.0, 0.0, 0.0, 1.4],
+            "z:category_share_home": [0.0, 0.0, 0.0, 0.0, 1.3],
+            "z:weekend_share": [0.0, 0.0, 0.0, 0.0, 1.2],
         }
     )
     names = cp.name_segments(profiles, [])
@@ -219,6 +223,7 @@ def test_generated_names_are_plain_language():
         2: "Small orders, often buy in the app",
         3: "Bargain hunter (lifestyle)",  # an "unknown" level never names a segment
         4: "Average customers",
+        5: "Buy a lot of baby and groceries, weekend shoppers",
     }
     assert not any("_" in name or "z:" in name for name in names.values())
 

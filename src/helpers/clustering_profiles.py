@@ -180,7 +180,7 @@ PHRASES: dict[str, tuple[str, str]] = {
     "mean_interpurchase_days": ("long gaps between purchases", "short gaps between purchases"),
     "interpurchase_cv": ("irregular buyers", "regular buyers"),
     "weekend_share": ("weekend shoppers", "weekday shoppers"),
-    "mean_purchase_hour": ("late-day shoppers", "early-day shoppers"),
+    "mean_purchase_hour": ("evening shoppers", "daytime shoppers"),
     "morning_share": ("morning shoppers", "rarely shop in the morning"),
     "evening_share": ("evening shoppers", "rarely shop in the evening"),
     "has_calls": ("call the service line", "never call"),
@@ -214,6 +214,8 @@ PREFIX_PHRASES: dict[str, tuple[str, str]] = {
     "season_share_": ("buy mostly in {}", "rarely buy in {}"),
 }
 
+PHRASE_LEADS = tuple(text.split("{}")[0] for pair in PREFIX_PHRASES.values() for text in pair)
+
 
 def plain_phrase(column: str, high: bool) -> str | None:
     """A plain-language phrase for a segment that is high (or low) in a model column; None when the
@@ -246,7 +248,13 @@ def _generated_name(row: pd.Series, used: set[str], min_z: float = 0.5) -> str:
         if abs(z[column]) < min_z or len(phrases) == 2:
             break
         phrase = plain_phrase(str(column)[2:], bool(z[column] > 0))
-        if phrase and phrase not in phrases:
+        if not phrase or phrase in phrases:
+            continue
+        lead = next((text for text in PHRASE_LEADS if phrase.startswith(text)), None)
+        if lead and phrases and phrases[-1].startswith(lead):  # "buy a lot of groceries and baby"
+            if " and " not in phrases[-1]:
+                phrases[-1] += " and " + phrase.removeprefix(lead)
+        else:
             phrases.append(phrase)
     name = ", ".join(phrases) if phrases else "average customers"
     name = name[0].upper() + name[1:]
