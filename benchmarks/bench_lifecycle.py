@@ -1,10 +1,12 @@
 """Lifecycle benchmark: churn label and risk quality on real CDNOW data, then speed at scale.
 
     .venv/bin/python benchmarks/bench_lifecycle.py            # CDNOW quality, all splits
+    .venv/bin/python benchmarks/bench_lifecycle.py --demo data/raw/demo data/truth/demo 2026-06-30
     .venv/bin/python benchmarks/bench_lifecycle.py --data --scale 100000 1000000 --notebook
 
 Quality: for several reference dates and holdout lengths, the target is "no purchase in the
-holdout" (the holdout length is also the lifecycle `horizon_days`). Printed per split: base rate,
+holdout" (the holdout length is also the lifecycle `horizon_days`); `--demo` adds a demo world's
+own purchase log (per planted person) scored on its planted 90-day future. Printed per split: base rate,
 ROC AUC of days-since-last-purchase (baseline) and of `churn_risk`, the baseline's best precision
 at recall >= 0.90 (an oracle threshold), and the precision/recall of our at_risk+churned label.
 
@@ -42,14 +44,14 @@ from helpers.lifecycle import (
 from helpers.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 from helpers.sql import connect
 
-# (reference date, holdout weeks): the classic split first, then other dates and lengths.
+# (reference date, holdout days): the classic split (39 weeks) first, then other dates and lengths.
 SPLITS: list[tuple[str, int]] = [
-    ("1997-09-30", 39),
-    ("1997-06-30", 26),
-    ("1997-06-30", 52),
-    ("1997-09-30", 13),
-    ("1997-12-31", 26),
-    ("1998-03-31", 13),
+    ("1997-09-30", 39 * 7),
+    ("1997-06-30", 26 * 7),
+    ("1997-06-30", 52 * 7),
+    ("1997-09-30", 13 * 7),
+    ("1997-12-31", 26 * 7),
+    ("1998-03-31", 13 * 7),
 ]
 
 
@@ -75,14 +77,49 @@ def load_cdnow(name: str = "sample") -> pd.DataFrame:
     return raw[["customer_id", "txn_at", "quantity", "amount"]]
 
 
-def quality(names: list[str]) -> pd.DataFrame:
+def load_demo_log(raw_dir: Path, truth_dir: Path, reference: str) -> pd.DataFrame:
+    """A demo world's purchases per planted person, up to the reference date from the raw export and
+    after it from the truth: person_id, txn_at, amount. Refunds, rows with unparseable values and
+    (planted) export rows dated after the reference are left out."""
+    raw = pd.read_csv(raw_dir / "transactions.csv", dtype=str)
+    person = pd.read_parquet(truth_dir / "source_records.parquet")
+    raw = raw.merge(
+        person,
+        left_on=["source_system", "source_customer_id"],
+        right_on=["source_system", "source_record_id"],
+    )
+    past = pd.DataFrame(
+        {
+            "person_id": raw["person_id"],
+            "txn_at": pd.to_datetime(raw["txn_at"], errors="coerce", format="mixed"),
+            "amount": pd.to_numeric(raw["amount"], errors="coerce"),
+        }
+    )[raw["is_refund"].str.lower().eq("false").to_numpy()]
+    past = past.dropna()
+    past = past[past["txn_at"] < pd.Timestamp(reference) + pd.Timedelta(days=1)]
+    future = pd.read_parquet(truth_dir / "future_transactions.parquet")
+    return pd.concat([past, future], ignore_index=True)
+
+
+def quality(names: list[str], demo: list[tuple[Path, Path, str]] | None = None) -> pd.DataFrame:
+    """Churn label and risk against the holdout, per data set and split (see the module docstring);
+    `demo`: (raw dir, truth dir, reference date) of demo worlds, scored on their 90-day future."""
+    runs = [(f"CDNOW_{name}", load_cdnow(name), "customer_id", SPLITS) for name in names]
+    for raw_dir, truth_dir, reference in demo or []:
+        runs.append(
+            (
+                f"demo:{raw_dir.name}",
+                load_demo_log(raw_dir, truth_dir, reference),
+                "person_id",
+                [(reference, 90)],
+            )
+        )
     rows = []
-    for name in names:
-        log = load_cdnow(name)
-        for reference, weeks in SPLITS:
+    for data, log, customer_col, splits in runs:
+        for reference, days in splits:
             start = time.perf_counter()
-            row = {"data": f"CDNOW_{name}", "reference": reference, "holdout_weeks": weeks}
-            row.update(evaluate_against_holdout(log, reference, weeks * 7))
+            row = {"data": data, "reference": reference, "holdout_days": days}
+            row.update(evaluate_against_holdout(log, reference, days, customer_col=customer_col))
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
     return pd.DataFrame(rows)
@@ -269,6 +306,13 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="*", default=["sample", "master"], choices=["sample", "master"])
+    parser.add_argument(
+        "--demo",
+        nargs=3,
+        action="append",
+        metavar=("RAW_DIR", "TRUTH_DIR", "REFERENCE"),
+        help="also score a demo world's purchase log against its planted 90-day future",
+    )
     parser.add_argument("--scale", nargs="*", type=int, default=[], help="customer counts for the speed test")
     parser.add_argument(
         "--notebook", action="store_true", help="also run notebook 05 with papermill at each scale"
@@ -278,8 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.time_run:
         print(json.dumps({**time_labeling(args.time_run), "peak_rss_mb": peak_rss_mb()}))
         return
-    if args.data:
-        table = quality(args.data)
+    if args.data or args.demo:
+        demo = [(Path(raw), Path(truth), reference) for raw, truth, reference in args.demo or []]
+        table = quality(args.data, demo)
         with pd.option_context("display.width", 250, "display.max_columns", 20, "display.precision", 3):
             print(table.to_string(index=False))
         print(f"CDNOW evaluation peak RSS {peak_rss_mb():.0f} MB")

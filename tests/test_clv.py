@@ -203,3 +203,19 @@ def test_summary_with_recency_beyond_t_is_rejected():
     )
     with pytest.raises(ValueError, match="recency"):
         clv.fit_and_predict(bad)
+
+
+def test_no_purchase_model_for_lifecycle_matches_fit_and_predict(cdnow_build):
+    """The lifecycle churn model (`fit_no_purchase_model` + `no_purchase_probabilities`) is the same
+    MBG/NBD as the CLV features: same fit, same P(no purchase), and longer horizons only add risk."""
+    summary = features.clv_summary(cdnow_build.features.set_index("customer_id"))
+    fitted = clv.fit_no_purchase_model(summary)
+    month, year = clv.no_purchase_probabilities(fitted, summary, [30 / 7, 52.0])
+    reference = clv.fit_and_predict(summary, model="mbgnbd", period_days=30).predictions
+    assert month == pytest.approx(reference["p_no_purchase_next_period"].to_numpy(), abs=1e-6)
+    assert (year <= month + 1e-12).all() and (year >= 1 - reference["p_alive"].to_numpy() - 1e-9).all()
+    sampled = clv.fit_no_purchase_model(summary, sample_size=1000, seed=1)
+    params, full = (clv.point_params(f, ("r", "alpha", "a", "b")) for f in (sampled, fitted))
+    assert params != full and params["r"] == pytest.approx(full["r"], rel=0.5)
+    assert len(clv.sample_rows(summary, 1000, seed=1)) == 1000
+    assert clv.sample_rows(summary, len(summary) + 1) is summary

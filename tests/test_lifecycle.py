@@ -1,11 +1,10 @@
-"""Lifecycle labeling: the Pareto/NBD model, each stage rule, the transaction-only helper, CDNOW."""
+"""Lifecycle labeling: each stage rule, the threshold rule, the transaction-only helper, CDNOW."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +13,22 @@ import pytest
 
 from helpers.lifecycle import (
     LIFECYCLE_ARTIFACT,
+    Backtest,
     LifecycleInputError,
-    ParetoNBD,
     assign_stages,
     auto_risk_threshold,
     backtest_from_days,
+    check_rhythm_rule,
     customer_person,
     evaluate_against_holdout,
     find_previous_run,
-    fit_pareto_nbd,
     funnel,
     label_customers,
     label_from_transactions,
     load_purchase_summaries,
     load_rules,
     purchase_days,
+    resolve_risk_threshold,
     stage_accuracy,
     stage_flows,
     summarize_purchase_days,
@@ -44,83 +44,6 @@ def _bench_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _simulate_pareto_nbd(truth: ParetoNBD, customers: int, age: float, horizon: float, seed: int):
-    """Purchase histories from a known Pareto/NBD: (x, t_x, age) at `age` and bought-in-horizon."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(truth.r, 1 / truth.alpha, customers)
-    lifetime = rng.exponential(1 / rng.gamma(truth.s, 1 / truth.beta, customers))
-    ages = rng.uniform(0.3 * age, age, customers)
-    x = np.zeros(customers)
-    t_x = np.zeros(customers)
-    bought_later = np.zeros(customers, dtype=bool)
-    for i in range(customers):
-        end = min(lifetime[i], ages[i] + horizon)
-        n = rng.poisson(rate[i] * end)
-        times = np.sort(rng.uniform(0, end, n))
-        past = times[times <= ages[i]]
-        x[i] = len(past)
-        t_x[i] = past[-1] if len(past) else 0.0
-        bought_later[i] = bool((times > ages[i]).any())
-    return x, t_x, ages, bought_later
-
-
-@pytest.fixture(scope="module")
-def simulated():
-    truth = ParetoNBD(r=0.6, alpha=8.0, s=0.5, beta=10.0, unit_days=7.0)
-    return truth, _simulate_pareto_nbd(truth, customers=4000, age=40.0, horizon=26.0, seed=3)
-
-
-def test_pareto_nbd_recovers_known_parameters_and_calibrated_no_purchase(simulated) -> None:
-    truth, (x, t_x, age, bought_later) = simulated
-    fitted = fit_pareto_nbd(x, t_x, age)
-    assert fitted.r == pytest.approx(truth.r, rel=0.25)
-    assert fitted.alpha == pytest.approx(truth.alpha, rel=0.35)
-    assert fitted.s == pytest.approx(truth.s, rel=0.4)
-    p_none = fitted.p_no_purchase(x, t_x, age, 26.0)
-    # Calibrated overall and by decile of predicted risk.
-    assert p_none.mean() == pytest.approx((~bought_later).mean(), abs=0.02)
-    deciles = pd.qcut(p_none, 5, labels=False)
-    observed = pd.Series(~bought_later).groupby(deciles).mean()
-    predicted = pd.Series(p_none).groupby(deciles).mean()
-    assert np.abs(observed - predicted).max() < 0.06
-
-
-def test_no_purchase_probability_limits(simulated) -> None:
-    truth, (x, t_x, age, _) = simulated
-    short = truth.p_no_purchase(x, t_x, age, 1e-6)
-    week, year, forever = (truth.p_no_purchase(x, t_x, age, h) for h in (1.0, 52.0, 1e7))
-    assert np.allclose(short, 1.0, atol=1e-4)
-    assert np.all(week >= year - 1e-12)
-    # Never buying again = dead now, or alive but dying before the next purchase.
-    assert np.all(forever >= 1 - truth.p_alive(x, t_x, age) - 1e-9)
-    assert np.all(forever <= year)
-    # One-time buyers are not assumed alive (unlike BG/NBD), and a long silence lowers P(alive).
-    one_timer = truth.p_alive(np.array([0.0, 0.0]), np.array([0.0, 0.0]), np.array([5.0, 50.0]))
-    assert one_timer[0] < 1.0 and one_timer[1] < one_timer[0]
-
-
-def test_pareto_nbd_matches_lifetimes_reference_implementation() -> None:
-    lifetimes_fitters = pytest.importorskip("lifetimes.fitters.pareto_nbd_fitter")
-    log = _bench_module().load_cdnow("sample")
-    cut = pd.Timestamp("1997-09-30")
-    summary = summarize_purchase_days(purchase_days(log, cut), cut)
-    x = summary["n_purchases"].to_numpy(float) - 1
-    age = summary["tenure_days"].to_numpy(float) / 7
-    t_x = age - summary["recency_days"].to_numpy(float) / 7
-    ours = fit_pareto_nbd(x, t_x, age, prior_sd=100.0)  # near-flat prior: the MLE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference = lifetimes_fitters.ParetoNBDFitter().fit(x, t_x, age)
-    for name in ("r", "alpha", "s", "beta"):
-        assert getattr(ours, name) == pytest.approx(reference.params_[name], rel=0.01)
-    # The default prior (sd 3 on log-parameters) moves along a flat ridge, not the fit.
-    default = fit_pareto_nbd(x, t_x, age)
-    assert default.log_likelihood(x, t_x, age).sum() > ours.log_likelihood(x, t_x, age).sum() - 0.1
-    assert np.allclose(
-        ours.p_alive(x, t_x, age), reference.conditional_probability_alive(x, t_x, age), atol=0.02
-    )
 
 
 # --------------------------------------------------------------------------- rules, hand-built
@@ -153,7 +76,10 @@ RULE_CASES = {
         "conversion",
     ),
     "at_risk by churn risk": ({"churn_risk": 0.8}, "at_risk"),
-    "at_risk by own rhythm": ({"recency_days": 100, "mean_interpurchase_days": 40}, "at_risk"),
+    "at_risk by own rhythm": (
+        {"recency_days": 100, "mean_interpurchase_days": 40, "churn_risk": 0.55},
+        "at_risk",
+    ),
     "at_risk by complaints": (
         {"recency_days": 70, "complaints_recent": 3, "complaints_before": 0},
         "at_risk",
@@ -169,7 +95,7 @@ RULE_CASES = {
     "retention": ({}, "retention"),
     "loyalty needs promoter NPS": ({"tenure_days": 900, "n_purchases": 20, "nps_mean": 7}, "retention"),
     "rhythm needs 3 purchases": (
-        {"n_purchases": 2, "recency_days": 100, "mean_interpurchase_days": 40},
+        {"n_purchases": 2, "recency_days": 100, "mean_interpurchase_days": 40, "churn_risk": 0.55},
         "retention",
     ),
     "one-time buyer, not risky": ({"n_purchases": 1, "tenure_days": 200, "recency_days": 200}, "conversion"),
@@ -203,6 +129,79 @@ def test_auto_threshold_reaches_expected_recall() -> None:
     # Flagging the top 3 catches (0.9+0.8+0.5)/2.5 = 88% of expected non-buyers, top 4 96%.
     assert auto_risk_threshold(risk, 0.85) == 0.5
     assert auto_risk_threshold(risk, 0.9) == 0.2
+
+
+def test_auto_threshold_counts_what_other_rules_flag() -> None:
+    risk = np.array([0.3, 0.9, 0.8, 0.5, 0.2, 0.1])  # 2.8 in all
+    flagged = np.array([True, False, False, False, False, False])  # e.g. by the rhythm rule
+    candidates = np.array([True, True, True, True, True, False])  # the last is a new customer
+    # 0.3 flagged anyway; + 0.9 + 0.8 = 2.0 (71%), + 0.5 = 2.5 (89%), + 0.2 = 2.7 (96%).
+    assert auto_risk_threshold(risk, 0.85, flagged, candidates) == 0.5
+    assert auto_risk_threshold(risk, 0.9, flagged, candidates) == 0.2
+    # Without counting the flagged customer the threshold would go lower than needed.
+    assert auto_risk_threshold(risk, 0.85) == 0.3
+    # When the other rules reach the target alone, no candidate is flagged by risk.
+    everyone = np.array([True, True, True, True, False, False])
+    assert auto_risk_threshold(risk, 0.85, everyone) > 0.2
+
+
+def test_resolve_threshold_counts_churned_and_rhythm_but_not_new_customers() -> None:
+    customers = pd.DataFrame(
+        [
+            _customer(recency_days=300, churn_risk=0.95),  # churned whatever the threshold
+            _customer(recency_days=100, mean_interpurchase_days=40, churn_risk=0.6),  # rhythm rule
+            _customer(recency_days=60, churn_risk=0.7),
+            _customer(recency_days=30, churn_risk=0.3),
+            _customer(n_purchases=1, tenure_days=20, recency_days=20, churn_risk=0.8),  # conversion
+            _customer(churn_risk=0.1),
+        ]
+    )
+    rules = load_rules()
+    # Total risk 3.45; churned + rhythm catch 1.55; + 0.7 -> 65%, + 0.3 -> 74% (the new customer's
+    # 0.8 cannot be caught), + 0.1 -> 77%.
+    assert (
+        resolve_risk_threshold(customers, {**rules, "at_risk": {**rules["at_risk"], "target_recall": 0.7}})
+        == 0.3
+    )
+    assert (
+        resolve_risk_threshold(customers, {**rules, "at_risk": {**rules["at_risk"], "target_recall": 0.6}})
+        == 0.7
+    )
+    fixed = {**rules, "at_risk": {**rules["at_risk"], "min_churn_risk": 0.42}}
+    assert resolve_risk_threshold(customers, fixed) == 0.42
+
+
+def _backtest(overdue_bought: int, overdue_silent: int, others_bought: int, others_silent: int) -> Backtest:
+    """A backtest of hand-built customers: overdue ones (4 purchases every 30 days, silent for 90) and
+    on-rhythm ones, each split into who bought in the window after the cut and who did not."""
+    overdue = _customer(n_purchases=4, recency_days=90, tenure_days=180, mean_interpurchase_days=30)
+    on_rhythm = _customer(n_purchases=4, recency_days=10, tenure_days=100, mean_interpurchase_days=30)
+    groups = [
+        (overdue, False, overdue_bought),
+        (overdue, True, overdue_silent),
+        (on_rhythm, False, others_bought),
+        (on_rhythm, True, others_silent),
+    ]
+    rows = [row for row, _, n in groups for _ in range(n)]
+    outcome = np.concatenate([np.full(n, silent) for _, silent, n in groups])
+    past = (
+        pd.DataFrame(rows).drop(columns="churn_risk").assign(customer_id=[f"c{i}" for i in range(len(rows))])
+    )
+    return Backtest(days=91, past=past, no_purchase_since=outcome)
+
+
+def test_rhythm_rule_is_kept_only_where_the_backtest_shows_it_signals_churn() -> None:
+    rules = load_rules()
+    regular = check_rhythm_rule(_backtest(10, 40, 80, 20), rules)  # overdue: 80% silent, all: 40%
+    assert regular["use"] and regular["backtest_flagged"] == 50
+    assert regular["backtest_no_purchase_share_flagged"] == pytest.approx(0.8)
+    assert regular["backtest_no_purchase_share_all"] == pytest.approx(0.4)
+    irregular = check_rhythm_rule(_backtest(30, 20, 20, 80), rules)  # overdue: 40% silent, all: 67%
+    assert not irregular["use"]
+    assert check_rhythm_rule(_backtest(5, 5, 50, 50), rules)["use"]  # 10 overdue: too few to judge
+    assert check_rhythm_rule(None, rules)["use"]
+    overdue = pd.DataFrame([_customer(recency_days=100, mean_interpurchase_days=40)])
+    assert assign_stages(overdue, rules, 0.6, rhythm_rule=False).loc[0, "stage"] == "retention"
 
 
 # --------------------------------------------------------------------------- transaction log helper
@@ -267,7 +266,8 @@ def test_label_from_transactions_tiny_log_known_answers() -> None:
     risk = labels["churn_risk"]
     assert risk.between(0, 1).all()
     assert risk["steady"] < risk["lapsing"] < risk["gone"]
-    assert labels.attrs["lifecycle"]["method"] == "pareto_nbd"  # too little history to backtest
+    assert labels.attrs["lifecycle"]["method"] == "mbgnbd"  # too few customers to backtest
+    assert set(labels.attrs["lifecycle"]["mbgnbd"]) == {"r", "alpha", "a", "b"}
 
 
 @pytest.mark.parametrize(
@@ -302,21 +302,24 @@ def cdnow() -> pd.DataFrame:
     return _bench_module().load_cdnow("sample")
 
 
-def test_cdnow_classic_split_beats_days_since_last_purchase(cdnow: pd.DataFrame) -> None:
-    """Calibration to 1997-09-30, holdout 39 weeks: the split of the CLV literature."""
+def test_cdnow_classic_split_meets_the_bars_and_beats_days_since_last_purchase(cdnow: pd.DataFrame) -> None:
+    """Calibration to 1997-09-30, holdout 39 weeks: the split of the CLV literature. The label's
+    threshold is chosen without the holdout (expected recall 0.90); measured 0.808 / 0.911."""
     scores = evaluate_against_holdout(cdnow, "1997-09-30", 39 * 7)
     assert scores["auc_churn_risk"] >= 0.77
     assert scores["auc_churn_risk"] > scores["auc_recency"] + 0.005
-    # The score supports the bar: with the right threshold, precision >= 0.80 at recall 0.90 ...
-    assert scores["risk_precision_at_recall_0.90"] >= 0.80
     assert scores["risk_precision_at_recall_0.90"] > scores["recency_precision_at_recall_0.90"]
-    # ... but the label's threshold is chosen without hindsight: recall overshoots to ~0.93, and
-    # precision lands at ~0.78, below the 0.80 bar (see the closing note of issue 6).
     assert scores["label_recall"] >= 0.90
-    assert scores["label_precision"] >= 0.77
+    assert scores["label_precision"] >= 0.80
 
 
-def test_cdnow_other_split_beats_baseline(cdnow: pd.DataFrame) -> None:
+def test_cdnow_backtest_drops_the_rhythm_rule_and_other_split_meets_the_bars(cdnow: pd.DataFrame) -> None:
+    labels = label_from_transactions(cdnow, "1997-09-30")
+    rhythm = labels.attrs["lifecycle"]["rhythm_rule"]
+    # CDNOW's repeat buyers who are overdue against their own rhythm bought again *more* often.
+    assert not rhythm["use"]
+    assert rhythm["backtest_no_purchase_share_flagged"] < rhythm["backtest_no_purchase_share_all"]
+    assert not labels["stage_rule"].str.contains("own purchase rhythm").any()
     scores = evaluate_against_holdout(cdnow, "1997-12-31", 26 * 7)
     assert scores["auc_churn_risk"] > scores["auc_recency"]
     assert scores["label_recall"] >= 0.90 and scores["label_precision"] >= 0.80

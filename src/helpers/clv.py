@@ -62,6 +62,28 @@ def fit_transaction_model(summary: pd.DataFrame, model: TransactionModelName = "
     return fitted
 
 
+def sample_rows(summary: pd.DataFrame, sample_size: int | None, seed: int = 0) -> pd.DataFrame:
+    """A random sample of `sample_size` rows, or all rows when there are not more than that."""
+    if sample_size and len(summary) > sample_size:
+        return summary.sample(n=sample_size, random_state=seed)
+    return summary
+
+
+def fit_no_purchase_model(summary: pd.DataFrame, sample_size: int | None = None, seed: int = 0):
+    """MBG/NBD fitted on `summary` (a random sample of `sample_size` rows when it has more), for
+    `no_purchase_probabilities`."""
+    return fit_transaction_model(sample_rows(summary, sample_size, seed), "mbgnbd")
+
+
+def no_purchase_probabilities(fitted, summary: pd.DataFrame, horizons_weeks: list[float]) -> list[np.ndarray]:
+    """P(no purchase in (T, T+t]) per row of `summary` for each horizon t (weeks), from a fitted
+    MBG/NBD: pymc-marketing's P(alive), combined by `probability_no_purchase`."""
+    data = summary[["customer_id", "frequency", "recency", "T"]].reset_index(drop=True)
+    p_alive = _squeeze(fitted.expected_probability_alive(data=data))
+    params = point_params(fitted, ("r", "alpha", "a", "b"))
+    return [probability_no_purchase(p_alive, params, data, horizon) for horizon in horizons_weeks]
+
+
 def fit_spend_model(summary: pd.DataFrame):
     """Fit Gamma-Gamma by MAP with HalfFlat priors on p, q, v, on customers with repeat purchases
     of positive mean value (net refunds can make it zero or negative; the model needs it positive)."""
@@ -164,9 +186,7 @@ def fit_and_predict(
     bad = summary[(summary["T"] < summary["recency"]) | (summary["frequency"] < 0) | summary["T"].isna()]
     if not bad.empty:
         raise ValueError(f"CLV summary rows violate 0 <= recency <= T, frequency >= 0, e.g.:\n{bad.head()}")
-    fit_data = summary
-    if sample_size and len(summary) > sample_size:
-        fit_data = summary.sample(n=sample_size, random_state=seed)
+    fit_data = sample_rows(summary, sample_size, seed)
     start = time.perf_counter()
     transaction_model = fit_transaction_model(fit_data, model)
     spend_model = fit_spend_model(fit_data)

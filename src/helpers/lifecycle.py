@@ -8,13 +8,14 @@ Two entry points share one rule engine:
   (contact, acquisition) and the service signals (complaints, satisfaction, NPS).
 
 The churn risk is the probability of **no purchase in the following period** (`horizon_days`,
-by default 39 weeks) under a Pareto/NBD model fitted by maximum a posteriori on the customers'
-(frequency, recency, age) summaries. Unlike BG/NBD, Pareto/NBD lets one-time buyers die too, so a
-customer who bought once long ago is not treated as certainly alive. The probability is exact:
-P(no purchase in (T, T+t] | x, t_x, T) = L(x, t_x, T+t) / L(x, t_x, T), the ratio of the model's
-likelihood of the same purchase history observed over a longer window. A backtest inside the
-customers' own history (same score, `h` days earlier, checked against who bought since) re-weights
-the model score with log recency, frequency and age, so the data's own rhythm corrects the model.
+by default 39 weeks) under an MBG/NBD model: pymc-marketing's `ModifiedBetaGeoModel` through
+`helpers.clv`, fitted by MAP on the customers' (frequency, recency, age) summaries. Unlike BG/NBD,
+MBG/NBD lets one-time buyers drop out, so a customer who bought once long ago is not treated as
+certainly alive. A backtest inside the customers' own history (same score, `h` days earlier,
+checked against who bought since) re-weights the model score with log recency, frequency and age,
+so the data's own rhythm corrects the model. The at-risk threshold is chosen, without looking
+past the reference date, so that the at_risk + churned label's expected recall (risk read as a
+probability) reaches the rules' `target_recall`.
 
 Evaluate on your own purchase log (it must extend past the reference date by the holdout):
 
@@ -36,12 +37,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import yaml
-from scipy.optimize import minimize
-from scipy.special import expit, gammaln, hyp2f1
+from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, precision_recall_curve, precision_recall_fscore_support, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
+from helpers import clv
 from helpers.config import resolve_path
 from helpers.sql import SqlEngine
 
@@ -61,135 +62,6 @@ LIFECYCLE_COLUMNS = ["customer_id", "stage", "stage_rule", "churn_risk"]
 
 class LifecycleInputError(ValueError):
     """Input to the lifecycle labeling is missing columns or has invalid values."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Pareto/NBD: fit by MAP and probability of no purchase in the next period
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParetoNBD:
-    """Fitted Pareto/NBD parameters (time unit: `unit_days` days).
-
-    Purchase rate lambda ~ Gamma(r, alpha), dropout rate mu ~ Gamma(s, beta).
-    """
-
-    r: float
-    alpha: float
-    s: float
-    beta: float
-    unit_days: float
-
-    def log_likelihood(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-        """Log-likelihood of each customer's (repeat purchases, time of last, age) in model units."""
-        return _pareto_nbd_log_likelihood(np.array([self.r, self.alpha, self.s, self.beta]), x, t_x, age)
-
-    def p_no_purchase(
-        self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: float, base: np.ndarray | None = None
-    ) -> np.ndarray:
-        """P(no purchase in (age, age + horizon]) given the history; all times in model units.
-
-        `base`: `log_likelihood(x, t_x, age)` when already computed (it is the costly part).
-        """
-        if base is None:
-            base = self.log_likelihood(x, t_x, age)
-        return np.clip(np.exp(self.log_likelihood(x, t_x, age + horizon) - base), 0.0, 1.0)
-
-    def p_alive(self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-        """P(still active at `age`) given the history (the limit of no purchase ever again is 1 - this)."""
-        r, alpha, s, beta = self.r, self.alpha, self.s, self.beta
-        log_alive_part = (
-            gammaln(r + x)
-            - gammaln(r)
-            + r * np.log(alpha)
-            + s * np.log(beta)
-            - (r + x) * np.log(alpha + age)
-            - s * np.log(beta + age)
-        )
-        return np.clip(np.exp(log_alive_part - self.log_likelihood(x, t_x, age)), 0.0, 1.0)
-
-
-def _hyp2f1_by_frequency(x: np.ndarray, a: np.ndarray, b: np.ndarray | float, z: np.ndarray) -> np.ndarray:
-    """hyp2f1(a, b; a + 1; z) where a and b depend on x only, computed once per distinct (x, z).
-
-    Purchase histories are in whole days, so (x, z) pairs repeat a lot in a big customer base; the
-    hypergeometric function is the costly part of the likelihood.
-    """
-    x, a, b, z = np.broadcast_arrays(x, a, b, z)
-    keys, first, inverse = np.unique(x.astype(float) + 1j * z, return_index=True, return_inverse=True)
-    values = hyp2f1(a.ravel()[first], b.ravel()[first], a.ravel()[first] + 1.0, keys.imag)
-    return values[inverse].reshape(x.shape)
-
-
-def _log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """log of the A0 term of the Pareto/NBD likelihood (Fader, Hardie and Lee 2005)."""
-    r, alpha, s, beta = params
-    if alpha >= beta:
-        big, second = alpha, s + 1.0
-    else:
-        big, second = beta, r + x
-    gap = abs(alpha - beta)
-    rsx = r + s + x
-    q_last, q_age = big + t_x, big + age
-    f_last = _hyp2f1_by_frequency(x, rsx, second, gap / q_last)
-    f_age = _hyp2f1_by_frequency(x, rsx, second, gap / q_age)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        first = np.log(f_last) - rsx * np.log(q_last)
-        other = np.log(f_age) - rsx * np.log(q_age)
-        # log(exp(first) - exp(other)); first >= other because t_x <= age.
-        return first + np.log1p(-np.exp(np.minimum(other - first, 0.0)))
-
-
-def _pareto_nbd_log_likelihood(
-    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
-) -> np.ndarray:
-    r, alpha, s, beta = params
-    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
-    dead = np.log(s) - np.log(r + s + x) + _log_a0(params, x, t_x, age)
-    return head + np.logaddexp(alive, np.nan_to_num(dead, nan=-np.inf))
-
-
-def fit_pareto_nbd(
-    x: np.ndarray,
-    t_x: np.ndarray,
-    age: np.ndarray,
-    unit_days: float = 7.0,
-    prior_sd: float = 3.0,
-    max_customers: int = 3_000,
-    seed: int = 0,
-    start: ParetoNBD | None = None,
-) -> ParetoNBD:
-    """Fit Pareto/NBD by MAP: log-parameters get independent Normal(0, prior_sd) priors.
-
-    `x` repeat purchases, `t_x` time of the last purchase and `age` time since the first, all in
-    units of `unit_days`. Identical summaries are pooled with weights, and above `max_customers`
-    a random sample is used (four parameters need far fewer customers than a big base has; the
-    likelihood's hypergeometric term makes every evaluation cost ~5 us per row). `start`: a
-    previous fit to start the optimizer from.
-    """
-    frame = pd.DataFrame({"x": x, "t_x": t_x, "age": age})
-    if len(frame) > max_customers:
-        frame = frame.sample(max_customers, random_state=seed)
-    pooled = frame.round(4).groupby(["x", "t_x", "age"]).size().reset_index(name="weight")
-    xs, txs, ages = (pooled[c].to_numpy(float) for c in ("x", "t_x", "age"))
-    weights = pooled["weight"].to_numpy(float)
-    total = weights.sum()
-
-    def objective(log_params: np.ndarray) -> float:
-        ll = _pareto_nbd_log_likelihood(np.exp(log_params), xs, txs, ages)
-        if not np.all(np.isfinite(ll)):
-            return 1e10
-        return float(-(weights * ll).sum() / total + 0.5 * (log_params**2).sum() / (prior_sd**2 * total))
-
-    if start is None:
-        initial = np.log([0.5, max(float(np.mean(ages)), 1.0), 0.5, max(float(np.mean(ages)), 1.0)])
-    else:
-        initial = np.log([start.r, start.alpha, start.s, start.beta])
-    result = minimize(objective, initial, method="L-BFGS-B")
-    r, alpha, s, beta = np.exp(result.x)
-    return ParetoNBD(float(r), float(alpha), float(s), float(beta), unit_days)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,74 +216,78 @@ def backtest_from_days(days: pd.DataFrame, reference_date: Any, horizon_days: fl
     return Backtest(window, past, ~past["customer_id"].isin(later).to_numpy())
 
 
-def _model_inputs(summary: pd.DataFrame, unit_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(repeat purchases, time of last purchase, age) in model units from a purchase summary."""
-    x = summary["n_purchases"].to_numpy(float) - 1.0
-    age = summary["tenure_days"].to_numpy(float) / unit_days
-    t_x = age - summary["recency_days"].to_numpy(float) / unit_days
-    return x, np.clip(t_x, 0.0, None), age
-
-
-# ---------------------------------------------------------------------------------------------
-# Churn risk: Pareto/NBD, re-weighted by a backtest inside the customer's own history
-# ---------------------------------------------------------------------------------------------
-
-
-def _risk_features(
-    model: ParetoNBD, summary: pd.DataFrame, horizons_days: list[float]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Score features for the first horizon and the model's P(no purchase) for each horizon."""
-    x, t_x, age = _model_inputs(summary, model.unit_days)
-    base = model.log_likelihood(x, t_x, age)
-    p_none = [
-        np.clip(model.p_no_purchase(x, t_x, age, days / model.unit_days, base), 1e-6, 1 - 1e-6)
-        for days in horizons_days
-    ]
-    features = np.column_stack(
-        [np.log(p_none[0] / (1 - p_none[0])), np.log1p(age - t_x), np.log1p(x), np.log1p(age)]
+def _rfm(summary: pd.DataFrame) -> pd.DataFrame:
+    """A purchase summary in the `helpers.clv` convention: repeat purchase days, recency and age in weeks."""
+    tenure = summary["tenure_days"].to_numpy(float)
+    return pd.DataFrame(
+        {
+            "customer_id": summary["customer_id"].to_numpy(),
+            "frequency": summary["n_purchases"].to_numpy(float) - 1.0,
+            "recency": (tenure - summary["recency_days"].to_numpy(float)) / clv.DAYS_PER_WEEK,
+            "T": tenure / clv.DAYS_PER_WEEK,
+        }
     )
-    return features, p_none
 
 
-def _fit_model(
-    summary: pd.DataFrame, unit_days: float, seed: int, start: ParetoNBD | None = None
-) -> ParetoNBD:
-    return fit_pareto_nbd(*_model_inputs(summary, unit_days), unit_days=unit_days, seed=seed, start=start)
+# ---------------------------------------------------------------------------------------------
+# Churn risk: MBG/NBD (pymc-marketing), re-weighted by a backtest inside the customers' own history
+# ---------------------------------------------------------------------------------------------
+
+
+def _no_purchase(model: Any, summary: pd.DataFrame, horizons_days: list[float]) -> list[np.ndarray]:
+    """The model's P(no purchase in the next h days) per summary row, for each horizon h."""
+    weeks = [days / clv.DAYS_PER_WEEK for days in horizons_days]
+    return [np.clip(p, 1e-6, 1 - 1e-6) for p in clv.no_purchase_probabilities(model, _rfm(summary), weeks)]
+
+
+def _risk_features(p_none: np.ndarray, summary: pd.DataFrame) -> np.ndarray:
+    """Per summary row: logit P(no purchase), log recency, log repeat purchases, log age (weeks) and
+    log(1 + gap ratio), days since the last purchase over the customer's own mean gap (0 with one
+    purchase: no rhythm yet)."""
+    recency = summary["recency_days"].to_numpy(float)
+    rhythm = summary["mean_interpurchase_days"].to_numpy(float)
+    gap_ratio = np.divide(
+        recency, rhythm, out=np.zeros_like(recency), where=np.isfinite(rhythm) & (rhythm > 0)
+    )
+    return np.column_stack(
+        [
+            logit(p_none),
+            np.log1p(recency / clv.DAYS_PER_WEEK),
+            np.log1p(summary["n_purchases"].to_numpy(float) - 1.0),
+            np.log1p(summary["tenure_days"].to_numpy(float) / clv.DAYS_PER_WEEK),
+            np.log1p(gap_ratio),
+        ]
+    )
 
 
 def score_churn_risk(
     summary: pd.DataFrame,
-    reference_date: Any,
     horizon_days: float,
     backtest: Backtest | None = None,
-    unit_days: float = 7.0,
     min_backtest_days: int = 28,
     min_backtest_class: int = 30,
+    max_fit_customers: int = 50_000,
     max_backtest_customers: int = 200_000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
 
-    1. Pareto/NBD (MAP) gives P(no purchase in the horizon) from (frequency, recency, age).
-    2. With a `backtest` long enough (the history as of `reference_date - h`, h = min(horizon,
-       half the history), outcome = no purchase in the following h days), a logistic
-       re-weighting of [logit P, log recency, log frequency, log age] is fitted: it learns how
-       much the data's own rhythm departs from the model's assumptions.
+    1. MBG/NBD (pymc-marketing through `helpers.clv`, MAP with flat priors, fitted on at most
+       `max_fit_customers` customers) gives P(no purchase in the horizon); unlike BG/NBD it lets
+       one-time buyers drop out.
+    2. With a `backtest` long enough (the history as of `reference - h`, h = min(horizon, half the
+       history), outcome = no purchase in the following h days), a logistic re-weighting of
+       [logit P, log recency, log frequency, log age, log gap ratio] is fitted: it learns how much
+       the data's own rhythm departs from the model's assumptions (e.g. regular buyers who stop abruptly).
     3. The re-weighted probability is for the backtest window h; the model carries it to the
        actual horizon by adding, per customer, logit P(horizon) - logit P(h).
 
     Returns (churn_risk, model P(no purchase), info dict for the manifest).
     """
-    model = _fit_model(summary, unit_days, seed)
+    model = clv.fit_no_purchase_model(_rfm(summary), max_fit_customers, seed)
     info: dict[str, Any] = {
-        "method": "pareto_nbd",
-        "pareto_nbd": {
-            "r": model.r,
-            "alpha": model.alpha,
-            "s": model.s,
-            "beta": model.beta,
-            "unit_days": unit_days,
-        },
+        "method": "mbgnbd",
+        "mbgnbd": clv.point_params(model, ("r", "alpha", "a", "b")),
         "horizon_days": float(horizon_days),
     }
     skip = None
@@ -422,27 +298,31 @@ def score_churn_risk(
     elif min(backtest.no_purchase_since.sum(), (~backtest.no_purchase_since).sum()) < min_backtest_class:
         skip = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
     if skip is not None:
-        _, (p_none,) = _risk_features(model, summary, [horizon_days])
+        (p_none,) = _no_purchase(model, summary, [horizon_days])
         info["backtest_skipped"] = skip
         return p_none, p_none, info
     past, outcome = backtest.past, backtest.no_purchase_since
     if len(past) > max_backtest_customers:  # four weights need far fewer rows than a big base has
         rows = np.random.default_rng(seed).choice(len(past), max_backtest_customers, replace=False)
         past, outcome = past.iloc[rows], outcome[rows]
-    past_features, _ = _risk_features(_fit_model(past, unit_days, seed, start=model), past, [backtest.days])
+    past_model = clv.fit_no_purchase_model(_rfm(past), max_fit_customers, seed)
+    (p_past,) = _no_purchase(past_model, past, [backtest.days])
+    past_features = _risk_features(p_past, past)
     scaler = StandardScaler().fit(past_features)
     reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
-    features, (p_none_window, p_none) = _risk_features(model, summary, [backtest.days, horizon_days])
-    horizon_shift = np.log(p_none / (1 - p_none)) - np.log(p_none_window / (1 - p_none_window))
-    risk = expit(reweight.decision_function(scaler.transform(features)) + horizon_shift)
+    p_none_window, p_none = _no_purchase(model, summary, [backtest.days, horizon_days])
+    horizon_shift = logit(p_none) - logit(p_none_window)
+    risk = expit(
+        reweight.decision_function(scaler.transform(_risk_features(p_none_window, summary))) + horizon_shift
+    )
     info.update(
-        method="pareto_nbd+backtest",
+        method="mbgnbd+backtest",
         backtest_days=backtest.days,
         backtest_customers=len(backtest.past),
         backtest_no_purchase_share=float(outcome.mean()),
         backtest_weights=dict(
             zip(
-                ["logit_p_none", "log_recency", "log_frequency", "log_age"],
+                ["logit_p_none", "log_recency", "log_frequency", "log_age", "log_gap_ratio"],
                 reweight.coef_[0].round(4).tolist(),
                 strict=True,
             )
@@ -451,16 +331,31 @@ def score_churn_risk(
     return risk, p_none, info
 
 
-def auto_risk_threshold(risk: np.ndarray, target_recall: float) -> float:
-    """Lowest risk threshold whose expected recall of next-period non-buyers reaches the target.
+def auto_risk_threshold(
+    risk: np.ndarray,
+    target_recall: float,
+    flagged: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> float:
+    """Highest risk threshold at which the churn label's expected recall of next-period non-buyers
+    reaches the target.
 
-    Treats `risk` as calibrated probabilities: flagging the k riskiest customers catches, in
-    expectation, sum(top-k risk) / sum(risk) of those who will not buy.
+    Treats `risk` as calibrated probabilities: a label catches, in expectation, the risk summed over
+    the customers it flags divided by the risk summed over everyone. `flagged`: customers the label
+    holds whatever the threshold (other rules); `candidates`: customers the threshold decides on
+    (default: everyone not flagged). When the flagged alone reach the target, the threshold is just
+    above every candidate's risk.
     """
-    if len(risk) == 0:
+    risk = np.asarray(risk, dtype=float)
+    flagged = np.zeros(len(risk), bool) if flagged is None else np.asarray(flagged, bool)
+    candidates = ~flagged if candidates is None else np.asarray(candidates, bool) & ~flagged
+    ordered = np.sort(risk[candidates])[::-1]
+    total, caught = risk.sum(), risk[flagged].sum()
+    if len(ordered) == 0 or total <= 0:
         return 1.0
-    ordered = np.sort(risk)[::-1]
-    reached = np.cumsum(ordered) / ordered.sum()
+    if caught >= target_recall * total:
+        return float(np.nextafter(ordered[0], np.inf))
+    reached = (caught + np.cumsum(ordered)) / total
     return float(ordered[min(int(np.searchsorted(reached, target_recall)), len(ordered) - 1)])
 
 
@@ -476,22 +371,64 @@ def _column(frame: pd.DataFrame, name: str, fill: float = np.nan) -> pd.Series:
     return pd.to_numeric(frame[name], errors="coerce").astype(float)
 
 
-def resolve_risk_threshold(churn_risk: np.ndarray, rules: dict[str, Any]) -> float:
-    """The at-risk churn-risk threshold: a number from the rules, or `auto` (see `auto_risk_threshold`)."""
+def check_rhythm_rule(
+    backtest: Backtest | None, rules: dict[str, Any], min_flagged: int = 30
+) -> dict[str, Any]:
+    """Is "a gap far beyond the customer's own rhythm" a churn signal in this data?
+
+    In the backtest, the customers the rule flags at the cut must have stayed without purchase at
+    least `at_risk.rhythm_min_backtest_lift` times as often as all customers did. In regular
+    buying (subscriptions, replenishment) it is a strong signal; in irregular buying such as CDNOW's
+    music purchases an overdue repeat buyer is *more* likely to buy again than the average customer,
+    and the rule would only add false alarms. Kept (`use` True) when no backtest can judge it.
+    """
+    if backtest is None:
+        return {"use": True, "reason": "no backtest"}
+    past = backtest.past.assign(churn_risk=np.nan)
+    flagged = assign_stages(past, rules, np.inf)["stage"].eq("at_risk").to_numpy()
+    if flagged.sum() < min_flagged:
+        return {"use": True, "reason": f"fewer than {min_flagged} customers overdue in the backtest"}
+    precision, base = (
+        float(backtest.no_purchase_since[flagged].mean()),
+        float(backtest.no_purchase_since.mean()),
+    )
+    return {
+        "use": precision >= float(rules["at_risk"]["rhythm_min_backtest_lift"]) * base,
+        "backtest_days": backtest.days,
+        "backtest_flagged": int(flagged.sum()),
+        "backtest_no_purchase_share_flagged": precision,
+        "backtest_no_purchase_share_all": base,
+    }
+
+
+def resolve_risk_threshold(customers: pd.DataFrame, rules: dict[str, Any], rhythm_rule: bool = True) -> float:
+    """The at-risk churn-risk threshold: a number from the rules, or `auto`: `auto_risk_threshold`
+    for the whole churn label (at_risk + churned), counting the customers its other rules flag
+    anyway and deciding only on those the churn-risk rule reaches (`customers` as for `assign_stages`)."""
     setting_value = rules["at_risk"]["min_churn_risk"]
-    if setting_value == "auto":
-        return auto_risk_threshold(churn_risk, float(rules["at_risk"]["target_recall"]))
-    return float(setting_value)
+    if setting_value != "auto":
+        return float(setting_value)
+    never = assign_stages(customers, rules, np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
+    always = assign_stages(customers, rules, -np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
+    return auto_risk_threshold(
+        _column(customers, "churn_risk", 0.0).fillna(0.0).to_numpy(),
+        float(rules["at_risk"]["target_recall"]),
+        flagged=never,
+        candidates=always,
+    )
 
 
-def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold: float) -> pd.DataFrame:
+def assign_stages(
+    customers: pd.DataFrame, rules: dict[str, Any], risk_threshold: float, rhythm_rule: bool = True
+) -> pd.DataFrame:
     """One stage and the rule that assigned it per row; the first matching rule wins.
 
     Uses the columns present (`n_purchases, recency_days, tenure_days, mean_interpurchase_days,
     churn_risk`, and when available the service signals `n_inquiries, n_inbound, n_calls, nps_mean,
     complaints_recent, complaints_before, satisfaction_recent, satisfaction_before`); a rule
     whose inputs are missing never matches. Order: no purchase (acquisition, contact), churned,
-    conversion, at_risk, loyalty, retention, one-time buyer (conversion).
+    conversion, at_risk, loyalty, retention, one-time buyer (conversion). `rhythm_rule=False` turns
+    the own-rhythm at-risk rule off (see `check_rhythm_rule`).
     """
     purchases = _column(customers, "n_purchases", 0.0).fillna(0.0)
     recency = _column(customers, "recency_days")
@@ -536,7 +473,7 @@ def assign_stages(customers: pd.DataFrame, rules: dict[str, Any], risk_threshold
         (
             "at_risk",
             f"gap >= {at['gap_ratio']}x own purchase rhythm",
-            (purchases >= at["min_purchases_for_rhythm"]) & (gap_ratio >= at["gap_ratio"]),
+            (purchases >= at["min_purchases_for_rhythm"]) & (gap_ratio >= at["gap_ratio"]) & rhythm_rule,
         ),
         (
             "at_risk",
@@ -600,18 +537,14 @@ def label_from_transactions(
     days = purchase_days(transactions, reference_date, customer_col, time_col, amount_col)
     summary = summarize_purchase_days(days, reference_date)
     horizon = float(merged["horizon_days"])
-    risk, _, info = score_churn_risk(
-        summary,
-        reference_date,
-        horizon,
-        backtest=backtest_from_days(days, reference_date, horizon) if merged["backtest"] else None,
-        unit_days=float(merged["model_unit_days"]),
-    )
+    backtest = backtest_from_days(days, reference_date, horizon) if merged["backtest"] else None
+    risk, _, info = score_churn_risk(summary, horizon, backtest=backtest)
     summary["churn_risk"] = risk
-    threshold = resolve_risk_threshold(risk, merged)
-    stages = assign_stages(summary, merged, threshold)
+    rhythm = check_rhythm_rule(backtest, merged)
+    threshold = resolve_risk_threshold(summary, merged, rhythm["use"])
+    stages = assign_stages(summary, merged, threshold, rhythm["use"])
     result = pd.concat([summary[["customer_id"]], stages, summary[["churn_risk"]]], axis=1)
-    result.attrs["lifecycle"] = {**info, "risk_threshold": threshold}
+    result.attrs["lifecycle"] = {**info, "rhythm_rule": rhythm, "risk_threshold": threshold}
     return result[LIFECYCLE_COLUMNS]
 
 
@@ -762,10 +695,8 @@ def label_customers(
         summary = _summary_from_features(features, reference)
     risk, p_none, info = score_churn_risk(
         summary,
-        reference,
         float(merged["horizon_days"]),
         backtest=backtest if merged["backtest"] else None,
-        unit_days=float(merged["model_unit_days"]),
         seed=seed,
     )
     summary["churn_risk"] = risk
@@ -778,10 +709,11 @@ def label_customers(
         customers = customers.merge(trends, on="customer_id", how="left")
     customers["n_purchases"] = customers["n_purchases"].fillna(0).astype("int64")
     customers["churn_risk"] = customers["churn_risk"].fillna(0.0)
-    threshold = resolve_risk_threshold(risk, merged)
-    customers[["stage", "stage_rule"]] = assign_stages(customers, merged, threshold)
+    rhythm = check_rhythm_rule(backtest if merged["backtest"] else None, merged)
+    threshold = resolve_risk_threshold(customers, merged, rhythm["use"])
+    customers[["stage", "stage_rule"]] = assign_stages(customers, merged, threshold, rhythm["use"])
     customers["gap_ratio"] = customers["recency_days"] / customers["mean_interpurchase_days"]
-    customers.attrs["lifecycle"] = {**info, "risk_threshold": threshold}
+    customers.attrs["lifecycle"] = {**info, "rhythm_rule": rhythm, "risk_threshold": threshold}
     return customers[LIFECYCLE_COLUMNS + [c for c in customers.columns if c not in LIFECYCLE_COLUMNS]]
 
 
