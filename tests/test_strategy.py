@@ -393,3 +393,142 @@ def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -
     assert coverage["customers"].sum() == len(customers)
     assert coverage["on_call_list"].sum() == plan["on_call_list"].sum()
     assert len(coverage) == 5 * len(strategy.STAGES)
+
+
+# --- report sentences on hand-built inputs ------------------------------------------------------
+
+
+def _segment_row(**values: object) -> pd.Series:
+    base = {
+        "segment_id": 2, "segment_name": "Quiet savers", "customers": 1200, "customer_share": 0.25,
+        "value_share": 0.4, "clv_share": 0.35, "csat": 4.4, "nps": 30.0, "retention_rate": 0.5,
+        "complaint_rate": 0.06, "at_risk_share": 0.3, "value_at_risk": 50_000.0, "on_call_list": 140,
+        "delta_customers": np.nan, "delta_nps": np.nan, "delta_at_risk_share": np.nan,
+    }  # fmt: skip
+    return pd.Series({**base, **values})
+
+
+def _mix(at_risk_stake: float = 80_000.0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "segment_id": 2,
+            "segment_name": "Quiet savers",
+            "stage": ["retention", "at_risk", "churned", "loyalty"],
+            "customers": [600, 300, 60, 240],
+            "value_at_stake": [20_000.0, at_risk_stake, 1_000.0, 5_000.0],
+            "on_call_list": [40, 90, 0, 10],
+        }
+    )
+
+
+def _paragraph(segment: pd.Series, mix: pd.DataFrame, tier: str = "middle") -> str:
+    overall = _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03)
+    matrix = strategy.playbook_matrix(PLAYBOOK, [segment["segment_name"]])
+    return strategy.recommendation(segment, overall, mix, matrix, PLAYBOOK.tiers, tier)
+
+
+def test_recommendation_sentences_on_a_hand_built_segment() -> None:
+    text = _paragraph(_segment_row(), _mix())
+    assert text.startswith(
+        "**Quiet savers**: 1,200 customers (25% of the base), 40% of 12-month revenue and 35% of "
+        "predicted 12-month value."
+    )
+    # Satisfaction, NPS and complaint rate differ from average by more than their margins; retention
+    # (50% vs 55%, margin 8 points) does not and is left out.
+    assert (
+        "Compared with all customers, satisfaction 4.40/5 is above average (4.00/5); NPS +30 is above "
+        "average (+10); complaint rate 6.0% is above average (3.0%)."
+    ) in text
+    assert "retention" not in text.split("Largest")[0].split("Compared")[1]
+    assert "Largest lifecycle stages: retention 50%, at risk 25%; 30% are at risk or churned, " in text
+    assert "with ¥50,000 of predicted value at risk." in text
+    assert (
+        "Recommendation: focus on the at risk customers (largest value at stake, ¥80,000): win-back call; "
+        "resolve open complaints first, offering win-back incentive, mainly through scheduled phone "
+        "callbacks + email (most customers are middle value). 140 of the segment's customers are on this "
+        "period's call list. KPI to watch: win-back rate, complaint resolution rate."
+    ) in text
+    assert "upside" not in text  # value at risk (50k) is not below half the focus stake (80k)
+    assert "Since the previous run" not in text  # no previous run, no deltas
+
+
+def test_recommendation_explains_upside_and_reports_changes() -> None:
+    segment = _segment_row(
+        value_at_risk=10_000.0,
+        clv_share=0.01,
+        delta_customers=-35.0,
+        delta_nps=4.4,
+        delta_at_risk_share=-0.021,
+    )
+    text = _paragraph(segment, _mix(at_risk_stake=80_000.0), tier="high")
+    assert (
+        "mainly through dedicated account manager (one-to-one) + VIP events (most customers are high value)"
+        in text
+    )
+    assert "(here ¥10,000 for the whole segment)" in text
+    assert text.count("potential to grow, even though its own predicted value is small.") == 1
+    assert text.endswith("Since the previous run: size -35, NPS +4 pts, at-risk share -2 pts.")
+    similar = _paragraph(_segment_row(csat=4.05, nps=12.0, complaint_rate=0.035), _mix())
+    assert "Compared with all customers" not in similar  # every metric within its margin of average
+
+
+def test_key_numbers_on_a_hand_built_plan() -> None:
+    plan = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "on_call_list": [True, True, False, False],
+            "value_at_stake": [600.0, 150.0, 200.0, 50.0],
+        }
+    )
+    usage = pd.DataFrame(
+        {
+            "team": ["account_managers", "outbound_team"],
+            "calls_capacity": [100, 300],
+            "calls_planned": [80, 120],
+            "utilisation": [0.8, 0.4],
+        }
+    )
+    overall = _segment_row(
+        segment_id=-1, segment_name="All customers", at_risk_share=0.22, value_at_risk=123_456.0,
+        csat=4.1, nps=12.0, retention_rate=0.61, complaint_rate=0.05,
+    )  # fmt: skip
+    metrics = pd.DataFrame(
+        [
+            overall,
+            _segment_row(segment_id=0, segment_name="Big spenders", customer_share=0.1, value_share=0.6,
+                         complaint_rate=0.02),
+            _segment_row(segment_id=1, segment_name="Grumblers", customer_share=0.9, value_share=0.4,
+                         complaint_rate=0.09),
+        ]
+    )  # fmt: skip
+    lines = strategy.key_numbers(plan, usage, metrics).split("\n")
+    assert lines == [
+        "- **4 customers** in **2 segments**.",
+        "- **Call list for the next period: 2 customers, 200 calls** (50% of the 400 calls the teams can "
+        "make); they hold 75% of all value at stake.",
+        "- **Team utilisation** (calls planned of the period's capacity): account managers 80 of 100 calls "
+        "(80%); outbound team 120 of 300 calls (40%). 200 calls (50% of capacity) stay free for inbound "
+        "service or a longer call list.",
+        "- **22% of customers are at risk or churned**; predicted 12-month value at risk across all "
+        "customers: **¥123,456**.",
+        "- Most valuable segment: **Big spenders**, 10% of customers and 60% of 12-month revenue.",
+        "- Satisfaction 4.10/5, NPS +12, retention 61%, complaint rate 5.0% of calls (complaints per "
+        "service call, about 1 in 20 calls; highest in **Grumblers** (9.0%)).",
+    ]
+
+
+def test_review_note_names_flagged_segments_and_reasons() -> None:
+    summary = pd.DataFrame(
+        {
+            "segment_name": ["Big spenders", "Grumblers", "Savers"],
+            "flagged": [False, True, True],
+            "review_reason": ["", "size +40%", "stability 55%"],
+        }
+    )
+    assert migration.review_note(summary) == (
+        "- Compared with the previous run: **2 segment(s) changed enough to review**: "
+        "Grumblers (size +40%); Savers (stability 55%)."
+    )
+    assert migration.review_note(summary.assign(flagged=False)).endswith(
+        "**0 segment(s) changed enough to review**."
+    )
