@@ -112,10 +112,12 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
     golden["customer_type"] = golden["customer_type"].fillna("consumer")
     golden["city_tier"] = city_tier(golden["city"])
     # Few distinct winner patterns: one JSON text per pattern, then looked up per customer.
-    codes, patterns = pd.MultiIndex.from_frame(pd.DataFrame(lineage).fillna("")).factorize()
+    winners = pd.DataFrame(lineage).fillna("")
+    codes = winners.groupby(list(lineage), sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
     texts = [
         json.dumps({k: v for k, v in zip(lineage, pattern, strict=True) if v}, ensure_ascii=False)
-        for pattern in patterns
+        for pattern in winners.iloc[first].itertuples(index=False)
     ]
     golden["lineage"] = np.asarray(texts, dtype=object)[codes]
     return golden.reset_index()[GOLDEN_COLUMNS].astype(GOLDEN_DTYPES)
