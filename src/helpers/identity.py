@@ -266,9 +266,11 @@ def find_suspicious_identifiers(
     stats = engine.run(
         "identity", "identifier_stats", tables={"identifiers": "identifiers", "records": "records"}
     )
-    value = identifiers["identifier_value"]
-    placeholder = identifiers["identifier_type"].isin(["mobile", "landline"]) & is_placeholder_phone(value)
-    placeholder |= (identifiers["identifier_type"] == "email") & is_placeholder_email(value)
+    value, kind = identifiers["identifier_value"], identifiers["identifier_type"]
+    placeholder = np.zeros(len(identifiers), dtype=bool)
+    phones, emails = kind.isin(["mobile", "landline"]).to_numpy(), (kind == "email").to_numpy()
+    placeholder[phones] = is_placeholder_phone(value[phones]).to_numpy()
+    placeholder[emails] = is_placeholder_email(value[emails]).to_numpy()
     placeholders = identifiers.loc[placeholder, ["identifier_type", "identifier_value"]].drop_duplicates()
     stats = stats.merge(
         placeholders.assign(placeholder=True), how="outer", on=["identifier_type", "identifier_value"]
