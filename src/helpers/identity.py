@@ -642,15 +642,16 @@ def _crosswalk(
 def _identifier_table(
     identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame
 ) -> pd.DataFrame:
-    table = identifiers.assign(customer_id=records["customer_id"].to_numpy()[identifiers["record_index"]])
-    table = table.merge(
-        suspicious[["identifier_type", "identifier_value"]].assign(suspicious=True),
-        how="left",
-        on=["identifier_type", "identifier_value"],
+    """`customer_id, identifier_type, identifier_value, suspicious`, one row per customer and identifier."""
+    customers = pd.DataFrame(
+        {"record_index": np.arange(len(records)), "customer_id": records["customer_id"].to_numpy()}
     )
-    table["suspicious"] = table["suspicious"].eq(True)
-    columns = ["customer_id", "identifier_type", "identifier_value", "suspicious"]
-    return table[columns].drop_duplicates().sort_values(columns[:3]).reset_index(drop=True)
+    with DuckDBEngine() as engine:
+        engine.register("identifiers", identifiers)
+        engine.register("customers", customers)
+        engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
+        names = ("identifiers", "customers", "suspicious")
+        return engine.run("identity", "identifier_table", tables={name: name for name in names})
 
 
 def _review_pairs(
