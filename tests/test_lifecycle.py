@@ -132,14 +132,14 @@ def test_auto_threshold_reaches_expected_recall() -> None:
 
 
 def test_auto_threshold_counts_what_other_rules_flag() -> None:
-    risk = np.array([0.3, 0.9, 0.8, 0.5, 0.2, 0.1])  # 2.8 in all
-    flagged = np.array([True, False, False, False, False, False])  # e.g. by the rhythm rule
+    risk = np.array([0.3, 0.9, 0.8, 0.5, 0.2, 0.1])
+    flagged = np.array([True, False, False, False, False, False])  # e.g. by the churned rule
     candidates = np.array([True, True, True, True, True, False])  # the last is a new customer
-    # 0.3 flagged anyway; + 0.9 + 0.8 = 2.0 (71%), + 0.5 = 2.5 (89%), + 0.2 = 2.7 (96%).
-    assert auto_risk_threshold(risk, 0.85, flagged, candidates) == 0.5
-    assert auto_risk_threshold(risk, 0.9, flagged, candidates) == 0.2
-    # Without counting the flagged customer the threshold would go lower than needed.
-    assert auto_risk_threshold(risk, 0.85) == 0.3
+    # Reachable risk 2.7; 0.3 flagged anyway; + 0.9 + 0.8 = 2.0 (74%), + 0.5 = 2.5 (93%).
+    assert auto_risk_threshold(risk, 0.9, flagged, candidates) == 0.5
+    assert auto_risk_threshold(risk, 0.95, flagged, candidates) == 0.2
+    # Without counting the flagged customer, and with the new one, the threshold goes lower.
+    assert auto_risk_threshold(risk, 0.9) == 0.2
     # When the other rules reach the target alone, no candidate is flagged by risk.
     everyone = np.array([True, True, True, True, False, False])
     assert auto_risk_threshold(risk, 0.85, everyone) > 0.2
@@ -157,16 +157,11 @@ def test_resolve_threshold_counts_churned_and_rhythm_but_not_new_customers() -> 
         ]
     )
     rules = load_rules()
-    # Total risk 3.45; churned + rhythm catch 1.55; + 0.7 -> 65%, + 0.3 -> 74% (the new customer's
-    # 0.8 cannot be caught), + 0.1 -> 77%.
-    assert (
-        resolve_risk_threshold(customers, {**rules, "at_risk": {**rules["at_risk"], "target_recall": 0.7}})
-        == 0.3
-    )
-    assert (
-        resolve_risk_threshold(customers, {**rules, "at_risk": {**rules["at_risk"], "target_recall": 0.6}})
-        == 0.7
-    )
+    # Reachable risk 2.65 (the new customer's 0.8 cannot be caught: conversion comes first);
+    # churned + rhythm catch 1.55 (58%); + 0.7 -> 85%, + 0.3 -> 96%, + 0.1 -> 100%.
+    for target, threshold in ((0.5, 0.7 + 1e-9), (0.8, 0.7), (0.9, 0.3), (0.97, 0.1)):
+        at_risk = {**rules["at_risk"], "target_recall": target}
+        assert resolve_risk_threshold(customers, {**rules, "at_risk": at_risk}) == pytest.approx(threshold)
     fixed = {**rules, "at_risk": {**rules["at_risk"], "min_churn_risk": 0.42}}
     assert resolve_risk_threshold(customers, fixed) == 0.42
 

@@ -341,16 +341,17 @@ def auto_risk_threshold(
     reaches the target.
 
     Treats `risk` as calibrated probabilities: a label catches, in expectation, the risk summed over
-    the customers it flags divided by the risk summed over everyone. `flagged`: customers the label
-    holds whatever the threshold (other rules); `candidates`: customers the threshold decides on
-    (default: everyone not flagged). When the flagged alone reach the target, the threshold is just
-    above every candidate's risk.
+    the customers it flags divided by the risk summed over the customers it can flag. `flagged`:
+    customers the label holds whatever the threshold (other rules); `candidates`: customers the
+    threshold decides on (default: everyone not flagged). Customers in neither (e.g. new customers,
+    whom an earlier rule keeps in conversion) do not count. When the flagged alone reach the
+    target, the threshold is just above every candidate's risk.
     """
     risk = np.asarray(risk, dtype=float)
     flagged = np.zeros(len(risk), bool) if flagged is None else np.asarray(flagged, bool)
     candidates = ~flagged if candidates is None else np.asarray(candidates, bool) & ~flagged
     ordered = np.sort(risk[candidates])[::-1]
-    total, caught = risk.sum(), risk[flagged].sum()
+    total, caught = risk[flagged | candidates].sum(), risk[flagged].sum()
     if len(ordered) == 0 or total <= 0:
         return 1.0
     if caught >= target_recall * total:
@@ -404,7 +405,8 @@ def check_rhythm_rule(
 def resolve_risk_threshold(customers: pd.DataFrame, rules: dict[str, Any], rhythm_rule: bool = True) -> float:
     """The at-risk churn-risk threshold: a number from the rules, or `auto`: `auto_risk_threshold`
     for the whole churn label (at_risk + churned), counting the customers its other rules flag
-    anyway and deciding only on those the churn-risk rule reaches (`customers` as for `assign_stages`)."""
+    anyway and deciding only on those the churn-risk rule reaches (`customers` as for `assign_stages`);
+    customers an earlier rule keeps out of at_risk (new customers in conversion) do not count."""
     setting_value = rules["at_risk"]["min_churn_risk"]
     if setting_value != "auto":
         return float(setting_value)
