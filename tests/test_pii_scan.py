@@ -62,6 +62,16 @@ def test_planted_value_is_caught(values: PiiValues, planted: str, kind: str) -> 
     assert hits[0].report == "r.html"
 
 
+def test_names_are_matched_in_text_not_in_html_markup() -> None:
+    """A pinyin name such as "Li Li" must not match the markup of a bulleted list (seen on the demo
+    world's audit report), but is caught where the report shows it."""
+    values = pii_values_from_frames(names=["Li Li", "Ma Li"])
+    bullets = "<ul><li>Every row is accepted.</li>\n<li>Lowest quality score: crm.</li></ul>"
+    assert scan_text(bullets, values) == []
+    hits = scan_text(bullets + '<p class="x">Call <b>Li</b> Li today</p>', values)
+    assert [(h.kind, h.value) for h in hits] == [("name", "Li  Li")]
+
+
 def test_short_or_ambiguous_values_are_not_looked_for(values: PiiValues) -> None:
     # Two-letter Latin names and short digit ids/phones would match ordinary words and numbers.
     assert "bo" not in values.latin_names

@@ -42,6 +42,7 @@ _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE_RUN = re.compile(r"\+?\d[\d \t\-().]*\d")
 _ID_TOKEN = re.compile(r"[A-Za-z0-9_\-]{5,}")
+_TAG = re.compile(r"<[^<>]*>")
 
 
 @dataclass(frozen=True)
@@ -154,21 +155,29 @@ def _context(text: str, start: int, end: int) -> str:
 
 
 def scan_text(text: str, values: PiiValues, report: str = "") -> list[PiiHit]:
-    """Every personal value in an HTML (or plain) text, with some context around it."""
-    text = html.unescape(_DATA_URI.sub(" ", text))
+    """Every personal value in an HTML (or plain) text, with some context around it.
+
+    Names are looked for in the text outside HTML tags (markup words such as `</li> <li>` would
+    otherwise read as the name "Li Li"); phones, e-mails and ids everywhere, attributes included.
+    """
+    text = _DATA_URI.sub(" ", text)
+    visible = html.unescape(_TAG.sub(" ", text))
+    text = html.unescape(text)
     hits: list[PiiHit] = []
     max_cjk = max((len(n) for n in values.cjk_names), default=0)
-    for run in _CJK_RUN.finditer(text):
+    for run in _CJK_RUN.finditer(visible):
         chunk = run.group()
         for length in range(2, min(max_cjk, len(chunk)) + 1):
             for i in range(len(chunk) - length + 1):
                 if chunk[i : i + length] in values.cjk_names:
                     start = run.start() + i
                     hits.append(
-                        PiiHit(report, "name", chunk[i : i + length], _context(text, start, start + length))
+                        PiiHit(
+                            report, "name", chunk[i : i + length], _context(visible, start, start + length)
+                        )
                     )
     max_words = max((len(n.split()) for n in values.latin_names), default=0)
-    words = list(_LATIN_WORD.finditer(text))
+    words = list(_LATIN_WORD.finditer(visible))
     for i in range(len(words)):
         for n in range(1, max_words + 1):
             if i + n > len(words):
@@ -176,7 +185,7 @@ def scan_text(text: str, values: PiiValues, report: str = "") -> list[PiiHit]:
             candidate = " ".join(w.group().casefold() for w in words[i : i + n])
             if candidate in values.latin_names:
                 start, end = words[i].start(), words[i + n - 1].end()
-                hits.append(PiiHit(report, "name", text[start:end], _context(text, start, end)))
+                hits.append(PiiHit(report, "name", visible[start:end], _context(visible, start, end)))
     for match in _EMAIL.finditer(text):
         if match.group().casefold() in values.emails:
             hits.append(PiiHit(report, "email", match.group(), _context(text, match.start(), match.end())))
