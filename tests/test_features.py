@@ -345,3 +345,13 @@ def test_weekend_is_saturday_and_sunday():
     table = features.build_features(engine, GOLDEN, CROSSWALK, SETTINGS).features.set_index("customer_id")
     assert table.loc["C5", "weekend_share"] == pytest.approx(0.5)  # Wednesday + Sunday
     assert table.loc["C4", "weekend_share"] == 0.0  # two Mondays
+
+
+@pytest.mark.parametrize("max_levels", [1, 20])
+def test_category_breadth_counts_categories_beyond_the_levels(max_levels):
+    settings = features.FeatureSettings.from_config({"max_levels": max_levels}, REFERENCE, seed=1)
+    build = features.build_features(make_engine(), GOLDEN, CROSSWALK, settings)
+    table = build.features.set_index("customer_id")
+    assert build.levels["category"] == ["books", "toys", "office"][:max_levels]
+    assert table["category_breadth"].to_dict() == {"C1": 2, "C2": 0, "C3": 0, "C4": 1, "C5": 1}
+    assert table.loc["C4", "category_share_other"] == (1.0 if max_levels == 1 else 0.0)

@@ -114,15 +114,27 @@ def query_params(reference_date: pd.Timestamp) -> dict[str, pd.Timestamp]:
     }
 
 
-def find_levels(engine: SqlEngine, tables: dict[str, str], settings: FeatureSettings) -> dict[str, list[str]]:
-    """The most frequent purchase categories and survey interests (up to `max_levels` each)."""
+def find_levels(
+    engine: SqlEngine, tables: dict[str, str], settings: FeatureSettings
+) -> tuple[dict[str, list[str]], bool]:
+    """The most frequent purchase categories and survey interests (up to `max_levels` each), and
+    whether purchases have categories beyond those levels."""
     params = query_params(settings.reference_date)
     found = engine.run(STEP, "levels", tables=tables, as_of_end=params["as_of_end"])
     levels = {}
     for kind in ("category", "interest"):
         rows = found[found["kind"] == kind].sort_values(["n", "level"], ascending=[False, True])
         levels[kind] = rows["level"].astype(str).head(settings.max_levels).tolist()
-    return levels
+    return levels, int((found["kind"] == "category").sum()) > len(levels["category"])
+
+
+def _other_category_breadth(levels: list[str], other_categories: bool) -> str:
+    """SQL for the number of distinct purchase categories outside `levels` (0 when there are none:
+    the category spend columns then give the breadth without a DISTINCT aggregation)."""
+    if not other_categories:
+        return "0"
+    outside = f"AND category NOT IN ({', '.join(map(_sql_literal, levels))}) " if levels else ""
+    return f"COUNT(DISTINCT CASE WHEN NOT is_refund {outside}THEN category END)"
 
 
 def _level_columns(levels: list[str], prefix: str, expression: str) -> str:
@@ -154,12 +166,14 @@ def aggregate_table(
     settings: FeatureSettings,
     levels: dict[str, list[str]],
     index: pd.Index,
+    other_categories: bool = True,
 ) -> tuple[pd.DataFrame, int]:
     """Run the aggregation query of one event table and align it to the customers of `index`.
 
     Returns the aggregate (one row per customer of `index`, null where the customer has no such
     events) and the number of events no crosswalk record claims (the query's customer_id NULL row).
-    Raises when the query yields a customer_id that is not in `index`.
+    Raises when the query yields a customer_id that is not in `index`. `other_categories`: whether
+    purchases have categories beyond `levels["category"]` (see `find_levels`).
     """
     params = query_params(settings.reference_date)
     query = QUERY_OF_TABLE[table]
@@ -174,6 +188,7 @@ def aggregate_table(
             "interest_",
             "MAX(CASE WHEN list_contains(interest_list, {level}) THEN 1 ELSE 0 END)",
         ),
+        "other_category_breadth": _other_category_breadth(levels["category"], other_categories),
     }
     query_params_ = {name: params[name] for name in QUERY_NEEDS[query]}
     if query == "calls":
@@ -313,7 +328,10 @@ def derive_value_behaviour(
         named += out[name].fillna(0.0).to_numpy()
     out["category_share_other"] = np.clip(1 - named, 0, None)
     out.loc[gross.isna(), "category_share_other"] = np.nan
-    out["category_breadth"] = txn["category_breadth"].fillna(0).astype("int64")
+    breadth = txn["other_category_breadth"].fillna(0).to_numpy(dtype="int64")
+    for level in category_levels:  # amounts are positive: spend > 0 means a purchase in the category
+        breadth += txn[f"category_spend_{slug(level)}"].fillna(0).to_numpy() > 0
+    out["category_breadth"] = breadth
     out["category_entropy"] = _entropy(out, [*share_names, "category_share_other"])
     trend_total = out["purchases_last_90d"] + out["purchases_prev_90d"]
     out["purchase_trend"] = _ratio(out["purchases_last_90d"] - out["purchases_prev_90d"], trend_total).fillna(
@@ -492,14 +510,16 @@ def build_features(
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
     index = pd.Index(golden["customer_id"], name="customer_id")
-    levels = find_levels(engine, tables, settings)
+    levels, other_categories = find_levels(engine, tables, settings)
     columns: dict[str, pd.Series] = {}
     unmatched: dict[str, int] = {}
 
     def lap(phase: str) -> None:
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - clock - sum(seconds.values())
 
-    txn, unmatched["transactions"] = aggregate_table(engine, "transactions", tables, settings, levels, index)
+    txn, unmatched["transactions"] = aggregate_table(
+        engine, "transactions", tables, settings, levels, index, other_categories
+    )
     lap("sql")
     columns.update(derive_value_behaviour(txn, settings.reference_date, levels["category"]).items())
     del txn

@@ -2,7 +2,8 @@
 -- (exclusive: the day after the reference date). Timestamps are truncated to days, never rounded.
 -- Events join the crosswalk on (source_system, source_record_id); rows no crosswalk record claims
 -- come out under customer_id NULL so the caller can report them.
--- The category_columns placeholder takes generated per-category spend sums, one per level.
+-- The category_columns placeholder takes generated per-category spend sums, one per level;
+-- other_category_breadth counts distinct categories outside those levels (0 when there are none).
 -- Weekdays are ISO (1 = Monday ... 7 = Sunday); Spark spells EXTRACT(ISODOW ...) as EXTRACT(DOW_ISO ...).
 WITH txn AS (
     SELECT
@@ -59,7 +60,7 @@ per_txn AS (
         COALESCE(SUM(CASE WHEN NOT is_refund THEN quantity END), 0) AS items_total,
         MIN(CASE WHEN NOT is_refund THEN txn_day END) AS first_purchase_at,
         MAX(CASE WHEN NOT is_refund THEN txn_day END) AS last_purchase_at,
-        COUNT(DISTINCT CASE WHEN NOT is_refund THEN category END) AS category_breadth,
+        {other_category_breadth} AS other_category_breadth,
         SUM(CASE WHEN NOT is_refund AND txn_day >= $start_90d THEN 1 ELSE 0 END) AS purchases_last_90d,
         SUM(CASE WHEN NOT is_refund AND txn_day >= $start_180d AND txn_day < $start_90d THEN 1 ELSE 0 END)
             AS purchases_prev_90d,
