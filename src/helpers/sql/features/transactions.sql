@@ -24,26 +24,28 @@ WITH txn AS (
     WHERE t.txn_at < $as_of_end
 ),
 
-purchase_days AS (
+purchase_gaps AS (
     SELECT
         customer_id,
         txn_day,
-        SUM(amount) AS day_amount,
-        date_diff('day', LAG(txn_day) OVER (PARTITION BY customer_id ORDER BY txn_day), txn_day) AS gap_days,
-        ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY txn_day) AS day_rank
+        amount,
+        date_diff('day', LAG(txn_day) OVER by_day, txn_day) AS gap_days,
+        FIRST_VALUE(txn_day) OVER by_day AS first_day
     FROM txn
     WHERE NOT is_refund
-    GROUP BY customer_id, txn_day
+    WINDOW by_day AS (PARTITION BY customer_id ORDER BY txn_day)
 ),
 
+-- Purchases on one day are one purchase day: a gap > 0 starts a new day (the gaps between days).
 per_day AS (
     SELECT
         customer_id,
-        COUNT(*) - 1 AS frequency_repeat,
-        AVG(gap_days) AS mean_interpurchase_days,
-        STDDEV_SAMP(gap_days) AS sd_interpurchase_days,
-        AVG(CASE WHEN day_rank > 1 THEN day_amount END) AS clv_monetary_repeat
-    FROM purchase_days
+        SUM(CASE WHEN gap_days > 0 THEN 1 ELSE 0 END) AS frequency_repeat,
+        AVG(CASE WHEN gap_days > 0 THEN gap_days END) AS mean_interpurchase_days,
+        STDDEV_SAMP(CASE WHEN gap_days > 0 THEN gap_days END) AS sd_interpurchase_days,
+        SUM(CASE WHEN txn_day > first_day THEN amount END)
+            / NULLIF(SUM(CASE WHEN gap_days > 0 THEN 1 ELSE 0 END), 0) AS clv_monetary_repeat
+    FROM purchase_gaps
     GROUP BY customer_id
 ),
 
