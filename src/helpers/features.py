@@ -6,7 +6,7 @@ adds per-customer derivations (RFM scores and segment names, shares, entropy, pr
 the lifetime-value predictions (`helpers.clv`). The feature catalogue lives in
 `helpers.feature_catalog`, the matrix transformations in `helpers.feature_matrix`.
 
-The queries are standard SQL (CASE aggregates, window LAG/ROW_NUMBER, EXTRACT(HOUR|MONTH ...),
+The queries are standard SQL (CASE aggregates, windows with LAG/FIRST_VALUE, EXTRACT(HOUR|MONTH ...),
 IS NOT DISTINCT FROM) except, for Spark to translate: `date_diff('day', a, b)` (Spark
 `datediff(DAY, a, b)`), `EXTRACT(ISODOW ...)` (Spark `DOW_ISO`), `max_by` (same in Spark), the
 survey-interest lists `string_split` / `list_transform(..., lambda i: trim(i))` / `list_contains`
