@@ -141,7 +141,7 @@ class PhaseMemory:
         self._stop.set()
         self._thread.join()
 
-    def top(self, n: int = 6) -> dict[str, int]:
+    def top(self, n: int = 10) -> dict[str, int]:
         """The `n` phases with the highest peak, in MB."""
         ranked = sorted(self.peaks.items(), key=lambda item: -item[1])[:n]
         return {phase: round(rss / 2**20) for phase, rss in ranked}
