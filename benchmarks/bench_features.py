@@ -233,17 +233,25 @@ def main() -> None:
         return
     if args.world and len(args.sizes) != 1:
         parser.error("--world needs exactly one size")
+    results = {}
     for customers in args.sizes:
         if args.workdir:
             folder = args.workdir / str(customers)
             folder.mkdir(parents=True, exist_ok=True)
-            run_size(customers, args.seed, folder, args.world)
+            results[customers] = run_size(customers, args.seed, folder, args.world)
         else:
             with tempfile.TemporaryDirectory(prefix="bench_features_") as name:
-                run_size(customers, args.seed, Path(name), args.world)
+                results[customers] = run_size(customers, args.seed, Path(name), args.world)
+    print("\ncustomers   all feature groups (step 03)   pandas groupby, value features only")
+    for customers, measured in results.items():
+        features, pandas = measured["features"], measured["pandas"]
+        print(
+            f"{customers:>9,}   {features['wall_seconds']:>7.1f} s {features['peak_rss_mb']:>7,} MB"
+            f"          {pandas['wall_seconds']:>7.1f} s {pandas['peak_rss_mb']:>7,} MB"
+        )
 
 
-def run_size(customers: int, seed: int, folder: Path, world: Path | None = None) -> None:
+def run_size(customers: int, seed: int, folder: Path, world: Path | None = None) -> dict[str, dict]:
     """Prepare the inputs (unless `folder` already has them) and measure both implementations."""
     start = time.perf_counter()
     if not (folder / IDENTITY / "golden.parquet").is_file():
@@ -251,6 +259,7 @@ def run_size(customers: int, seed: int, folder: Path, world: Path | None = None)
         print(
             f"{customers:,} customers: inputs in {time.perf_counter() - start:.0f} s, rows {rows}", flush=True
         )
+    measured = {}
     for kind in ("features", "pandas"):
         done = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--folder", str(folder)],
@@ -259,7 +268,9 @@ def run_size(customers: int, seed: int, folder: Path, world: Path | None = None)
         )
         if done.returncode:
             raise RuntimeError(f"{kind} benchmark failed:\n{done.stderr[-3000:]}")
-        print(f"  {customers:,} {kind:8s} {done.stdout.strip().splitlines()[-1]}", flush=True)
+        measured[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  {customers:,} {kind:8s} {json.dumps(measured[kind])}", flush=True)
+    return measured
 
 
 if __name__ == "__main__":
