@@ -482,3 +482,28 @@ def test_stage_accuracy_against_planted_persons() -> None:
     assert stage_accuracy(right, person, persons)["accuracy"] == 1.0
     scored = stage_accuracy(wrong, person, persons)
     assert scored["accuracy"] == 0.5 and scored["confusion"].loc["churned", "at_risk"] == 1
+
+
+def test_stage_accuracy_matches_scikit_learn() -> None:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    rng = np.random.default_rng(5)
+    planted = rng.choice(["loyalty", "retention", "at_risk", "churned", "contact"], 500)
+    assigned = np.where(
+        rng.random(500) < 0.7, planted, rng.choice(["retention", "at_risk", "conversion"], 500)
+    )
+    ids = [f"C{i}" for i in range(500)]
+    scored = stage_accuracy(
+        pd.DataFrame({"customer_id": ids, "stage": assigned}),
+        pd.Series([f"P{i}" for i in range(500)], index=ids),
+        pd.DataFrame({"person_id": [f"P{i}" for i in range(500)], "stage": planted}),
+    )
+    labels = list(scored["report"].index)
+    assert scored["macro_f1"] == pytest.approx(
+        f1_score(planted, assigned, labels=labels, average="macro", zero_division=0)
+    )
+    expected = np.array(
+        precision_recall_fscore_support(planted, assigned, labels=labels, zero_division=0)[:3]
+    ).T
+    assert np.allclose(scored["report"].to_numpy(), expected.round(3))
+    assert scored["report"].loc["acquisition"].tolist() == [0.0, 0.0, 0.0]  # never planted nor assigned
