@@ -15,7 +15,7 @@ Each (system, data set) runs in its own process so peak memory (max RSS) is its 
 memory cover reading step 01's clean tables and the merge, not the truth comparison.
 
     .venv/bin/python benchmarks/bench_identity.py febrl1 febrl2 febrl3 demo:20000
-    nice .venv/bin/python benchmarks/bench_identity.py demo:1000000 --systems step
+    .venv/bin/python benchmarks/bench_identity.py demo:1000000 --timeout-min 20 --max-gb 12
 """
 
 from __future__ import annotations
