@@ -98,6 +98,7 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
     assert "secret-name-123" not in management  # the pii cell is gone
     for html in (full, management):  # no scripts or styles from the internet
         assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', html)
+        assert not re.search(r"<script\b(?:(?!</script>).)*https?://", html, re.DOTALL)
     assert "ctx.write" not in (result.run_dir / "reports" / "02_second.management.html").read_text()
     assert (workspace["outputs"] / "latest").resolve() == result.run_dir.resolve()
 

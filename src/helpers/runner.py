@@ -40,7 +40,13 @@ PINNED_PACKAGES = (
 )  # fmt: skip
 PII_TAG = "pii"
 # nbconvert's template loads require.js and MathJax from a CDN; static reports need neither.
-EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\n?')
+# A script tag that loads from the internet, or an inline script that imports from it (nbconvert's
+# Mermaid loader): the reports must open offline and call no third party.
+EXTERNAL_SCRIPT = re.compile(
+    r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\n?'
+    r"|<script\b[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*?</script>\n?",
+    re.DOTALL,
+)
 
 
 class StepFailedError(RuntimeError):
@@ -237,7 +243,7 @@ def render_reports(executed: Path, reports_dir: Path) -> None:
 
 
 def self_contained(html: str) -> str:
-    """The HTML without scripts loaded from the internet (figures are embedded PNGs)."""
+    """The HTML without scripts that load or import code from the internet (figures are embedded PNGs)."""
     return EXTERNAL_SCRIPT.sub("", html)
 
 
