@@ -38,7 +38,7 @@ def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> audit.AuditRepor
 def test_quality_score_parts_on_the_fixture(fixture_report: audit.AuditReport) -> None:
     quality = fixture_report.quality.set_index("table")
     # transactions: 9 rows, 4 with value problems, 1 exact duplicate, 1 orphan, 1 reference to a
-    # quarantined customer (a validity problem of the customer table, not an integrity one), every cell filled.
+    # quarantined customer (a problem of the customer table, not of integrity), every cell filled.
     transactions = quality.loc["transactions"]
     assert transactions.validity == pytest.approx(5 / 9)
     assert transactions.uniqueness == pytest.approx(8 / 9)
@@ -177,3 +177,13 @@ def test_demo_world_planted_defects_are_all_quarantined(demo_run: tuple[StepCont
                 missed.append((table, defect.key, defect.defect))
     assert not missed, missed[:10]
     assert len(planted) > 50
+
+
+@pytest.mark.xdist_group("small_world")
+def test_distinct_counts_never_exceed_the_filled_values(demo_run: tuple[StepContext, dict]) -> None:
+    ctx, _ = demo_run
+    profile = ctx.read("01_data_audit", "column_profile")
+    keys = profile[profile["column"].isin([table.key for table in TABLES.values()])]
+    # Event-table counts are HyperLogLog estimates, which overshoot on unique keys unless capped.
+    assert (keys["distinct"] == keys["rows"] - keys["missing"] - keys["invalid"]).any()
+    assert (profile["distinct"] <= profile["rows"] - profile["missing"]).all()

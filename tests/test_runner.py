@@ -60,7 +60,7 @@ def workspace(tmp_path: Path) -> dict[str, Path]:
         "ctx = open_step('02_second', run_dir, config_path)\n"
         "print('sum', ctx.read('01_first', 'numbers').x.sum())"
     )
-    _notebook(notebooks / "02_second.ipynb", step_two)
+    _notebook(notebooks / "02_second.ipynb", step_two, tags=["analyst"])
     (notebooks / "scratch.ipynb").write_text("{}")  # not numbered: never run
     return {"config": config, "notebooks": notebooks, "outputs": tmp_path / "outputs", "raw": raw}
 
@@ -99,7 +99,10 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
     for html in (full, management):  # no scripts or styles from the internet
         assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', html)
         assert not re.search(r"<script\b(?:(?!</script>).)*https?://", html, re.DOTALL)
-    assert "ctx.write" not in (result.run_dir / "reports" / "02_second.management.html").read_text()
+    second_management = (result.run_dir / "reports" / "02_second.management.html").read_text()
+    assert "ctx.write" not in second_management
+    assert "sum 6" in (result.run_dir / "reports" / "02_second.html").read_text()
+    assert "sum 6" not in second_management  # the analyst cell is gone
     assert (workspace["outputs"] / "latest").resolve() == result.run_dir.resolve()
 
 

@@ -540,7 +540,10 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     event tables.
     """
     table = TABLES[table_name]
-    distinct = "count(DISTINCT" if table.kind == "identity" else "approx_count_distinct("
+    # HyperLogLog can overshoot on nearly unique columns: never report more distinct values than values.
+    distinct = (
+        "count(DISTINCT {0})" if table.kind == "identity" else "least(approx_count_distinct({0}), count({0}))"
+    )
     parts = []
     for column in table.columns:
         filled, parsed = _filled(table, column.name), f"v_{column.name}"
@@ -548,7 +551,7 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
         invalid = f"count(*) FILTER (WHERE {filled} AND {parsed} IS NULL)" if validates else "0"
         parts += [
             f"count(*) FILTER (WHERE NOT {filled}) AS {_quote(f'{column.name}|missing')}",
-            f"{distinct} {parsed}) AS {_quote(f'{column.name}|distinct')}",
+            f"{distinct.format(parsed)} AS {_quote(f'{column.name}|distinct')}",
             f"{invalid} AS {_quote(f'{column.name}|invalid')}",
         ]
         if column.type in ("int", "float", "date", "datetime"):

@@ -38,7 +38,8 @@ PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
 )  # fmt: skip
-PII_TAG = "pii"
+PII_TAG = "pii"  # cells showing personal data: analysts only
+ANALYST_TAG = "analyst"  # checks, file lists, run mechanics: analysts only
 # nbconvert's template loads require.js and MathJax from a CDN; static reports need neither.
 # A script tag that loads from the internet, or an inline script that imports from it (nbconvert's
 # Mermaid loader): the reports must open offline and call no third party.
@@ -230,12 +231,14 @@ def environment_versions() -> dict[str, str]:
 
 
 def render_reports(executed: Path, reports_dir: Path) -> None:
-    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` cells)."""
+    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` or `analyst` cells)."""
     notebook = nbformat.read(executed, as_version=4)
     full_html, _ = HTMLExporter().from_notebook_node(notebook)
     (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
     management = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    management.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={PII_TAG}), enabled=True)
+    management.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
+    )
     management_html, _ = management.from_notebook_node(notebook)
     (reports_dir / f"{executed.stem}.management.html").write_text(
         self_contained(management_html), encoding="utf-8"
