@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,6 @@ def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, 
     for team in settings.teams:
         members = plan.loc[plan["team"] == team.name]
         assert members["value_tier"].astype(str).isin(team.tiers).all()
-        # Maximal: the best eligible customer the team left out does not fit in what is left.
         left_out = ranked.loc[
             ranked["call_eligible"]
             & ranked["priority"].gt(0)
@@ -112,9 +112,14 @@ def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, 
             & ~ranked["customer_id"].isin(taken)
             & ~ranked["on_call_list"]
         ]
-        if len(left_out):
-            room = team.capacity - members["calls_planned"].sum()
-            assert left_out["contacts_planned"].iloc[0] > room
+        room = team.capacity - members["calls_planned"].sum()
+        lead_calls = members.loc[members["stage"].isin(strategy.PROSPECT_STAGES), "calls_planned"].sum()
+        assert lead_calls <= settings.max_prospect_share * team.capacity
+        for is_lead, group in left_out.groupby(left_out["stage"].isin(strategy.PROSPECT_STAGES)):
+            # Maximal: the best one left out does not fit in what is left (or in the prospect cap).
+            needed = group["contacts_planned"].iloc[0]
+            lead_room = settings.max_prospect_share * team.capacity - lead_calls
+            assert needed > room or (is_lead and needed > lead_room)
         taken |= set(members["customer_id"])
     on_list = plan.loc[plan["on_call_list"]].sort_values("call_rank")
     assert on_list["call_rank"].tolist() == list(range(1, len(on_list) + 1))
@@ -223,11 +228,12 @@ def test_recommendation_paragraph_reflects_metrics(customers: pd.DataFrame) -> N
     paragraphs = strategy.recommendations(metrics, plan, PLAYBOOK)
     assert list(paragraphs) == ["High-value loyal", "Growing regulars", "Price seekers", "Complaint-prone",
                                 "New prospects"]  # fmt: skip
-    assert (
-        "complaint rate" in paragraphs["Complaint-prone"] and "above average" in paragraphs["Complaint-prone"]
-    )
-    assert "focus on the at risk customers" in paragraphs["Complaint-prone"]
-    assert "through dedicated account manager" in paragraphs["High-value loyal"]
+    assert paragraphs["Complaint-prone"].startswith("**Complaint-prone**: **Fix the service first**")
+    assert paragraphs["High-value loyal"].startswith("**High-value loyal**: **Keep and grow")
+    assert "How: dedicated account manager" in paragraphs["High-value loyal"]
+    assert paragraphs["New prospects"].startswith("**New prospects**: **Turn leads into first purchases**")
+    for text in paragraphs.values():
+        assert text.count(". ") + 1 <= 4 and len(text.split()) < 110  # short: at most four sentences
 
 
 # --- migration -------------------------------------------------------------------------------
@@ -386,8 +392,12 @@ def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -
     )
     assert "Most valuable segment: **High-value loyal**" in text
     table = strategy.metrics_table(metrics)
-    assert table.loc["All customers", "customers"] == f"{len(customers):,}"
-    assert table.loc["All customers", "customer share"] == "100%"
+    assert table.loc["All customers", "Customers"] == f"{len(customers):,}"
+    assert table.loc["All customers", "Customer share"] == "100%"
+    assert (
+        "Satisfaction (CSAT, 1-5)" in table.columns
+        and "Cost to serve per customer per period" in table.columns
+    )
     assert not any(column.startswith("Δ") for column in table.columns)  # no previous run, no deltas
     coverage = strategy.playbook_coverage(PLAYBOOK, plan)
     assert coverage["customers"].sum() == len(customers)
@@ -402,7 +412,8 @@ def _segment_row(**values: object) -> pd.Series:
     base = {
         "segment_id": 2, "segment_name": "Quiet savers", "customers": 1200, "customer_share": 0.25,
         "value_share": 0.4, "clv_share": 0.35, "csat": 4.4, "nps": 30.0, "retention_rate": 0.5,
-        "complaint_rate": 0.06, "at_risk_share": 0.3, "value_at_risk": 50_000.0, "on_call_list": 140,
+        "complaint_rate": 0.06, "at_risk_share": 0.3, "value_at_risk": 50_000.0, "growth_potential": 8_000.0,
+        "on_call_list": 140,
         "delta_customers": np.nan, "delta_nps": np.nan, "delta_at_risk_share": np.nan,
     }  # fmt: skip
     return pd.Series({**base, **values})
@@ -421,63 +432,114 @@ def _mix(at_risk_stake: float = 80_000.0) -> pd.DataFrame:
     )
 
 
-def _paragraph(segment: pd.Series, mix: pd.DataFrame, tier: str = "middle") -> str:
-    overall = _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03)
+def _paragraph(
+    segment: pd.Series, mix: pd.DataFrame, tier: str = "middle", overall: pd.Series | None = None
+) -> str:
+    if overall is None:
+        overall = _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03)
     matrix = strategy.playbook_matrix(PLAYBOOK, [segment["segment_name"]])
     return strategy.recommendation(segment, overall, mix, matrix, PLAYBOOK.tiers, tier)
 
 
 def test_recommendation_sentences_on_a_hand_built_segment() -> None:
     text = _paragraph(_segment_row(), _mix())
-    assert text.startswith(
-        "**Quiet savers**: 1,200 customers (25% of the base), 40% of 12-month revenue and 35% of "
-        "predicted 12-month value."
+    # Revenue share 40% on 25% of customers, few complaints: protect, not a win-back opener.
+    assert text == (
+        "**Keep and grow these valuable customers**: VIP care, referral program, exclusive service, "
+        "offering loyalty perks and exclusive service. "
+        "Why: 1,200 customers (25% of the base) with 40% of 12-month revenue, mostly retention (50%) and "
+        "at risk (25%); complaints 6% of calls (average 3%); satisfaction 4.4/5 (average 4.0). "
+        "How: scheduled phone callbacks + email (most are middle value); 140 get agent calls this period; "
+        "KPI: NPS, referrals per customer. "
+        "At stake: ¥50,000 of predicted value at risk and ¥8,000 of growth potential."
     )
-    # Satisfaction, NPS and complaint rate differ from average by more than their margins; retention
-    # (50% vs 55%, margin 8 points) does not and is left out.
-    assert (
-        "Compared with all customers, satisfaction 4.40/5 is above average (4.00/5); NPS +30 is above "
-        "average (+10); complaint rate 6.0% is above average (3.0%)."
-    ) in text
-    assert "retention" not in text.split("Largest")[0].split("Compared")[1]
-    assert "Largest lifecycle stages: retention 50%, at risk 25%; 30% are at risk or churned, " in text
-    assert "with ¥50,000 of predicted value at risk." in text
-    assert (
-        "Recommendation: focus on the at risk customers (largest value at stake, ¥80,000): win-back call; "
-        "resolve open complaints first, offering win-back incentive, mainly through scheduled phone "
-        "callbacks + email (most customers are middle value). 140 of the segment's customers are on this "
-        "period's call list. KPI to watch: win-back rate, complaint resolution rate."
-    ) in text
-    assert "upside" not in text  # value at risk (50k) is not below half the focus stake (80k)
-    assert "Since the previous run" not in text  # no previous run, no deltas
+    assert "Win back" not in text
 
 
-def test_recommendation_explains_upside_and_reports_changes() -> None:
-    segment = _segment_row(
-        value_at_risk=10_000.0,
-        clv_share=0.01,
-        delta_customers=-35.0,
-        delta_nps=4.4,
-        delta_at_risk_share=-0.021,
+@pytest.mark.parametrize(
+    ("changes", "opener"),
+    [
+        ({"complaint_rate": 0.2}, "**Fix the service first**: resolve every open complaint"),
+        ({"csat": 3.3, "value_share": 0.1}, "**Fix the service first**"),
+        ({"value_share": 0.2}, "**Grow what they buy**: care calls, cross-sell"),
+        ({"value_share": 0.2, "retention_rate": 0.4}, "**Win back customers who are drifting away**"),
+        ({"value_share": 0.2, "at_risk_share": 0.45}, "**Win back customers who are drifting away**"),
+    ],
+)
+def test_recommendation_opener_follows_the_segment_profile(changes: dict, opener: str) -> None:
+    overall = _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03, at_risk_share=0.3)
+    text = _paragraph(_segment_row(**changes), _mix(), overall=overall)
+    assert text.startswith(opener)
+    assert text.count(". ") + 1 <= 4
+
+
+def test_prospect_segment_opens_with_lead_conversion_and_mass_channel() -> None:
+    mix = pd.DataFrame(
+        {"segment_id": 2, "stage": ["acquisition", "contact", "conversion"], "customers": [700, 450, 50]}
     )
-    text = _paragraph(segment, _mix(at_risk_stake=80_000.0), tier="high")
-    assert (
-        "mainly through dedicated account manager (one-to-one) + VIP events (most customers are high value)"
-        in text
+    segment = _segment_row(value_share=0.0, clv_share=0.0, value_at_risk=0.0, growth_potential=90_000.0)
+    text = _paragraph(segment, mix, tier="low")
+    assert text.startswith("**Turn leads into first purchases**: callbacks + needs discovery")
+    assert "How: mass email, SMS and social media; agent calls only for new leads" in text
+    assert "mostly acquisition (58%) and contact (38%)" in text
+    assert text.endswith("At stake: ¥0 of predicted value at risk and ¥90,000 of growth potential.")
+
+
+def test_recommendation_reports_changes_since_the_previous_run() -> None:
+    segment = _segment_row(delta_customers=-35.0, delta_nps=4.4, delta_at_risk_share=-0.021)
+    text = _paragraph(segment, _mix(), tier="high")
+    assert "How: dedicated account manager (one-to-one) + VIP events (most are high value)" in text
+    assert text.endswith(
+        "of growth potential; since the previous run: size -35, NPS +4 pts, at-risk share -2 pts."
     )
-    assert "(here ¥10,000 for the whole segment)" in text
-    assert text.count("potential to grow, even though its own predicted value is small.") == 1
-    assert text.endswith("Since the previous run: size -35, NPS +4 pts, at-risk share -2 pts.")
-    similar = _paragraph(_segment_row(csat=4.05, nps=12.0, complaint_rate=0.035), _mix())
-    assert "Compared with all customers" not in similar  # every metric within its margin of average
+
+
+def test_one_in_picks_the_nearest_simple_fraction() -> None:
+    assert strategy.one_in(0.05) == "1 in 20"
+    assert strategy.one_in(0.34) == "1 in 3"
+    assert strategy.one_in(0.379) == "2 in 5"
+    assert strategy.one_in(0.7) == "2 in 3"
+
+
+def test_prospects_are_capped_and_low_tier_calls_have_a_stated_reason() -> None:
+    leads = [{"stage": "acquisition", "value_tier": "low", "clv_12m": 0.0, "churn_risk": 0.0}] * 20
+    slipping = [{"stage": "at_risk", "value_tier": "low", "clv_12m": 2000.0, "churn_risk": 0.6}] * 5
+    cheap = [{"stage": "at_risk", "value_tier": "low", "clv_12m": 600.0, "churn_risk": 0.5}] * 5
+    steady = [{"stage": "retention", "value_tier": "low", "clv_12m": 2000.0, "churn_risk": 0.3}] * 5
+    buyers = [{"stage": "loyalty", "value_tier": "high", "clv_12m": 30000.0, "churn_risk": 0.0}] * 3
+    customers = hand_built(leads + slipping + cheap + steady + buyers)
+    team = {"agents": 1, "hours_per_day": 1, "calls_per_hour": 2, "tiers": ["low"]}
+    settings = settings_with({"outbound": team})  # 2 calls x 21 working days = 42 calls
+    assert settings.max_prospect_share == pytest.approx(0.2)
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    stage = plan["stage"].astype(str)
+    listed = plan.loc[plan["on_call_list"]]
+    lead_calls = listed.loc[stage[plan["on_call_list"]].isin(strategy.PROSPECT_STAGES), "calls_planned"]
+    assert lead_calls.sum() == 8  # 4 leads x 2 calls = the most that fits in 20% of 42 calls
+    # Low tier: at risk with at least ¥500 at risk (2000 x 0.6) is called; ¥300 at risk or retention is not.
+    assert plan.loc[plan["clv_12m"].eq(2000.0) & stage.eq("at_risk"), "on_call_list"].all()
+    assert not plan.loc[plan["clv_12m"].eq(600.0) | stage.eq("retention"), "call_eligible"].any()
+    uncapped = replace(settings, max_prospect_share=1.0)
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, uncapped), uncapped)
+    assert plan.loc[plan["stage"].isin(strategy.PROSPECT_STAGES), "calls_planned"].sum() > 8
+    assert strategy.call_rules(PLAYBOOK, settings) == (
+        "Agents call low-value customers only when at least ¥500 of their predicted value is at risk; "
+        "new leads (contact and acquisition stages, no purchase yet) take at most 20% of each team's "
+        "calls. Everyone else is reached through their tier's channel."
+    )
 
 
 def test_key_numbers_on_a_hand_built_plan() -> None:
     plan = pd.DataFrame(
         {
-            "customer_id": ["a", "b", "c", "d"],
-            "on_call_list": [True, True, False, False],
-            "value_at_stake": [600.0, 150.0, 200.0, 50.0],
+            "customer_id": ["a", "b", "c", "d", "e"],
+            "stage": ["at_risk", "acquisition", "retention", "churned", "churned"],
+            "on_call_list": [True, True, False, False, True],
+            "calls_planned": [2, 2, 0, 0, 1],
+            "clv_12m": [5000.0, 0.0, 900.0, 20.0, 4000.0],
+            "call_cost": [10.0, 5.0, 5.0, 5.0, 10.0],
+            "value_at_risk": [600.0, 0.0, 200.0, 10.0, 190.0],
+            "growth_potential": [0.0, 300.0, 100.0, 0.0, 0.0],
         }
     )
     usage = pd.DataFrame(
@@ -490,7 +552,7 @@ def test_key_numbers_on_a_hand_built_plan() -> None:
     )
     overall = _segment_row(
         segment_id=-1, segment_name="All customers", at_risk_share=0.22, value_at_risk=123_456.0,
-        csat=4.1, nps=12.0, retention_rate=0.61, complaint_rate=0.05,
+        growth_potential=7_890.0, csat=4.1, nps=12.0, retention_rate=0.61, complaint_rate=0.379,
     )  # fmt: skip
     metrics = pd.DataFrame(
         [
@@ -498,23 +560,32 @@ def test_key_numbers_on_a_hand_built_plan() -> None:
             _segment_row(segment_id=0, segment_name="Big spenders", customer_share=0.1, value_share=0.6,
                          complaint_rate=0.02),
             _segment_row(segment_id=1, segment_name="Grumblers", customer_share=0.9, value_share=0.4,
-                         complaint_rate=0.09),
+                         complaint_rate=0.69),
         ]
     )  # fmt: skip
     lines = strategy.key_numbers(plan, usage, metrics).split("\n")
     assert lines == [
-        "- **4 customers** in **2 segments**.",
-        "- **Call list for the next period: 2 customers, 200 calls** (50% of the 400 calls the teams can "
-        "make); they hold 75% of all value at stake.",
-        "- **Team utilisation** (calls planned of the period's capacity): account managers 80 of 100 calls "
-        "(80%); outbound team 120 of 300 calls (40%). 200 calls (50% of capacity) stay free for inbound "
-        "service or a longer call list.",
-        "- **22% of customers are at risk or churned**; predicted 12-month value at risk across all "
-        "customers: **¥123,456**.",
+        "- **5 customers** in **2 segments**.",
+        "- **Call list for the next period: 3 customers, 200 calls** (50% of the 400 calls the teams can "
+        "make). They hold 79% of the value at risk and 75% of the growth potential; new leads take 1% of "
+        "the calls.",
+        "- **Value at risk: ¥123,456** (predicted 12-month value of customers who may leave; 22% of "
+        "customers are at risk or churned). Separately, **growth potential: ¥7,890**, of which ¥300 from "
+        "prospects who have not bought yet.",
+        "- **Team utilisation** (calls planned of the period's capacity): Account managers 80 of 100 calls "
+        "(80%); Outbound team 120 of 300 calls (40%). 200 calls (50% of capacity) stay free for inbound "
+        "service.",
         "- Most valuable segment: **Big spenders**, 10% of customers and 60% of 12-month revenue.",
-        "- Satisfaction 4.10/5, NPS +12, retention 61%, complaint rate 5.0% of calls (complaints per "
-        "service call, about 1 in 20 calls; highest in **Grumblers** (9.0%)).",
+        "- Satisfaction 4.10/5, NPS +12, retention 61%, complaint rate 37.9% of calls (complaints per "
+        "service call, about 2 in 5 calls; highest in **Grumblers** (69.0%)).",
+        "- **2 churned customers** get a low-cost reactivation by SMS and e-mail rather than calls, as the "
+        "playbook keeps calls for the valuable ones (median predicted 12-month value ¥2,010); 1 valuable "
+        "ones are on the call list.",
     ]
+    cheap = plan.assign(clv_12m=[5000.0, 0.0, 900.0, 2.0, 3.0])
+    assert "as most are worth less than one call (median predicted 12-month value ¥2)" in (
+        strategy.key_numbers(cheap, usage, metrics)
+    )
 
 
 def test_review_note_names_flagged_segments_and_reasons() -> None:

@@ -4,18 +4,24 @@ The playbook (`config/playbook.yml`) maps value tier -> channel and lifecycle st
 script theme, offer, contact frequency and KPI, with optional per-segment overrides. Every
 customer gets a priority score:
 
-    value at stake    = CLV x churn risk + upside_weight x upside x (1 - churn risk)
+    value at risk     = CLV x churn risk
+    growth potential  = upside_weight x upside x (1 - churn risk)
     upside            = max(upside_quantile of the CLV of the segment's buyers - own CLV, 0)
+    value at stake    = value at risk + growth potential
     expected response = past marketing response rate, shrunk to the population mean
     priority          = value at stake x expected response - call cost x calls planned
 
-The call list takes the highest priorities per team until the team's calls for the period are
-used up; it never plans more calls than a team can make.
+Agents call a customer only where the playbook's `call_tiers` of the stage include the customer's
+tier and, outside the prospect stages, the value at risk reaches the tier's
+`min_value_at_risk_for_call`. The call list takes the highest priorities per team until the team's
+calls for the period are used up, prospects taking at most `max_prospect_share` of them; it never
+plans more calls than a team can make.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from helpers.lifecycle import STAGES
 TIERS = ("high", "middle", "low")
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
 STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
+PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
 CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # from 02_identity_merge/golden
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
@@ -78,6 +85,7 @@ class StrategySettings:
     upside_quantile: float
     upside_weight: float
     response_prior_strength: float
+    max_prospect_share: float
 
     @classmethod
     def from_config(cls, strategy: dict[str, Any]) -> StrategySettings:
@@ -116,6 +124,7 @@ class StrategySettings:
             upside_quantile=float(priority.get("upside_quantile", 0.75)),
             upside_weight=float(priority.get("upside_weight", 0.25)),
             response_prior_strength=float(priority.get("response_prior_strength", 10)),
+            max_prospect_share=float(priority.get("max_prospect_share", 0.2)),
         )
 
     def capacity_table(self) -> pd.DataFrame:
@@ -148,6 +157,10 @@ def load_playbook(path: str | Path) -> Playbook:
     for tier, fields in tiers.items():
         if {"channel", "cost_per_contact"} - set(fields):
             raise StrategyInputError(f"playbook {path}: tier {tier!r} needs channel and cost_per_contact")
+        if float(fields.get("min_value_at_risk_for_call", 0)) < 0:
+            raise StrategyInputError(
+                f"playbook {path}: tier {tier!r} min_value_at_risk_for_call must be >= 0"
+            )
     overrides = raw.get("segment_overrides") or {}
     for segment, by_stage in overrides.items():
         for stage, fields in (by_stage or {}).items():
@@ -302,11 +315,8 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
         for team_tier in team.tiers:
             first_team_cost.setdefault(team_tier, team.cost_per_call)
     has_team = np.array([t in first_team_cost for t in TIERS])
-    plan["call_eligible"] = allowed[positions, tier_code] & has_team[tier_code]
     plan["mass_cost"] = np.array([float(playbook.tiers[t]["cost_per_contact"]) for t in TIERS])[tier_code]
     plan["call_cost"] = np.array([first_team_cost.get(t, 0.0) for t in TIERS])[tier_code]
-    unit_cost = np.where(plan["call_eligible"], plan["call_cost"], plan["mass_cost"])
-
     clv = customers["clv_12m"].astype(float).clip(lower=0)
     risk = customers["churn_risk"].astype(float)
     # Potential: the CLV quantile among the segment's buyers (all buyers' for a segment without any).
@@ -317,7 +327,14 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
     potential = potential.fillna(buyers_clv.quantile(settings.upside_quantile)).fillna(0.0)
     plan["value_at_risk"] = clv * risk
     plan["upside"] = (potential - clv).clip(lower=0)
-    plan["value_at_stake"] = plan["value_at_risk"] + settings.upside_weight * plan["upside"] * (1 - risk)
+    plan["growth_potential"] = settings.upside_weight * plan["upside"] * (1 - risk)
+    plan["value_at_stake"] = plan["value_at_risk"] + plan["growth_potential"]
+    min_at_risk = np.array([float(playbook.tiers[t].get("min_value_at_risk_for_call", 0)) for t in TIERS])
+    worth_a_call = customers["stage"].isin(PROSPECT_STAGES).to_numpy() | (
+        plan["value_at_risk"].to_numpy() >= min_at_risk[tier_code]
+    )
+    plan["call_eligible"] = allowed[positions, tier_code] & has_team[tier_code] & worth_a_call
+    unit_cost = np.where(plan["call_eligible"], plan["call_cost"], plan["mass_cost"])
     plan["expected_response"] = smoothed_response(
         customers["response_rate"], customers["n_marketing_contacts"], settings.response_prior_strength
     )
@@ -331,7 +348,8 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     """Fill each team's calls for the period with its tiers' highest-priority customers.
 
     Teams fill in config order; a team takes the longest run of its eligible customers (by
-    priority, ties in input order) whose planned calls fit its capacity. Adds `on_call_list`,
+    priority, ties in input order) whose planned calls fit its capacity, after dropping the
+    prospects whose calls would exceed `max_prospect_share` of that capacity. Adds `on_call_list`,
     `team`, `calls_planned` (0 when not called), `call_rank` (1 = call first, else 0) and
     `contact_cost` (the team's call cost on the list, else the tier's mass-channel cost).
     """
@@ -339,11 +357,15 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
     candidate = (plan["call_eligible"].to_numpy() & (plan["priority"].to_numpy() > 0))[order]
     tier_code = pd.Categorical(plan["value_tier"], categories=list(TIERS)).codes[order]
+    prospect = plan["stage"].isin(PROSPECT_STAGES).to_numpy()[order]
     calls = plan["contacts_planned"].to_numpy()[order]
     assigned = np.full(len(plan), -1)  # team number in config order, -1: not called
     for number, team in enumerate(settings.teams):
         handles = np.array([t in team.tiers for t in TIERS])
         mask = candidate & (assigned < 0) & handles[tier_code]
+        leads = np.flatnonzero(mask & prospect)
+        over_cap = np.cumsum(calls[leads]) > settings.max_prospect_share * team.capacity
+        mask[leads[over_cap]] = False
         taken = np.flatnonzero(mask)[np.cumsum(calls[mask]) <= team.capacity]
         assigned[taken] = number
     team_code = np.empty(len(plan), dtype=int)
@@ -446,7 +468,7 @@ def cost_to_serve(customers: pd.DataFrame, plan: pd.DataFrame, settings: Strateg
 METRIC_COLUMNS = [
     "customers", "customer_share", "value_share", "clv_share", "csat", "nps", "retention_rate",
     "conversion_rate", "complaint_rate", "cost_to_serve", "churn_risk", "at_risk_share",
-    "value_at_risk", "on_call_list",
+    "value_at_risk", "growth_potential", "on_call_list",
 ]  # fmt: skip
 
 
@@ -475,11 +497,12 @@ def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: Strat
             "churn_risk": customers["churn_risk"].astype(float),
             "at_risk": customers["stage"].isin(["at_risk", "churned"]).astype(float),
             "value_at_risk": plan["value_at_risk"],
+            "growth_potential": plan["growth_potential"],
             "on_call_list": plan["on_call_list"].astype(int),
         }
     )
     sum_columns = ["monetary_12m", "clv", "bought_prev", "retained", "contacts", "conversions", "calls",
-                   "complaints", "value_at_risk", "on_call_list"]  # fmt: skip
+                   "complaints", "value_at_risk", "growth_potential", "on_call_list"]  # fmt: skip
     mean_columns = ["csat", "promoter", "detractor", "cost", "churn_risk", "at_risk"]
     # Sums and non-null counts per segment; the `All customers` row (-1) adds them up.
     grouped = frame.drop(columns="segment_name").groupby("segment_id", sort=True)
@@ -515,6 +538,7 @@ def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: Strat
             "churn_risk": means["churn_risk"],
             "at_risk_share": means["at_risk"],
             "value_at_risk": sums["value_at_risk"],
+            "growth_potential": sums["growth_potential"],
             "on_call_list": sums["on_call_list"].astype("int64"),
         }
     )
@@ -529,7 +553,8 @@ def metric_deltas(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Da
         for metric in METRIC_COLUMNS:
             result[f"delta_{metric}"] = np.nan
         return result
-    before = previous.set_index("segment_id")[METRIC_COLUMNS].reindex(current["segment_id"])
+    # reindex: a previous run may predate a metric, whose delta is then unknown
+    before = previous.set_index("segment_id").reindex(index=current["segment_id"], columns=METRIC_COLUMNS)
     for metric in METRIC_COLUMNS:
         result[f"delta_{metric}"] = current[metric].to_numpy(dtype=float) - before[metric].to_numpy(
             dtype=float
@@ -541,6 +566,8 @@ def stage_mix(plan: pd.DataFrame) -> pd.DataFrame:
     """Customers, value at stake and call-list customers per segment x stage."""
     mix = plan.groupby(["segment_id", "segment_name", "stage"], observed=True).agg(
         customers=("customer_id", "size"),
+        value_at_risk=("value_at_risk", "sum"),
+        growth_potential=("growth_potential", "sum"),
         value_at_stake=("value_at_stake", "sum"),
         on_call_list=("on_call_list", "sum"),
     )
@@ -552,8 +579,52 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
+def plain_label(name: str) -> str:
+    """A config or stage name for readers: `at_risk` -> "At risk", `callback_team` -> "Callback team"."""
+    return name.replace("_", " ").capitalize()
+
+
+def one_in(rate: float) -> str:
+    """A rate as "1 in N" when that is within 10% of it, else the nearest "k in n" with n <= 5."""
+    whole = round(1 / rate)
+    if whole >= 1 and abs(1 / whole - rate) <= 0.1 * rate:
+        return f"1 in {whole}"
+    fraction = Fraction(rate).limit_denominator(5)
+    return f"{fraction.numerator} in {fraction.denominator}"
+
+
 def _fmt_delta(value: float, unit: str, scale: float = 1.0, digits: int = 0) -> str:
     return f"{round(value * scale, digits) + 0.0:+.{digits}f}{unit}"  # + 0.0 turns -0 into 0
+
+
+def _above(segment: pd.Series, overall: pd.Series, column: str) -> float:
+    """Segment minus all customers on one metric; 0 when either is unknown."""
+    value, base = segment[column], overall[column]
+    return 0.0 if pd.isna(value) or pd.isna(base) else float(value - base)
+
+
+def segment_focus(segment: pd.Series, overall: pd.Series, mix: pd.DataFrame) -> str:
+    """What a segment's recommendation leads with, from its profile and its lifecycle mix.
+
+    The first that holds: `complaints` (complaint rate 10+ points above average or satisfaction
+    0.5+ below), `prospects` (half or more in prospect stages), `protect` (revenue share at least
+    1.5 times its customer share), `win_back` (retention 8+ points below average or at-risk and
+    churned share 10+ points above), else `grow`.
+    """
+    in_stage = mix.groupby(mix["stage"].astype(str))["customers"].sum()
+    prospects = in_stage.reindex(list(PROSPECT_STAGES)).fillna(0).sum() / max(segment["customers"], 1)
+    if _above(segment, overall, "complaint_rate") >= 0.10 or _above(segment, overall, "csat") <= -0.5:
+        return "complaints"
+    if prospects >= 0.5:
+        return "prospects"
+    if segment["value_share"] >= 1.5 * segment["customer_share"]:
+        return "protect"
+    if (
+        _above(segment, overall, "retention_rate") <= -0.08
+        or _above(segment, overall, "at_risk_share") >= 0.10
+    ):
+        return "win_back"
+    return "grow"
 
 
 def recommendation(
@@ -564,79 +635,84 @@ def recommendation(
     tiers: dict[str, dict[str, Any]],
     dominant_tier: str,
 ) -> str:
-    """One paragraph for managers, generated from one segment's metrics and stage mix."""
-    name = segment["segment_name"]
-    parts = [
-        f"**{name}**: {segment['customers']:,} customers ({segment['customer_share']:.0%} of the base), "
-        f"{segment['value_share']:.0%} of 12-month revenue and {segment['clv_share']:.0%} of predicted "
-        "12-month value."
-    ]
-    notes = []
-    comparisons = (
-        ("csat", "satisfaction", 0.15, "{:.2f}/5"),
-        ("nps", "NPS", 8.0, "{:+.0f}"),
-        ("retention_rate", "retention", 0.08, "{:.0%}"),
-        ("complaint_rate", "complaint rate", 0.02, "{:.1%}"),
-    )
-    for column, label, margin, fmt in comparisons:
-        value, base = segment[column], overall[column]
-        if pd.isna(value) or pd.isna(base) or abs(value - base) < margin:
-            continue
-        direction = "above" if value > base else "below"
-        notes.append(f"{label} {fmt.format(value)} is {direction} average ({fmt.format(base)})")
-    if notes:
-        parts.append("Compared with all customers, " + "; ".join(notes) + ".")
-    stages = mix.sort_values("customers", ascending=False)
-    top = stages.head(2)
-    shares = ", ".join(
-        f"{STAGE_LABELS[s]} {n / segment['customers']:.0%}"
+    """Three or four sentences for managers: the action (see `segment_focus`), why, how, what is at stake."""
+    treatment = plan_matrix.set_index("stage")
+    by_size = mix.assign(stage=mix["stage"].astype(str)).sort_values("customers", ascending=False)
+    focus = segment_focus(segment, overall, mix)
+    if focus == "complaints":
+        action = (
+            "**Fix the service first**: resolve every open complaint before any sales offer, and call "
+            "back to check the fix"
+        )
+        kpi = "complaint resolution rate and satisfaction"
+    else:
+        stage = {"prospects": "acquisition", "protect": "loyalty", "win_back": "at_risk"}.get(focus)
+        if stage is None:  # grow: the largest stage of customers who have bought
+            bought = by_size.loc[by_size["stage"].isin(["conversion", "retention", "loyalty"])]
+            stage = bought["stage"].iloc[0] if len(bought) else "retention"
+        lead = {
+            "prospects": "Turn leads into first purchases",
+            "protect": "Keep and grow these valuable customers",
+            "win_back": "Win back customers who are drifting away",
+            "grow": "Grow what they buy",
+        }[focus]
+        row = treatment.loc[stage]
+        action = f"**{lead}**: {_lower_first(row['action'])}, offering {_lower_first(row['offer'])}"
+        kpi = _lower_first(row["kpi"])
+    parts = [action + "."]
+
+    top = by_size.head(2)
+    stages = " and ".join(
+        f"{STAGE_LABELS[s]} ({n / max(segment['customers'], 1):.0%})"
         for s, n in zip(top["stage"], top["customers"], strict=True)
     )
+    notes = []
+    for column, label, margin, fmt, unit in (
+        ("complaint_rate", "complaints", 0.02, "{:.0%}", " of calls"),
+        ("csat", "satisfaction", 0.15, "{:.1f}", "/5"),
+        ("retention_rate", "retention", 0.08, "{:.0%}", ""),
+    ):
+        if abs(_above(segment, overall, column)) >= margin:
+            value, base = fmt.format(segment[column]), fmt.format(overall[column])
+            notes.append(f"{label} {value}{unit} (average {base})")
     parts.append(
-        f"Largest lifecycle stages: {shares}; {segment['at_risk_share']:.0%} are at risk or churned, "
-        f"with ¥{segment['value_at_risk']:,.0f} of predicted value at risk."
+        f"Why: {segment['customers']:,} customers ({segment['customer_share']:.0%} of the base) with "
+        f"{segment['value_share']:.0%} of 12-month revenue, mostly {stages}"
+        + "".join(f"; {note}" for note in notes)
+        + "."
     )
-    focus = mix.sort_values(["value_at_stake", "customers"], ascending=False).iloc[0]
-    treatment = plan_matrix.set_index("stage").loc[focus["stage"]]
     parts.append(
-        f"Recommendation: focus on the {STAGE_LABELS[focus['stage']]} customers (largest value at stake, "
-        f"¥{focus['value_at_stake']:,.0f}): {_lower_first(treatment['action'])}, offering "
-        f"{_lower_first(treatment['offer'])}, mainly through {_lower_first(tiers[dominant_tier]['channel'])} "
-        f"(most customers are {dominant_tier} value). {segment['on_call_list']:,} of the segment's customers "
-        f"are on this period's call list. KPI to watch: {_lower_first(treatment['kpi'])}."
+        f"How: {_lower_first(tiers[dominant_tier]['channel'])} (most are {dominant_tier} value); "
+        f"{segment['on_call_list']:,} get agent calls this period; KPI: {kpi}."
     )
-    if segment["value_at_risk"] < 0.5 * focus["value_at_stake"]:
-        # Most of the stake is upside, not value at risk: say so, or a small segment looks odd.
-        parts.append(
-            "Value at stake counts not only predicted value at risk (here "
-            f"¥{segment['value_at_risk']:,.0f} for the whole segment) but also part of the upside: the gap "
-            "to the predicted value of the segment's top-quartile buyers, for customers likely to stay. "
-            "So most of this segment's value at stake is potential to grow"
-            + (", even though its own predicted value is small." if segment["clv_share"] < 0.02 else ".")
-        )
+    stake = (
+        f"At stake: ¥{segment['value_at_risk']:,.0f} of predicted value at risk and "
+        f"¥{segment['growth_potential']:,.0f} of growth potential"
+    )
     if pd.notna(segment.get("delta_customers")):
-        parts.append(
-            f"Since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
+        stake += (
+            f"; since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
             f"NPS {_fmt_delta(segment['delta_nps'], ' pts')}, "
-            f"at-risk share {_fmt_delta(segment['delta_at_risk_share'], ' pts', 100)}."
+            f"at-risk share {_fmt_delta(segment['delta_at_risk_share'], ' pts', 100)}"
         )
+    parts.append(stake + ".")
     return " ".join(parts)
 
 
 def recommendations(metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playbook) -> dict[str, str]:
-    """Segment name -> one paragraph recommendation (segments in id order)."""
+    """Segment name -> `**name**: ` and its recommendation (segments in id order)."""
     overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
     mix = stage_mix(plan)
     tiers = plan.groupby(["segment_id", "value_tier"], observed=True).size().rename("n").reset_index()
     dominant = tiers.sort_values("n", ascending=False).drop_duplicates("segment_id").set_index("segment_id")
     paragraphs = {}
     for _, segment in metrics.loc[metrics["segment_id"] >= 0].sort_values("segment_id").iterrows():
-        matrix = playbook_matrix(playbook, [segment["segment_name"]])
-        paragraphs[segment["segment_name"]] = recommendation(
+        name = segment["segment_name"]
+        paragraphs[name] = f"**{name}**: " + recommendation(
             segment,
             overall,
             mix.loc[mix["segment_id"] == segment["segment_id"]],
-            matrix,
+            playbook_matrix(playbook, [name]),
             playbook.tiers,
             str(dominant.loc[segment["segment_id"], "value_tier"]),
         )
@@ -648,65 +724,89 @@ def key_numbers(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame) 
     overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
     segments = metrics.loc[metrics["segment_id"] >= 0]
     top = segments.sort_values("value_share", ascending=False).iloc[0]
-    on_list = plan["on_call_list"]
-    stake_total = plan["value_at_stake"].sum()
-    covered = plan.loc[on_list, "value_at_stake"].sum() / stake_total if stake_total > 0 else 0.0
+    on_list = plan["on_call_list"].to_numpy()
+    stage = plan["stage"].astype(str)
+    prospect = stage.isin(PROSPECT_STAGES).to_numpy()
+
+    def covered(column: str) -> str:
+        total = plan[column].sum()
+        return f"{plan.loc[on_list, column].sum() / total:.0%}" if total > 0 else "–"
+
     capacity, planned = usage["calls_capacity"].sum(), usage["calls_planned"].sum()
+    prospect_calls = plan.loc[on_list & prospect, "calls_planned"].sum()
     teams = "; ".join(
-        f"{str(row.team).replace('_', ' ')} {row.calls_planned:,} of {row.calls_capacity:,} calls"
+        f"{plain_label(str(row.team))} {row.calls_planned:,} of {row.calls_capacity:,} calls"
         + ("" if pd.isna(row.utilisation) else f" ({row.utilisation:.0%})")
         for row in usage.itertuples()
     )
     rate = overall["complaint_rate"]
-    per_calls = f", about 1 in {1 / rate:.0f} calls" if pd.notna(rate) and rate > 0 else ""
+    per_calls = f", about {one_in(rate)} calls" if pd.notna(rate) and rate > 0 else ""
     complaints = segments.dropna(subset=["complaint_rate"]).sort_values("complaint_rate", ascending=False)
     worst = (
         f"; highest in **{complaints.iloc[0]['segment_name']}** ({complaints.iloc[0]['complaint_rate']:.1%})"
         if len(complaints)
         else ""
     )
-    return "\n".join(
-        [
-            f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
-            f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
-            f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the "
-            f"teams can make); they hold {covered:.0%} of all value at stake.",
-            f"- **Team utilisation** (calls planned of the period's capacity): {teams}. "
-            f"{max(capacity - planned, 0):,} calls ({max(capacity - planned, 0) / max(capacity, 1):.0%} "
-            "of capacity) stay free for inbound service or a longer call list.",
-            f"- **{overall['at_risk_share']:.0%} of customers are at risk or churned**; predicted "
-            f"12-month value at risk across all customers: **¥{overall['value_at_risk']:,.0f}**.",
-            f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
-            f"and {top['value_share']:.0%} of 12-month revenue.",
-            f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
-            f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls "
-            f"(complaints per service call{per_calls}{worst}).",
-        ]
-    )
+    lines = [
+        f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
+        f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
+        f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the teams can make). They hold "
+        f"{covered('value_at_risk')} of the value at risk and {covered('growth_potential')} of the growth "
+        f"potential; new leads take {prospect_calls / max(planned, 1):.0%} of the calls.",
+        f"- **Value at risk: ¥{overall['value_at_risk']:,.0f}** (predicted 12-month value of customers "
+        f"who may leave; {overall['at_risk_share']:.0%} of customers are at risk or churned). Separately, "
+        f"**growth potential: ¥{overall['growth_potential']:,.0f}**, of which "
+        f"¥{plan.loc[prospect, 'growth_potential'].sum():,.0f} from prospects who have not bought yet.",
+        f"- **Team utilisation** (calls planned of the period's capacity): {teams}. "
+        f"{max(capacity - planned, 0):,} calls ({max(capacity - planned, 0) / max(capacity, 1):.0%} "
+        "of capacity) stay free for inbound service.",
+        f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
+        f"and {top['value_share']:.0%} of 12-month revenue.",
+        f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
+        f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls "
+        f"(complaints per service call{per_calls}{worst}).",
+    ]
+    churned = (stage == "churned").to_numpy()
+    if churned.any():
+        median_clv = plan.loc[churned, "clv_12m"].median()
+        calls_cost = plan.loc[plan["call_cost"] > 0, "call_cost"]
+        why = (
+            "most are worth less than one call"
+            if len(calls_cost) and median_clv < calls_cost.min()
+            else "the playbook keeps calls for the valuable ones"
+        )
+        lines.append(
+            f"- **{churned.sum():,} churned customers** get a low-cost reactivation by SMS and e-mail "
+            f"rather than calls, as {why} (median predicted 12-month value ¥{median_clv:,.0f}); "
+            f"{(churned & on_list).sum():,} valuable ones are on the call list."
+        )
+    return "\n".join(lines)
 
 
 def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Segment metrics formatted for readers (percentages, rounded money), with deltas when present."""
+    """Segment metrics formatted for readers (plain labels, percentages, rounded money), with deltas."""
     formats = {
-        "customers": "{:,.0f}", "customer_share": "{:.0%}", "value_share": "{:.0%}", "csat": "{:.2f}",
-        "nps": "{:+.0f}", "retention_rate": "{:.0%}", "conversion_rate": "{:.1%}", "complaint_rate": "{:.1%}",
-        "cost_to_serve": "¥{:,.1f}", "at_risk_share": "{:.0%}", "on_call_list": "{:,.0f}",
+        "customers": ("Customers", "{:,.0f}"), "customer_share": ("Customer share", "{:.0%}"),
+        "value_share": ("Revenue share", "{:.0%}"), "csat": ("Satisfaction (CSAT, 1-5)", "{:.2f}"),
+        "nps": ("NPS", "{:+.0f}"), "retention_rate": ("Retention", "{:.0%}"),
+        "conversion_rate": ("Conversion", "{:.1%}"), "complaint_rate": ("Complaints per call", "{:.1%}"),
+        "cost_to_serve": ("Cost to serve per customer per period", "¥{:,.1f}"),
+        "at_risk_share": ("At risk or churned", "{:.0%}"), "value_at_risk": ("Value at risk", "¥{:,.0f}"),
+        "growth_potential": ("Growth potential", "¥{:,.0f}"), "on_call_list": ("On the call list", "{:,.0f}"),
     }  # fmt: skip
     delta_formats = {"customers": "{:+,.0f}", "nps": "{:+.0f}", "at_risk_share": "{:+.0%}", "csat": "{:+.2f}"}
-    table = pd.DataFrame({"segment": metrics["segment_name"]})
-    for column, fmt in formats.items():
-        table[column.replace("_", " ")] = metrics[column].map(
-            lambda v, f=fmt: "–" if pd.isna(v) else f.format(v)
-        )
+    table = pd.DataFrame({"Segment": metrics["segment_name"]})
+    for column, (label, fmt) in formats.items():
+        table[label] = metrics[column].map(lambda v, f=fmt: "–" if pd.isna(v) else f.format(v))
         delta = f"delta_{column}"
         if column in delta_formats and delta in metrics and metrics[delta].notna().any():
             digits = 2 if column in ("csat", "at_risk_share") else 0
-            table[f"Δ {column.replace('_', ' ')}"] = metrics[delta].map(
+            table[f"Δ {label}"] = metrics[delta].map(
                 lambda v, f=delta_formats[column], d=digits: (
                     "new" if pd.isna(v) else f.format(round(v, d) + 0.0)
                 )
             )
-    return table.set_index("segment")
+    return table.set_index("Segment")
 
 
 def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
@@ -718,3 +818,20 @@ def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
     matrix[["customers", "on_call_list"]] = matrix[["customers", "on_call_list"]].fillna(0).astype("int64")
     matrix["value_at_stake"] = matrix["value_at_stake"].fillna(0.0)
     return matrix
+
+
+def call_rules(playbook: Playbook, settings: StrategySettings) -> str:
+    """One sentence on who gets agent calls beyond the playbook's stage x tier grid (Markdown)."""
+    limits = [
+        f"{tier}-value customers only when at least ¥{float(fields['min_value_at_risk_for_call']):,.0f} "
+        "of their predicted value is at risk"
+        for tier, fields in playbook.tiers.items()
+        if float(fields.get("min_value_at_risk_for_call", 0)) > 0
+    ]
+    return (
+        "Agents call "
+        + ("; ".join(limits) + ";" if limits else "the tiers each stage lists;")
+        + " new leads (contact and acquisition stages, no purchase yet) take at most "
+        f"{settings.max_prospect_share:.0%} of each team's calls. Everyone else is reached through "
+        "their tier's channel."
+    )
