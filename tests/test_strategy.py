@@ -230,7 +230,7 @@ def test_recommendation_paragraph_reflects_metrics(customers: pd.DataFrame) -> N
                                 "New prospects"]  # fmt: skip
     assert paragraphs["Complaint-prone"].startswith("**Complaint-prone**: **Fix the service first**")
     assert paragraphs["High-value loyal"].startswith("**High-value loyal**: **Keep and grow")
-    assert "How: dedicated account manager" in paragraphs["High-value loyal"]
+    assert "so dedicated account manager" in paragraphs["High-value loyal"]
     assert paragraphs["New prospects"].startswith("**New prospects**: **Turn leads into first purchases**")
     for text in paragraphs.values():
         assert text.count(". ") + 1 <= 4 and len(text.split()) < 110  # short: at most four sentences
@@ -449,7 +449,7 @@ def test_recommendation_sentences_on_a_hand_built_segment() -> None:
         "offering loyalty perks and exclusive service. "
         "Why: 1,200 customers (25% of the base) with 40% of 12-month revenue, mostly retention (50%) and "
         "at risk (25%); complaints 6% of calls (average 3%); satisfaction 4.4/5 (average 4.0). "
-        "How: scheduled phone callbacks + email (most are middle value); 140 get agent calls this period; "
+        "How: most are middle value, so scheduled phone callbacks + email; 140 get agent calls this period; "
         "KPI: NPS, referrals per customer. "
         "At stake: ¥50,000 of predicted value at risk and ¥8,000 of growth potential."
     )
@@ -480,15 +480,20 @@ def test_prospect_segment_opens_with_lead_conversion_and_mass_channel() -> None:
     segment = _segment_row(value_share=0.0, clv_share=0.0, value_at_risk=0.0, growth_potential=90_000.0)
     text = _paragraph(segment, mix, tier="low")
     assert text.startswith("**Turn leads into first purchases**: callbacks + needs discovery")
-    assert "How: mass email, SMS and social media; agent calls only for new leads" in text
+    assert (
+        "How: most are low value, so mass email, SMS and social media; agent calls only for new leads" in text
+    )
     assert "mostly acquisition (58%) and contact (38%)" in text
+    low_buyers = _paragraph(_segment_row(value_share=0.2), _mix(), tier="low")
+    # Retention calls are for high and middle tiers only: a low-value segment is grown by campaign.
+    assert low_buyers.startswith("**Grow what they buy**: targeted campaigns offering cross-sell bundle.")
     assert text.endswith("At stake: ¥0 of predicted value at risk and ¥90,000 of growth potential.")
 
 
 def test_recommendation_reports_changes_since_the_previous_run() -> None:
     segment = _segment_row(delta_customers=-35.0, delta_nps=4.4, delta_at_risk_share=-0.021)
     text = _paragraph(segment, _mix(), tier="high")
-    assert "How: dedicated account manager (one-to-one) + VIP events (most are high value)" in text
+    assert "How: most are high value, so dedicated account manager (one-to-one) + VIP events;" in text
     assert text.endswith(
         "of growth potential; since the previous run: size -35, NPS +4 pts, at-risk share -2 pts."
     )

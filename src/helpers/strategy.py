@@ -641,8 +641,8 @@ def recommendation(
     focus = segment_focus(segment, overall, mix)
     if focus == "complaints":
         action = (
-            "**Fix the service first**: resolve every open complaint before any sales offer, and call "
-            "back to check the fix"
+            "**Fix the service first**: resolve every open complaint before any sales offer, and confirm "
+            "the fix with the customer"
         )
         kpi = "complaint resolution rate and satisfaction"
     else:
@@ -657,7 +657,10 @@ def recommendation(
             "grow": "Grow what they buy",
         }[focus]
         row = treatment.loc[stage]
-        action = f"**{lead}**: {_lower_first(row['action'])}, offering {_lower_first(row['offer'])}"
+        if dominant_tier in row["call_tiers"].split(", "):
+            action = f"**{lead}**: {_lower_first(row['action'])}, offering {_lower_first(row['offer'])}"
+        else:  # the playbook does not call most of them in this stage: say so, as the channel does
+            action = f"**{lead}**: targeted campaigns offering {_lower_first(row['offer'])}"
         kpi = _lower_first(row["kpi"])
     parts = [action + "."]
 
@@ -682,7 +685,7 @@ def recommendation(
         + "."
     )
     parts.append(
-        f"How: {_lower_first(tiers[dominant_tier]['channel'])} (most are {dominant_tier} value); "
+        f"How: most are {dominant_tier} value, so {_lower_first(tiers[dominant_tier]['channel'])}; "
         f"{segment['on_call_list']:,} get agent calls this period; KPI: {kpi}."
     )
     stake = (
