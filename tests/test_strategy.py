@@ -530,7 +530,7 @@ def test_prospects_are_capped_and_low_tier_calls_have_a_stated_reason() -> None:
     assert strategy.call_rules(PLAYBOOK, settings) == (
         "Agents call low-value customers only when at least ¥500 of their predicted value is at risk; "
         "new leads (contact and acquisition stages, no purchase yet) take at most 20% of each team's "
-        "calls. Everyone else is reached through their tier's channel."
+        "call capacity. Everyone else is reached through their tier's channel."
     )
 
 

@@ -835,6 +835,6 @@ def call_rules(playbook: Playbook, settings: StrategySettings) -> str:
         "Agents call "
         + ("; ".join(limits) + ";" if limits else "the tiers each stage lists;")
         + " new leads (contact and acquisition stages, no purchase yet) take at most "
-        f"{settings.max_prospect_share:.0%} of each team's calls. Everyone else is reached through "
+        f"{settings.max_prospect_share:.0%} of each team's call capacity. Everyone else is reached through "
         "their tier's channel."
     )
