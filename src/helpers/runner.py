@@ -113,6 +113,9 @@ def run_workbench(
                     cwd=str(PROJECT_ROOT),
                     progress_bar=progress,
                     request_save_on_cell_execute=False,
+                    # The kernel's own log (e.g. "running over TCP without encryption" on a local
+                    # kernel) is noise for analysts; cell output and errors are unaffected.
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
             except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
                 error = caught
