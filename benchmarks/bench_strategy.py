@@ -41,7 +41,7 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     start = time.perf_counter()
     settings = strategy.StrategySettings.from_config(load_config()["strategy"])
     playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
-    features = pd.read_parquet(run_dir / "03_features" / "features.parquet")
+    features = pd.read_parquet(run_dir / "03_features" / "features.parquet", columns=migration.FEATURE_INPUTS)
     segments = pd.read_parquet(run_dir / "04_clustering" / "segments.parquet")
     lifecycle = pd.read_parquet(run_dir / "05_lifecycle" / "lifecycle.parquet")
     start = lap("read inputs", start)
@@ -62,7 +62,10 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     strategy.key_numbers(plan, usage, metrics)
     strategy.playbook_coverage(playbook, plan)
     start = lap("metrics + recommendations", start)
-    calls = strategy.build_call_list(plan, pd.read_parquet(run_dir / "02_identity_merge" / "golden.parquet"))
+    golden = pd.read_parquet(
+        run_dir / "02_identity_merge" / "golden.parquet", columns=strategy.CONTACT_COLUMNS
+    )
+    calls = strategy.build_call_list(plan, golden)
     out = run_dir / "06_strategy"
     strategy.write_call_list(calls, out)
     start = lap("call list csv + xlsx", start)

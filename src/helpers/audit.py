@@ -301,7 +301,7 @@ def table_overview(report: AuditReport) -> pd.DataFrame:
     return overview
 
 
-QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
+QUALITY_PARTS = tuple(DEFAULT_QUALITY_WEIGHTS)
 PERSONAL_RANGE_COLUMNS = ("birth_date",)  # single people's values: no min/max in reports
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from helpers.lifecycle import customer_person
+
 # name: (share, monetary log-mean, purchases mean, recency days, aov log-mean, calls mean,
 #        complaint share, age, sessions/month, business, response rate)
 PLANTED: dict[str, tuple[float, ...]] = {
@@ -163,15 +165,7 @@ def planted_segments(
     A customer's records map to persons through the truth's source_records; the customer takes
     the segment of the person owning most of its records. Returns customer_id, segment, stage.
     """
-    records = crosswalk.merge(source_records, on=["source_system", "source_record_id"], how="inner")
-    owner = (
-        records.groupby(["customer_id", "person_id"])
-        .size()
-        .rename("n")
-        .reset_index()
-        .sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
-        .drop_duplicates("customer_id")
-    )
+    owner = customer_person(crosswalk, source_records).rename("person_id").reset_index()
     return owner.merge(persons[["person_id", "segment", "stage"]], on="person_id")[
         ["customer_id", "segment", "stage"]
     ]

@@ -33,6 +33,7 @@ GROUPS = (
 LIFECYCLE = "lifecycle"  # model-matrix pseudo-group of the lifecycle-dependent features
 CHANNELS = ("store", "online", "app", "phone")
 NO_PURCHASE = "No purchase"
+VALUE_TIERS = ("high", "middle", "low")  # value_tier levels, best first
 
 
 @dataclass(frozen=True)
@@ -48,25 +49,13 @@ class Feature:
     lifecycle: bool = False  # lifecycle-dependent: in the matrix only with features.groups.lifecycle > 0
 
 
-def _f(
-    name: str,
-    group: str,
-    unit: str,
-    transformation: str,
-    missing: str,
-    definition: str,
-    lifecycle: bool = False,
-) -> Feature:
-    return Feature(name, group, unit, transformation, missing, definition, lifecycle)
-
-
 ZERO = "0 when the customer has no such events"
 UNDEFINED = "null when undefined (no events to average over); matrix: median"
 UNKNOWN = "'unknown' when the source has no value"
 
 STATIC_FEATURES: tuple[Feature, ...] = (
     # value
-    _f(
+    Feature(
         "has_purchases",
         "value",
         "0/1",
@@ -75,7 +64,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "1 when the customer made a purchase",
         lifecycle=True,
     ),
-    _f(
+    Feature(
         "n_purchases",
         "value",
         "count",
@@ -84,9 +73,11 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Purchase transactions (refunds excluded)",
         lifecycle=True,
     ),
-    _f("n_refunds", "value", "count", "", ZERO, "Refund transactions"),
-    _f("frequency_repeat", "value", "count", "", ZERO, "Distinct purchase days minus one (repeat purchases)"),
-    _f(
+    Feature("n_refunds", "value", "count", "", ZERO, "Refund transactions"),
+    Feature(
+        "frequency_repeat", "value", "count", "", ZERO, "Distinct purchase days minus one (repeat purchases)"
+    ),
+    Feature(
         "recency_days",
         "value",
         "days",
@@ -95,7 +86,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Reference date minus last purchase day",
         lifecycle=True,
     ),
-    _f(
+    Feature(
         "tenure_days",
         "value",
         "days",
@@ -104,12 +95,14 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Reference date minus first purchase day",
         lifecycle=True,
     ),
-    _f("first_purchase_at", "value", "date", "", "null without purchases", "First purchase day"),
-    _f("last_purchase_at", "value", "date", "", "null without purchases", "Last purchase day"),
-    _f("gross_amount", "value", "CNY", "", ZERO, "Sum of purchase amounts"),
-    _f("refund_amount", "value", "CNY", "", ZERO, "Sum of refund amounts"),
-    _f("refund_rate", "value", "ratio", "share", "0 without purchases", "Refund amount / purchase amount"),
-    _f(
+    Feature("first_purchase_at", "value", "date", "", "null without purchases", "First purchase day"),
+    Feature("last_purchase_at", "value", "date", "", "null without purchases", "Last purchase day"),
+    Feature("gross_amount", "value", "CNY", "", ZERO, "Sum of purchase amounts"),
+    Feature("refund_amount", "value", "CNY", "", ZERO, "Sum of refund amounts"),
+    Feature(
+        "refund_rate", "value", "ratio", "share", "0 without purchases", "Refund amount / purchase amount"
+    ),
+    Feature(
         "monetary_total",
         "value",
         "CNY",
@@ -118,15 +111,19 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Net spend: purchases minus refunds, all time",
         lifecycle=True,
     ),
-    _f("monetary_12m", "value", "CNY", "", ZERO, "Net spend in the 365 days up to the reference date"),
-    _f("avg_order_value", "value", "CNY", "log", UNDEFINED, "Purchase amount / purchases"),
-    _f("items_total", "value", "items", "", ZERO, "Items bought"),
-    _f("items_per_order", "value", "items", "log", UNDEFINED, "Items / purchases"),
-    _f("rfm_r_score", "value", "1-5", "", "null without purchases", "Recency quintile (5 = most recent)"),
-    _f("rfm_f_score", "value", "1-5", "", "null without purchases", "Purchase-count quintile (5 = most)"),
-    _f("rfm_m_score", "value", "1-5", "", "null without purchases", "Net-spend quintile (5 = most)"),
-    _f("rfm_score", "value", "code", "", "'' without purchases", "R, F and M scores as a 3-digit code"),
-    _f(
+    Feature("monetary_12m", "value", "CNY", "", ZERO, "Net spend in the 365 days up to the reference date"),
+    Feature("avg_order_value", "value", "CNY", "log", UNDEFINED, "Purchase amount / purchases"),
+    Feature("items_total", "value", "items", "", ZERO, "Items bought"),
+    Feature("items_per_order", "value", "items", "log", UNDEFINED, "Items / purchases"),
+    Feature(
+        "rfm_r_score", "value", "1-5", "", "null without purchases", "Recency quintile (5 = most recent)"
+    ),
+    Feature(
+        "rfm_f_score", "value", "1-5", "", "null without purchases", "Purchase-count quintile (5 = most)"
+    ),
+    Feature("rfm_m_score", "value", "1-5", "", "null without purchases", "Net-spend quintile (5 = most)"),
+    Feature("rfm_score", "value", "code", "", "'' without purchases", "R, F and M scores as a 3-digit code"),
+    Feature(
         "rfm_segment",
         "value",
         "label",
@@ -134,7 +131,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         f"'{NO_PURCHASE}' without purchases",
         "Classic RFM segment from recency score and mean of frequency and monetary scores",
     ),
-    _f(
+    Feature(
         "value_tier",
         "value",
         "label",
@@ -142,9 +139,9 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "'low' without purchases",
         "high / middle / low by 12-month CLV quantiles among buyers (features.value_tiers)",
     ),
-    _f("loyalty_tier", "value", "label", "onehot", UNKNOWN, "Loyalty program tier"),
+    Feature("loyalty_tier", "value", "label", "onehot", UNKNOWN, "Loyalty program tier"),
     # lifetime value
-    _f(
+    Feature(
         "clv_recency_weeks",
         "lifetime_value",
         "weeks",
@@ -152,7 +149,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "0 without purchases",
         "CLV model input: last minus first purchase day, in days/7",
     ),
-    _f(
+    Feature(
         "clv_T_weeks",
         "lifetime_value",
         "weeks",
@@ -160,7 +157,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null without purchases",
         "CLV model input: reference date minus first purchase day, in days/7",
     ),
-    _f(
+    Feature(
         "clv_monetary_repeat",
         "lifetime_value",
         "CNY",
@@ -168,7 +165,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "0 without repeat purchases",
         "CLV model input: mean spend per repeat purchase day",
     ),
-    _f(
+    Feature(
         "p_alive",
         "lifetime_value",
         "probability",
@@ -176,7 +173,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null without purchases",
         "Probability the customer is still active (MBG/NBD)",
     ),
-    _f(
+    Feature(
         "expected_purchases_next_period",
         "lifetime_value",
         "purchases",
@@ -185,7 +182,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Expected purchases in the next period (features.clv_period_days)",
         lifecycle=True,
     ),
-    _f(
+    Feature(
         "p_no_purchase_next_period",
         "lifetime_value",
         "probability",
@@ -194,7 +191,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Probability of no purchase in the next period",
         lifecycle=True,
     ),
-    _f(
+    Feature(
         "expected_purchases_12m",
         "lifetime_value",
         "purchases",
@@ -202,7 +199,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "0 without purchases",
         "Expected purchases over the CLV horizon",
     ),
-    _f(
+    Feature(
         "expected_spend_per_purchase",
         "lifetime_value",
         "CNY",
@@ -210,7 +207,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null without purchases",
         "Gamma-Gamma expected spend per purchase",
     ),
-    _f(
+    Feature(
         "clv_12m",
         "lifetime_value",
         "CNY",
@@ -220,8 +217,8 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         lifecycle=True,
     ),
     # behaviour
-    _f("n_purchase_days", "behaviour", "count", "", ZERO, "Distinct purchase days"),
-    _f(
+    Feature("n_purchase_days", "behaviour", "count", "", ZERO, "Distinct purchase days"),
+    Feature(
         "mean_interpurchase_days",
         "behaviour",
         "days",
@@ -229,7 +226,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null with fewer than 2 purchase days",
         "Mean gap between consecutive purchase days",
     ),
-    _f(
+    Feature(
         "interpurchase_cv",
         "behaviour",
         "ratio",
@@ -237,7 +234,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null with fewer than 3 purchase days",
         "Regularity: std / mean of gaps between purchase days (0 = clockwork)",
     ),
-    _f(
+    Feature(
         "purchases_per_month",
         "behaviour",
         "purchases/month",
@@ -246,12 +243,14 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Purchases / months since first purchase (at least one month)",
         lifecycle=True,
     ),
-    _f("weekend_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases on Saturday or Sunday"),
-    _f("mean_purchase_hour", "behaviour", "hour", "scale", UNDEFINED, "Mean hour of day of purchases"),
-    _f("morning_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases before noon"),
-    _f("evening_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases from 18:00"),
+    Feature(
+        "weekend_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases on Saturday or Sunday"
+    ),
+    Feature("mean_purchase_hour", "behaviour", "hour", "scale", UNDEFINED, "Mean hour of day of purchases"),
+    Feature("morning_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases before noon"),
+    Feature("evening_share", "behaviour", "share", "share", UNDEFINED, "Share of purchases from 18:00"),
     *(
-        _f(
+        Feature(
             f"season_share_{s}",
             "behaviour",
             "share",
@@ -263,10 +262,12 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         for s in ("spring", "summer", "autumn", "winter")
     ),
     *(
-        _f(f"channel_share_{c}", "behaviour", "share", "share", UNDEFINED, f"Share of purchases through {c}")
+        Feature(
+            f"channel_share_{c}", "behaviour", "share", "share", UNDEFINED, f"Share of purchases through {c}"
+        )
         for c in CHANNELS
     ),
-    _f(
+    Feature(
         "preferred_channel",
         "behaviour",
         "label",
@@ -274,8 +275,10 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "'none' without purchases",
         "Channel with most purchases",
     ),
-    _f("category_breadth", "behaviour", "count", "scale", ZERO, "Distinct categories bought", lifecycle=True),
-    _f(
+    Feature(
+        "category_breadth", "behaviour", "count", "scale", ZERO, "Distinct categories bought", lifecycle=True
+    ),
+    Feature(
         "category_entropy",
         "behaviour",
         "nats",
@@ -284,8 +287,8 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Shannon entropy of category spend shares (0 = one category)",
         lifecycle=True,
     ),
-    _f("purchases_last_90d", "behaviour", "count", "", ZERO, "Purchases in the last 90 days"),
-    _f(
+    Feature("purchases_last_90d", "behaviour", "count", "", ZERO, "Purchases in the last 90 days"),
+    Feature(
         "purchases_prev_90d",
         "behaviour",
         "count",
@@ -293,8 +296,8 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         ZERO,
         "Purchases 91-180 days before the reference date",
     ),
-    _f("spend_last_90d", "behaviour", "CNY", "", ZERO, "Purchase amount in the last 90 days"),
-    _f(
+    Feature("spend_last_90d", "behaviour", "CNY", "", ZERO, "Purchase amount in the last 90 days"),
+    Feature(
         "spend_prev_90d",
         "behaviour",
         "CNY",
@@ -302,7 +305,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         ZERO,
         "Purchase amount 91-180 days before the reference date",
     ),
-    _f(
+    Feature(
         "purchase_trend",
         "behaviour",
         "-1..1",
@@ -312,20 +315,22 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         lifecycle=True,
     ),
     # service
-    _f("has_calls", "service", "0/1", "share", "never missing", "1 when the customer called or was called"),
-    _f("n_calls", "service", "count", "log", ZERO, "Calls, all time", lifecycle=True),
-    _f("n_calls_12m", "service", "count", "", ZERO, "Calls in the last 365 days"),
-    _f("contacts_per_month", "service", "calls/month", "", ZERO, "Calls in the last 365 days / 12"),
-    _f("n_inbound", "service", "count", "", ZERO, "Inbound calls"),
-    _f("n_outbound", "service", "count", "", ZERO, "Outbound calls"),
-    _f("inbound_share", "service", "share", "share", UNDEFINED, "Inbound / all calls"),
-    _f("n_complaints", "service", "count", "", ZERO, "Calls with reason complaint"),
-    _f("n_inquiries", "service", "count", "", ZERO, "Calls with reason inquiry"),
-    _f("n_after_sales", "service", "count", "", ZERO, "Calls with reason after_sales"),
-    _f("n_sales_calls", "service", "count", "", ZERO, "Calls with reason sales"),
-    _f("complaint_rate", "service", "share", "share", UNDEFINED, "Complaint calls / calls"),
-    _f("after_sales_share", "service", "share", "share", UNDEFINED, "After-sales calls / calls"),
-    _f(
+    Feature(
+        "has_calls", "service", "0/1", "share", "never missing", "1 when the customer called or was called"
+    ),
+    Feature("n_calls", "service", "count", "log", ZERO, "Calls, all time", lifecycle=True),
+    Feature("n_calls_12m", "service", "count", "", ZERO, "Calls in the last 365 days"),
+    Feature("contacts_per_month", "service", "calls/month", "", ZERO, "Calls in the last 365 days / 12"),
+    Feature("n_inbound", "service", "count", "", ZERO, "Inbound calls"),
+    Feature("n_outbound", "service", "count", "", ZERO, "Outbound calls"),
+    Feature("inbound_share", "service", "share", "share", UNDEFINED, "Inbound / all calls"),
+    Feature("n_complaints", "service", "count", "", ZERO, "Calls with reason complaint"),
+    Feature("n_inquiries", "service", "count", "", ZERO, "Calls with reason inquiry"),
+    Feature("n_after_sales", "service", "count", "", ZERO, "Calls with reason after_sales"),
+    Feature("n_sales_calls", "service", "count", "", ZERO, "Calls with reason sales"),
+    Feature("complaint_rate", "service", "share", "share", UNDEFINED, "Complaint calls / calls"),
+    Feature("after_sales_share", "service", "share", "share", UNDEFINED, "After-sales calls / calls"),
+    Feature(
         "complaints_per_purchase",
         "service",
         "ratio",
@@ -333,7 +338,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "0 without complaints; null without purchases",
         "Complaint calls / purchases",
     ),
-    _f(
+    Feature(
         "first_contact_resolution",
         "service",
         "share",
@@ -341,9 +346,9 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         UNDEFINED,
         "Share of calls with a known outcome resolved on that call",
     ),
-    _f("avg_handle_sec", "service", "seconds", "log", UNDEFINED, "Mean call duration"),
-    _f("call_satisfaction_mean", "service", "1-5", "scale", UNDEFINED, "Mean post-call rating"),
-    _f(
+    Feature("avg_handle_sec", "service", "seconds", "log", UNDEFINED, "Mean call duration"),
+    Feature("call_satisfaction_mean", "service", "1-5", "scale", UNDEFINED, "Mean post-call rating"),
+    Feature(
         "repeat_contact_rate",
         "service",
         "share",
@@ -351,20 +356,20 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         UNDEFINED,
         "Calls within features.repeat_contact_days days of the previous call / calls",
     ),
-    _f("first_call_at", "service", "date", "", "null without calls", "First call day"),
-    _f("last_call_at", "service", "date", "", "null without calls", "Last call day"),
-    _f("n_surveys", "service", "count", "", ZERO, "Survey answers"),
-    _f("csat_mean", "service", "1-5", "scale", UNDEFINED, "Mean survey satisfaction"),
-    _f("nps_mean", "service", "0-10", "scale", UNDEFINED, "Mean likelihood to recommend"),
+    Feature("first_call_at", "service", "date", "", "null without calls", "First call day"),
+    Feature("last_call_at", "service", "date", "", "null without calls", "Last call day"),
+    Feature("n_surveys", "service", "count", "", ZERO, "Survey answers"),
+    Feature("csat_mean", "service", "1-5", "scale", UNDEFINED, "Mean survey satisfaction"),
+    Feature("nps_mean", "service", "0-10", "scale", UNDEFINED, "Mean likelihood to recommend"),
     # marketing
-    _f("n_marketing_contacts", "marketing", "count", "log", ZERO, "Marketing touches", lifecycle=True),
-    _f("n_campaigns", "marketing", "count", "", ZERO, "Distinct campaigns"),
-    _f("n_responses", "marketing", "count", "", ZERO, "Touches responded to"),
-    _f("n_conversions", "marketing", "count", "", ZERO, "Touches that converted"),
-    _f("response_rate", "marketing", "share", "share", UNDEFINED, "Responses / touches"),
-    _f("conversion_rate", "marketing", "share", "share", UNDEFINED, "Conversions / touches"),
-    _f("last_marketing_at", "marketing", "date", "", "null without touches", "Last marketing touch day"),
-    _f(
+    Feature("n_marketing_contacts", "marketing", "count", "log", ZERO, "Marketing touches", lifecycle=True),
+    Feature("n_campaigns", "marketing", "count", "", ZERO, "Distinct campaigns"),
+    Feature("n_responses", "marketing", "count", "", ZERO, "Touches responded to"),
+    Feature("n_conversions", "marketing", "count", "", ZERO, "Touches that converted"),
+    Feature("response_rate", "marketing", "share", "share", UNDEFINED, "Responses / touches"),
+    Feature("conversion_rate", "marketing", "share", "share", UNDEFINED, "Conversions / touches"),
+    Feature("last_marketing_at", "marketing", "date", "", "null without touches", "Last marketing touch day"),
+    Feature(
         "last_contact_at",
         "marketing",
         "date",
@@ -373,7 +378,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Latest of last call and last marketing touch",
     ),
     # demographic
-    _f(
+    Feature(
         "age",
         "demographic",
         "years",
@@ -381,17 +386,19 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "null without birth date",
         "Age in full years at the reference date",
     ),
-    _f("age_band", "demographic", "label", "onehot", UNKNOWN, "Age band"),
-    _f("gender", "demographic", "label", "onehot", UNKNOWN, "M, F"),
+    Feature("age_band", "demographic", "label", "onehot", UNKNOWN, "Age band"),
+    Feature("gender", "demographic", "label", "onehot", UNKNOWN, "M, F"),
     # geographic
-    _f("province", "geographic", "label", "", UNKNOWN, "Province (not in the matrix: high cardinality)"),
-    _f("city_tier", "geographic", "label", "onehot", UNKNOWN, "City tier"),
+    Feature("province", "geographic", "label", "", UNKNOWN, "Province (not in the matrix: high cardinality)"),
+    Feature("city_tier", "geographic", "label", "onehot", UNKNOWN, "City tier"),
     # technographic
-    _f("primary_device", "technographic", "label", "onehot", UNKNOWN, "ios, android, pc or mac"),
-    _f("app_installed", "technographic", "label", "onehot", UNKNOWN, "yes / no / unknown"),
-    _f("sessions_per_month", "technographic", "sessions", "log", UNDEFINED, "Online sessions per month"),
-    _f("online_minutes_per_month", "technographic", "minutes", "log", UNDEFINED, "Minutes online per month"),
-    _f(
+    Feature("primary_device", "technographic", "label", "onehot", UNKNOWN, "ios, android, pc or mac"),
+    Feature("app_installed", "technographic", "label", "onehot", UNKNOWN, "yes / no / unknown"),
+    Feature("sessions_per_month", "technographic", "sessions", "log", UNDEFINED, "Online sessions per month"),
+    Feature(
+        "online_minutes_per_month", "technographic", "minutes", "log", UNDEFINED, "Minutes online per month"
+    ),
+    Feature(
         "online_share",
         "technographic",
         "share",
@@ -400,8 +407,8 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Share of purchases online or in the app",
     ),
     # psychographic
-    _f("lifestyle", "psychographic", "label", "onehot", UNKNOWN, "Latest stated lifestyle"),
-    _f(
+    Feature("lifestyle", "psychographic", "label", "onehot", UNKNOWN, "Latest stated lifestyle"),
+    Feature(
         "stated_need",
         "psychographic",
         "label",
@@ -410,10 +417,14 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "Latest stated need (free text, not in the matrix)",
     ),
     # firmographic
-    _f("is_business", "firmographic", "0/1", "share", "never missing", "1 for business customers"),
-    _f("industry", "firmographic", "label", "onehot", "'none' for consumers, else " + UNKNOWN, "Industry"),
-    _f("employee_count", "firmographic", "employees", "", "null for consumers or unknown", "Company size"),
-    _f(
+    Feature("is_business", "firmographic", "0/1", "share", "never missing", "1 for business customers"),
+    Feature(
+        "industry", "firmographic", "label", "onehot", "'none' for consumers, else " + UNKNOWN, "Industry"
+    ),
+    Feature(
+        "employee_count", "firmographic", "employees", "", "null for consumers or unknown", "Company size"
+    ),
+    Feature(
         "company_size_band",
         "firmographic",
         "label",
@@ -421,7 +432,7 @@ STATIC_FEATURES: tuple[Feature, ...] = (
         "'none' for consumers, else " + UNKNOWN,
         "micro <10, small <50, medium <250, large",
     ),
-    _f(
+    Feature(
         "annual_revenue_cny", "firmographic", "CNY", "log", "null for consumers or unknown", "Company revenue"
     ),
 )
@@ -436,11 +447,13 @@ def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
     """name, group, definition, unit, transformation and missing-value policy of every column, plus
     `treatment` (the model-matrix treatment, "" for none), `lifecycle_dependent` and `in_matrix`
     (in the model matrix with the default `features.groups`, i.e. treated and not lifecycle-dependent)."""
-    entries = [_f("customer_id", "key", "id", "", "never missing", "Merged customer id (02_identity_merge)")]
+    entries = [
+        Feature("customer_id", "key", "id", "", "never missing", "Merged customer id (02_identity_merge)")
+    ]
     entries += list(STATIC_FEATURES)
     for level in levels["category"]:
         entries.append(
-            _f(
+            Feature(
                 f"category_share_{slug(level)}",
                 "behaviour",
                 "share",
@@ -450,7 +463,7 @@ def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
             )
         )
     entries.append(
-        _f(
+        Feature(
             "category_share_other",
             "behaviour",
             "share",
@@ -461,7 +474,7 @@ def feature_dictionary(levels: dict[str, list[str]]) -> pd.DataFrame:
     )
     for level in levels["interest"]:
         entries.append(
-            _f(
+            Feature(
                 f"interest_{slug(level)}",
                 "psychographic",
                 "0/1",

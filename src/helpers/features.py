@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import clv
-from helpers.feature_catalog import CHANNELS, GROUPS, NO_PURCHASE, feature_dictionary, slug
+from helpers.feature_catalog import CHANNELS, GROUPS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
 from helpers.feature_matrix import model_matrix
 from helpers.io import ArtifactMissingError, StepContext
 from helpers.sql import SqlEngine, connect
@@ -42,7 +42,7 @@ AGE_BINS = [0, 25, 35, 45, 55, 65, 200]
 AGE_LABELS = ["<25", "25-34", "35-44", "45-54", "55-64", "65+"]
 SIZE_BINS = [0, 10, 50, 250, np.inf]
 SIZE_LABELS = ["micro", "small", "medium", "large"]
-TIERS = np.array(["high", "middle", "low"], dtype=object)
+TIERS = np.array(VALUE_TIERS, dtype=object)
 RFM_CODES = [f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)]
 RFM_CODES_OR_BLANK = np.array([*RFM_CODES, ""], dtype=object)  # shared string objects, "" without purchases
 RFM_SEGMENTS = (  # (recency scores, frequency-monetary scores, name): the classic R x FM grid

@@ -30,9 +30,9 @@ import pandas as pd
 import xlsxwriter
 import yaml
 
+from helpers.feature_catalog import VALUE_TIERS
 from helpers.lifecycle import STAGES
 
-TIERS = ("high", "middle", "low")
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
 STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
 PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
@@ -100,11 +100,11 @@ class StrategySettings:
             missing = {"agents", "hours_per_day", "calls_per_hour", "tiers"} - set(team)
             if missing:
                 raise StrategyInputError(f"config strategy.capacity.{name} lacks {sorted(missing)}")
-            unknown = set(team["tiers"]) - set(TIERS)
+            unknown = set(team["tiers"]) - set(VALUE_TIERS)
             if unknown:
                 raise StrategyInputError(
                     f"config strategy.capacity.{name}.tiers has unknown tiers {sorted(unknown)}; "
-                    f"known: {list(TIERS)}"
+                    f"known: {list(VALUE_TIERS)}"
                 )
             teams.append(
                 Team(
@@ -145,7 +145,7 @@ def load_playbook(path: str | Path) -> Playbook:
     """Read and check the playbook YAML."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     tiers, stages = raw.get("tiers") or {}, raw.get("stages") or {}
-    if missing := sorted(set(TIERS) - set(tiers)):
+    if missing := sorted(set(VALUE_TIERS) - set(tiers)):
         raise StrategyInputError(f"playbook {path}: tiers section lacks {missing}")
     if missing := sorted(set(STAGES) - set(stages)):
         raise StrategyInputError(f"playbook {path}: stages section lacks {missing}")
@@ -219,7 +219,7 @@ def assemble_customers(
         if not keys[name].is_unique:
             dupes = frame["customer_id"].duplicated(keep=False)
             _fail(name, "customer_id", "are duplicated", frame.loc[dupes, ["customer_id"]])
-    _check_allowed(features, "03_features/features", "value_tier", TIERS)
+    _check_allowed(features, "03_features/features", "value_tier", VALUE_TIERS)
     _check_allowed(lifecycle, "05_lifecycle/lifecycle", "stage", STAGES)
     _check_not_null(features, "03_features/features", ["clv_12m", "n_marketing_contacts"])
     _check_not_null(lifecycle, "05_lifecycle/lifecycle", ["churn_risk"])
@@ -297,11 +297,11 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
     segment_code = pd.Categorical(customers["segment_name"].astype(str), categories=names).codes
     stage_code = pd.Categorical(customers["stage"], categories=list(STAGES)).codes
     positions = segment_code * len(STAGES) + stage_code
-    tier_code = pd.Categorical(customers["value_tier"], categories=list(TIERS)).codes
+    tier_code = pd.Categorical(customers["value_tier"], categories=list(VALUE_TIERS)).codes
     plan = customers[
         ["customer_id", "segment_id", "segment_name", "stage", "value_tier", "clv_12m", "churn_risk"]
     ].copy()
-    channels = pd.Categorical([playbook.tiers[t]["channel"] for t in TIERS])
+    channels = pd.Categorical([playbook.tiers[t]["channel"] for t in VALUE_TIERS])
     plan["channel"] = pd.Categorical.from_codes(channels.codes[tier_code], channels.categories)
     for column in ("action", "script_theme", "offer", "kpi"):
         values = pd.Categorical(matrix[column])
@@ -309,14 +309,16 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
     frequency = matrix["frequency_days"].to_numpy()[positions]
     plan["contacts_planned"] = np.maximum(1, settings.period_days // frequency)
     # allowed[row of the segment x stage matrix, tier] = agents call that tier there
-    allowed = np.array([[t in tiers.split(", ") for t in TIERS] for tiers in matrix["call_tiers"]])
+    allowed = np.array([[t in tiers.split(", ") for t in VALUE_TIERS] for tiers in matrix["call_tiers"]])
     first_team_cost: dict[str, float] = {}
     for team in settings.teams:
         for team_tier in team.tiers:
             first_team_cost.setdefault(team_tier, team.cost_per_call)
-    has_team = np.array([t in first_team_cost for t in TIERS])
-    plan["mass_cost"] = np.array([float(playbook.tiers[t]["cost_per_contact"]) for t in TIERS])[tier_code]
-    plan["call_cost"] = np.array([first_team_cost.get(t, 0.0) for t in TIERS])[tier_code]
+    has_team = np.array([t in first_team_cost for t in VALUE_TIERS])
+    plan["mass_cost"] = np.array([float(playbook.tiers[t]["cost_per_contact"]) for t in VALUE_TIERS])[
+        tier_code
+    ]
+    plan["call_cost"] = np.array([first_team_cost.get(t, 0.0) for t in VALUE_TIERS])[tier_code]
     clv = customers["clv_12m"].astype(float).clip(lower=0)
     risk = customers["churn_risk"].astype(float)
     # Potential: the CLV quantile among the segment's buyers (all buyers' for a segment without any).
@@ -329,7 +331,9 @@ def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySe
     plan["upside"] = (potential - clv).clip(lower=0)
     plan["growth_potential"] = settings.upside_weight * plan["upside"] * (1 - risk)
     plan["value_at_stake"] = plan["value_at_risk"] + plan["growth_potential"]
-    min_at_risk = np.array([float(playbook.tiers[t].get("min_value_at_risk_for_call", 0)) for t in TIERS])
+    min_at_risk = np.array(
+        [float(playbook.tiers[t].get("min_value_at_risk_for_call", 0)) for t in VALUE_TIERS]
+    )
     worth_a_call = customers["stage"].isin(PROSPECT_STAGES).to_numpy() | (
         plan["value_at_risk"].to_numpy() >= min_at_risk[tier_code]
     )
@@ -356,12 +360,12 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     plan = plan.copy()
     order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
     candidate = (plan["call_eligible"].to_numpy() & (plan["priority"].to_numpy() > 0))[order]
-    tier_code = pd.Categorical(plan["value_tier"], categories=list(TIERS)).codes[order]
+    tier_code = pd.Categorical(plan["value_tier"], categories=list(VALUE_TIERS)).codes[order]
     prospect = plan["stage"].isin(PROSPECT_STAGES).to_numpy()[order]
     calls = plan["contacts_planned"].to_numpy()[order]
     assigned = np.full(len(plan), -1)  # team number in config order, -1: not called
     for number, team in enumerate(settings.teams):
-        handles = np.array([t in team.tiers for t in TIERS])
+        handles = np.array([t in team.tiers for t in VALUE_TIERS])
         mask = candidate & (assigned < 0) & handles[tier_code]
         leads = np.flatnonzero(mask & prospect)
         over_cap = np.cumsum(calls[leads]) > settings.max_prospect_share * team.capacity
