@@ -37,12 +37,10 @@ from helpers.lifecycle import (
     LIFECYCLE_COLUMNS,
     evaluate_against_holdout,
     label_customers,
-    load_purchase_summaries,
     load_rules,
-    load_service_trends,
+    load_step_inputs,
 )
 from helpers.paths import NOTEBOOKS_DIR, PROJECT_ROOT
-from helpers.sql import connect
 
 # (reference date, holdout days): the classic split (39 weeks) first, then other dates and lengths.
 SPLITS: list[tuple[str, int]] = [
@@ -260,36 +258,18 @@ def time_labeling(run_dir: Path) -> dict[str, float]:
     context = open_step("05_lifecycle", str(run_dir))
     rules = load_rules()
     start = time.perf_counter()
-    features = context.read(
-        "03_features",
-        "features",
-        columns=["customer_id", "n_purchases", "first_purchase_at", "last_purchase_at", "n_calls",
-                 "n_inbound", "n_inquiries", "csat_mean", "nps_mean"],
-    )  # fmt: skip
-    tables = {
-        "transactions": "clean_transactions",
-        "calls": "clean_calls",
-        "surveys": "clean_surveys",
-        "crosswalk": "crosswalk",
-    }
-    with connect() as engine:
-        for table in ("clean_transactions", "clean_calls", "clean_surveys"):
-            engine.register(table, context.path(f"{table}.parquet", "01_data_audit"))
-        engine.register("crosswalk", context.path("crosswalk.parquet", "02_identity_merge"))
-        purchases = load_purchase_summaries(engine, context.reference_date, rules["horizon_days"], tables)
-        loaded = time.perf_counter()
-        trends = load_service_trends(
-            engine, context.reference_date, rules["at_risk"]["trend_window_days"], tables
-        )
+    inputs = load_step_inputs(context, rules)
     trended = time.perf_counter()
-    labeled = label_customers(features, context.reference_date, rules, purchases=purchases, trends=trends)
+    labeled = label_customers(
+        inputs.features, context.reference_date, rules, purchases=inputs.purchases, trends=inputs.trends
+    )
     labeled_at = time.perf_counter()
     context.write("lifecycle", labeled[LIFECYCLE_COLUMNS])
     done = time.perf_counter()
     return {
         "customers": len(labeled),
-        "purchase_summary_s": loaded - start,
-        "service_trends_s": trended - loaded,
+        "purchase_summary_s": inputs.seconds["purchase_summary"],
+        "service_trends_s": inputs.seconds["service_trends"],
         "labeling_s": labeled_at - trended,
         "total_s": done - start,
         "process_cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime

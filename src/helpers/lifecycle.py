@@ -28,6 +28,7 @@ Evaluate on your own purchase log (it must extend past the reference date by the
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ from sklearn.preprocessing import StandardScaler
 
 from helpers import clv
 from helpers.config import resolve_path
-from helpers.sql import SqlEngine
+from helpers.io import StepContext
+from helpers.sql import SqlEngine, connect
 
 STAGES: tuple[str, ...] = (
     "contact",
@@ -655,6 +657,47 @@ def load_service_trends(
         recent_start=recent_start,
         before_start=recent_start - pd.Timedelta(days=window_days),
     )
+
+
+FEATURE_INPUTS = [  # what step 05 reads of 03_features/features
+    "customer_id", "n_purchases", "first_purchase_at", "last_purchase_at",
+    "n_calls", "n_inbound", "n_inquiries", "csat_mean", "nps_mean",
+]  # fmt: skip
+STEP_TABLES = {  # query placeholder -> registered table name
+    "transactions": "clean_transactions",
+    "calls": "clean_calls",
+    "surveys": "clean_surveys",
+    "crosswalk": "crosswalk",
+}
+
+
+@dataclass
+class StepInputs:
+    """What step 05 labels from: the features it uses, the purchase summary + backtest, the trends."""
+
+    features: pd.DataFrame
+    purchases: tuple[pd.DataFrame, Backtest | None]
+    trends: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
+    """Read step 05's inputs from the run folder: 03's features, and the purchase summaries and
+    service trends aggregated in SQL over 01's clean events through 02's crosswalk."""
+    features = ctx.read("03_features", "features", columns=FEATURE_INPUTS)
+    seconds: dict[str, float] = {}
+    with connect() as engine:
+        for table in ("clean_transactions", "clean_calls", "clean_surveys"):
+            engine.register(table, ctx.path(f"{table}.parquet", "01_data_audit"))
+        engine.register("crosswalk", ctx.path("crosswalk.parquet", "02_identity_merge"))
+        start = time.perf_counter()
+        purchases = load_purchase_summaries(engine, ctx.reference_date, rules["horizon_days"], STEP_TABLES)
+        seconds["purchase_summary"] = time.perf_counter() - start
+        start = time.perf_counter()
+        window = int(rules["at_risk"]["trend_window_days"])
+        trends = load_service_trends(engine, ctx.reference_date, window, STEP_TABLES)
+        seconds["service_trends"] = time.perf_counter() - start
+    return StepInputs(features, purchases, trends, seconds)
 
 
 def label_customers(
