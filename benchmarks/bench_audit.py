@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def peak_rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from measure import peak_rss_mb
 
 
 def generate(customers: int, seed: int, folder: Path) -> dict:
@@ -37,7 +34,7 @@ def generate(customers: int, seed: int, folder: Path) -> dict:
     megabytes = round(raw_bytes / 2**20)
     return {
         "wall_seconds": round(wall, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": round(peak_rss_mb()),
         "raw_megabytes": megabytes,
         "rows": counts,
     }
@@ -62,7 +59,7 @@ def audit(folder: Path, memory_limit: str, threads: int) -> dict:
     return {
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": round(peak_rss_mb()),
         "input_rows": int(ledger["input_rows"].sum()),
         "quarantined_rows": int(ledger["quarantined_rows"].sum()),
         "pandera_rows_checked": report.contract.contract_checked_rows,

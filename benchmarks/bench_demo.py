@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import peak_rss_mb
 
 from helpers.demo import generate_demo_world
 
@@ -32,7 +33,7 @@ def run_one(customers: int, seed: int) -> dict:
     return {
         "customers": customers,
         "wall_seconds": round(wall, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_rss_mb()),
         "raw_megabytes": round(raw_bytes / 2**20),
         "rows": counts,
     }

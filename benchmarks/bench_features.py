@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import psutil
+from measure import peak_rss_mb
 
 from helpers.config import load_config, setting
 from helpers.demo import generate_demo_world
@@ -211,7 +211,7 @@ def measure_pandas(folder: Path) -> dict:
 
 def child(kind: str, folder: Path) -> dict:
     result = {"features": measure_features, "pandas": measure_pandas}[kind](folder)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["peak_rss_mb"] = round(peak_rss_mb())
     return result
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from measure import peak_rss_mb
 
 from helpers.io import open_step
 from helpers.lifecycle import (
@@ -277,10 +278,6 @@ def time_labeling(run_dir: Path) -> dict[str, float]:
         "at_risk_share": float((labeled["stage"] == "at_risk").mean()),
         "method": labeled.attrs["lifecycle"]["method"],
     }
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def peak_rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from measure import peak_rss_mb
 
 
 def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> None:
@@ -104,7 +101,7 @@ def child(customers: int) -> dict:
         rerun_wall = round(time.perf_counter() - start, 1)
     return {"customers": customers, "generate_inputs_seconds": generate, "first_run_seconds": first_wall,
             "first_run_phases": first_run, "rerun_with_migration_seconds": rerun_wall, "rerun_phases": rerun,
-            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+            "peak_rss_mb": round(peak_rss_mb())}  # fmt: skip
 
 
 def main() -> None:
