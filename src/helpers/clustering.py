@@ -570,22 +570,30 @@ def _compare(
 
 
 def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.DataFrame:
-    """Add the selection columns: `admissible` (passes every gate), `part_*` and `score`.
+    """Add the selection columns: `failed_gates`, `admissible` (passes every gate), `part_*` and `score`.
 
     Gates: at least 2 segments, none below `min_segment_share`, stability >= `min_stability`,
     business separation >= `min_business_ratio` x the best candidate's (segments must differ in
     value, churn risk or service load, not only geometrically). Each weighted metric becomes its
     percentile rank across candidates (robust to outliers; Davies-Bouldin: lower ranks higher);
-    `score` is the weighted mean of the ranks.
+    `score` is the weighted mean of the ranks. `failed_gates` names the gates a candidate failed
+    (comma-separated, "" when admissible).
     """
     scored = table.copy()
     best_business = scored["business_separation"].max()
-    scored["admissible"] = (
-        (scored["n_segments"] >= 2)
-        & (scored["n_small_segments"] == 0)
-        & (scored["stability"].fillna(0) >= settings.min_stability)
-        & (scored["business_separation"].fillna(0) >= settings.min_business_ratio * best_business)
-    )
+    gates = {
+        "<2 segments": scored["n_segments"] >= 2,
+        "small segment": scored["n_small_segments"] == 0,
+        "stability": scored["stability"].fillna(0) >= settings.min_stability,
+        "business separation": (
+            scored["business_separation"].fillna(0) >= settings.min_business_ratio * best_business
+        ),
+    }
+    passed_by_row = zip(*(passed.to_numpy() for passed in gates.values()), strict=True)
+    scored["failed_gates"] = [
+        ", ".join(name for name, ok in zip(gates, row, strict=True) if not ok) for row in passed_by_row
+    ]
+    scored["admissible"] = scored["failed_gates"] == ""
     total = sum(settings.weights.values())
     scored["score"] = 0.0
     for metric, weight in settings.weights.items():

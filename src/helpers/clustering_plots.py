@@ -73,40 +73,9 @@ def metric_curves(scored: pd.DataFrame, chosen: str) -> plt.Figure:
     return fig
 
 
-def gate_failures(
-    scored: pd.DataFrame, min_stability: float | None = None, min_business_ratio: float | None = None
-) -> pd.Series:
-    """Per candidate, which selection gates it failed (comma-separated, "" if none or unknown).
-
-    Mirrors the gates of `clustering.combined_scores` for display only; a gate whose threshold
-    is not given is not named (a failed candidate without a named gate reads "failed a gate").
-    """
-    reasons = []
-    best_business = scored["business_separation"].max() if "business_separation" in scored else np.nan
-    for _, row in scored.iterrows():
-        failed = []
-        if row.get("n_segments", 2) < 2:
-            failed.append("<2 segments")
-        if row.get("n_small_segments", 0) > 0:
-            failed.append("small segment")
-        if min_stability is not None and not (row.get("stability", np.nan) >= min_stability):
-            failed.append("stability")
-        if min_business_ratio is not None and not (
-            row.get("business_separation", np.nan) >= min_business_ratio * best_business
-        ):
-            failed.append("business separation")
-        reasons.append(", ".join(failed))
-    return pd.Series(reasons, index=scored.index)
-
-
-def selection_chart(
-    scored: pd.DataFrame,
-    chosen: str,
-    top: int = 15,
-    min_stability: float | None = None,
-    min_business_ratio: float | None = None,
-) -> plt.Figure:
-    """Stacked bars of the combined score's parts for the best candidates; labels name failed gates."""
+def selection_chart(scored: pd.DataFrame, chosen: str, top: int = 15) -> plt.Figure:
+    """Stacked bars of the combined score's parts for the best candidates; labels name failed gates
+    (the `failed_gates` column of `clustering.combined_scores`)."""
     parts = [c for c in scored.columns if c.startswith("part_")]
     best = scored.sort_values("score", ascending=False).head(top)
     labels = best["algorithm"] + ":" + best["k"].astype(str)
@@ -115,9 +84,10 @@ def selection_chart(
     for part in parts:
         ax.barh(labels, best[part], left=left, label=part.removeprefix("part_"))
         left += best[part].to_numpy()
-    failures = gate_failures(best, min_stability, min_business_ratio)
-    for y, (ok, label, failed) in enumerate(zip(best["admissible"], labels, failures, strict=True)):
-        note = "" if ok else f"  failed: {failed}" if failed else "  failed a gate"
+    for y, (ok, label, failed) in enumerate(
+        zip(best["admissible"], labels, best["failed_gates"], strict=True)
+    ):
+        note = "" if ok else f"  failed: {failed}"
         ax.text(left[y] + 0.005, y, ("<- chosen" if label == chosen else "") + note, va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max(float(left.max()) if len(left) else 1.0, 1e-9) * 1.45)
