@@ -32,10 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from helpers.identity import AUDIT_STEP, SYSTEM_TABLES, build_records, merge_identities
+from helpers.identity import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
 from helpers.identity_splink import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
 
 DEMO_ROOT = Path("/tmp/bench_identity")
@@ -58,11 +56,6 @@ def pairwise_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float
     recall = true_positive / true_pairs if true_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "true_pairs": true_pairs}
-
-
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
 
 
 def blocking_recall(frame: pd.DataFrame, truth: np.ndarray, rules: list[str]) -> tuple[int, int]:
@@ -160,7 +153,7 @@ def sure_links(frame: pd.DataFrame, rules: list[list[str]]) -> np.ndarray:
         same = group[order][1:] == group[order][:-1]
         left.append(index[:-1][same])
         right.append(index[1:][same])
-    return components(len(frame), np.concatenate(left), np.concatenate(right))
+    return link_components(len(frame), np.concatenate(left), np.concatenate(right))
 
 
 def febrl_step(frame: pd.DataFrame) -> np.ndarray:
@@ -179,7 +172,7 @@ def febrl_step(frame: pd.DataFrame) -> np.ndarray:
             pairs["right_index"].to_numpy(),
         ]
     )
-    return components(len(frame), left, right)
+    return link_components(len(frame), left, right)
 
 
 def plain_splink(
@@ -220,7 +213,7 @@ def recordlinkage_standard(
         compare.exact(column, column, label=column)
     features = compare.compute(candidates, data)
     matches = features.index[features.sum(axis=1) > 3]
-    return components(
+    return link_components(
         len(frame), matches.get_level_values(0).to_numpy(), matches.get_level_values(1).to_numpy()
     )
 

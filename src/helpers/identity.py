@@ -456,6 +456,12 @@ def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
     return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
 
 
+def link_components(n_records: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected-component label per record of the undirected graph of links (left[i], right[i])."""
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n_records, n_records))
+    return connected_components(graph, directed=False)[1]
+
+
 def deterministic_clusters(
     n_records: int, accepted: pd.DataFrame, records: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -467,8 +473,7 @@ def deterministic_clusters(
     which accepted links were applied.
     """
     left, right = accepted["left_index"].to_numpy(), accepted["right_index"].to_numpy()
-    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n_records, n_records))
-    component = connected_components(graph, directed=False)[1]
+    component = link_components(n_records, left, right)
     checked = pd.DataFrame(
         {
             "component": component,
