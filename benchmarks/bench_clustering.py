@@ -85,12 +85,15 @@ def run(
     chosen, _ = clustering.select(scored, settings.choose)
     compared = time.perf_counter()
     segments = clustering.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
-    centroids = clustering.segment_centroids(matrix, segments, space)
+    means = clustering.segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy())
+    centroids = clustering.segment_centroids(matrix, segments, space, means)
     assigned = time.perf_counter()
     described = feature_matrix.standardized_columns(
         features, dictionary, clustering_profiles.described_features(dictionary)
     )
-    profiles = clustering_profiles.segment_profiles(segments, matrix, features, dictionary, extra=described)
+    profiles = clustering_profiles.segment_profiles(
+        segments, matrix, features, dictionary, extra=described, means=means
+    )
     clustering_profiles.merge_split_suggestions(x, segments["segment_id"].to_numpy())
     profiled = time.perf_counter()
     rows = np.flatnonzero(clustered)

@@ -713,14 +713,18 @@ def segment_means(values: np.ndarray, segment_id: np.ndarray, chunk: int = CHUNK
     return pd.DataFrame(sums / counts[:, None], index=pd.Index(ids, name="segment_id"))
 
 
-def segment_centroids(matrix: pd.DataFrame, segments: pd.DataFrame, space: Space) -> pd.DataFrame:
+def segment_centroids(
+    matrix: pd.DataFrame, segments: pd.DataFrame, space: Space, means: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Centre of every clustered segment in the scaled model columns (segment_id + one column each).
 
     In column space rather than the run's principal components, so a later run (with its own
-    components) can map its segments to these with `match_segments`."""
-    means = segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy()).drop(
-        PROSPECT_ID, errors="ignore"
-    )
+    components) can map its segments to these with `match_segments`. `means`: the result of
+    `segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy())` if already computed
+    (e.g. shared with `clustering_profiles.segment_profiles`), to avoid a second pass."""
+    if means is None:
+        means = segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy())
+    means = means.drop(PROSPECT_ID, errors="ignore")
     centroids = pd.DataFrame((means.to_numpy() - space.mean) / space.sd, columns=matrix.columns)
     centroids.insert(0, "segment_id", means.index.to_numpy())
     return centroids

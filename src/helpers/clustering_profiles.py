@@ -42,11 +42,14 @@ def feature_columns(dictionary: pd.DataFrame) -> list[str]:
     return [c for c in dict.fromkeys(wanted) if c in set(dictionary["name"])]
 
 
-def zscores(matrix: pd.DataFrame, segment_id: np.ndarray) -> pd.DataFrame:
-    """Per segment and column: (segment mean - population mean) / population sd (0 for constants)."""
+def zscores(matrix: pd.DataFrame, segment_id: np.ndarray, means: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per segment and column: (segment mean - population mean) / population sd (0 for constants).
+
+    `means`: `segment_means(matrix.to_numpy(), segment_id)` if already computed."""
     values = matrix.to_numpy()
     mean, sd = column_moments(values, np.ones(len(values), dtype=bool))
-    means = segment_means(values, segment_id)
+    if means is None:
+        means = segment_means(values, segment_id)
     z = (means.to_numpy() - mean) / np.where(sd > 0, sd, np.nan)
     return pd.DataFrame(np.nan_to_num(z), index=means.index, columns=matrix.columns)
 
@@ -58,6 +61,7 @@ def segment_profiles(
     dictionary: pd.DataFrame,
     extra: pd.DataFrame | None = None,
     top_n: int = 2,
+    means: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per segment: size, shares, business means, top features per factor group, z-scores.
 
@@ -66,12 +70,14 @@ def segment_profiles(
     lifecycle-dependent ones the segmentation left out; indexed by customer_id) are z-scored per
     segment, prefixed `z:`. `top_features` lists per factor group the `top_n` columns with the
     largest |z| (sign shown), e.g. "value: +avg_order_value, -refund_rate".
+    `means`: `clustering.segment_means` of `matrix` by the segment ids aligned with `matrix.index`,
+    if already computed (e.g. for `clustering.segment_centroids`), to avoid a second pass.
     """
     seg = segments.set_index("customer_id")["segment_id"].reindex(matrix.index).to_numpy()
     money = "monetary_total" if "monetary_total" in features.columns else None
     described = list(dict.fromkeys([*([money] if money else []), *business_columns(features).values()]))
     frame = features.set_index("customer_id")[described].reindex(matrix.index)
-    z = zscores(matrix, seg)
+    z = zscores(matrix, seg, means)
     if extra is not None:
         z = z.join(zscores(extra.reindex(matrix.index), seg))
     groups = dict(zip(dictionary["name"], dictionary["group"], strict=False))
