@@ -12,6 +12,7 @@ import yaml
 
 from helpers.clustering import (
     BUSINESS_AREAS,
+    CHUNK,
     PROSPECT_ID,
     PROSPECT_NAME,
     business_columns,
@@ -291,9 +292,9 @@ def merge_split_suggestions(
     ids, centroids = centroids_frame.index.to_numpy(), centroids_frame.to_numpy()
     codes = np.searchsorted(ids, seg)
     squared = np.zeros(len(ids))
-    for start in range(0, len(x), 100_000):
-        block = x[start : start + 100_000].astype(np.float64)
-        own = codes[start : start + 100_000]
+    for start in range(0, len(x), CHUNK):
+        block = x[start : start + CHUNK].astype(np.float64)
+        own = codes[start : start + CHUNK]
         squared += np.bincount(own, weights=((block - centroids[own]) ** 2).sum(axis=1), minlength=len(ids))
     spread = squared / np.bincount(codes, minlength=len(ids))
     radius = np.sqrt(spread)
