@@ -137,16 +137,15 @@ def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_
     non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(matrix[c])]
     if non_numeric:
         raise ClusteringInputError(f"{table}: columns must be numeric; not numeric: {non_numeric}")
-    for column in columns:
-        bad = ~np.isfinite(matrix[column].to_numpy(dtype=np.float32, na_value=np.nan))
+    values = np.empty((len(matrix), len(columns)), dtype=np.float32, order="F")
+    for position, column in enumerate(columns):
+        values[:, position] = matrix[column].to_numpy(dtype=np.float32, na_value=np.nan)
+        bad = ~np.isfinite(values[:, position])
         if bad.any():
             rows = matrix.loc[bad, ["customer_id", column]].head(3).to_dict("records")
             raise ClusteringInputError(
                 f"{table}: column {column} has {int(bad.sum())} missing or infinite values, e.g. rows {rows}"
             )
-    values = np.empty((len(matrix), len(columns)), dtype=np.float32, order="F")
-    for position, column in enumerate(columns):
-        values[:, position] = matrix[column].to_numpy(dtype=np.float32)
     index = pd.Index(matrix["customer_id"].to_numpy(), name="customer_id")
     return pd.DataFrame(values, index=index, columns=columns, copy=False)
 
