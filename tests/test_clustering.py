@@ -300,3 +300,21 @@ def test_selection_finds_the_planted_segments_of_the_small_demo_world(small_run,
     assert pd.Series(planted[known]).nunique() == 6
     assert comparison.candidates[chosen].k == 6, chosen
     assert adjusted_rand_score(planted[known], segments["segment_id"].to_numpy()[known]) >= 0.8
+
+
+def test_save_model_then_load_model_round_trips_the_chosen_bundle(toy, toy_comparison, tmp_path):
+    x, business, _ = toy
+    matrix, features, _ = _customer_tables(x, business)
+    prospects = cl.prospect_mask(features, matrix.index)
+    candidate = toy_comparison[0].candidates["ward:5"]
+    segments = cl.segment_all(candidate, x, prospects, matrix.index)
+    space = cl.fit_space(matrix, ~prospects, cl.ClusteringSettings(column_scaling="as_is", components=0))
+    centroids = cl.segment_centroids(matrix, segments, space)
+    names = {cl.PROSPECT_ID: "Prospects", **{i: f"Segment {i}" for i in range(1, 6)}}
+    path = cl.save_model(tmp_path / "models" / "chosen.joblib", candidate, centroids, space, names)
+    bundle = cl.load_model(path)
+    assert (bundle["algorithm"], bundle["k"]) == (candidate.algorithm, candidate.k)
+    pd.testing.assert_frame_equal(bundle["centroids"], centroids)
+    np.testing.assert_array_equal(bundle["candidate"].centroids, candidate.centroids)
+    assert bundle["segment_names"] == names
+    np.testing.assert_array_equal(cl.assign(bundle["candidate"], x)[0], cl.assign(candidate, x)[0])
