@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import peak_rss_mb
+from helpers.measure import peak_rss_mb
 
 
 def generate(customers: int, seed: int, folder: Path) -> dict:

@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import peak_rss_mb
-
 from helpers.demo import generate_demo_world
+from helpers.measure import peak_rss_mb
 
 
 def run_one(customers: int, seed: int) -> dict:

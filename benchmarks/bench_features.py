@@ -27,10 +27,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import psutil
-from measure import peak_rss_mb
 
 from helpers.config import load_config, setting
 from helpers.demo import generate_demo_world
+from helpers.measure import peak_rss_mb
 from helpers.schema import TABLES
 
 EVENTS = ("transactions", "calls", "surveys", "marketing_contacts")

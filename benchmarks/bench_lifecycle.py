@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from measure import peak_rss_mb
 
 from helpers.io import open_step
 from helpers.lifecycle import (
@@ -41,6 +40,7 @@ from helpers.lifecycle import (
     load_rules,
     load_step_inputs,
 )
+from helpers.measure import peak_rss_mb
 from helpers.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 # (reference date, holdout days): the classic split (39 weeks) first, then other dates and lengths.

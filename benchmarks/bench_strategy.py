@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import peak_rss_mb
+from helpers.measure import peak_rss_mb
 
 
 def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> None:

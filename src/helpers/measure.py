@@ -1,4 +1,4 @@
-"""Shared measurement for the benchmark scripts (imported as `measure`: scripts run from this folder)."""
+"""Process measurement shared by the benchmark scripts."""
 
 from __future__ import annotations
 
