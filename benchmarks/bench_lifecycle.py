@@ -32,16 +32,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from helpers.io import open_step
-from helpers.lifecycle import (
+from helpers.core.context import open_step
+from helpers.core.measure import peak_rss_mb
+from helpers.core.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from helpers.lifecycle.stages import (
     LIFECYCLE_COLUMNS,
     evaluate_against_holdout,
     label_customers,
     load_rules,
     load_step_inputs,
 )
-from helpers.measure import peak_rss_mb
-from helpers.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 # (reference date, holdout days): the classic split (39 weeks) first, then other dates and lengths.
 SPLITS: list[tuple[str, int]] = [

@@ -1,6 +1,6 @@
 """Step-06 benchmark: the strategy computations on synthetic inputs; wall time per phase and peak memory.
 
-Per size, a child process writes synthetic 02-05 artifacts (helpers.strategy_synth) for two runs,
+Per size, a child process writes synthetic 02-05 artifacts (helpers.strategy.synthetic) for two runs,
 runs step 06's logic on the first (no previous run) and on the second (segments relabelled, so the
 migration path runs too), and reports each phase. Kernel start-up and report rendering are not
 included (the runner's own timings cover those). Target: steps 05 + 06 under 2 minutes at 1M.
@@ -19,16 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.measure import peak_rss_mb
+from helpers.core.measure import peak_rss_mb
 
 
 def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> None:
     """What notebook 06 computes and writes, phase by phase."""
     import pandas as pd
 
-    from helpers import migration, strategy
-    from helpers.config import load_config
-    from helpers.paths import PROJECT_ROOT
+    from helpers.core.config import load_config
+    from helpers.core.paths import PROJECT_ROOT
+    from helpers.strategy import migration
+    from helpers.strategy import plan as strategy
 
     def lap(name: str, start: float) -> float:
         now = time.perf_counter()
@@ -78,7 +79,7 @@ def child(customers: int) -> dict:
 
     import pandas as pd
 
-    from helpers.strategy_synth import write_synthetic_run
+    from helpers.strategy.synthetic import write_synthetic_run
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.runner import run_workbench
+from helpers.core.runner import run_workbench
 
 
 def bench(customers: int) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import load_config, resolve_path, setting
-from helpers.notebook_checks import SMALL_WORLD_CONFIG
-from helpers.runner import RunResult, ensure_demo_data, run_workbench
+from helpers.core.config import load_config, resolve_path, setting
+from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
+from helpers.core.runner import RunResult, ensure_demo_data, run_workbench
 
 
 @pytest.fixture(scope="session")

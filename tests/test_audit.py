@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from test_contract import fixture_config, make_context, write_world
 
-from helpers import audit
-from helpers.config import resolve_path, setting
-from helpers.io import StepContext
-from helpers.schema import TABLES
+from helpers.audit import report as audit
+from helpers.core.config import resolve_path, setting
+from helpers.core.context import StepContext
+from helpers.core.tables import TABLES
 
-# Planted defect kind (helpers.demo truth) -> the quarantine reason that must name it.
+# Planted defect kind (helpers.demo.world truth) -> the quarantine reason that must name it.
 DEFECT_REASONS = {
     "impossible_birth_date": "impossible age",
     "unparseable_date": "unparseable ",

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import clustering as cl
-from helpers import clustering_profiles as cp
-from helpers.clustering_synth import planted_segments
+from helpers.clustering import candidates as cl
+from helpers.clustering import profiles as cp
+from helpers.clustering.synthetic import planted_segments
 
 PLANTED_K = 5
 

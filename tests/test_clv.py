@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
-from helpers import clv, features
-from helpers.schema import TABLES
-from helpers.sql import connect
+from helpers.core.tables import TABLES
+from helpers.engine.base import connect
+from helpers.features import build as features
+from helpers.features import clv
 
 lifetimes = pytest.importorskip("lifetimes")  # dev/test-only dependency: the reference implementation
 from lifetimes.utils import summary_data_from_transaction_data  # noqa: E402

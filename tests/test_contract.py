@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from helpers.contract import DataContractError, Workspace, run_contract
-from helpers.io import StepContext
-from helpers.schema import TABLES
+from helpers.audit.contract import DataContractError, Workspace, run_contract
+from helpers.core.context import StepContext
+from helpers.core.tables import TABLES
 
 REFERENCE_DATE = "2026-06-30"
 CONFIG: dict[str, Any] = {

@@ -13,10 +13,12 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from helpers import demo, demo_events, demo_xlsx
-from helpers.demo import RAW_FILES, TRUTH_SCHEMAS, format_stamps, generate_demo_world
-from helpers.paths import PROJECT_ROOT
-from helpers.schema import SOURCE_SYSTEMS, TABLES
+from helpers.core.paths import PROJECT_ROOT
+from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.demo import events as demo_events
+from helpers.demo import world as demo
+from helpers.demo import xlsx as demo_xlsx
+from helpers.demo.world import RAW_FILES, TRUTH_SCHEMAS, format_stamps, generate_demo_world
 
 N_PEOPLE = 2000
 REFERENCE = pd.Timestamp("2026-06-30")

@@ -1,4 +1,4 @@
-"""The model-ready matrix (helpers.feature_matrix) on the hand-built step-03 fixture."""
+"""The model-ready matrix (helpers.features.matrix) on the hand-built step-03 fixture."""
 
 import math
 
@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from test_features import CROSSWALK, GOLDEN, SETTINGS, make_engine
 
-from helpers import feature_matrix, features
-from helpers.feature_catalog import LIFECYCLE
+from helpers.features import build as features
+from helpers.features import matrix as feature_matrix
+from helpers.features.catalog import LIFECYCLE
 
 
 @pytest.fixture(scope="module")

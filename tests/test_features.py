@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import features
-from helpers.sql import connect
+from helpers.engine.base import connect
+from helpers.features import build as features
 
 REFERENCE = "2026-06-30"
 TS = pd.Timestamp

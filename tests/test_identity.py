@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.audit import run_audit
-from helpers.contract import add_identity_columns
-from helpers.identity import (
+from helpers.audit.contract import add_identity_columns
+from helpers.audit.report import run_audit
+from helpers.core.context import open_step
+from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.identity.merge import (
     AUDIT_STEP,
     IdentityInputError,
     IdentityResult,
@@ -25,8 +27,6 @@ from helpers.identity import (
     mask_value,
     merge_identities,
 )
-from helpers.io import open_step
-from helpers.schema import SOURCE_SYSTEMS, TABLES
 
 
 def clean_table(system: str, rows: list[dict]) -> pd.DataFrame:

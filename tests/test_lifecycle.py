@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.lifecycle import (
+from helpers.demo.truth import customer_person
+from helpers.engine.base import connect
+from helpers.lifecycle.stages import (
     LIFECYCLE_ARTIFACT,
     Backtest,
     LifecycleInputError,
@@ -19,7 +21,6 @@ from helpers.lifecycle import (
     auto_risk_threshold,
     backtest_from_days,
     check_rhythm_rule,
-    customer_person,
     evaluate_against_holdout,
     find_previous_run,
     funnel,
@@ -33,7 +34,6 @@ from helpers.lifecycle import (
     stage_flows,
     summarize_purchase_days,
 )
-from helpers.sql import connect
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lifecycle.py"
 REFERENCE = pd.Timestamp("2024-06-30")
@@ -433,7 +433,7 @@ def test_stage_flows_follow_customers_and_mark_new_and_gone() -> None:
 
 
 def test_find_previous_run_picks_newest_earlier_run_on_the_same_data(tmp_path: Path) -> None:
-    from helpers.migration import PREVIOUS_ARTIFACTS
+    from helpers.core.runs import PREVIOUS_ARTIFACTS
 
     runs = tmp_path / "runs"
 

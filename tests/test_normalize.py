@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from helpers.normalize import (
+from helpers.core.normalize import (
     canonical_email,
     city_tier,
     is_mobile,

@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.privacy import PiiValues, collect_pii_values, pii_values_from_frames, scan_reports, scan_text
+from helpers.core.privacy import (
+    PiiValues,
+    collect_pii_values,
+    pii_values_from_frames,
+    scan_reports,
+    scan_text,
+)
 
 
 @pytest.fixture(scope="module")

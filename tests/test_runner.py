@@ -13,8 +13,8 @@ import nbformat
 import pytest
 import yaml
 
-from helpers.config import ConfigError, apply_override, load_config
-from helpers.runner import StepFailedError, numbered_notebooks, run_workbench
+from helpers.core.config import ConfigError, apply_override, load_config
+from helpers.core.runner import StepFailedError, numbered_notebooks, run_workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def workspace(tmp_path: Path) -> dict[str, Path]:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     step_one = (
-        "from helpers.io import open_step\n"
+        "from helpers.core.context import open_step\n"
         "import pandas as pd\n"
         "ctx = open_step('01_first', run_dir, config_path)\n"
         "ctx.write('numbers', pd.DataFrame({'x': [1, 2, 3]}))\n"
@@ -56,7 +56,7 @@ def workspace(tmp_path: Path) -> dict[str, Path]:
     )
     _notebook(notebooks / "01_first.ipynb", step_one, tags=["pii"])
     step_two = (
-        "from helpers.io import open_step\n"
+        "from helpers.core.context import open_step\n"
         "ctx = open_step('02_second', run_dir, config_path)\n"
         "print('sum', ctx.read('01_first', 'numbers').x.sum())"
     )

@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import migration, strategy
-from helpers.config import load_config
-from helpers.paths import PROJECT_ROOT
-from helpers.strategy_synth import synthetic_inputs, write_synthetic_run
+from helpers.core import runs
+from helpers.core.config import load_config
+from helpers.core.paths import PROJECT_ROOT
+from helpers.strategy import migration
+from helpers.strategy import plan as strategy
+from helpers.strategy.synthetic import synthetic_inputs, write_synthetic_run
 
 PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
 
@@ -338,10 +340,10 @@ def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> 
     make_run("r3", now - 100, complete=False)
     current = make_run("r4", now, complete=False)
     make_run("r5", now + 100, complete=True)
-    assert migration.find_previous_run(current, "auto") == r2
-    assert migration.find_previous_run(current, "none") is None
+    assert runs.find_previous_run(current, "auto") == r2
+    assert runs.find_previous_run(current, "none") is None
     with pytest.raises(FileNotFoundError, match="lacks"):
-        migration.find_previous_run(current, str(tmp_path / "r3"))
+        runs.find_previous_run(current, str(tmp_path / "r3"))
 
 
 def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) -> None:
@@ -359,7 +361,7 @@ def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) ->
     os.utime(first / "config.yml", (time.time() - 60, time.time() - 60))
     rerun = relabel(inputs["segments"], {0: 2, 1: 3, 2: 4, 3: 0, 4: 1}, {i: f"Cluster {i}" for i in range(5)})
 
-    previous = migration.find_previous_run(second, "auto")
+    previous = runs.find_previous_run(second, "auto")
     assert previous == first.resolve()
     moved = migration.compare_with_previous(
         previous, inputs["features"], rerun, inputs["lifecycle"], 0.7, 0.25

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.notebook_checks import SMALL_WORLD_CONFIG
-from helpers.runner import RunResult, StepFailedError, numbered_notebooks, run_workbench
+from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
+from helpers.core.runner import RunResult, StepFailedError, numbered_notebooks, run_workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("small_world")]
@@ -46,7 +46,7 @@ def test_ledger_balances_for_every_table(small_run: RunResult) -> None:
 def test_notebooks_in_git_carry_only_reference_outputs() -> None:
     import nbformat
 
-    from helpers.notebook_checks import stripped
+    from helpers.core.notebook_checks import stripped
 
     for path in numbered_notebooks():
         notebook = nbformat.read(path, as_version=4)
@@ -94,7 +94,7 @@ def test_bad_input_stops_the_run_naming_file_and_column(
 
 
 def test_management_reports_carry_no_personal_data(small_run: RunResult) -> None:
-    from helpers.privacy import collect_pii_values, scan_reports
+    from helpers.core.privacy import collect_pii_values, scan_reports
 
     values = collect_pii_values(small_run.run_dir)
     reports = small_run.run_dir / "reports"

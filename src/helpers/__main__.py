@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from helpers.config import ConfigError, load_config, resolve_path, setting
+from helpers.core.config import ConfigError, load_config, resolve_path, setting
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
-        from helpers.notebook_checks import refresh_reference_outputs
+        from helpers.core.notebook_checks import refresh_reference_outputs
 
         refresh_reference_outputs()
         return 0
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from helpers.paths import OUTPUTS_DIR
-    from helpers.runner import StepFailedError, run_workbench
+    from helpers.core.paths import OUTPUTS_DIR
+    from helpers.core.runner import StepFailedError, run_workbench
 
     outputs = resolve_path(args.outputs) if args.outputs else OUTPUTS_DIR
     try:
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from helpers.demo import generate_demo_world
+    from helpers.demo.world import generate_demo_world
 
     config = load_config(args.config, args.overrides)
     raw_dir = resolve_path(setting(config, "data.raw_dir"))

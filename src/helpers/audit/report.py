@@ -1,0 +1,446 @@
+"""Step 01 data audit: profile every table, score its quality, measure factor-group coverage.
+
+`run_audit` runs the data contract (`helpers.audit.contract`) and then profiles the work tables it
+leaves in DuckDB (`sql/audit/*.sql`): missingness, distinct and invalid values, duplicates,
+quarantine reasons, numeric ranges and outliers, referential integrity and date coverage.
+
+Quality score per table (0-100), from four shares of the table's input rows:
+    validity     = 1 - rows with a value problem (unparseable, missing required, impossible,
+                   negative, out of range, after the reference date, invalid category) / input
+    completeness = mean over the contract's columns of the share of rows where it is filled
+    uniqueness   = 1 - (exact duplicate rows + duplicate-key rows) / input
+    integrity    = 1 - orphan rows / input (identity tables have no references: 1)
+    score        = 100 * sum(weight * part) / sum(weights), weights `audit.quality_weights`
+                   (default validity 0.4, completeness 0.2, uniqueness 0.2, integrity 0.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from helpers.audit.contract import (
+    CATEGORIES,
+    STEP,
+    ContractResult,
+    Workspace,
+    ledger_json,
+    run_contract,
+)
+from helpers.core.context import StepContext
+from helpers.core.tables import IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
+from helpers.engine.base import DuckDBEngine
+
+DEFAULT_QUALITY_WEIGHTS = {"validity": 0.4, "completeness": 0.2, "uniqueness": 0.2, "integrity": 0.2}
+# Which canonical columns ("table.column") feed each factor group.
+FACTOR_GROUPS: dict[str, tuple[str, ...]] = {
+    "value": ("transactions.amount", "transactions.is_refund"),
+    "behaviour": ("transactions.txn_at", "transactions.category", "transactions.channel",
+                  "marketing_contacts.responded", "marketing_contacts.converted"),
+    "service": ("calls.reason", "calls.duration_sec", "calls.resolved", "calls.satisfaction",
+                "surveys.csat", "surveys.nps"),
+    "demographic": ("crm_customers.gender", "crm_customers.birth_date", "shop_accounts.gender",
+                    "shop_accounts.birth_date", "loyalty_members.birth_date"),
+    "geographic": ("crm_customers.province", "crm_customers.city", "cti_contacts.city",
+                   "shop_accounts.province", "shop_accounts.city"),
+    "technographic": ("shop_accounts.primary_device", "shop_accounts.app_installed",
+                      "shop_accounts.sessions_per_month", "shop_accounts.online_minutes_per_month"),
+    "psychographic": ("surveys.interests", "surveys.lifestyle", "surveys.stated_need"),
+    "firmographic": ("crm_customers.company_name", "crm_customers.industry", "crm_customers.employee_count",
+                     "crm_customers.annual_revenue_cny"),
+}  # fmt: skip
+SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
+
+
+@dataclass
+class AuditReport:
+    """Everything notebook 01 shows; each frame is also written as an artifact of the step."""
+
+    contract: ContractResult
+    ledger: pd.DataFrame
+    column_profile: pd.DataFrame
+    quarantine_reasons: pd.DataFrame
+    numeric_ranges: pd.DataFrame
+    date_coverage: pd.DataFrame
+    monthly_rows: pd.DataFrame
+    integrity: pd.DataFrame
+    invalid_values: pd.DataFrame
+    quality: pd.DataFrame
+    coverage: pd.DataFrame
+    coverage_by_system: pd.DataFrame
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------- profiling queries
+
+
+def quarantine_reasons(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+    """Rows per quarantine reason for one table."""
+    reasons = engine.run(STEP, "quarantine_reasons", tables={"rows": f"rows_{table_name}"})
+    reasons.insert(0, "table", table_name)
+    return reasons
+
+
+def numeric_ranges(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+    """Range, percentiles and outlier counts of the numeric columns of one table (accepted rows)."""
+    frames = []
+    for column in TABLES[table_name].columns:
+        if column.type in ("int", "float"):
+            stats = engine.run(
+                STEP,
+                "numeric_range",
+                tables={"rows": f"rows_{table_name}", "column": f"v_{column.name}"},
+            )
+            stats.insert(0, "column", column.name)
+            stats.insert(0, "table", table_name)
+            frames.append(stats)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def date_columns(table_name: str) -> list[str]:
+    """The date/datetime columns of a table that mark events or record creation (not birth dates)."""
+    return [
+        c.name
+        for c in TABLES[table_name].columns
+        if c.type in ("date", "datetime") and c.name != "birth_date"
+    ]
+
+
+def monthly_rows(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+    """Accepted rows per month of the table's main date column."""
+    column = date_columns(table_name)[0]
+    counts = engine.run(
+        STEP, "monthly_counts", tables={"rows": f"rows_{table_name}", "column": f"v_{column}"}
+    )
+    counts.insert(0, "column", column)
+    counts.insert(0, "table", table_name)
+    return counts
+
+
+def coverage_by_system(engine: DuckDBEngine, ctx: StepContext) -> pd.DataFrame:
+    """Per source system: identity records, and how many have each factor group."""
+    groups = list(FACTOR_GROUPS)
+    by_table: dict[str, dict[str, list[str]]] = {}
+    for group, feeds in FACTOR_GROUPS.items():
+        for feed in feeds:
+            table, column = feed.split(".")
+            by_table.setdefault(table, {}).setdefault(group, []).append(column)
+    for table in TABLES:
+        engine.register(f"clean_{table}", ctx.path(f"clean_{table}.parquet"))
+
+    def flags(table: str) -> str:
+        columns = by_table.get(table, {})
+        return ", ".join(
+            "(" + " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns[g]) + f") AS {g}"
+            if g in columns
+            else f"false AS {g}"
+            for g in groups
+        )
+
+    records = " UNION ALL ".join(
+        f"SELECT '{SYSTEM_OF_TABLE[t.name]}' AS system, {_quote(t.key)} AS id, {flags(t.name)} "
+        f"FROM clean_{t.name}"
+        for t in IDENTITY_TABLES
+    )
+    events = []
+    for table in TABLES.values():
+        if table.kind != "event":
+            continue
+        column, parent, _ = table.references[0]
+        system = "source_system" if parent == "source_system" else f"'{SYSTEM_OF_TABLE[parent]}'"
+        events.append(
+            f"SELECT {system} AS system, {_quote(column)} AS id, {flags(table.name)} FROM clean_{table.name}"
+        )
+    coverage = engine.run(STEP, "coverage", tables={
+        "records": records,
+        "events": " UNION ALL ".join(events),
+        "event_any": ", ".join(f"bool_or({g}) AS {g}" for g in groups),
+        "counts": ", ".join(
+            f"count(*) FILTER (WHERE records.{g} OR coalesce(events.{g}, false)) AS {g}" for g in groups
+        ),
+    })  # fmt: skip
+    return coverage
+
+
+def coverage_table(by_system: pd.DataFrame) -> pd.DataFrame:
+    """Per factor group: the columns feeding it and the share of identity records that have it."""
+    total = int(by_system["records"].sum())
+    return pd.DataFrame([
+        {"group": group, "feeds": ", ".join(feeds), "records_with": int(by_system[group].sum()),
+         "records": total, "share": by_system[group].sum() / total if total else 0.0}
+        for group, feeds in FACTOR_GROUPS.items()
+    ])  # fmt: skip
+
+
+# ---------------------------------------------------------------- scores
+
+
+def quality_scores(
+    ledger: pd.DataFrame, profile: pd.DataFrame, weights: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Quality score per table and its parts (formula in the module docstring)."""
+    weights = {**DEFAULT_QUALITY_WEIGHTS, **(weights or {})}
+    completeness = (1 - profile.groupby("table")["missing_share"].mean()).rename("completeness")
+    frame = ledger.set_index("table").join(completeness)
+    inputs = frame["input_rows"].clip(lower=1)
+    frame["validity"] = 1 - frame["value_problem_rows"] / inputs
+    frame["uniqueness"] = 1 - (frame["exact_duplicate_rows"] + frame["duplicate_key_rows"]) / inputs
+    frame["integrity"] = 1 - frame["orphan_rows"] / inputs
+    parts = list(DEFAULT_QUALITY_WEIGHTS)
+    total_weight = sum(weights[p] for p in parts)
+    frame["score"] = 100 * sum(weights[p] * frame[p] for p in parts) / total_weight
+    return frame.reset_index()[["table", "score", *parts, "input_rows", "accepted_rows", "quarantined_rows"]]
+
+
+def integrity_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Referential integrity of the event tables: rows whose customer record does not exist."""
+    rows = []
+    for table in TABLES.values():
+        if table.references:
+            column, parent, _ = table.references[0]
+            target = "the identity table named by source_system" if parent == "source_system" else parent
+            entry = ledger.set_index("table").loc[table.name]
+            rows.append({"table": table.name, "reference": f"{column} -> {target}",
+                         "rows": int(entry.input_rows), "orphan_rows": int(entry.orphan_rows),
+                         "orphan_share": entry.orphan_rows / max(int(entry.input_rows), 1)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def invalid_values(profile: pd.DataFrame, reasons: pd.DataFrame, contract: ContractResult) -> pd.DataFrame:
+    """Invalid values by check: bad phones/e-mails (rows kept), bad categories, quarantine reasons."""
+    identifiers = contract.invalid_identifiers.assign(
+        check=lambda f: "invalid " + f["column"] + " format (kept, _norm null)"
+    )[["table", "check", "invalid"]].rename(columns={"invalid": "rows"})
+    categories = profile[
+        profile.apply(lambda r: (r.table, r.column) in CATEGORIES and not r.required, axis=1)
+        & (profile.invalid > 0)
+    ].assign(check=lambda f: "unknown " + f["column"] + " value (kept, set to null)")[
+        ["table", "check", "invalid"]
+    ]
+    quarantined = reasons.rename(columns={"reason": "check"}).assign(
+        check=lambda f: f["check"] + " (quarantined)"
+    )
+    frame = pd.concat(
+        [identifiers, categories.rename(columns={"invalid": "rows"}), quarantined], ignore_index=True
+    )
+    return frame[frame["rows"] > 0].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- the step
+
+
+def apply_knobs(ctx: StepContext, **knobs: Any) -> None:
+    """Notebook parameters that are not None override `audit.<name>` in the step's config."""
+    section = ctx.config.setdefault("audit", {})
+    section.update({name: value for name, value in knobs.items() if value is not None})
+
+
+def run_audit(ctx: StepContext) -> AuditReport:
+    """Contract pass plus profiling; writes every artifact of step 01 and records key figures."""
+    with Workspace(ctx.step_dir, memory_limit=ctx.settings.audit.memory_limit,
+                   threads=ctx.settings.audit.threads) as workspace:  # fmt: skip
+        engine = workspace.engine
+        contract = run_contract(ctx, engine, workspace.directory)
+        profile = contract.column_profile
+        reasons = pd.concat([quarantine_reasons(engine, t) for t in TABLES], ignore_index=True)
+        ranges = pd.concat([numeric_ranges(engine, t) for t in TABLES], ignore_index=True)
+        monthly = pd.concat([monthly_rows(engine, t) for t in TABLES], ignore_index=True)
+        by_system = coverage_by_system(engine, ctx)
+    monthly["month"] = pd.to_datetime(monthly["month"])
+    ledger = contract.ledger
+    quality = quality_scores(ledger, profile, ctx.settings.audit.quality_weights)
+    dates = profile[profile["type"].isin(["date", "datetime"]) & (profile["column"] != "birth_date")]
+    date_coverage = dates[["table", "column", "min", "max"]].rename(columns={"min": "first", "max": "last"})
+    months = monthly.groupby(["table", "column"])["month"].agg(months_with_rows="nunique").reset_index()
+    date_coverage = date_coverage.merge(months, on=["table", "column"], how="left")
+    report = AuditReport(
+        contract=contract, ledger=ledger, column_profile=profile, quarantine_reasons=reasons,
+        numeric_ranges=ranges, date_coverage=date_coverage, monthly_rows=monthly,
+        integrity=integrity_table(ledger), invalid_values=invalid_values(profile, reasons, contract),
+        quality=quality, coverage=coverage_table(by_system), coverage_by_system=by_system,
+    )  # fmt: skip
+    for name in (
+        "column_profile",
+        "quarantine_reasons",
+        "numeric_ranges",
+        "date_coverage",
+        "monthly_rows",
+        "integrity",
+        "invalid_values",
+        "quality",
+        "coverage",
+        "coverage_by_system",
+    ):
+        ctx.write(name, getattr(report, name))  # fmt: skip
+    ctx.record(
+        ledger=ledger_json(ledger),
+        quality={row.table: round(float(row.score), 2) for row in quality.itertuples()},
+        coverage={row.group: round(float(row.share), 4) for row in report.coverage.itertuples()},
+        quarantined_rows=int(ledger["quarantined_rows"].sum()),
+        contract_checked_rows=contract.contract_checked_rows,
+    )
+    return report
+
+
+def table_overview(report: AuditReport) -> pd.DataFrame:
+    """Per table: rows in, accepted, quarantined, columns, missing optional columns, score."""
+    overview = report.quality[["table", "input_rows", "accepted_rows", "quarantined_rows", "score"]].copy()
+    overview.insert(2, "columns", overview["table"].map(lambda t: len(TABLES[t].columns)))
+    overview["absent_columns"] = overview["table"].map(
+        lambda t: ", ".join(report.contract.missing_optional_columns.get(t, []))
+    )
+    return overview
+
+
+QUALITY_PARTS = tuple(DEFAULT_QUALITY_WEIGHTS)
+PERSONAL_RANGE_COLUMNS = ("birth_date",)  # single people's values: no min/max in reports
+
+
+def key_findings(report: AuditReport) -> str:
+    """Markdown bullets for the top of the report: quarantine, weakest table, weakest coverage."""
+    quality = report.quality
+    input_rows = int(quality["input_rows"].sum())
+    quarantined = int(quality["quarantined_rows"].sum())
+    share = quarantined / input_rows if input_rows else 0.0
+    worst = quality.sort_values("score").iloc[0]
+    part = min(QUALITY_PARTS, key=lambda name: worst[name])
+    why = f"its weakest part is **{part}** ({worst[part]:.1%})"
+    if part == "completeness":
+        columns = report.column_profile[report.column_profile["table"] == worst["table"]]
+        emptiest = columns.nlargest(3, "missing_share")
+        why += ", mostly optional fields left empty: " + ", ".join(
+            f"{r.column} {r.missing_share:.0%}" for r in emptiest.itertuples()
+        )
+    coverage = report.coverage.sort_values("share").iloc[0]
+    return "\n".join([
+        "## Key findings",
+        f"- **{quarantined:,} of {input_rows:,} rows ({share:.1%}) quarantined** across "
+        f"{len(quality)} tables; every other row is accepted and cleaned.",
+        f"- **Lowest quality score: {worst['table']} ({worst['score']:.1f} / 100)**: {why}.",
+        f"- **Weakest factor group: {coverage['group']}**, known for only {coverage['share']:.1%} of "
+        f"customer records ({int(coverage['records_with']):,} of {int(coverage['records']):,}).",
+    ])  # fmt: skip
+
+
+def profile_for_report(profile: pd.DataFrame) -> pd.DataFrame:
+    """The column profile for display: dates as dates, readable numbers, no personal birth-date ranges."""
+    shown = profile.drop(columns=["rows"]).copy()
+    for bound in ("min", "max"):
+        values = shown[bound].astype("string")
+        is_date = shown["type"].eq("date")
+        values = values.where(~is_date, values.str.slice(0, 10))
+        is_number = shown["type"].isin(["int", "float"])
+        numbers = pd.to_numeric(shown[bound].where(is_number), errors="coerce")
+        decimals = shown["type"].map({"int": 0, "float": 2}).fillna(0).astype(int)
+        readable = pd.Series(
+            [f"{v:,.{d}f}" for v, d in zip(numbers, decimals, strict=True)], index=shown.index
+        )
+        values = values.where(~(is_number & numbers.notna()), readable)
+        shown[bound] = values.where(~shown["column"].isin(PERSONAL_RANGE_COLUMNS), pd.NA)
+    return shown
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plot_missingness(profile: pd.DataFrame) -> Figure:
+    """Heatmap: share of missing values per table (rows) and column (columns).
+
+    Only columns that are empty somewhere are shown (fully filled columns would be all white).
+    """
+    matrix = profile.pivot(index="table", columns="column", values="missing_share")
+    with_missing = sorted(profile.loc[profile["missing"] > 0, "column"].unique())
+    matrix = matrix.reindex(index=list(TABLES), columns=with_missing or sorted(matrix.columns))
+    figure, axis = plt.subplots(figsize=(max(10, 0.32 * matrix.shape[1]), 4.2))
+    sns.heatmap(matrix, ax=axis, cmap="Reds", vmin=0, vmax=1, linewidths=0.3, linecolor="white",
+                cbar_kws={"label": "share missing"})  # fmt: skip
+    axis.set_title(
+        "Missing values by table, columns with any missing value\n(blank = column not in that table)"
+    )
+    axis.set_xlabel("")
+    axis.set_ylabel("")
+    return figure
+
+
+def plot_quality(quality: pd.DataFrame) -> Figure:
+    """Horizontal bars: quality score per table, with the threshold bands."""
+    ordered = quality.sort_values("score")
+    figure, axis = plt.subplots(figsize=(8, 4))
+    colors = ["#c0392b" if s < 80 else "#f39c12" if s < 95 else "#27ae60" for s in ordered["score"]]
+    axis.barh(ordered["table"], ordered["score"], color=colors)
+    for y, score in enumerate(ordered["score"]):
+        axis.text(score + 0.5, y, f"{score:.1f}", va="center")
+    axis.set_xlim(0, 105)
+    axis.set_xlabel("quality score (0-100)")
+    axis.set_title("Data quality per table (green >= 95, amber >= 80, red below)")
+    return figure
+
+
+def plot_coverage(by_system: pd.DataFrame) -> Figure:
+    """Bars: share of identity records with each factor group, per source system."""
+    long = by_system.melt(id_vars=["system", "records"], value_vars=list(FACTOR_GROUPS),
+                          var_name="group", value_name="with_group")  # fmt: skip
+    long["share"] = long["with_group"] / long["records"].clip(lower=1)
+    long["system"] = long["system"].astype(str)
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    sns.barplot(data=long, x="group", y="share", hue="system", ax=axis)
+    axis.set_ylim(0, 1)
+    axis.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    axis.set_ylabel("share of records")
+    axis.set_xlabel("")
+    axis.tick_params(axis="x", labelrotation=20)
+    axis.set_title("What we know: share of customer records with data in each factor group")
+    axis.legend(title="source system", ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    return figure
+
+
+def plot_monthly(monthly: pd.DataFrame) -> Figure:
+    """Lines: accepted rows per month, events (top) and new identity records (bottom)."""
+    figure, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for axis, kind in zip(axes, ("event", "identity"), strict=True):
+        names = [t.name for t in TABLES.values() if t.kind == kind]
+        data = monthly[monthly["table"].isin(names)].assign(table=lambda f: f["table"].astype(str))
+        sns.lineplot(data=data, x="month", y="rows", hue="table", ax=axis, marker="o", markersize=3)
+        axis.set_ylabel("rows per month")
+        axis.set_title("Events per month" if kind == "event" else "New customer records per month")
+        axis.legend(loc="upper left", fontsize="small")
+    last = pd.to_datetime(monthly["month"]).max() if len(monthly) else None
+    if last is not None and pd.notna(last):
+        for axis in axes:  # the export ends inside its last month: mark it, do not read it as a drop
+            axis.axvspan(last - pd.Timedelta(days=15), last + pd.Timedelta(days=15), color="#bdc3c7",
+                         alpha=0.4, zorder=0)  # fmt: skip
+    shaded = "shaded: the last month of the export, usually incomplete (not a real drop)"
+    axes[-1].set_xlabel(shaded if last is not None and pd.notna(last) else "")
+    figure.tight_layout()
+    return figure
+
+
+def plot_reasons(reasons: pd.DataFrame, top: int = 15) -> Figure:
+    """Bars: the most frequent quarantine reasons across tables."""
+    data = reasons.assign(label=reasons["table"] + ": " + reasons["reason"]).nlargest(top, "rows")
+    figure, axis = plt.subplots(figsize=(9, max(3, 0.35 * len(data))))
+    axis.barh(data["label"], data["rows"], color="#7f8c8d")
+    axis.invert_yaxis()
+    axis.set_xlabel("rows quarantined")
+    axis.set_title("Why rows were set aside")
+    return figure
+
+
+def summary_text(report: AuditReport) -> str:
+    """A short deterministic text summary: ledger, scores and coverage."""
+    lines = [
+        f"{r.table:20s} in {r.input_rows:>8d}  ok {r.accepted_rows:>8d}  "
+        f"quarantined {r.quarantined_rows:>6d}  score {r.score:5.1f}"
+        for r in report.quality.itertuples()
+    ]
+    lines += [f"coverage {r.group:14s} {r.share:6.1%}" for r in report.coverage.itertuples()]
+    return "\n".join(lines)

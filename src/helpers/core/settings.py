@@ -1,0 +1,217 @@
+"""The one typed schema of the run config: every section, key, type and default, written once.
+
+`load_config` validates a YAML config (and its `--set` overrides) through `WorkbenchConfig`;
+notebook parameters go through the same model (`StepContext.setting`). An unknown key or a
+wrong type raises `ConfigError` naming the file, the key path and the closest valid key,
+before any step runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ClusteringAlgorithm = Literal[
+    "kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "birch", "hdbscan"
+]
+ALGORITHM_NAMES: tuple[str, ...] = ClusteringAlgorithm.__args__
+Share = Annotated[float, Field(ge=0, le=1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are checked and coerced once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class RunSettings(Section):
+    seed: int = 42
+    reference_date: date = Field(description="'as of' date for features, lifecycle and call lists")
+
+
+class DemoSettings(Section):
+    customers: PositiveInt = 20_000
+    seed: int = 7
+    truth_dir: str | None = None
+
+
+class TableSettings(Section):
+    """How one canonical table is read (`data.tables.<table>`)."""
+
+    file: str
+    format: Literal["csv", "excel"] = "csv"
+    encoding: str = "utf-8"
+    sheet: str | int = 0
+    date_format: str | None = None
+    datetime_format: str | None = None
+    delimiter: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class DataSettings(Section):
+    raw_dir: str = "data/raw/demo"
+    tables: dict[str, TableSettings] = Field(default_factory=dict)
+
+
+class AuditSettings(Section):
+    max_age: PositiveInt = 100
+    min_age: Annotated[int, Field(ge=0)] = 14
+    max_unparseable_share: Share = 0.5
+    memory_limit: str = "2GB"
+    threads: PositiveInt = 2
+    contract_sample_rows: PositiveInt = 100_000
+    quality_weights: dict[Literal["validity", "completeness", "uniqueness", "integrity"], float] = Field(
+        default_factory=lambda: {"validity": 0.4, "completeness": 0.2, "uniqueness": 0.2, "integrity": 0.2}
+    )
+
+
+class IdentitySettings(Section):
+    method: Literal["deterministic", "probabilistic"] = "probabilistic"
+    match_threshold: Share = 0.9
+    max_people_per_identifier: PositiveInt = 4
+    review_sample: Annotated[int, Field(ge=0)] = 40
+
+
+class FeaturesSettings(Section):
+    value_tiers: dict[Literal["high", "middle"], Share] = Field(
+        default_factory=lambda: {"high": 0.8, "middle": 0.4}
+    )
+    clv_horizon_months: PositiveInt = 12
+    clv_model: Literal["mbgnbd", "bgnbd"] = "mbgnbd"
+    clv_period_days: PositiveInt = 30
+    clv_sample_size: PositiveInt = 50_000
+    clv_min_repeat_customers: Annotated[int, Field(ge=0)] = 30
+    repeat_contact_days: PositiveInt = 7
+    max_levels: PositiveInt = 20
+    winsor_quantile: Share = 0.99
+    duckdb_memory_limit: str | None = "2GB"
+    duckdb_threads: PositiveInt | None = None
+    groups: dict[
+        Literal[
+            "value", "lifetime_value", "behaviour", "service", "marketing", "demographic", "geographic",
+            "technographic", "psychographic", "firmographic", "lifecycle",
+        ],
+        Annotated[float, Field(ge=0)],
+    ] = Field(
+        default_factory=lambda: {
+            "value": 1.0, "lifetime_value": 0.5, "behaviour": 1.0, "service": 1.0, "marketing": 0.5,
+            "demographic": 0.5, "geographic": 0.3, "technographic": 0.5, "psychographic": 0.5,
+            "firmographic": 0.5, "lifecycle": 0.0,
+        }
+    )  # fmt: skip
+
+
+class ClusteringSettingsSection(Section):
+    algorithms: list[ClusteringAlgorithm] = Field(default_factory=lambda: list(ALGORITHM_NAMES), min_length=1)
+    k_min: Annotated[int, Field(ge=2)] = 2
+    k_max: Annotated[int, Field(ge=2)] = 12
+    sample_size: PositiveInt = 6_000
+    small_sample_size: PositiveInt = 3_000
+    score_sample_size: PositiveInt = 2_000
+    stability_refits: Annotated[int, Field(ge=0)] = 3
+    stability_sample_size: PositiveInt = 1_500
+    min_segment_share: Share = 0.03
+    min_stability: Share = 0.7
+    min_business_ratio: Share = 0.5
+    weights: dict[Literal["stability", "silhouette", "davies_bouldin", "business_separation"], float] = Field(
+        default_factory=lambda: {
+            "stability": 0.25, "silhouette": 0.25, "davies_bouldin": 0.2, "business_separation": 0.3,
+        }
+    )  # fmt: skip
+    choose: str = Field("auto", pattern=r"^(auto|[a-z_]+:\d+)$")
+    column_scaling: Literal["standardize", "as_is"] = "standardize"
+    components: Annotated[int, Field(ge=0)] = 20
+    prospects: Literal["separate", "cluster"] = "separate"
+    umap_fit_size: PositiveInt = 3_000
+    umap_max_points: PositiveInt = 6_000
+    threads: PositiveInt = 1
+    naming_rules: str = "config/naming_rules.yml"
+
+    @model_validator(mode="after")
+    def _k_range(self) -> ClusteringSettingsSection:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        return self
+
+
+class LifecycleSettings(Section):
+    rules: str = "config/lifecycle_rules.yml"
+
+
+class PrioritySettings(Section):
+    upside_quantile: Share = 0.75
+    upside_weight: Share = 0.25
+    response_prior_strength: Annotated[float, Field(ge=0)] = 10
+    max_prospect_share: Share = 0.2
+
+
+class TeamSettings(Section):
+    agents: PositiveInt
+    hours_per_day: Annotated[float, Field(gt=0, le=24)]
+    calls_per_hour: Annotated[float, Field(gt=0)]
+    tiers: list[Literal["high", "middle", "low"]] = Field(min_length=1)
+    cost_per_call: Annotated[float, Field(ge=0)] = 0.0
+
+
+class MigrationSettings(Section):
+    previous_run: str = "auto"
+    min_stability: Share = 0.7
+    max_size_change: Annotated[float, Field(ge=0)] = 0.25
+
+
+class StrategySettingsSection(Section):
+    playbook: str = "config/playbook.yml"
+    period_days: PositiveInt = 30
+    working_days_per_week: Annotated[float, Field(gt=0, le=7)] = 5
+    agent_cost_per_hour: Annotated[float, Field(ge=0)] = 60.0
+    priority: PrioritySettings = Field(default_factory=PrioritySettings)
+    capacity: dict[str, TeamSettings] = Field(min_length=1)
+    migration: MigrationSettings = Field(default_factory=MigrationSettings)
+
+
+class WorkbenchConfig(Section):
+    """The whole run config."""
+
+    run: RunSettings
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    clustering: ClusteringSettingsSection = Field(default_factory=ClusteringSettingsSection)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    strategy: StrategySettingsSection
+
+
+def validation_messages(error: ValidationError) -> list[str]:
+    """One line per problem: the key path, what is wrong, and for an unknown key the closest valid one."""
+    lines = []
+    for problem in error.errors():
+        path = [str(part) for part in problem["loc"]]
+        dotted = ".".join(path)
+        if problem["type"] == "extra_forbidden":
+            known = _known_keys(path[:-1])
+            closest = difflib.get_close_matches(path[-1], known, n=1, cutoff=0.6)
+            kind = "section" if len(path) == 1 else "key"
+            hint = f"did you mean {closest[0]}?" if closest else f"valid: {', '.join(known)}"
+            lines.append(f"{dotted}: unknown {kind}; {hint}")
+        elif problem["type"] == "missing":
+            lines.append(f"{dotted}: required key is missing")
+        else:
+            lines.append(f"{dotted}: {problem['msg']} (got {problem.get('input')!r})")
+    return lines
+
+
+def _known_keys(parent: list[str]) -> list[str]:
+    """Valid keys under the key path `parent`, read from the schema."""
+    node: Any = WorkbenchConfig
+    for part in parent:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            node = node.model_fields[part].annotation
+        else:  # dict[str, Section] (data.tables, strategy.capacity): any name, its value's model
+            node = get_args(node)[-1]
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []

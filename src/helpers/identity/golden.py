@@ -1,0 +1,123 @@
+"""Golden records: one row per customer, each attribute chosen by a documented survivorship rule.
+
+Rules (`GOLDEN_RULES`), applied to the non-empty values of a customer's source records:
+- `priority`: the first source in the listed order wins; within a source, the most recent record.
+- `recent`: the most recently created/seen record wins (ties: source priority).
+- `frequent`: the most frequent value wins (ties: source priority, then most recent).
+`lineage` (JSON) names the source system that won each attribute.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.normalize import city_tier
+
+Rule = Literal["priority", "recent", "frequent"]
+
+# attribute -> (rule, source systems allowed, in priority order)
+GOLDEN_RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
+    "full_name": ("priority", ("crm", "loyalty", "shop", "cti")),
+    "gender": ("frequent", ("crm", "shop")),
+    "birth_date": ("frequent", ("crm", "loyalty", "shop")),
+    "mobile": ("recent", ("crm", "shop", "loyalty", "cti")),
+    "email": ("recent", ("crm", "shop", "loyalty")),
+    "province": ("priority", ("crm", "shop")),
+    "city": ("priority", ("crm", "shop", "cti")),
+    "customer_type": ("priority", ("crm",)),
+    "company_name": ("priority", ("crm",)),
+    "industry": ("priority", ("crm",)),
+    "employee_count": ("priority", ("crm",)),
+    "annual_revenue_cny": ("priority", ("crm",)),
+    "primary_device": ("recent", ("shop",)),
+    "app_installed": ("recent", ("shop",)),
+    "sessions_per_month": ("recent", ("shop",)),
+    "online_minutes_per_month": ("recent", ("shop",)),
+    "loyalty_tier": ("recent", ("loyalty",)),
+}
+# The record field each golden attribute comes from (same name unless listed).
+_FIELD = {"full_name": "name"}
+_TEXT = ("customer_id", "full_name", "gender", "mobile", "email", "province", "city", "customer_type",
+         "company_name", "industry", "primary_device", "loyalty_tier", "lineage")  # fmt: skip
+GOLDEN_DTYPES: dict[str, str] = {
+    **dict.fromkeys(_TEXT, "string"),
+    "birth_date": "datetime64[ns]",
+    "first_seen_at": "datetime64[ns]",
+    "employee_count": "Int64",
+    "annual_revenue_cny": "float64",
+    "app_installed": "boolean",
+    "sessions_per_month": "float64",
+    "online_minutes_per_month": "float64",
+    "city_tier": "Int64",
+    "n_source_records": "int64",
+}
+GOLDEN_COLUMNS = [
+    "customer_id",
+    *GOLDEN_RULES.keys(),
+    "city_tier",
+    "first_seen_at",
+    "n_source_records",
+    "lineage",
+]
+
+
+def _winners(records: pd.DataFrame, attribute: str, rule: Rule, systems: tuple[str, ...]) -> pd.DataFrame:
+    """customer_id, value, source_system of the winning record for one attribute.
+
+    `records` carries `customer_code`, an integer per customer_id (sorting on it is faster).
+    """
+    column = _FIELD.get(attribute, attribute)
+    candidates = records.loc[
+        records["source_system"].isin(systems),
+        ["customer_id", "customer_code", "source_system", "seen_at", column],
+    ]
+    candidates = candidates.rename(columns={column: "value"})
+    values = candidates["value"]
+    empty = values.isna()
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        empty |= (values.astype("string").str.strip() == "").fillna(False)
+    candidates = candidates[~empty.to_numpy()]
+    candidates = candidates.assign(
+        priority=candidates["source_system"].map({s: i for i, s in enumerate(systems)})
+    )
+    if rule == "priority":
+        order, ascending = ["customer_code", "priority", "seen_at"], [True, True, False]
+    elif rule == "recent":
+        order, ascending = ["customer_code", "seen_at", "priority"], [True, False, True]
+    else:
+        counts = candidates.groupby(["customer_code", "value"])["value"].transform("size")
+        candidates = candidates.assign(count=counts)
+        order, ascending = ["customer_code", "count", "priority", "seen_at"], [True, False, True, False]
+    best = candidates.sort_values(order, ascending=ascending, kind="stable").drop_duplicates("customer_code")
+    return best.set_index("customer_id")[["value", "source_system"]]
+
+
+def build_golden(records: pd.DataFrame) -> pd.DataFrame:
+    """One golden row per `customer_id` of `records` (the unified records with `customer_id`)."""
+    golden = records.groupby("customer_id").agg(
+        first_seen_at=("seen_at", "min"), n_source_records=("record_key", "size")
+    )
+    coded = records.assign(customer_code=pd.factorize(records["customer_id"])[0])
+    lineage: dict[str, pd.Series] = {}
+    for attribute, (rule, systems) in GOLDEN_RULES.items():
+        winners = _winners(coded, attribute, rule, systems)
+        golden[attribute] = winners["value"].reindex(golden.index)
+        lineage[attribute] = winners["source_system"].reindex(golden.index)
+    # Customers known only outside the CRM are consumers.
+    lineage["customer_type"] = lineage["customer_type"].fillna("default")
+    golden["customer_type"] = golden["customer_type"].fillna("consumer")
+    golden["city_tier"] = city_tier(golden["city"])
+    # Few distinct winner patterns: one JSON text per pattern, then looked up per customer.
+    winners = pd.DataFrame(lineage).fillna("")
+    codes = winners.groupby(list(lineage), sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    texts = [
+        json.dumps({k: v for k, v in zip(lineage, pattern, strict=True) if v}, ensure_ascii=False)
+        for pattern in winners.iloc[first].itertuples(index=False)
+    ]
+    golden["lineage"] = np.asarray(texts, dtype=object)[codes]
+    return golden.reset_index()[GOLDEN_COLUMNS].astype(GOLDEN_DTYPES)

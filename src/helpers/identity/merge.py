@@ -1,0 +1,813 @@
+"""Identity merge (step 02): one customer per person across CRM, CTI, shop and loyalty records.
+
+Pipeline:
+1. `build_records` stacks the four clean identity tables into one frame of comparable fields
+   (name key, birth date, gender, city, phones, e-mail) and `build_identifiers` lists every
+   strong identifier of every record (phones, canonical e-mails, national-ID hashes, loyalty
+   member numbers, CRM numbers that the CTI and CRM systems store).
+2. `find_suspicious_identifiers`: placeholders and identifiers shared by more distinct people
+   than `max_people_per_identifier` (switchboards, household landlines) never link records.
+3. Records sharing a usable identifier are linked when nothing contradicts it (national ID,
+   birth date, name, gender; landlines need the same name).
+4. Optionally (`method="probabilistic"`) Splink scores pairs across the deterministic clusters
+   (`helpers.identity.splink_scoring`), with m-probabilities trained on the deterministic links.
+5. `merge_with_constraints` unions clusters edge by edge, strongest first, and refuses any merge
+   that would put two national-ID hashes, incompatible birth dates or incompatible names in one
+   customer, so chains of weak links cannot glue strangers together.
+6. Outputs: crosswalk, golden records (`helpers.identity.golden`), identifiers, suspicious identifiers,
+   review pairs and a merge summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jellyfish
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from helpers.core.normalize import (
+    canonical_email,
+    is_mobile,
+    is_placeholder_email,
+    is_placeholder_phone,
+    normalize_city,
+    normalize_name,
+)
+from helpers.engine.base import DuckDBEngine
+from helpers.identity.splink_scoring import empty_scores
+
+AUDIT_STEP = "01_data_audit"
+Method = Literal["deterministic", "probabilistic"]
+
+# Survivorship source priority (most trusted first).
+SYSTEM_PRIORITY: tuple[str, ...] = ("crm", "loyalty", "shop", "cti")
+SYSTEM_TABLES = {
+    "crm": "crm_customers",
+    "cti": "cti_contacts",
+    "shop": "shop_accounts",
+    "loyalty": "loyalty_members",
+}
+
+# Canonical column of each table feeding each unified record field.
+FIELD_SOURCES: dict[str, dict[str, str]] = {
+    "crm": {
+        "name": "full_name",
+        "gender": "gender",
+        "birth_date": "birth_date",
+        "email": "email_norm",
+        "national_id_hash": "national_id_hash",
+        "province": "province",
+        "city": "city",
+        "customer_type": "customer_type",
+        "company_name": "company_name",
+        "industry": "industry",
+        "employee_count": "employee_count",
+        "annual_revenue_cny": "annual_revenue_cny",
+        "seen_at": "created_at",
+    },
+    "cti": {"name": "caller_name", "city": "city", "seen_at": "first_call_at"},
+    "shop": {
+        "name": "display_name",
+        "gender": "gender",
+        "birth_date": "birth_date",
+        "email": "email_norm",
+        "province": "province",
+        "city": "city",
+        "primary_device": "primary_device",
+        "app_installed": "app_installed",
+        "sessions_per_month": "sessions_per_month",
+        "online_minutes_per_month": "online_minutes_per_month",
+        "seen_at": "registered_at",
+    },
+    "loyalty": {
+        "name": "member_name",
+        "birth_date": "birth_date",
+        "email": "email_norm",
+        "loyalty_tier": "tier",
+        "seen_at": "joined_on",
+    },
+}
+PHONE_COLUMNS = {
+    "crm": ("mobile_norm", "landline_norm"),
+    "cti": ("phone_norm",),
+    "shop": ("mobile_norm",),
+    "loyalty": ("phone_norm",),
+}
+# Cross-system references: (system, column, identifier type). A record's own key is one too.
+REFERENCE_COLUMNS = (
+    ("crm", "source_record_id", "crm_id"),
+    ("cti", "crm_id", "crm_id"),
+    ("crm", "member_no", "member_no"),
+    ("loyalty", "source_record_id", "member_no"),
+    ("crm", "national_id_hash", "national_id"),
+)
+# Link strength of each identifier type: stronger links are merged first.
+IDENTIFIER_STRENGTH = {"national_id": 6, "member_no": 5, "crm_id": 5, "mobile": 4, "email": 3, "landline": 2}
+# Lowest name similarity (Jaro-Winkler of name keys) a shared identifier still links across.
+NAME_SIMILARITY_FLOOR = {
+    "national_id": 0.7,
+    "member_no": 0.7,
+    "crm_id": 0.7,
+    "mobile": 0.75,
+    "email": 0.75,
+    # Household landlines and switchboards: only the very same name links.
+    "landline": 1.0,
+}
+# Two names this dissimilar never end up in one customer.
+CLUSTER_NAME_FLOOR = 0.7
+MAX_RECORDS_PER_IDENTIFIER = 50
+
+
+class IdentityInputError(ValueError):
+    """A clean identity table cannot be merged as it is."""
+
+
+@dataclass
+class IdentityResult:
+    """Everything the identity step produces."""
+
+    records: pd.DataFrame
+    crosswalk: pd.DataFrame
+    golden: pd.DataFrame
+    identifiers: pd.DataFrame
+    suspicious_identifiers: pd.DataFrame
+    review_pairs: pd.DataFrame
+    merge_summary: pd.DataFrame
+    scored_pairs: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+def _check_table(system: str, frame: pd.DataFrame) -> None:
+    table = SYSTEM_TABLES[system]
+    needed = {"source_system", "source_record_id", *FIELD_SOURCES[system].values(), *PHONE_COLUMNS[system]}
+    needed |= {column for ref_system, column, _ in REFERENCE_COLUMNS if ref_system == system}
+    missing = sorted(needed - set(frame.columns))
+    if missing:
+        raise IdentityInputError(f"clean_{table} lacks columns {missing} (has {sorted(frame.columns)})")
+    bad_key = frame["source_record_id"].isna()
+    if bad_key.any():
+        raise IdentityInputError(
+            f"clean_{table}.source_record_id is empty in {int(bad_key.sum())} rows, e.g.\n"
+            f"{frame[bad_key].head(3).to_string()}"
+        )
+    duplicated = frame["source_record_id"].duplicated(keep=False)
+    if duplicated.any():
+        raise IdentityInputError(
+            f"clean_{table}.source_record_id is not unique ({int(duplicated.sum())} rows), e.g.\n"
+            f"{frame.loc[duplicated, ['source_record_id']].head(4).to_string()}"
+        )
+    wrong_system = frame["source_system"] != system
+    if wrong_system.any():
+        raise IdentityInputError(
+            f"clean_{table}.source_system must be {system!r}, e.g.\n{frame[wrong_system].head(3).to_string()}"
+        )
+
+
+def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per source record with the fields matching and survivorship use.
+
+    `tables` maps source system (crm, cti, shop, loyalty) to its clean table; missing
+    systems are allowed (an analyst may have only some exports).
+    """
+    unknown = set(tables) - set(SYSTEM_TABLES)
+    if unknown:
+        raise IdentityInputError(
+            f"Unknown source systems {sorted(unknown)}; expected {sorted(SYSTEM_TABLES)}"
+        )
+    parts = []
+    for system in SYSTEM_PRIORITY:
+        if system not in tables:
+            continue
+        frame = tables[system]
+        _check_table(system, frame)
+        part = pd.DataFrame(
+            {"source_system": system, "source_record_id": frame["source_record_id"].astype(str)}
+        )
+        for target, source in FIELD_SOURCES[system].items():
+            part[target] = frame[source].to_numpy()
+        phones = [frame[column].astype("string") for column in PHONE_COLUMNS[system]]
+        mobile = pd.Series(pd.NA, index=frame.index, dtype="string")
+        for phone in phones:
+            mobile = mobile.fillna(phone.where(is_mobile(phone)))
+        part["mobile"] = mobile.to_numpy()
+        parts.append(part)
+    if not parts:
+        raise IdentityInputError("No identity tables given")
+    records = pd.concat(parts, ignore_index=True)
+    # Fields of systems not given stay empty, so golden records always have every column.
+    for target in {name for fields in FIELD_SOURCES.values() for name in fields} - set(records.columns):
+        records[target] = pd.NA
+    records["record_key"] = records["source_system"] + ":" + records["source_record_id"]
+    records["name_key"] = normalize_name(records["name"])
+    records["birth_date"] = pd.to_datetime(records["birth_date"]).dt.normalize()
+    records["seen_at"] = pd.to_datetime(records["seen_at"])
+    gender = records["gender"].astype("string").str.strip().str.upper().str[:1]
+    records["gender"] = gender.where(gender.isin(["M", "F"]), pd.NA)
+    records["city_key"] = normalize_city(records["city"])
+    email = records["email"].astype("string")
+    records["email_key"] = canonical_email(email).where(~is_placeholder_email(email), pd.NA)
+    mobile = records["mobile"].astype("string")
+    records["mobile"] = mobile.where(~is_placeholder_phone(mobile), pd.NA)
+    records["mobile_tail"] = records["mobile"].str[-4:]
+    records.index.name = "record_index"
+    return records
+
+
+def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) -> pd.DataFrame:
+    """Long table `record_index, identifier_type, identifier_value` of every strong identifier."""
+    offsets = records.reset_index().groupby("source_system", sort=False)["record_index"].min()
+    parts = []
+    for system, frame in tables.items():
+        index = np.arange(len(frame)) + offsets[system]
+        values: list[tuple[str, pd.Series]] = []
+        for column in PHONE_COLUMNS[system]:
+            phone = frame[column].astype("string")
+            values.append(("phone", phone))
+        if "email_norm" in frame:
+            values.append(("email", canonical_email(frame["email_norm"].astype("string"))))
+        for ref_system, column, kind in REFERENCE_COLUMNS:
+            if ref_system == system:
+                values.append((kind, frame[column].astype("string").str.strip()))
+        for kind, value in values:
+            part = pd.DataFrame(
+                {"record_index": index, "identifier_type": kind, "identifier_value": value.to_numpy()}
+            )
+            parts.append(part.dropna(subset=["identifier_value"]))
+    identifiers = pd.concat(parts, ignore_index=True)
+    identifiers = identifiers[identifiers["identifier_value"].str.len() > 0]
+    phone = identifiers["identifier_type"] == "phone"
+    identifiers.loc[phone, "identifier_type"] = np.where(
+        is_mobile(identifiers.loc[phone, "identifier_value"]), "mobile", "landline"
+    )
+    return identifiers.drop_duplicates().reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic links
+def find_suspicious_identifiers(
+    identifiers: pd.DataFrame, records: pd.DataFrame, max_people: int, engine: DuckDBEngine
+) -> pd.DataFrame:
+    """Identifiers that must not link records by themselves, with the reason.
+
+    Placeholders (13800000000, test@test.com, repeated digits) and identifiers whose records
+    carry more than `max_people` distinct names or birth dates, or more than
+    `MAX_RECORDS_PER_IDENTIFIER` records.
+    """
+    engine.register("identifiers", identifiers)
+    engine.register("records", records.reset_index()[["record_index", "name_key", "birth_date"]])
+    stats = engine.run(
+        "identity", "identifier_stats", tables={"identifiers": "identifiers", "records": "records"}
+    )
+    value, kind = identifiers["identifier_value"], identifiers["identifier_type"]
+    placeholder = np.zeros(len(identifiers), dtype=bool)
+    phones, emails = kind.isin(["mobile", "landline"]).to_numpy(), (kind == "email").to_numpy()
+    placeholder[phones] = is_placeholder_phone(value[phones]).to_numpy()
+    placeholder[emails] = is_placeholder_email(value[emails]).to_numpy()
+    placeholders = identifiers.loc[placeholder, ["identifier_type", "identifier_value"]].drop_duplicates()
+    stats = stats.merge(
+        placeholders.assign(placeholder=True), how="outer", on=["identifier_type", "identifier_value"]
+    )
+    stats["placeholder"] = stats["placeholder"].eq(True)
+    counts = identifiers.groupby(["identifier_type", "identifier_value"]).size().rename("records_total")
+    stats = stats.join(counts, on=["identifier_type", "identifier_value"])
+    stats["n_records"] = stats["records_total"]
+    stats[["n_names", "n_birth_dates"]] = stats[["n_names", "n_birth_dates"]].fillna(0).astype(int)
+    people = stats[["n_names", "n_birth_dates"]].max(axis=1)
+    reason = pd.Series("", index=stats.index)
+    reason = reason.mask(stats["n_records"] > MAX_RECORDS_PER_IDENTIFIER, "shared by too many records")
+    reason = reason.mask(people > max_people, "shared by too many distinct people")
+    reason = reason.mask(stats["placeholder"], "placeholder value")
+    suspicious = stats.assign(reason=reason, n_people=people)[reason != ""]
+    columns = ["identifier_type", "identifier_value", "n_records", "n_people", "reason"]
+    return (
+        suspicious[columns]
+        .sort_values(["n_records", "identifier_value"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
+
+
+def deterministic_edges(
+    identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame, engine: DuckDBEngine
+) -> pd.DataFrame:
+    """Record pairs sharing a usable identifier, each `accepted` or rejected with a `reason`."""
+    usable = identifiers.merge(
+        suspicious[["identifier_type", "identifier_value"]],
+        how="left",
+        indicator=True,
+        on=["identifier_type", "identifier_value"],
+    )
+    usable = usable[usable["_merge"] == "left_only"].drop(columns="_merge")
+    engine.register("usable_identifiers", usable)
+    columns = ["record_index", "name_key", "birth_date", "gender", "national_id_hash"]
+    engine.register("pair_records", records.reset_index()[columns])
+    pairs = engine.run(
+        "identity",
+        "identifier_pairs",
+        tables={"identifiers": "usable_identifiers", "records": "pair_records"},
+    )
+    types = pairs["shared_types"].str.split("+")
+    pairs["strength"] = types.map(lambda kinds: max(IDENTIFIER_STRENGTH[k] for k in kinds)).astype(int)
+    floor = types.map(lambda kinds: min(NAME_SIMILARITY_FLOOR[k] for k in kinds))
+    similarity = pairs["name_similarity"]
+    name_conflict = similarity.notna() & (similarity < floor)
+    gender_conflict = pairs["gender_conflict"].astype(bool) & similarity.notna() & (similarity < 1.0)
+    reason = pd.Series("", index=pairs.index)
+    reason = reason.mask(gender_conflict, "gender differs")
+    reason = reason.mask(name_conflict, "names differ")
+    reason = reason.mask(pairs["birth_date_conflict"].astype(bool), "birth dates differ")
+    reason = reason.mask(pairs["national_id_conflict"].astype(bool), "national IDs differ")
+    pairs["accepted"] = reason == ""
+    pairs["reason"] = reason
+    # Strongest first: identifier strength, then how well the names agree.
+    pairs["score"] = pairs["strength"] + pairs["name_similarity"].fillna(0.5)
+    return pairs.sort_values(
+        ["score", "left_index", "right_index"], ascending=[False, True, True]
+    ).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clustering without chaining
+def _birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
+    """Same date or a typo: one of year/month/day differs, day and month swapped, or a day off."""
+    same = (a.year == b.year) + (a.month == b.month) + (a.day == b.day)
+    swapped = a.year == b.year and a.month == b.day and a.day == b.month
+    day_off = abs(a.year - b.year) <= 1 and abs(a.dayofyear - b.dayofyear) <= 2
+    return same >= 2 or swapped or day_off
+
+
+def name_similarity(left: str, right: str) -> float:
+    """Similarity of two name keys, as in `identifier_pairs.sql`.
+
+    1 if equal, 0.95 if one name's parts are all in the other, at least 0.8 if they share a
+    part (a typo elsewhere), else Jaro-Winkler.
+    """
+    if left == right:
+        return 1.0
+    left_tokens, right_tokens = set(left.split()), set(right.split())
+    if left_tokens <= right_tokens or right_tokens <= left_tokens:
+        return 0.95
+    similarity = jellyfish.jaro_winkler_similarity(left, right)
+    return max(0.8, similarity) if left_tokens & right_tokens else similarity
+
+
+@dataclass
+class _ClusterFacts:
+    names: set[str]
+    birth_dates: set[pd.Timestamp]
+    national_ids: set[str]
+    mobiles: set[str]
+
+
+def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool) -> bool:
+    if len(a.national_ids | b.national_ids) > 1:
+        return False
+    if check_mobiles and a.mobiles and b.mobiles and not a.mobiles & b.mobiles:
+        return False
+    if any(not _birth_dates_compatible(x, y) for x in a.birth_dates for y in b.birth_dates - a.birth_dates):
+        return False
+    return all(name_similarity(x, y) >= CLUSTER_NAME_FLOOR for x in a.names for y in b.names - a.names)
+
+
+def merge_with_constraints(
+    labels: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    records: pd.DataFrame,
+    check_mobiles: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union the clusters in `labels` along record edges (`left[i]`-`right[i]`, strongest first).
+
+    A merge is refused when the two clusters together would hold two national-ID hashes,
+    birth dates that cannot be typos of each other, or dissimilar names; with `check_mobiles`
+    also when both clusters have mobiles and share none (for probabilistic links, where no
+    identifier vouches for the match). Returns the new label of every record and a bool
+    array saying which edges were applied (or already inside one cluster).
+    """
+    columns = {
+        "names": records["name_key"],
+        "birth_dates": records["birth_date"],
+        "national_ids": records["national_id_hash"],
+        "mobiles": records["mobile"] if "mobile" in records else pd.Series(pd.NA, index=records.index),
+    }
+    values = {
+        key: column.astype(object).where(column.notna(), None).to_numpy() for key, column in columns.items()
+    }
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    parent: dict[int, int] = {}
+    facts: dict[int, _ClusterFacts] = {}
+
+    def touch(label: int) -> None:
+        if label in parent:
+            return
+        parent[label] = label
+        rows = order[
+            np.searchsorted(sorted_labels, label) : np.searchsorted(sorted_labels, label, side="right")
+        ]
+        sets = {key: {array[i] for i in rows} - {None} for key, array in values.items()}
+        facts[label] = _ClusterFacts(**sets)
+
+    def find(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    applied = np.zeros(len(left), dtype=bool)
+    for position, (a, b) in enumerate(zip(labels[left].tolist(), labels[right].tolist(), strict=True)):
+        touch(a)
+        touch(b)
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            if not _compatible(facts[root_a], facts[root_b], check_mobiles):
+                continue
+            keep, gone = min(root_a, root_b), max(root_a, root_b)
+            parent[gone] = keep
+            kept, merged = facts[keep], facts.pop(gone)
+            for key in values:
+                getattr(kept, key).update(getattr(merged, key))
+        applied[position] = True
+    new_labels = labels.copy()
+    if parent:
+        touched = np.fromiter(parent.keys(), dtype=labels.dtype)
+        roots = np.fromiter((find(int(node)) for node in touched), dtype=labels.dtype)
+        lookup = pd.Series(roots, index=touched)
+        hit = np.isin(labels, touched)
+        new_labels[hit] = lookup.reindex(labels[hit]).to_numpy()
+    return new_labels, applied
+
+
+def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
+    """Stable customer id per record: `C` + 16 hex digits of SHA-1 of the cluster's smallest record key."""
+    frame = pd.DataFrame({"label": labels, "key": record_keys.to_numpy()})
+    smallest = frame.sort_values("key").drop_duplicates("label").set_index("label")["key"]
+    ids = pd.Series(
+        ["C" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in smallest.to_numpy()],
+        index=smallest.index,
+    )
+    return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
+
+
+def link_components(n_records: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected-component label per record of the undirected graph of links (left[i], right[i])."""
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n_records, n_records))
+    return connected_components(graph, directed=False)[1]
+
+
+def deterministic_clusters(
+    n_records: int, accepted: pd.DataFrame, records: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster label per record from accepted identifier links, without chaining conflicts.
+
+    Connected components whose records agree on name key, birth date and national ID (or lack
+    them) are taken as they are; only components with differing values go through
+    `merge_with_constraints`. Returns labels (the smallest record index of each cluster) and
+    which accepted links were applied.
+    """
+    left, right = accepted["left_index"].to_numpy(), accepted["right_index"].to_numpy()
+    component = link_components(n_records, left, right)
+    checked = pd.DataFrame(
+        {
+            "component": component,
+            "name": records["name_key"].to_numpy(),
+            "birth": records["birth_date"].to_numpy(),
+            "national_id": records["national_id_hash"].to_numpy(),
+        }
+    )
+    distinct = checked.groupby("component")[["name", "birth", "national_id"]].nunique()
+    simple = (distinct <= 1).all(axis=1).reindex(component).to_numpy()
+    labels = pd.Series(np.arange(n_records)).groupby(component).transform("min").to_numpy()
+    applied = np.ones(len(left), dtype=bool)
+    complex_edges = ~simple[left]
+    if complex_edges.any():
+        own = np.where(simple, labels, np.arange(n_records))
+        merged, applied_complex = merge_with_constraints(
+            own, left[complex_edges], right[complex_edges], records
+        )
+        labels = np.where(simple, labels, merged)
+        applied[complex_edges] = applied_complex
+    return labels, applied
+
+
+# ---------------------------------------------------------------------------------------------
+# The step
+def merge_identities(
+    tables: dict[str, pd.DataFrame],
+    method: Method = "probabilistic",
+    match_threshold: float = 0.9,
+    max_people_per_identifier: int = 4,
+    review_sample: int = 40,
+    seed: int = 42,
+) -> IdentityResult:
+    """Merge clean identity tables (keyed by source system) into customers."""
+    if method not in ("deterministic", "probabilistic"):
+        raise ValueError(f"identity method must be 'deterministic' or 'probabilistic', not {method!r}")
+    if not 0 < match_threshold < 1:
+        raise ValueError(f"match_threshold must be between 0 and 1, not {match_threshold}")
+    for system, table in tables.items():
+        if system in SYSTEM_TABLES:
+            _check_table(system, table)
+    clock = time.perf_counter()
+    # A canonical record order makes the result independent of the order rows arrive in.
+    ordered = {
+        system: tables[system]
+        .sort_values("source_record_id", key=lambda ids: ids.astype(str))
+        .reset_index(drop=True)
+        for system in SYSTEM_PRIORITY
+        if system in tables
+    }
+    records = build_records({**tables, **ordered})
+    identifiers = build_identifiers(ordered, records)
+    with DuckDBEngine() as engine:
+        suspicious = find_suspicious_identifiers(identifiers, records, max_people_per_identifier, engine)
+        edges = deterministic_edges(identifiers, records, suspicious, engine)
+    accepted = edges[edges["accepted"]]
+    labels, applied = deterministic_clusters(len(records), accepted, records)
+    deterministic_labels = labels.copy()
+    refused = accepted[~applied].assign(reason="would join conflicting records")
+    stats: dict[str, Any] = {
+        "seconds_deterministic": round(time.perf_counter() - clock, 1),
+        "records": len(records),
+        "identifier_pairs": len(edges),
+        "identifier_pairs_rejected": int((~edges["accepted"]).sum()),
+        "identifier_links_refused_in_clustering": int((~applied).sum()),
+        "suspicious_identifiers": len(suspicious),
+        "deterministic_customers": len(np.unique(labels)),
+        "method": method,
+        "match_threshold": match_threshold,
+        "splink_training": "not run (deterministic method)",
+        "probabilistic_links_applied": 0,
+        "probabilistic_links_refused": 0,
+    }
+    scored = empty_scores()
+    applied_scores = pd.DataFrame(columns=["label", "match_probability"])
+    if method == "probabilistic":
+        from helpers.identity.splink_scoring import score_candidate_pairs
+
+        clock = time.perf_counter()
+        scored, splink_stats = score_candidate_pairs(records, deterministic_labels, seed=seed)
+        stats.update(splink_stats)
+        links = scored[scored["match_probability"] >= match_threshold].sort_values(
+            ["match_probability", "left_index", "right_index"], ascending=[False, True, True]
+        )
+        labels, applied = merge_with_constraints(
+            labels,
+            links["left_index"].to_numpy(),
+            links["right_index"].to_numpy(),
+            records,
+            check_mobiles=True,
+        )
+        used = links[applied]
+        applied_scores = (
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "label": deterministic_labels[used[side].to_numpy()],
+                            "match_probability": used["match_probability"].to_numpy(),
+                        }
+                    )
+                    for side in ("left_index", "right_index")
+                ]
+            )
+            .groupby("label", as_index=False)["match_probability"]
+            .max()
+        )
+        stats["probabilistic_links_applied"] = int(applied.sum())
+        stats["probabilistic_links_refused"] = int((~applied).sum())
+        stats["seconds_probabilistic"] = round(time.perf_counter() - clock, 1)
+    clock = time.perf_counter()
+    crosswalk = _crosswalk(records, deterministic_labels, labels, accepted, applied_scores)
+    stats["customers"] = int(crosswalk["customer_id"].nunique())
+    records = records.assign(
+        customer_id=crosswalk["customer_id"].to_numpy(), deterministic_cluster=deterministic_labels
+    )
+
+    from helpers.identity.golden import build_golden
+
+    golden = build_golden(records)
+    identifier_table = _identifier_table(identifiers, records, suspicious)
+    review = _review_pairs(records, edges, refused, scored, match_threshold, review_sample, seed)
+    summary = merge_summary(crosswalk)
+    stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
+    return IdentityResult(
+        records, crosswalk, golden, identifier_table, suspicious, review, summary, scored, stats
+    )
+
+
+def _crosswalk(
+    records: pd.DataFrame,
+    deterministic_labels: np.ndarray,
+    labels: np.ndarray,
+    accepted: pd.DataFrame,
+    applied_scores: pd.DataFrame,
+) -> pd.DataFrame:
+    ids = customer_ids(records["record_key"], labels)
+    cluster_size = ids.map(ids.value_counts())
+    group_size = pd.Series(deterministic_labels).map(pd.Series(deterministic_labels).value_counts())
+    # Identifier types of the links that placed each record, e.g. "email+mobile".
+    rule = pd.Series("", index=np.arange(len(records)), dtype=object)
+    for kind in sorted(IDENTIFIER_STRENGTH):
+        linked = accepted["shared_types"].str.contains(kind, regex=False).to_numpy()
+        has = np.zeros(len(records), dtype=bool)
+        has[accepted["left_index"].to_numpy()[linked]] = True
+        has[accepted["right_index"].to_numpy()[linked]] = True
+        rule[has] = rule[has] + np.where(rule[has] == "", "", "+") + kind
+    rule = rule.replace("", None)
+    probability = pd.Series(deterministic_labels).map(applied_scores.set_index("label")["match_probability"])
+    method = np.select(
+        [cluster_size.to_numpy() == 1, probability.notna().to_numpy(), group_size.to_numpy() > 1],
+        ["single", "probabilistic", "deterministic"],
+        "probabilistic",
+    )
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": records["source_system"].to_numpy(),
+            "source_record_id": records["source_record_id"].to_numpy(),
+            "customer_id": ids.to_numpy(),
+            "match_method": method,
+            "match_probability": np.where(
+                method == "single", np.nan, np.where(method == "deterministic", 1.0, probability.to_numpy())
+            ),
+            "match_rule": rule.to_numpy(),
+        }
+    )
+    crosswalk.loc[crosswalk["match_method"] == "probabilistic", "match_rule"] = "splink"
+    return crosswalk
+
+
+def _identifier_table(
+    identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame
+) -> pd.DataFrame:
+    """`customer_id, identifier_type, identifier_value, suspicious`, one row per customer and identifier."""
+    customers = pd.DataFrame(
+        {"record_index": np.arange(len(records)), "customer_id": records["customer_id"].to_numpy()}
+    )
+    with DuckDBEngine() as engine:
+        engine.register("identifiers", identifiers)
+        engine.register("customers", customers)
+        engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
+        names = ("identifiers", "customers", "suspicious")
+        return engine.run("identity", "identifier_table", tables={name: name for name in names})
+
+
+def _review_pairs(
+    records: pd.DataFrame,
+    edges: pd.DataFrame,
+    refused: pd.DataFrame,
+    scored: pd.DataFrame,
+    threshold: float,
+    sample: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Borderline pairs for clerical review: scores near the threshold and refused identifier links."""
+    near = scored[
+        (scored["match_probability"] >= 0.5) & (scored["match_probability"] < min(0.99, threshold + 0.09))
+    ]
+    near = near.assign(
+        reason=np.where(
+            near["match_probability"] >= threshold, "just above threshold", "just below threshold"
+        )
+    )
+    rejected = pd.concat([edges[~edges["accepted"]], refused])[
+        ["left_index", "right_index", "reason", "shared_types"]
+    ]
+    half = max(sample // 2, 1)
+    chosen = pd.concat(
+        [
+            near.sample(min(half, len(near)), random_state=seed) if len(near) else near,
+            rejected.sample(min(sample - min(half, len(near)), len(rejected)), random_state=seed),
+        ],
+        ignore_index=True,
+    )
+    columns = ["record_key", "name", "birth_date", "gender", "city", "mobile", "email", "customer_id"]
+    left = records[columns].iloc[chosen["left_index"]].add_prefix("left_").reset_index(drop=True)
+    right = records[columns].iloc[chosen["right_index"]].add_prefix("right_").reset_index(drop=True)
+    extra = chosen[["reason", "shared_types", "match_probability"]].reindex(
+        columns=["reason", "shared_types", "match_probability"]
+    )
+    pairs = pd.concat([extra.reset_index(drop=True), left, right], axis=1)
+    pairs["same_customer"] = pairs["left_customer_id"] == pairs["right_customer_id"]
+    return pairs
+
+
+def merge_summary(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """Per source system: records, customers, duplicates merged within it, records linked to other systems."""
+    systems = crosswalk.groupby("customer_id")["source_system"].nunique()
+    frame = crosswalk.assign(n_systems=crosswalk["customer_id"].map(systems))
+    summary = frame.groupby("source_system").agg(
+        records=("source_record_id", "size"),
+        customers=("customer_id", "nunique"),
+        linked_to_other_systems=("n_systems", lambda s: int((s > 1).sum())),
+    )
+    summary["duplicates_merged"] = summary["records"] - summary["customers"]
+    total = pd.DataFrame(
+        {
+            "records": [len(crosswalk)],
+            "customers": [crosswalk["customer_id"].nunique()],
+            "linked_to_other_systems": [int((frame["n_systems"] > 1).sum())],
+        },
+        index=pd.Index(["all"], name="source_system"),
+    )
+    total["duplicates_merged"] = total["records"] - total["customers"]
+    return pd.concat([summary, total]).reset_index()
+
+
+def load_clean_tables(ctx: Any) -> dict[str, pd.DataFrame]:
+    """The clean identity tables step 01 wrote, keyed by source system."""
+    return {system: ctx.read(AUDIT_STEP, f"clean_{table}") for system, table in SYSTEM_TABLES.items()}
+
+
+def run_step(
+    ctx: Any, tables: dict[str, pd.DataFrame] | None = None
+) -> IdentityResult:
+    """Merge step 01's clean tables (or `tables`), write every artifact, record the headline figures."""
+    started = time.perf_counter()
+    result = merge_identities(
+        load_clean_tables(ctx) if tables is None else tables,
+        method=ctx.settings.identity.method,
+        match_threshold=ctx.settings.identity.match_threshold,
+        max_people_per_identifier=ctx.settings.identity.max_people_per_identifier,
+        review_sample=ctx.settings.identity.review_sample,
+        seed=ctx.seed,
+    )
+    for name in (
+        "crosswalk",
+        "golden",
+        "identifiers",
+        "suspicious_identifiers",
+        "review_pairs",
+        "merge_summary",
+    ):
+        ctx.write(name, getattr(result, name))
+    result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
+    ctx.record(**result.stats)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting helpers for the notebook (masked values for the management render)
+def mask_value(values: pd.Series) -> pd.Series:
+    """Mask names, phones and e-mails: `W*** W***`, `王**`, `+86138****5678`, `w***@qq.com`."""
+    text = values.astype("string")
+    phone = text.str.match(r"^\+86").fillna(False)
+    email = text.str.contains("@", regex=False).fillna(False)
+    han = text.str.contains(r"[\u3400-\u9fff]", regex=True).fillna(False)
+    masked = text.str.replace(r"(\S)\S*", r"\1***", regex=True)
+    masked = masked.mask(han, text.str[:1] + "**")
+    masked = masked.mask(phone, text.str[:6] + "****" + text.str[-4:])
+    masked = masked.mask(email, text.str[:1] + "***@" + text.str.split("@").str[-1])
+    return masked
+
+
+def masked_review_pairs(review: pd.DataFrame) -> pd.DataFrame:
+    """The clerical-review sample with names, phones and e-mails masked, birth dates cut to the year,
+    record keys and customer ids dropped."""
+    shown = review.drop(columns=[c for c in review.columns if c.endswith(("record_key", "customer_id"))])
+    for column in shown.columns:
+        if column.endswith(("_name", "_mobile", "_email")):
+            shown[column] = mask_value(shown[column])
+        elif column.endswith("_birth_date"):
+            shown[column] = pd.to_datetime(shown[column]).dt.year.astype("Int64")
+    return shown
+
+
+def cluster_size_counts(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """How many customers have 1, 2, 3, ... source records."""
+    sizes = crosswalk.groupby("customer_id").size()
+    counts = sizes.value_counts().sort_index()
+    return pd.DataFrame({"records_per_customer": counts.index, "customers": counts.to_numpy()})
+
+
+def merge_sources(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """Records per source system and match method (`single`, `deterministic`, `probabilistic`)."""
+    table = crosswalk.groupby(["source_system", "match_method"]).size().rename("records").reset_index()
+    return table.astype({"source_system": str, "match_method": str})
+
+
+def check_crosswalk(crosswalk: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> None:
+    """Every clean source record appears exactly once and no record is invented."""
+    keys = crosswalk[["source_system", "source_record_id"]]
+    if keys.duplicated().any():
+        raise AssertionError(f"crosswalk repeats records:\n{keys[keys.duplicated()].head()}")
+    expected = pd.concat(
+        [
+            pd.DataFrame({"source_system": s, "source_record_id": t["source_record_id"].astype(str)})
+            for s, t in tables.items()
+        ]
+    )
+    merged = expected.merge(keys, how="outer", indicator=True)
+    if (merged["_merge"] != "both").any():
+        raise AssertionError(
+            f"crosswalk and clean tables differ:\n{merged[merged['_merge'] != 'both'].head()}"
+        )
+    if crosswalk["customer_id"].isna().any():
+        raise AssertionError("crosswalk has records without customer_id")

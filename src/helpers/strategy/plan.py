@@ -1,0 +1,844 @@
+"""Step 06: from segments and lifecycle stages to a contact plan, a call list and segment metrics.
+
+The playbook (`config/playbook.yml`) maps value tier -> channel and lifecycle stage -> action,
+script theme, offer, contact frequency and KPI, with optional per-segment overrides. Every
+customer gets a priority score:
+
+    value at risk     = CLV x churn risk
+    growth potential  = upside_weight x upside x (1 - churn risk)
+    upside            = max(upside_quantile of the CLV of the segment's buyers - own CLV, 0)
+    value at stake    = value at risk + growth potential
+    expected response = past marketing response rate, shrunk to the population mean
+    priority          = value at stake x expected response - call cost x calls planned
+
+Agents call a customer only where the playbook's `call_tiers` of the stage include the customer's
+tier and, outside the prospect stages, the value at risk reaches the tier's
+`min_value_at_risk_for_call`. The call list takes the highest priorities per team until the team's
+calls for the period are used up, prospects taking at most `max_prospect_share` of them; it never
+plans more calls than a team can make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xlsxwriter
+import yaml
+
+from helpers.features.catalog import VALUE_TIERS
+from helpers.lifecycle.stages import STAGES
+
+STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
+STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
+PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
+CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # from 02_identity_merge/golden
+CALL_LIST_COLUMNS = [
+    "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
+    "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
+    "offer", "script_theme", "reason",
+]  # fmt: skip
+
+
+class StrategyInputError(ValueError):
+    """An input frame of step 06 is missing columns or holds values the step cannot use."""
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """The analyst-editable playbook."""
+
+    tiers: dict[str, dict[str, Any]]
+    stages: dict[str, dict[str, Any]]
+    segment_overrides: dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Team:
+    """One call-center team and what it can do in the planning period."""
+
+    name: str
+    tiers: tuple[str, ...]
+    agents: int
+    hours_per_day: float
+    calls_per_hour: float
+    cost_per_call: float
+    working_days: int
+
+    @property
+    def capacity(self) -> int:
+        """Calls the team can make in the period."""
+        return int(self.agents * self.hours_per_day * self.calls_per_hour * self.working_days)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The `strategy` section of the run config, parsed."""
+
+    period_days: int
+    teams: tuple[Team, ...]
+    agent_cost_per_hour: float
+    upside_quantile: float
+    upside_weight: float
+    response_prior_strength: float
+    max_prospect_share: float
+
+    @classmethod
+    def from_config(cls, strategy: dict[str, Any]) -> StrategySettings:
+        period_days = int(strategy.get("period_days", 30))
+        working_days = round(period_days * float(strategy.get("working_days_per_week", 5)) / 7)
+        priority = strategy.get("priority", {}) or {}
+        capacity = strategy.get("capacity") or {}
+        if not capacity:
+            raise StrategyInputError("config strategy.capacity lists no teams")
+        teams = []
+        for name, team in capacity.items():
+            missing = {"agents", "hours_per_day", "calls_per_hour", "tiers"} - set(team)
+            if missing:
+                raise StrategyInputError(f"config strategy.capacity.{name} lacks {sorted(missing)}")
+            unknown = set(team["tiers"]) - set(VALUE_TIERS)
+            if unknown:
+                raise StrategyInputError(
+                    f"config strategy.capacity.{name}.tiers has unknown tiers {sorted(unknown)}; "
+                    f"known: {list(VALUE_TIERS)}"
+                )
+            teams.append(
+                Team(
+                    name=name,
+                    tiers=tuple(team["tiers"]),
+                    agents=int(team["agents"]),
+                    hours_per_day=float(team["hours_per_day"]),
+                    calls_per_hour=float(team["calls_per_hour"]),
+                    cost_per_call=float(team.get("cost_per_call", 0.0)),
+                    working_days=working_days,
+                )
+            )
+        return cls(
+            period_days=period_days,
+            teams=tuple(teams),
+            agent_cost_per_hour=float(strategy.get("agent_cost_per_hour", 60.0)),
+            upside_quantile=float(priority.get("upside_quantile", 0.75)),
+            upside_weight=float(priority.get("upside_weight", 0.25)),
+            response_prior_strength=float(priority.get("response_prior_strength", 10)),
+            max_prospect_share=float(priority.get("max_prospect_share", 0.2)),
+        )
+
+    def capacity_table(self) -> pd.DataFrame:
+        """One row per team: who they call and how many calls they can make in the period."""
+        return pd.DataFrame(
+            {
+                "team": [t.name for t in self.teams],
+                "tiers": [", ".join(t.tiers) for t in self.teams],
+                "agents": [t.agents for t in self.teams],
+                "working_days": [t.working_days for t in self.teams],
+                "calls_capacity": [t.capacity for t in self.teams],
+                "cost_per_call": [t.cost_per_call for t in self.teams],
+            }
+        )
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Read and check the playbook YAML."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    tiers, stages = raw.get("tiers") or {}, raw.get("stages") or {}
+    if missing := sorted(set(VALUE_TIERS) - set(tiers)):
+        raise StrategyInputError(f"playbook {path}: tiers section lacks {missing}")
+    if missing := sorted(set(STAGES) - set(stages)):
+        raise StrategyInputError(f"playbook {path}: stages section lacks {missing}")
+    for stage, fields in stages.items():
+        if lacking := sorted(set(STAGE_FIELDS) - set(fields)):
+            raise StrategyInputError(f"playbook {path}: stage {stage!r} lacks {lacking}")
+        if int(fields["frequency_days"]) < 1:
+            raise StrategyInputError(f"playbook {path}: stage {stage!r} frequency_days must be >= 1")
+    for tier, fields in tiers.items():
+        if {"channel", "cost_per_contact"} - set(fields):
+            raise StrategyInputError(f"playbook {path}: tier {tier!r} needs channel and cost_per_contact")
+        if float(fields.get("min_value_at_risk_for_call", 0)) < 0:
+            raise StrategyInputError(
+                f"playbook {path}: tier {tier!r} min_value_at_risk_for_call must be >= 0"
+            )
+    overrides = raw.get("segment_overrides") or {}
+    for segment, by_stage in overrides.items():
+        for stage, fields in (by_stage or {}).items():
+            if stage not in STAGES or set(fields) - set(STAGE_FIELDS):
+                raise StrategyInputError(
+                    f"playbook {path}: segment_overrides[{segment!r}][{stage!r}] must name a stage "
+                    f"({', '.join(STAGES)}) and only fields {list(STAGE_FIELDS)}"
+                )
+    return Playbook(tiers=tiers, stages=stages, segment_overrides=overrides)
+
+
+def _fail(frame_name: str, column: str, problem: str, bad: pd.DataFrame) -> None:
+    examples = bad.head(5).to_dict("records")
+    raise StrategyInputError(f"{frame_name}.{column}: {len(bad):,} rows {problem}; e.g. {examples}")
+
+
+def _require(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise StrategyInputError(f"{frame_name} lacks columns {missing}; it has {list(frame.columns)}")
+
+
+def _check_allowed(frame: pd.DataFrame, frame_name: str, column: str, allowed: tuple[str, ...]) -> None:
+    bad = ~frame[column].isin(allowed)
+    if bad.any():
+        _fail(frame_name, column, f"are not one of {list(allowed)}", frame.loc[bad, ["customer_id", column]])
+
+
+def _check_not_null(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
+    for column in columns:
+        bad = frame[column].isna()
+        if bad.any():
+            _fail(frame_name, column, "are null", frame.loc[bad, ["customer_id", column]])
+
+
+FEATURE_COLUMNS = [
+    "customer_id", "clv_12m", "value_tier", "response_rate", "n_marketing_contacts", "conversion_rate",
+    "monetary_12m", "csat_mean", "nps_mean", "n_calls", "contacts_per_month", "n_complaints",
+    "avg_handle_sec", "purchases_last_90d", "purchases_prev_90d",
+]  # fmt: skip
+
+
+def assemble_customers(
+    features: pd.DataFrame, segments: pd.DataFrame, lifecycle: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per customer with features, segment and stage; fails on gaps between the inputs."""
+    _require(features, "03_features/features", FEATURE_COLUMNS)
+    _require(segments, "04_clustering/segments", ["customer_id", "segment_id", "segment_name"])
+    _require(lifecycle, "05_lifecycle/lifecycle", ["customer_id", "stage", "churn_risk"])
+    keys = {}
+    for frame, name in (
+        (features, "03_features/features"),
+        (segments, "04_clustering/segments"),
+        (lifecycle, "05_lifecycle/lifecycle"),
+    ):
+        keys[name] = pd.Index(frame["customer_id"])
+        if not keys[name].is_unique:
+            dupes = frame["customer_id"].duplicated(keep=False)
+            _fail(name, "customer_id", "are duplicated", frame.loc[dupes, ["customer_id"]])
+    _check_allowed(features, "03_features/features", "value_tier", VALUE_TIERS)
+    _check_allowed(lifecycle, "05_lifecycle/lifecycle", "stage", STAGES)
+    _check_not_null(features, "03_features/features", ["clv_12m", "n_marketing_contacts"])
+    _check_not_null(lifecycle, "05_lifecycle/lifecycle", ["churn_risk"])
+    _check_not_null(segments, "04_clustering/segments", ["segment_id", "segment_name"])
+    out_of_range = ~lifecycle["churn_risk"].between(0, 1)
+    if out_of_range.any():
+        _fail(
+            "05_lifecycle/lifecycle",
+            "churn_risk",
+            "are outside 0..1",
+            lifecycle.loc[out_of_range, ["customer_id", "churn_risk"]],
+        )
+
+    customers = segments[["customer_id", "segment_id", "segment_name"]].reset_index(drop=True)
+    ids = keys["04_clustering/segments"]
+    for frame, name, columns in (
+        (lifecycle, "05_lifecycle/lifecycle", ["stage", "churn_risk"]),
+        (features, "03_features/features", FEATURE_COLUMNS[1:]),
+    ):
+        positions = keys[name].get_indexer(ids)
+        missing = positions < 0
+        if missing.any():
+            _fail(
+                "04_clustering/segments",
+                "customer_id",
+                f"have no row in {name}",
+                customers.loc[missing, ["customer_id"]],
+            )
+        if len(frame) > len(customers):  # every segment customer found once, so the rest are extra
+            extra = ~keys[name].isin(ids)
+            _fail(
+                name,
+                "customer_id",
+                "have no row in 04_clustering/segments",
+                frame.loc[extra, ["customer_id"]],
+            )
+        aligned = frame[columns].iloc[positions].reset_index(drop=True)
+        customers = pd.concat([customers, aligned], axis=1)
+    customers["segment_id"] = customers["segment_id"].astype("int64")
+    for column in ("segment_name", "stage", "value_tier"):
+        customers[column] = customers[column].astype(str).astype("category")
+    return customers
+
+
+def playbook_matrix(playbook: Playbook, segment_names: list[str]) -> pd.DataFrame:
+    """Segment x stage table of action, script theme, offer, frequency, KPI and call tiers."""
+    rows = []
+    for segment in segment_names:
+        overrides = playbook.segment_overrides.get(segment, {}) or {}
+        for stage in STAGES:
+            fields = {**playbook.stages[stage], **(overrides.get(stage) or {})}
+            rows.append({"segment_name": segment, "stage": stage, **{f: fields[f] for f in STAGE_FIELDS}})
+    matrix = pd.DataFrame(rows)
+    matrix["frequency_days"] = matrix["frequency_days"].astype(int)
+    matrix["call_tiers"] = matrix["call_tiers"].map(lambda tiers: ", ".join(tiers))
+    return matrix
+
+
+def smoothed_response(response_rate: pd.Series, n_contacts: pd.Series, prior_strength: float) -> pd.Series:
+    """Response rate shrunk towards the population rate: (responses + k*mean) / (contacts + k)."""
+    contacts = n_contacts.astype(float)
+    responses = (response_rate.astype(float).fillna(0.0) * contacts).to_numpy()
+    total_contacts = contacts.sum()
+    mean_rate = responses.sum() / total_contacts if total_contacts > 0 else 0.0
+    return pd.Series(
+        (responses + prior_strength * mean_rate) / (contacts.to_numpy() + prior_strength),
+        index=response_rate.index,
+    )
+
+
+def build_plan(customers: pd.DataFrame, playbook: Playbook, settings: StrategySettings) -> pd.DataFrame:
+    """Per customer: channel, action, offer, contacts planned, value at stake and priority."""
+    names = sorted(customers["segment_name"].astype(str).unique())
+    matrix = playbook_matrix(playbook, names)  # rows: segment (sorted) x stage (STAGES order)
+    segment_code = pd.Categorical(customers["segment_name"].astype(str), categories=names).codes
+    stage_code = pd.Categorical(customers["stage"], categories=list(STAGES)).codes
+    positions = segment_code * len(STAGES) + stage_code
+    tier_code = pd.Categorical(customers["value_tier"], categories=list(VALUE_TIERS)).codes
+    plan = customers[
+        ["customer_id", "segment_id", "segment_name", "stage", "value_tier", "clv_12m", "churn_risk"]
+    ].copy()
+    channels = pd.Categorical([playbook.tiers[t]["channel"] for t in VALUE_TIERS])
+    plan["channel"] = pd.Categorical.from_codes(channels.codes[tier_code], channels.categories)
+    for column in ("action", "script_theme", "offer", "kpi"):
+        values = pd.Categorical(matrix[column])
+        plan[column] = pd.Categorical.from_codes(values.codes[positions], values.categories)
+    frequency = matrix["frequency_days"].to_numpy()[positions]
+    plan["contacts_planned"] = np.maximum(1, settings.period_days // frequency)
+    # allowed[row of the segment x stage matrix, tier] = agents call that tier there
+    allowed = np.array([[t in tiers.split(", ") for t in VALUE_TIERS] for tiers in matrix["call_tiers"]])
+    first_team_cost: dict[str, float] = {}
+    for team in settings.teams:
+        for team_tier in team.tiers:
+            first_team_cost.setdefault(team_tier, team.cost_per_call)
+    has_team = np.array([t in first_team_cost for t in VALUE_TIERS])
+    plan["mass_cost"] = np.array([float(playbook.tiers[t]["cost_per_contact"]) for t in VALUE_TIERS])[
+        tier_code
+    ]
+    plan["call_cost"] = np.array([first_team_cost.get(t, 0.0) for t in VALUE_TIERS])[tier_code]
+    clv = customers["clv_12m"].astype(float).clip(lower=0)
+    risk = customers["churn_risk"].astype(float)
+    # Potential: the CLV quantile among the segment's buyers (all buyers' for a segment without any).
+    buyers_clv = clv.where(clv > 0)
+    potential = buyers_clv.groupby(customers["segment_id"]).transform(
+        lambda s: s.quantile(settings.upside_quantile)
+    )
+    potential = potential.fillna(buyers_clv.quantile(settings.upside_quantile)).fillna(0.0)
+    plan["value_at_risk"] = clv * risk
+    plan["upside"] = (potential - clv).clip(lower=0)
+    plan["growth_potential"] = settings.upside_weight * plan["upside"] * (1 - risk)
+    plan["value_at_stake"] = plan["value_at_risk"] + plan["growth_potential"]
+    min_at_risk = np.array(
+        [float(playbook.tiers[t].get("min_value_at_risk_for_call", 0)) for t in VALUE_TIERS]
+    )
+    worth_a_call = customers["stage"].isin(PROSPECT_STAGES).to_numpy() | (
+        plan["value_at_risk"].to_numpy() >= min_at_risk[tier_code]
+    )
+    plan["call_eligible"] = allowed[positions, tier_code] & has_team[tier_code] & worth_a_call
+    unit_cost = np.where(plan["call_eligible"], plan["call_cost"], plan["mass_cost"])
+    plan["expected_response"] = smoothed_response(
+        customers["response_rate"], customers["n_marketing_contacts"], settings.response_prior_strength
+    )
+    plan["priority"] = (
+        plan["value_at_stake"] * plan["expected_response"] - unit_cost * plan["contacts_planned"]
+    )
+    return plan
+
+
+def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Fill each team's calls for the period with its tiers' highest-priority customers.
+
+    Teams fill in config order; a team takes the longest run of its eligible customers (by
+    priority, ties in input order) whose planned calls fit its capacity, after dropping the
+    prospects whose calls would exceed `max_prospect_share` of that capacity. Adds `on_call_list`,
+    `team`, `calls_planned` (0 when not called), `call_rank` (1 = call first, else 0) and
+    `contact_cost` (the team's call cost on the list, else the tier's mass-channel cost).
+    """
+    plan = plan.copy()
+    order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
+    candidate = (plan["call_eligible"].to_numpy() & (plan["priority"].to_numpy() > 0))[order]
+    tier_code = pd.Categorical(plan["value_tier"], categories=list(VALUE_TIERS)).codes[order]
+    prospect = plan["stage"].isin(PROSPECT_STAGES).to_numpy()[order]
+    calls = plan["contacts_planned"].to_numpy()[order]
+    assigned = np.full(len(plan), -1)  # team number in config order, -1: not called
+    for number, team in enumerate(settings.teams):
+        handles = np.array([t in team.tiers for t in VALUE_TIERS])
+        mask = candidate & (assigned < 0) & handles[tier_code]
+        leads = np.flatnonzero(mask & prospect)
+        over_cap = np.cumsum(calls[leads]) > settings.max_prospect_share * team.capacity
+        mask[leads[over_cap]] = False
+        taken = np.flatnonzero(mask)[np.cumsum(calls[mask]) <= team.capacity]
+        assigned[taken] = number
+    team_code = np.empty(len(plan), dtype=int)
+    team_code[order] = assigned
+    plan["team"] = pd.Categorical.from_codes(team_code, [t.name for t in settings.teams])
+    plan["on_call_list"] = team_code >= 0
+    plan["calls_planned"] = np.where(plan["on_call_list"], plan["contacts_planned"], 0)
+    on_list = assigned >= 0
+    call_rank = np.empty(len(plan), dtype="int64")
+    call_rank[order] = np.cumsum(on_list) * on_list
+    plan["call_rank"] = call_rank
+    plan["contact_cost"] = np.where(plan["on_call_list"], plan["call_cost"], plan["mass_cost"])
+    return plan
+
+
+def team_usage(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Capacity table plus customers and calls planned per team."""
+    usage = (
+        plan.loc[plan["on_call_list"]]
+        .groupby("team", observed=True)
+        .agg(customers=("customer_id", "size"), calls_planned=("calls_planned", "sum"))
+    )
+    table = settings.capacity_table().merge(usage, left_on="team", right_index=True, how="left")
+    table[["customers", "calls_planned"]] = table[["customers", "calls_planned"]].fillna(0).astype("int64")
+    table["utilisation"] = table["calls_planned"] / table["calls_capacity"].where(table["calls_capacity"] > 0)
+    return table
+
+
+def call_reasons(calls: pd.DataFrame) -> pd.Series:
+    """A short, human reason per call-list row, from stage, risk, value and upside."""
+    stage = calls["stage"].astype(str).map(STAGE_LABELS)
+    risk = (calls["churn_risk"] * 100).round().astype(int).astype(str)
+    clv = calls["clv_12m"].round().astype(int).map("{:,}".format)
+    upside = calls["upside"].round().astype(int).map("{:,}".format)
+    driver = np.where(
+        calls["value_at_risk"] >= calls["value_at_stake"] / 2,
+        "churn risk " + risk + "% on 12-month CLV ¥" + clv,
+        "upside ¥" + upside + " to the segment's top customers",
+    )
+    return (stage + " stage, " + calls["value_tier"].astype(str) + " value: " + driver).astype(str)
+
+
+def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
+    """The ranked call list with contact details (the only frame of step 06 that carries them)."""
+    _require(golden, "02_identity_merge/golden", CONTACT_COLUMNS)
+    calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
+    contacts = golden.loc[golden["customer_id"].isin(calls["customer_id"]), CONTACT_COLUMNS]
+    calls = calls.merge(
+        contacts,
+        on="customer_id",
+        how="left",
+        indicator=True,
+    )
+    missing = calls["_merge"] == "left_only"
+    if missing.any():
+        _fail(
+            "06_strategy/plan",
+            "customer_id",
+            "on the call list have no 02_identity_merge/golden row",
+            calls.loc[missing, ["customer_id"]],
+        )
+    calls["reason"] = call_reasons(calls)
+    calls["priority"] = calls["priority"].round(2)
+    calls["clv_12m"] = calls["clv_12m"].round(2)
+    calls["churn_risk"] = calls["churn_risk"].round(3)
+    return calls[CALL_LIST_COLUMNS].reset_index(drop=True)
+
+
+def write_call_list(calls: pd.DataFrame, step_dir: Path) -> tuple[Path, Path]:
+    """Write call_list.csv (UTF-8 with BOM, so Excel shows Chinese) and call_list.xlsx."""
+    step_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = step_dir / "call_list.csv", step_dir / "call_list.xlsx"
+    text = calls.astype({c: str for c in ("team", "segment_name", "stage", "value_tier")})
+    text.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    # xlsxwriter row by row: about 1.5x faster than DataFrame.to_excel for a 10,000-row list.
+    workbook = xlsxwriter.Workbook(str(xlsx_path), {"constant_memory": True, "strings_to_urls": False})
+    sheet = workbook.add_worksheet("call_list")
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, len(text), len(text.columns) - 1)
+    sheet.write_row(0, 0, list(text.columns), workbook.add_format({"bold": True}))
+    for row_number, row in enumerate(
+        text.astype(object).where(text.notna(), None).itertuples(index=False), 1
+    ):
+        sheet.write_row(row_number, 0, row)
+    workbook.close()
+    return csv_path, xlsx_path
+
+
+def cost_to_serve(customers: pd.DataFrame, plan: pd.DataFrame, settings: StrategySettings) -> pd.Series:
+    """Per customer and period: planned outreach plus service calls (last 12 months' pace) at the
+    agent hour cost."""
+    outreach = plan["contact_cost"] * plan["contacts_planned"]
+    calls_per_period = (
+        customers["contacts_per_month"].astype(float).fillna(0) * settings.period_days / 30.4375
+    )
+    handle_hours = customers["avg_handle_sec"].astype(float).fillna(0) / 3600
+    return outreach + calls_per_period * handle_hours * settings.agent_cost_per_hour
+
+
+METRIC_COLUMNS = [
+    "customers", "customer_share", "value_share", "clv_share", "csat", "nps", "retention_rate",
+    "conversion_rate", "complaint_rate", "cost_to_serve", "churn_risk", "at_risk_share",
+    "value_at_risk", "growth_potential", "on_call_list",
+]  # fmt: skip
+
+
+def segment_metrics(customers: pd.DataFrame, plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
+    """Success metrics per segment (plus an `All customers` row with segment_id -1)."""
+    frame = pd.DataFrame(
+        {
+            "segment_id": customers["segment_id"],
+            "segment_name": customers["segment_name"].astype(str),
+            "monetary_12m": customers["monetary_12m"].astype(float).fillna(0),
+            "clv": customers["clv_12m"].astype(float),
+            "csat": customers["csat_mean"].astype(float),
+            "promoter": (customers["nps_mean"] >= 9).astype(float).where(customers["nps_mean"].notna()),
+            "detractor": (customers["nps_mean"] <= 6).astype(float).where(customers["nps_mean"].notna()),
+            "bought_prev": (customers["purchases_prev_90d"].fillna(0) > 0).astype(float),
+            "retained": (
+                (customers["purchases_prev_90d"].fillna(0) > 0)
+                & (customers["purchases_last_90d"].fillna(0) > 0)
+            ).astype(float),
+            "contacts": customers["n_marketing_contacts"].astype(float),
+            "conversions": customers["conversion_rate"].astype(float).fillna(0)
+            * customers["n_marketing_contacts"].astype(float),
+            "calls": customers["n_calls"].astype(float).fillna(0),
+            "complaints": customers["n_complaints"].astype(float).fillna(0),
+            "cost": cost_to_serve(customers, plan, settings),
+            "churn_risk": customers["churn_risk"].astype(float),
+            "at_risk": customers["stage"].isin(["at_risk", "churned"]).astype(float),
+            "value_at_risk": plan["value_at_risk"],
+            "growth_potential": plan["growth_potential"],
+            "on_call_list": plan["on_call_list"].astype(int),
+        }
+    )
+    sum_columns = ["monetary_12m", "clv", "bought_prev", "retained", "contacts", "conversions", "calls",
+                   "complaints", "value_at_risk", "growth_potential", "on_call_list"]  # fmt: skip
+    mean_columns = ["csat", "promoter", "detractor", "cost", "churn_risk", "at_risk"]
+    # Sums and non-null counts per segment; the `All customers` row (-1) adds them up.
+    grouped = frame.drop(columns="segment_name").groupby("segment_id", sort=True)
+    parts = [
+        grouped[sum_columns].sum(),
+        grouped[mean_columns].sum().add_suffix("_sum"),
+        grouped[mean_columns].count().add_suffix("_n"),
+        grouped.size().rename("size"),
+    ]
+    totals = pd.concat(parts, axis=1)
+    totals.loc[-1] = totals.sum()
+    totals = totals.sort_index()
+    sums = totals[sum_columns]
+    means = pd.DataFrame(
+        {c: totals[f"{c}_sum"] / totals[f"{c}_n"].where(totals[f"{c}_n"] > 0) for c in mean_columns}
+    )
+    names = frame.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
+    totals["segment_name"] = names.reindex(totals.index).fillna("All customers")
+    sizes = totals["size"].astype("int64")
+    total = len(frame)
+    metrics = pd.DataFrame(
+        {
+            "customers": sizes,
+            "customer_share": sizes / total,
+            "value_share": sums["monetary_12m"] / max(frame["monetary_12m"].sum(), 1e-9),
+            "clv_share": sums["clv"] / max(frame["clv"].sum(), 1e-9),
+            "csat": means["csat"],
+            "nps": 100 * (means["promoter"] - means["detractor"]),
+            "retention_rate": sums["retained"] / sums["bought_prev"].where(sums["bought_prev"] > 0),
+            "conversion_rate": sums["conversions"] / sums["contacts"].where(sums["contacts"] > 0),
+            "complaint_rate": sums["complaints"] / sums["calls"].where(sums["calls"] > 0),
+            "cost_to_serve": means["cost"],
+            "churn_risk": means["churn_risk"],
+            "at_risk_share": means["at_risk"],
+            "value_at_risk": sums["value_at_risk"],
+            "growth_potential": sums["growth_potential"],
+            "on_call_list": sums["on_call_list"].astype("int64"),
+        }
+    )
+    metrics.insert(0, "segment_name", totals["segment_name"])
+    return metrics.rename_axis("segment_id").reset_index()[["segment_id", "segment_name", *METRIC_COLUMNS]]
+
+
+def metric_deltas(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """`current` plus `delta_<metric>` = current - previous, matched on (stable) segment_id."""
+    result = current.copy()
+    if previous is None:
+        for metric in METRIC_COLUMNS:
+            result[f"delta_{metric}"] = np.nan
+        return result
+    # reindex: a previous run may predate a metric, whose delta is then unknown
+    before = previous.set_index("segment_id").reindex(index=current["segment_id"], columns=METRIC_COLUMNS)
+    for metric in METRIC_COLUMNS:
+        result[f"delta_{metric}"] = current[metric].to_numpy(dtype=float) - before[metric].to_numpy(
+            dtype=float
+        )
+    return result
+
+
+def stage_mix(plan: pd.DataFrame) -> pd.DataFrame:
+    """Customers, value at stake and call-list customers per segment x stage."""
+    mix = plan.groupby(["segment_id", "segment_name", "stage"], observed=True).agg(
+        customers=("customer_id", "size"),
+        value_at_risk=("value_at_risk", "sum"),
+        growth_potential=("growth_potential", "sum"),
+        value_at_stake=("value_at_stake", "sum"),
+        on_call_list=("on_call_list", "sum"),
+    )
+    return mix.reset_index()
+
+
+def _lower_first(text: str) -> str:
+    """Lower-case the first letter unless it starts an acronym ("VIP care" stays)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def plain_label(name: str) -> str:
+    """A config or stage name for readers: `at_risk` -> "At risk", `callback_team` -> "Callback team"."""
+    return name.replace("_", " ").capitalize()
+
+
+def one_in(rate: float) -> str:
+    """A rate as "1 in N" when that is within 10% of it, else the nearest "k in n" with n <= 5."""
+    whole = round(1 / rate)
+    if whole >= 1 and abs(1 / whole - rate) <= 0.1 * rate:
+        return f"1 in {whole}"
+    fraction = Fraction(rate).limit_denominator(5)
+    return f"{fraction.numerator} in {fraction.denominator}"
+
+
+def _fmt_delta(value: float, unit: str, scale: float = 1.0, digits: int = 0) -> str:
+    return f"{round(value * scale, digits) + 0.0:+.{digits}f}{unit}"  # + 0.0 turns -0 into 0
+
+
+def _above(segment: pd.Series, overall: pd.Series, column: str) -> float:
+    """Segment minus all customers on one metric; 0 when either is unknown."""
+    value, base = segment[column], overall[column]
+    return 0.0 if pd.isna(value) or pd.isna(base) else float(value - base)
+
+
+def segment_focus(segment: pd.Series, overall: pd.Series, mix: pd.DataFrame) -> str:
+    """What a segment's recommendation leads with, from its profile and its lifecycle mix.
+
+    The first that holds: `complaints` (complaint rate 10+ points above average or satisfaction
+    0.5+ below), `prospects` (half or more in prospect stages), `protect` (revenue share at least
+    1.5 times its customer share), `win_back` (retention 8+ points below average or at-risk and
+    churned share 10+ points above), else `grow`.
+    """
+    in_stage = mix.groupby(mix["stage"].astype(str))["customers"].sum()
+    prospects = in_stage.reindex(list(PROSPECT_STAGES)).fillna(0).sum() / max(segment["customers"], 1)
+    if _above(segment, overall, "complaint_rate") >= 0.10 or _above(segment, overall, "csat") <= -0.5:
+        return "complaints"
+    if prospects >= 0.5:
+        return "prospects"
+    if segment["value_share"] >= 1.5 * segment["customer_share"]:
+        return "protect"
+    if (
+        _above(segment, overall, "retention_rate") <= -0.08
+        or _above(segment, overall, "at_risk_share") >= 0.10
+    ):
+        return "win_back"
+    return "grow"
+
+
+def recommendation(
+    segment: pd.Series,
+    overall: pd.Series,
+    mix: pd.DataFrame,
+    plan_matrix: pd.DataFrame,
+    tiers: dict[str, dict[str, Any]],
+    dominant_tier: str,
+) -> str:
+    """Three or four sentences for managers: the action (see `segment_focus`), why, how, what is at stake."""
+    treatment = plan_matrix.set_index("stage")
+    by_size = mix.assign(stage=mix["stage"].astype(str)).sort_values("customers", ascending=False)
+    focus = segment_focus(segment, overall, mix)
+    if focus == "complaints":
+        action = (
+            "**Fix the service first**: resolve every open complaint before any sales offer, and confirm "
+            "the fix with the customer"
+        )
+        kpi = "complaint resolution rate and satisfaction"
+    else:
+        stage = {"prospects": "acquisition", "protect": "loyalty", "win_back": "at_risk"}.get(focus)
+        if stage is None:  # grow: the largest stage of customers who have bought
+            bought = by_size.loc[by_size["stage"].isin(["conversion", "retention", "loyalty"])]
+            stage = bought["stage"].iloc[0] if len(bought) else "retention"
+        lead = {
+            "prospects": "Turn leads into first purchases",
+            "protect": "Keep and grow these valuable customers",
+            "win_back": "Win back customers who are drifting away",
+            "grow": "Grow what they buy",
+        }[focus]
+        row = treatment.loc[stage]
+        if dominant_tier in row["call_tiers"].split(", "):
+            action = f"**{lead}**: {_lower_first(row['action'])}, offering {_lower_first(row['offer'])}"
+        else:  # the playbook does not call most of them in this stage: say so, as the channel does
+            action = f"**{lead}**: targeted campaigns offering {_lower_first(row['offer'])}"
+        kpi = _lower_first(row["kpi"])
+    parts = [action + "."]
+
+    top = by_size.head(2)
+    stages = " and ".join(
+        f"{STAGE_LABELS[s]} ({n / max(segment['customers'], 1):.0%})"
+        for s, n in zip(top["stage"], top["customers"], strict=True)
+    )
+    notes = []
+    for column, label, margin, fmt, unit in (
+        ("complaint_rate", "complaints", 0.02, "{:.0%}", " of calls"),
+        ("csat", "satisfaction", 0.15, "{:.1f}", "/5"),
+        ("retention_rate", "retention", 0.08, "{:.0%}", ""),
+    ):
+        if abs(_above(segment, overall, column)) >= margin:
+            value, base = fmt.format(segment[column]), fmt.format(overall[column])
+            notes.append(f"{label} {value}{unit} (average {base})")
+    parts.append(
+        f"Why: {segment['customers']:,} customers ({segment['customer_share']:.0%} of the base) with "
+        f"{segment['value_share']:.0%} of 12-month revenue, mostly {stages}"
+        + "".join(f"; {note}" for note in notes)
+        + "."
+    )
+    parts.append(
+        f"How: most are {dominant_tier} value, so {_lower_first(tiers[dominant_tier]['channel'])}; "
+        f"{segment['on_call_list']:,} get agent calls this period; KPI: {kpi}."
+    )
+    stake = (
+        f"At stake: ¥{segment['value_at_risk']:,.0f} of predicted value at risk and "
+        f"¥{segment['growth_potential']:,.0f} of growth potential"
+    )
+    if pd.notna(segment.get("delta_customers")):
+        stake += (
+            f"; since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
+            f"NPS {_fmt_delta(segment['delta_nps'], ' pts')}, "
+            f"at-risk share {_fmt_delta(segment['delta_at_risk_share'], ' pts', 100)}"
+        )
+    parts.append(stake + ".")
+    return " ".join(parts)
+
+
+def recommendations(metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playbook) -> dict[str, str]:
+    """Segment name -> `**name**: ` and its recommendation (segments in id order)."""
+    overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
+    mix = stage_mix(plan)
+    tiers = plan.groupby(["segment_id", "value_tier"], observed=True).size().rename("n").reset_index()
+    dominant = tiers.sort_values("n", ascending=False).drop_duplicates("segment_id").set_index("segment_id")
+    paragraphs = {}
+    for _, segment in metrics.loc[metrics["segment_id"] >= 0].sort_values("segment_id").iterrows():
+        name = segment["segment_name"]
+        paragraphs[name] = f"**{name}**: " + recommendation(
+            segment,
+            overall,
+            mix.loc[mix["segment_id"] == segment["segment_id"]],
+            playbook_matrix(playbook, [name]),
+            playbook.tiers,
+            str(dominant.loc[segment["segment_id"], "value_tier"]),
+        )
+    return paragraphs
+
+
+def key_numbers(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """The headline bullets of the management report (Markdown)."""
+    overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
+    segments = metrics.loc[metrics["segment_id"] >= 0]
+    top = segments.sort_values("value_share", ascending=False).iloc[0]
+    on_list = plan["on_call_list"].to_numpy()
+    stage = plan["stage"].astype(str)
+    prospect = stage.isin(PROSPECT_STAGES).to_numpy()
+
+    def covered(column: str) -> str:
+        total = plan[column].sum()
+        return f"{plan.loc[on_list, column].sum() / total:.0%}" if total > 0 else "–"
+
+    capacity, planned = usage["calls_capacity"].sum(), usage["calls_planned"].sum()
+    prospect_calls = plan.loc[on_list & prospect, "calls_planned"].sum()
+    teams = "; ".join(
+        f"{plain_label(str(row.team))} {row.calls_planned:,} of {row.calls_capacity:,} calls"
+        + ("" if pd.isna(row.utilisation) else f" ({row.utilisation:.0%})")
+        for row in usage.itertuples()
+    )
+    rate = overall["complaint_rate"]
+    per_calls = f", about {one_in(rate)} calls" if pd.notna(rate) and rate > 0 else ""
+    complaints = segments.dropna(subset=["complaint_rate"]).sort_values("complaint_rate", ascending=False)
+    worst = (
+        f"; highest in **{complaints.iloc[0]['segment_name']}** ({complaints.iloc[0]['complaint_rate']:.1%})"
+        if len(complaints)
+        else ""
+    )
+    lines = [
+        f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
+        f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
+        f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the teams can make). They hold "
+        f"{covered('value_at_risk')} of the value at risk and {covered('growth_potential')} of the growth "
+        f"potential; new leads take {prospect_calls / max(planned, 1):.0%} of the calls.",
+        f"- **Value at risk: ¥{overall['value_at_risk']:,.0f}** (predicted 12-month value of customers "
+        f"who may leave; {overall['at_risk_share']:.0%} of customers are at risk or churned). Separately, "
+        f"**growth potential: ¥{overall['growth_potential']:,.0f}**, of which "
+        f"¥{plan.loc[prospect, 'growth_potential'].sum():,.0f} from prospects who have not bought yet.",
+        f"- **Team utilisation** (calls planned of the period's capacity): {teams}. "
+        f"{max(capacity - planned, 0):,} calls ({max(capacity - planned, 0) / max(capacity, 1):.0%} "
+        "of capacity) stay free for inbound service.",
+        f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
+        f"and {top['value_share']:.0%} of 12-month revenue.",
+        f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
+        f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls "
+        f"(complaints per service call{per_calls}{worst}).",
+    ]
+    churned = (stage == "churned").to_numpy()
+    if churned.any():
+        median_clv = plan.loc[churned, "clv_12m"].median()
+        calls_cost = plan.loc[plan["call_cost"] > 0, "call_cost"]
+        why = (
+            "most are worth less than one call"
+            if len(calls_cost) and median_clv < calls_cost.min()
+            else "the playbook keeps calls for the valuable ones"
+        )
+        lines.append(
+            f"- **{churned.sum():,} churned customers** get a low-cost reactivation by SMS and e-mail "
+            f"rather than calls, as {why} (median predicted 12-month value ¥{median_clv:,.0f}); "
+            f"{(churned & on_list).sum():,} valuable ones are on the call list."
+        )
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Segment metrics formatted for readers (plain labels, percentages, rounded money), with deltas."""
+    formats = {
+        "customers": ("Customers", "{:,.0f}"), "customer_share": ("Customer share", "{:.0%}"),
+        "value_share": ("Revenue share", "{:.0%}"), "csat": ("Satisfaction (CSAT, 1-5)", "{:.2f}"),
+        "nps": ("NPS", "{:+.0f}"), "retention_rate": ("Retention", "{:.0%}"),
+        "conversion_rate": ("Conversion", "{:.1%}"), "complaint_rate": ("Complaints per call", "{:.1%}"),
+        "cost_to_serve": ("Cost to serve per customer per period", "¥{:,.1f}"),
+        "at_risk_share": ("At risk or churned", "{:.0%}"), "value_at_risk": ("Value at risk", "¥{:,.0f}"),
+        "growth_potential": ("Growth potential", "¥{:,.0f}"), "on_call_list": ("On the call list", "{:,.0f}"),
+    }  # fmt: skip
+    delta_formats = {"customers": "{:+,.0f}", "nps": "{:+.0f}", "at_risk_share": "{:+.0%}", "csat": "{:+.2f}"}
+    table = pd.DataFrame({"Segment": metrics["segment_name"]})
+    for column, (label, fmt) in formats.items():
+        table[label] = metrics[column].map(lambda v, f=fmt: "–" if pd.isna(v) else f.format(v))
+        delta = f"delta_{column}"
+        if column in delta_formats and delta in metrics and metrics[delta].notna().any():
+            digits = 2 if column in ("csat", "at_risk_share") else 0
+            table[f"Δ {label}"] = metrics[delta].map(
+                lambda v, f=delta_formats[column], d=digits: (
+                    "new" if pd.isna(v) else f.format(round(v, d) + 0.0)
+                )
+            )
+    return table.set_index("Segment")
+
+
+def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
+    """The segment x stage playbook with customers, value at stake and call-list customers per cell."""
+    mix = stage_mix(plan).drop(columns="segment_id")
+    mix[["segment_name", "stage"]] = mix[["segment_name", "stage"]].astype(str)
+    matrix = playbook_matrix(playbook, sorted(mix["segment_name"].unique()))
+    matrix = matrix.merge(mix, on=["segment_name", "stage"], how="left")
+    matrix[["customers", "on_call_list"]] = matrix[["customers", "on_call_list"]].fillna(0).astype("int64")
+    matrix["value_at_stake"] = matrix["value_at_stake"].fillna(0.0)
+    return matrix
+
+
+def call_rules(playbook: Playbook, settings: StrategySettings) -> str:
+    """One sentence on who gets agent calls beyond the playbook's stage x tier grid (Markdown)."""
+    limits = [
+        f"{tier}-value customers only when at least ¥{float(fields['min_value_at_risk_for_call']):,.0f} "
+        "of their predicted value is at risk"
+        for tier, fields in playbook.tiers.items()
+        if float(fields.get("min_value_at_risk_for_call", 0)) > 0
+    ]
+    return (
+        "Agents call "
+        + ("; ".join(limits) + ";" if limits else "the tiers each stage lists;")
+        + " new leads (contact and acquisition stages, no purchase yet) take at most "
+        f"{settings.max_prospect_share:.0%} of each team's call capacity. Everyone else is reached through "
+        "their tier's channel."
+    )
