@@ -326,7 +326,7 @@ def test_transition_matrix_counts_new_and_left_customers() -> None:
 def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> None:
     def make_run(name: str, started: float, complete: bool, raw_dir: str = "data/raw/demo") -> Path:
         run = tmp_path / name
-        for artifact in migration.PREVIOUS_ARTIFACTS if complete else migration.PREVIOUS_ARTIFACTS[:1]:
+        for artifact in runs.PREVIOUS_ARTIFACTS if complete else runs.PREVIOUS_ARTIFACTS[:1]:
             (run / artifact).parent.mkdir(parents=True, exist_ok=True)
             (run / artifact).write_bytes(b"")
         (run / "config.yml").write_text(f"data: {{raw_dir: {raw_dir}}}\n")
