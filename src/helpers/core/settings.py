@@ -43,7 +43,7 @@ class TableSettings(Section):
     """How one canonical table is read (`data.tables.<table>`)."""
 
     file: str
-    format: Literal["csv", "excel"] = "csv"
+    format: Literal["csv", "excel", "parquet"] = "csv"
     encoding: str = "utf-8"
     sheet: str | int = 0
     date_format: str | None = None
@@ -169,7 +169,20 @@ class StrategySettingsSection(Section):
     working_days_per_week: Annotated[float, Field(gt=0, le=7)] = 5
     agent_cost_per_hour: Annotated[float, Field(ge=0)] = 60.0
     priority: PrioritySettings = Field(default_factory=PrioritySettings)
-    capacity: dict[str, TeamSettings] = Field(min_length=1)
+    capacity: dict[str, TeamSettings] = Field(  # teams fill in this order
+        default_factory=lambda: {
+            "account_managers": TeamSettings(
+                agents=4, hours_per_day=6, calls_per_hour=2, tiers=["high"], cost_per_call=60.0
+            ),
+            "callback_team": TeamSettings(
+                agents=10, hours_per_day=6, calls_per_hour=6, tiers=["middle"], cost_per_call=10.0
+            ),
+            "outbound_team": TeamSettings(
+                agents=6, hours_per_day=6, calls_per_hour=10, tiers=["low"], cost_per_call=5.0
+            ),
+        },
+        min_length=1,
+    )
     migration: MigrationSettings = Field(default_factory=MigrationSettings)
 
 
@@ -184,7 +197,7 @@ class WorkbenchConfig(Section):
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     clustering: ClusteringSettingsSection = Field(default_factory=ClusteringSettingsSection)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
-    strategy: StrategySettingsSection
+    strategy: StrategySettingsSection = Field(default_factory=StrategySettingsSection)
 
 
 def validation_messages(error: ValidationError) -> list[str]:
