@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from helpers.core.steps import STEPS
+from helpers.core.steps import STEPS, artifact_path
 
 PACKAGE_DIR = Path(helpers.__file__).parent
 STEP_ORDER = {step.package: position for position, step in enumerate(STEPS)}
@@ -118,3 +118,27 @@ def test_import_graph_has_no_cycles() -> None:
         if module not in state:
             visit(module, [module])
     assert not cycles, "\n".join(cycles)
+
+
+def test_every_step_reads_only_what_an_earlier_step_writes() -> None:
+    written: set[str] = set()
+    for step in STEPS:
+        unknown = set(step.reads) - written
+        assert not unknown, f"{step.name} reads {sorted(unknown)}, which no earlier step writes"
+        assert all(artifact.startswith(f"{step.name}/") for artifact in step.writes), step.name
+        written |= set(step.writes)
+
+
+def test_every_step_notebook_exists_in_run_order() -> None:
+    notebooks = sorted(path.name for path in STEPS[0].notebook.parent.glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks == [step.notebook.name for step in STEPS]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_world")
+def test_a_finished_run_holds_every_registered_artifact(small_run) -> None:
+    missing = [
+        artifact for step in STEPS for artifact in step.writes
+        if not artifact_path(small_run.run_dir, artifact).is_file()
+    ]  # fmt: skip
+    assert not missing, missing

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.core.paths import NOTEBOOKS_DIR
-from helpers.core.tables import IDENTITY_TABLES, TABLES
+from helpers.core.tables import EVENT_TABLES, IDENTITY_TABLES, TABLES
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ AUDIT = Step(
 )  # fmt: skip
 IDENTITY = Step(
     "02_identity_merge", "identity", "Identity merge",
-    reads=tuple(f"01_data_audit/clean_{table}" for table in IDENTITY_TABLES),
+    reads=tuple(f"01_data_audit/clean_{table.name}" for table in IDENTITY_TABLES),
     writes=tuple(
         f"02_identity_merge/{name}" for name in
         ("crosswalk", "golden", "identifiers", "suspicious_identifiers", "review_pairs", "merge_summary")
@@ -53,7 +53,7 @@ IDENTITY = Step(
 FEATURES = Step(
     "03_features", "features", "Multi-factor features",
     reads=(
-        *(f"01_data_audit/clean_{table}" for table in TABLES if table not in IDENTITY_TABLES),
+        *(f"01_data_audit/clean_{table.name}" for table in EVENT_TABLES),
         "02_identity_merge/crosswalk", "02_identity_merge/golden",
     ),
     writes=("03_features/features", "03_features/feature_dictionary", "03_features/model_matrix"),
