@@ -35,13 +35,8 @@ import pyarrow.parquet as pq
 from helpers.core.context import open_step
 from helpers.core.measure import peak_rss_mb
 from helpers.core.paths import NOTEBOOKS_DIR, PROJECT_ROOT
-from helpers.lifecycle.stages import (
-    LIFECYCLE_COLUMNS,
-    evaluate_against_holdout,
-    label_customers,
-    load_rules,
-    load_step_inputs,
-)
+from helpers.lifecycle import run_step
+from helpers.lifecycle.stages import evaluate_against_holdout
 
 # (reference date, holdout days): the classic split (39 weeks) first, then other dates and lengths.
 SPLITS: list[tuple[str, int]] = [
@@ -255,28 +250,23 @@ def synthetic_run(run_dir: Path, customers: int, seed: int = 0) -> None:
 
 
 def time_labeling(run_dir: Path) -> dict[str, float]:
-    """Wall time of the step's work (SQL summaries, labeling, artifact write) on a synthetic run."""
+    """Wall time of the step's work (`helpers.lifecycle.run_step`: SQL summaries, labeling, artifact
+    writes) on a synthetic run."""
     context = open_step("05_lifecycle", str(run_dir))
-    rules = load_rules()
     start = time.perf_counter()
-    inputs = load_step_inputs(context, rules)
-    trended = time.perf_counter()
-    labeled = label_customers(
-        inputs.features, context.reference_date, rules, purchases=inputs.purchases, trends=inputs.trends
-    )
-    labeled_at = time.perf_counter()
-    context.write("lifecycle", labeled[LIFECYCLE_COLUMNS])
+    result = run_step(context)
     done = time.perf_counter()
+    labeled = result.labeled
     return {
         "customers": len(labeled),
-        "purchase_summary_s": inputs.seconds["purchase_summary"],
-        "service_trends_s": inputs.seconds["service_trends"],
-        "labeling_s": labeled_at - trended,
+        "purchase_summary_s": result.seconds["purchase_summary"],
+        "service_trends_s": result.seconds["service_trends"],
+        "labeling_s": result.seconds["labeling"],
         "total_s": done - start,
         "process_cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime
         + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
         "at_risk_share": float((labeled["stage"] == "at_risk").mean()),
-        "method": labeled.attrs["lifecycle"]["method"],
+        "method": result.model_info["method"],
     }
 
 

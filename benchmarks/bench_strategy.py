@@ -26,7 +26,7 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     """What notebook 06 computes and writes, phase by phase."""
     import pandas as pd
 
-    from helpers.core.config import load_config
+    from helpers.core.config import load_config, parse_config
     from helpers.core.paths import PROJECT_ROOT
     from helpers.strategy import migration
     from helpers.strategy import plan as strategy
@@ -37,7 +37,8 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
         return now
 
     start = time.perf_counter()
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    config = parse_config(load_config())
+    settings = strategy.StrategySettings.from_config(config.strategy)
     playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
     features = pd.read_parquet(run_dir / "03_features" / "features.parquet", columns=migration.FEATURE_INPUTS)
     segments = pd.read_parquet(run_dir / "04_clustering" / "segments.parquet")
@@ -45,7 +46,14 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     start = lap("read inputs", start)
     moved = None
     if previous is not None:
-        moved = migration.compare_with_previous(previous, features, segments, lifecycle, 0.7, 0.25)
+        moved = migration.compare_with_previous(
+            previous,
+            features,
+            segments,
+            lifecycle,
+            config.strategy.migration.min_stability,
+            config.strategy.migration.max_size_change,
+        )
         segments = moved.segments
         start = lap("migration", start)
     customers = strategy.assemble_customers(features, segments, lifecycle)
@@ -63,7 +71,8 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     golden = pd.read_parquet(
         run_dir / "02_identity_merge" / "golden.parquet", columns=strategy.CONTACT_COLUMNS
     )
-    calls = strategy.build_call_list(plan, golden)
+    as_of_date, plan_until = strategy.planning_period(config.run.reference_date, settings.period_days)
+    calls = strategy.build_call_list(plan, golden, as_of_date, plan_until)
     out = run_dir / "06_strategy"
     strategy.write_call_list(calls, out)
     start = lap("call list csv + xlsx", start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 from pathlib import Path
@@ -507,3 +508,68 @@ def test_stage_accuracy_matches_scikit_learn() -> None:
     ).T
     assert np.allclose(scored["report"].to_numpy(), expected.round(3))
     assert scored["report"].loc["acquisition"].tolist() == [0.0, 0.0, 0.0]  # never planted nor assigned
+
+
+# --------------------------------------------------------------------------- the step: run_step
+
+
+def test_run_step_writes_labels_reports_flows_and_evaluates_only_with_truth(tmp_path: Path) -> None:
+    from helpers.core.context import open_step
+    from helpers.core.runs import PREVIOUS_ARTIFACTS
+    from helpers.lifecycle import run_step
+    from helpers.lifecycle.evaluation import evaluate_planted_stages
+    from helpers.lifecycle.stages import LIFECYCLE_COLUMNS, STAGES
+
+    bench = _bench_module()
+    first, second = tmp_path / "runs" / "first", tmp_path / "runs" / "second"
+    for run in (first, second):
+        bench.synthetic_run(run, 1000, seed=2)
+    os.utime(first / "config.yml", (time.time() - 60, time.time() - 60))
+    truth = tmp_path / "truth"
+    ctx = open_step("05_lifecycle", str(first), overrides={"demo.truth_dir": str(truth)})
+    result = run_step(ctx, horizon_days=180)
+    assert result.horizon_days == 180 and result.previous_run is None and result.flows is None
+    written = pd.read_parquet(first / "05_lifecycle" / "lifecycle.parquet")
+    assert list(written.columns) == LIFECYCLE_COLUMNS and len(written) == len(result.labeled) == 1000
+    assert result.stage_counts.index.tolist() == list(STAGES) and result.stage_counts.sum() == 1000
+    assert result.buyers == int((result.labeled["n_purchases"] > 0).sum())
+    funnel_table = pd.read_parquet(first / "05_lifecycle" / "funnel.parquet")
+    assert funnel_table["customers"].iloc[0] == 1000
+    by_segment = pd.read_parquet(first / "05_lifecycle" / "stage_by_segment.parquet")
+    assert by_segment[list(STAGES)].to_numpy().sum() == 1000 and len(by_segment) == 6
+    manifest_path = first / "05_lifecycle" / "step.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["horizon_days"] == 180 and sum(manifest["stage_counts"].values()) == 1000
+    assert manifest["risk_threshold"] == result.risk_threshold and manifest["churn_model"]["method"]
+    assert "previous_run" not in manifest
+
+    # Planted truth: read only when it exists; 100 of 1,000 planted stages differ from the labels.
+    assert evaluate_planted_stages(ctx, result.labeled) is None
+    assert "stage_macro_f1" not in json.loads(manifest_path.read_text())
+    truth.mkdir()
+    crosswalk = pd.read_parquet(first / "02_identity_merge" / "crosswalk.parquet")
+    records = crosswalk.loc[crosswalk["source_system"] == "crm"]
+    records.assign(person_id="P" + records["customer_id"]).drop(columns="customer_id").to_parquet(
+        truth / "source_records.parquet"
+    )
+    planted = result.labeled["stage"].to_numpy().copy()
+    planted[:100] = [STAGES[(STAGES.index(s) + 1) % len(STAGES)] for s in planted[:100]]
+    persons = pd.DataFrame({"person_id": "P" + result.labeled["customer_id"], "stage": planted})
+    persons.to_parquet(truth / "persons.parquet")
+    accuracy = evaluate_planted_stages(ctx, result.labeled)
+    assert accuracy["customers_evaluated"] == 1000 and accuracy["accuracy"] == pytest.approx(0.9)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["stage_accuracy"] == pytest.approx(0.9)
+    assert manifest["stage_macro_f1"] == pytest.approx(accuracy["macro_f1"]) and accuracy["macro_f1"] < 1
+
+    # A later run on the same data follows every customer from the first run's stage.
+    for artifact in PREVIOUS_ARTIFACTS:
+        (first / artifact).parent.mkdir(parents=True, exist_ok=True)
+        (first / artifact).touch()
+    rerun = run_step(open_step("05_lifecycle", str(second)), horizon_days=180)
+    assert rerun.previous_run == first.resolve() and rerun.kept_customers == 1000
+    flows = pd.read_parquet(second / "05_lifecycle" / "stage_flows.parquet").set_index("before")
+    # Same data, rules and seed: every customer keeps the stage (no "(new)" row, no "(gone)" column).
+    assert list(flows.index) == list(flows.columns) == [s for s in STAGES if s in flows.index]
+    assert np.trace(flows.to_numpy()) == flows.to_numpy().sum() == 1000
+    assert json.loads((second / "05_lifecycle" / "step.json").read_text())["previous_run"] == "first"

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from helpers.core import runs
-from helpers.core.config import load_config
+from helpers.core.config import ConfigError, load_config, parse_config
 from helpers.core.paths import PROJECT_ROOT
+from helpers.core.settings import StrategySettingsSection
 from helpers.strategy import migration
 from helpers.strategy import plan as strategy
 from helpers.strategy.synthetic import synthetic_inputs, write_synthetic_run
@@ -21,9 +26,14 @@ from helpers.strategy.synthetic import synthetic_inputs, write_synthetic_run
 PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
 
 
+def demo_settings() -> strategy.StrategySettings:
+    """The demo config's strategy settings."""
+    return strategy.StrategySettings.from_config(parse_config(load_config()).strategy)
+
+
 def settings_with(teams: dict[str, dict], period_days: int = 30) -> strategy.StrategySettings:
     section = {**load_config()["strategy"], "capacity": teams, "period_days": period_days}
-    return strategy.StrategySettings.from_config(section)
+    return strategy.StrategySettings.from_config(StrategySettingsSection.model_validate(section))
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +99,14 @@ def test_high_value_at_risk_outranks_low_value_loyal() -> None:
             "vip": {"agents": 1, "hours_per_day": 4, "calls_per_hour": 2, "tiers": ["high"]},
             "shared_a": {"agents": 2, "hours_per_day": 1, "calls_per_hour": 5, "tiers": ["middle", "low"]},
             "shared_b": {"agents": 1, "hours_per_day": 3, "calls_per_hour": 7, "tiers": ["low"]},
-            "idle": {"agents": 0, "hours_per_day": 6, "calls_per_hour": 6, "tiers": ["middle"]},
+            # a team with no capacity this period (the schema requires agents >= 1; 0.21 calls round to 0)
+            "idle": {"agents": 1, "hours_per_day": 0.01, "calls_per_hour": 1, "tiers": ["middle"]},
         },
     ],
 )
 def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, teams: dict) -> None:
-    settings = (
-        settings_with(teams) if teams else strategy.StrategySettings.from_config(load_config()["strategy"])
-    )
+    settings = settings_with(teams) if teams else demo_settings()
+    assert all(team.capacity == 0 for team in settings.teams if team.name == "idle")
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     usage = strategy.team_usage(plan, settings).set_index("team")
     assert (usage["calls_planned"] <= usage["calls_capacity"]).all()
@@ -131,10 +141,10 @@ def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, 
 def test_call_list_export_carries_contacts_and_reasons(
     synthetic: dict[str, pd.DataFrame], customers: pd.DataFrame, tmp_path: Path
 ) -> None:
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     assert not {"full_name", "mobile", "email"} & set(plan.columns)
-    calls = strategy.build_call_list(plan, synthetic["golden"])
+    calls = strategy.build_call_list(plan, synthetic["golden"], date(2026, 6, 30), date(2026, 7, 30))
     assert len(calls) == plan["on_call_list"].sum()
     assert calls["mobile"].str.match(r"^\+861\d{10}$").all()
     assert calls["reason"].str.contains(r"(?:stage, (?:high|middle|low) value: (?:churn risk|upside))").all()
@@ -144,6 +154,70 @@ def test_call_list_export_carries_contacts_and_reasons(
     assert list(from_csv.columns) == strategy.CALL_LIST_COLUMNS
     assert from_csv["full_name"].tolist() == calls["full_name"].tolist()
     assert from_xlsx["customer_id"].tolist() == calls["customer_id"].tolist()
+    for frame in (from_csv, from_xlsx):
+        assert (frame["as_of_date"] == "2026-06-30").all() and (frame["plan_until"] == "2026-07-30").all()
+
+
+def test_strategy_config_problems_are_caught_by_the_schema() -> None:
+    """What StrategySettings.from_config used to check itself: teams, their keys and tiers."""
+    section = load_config()["strategy"]
+    team = {"agents": 1, "hours_per_day": 6, "calls_per_hour": 6, "tiers": ["middle"]}
+    for capacity, problem in (
+        ({}, "at least 1 item"),
+        ({"t": {k: v for k, v in team.items() if k != "calls_per_hour"}}, "capacity.t.calls_per_hour"),
+        ({"t": {**team, "tiers": ["gold"]}}, "capacity.t.tiers.0"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            parse_config({**load_config(), "strategy": {**section, "capacity": capacity}})
+
+
+def _run_config(run_dir: Path, reference_date: str) -> None:
+    """Set the frozen config's run.reference_date (as a run started with that config would have it)."""
+    config = yaml.safe_load((run_dir / "config.yml").read_text(encoding="utf-8"))
+    config["run"]["reference_date"] = reference_date
+    (run_dir / "config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+def test_run_step_writes_the_artifacts_and_dates_the_call_list(tmp_path: Path) -> None:
+    from helpers.core.context import open_step
+    from helpers.strategy import run_step
+
+    first = write_synthetic_run(tmp_path / "runs" / "first", 3000, seed=5)
+    _run_config(first, "2025-03-31")
+    ctx = open_step("06_strategy", str(first), overrides={"strategy.period_days": 45})
+    result = run_step(ctx)
+    assert result.moved is None and result.settings.period_days == 45
+    assert (result.as_of_date, result.plan_until) == (date(2025, 3, 31), date(2025, 5, 15))
+    from_csv = pd.read_csv(result.csv_path, encoding="utf-8-sig")
+    from_xlsx = pd.read_excel(result.xlsx_path, sheet_name="call_list")
+    assert len(from_csv) == len(from_xlsx) == len(result.calls) == int(result.plan["on_call_list"].sum()) > 0
+    for frame in (from_csv, from_xlsx):
+        assert list(frame.columns) == strategy.CALL_LIST_COLUMNS
+        assert (frame["as_of_date"] == "2025-03-31").all() and (frame["plan_until"] == "2025-05-15").all()
+    manifest = json.loads((first / "06_strategy" / "step.json").read_text())
+    assert manifest["as_of_date"] == "2025-03-31" and manifest["plan_until"] == "2025-05-15"
+    assert manifest["call_list_customers"] == len(result.calls)
+    assert manifest["calls_planned"] <= manifest["calls_capacity"]
+    assert manifest["previous_run"] is None and manifest["flagged_segments"] == 0
+    for name in ("plan", "segment_metrics", "team_usage", "playbook_matrix"):
+        assert (first / "06_strategy" / f"{name}.parquet").is_file()
+    written = pd.read_parquet(first / "06_strategy" / "plan.parquet")
+    assert len(written) == 3000 and not {"mass_cost", "call_cost"} & set(written.columns)
+
+    # A rerun in a new folder compares with the first: stable segments and the migration artifacts.
+    second = write_synthetic_run(tmp_path / "runs" / "second", 3000, seed=5)
+    os.utime(first / "config.yml", (time.time() - 60, time.time() - 60))
+    rerun = second / "04_clustering" / "segments.parquet"
+    relabel(
+        pd.read_parquet(rerun), {0: 2, 1: 3, 2: 4, 3: 0, 4: 1}, {i: f"Cluster {i}" for i in range(5)}
+    ).to_parquet(rerun, index=False)
+    moved = run_step(open_step("06_strategy", str(second))).moved
+    assert moved is not None and moved.previous_run == first.resolve()
+    assert not moved.summary["flagged"].any()
+    for name in ("segment_mapping", "segment_migration", "segment_transitions", "stage_transitions"):
+        assert (second / "06_strategy" / f"{name}.parquet").is_file()
+    manifest = json.loads((second / "06_strategy" / "step.json").read_text())
+    assert manifest["previous_run"] == str(first.resolve()) and manifest["plan_until"] == "2026-07-30"
 
 
 def test_bad_inputs_name_frame_column_and_rows(synthetic: dict[str, pd.DataFrame]) -> None:
@@ -185,7 +259,7 @@ def test_segment_metrics_known_values() -> None:
              "n_complaints": 0, "purchases_prev_90d": 0, "csat_mean": 2.0},
         ]
     )  # fmt: skip
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     metrics = strategy.segment_metrics(customers, plan, settings).set_index("segment_name")
     assert metrics.loc["A", "customers"] == 2
@@ -224,7 +298,7 @@ def test_playbook_segment_override_and_errors(tmp_path: Path) -> None:
 
 
 def test_recommendation_paragraph_reflects_metrics(customers: pd.DataFrame) -> None:
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)
     paragraphs = strategy.recommendations(metrics, plan, PLAYBOOK)
@@ -347,7 +421,7 @@ def test_find_previous_run_picks_newest_earlier_complete_run(tmp_path: Path) -> 
 
 
 def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) -> None:
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    settings = demo_settings()
     first = write_synthetic_run(tmp_path / "run1", 3000, seed=5)
     inputs = synthetic_inputs(3000, seed=5)
     customers = strategy.assemble_customers(inputs["features"], inputs["segments"], inputs["lifecycle"])
@@ -383,7 +457,7 @@ def test_rerun_in_a_new_run_folder_keeps_ids_names_and_deltas(tmp_path: Path) ->
 
 
 def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -> None:
-    settings = strategy.StrategySettings.from_config(load_config()["strategy"])
+    settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     usage = strategy.team_usage(plan, settings)
     metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)

@@ -33,10 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import yaml
 from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
@@ -790,6 +788,7 @@ def _summary_from_features(features: pd.DataFrame, reference: pd.Timestamp) -> p
 
 # ---------------------------------------------------------------------------------------------
 # Reporting: funnel, stage by segment, flows from the previous run, accuracy on planted truth
+# (the plots are in helpers.lifecycle.plots)
 # ---------------------------------------------------------------------------------------------
 
 LIFECYCLE_ARTIFACT = Path("05_lifecycle") / "lifecycle.parquet"
@@ -832,6 +831,14 @@ def funnel(labeled: pd.DataFrame) -> pd.DataFrame:
     table["rate_from_previous"] = (table["customers"] / table["customers"].shift(1)).round(3)
     table["share_of_known"] = (table["customers"] / max(len(labeled), 1)).round(3)
     return table
+
+
+def stage_by_segment(labeled: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    """Customers per segment (rows, by name) and stage (columns, every stage in order)."""
+    joined = labeled.merge(segments, on="customer_id")
+    return pd.crosstab(joined["segment_name"].astype(str), joined["stage"]).reindex(
+        columns=list(STAGES), fill_value=0
+    )
 
 
 def stage_flows(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
@@ -880,44 +887,3 @@ def stage_accuracy(
         "report": report.round(3),
         "confusion": confusion,
     }
-
-
-def plot_funnel(table: pd.DataFrame) -> Any:
-    """Horizontal funnel bars with the conversion rate from the step before."""
-    figure, axis = plt.subplots(figsize=(9, 3.8))
-    positions = np.arange(len(table))[::-1]
-    axis.barh(positions, table["customers"], color=sns.color_palette("Blues_r", len(table)))
-    axis.set_yticks(positions, table["step"])
-    for position, (_, row) in zip(positions, table.iterrows(), strict=True):
-        rate = (
-            "" if pd.isna(row["rate_from_previous"]) else f"  ({row['rate_from_previous']:.0%} of previous)"
-        )
-        axis.text(row["customers"], position, f" {row['customers']:,}{rate}", va="center")
-    axis.set_xlim(0, table["customers"].max() * 1.45)
-    axis.set_xlabel("customers")
-    axis.set_title("Lifecycle funnel")
-    return figure
-
-
-def plot_stage_by_segment(labeled: pd.DataFrame, segments: pd.DataFrame) -> Any:
-    """Share of each stage within each segment (stacked bars, one per segment)."""
-    joined = labeled[["customer_id", "stage"]].merge(
-        segments[["customer_id", "segment_name"]], on="customer_id"
-    )
-    shares = pd.crosstab(joined["segment_name"].astype(str), joined["stage"], normalize="index")
-    shares = shares.reindex(columns=[s for s in STAGES if s in shares.columns])
-    figure, axis = plt.subplots(figsize=(10, 0.5 * len(shares) + 2))
-    shares.plot.barh(stacked=True, ax=axis, color=sns.color_palette("tab10", len(shares.columns)), width=0.8)
-    axis.set_xlabel("share of the segment's customers")
-    axis.set_ylabel("")
-    axis.legend(title="stage", bbox_to_anchor=(1.01, 1), loc="upper left")
-    axis.set_title("Lifecycle stage by segment")
-    return figure
-
-
-def plot_flows(flows: pd.DataFrame) -> Any:
-    """Heatmap of customers moving between stages since the previous run."""
-    figure, axis = plt.subplots(figsize=(9, 6))
-    sns.heatmap(flows, annot=True, fmt=",d", cmap="Blues", cbar=False, ax=axis)
-    axis.set_title("Stage flows since the previous run (rows: before, columns: now)")
-    return figure

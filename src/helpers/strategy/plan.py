@@ -21,6 +21,7 @@ plans more calls than a team can make.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import pandas as pd
 import xlsxwriter
 import yaml
 
+from helpers.core.settings import StrategySettingsSection
 from helpers.features.catalog import VALUE_TIERS
 from helpers.lifecycle.stages import STAGES
 
@@ -40,7 +42,7 @@ CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # fro
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
     "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
-    "offer", "script_theme", "reason",
+    "offer", "script_theme", "reason", "as_of_date", "plan_until",
 ]  # fmt: skip
 
 
@@ -77,7 +79,7 @@ class Team:
 
 @dataclass(frozen=True)
 class StrategySettings:
-    """The `strategy` section of the run config, parsed."""
+    """The `strategy` section of the run config, as the planning uses it."""
 
     period_days: int
     teams: tuple[Team, ...]
@@ -88,43 +90,30 @@ class StrategySettings:
     max_prospect_share: float
 
     @classmethod
-    def from_config(cls, strategy: dict[str, Any]) -> StrategySettings:
-        period_days = int(strategy.get("period_days", 30))
-        working_days = round(period_days * float(strategy.get("working_days_per_week", 5)) / 7)
-        priority = strategy.get("priority", {}) or {}
-        capacity = strategy.get("capacity") or {}
-        if not capacity:
-            raise StrategyInputError("config strategy.capacity lists no teams")
-        teams = []
-        for name, team in capacity.items():
-            missing = {"agents", "hours_per_day", "calls_per_hour", "tiers"} - set(team)
-            if missing:
-                raise StrategyInputError(f"config strategy.capacity.{name} lacks {sorted(missing)}")
-            unknown = set(team["tiers"]) - set(VALUE_TIERS)
-            if unknown:
-                raise StrategyInputError(
-                    f"config strategy.capacity.{name}.tiers has unknown tiers {sorted(unknown)}; "
-                    f"known: {list(VALUE_TIERS)}"
-                )
-            teams.append(
-                Team(
-                    name=name,
-                    tiers=tuple(team["tiers"]),
-                    agents=int(team["agents"]),
-                    hours_per_day=float(team["hours_per_day"]),
-                    calls_per_hour=float(team["calls_per_hour"]),
-                    cost_per_call=float(team.get("cost_per_call", 0.0)),
-                    working_days=working_days,
-                )
+    def from_config(cls, strategy: StrategySettingsSection) -> StrategySettings:
+        """From the validated `strategy` section of the run config (`ctx.settings.strategy`)."""
+        working_days = round(strategy.period_days * strategy.working_days_per_week / 7)
+        teams = tuple(
+            Team(
+                name=name,
+                tiers=tuple(team.tiers),
+                agents=team.agents,
+                hours_per_day=team.hours_per_day,
+                calls_per_hour=team.calls_per_hour,
+                cost_per_call=team.cost_per_call,
+                working_days=working_days,
             )
+            for name, team in strategy.capacity.items()
+        )
+        priority = strategy.priority
         return cls(
-            period_days=period_days,
-            teams=tuple(teams),
-            agent_cost_per_hour=float(strategy.get("agent_cost_per_hour", 60.0)),
-            upside_quantile=float(priority.get("upside_quantile", 0.75)),
-            upside_weight=float(priority.get("upside_weight", 0.25)),
-            response_prior_strength=float(priority.get("response_prior_strength", 10)),
-            max_prospect_share=float(priority.get("max_prospect_share", 0.2)),
+            period_days=strategy.period_days,
+            teams=teams,
+            agent_cost_per_hour=strategy.agent_cost_per_hour,
+            upside_quantile=priority.upside_quantile,
+            upside_weight=priority.upside_weight,
+            response_prior_strength=priority.response_prior_strength,
+            max_prospect_share=priority.max_prospect_share,
         )
 
     def capacity_table(self) -> pd.DataFrame:
@@ -139,6 +128,11 @@ class StrategySettings:
                 "cost_per_call": [t.cost_per_call for t in self.teams],
             }
         )
+
+
+def planning_period(as_of_date: date, period_days: int) -> tuple[date, date]:
+    """The period a call list plans: from the run's reference date to `period_days` later."""
+    return as_of_date, as_of_date + timedelta(days=period_days)
 
 
 def load_playbook(path: str | Path) -> Playbook:
@@ -412,8 +406,14 @@ def call_reasons(calls: pd.DataFrame) -> pd.Series:
     return (stage + " stage, " + calls["value_tier"].astype(str) + " value: " + driver).astype(str)
 
 
-def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
-    """The ranked call list with contact details (the only frame of step 06 that carries them)."""
+def build_call_list(
+    plan: pd.DataFrame, golden: pd.DataFrame, as_of_date: date, plan_until: date
+) -> pd.DataFrame:
+    """The ranked call list with contact details (the only frame of step 06 that carries them).
+
+    Every row carries the period it plans (`planning_period`): `as_of_date` (the run's reference
+    date, which the priorities are computed as of) and `plan_until`, as ISO dates.
+    """
     _require(golden, "02_identity_merge/golden", CONTACT_COLUMNS)
     calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
     contacts = golden.loc[golden["customer_id"].isin(calls["customer_id"]), CONTACT_COLUMNS]
@@ -435,6 +435,8 @@ def build_call_list(plan: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
     calls["priority"] = calls["priority"].round(2)
     calls["clv_12m"] = calls["clv_12m"].round(2)
     calls["churn_risk"] = calls["churn_risk"].round(3)
+    calls["as_of_date"] = as_of_date.isoformat()
+    calls["plan_until"] = plan_until.isoformat()
     return calls[CALL_LIST_COLUMNS].reset_index(drop=True)
 
 
@@ -814,6 +816,33 @@ def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
                 )
             )
     return table.set_index("Segment")
+
+
+def retention_note(customers: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """Markdown under the metrics table: what retention counts, where it is undefined or 100%, and
+    what the complaint rate is per."""
+    earlier_buyers = (customers["purchases_prev_90d"].fillna(0) > 0).groupby(customers["segment_id"]).sum()
+    named = metrics.loc[metrics["segment_id"] >= 0].set_index("segment_id")
+    undefined = [n for i, n in named["segment_name"].items() if earlier_buyers.get(i, 0) == 0]
+    full = [
+        f"{n} ({int(earlier_buyers.get(i, 0)):,} earlier buyer{'s' if earlier_buyers.get(i, 0) != 1 else ''})"
+        for i, n in named["segment_name"].items()
+        if named.loc[i, "retention_rate"] >= 0.995
+    ]
+    note = (
+        "_Retention counts only customers who bought in the 90 days before the last 90 days: the share of "
+        "them who bought again in the last 90 days._ "
+    )
+    if undefined:
+        note += (
+            f"_“–” means the segment had no such buyers ({', '.join(undefined)}), "
+            "so retention is not defined._ "
+        )
+    if full:
+        note += (
+            f"_100% means every earlier buyer bought again; these groups can be small: {', '.join(full)}._ "
+        )
+    return note + "_Complaint rate: complaints per service call, not per customer._"
 
 
 def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
