@@ -7,7 +7,8 @@ assignment of every customer, profiles, merge/split suggestions and the UMAP map
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
 the width of the demo world's model matrix. `--run-dir` reads `03_features` of a run folder (e.g.
-the 1M-customer demo run) as notebook 04 does. Prints wall time per phase, peak memory (max RSS
+the 1M-customer demo run) as notebook 04 does, with that run's clustering settings (synthetic sizes
+use the config schema's defaults). Prints wall time per phase, peak memory (max RSS
 of the process: run one size per process for a clean figure) and the ARI of the chosen
 segmentation against the planted segments where they are known (buyers only).
 """
@@ -24,9 +25,11 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as clustering
-from helpers.clustering import plots as clustering_plots
 from helpers.clustering import profiles as clustering_profiles
+from helpers.clustering.embedding import umap_embedding
 from helpers.clustering.synthetic import make_world
+from helpers.core.config import load_config, parse_config
+from helpers.core.settings import ClusteringSettingsSection, RunSettings
 from helpers.features import matrix as feature_matrix
 
 
@@ -100,7 +103,7 @@ def run(
     clustering_profiles.merge_split_suggestions(x, segments["segment_id"].to_numpy())
     profiled = time.perf_counter()
     rows = np.flatnonzero(clustered)
-    _, _, umap_seconds = clustering_plots.umap_embedding(
+    _, _, umap_seconds = umap_embedding(
         x[rows], settings.umap_fit_size, settings.umap_max_points, settings.seed
     )
     finished = time.perf_counter()
@@ -137,7 +140,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=144, help="model-matrix columns of the synthetic world")
     parser.add_argument("--run-dir", type=Path, help="use this run folder's step-03 artifacts instead")
     arguments = parser.parse_args()
-    settings = clustering.ClusteringSettings()
+    if arguments.run_dir:  # the run's own clustering settings and seed, as notebook 04 uses them
+        config = parse_config(load_config(arguments.run_dir / "config.yml"))
+        settings = clustering.ClusteringSettings.from_section(config.clustering, config.run.seed)
+    else:  # the schema's defaults
+        default_seed = RunSettings.model_fields["seed"].default
+        settings = clustering.ClusteringSettings.from_section(ClusteringSettingsSection(), default_seed)
     print(
         f"settings: sample {settings.sample_size}, small sample {settings.small_sample_size}, "
         f"k {settings.k_min}..{settings.k_max}, {settings.stability_refits} stability refits, "

@@ -1,6 +1,10 @@
-"""Step 04 clustering: candidates, stability, assignment, selection, profiles, names, matching."""
+"""Step 04 clustering: candidates, stability, assignment, selection, profiles, names, matching,
+the algorithm registry, the settings and `run_step` on a synthetic run folder."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,9 +14,16 @@ from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as cl
 from helpers.clustering import profiles as cp
-from helpers.clustering.synthetic import planted_segments
+from helpers.clustering import run_step
+from helpers.clustering.algorithms import REGISTRY
+from helpers.clustering.evaluation import evaluate_planted
+from helpers.clustering.synthetic import make_world, planted_segments
+from helpers.core.config import ConfigError, load_config, parse_config
+from helpers.core.context import open_step
+from helpers.core.settings import ALGORITHM_NAMES
 
 PLANTED_K = 5
+SEED = 42
 
 
 def toy_world(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
@@ -33,7 +44,12 @@ def toy_world(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, n
 
 
 TOY_SETTINGS = cl.ClusteringSettings(
-    k_max=8, sample_size=1500, small_sample_size=800, score_sample_size=800, stability_sample_size=600
+    seed=SEED,
+    k_max=8,
+    sample_size=1500,
+    small_sample_size=800,
+    score_sample_size=800,
+    stability_sample_size=600,
 )
 
 
@@ -61,7 +77,7 @@ def test_every_candidate_fits_and_assigns_every_row(toy, algorithm):
 
 def test_stability_is_high_for_separated_blobs_and_low_for_noise(toy):
     x, _, _ = toy
-    settings = cl.ClusteringSettings(stability_sample_size=600, stability_refits=3)
+    settings = cl.ClusteringSettings(seed=SEED, stability_sample_size=600, stability_refits=3)
     assert cl.stability("kmeans", PLANTED_K, x, settings) > 0.9
     noise = np.random.default_rng(3).normal(size=(1500, 6))
     assert cl.stability("kmeans", 6, noise, settings) < 0.7
@@ -117,7 +133,7 @@ def test_space_standardizes_over_clustered_rows_and_projects_in_chunks(toy):
     x, business, _ = toy
     matrix, features, _ = _customer_tables(x * [1, 10, 100, 1, 1, 1], business)
     clustered = ~cl.prospect_mask(features, matrix.index)
-    space = cl.fit_space(matrix, clustered, cl.ClusteringSettings(components=3))
+    space = cl.fit_space(matrix, clustered, cl.ClusteringSettings(seed=SEED, components=3))
     np.testing.assert_allclose(space.mean, x[clustered].mean(axis=0) * [1, 10, 100, 1, 1, 1], rtol=1e-4)
     scaled = space.scale(matrix.to_numpy()[clustered])
     np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, rtol=1e-4)  # no column dominates
@@ -125,7 +141,7 @@ def test_space_standardizes_over_clustered_rows_and_projects_in_chunks(toy):
     assert projected.shape == (len(x), 3) and projected.dtype == np.float32
     np.testing.assert_allclose(projected, space.transform(matrix.to_numpy()), atol=1e-5)
     assert 0 < space.explained_variance < 1
-    unprojected = cl.fit_space(matrix, clustered, cl.ClusteringSettings(components=0))
+    unprojected = cl.fit_space(matrix, clustered, cl.ClusteringSettings(seed=SEED, components=0))
     assert unprojected.pca is None and unprojected.transform(matrix.to_numpy()).shape == x.shape
 
 
@@ -152,7 +168,9 @@ def test_segment_all_covers_every_customer_once_with_prospects_in_segment_0(toy,
     assert set(segments.loc[~prospects, "segment_id"]) == set(range(1, 6))
     sizes = segments.loc[~prospects, "segment_id"].value_counts().sort_index()
     assert sizes.is_monotonic_decreasing  # segment 1 is the largest
-    space = cl.fit_space(matrix, ~prospects, cl.ClusteringSettings(column_scaling="as_is", components=0))
+    space = cl.fit_space(
+        matrix, ~prospects, cl.ClusteringSettings(seed=SEED, column_scaling="as_is", components=0)
+    )
     centroids = cl.segment_centroids(matrix, segments, space)
     assert list(centroids["segment_id"]) == [1, 2, 3, 4, 5]
     first = segments["segment_id"].to_numpy() == 1
@@ -263,12 +281,28 @@ def test_bad_input_names_table_column_and_rows():
         cl.prospect_mask(features, pd.Index(["C1", "C2", "C3"]))
 
 
-def test_settings_reject_unknown_algorithms_and_bad_k():
-    with pytest.raises(cl.ClusteringInputError, match="kmedoids"):
-        cl.ClusteringSettings.from_config({"algorithms": ["kmeans", "kmedoids"]})
-    with pytest.raises(cl.ClusteringInputError, match="k_min"):
-        cl.ClusteringSettings.from_config({"k_min": 5, "k_max": 3})
-    assert cl.ClusteringSettings.from_config({"k_max": 6}, choose="ward:4").choose == "ward:4"
+def test_algorithm_registry_matches_the_config_schema():
+    assert tuple(REGISTRY) == ALGORITHM_NAMES == cl.ALGORITHMS
+    assert all(name == spec.name for name, spec in REGISTRY.items())
+    assert cl.ClusteringSettings(seed=SEED).algorithms == list(ALGORITHM_NAMES)  # default: every one
+
+
+def test_settings_reject_unknown_algorithms_and_bad_k(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yml").write_text(yaml.safe_dump(load_config("config/small.yml")))
+    with pytest.raises(ConfigError, match=r"clustering\.algorithms.*kmedoids"):
+        open_step("04_clustering", str(run_dir), overrides={"clustering.algorithms": ["kmeans", "kmedoids"]})
+    with pytest.raises(ConfigError, match="k_min"):
+        open_step("04_clustering", str(run_dir), overrides={"clustering.k_min": 5, "clustering.k_max": 3})
+    ctx = open_step(
+        "04_clustering", str(run_dir), overrides={"clustering.k_max": 6, "clustering.choose": "ward:4"}
+    )
+    settings = cl.ClusteringSettings.from_context(ctx)
+    assert (settings.choose, settings.ks, settings.seed) == ("ward:4", [2, 3, 4, 5, 6], ctx.seed)
+    assert settings.sample_size == 1500  # the rest from the config (config/small.yml)
+    unset = open_step("04_clustering", str(run_dir), overrides={"clustering.choose": None})
+    assert cl.ClusteringSettings.from_context(unset).choose == "auto"  # None parameters are ignored
 
 
 @pytest.mark.slow
@@ -277,8 +311,8 @@ def test_selection_finds_the_planted_segments_of_the_small_demo_world(small_run,
     """On step 03's output for the small demo world (1,500 people, 6 planted segments among buyers),
     the rule picks 6 segments that recover the planted ones (prospects excluded)."""
     step = small_run.run_dir / "03_features"
-    config = yaml.safe_load((small_run.run_dir / "config.yml").read_text())
-    settings = cl.ClusteringSettings.from_config(config["clustering"], seed=config["run"]["seed"])
+    config = parse_config(load_config(small_run.run_dir / "config.yml"))
+    settings = cl.ClusteringSettings.from_section(config.clustering, seed=config.run.seed)
     matrix = cl.validate_model_matrix(pd.read_parquet(step / "model_matrix.parquet"))
     dictionary = pd.read_parquet(step / "feature_dictionary.parquet")
     features = pd.read_parquet(step / "features.parquet", columns=cp.feature_columns(dictionary))
@@ -308,7 +342,9 @@ def test_save_model_then_load_model_round_trips_the_chosen_bundle(toy, toy_compa
     prospects = cl.prospect_mask(features, matrix.index)
     candidate = toy_comparison[0].candidates["ward:5"]
     segments = cl.segment_all(candidate, x, prospects, matrix.index)
-    space = cl.fit_space(matrix, ~prospects, cl.ClusteringSettings(column_scaling="as_is", components=0))
+    space = cl.fit_space(
+        matrix, ~prospects, cl.ClusteringSettings(seed=SEED, column_scaling="as_is", components=0)
+    )
     centroids = cl.segment_centroids(matrix, segments, space)
     names = {cl.PROSPECT_ID: "Prospects", **{i: f"Segment {i}" for i in range(1, 6)}}
     path = cl.save_model(tmp_path / "models" / "chosen.joblib", candidate, centroids, space, names)
@@ -318,3 +354,124 @@ def test_save_model_then_load_model_round_trips_the_chosen_bundle(toy, toy_compa
     np.testing.assert_array_equal(bundle["candidate"].centroids, candidate.centroids)
     assert bundle["segment_names"] == names
     np.testing.assert_array_equal(cl.assign(bundle["candidate"], x)[0], cl.assign(candidate, x)[0])
+
+
+# ----------------------------------------------------------------------------- run_step
+
+LIFECYCLE_COLUMNS = ("monetary_total", "clv_12m")  # lifecycle-dependent: described, not clustered
+STEP_OVERRIDES = {
+    "clustering.algorithms": ["kmeans", "gmm_diag", "ward", "hdbscan"],
+    "clustering.k_max": 8,
+    "clustering.sample_size": 1000,
+    "clustering.small_sample_size": 600,
+    "clustering.score_sample_size": 500,
+    "clustering.stability_sample_size": 400,
+    "clustering.stability_refits": 2,
+    "clustering.components": 6,
+    "clustering.umap_fit_size": 200,
+    "clustering.umap_max_points": 400,
+}
+
+
+def synthetic_run_folder(run_dir: Path, truth_dir: Path) -> pd.DataFrame:
+    """A run folder holding step 03's artifacts for a synthetic world (and step 02's crosswalk) plus
+    the world's planted truth in `truth_dir`, as the demo world keeps it. Returns the truth."""
+    world = make_world(1200, seed=3)
+    step03 = run_dir / "03_features"
+    step03.mkdir(parents=True)
+    world.model_matrix.drop(columns=list(LIFECYCLE_COLUMNS)).to_parquet(step03 / "model_matrix.parquet")
+    world.features.to_parquet(step03 / "features.parquet")
+    dictionary = world.feature_dictionary.assign(
+        treatment="scale", lifecycle_dependent=world.feature_dictionary["name"].isin(LIFECYCLE_COLUMNS)
+    )
+    key = pd.DataFrame(
+        {"name": ["customer_id"], "group": ["key"], "treatment": [""], "lifecycle_dependent": [False]}
+    )
+    pd.concat([key, dictionary], ignore_index=True).to_parquet(step03 / "feature_dictionary.parquet")
+    ids = world.features["customer_id"]
+    (run_dir / "02_identity_merge").mkdir()
+    records = pd.DataFrame({"source_system": "crm", "source_record_id": ids, "customer_id": ids})
+    records.to_parquet(run_dir / "02_identity_merge" / "crosswalk.parquet")
+    truth_dir.mkdir()
+    records.drop(columns="customer_id").assign(person_id=ids).to_parquet(truth_dir / "source_records.parquet")
+    persons = world.truth.rename(columns={"customer_id": "person_id"}).assign(stage="active")
+    persons.to_parquet(truth_dir / "persons.parquet")
+    config = load_config("config/small.yml")
+    config["demo"]["truth_dir"] = str(truth_dir)
+    (run_dir / "config.yml").write_text(yaml.safe_dump(config))
+    return world.truth
+
+
+@pytest.fixture(scope="module")
+def step_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("step04")
+    truth = synthetic_run_folder(folder / "run", folder / "truth")
+    ctx = open_step("04_clustering", str(folder / "run"), overrides=STEP_OVERRIDES)
+    return ctx, run_step(ctx), truth
+
+
+def test_run_step_segments_every_customer_and_writes_every_artifact(step_run):
+    ctx, result, truth = step_run
+    segments = result.segments
+    assert list(segments.columns) == [
+        "customer_id",
+        "segment_id",
+        "segment_name",
+        "distance",
+        "membership_probability",
+    ]
+    assert segments["customer_id"].is_unique and set(segments["customer_id"]) == set(truth["customer_id"])
+    prospects = truth.set_index("customer_id")["segment"].reindex(result.matrix.index).eq("prospect")
+    np.testing.assert_array_equal(result.prospects, prospects.to_numpy())
+    assert (segments.loc[result.prospects, "segment_id"] == cl.PROSPECT_ID).all()
+    assert segments["segment_name"].notna().all() and result.names[cl.PROSPECT_ID] == cl.PROSPECT_NAME
+    assert result.profiles["share"].sum() == pytest.approx(1)
+    assert set(result.scored["algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
+    assert result.candidate.key == result.chosen and result.chosen_row["admissible"]
+    assert result.lifecycle_left_out == list(LIFECYCLE_COLUMNS)
+    assert "z:monetary_total" in result.profiles.columns  # described although not clustered on
+    assert result.space.pca is not None and result.x.shape == (len(truth), 6)
+    assert len(result.umap.rows) == len(result.umap.coordinates) == 400
+    assert not result.prospects[result.umap.rows].any()  # the map shows clustered customers only
+    for name in ("segments", "segment_profiles", "comparison", "centroids", "scaling"):
+        assert ctx.path(f"{name}.parquet").is_file(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(ctx.path("segments.parquet")), segments)
+    bundle = cl.load_model(result.model_path)
+    assert bundle["algorithm"] == result.candidate.algorithm and bundle["segment_names"] == result.names
+
+
+def test_run_step_records_the_values_of_the_step(step_run):
+    ctx, result, _ = step_run
+    manifest = json.loads(ctx.path("step.json").read_text())
+    assert manifest["chosen"] == result.chosen and manifest["reason"] == result.reason
+    assert manifest["n_segments"] == len(result.names) == result.segments["segment_id"].nunique()
+    assert manifest["prospects"] == int(result.prospects.sum()) > 0
+    assert manifest["components"] == 6 and 0 < manifest["explained_variance"] <= 1
+    assert manifest["lifecycle_left_out"] == list(LIFECYCLE_COLUMNS)
+    assert manifest["index_choices"] == dict(
+        zip(result.index_choices["criterion"], result.index_choices["choice"], strict=True)
+    )
+    assert set(manifest["seconds_per_algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
+    assert set(manifest["umap_seconds"]) == {"import", "fit", "transform"}
+
+
+def test_evaluate_planted_compares_with_the_truth_and_records_it(step_run):
+    ctx, result, truth = step_run
+    evaluation = evaluate_planted(ctx, result)
+    planted = truth.set_index("customer_id")["segment"].reindex(result.matrix.index).to_numpy()
+    clustered = result.clustered
+    expected = adjusted_rand_score(planted[clustered], result.segments["segment_id"].to_numpy()[clustered])
+    assert evaluation.ari == pytest.approx(expected) and evaluation.n_planted == 7
+    assert evaluation.n_known == clustered.sum()
+    assert set(evaluation.per_candidate.index) == set(result.comparison.candidates)
+    assert evaluation.crosstab.to_numpy().sum() == clustered.sum()
+    assert evaluation.lines()[0].startswith(f"Chosen {result.chosen}: ARI {expected:.3f} vs the 7 planted")
+    manifest = json.loads(ctx.path("step.json").read_text())
+    assert (manifest["planted_ari"], manifest["planted_segments"]) == (round(expected, 3), 7)
+
+
+def test_evaluate_planted_is_skipped_without_truth_files(step_run, tmp_path):
+    ctx, result, _ = step_run
+    config = {**ctx.config, "demo": {**ctx.config["demo"], "truth_dir": str(tmp_path / "none")}}
+    other = type(ctx)(run_dir=ctx.run_dir, step=ctx.step, config=config)
+    assert evaluate_planted(other, result) is None

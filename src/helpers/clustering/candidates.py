@@ -17,34 +17,31 @@ together, which is where groups of customers differ. It also makes the compariso
 from __future__ import annotations
 
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import fcluster, ward
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import HDBSCAN, Birch, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
     silhouette_score,
 )
-from sklearn.mixture import GaussianMixture
-from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
-ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "birch", "hdbscan")
-WITHOUT_K = ("hdbscan",)  # the number of clusters is found, not given
-SMALL_SAMPLE_ALGORITHMS = ("ward", "hdbscan", "birch")  # cost grows fast with rows (and, BIRCH, dims)
-GMM_FULL_MAX_DIMS = 20  # gmm_full is fitted on at most this many principal components
+from helpers.clustering.algorithms import REGISTRY, Algorithm
+from helpers.core.settings import ClusteringSettingsSection
+
+if TYPE_CHECKING:
+    from helpers.core.context import StepContext
+
+ALGORITHMS: tuple[str, ...] = tuple(REGISTRY)  # names, in registry order
 PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this many clustered customers
 CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
 PROSPECT_ID = 0
@@ -55,61 +52,31 @@ BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
     "churn_risk": ("p_no_purchase_next_period", "recency_days"),
     "service_load": ("n_calls", "complaint_rate"),
 }
-DEFAULT_WEIGHTS = {"stability": 0.25, "silhouette": 0.25, "davies_bouldin": 0.2, "business_separation": 0.3}
 
 
 class ClusteringInputError(ValueError):
     """The model matrix or the feature table cannot be clustered as given."""
 
 
-@dataclass(frozen=True)
-class ClusteringSettings:
-    """The `clustering:` section of the run config."""
+class ClusteringSettings(ClusteringSettingsSection):
+    """The validated `clustering:` section of the run config plus the run's seed.
 
-    algorithms: tuple[str, ...] = ALGORITHMS
-    k_min: int = 2
-    k_max: int = 12
-    sample_size: int = 6_000
-    small_sample_size: int = 3_000
-    score_sample_size: int = 2_000
-    stability_refits: int = 3
-    stability_sample_size: int = 1_500
-    min_segment_share: float = 0.03
-    min_stability: float = 0.7
-    min_business_ratio: float = 0.5
-    choose: str = "auto"
-    prospects: str = "separate"
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    column_scaling: str = "standardize"
-    components: int = 20  # principal components the candidates are fitted on; 0: the scaled columns
-    naming_rules: str = "config/naming_rules.yml"
-    umap_fit_size: int = 3_000
-    umap_max_points: int = 6_000
-    threads: int = 1  # BLAS/OpenMP threads: many small fits run fastest single-threaded on a shared box
-    seed: int = 42
+    Keys, types, defaults and checks (known algorithms, k range, choices) are those of the
+    schema (`helpers.core.settings.ClusteringSettingsSection`); build it with `from_context`
+    in a step, or with keyword arguments (and a seed) in tests and benchmarks.
+    """
+
+    seed: int
 
     @classmethod
-    def from_config(
-        cls, section: dict[str, Any] | None, seed: int = 42, **overrides: Any
-    ) -> ClusteringSettings:
-        """Settings from the config section; overrides that are not None win."""
-        values = {key: value for key, value in (section or {}).items() if key in cls.__dataclass_fields__}
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        values.setdefault("seed", seed)
-        values["algorithms"] = tuple(values.get("algorithms", ALGORITHMS))
-        unknown = sorted(set(values["algorithms"]) - set(ALGORITHMS))
-        if unknown:
-            raise ClusteringInputError(f"clustering.algorithms: unknown {unknown}; known: {list(ALGORITHMS)}")
-        if values.get("column_scaling", "standardize") not in ("standardize", "as_is"):
-            raise ClusteringInputError("clustering.column_scaling must be 'standardize' or 'as_is'")
-        if values.get("prospects", "separate") not in ("separate", "cluster"):
-            raise ClusteringInputError("clustering.prospects must be 'separate' or 'cluster'")
-        settings = cls(**values)
-        if not 2 <= settings.k_min <= settings.k_max:
-            raise ClusteringInputError(
-                f"clustering: need 2 <= k_min <= k_max, got {settings.k_min}..{settings.k_max}"
-            )
-        return settings
+    def from_section(cls, section: ClusteringSettingsSection, seed: int) -> ClusteringSettings:
+        """Settings from the validated config section and the run's seed."""
+        return cls(**section.model_dump(), seed=seed)
+
+    @classmethod
+    def from_context(cls, ctx: StepContext) -> ClusteringSettings:
+        """Settings of a step context (`ctx.settings.clustering`, notebook overrides applied; `ctx.seed`)."""
+        return cls.from_section(ctx.settings.clustering, ctx.seed)
 
     @property
     def ks(self) -> list[int]:
@@ -316,77 +283,38 @@ def nearest_centroid(
     return labels, distances
 
 
+def algorithm_spec(algorithm: str) -> Algorithm:
+    """The registry entry of `algorithm` (`helpers.clustering.algorithms.REGISTRY`)."""
+    try:
+        return REGISTRY[algorithm]
+    except KeyError:
+        raise ClusteringInputError(f"Unknown algorithm {algorithm!r}; known: {list(REGISTRY)}") from None
+
+
 def fit_candidate(
     algorithm: str,
     k: int,
     x: np.ndarray,
     seed: int,
     min_cluster_share: float = 0.03,
-    ward_tree: np.ndarray | None = None,
+    prepared: Any = None,
 ) -> Candidate:
-    """Fit one algorithm with k clusters on the rows `x` (k is ignored by HDBSCAN)."""
+    """Fit one algorithm with k clusters on the rows `x` (k is ignored by those that find their own).
+
+    `prepared`: the algorithm's `prepare(x)` result, if already computed for these rows (Ward's tree)."""
+    spec = algorithm_spec(algorithm)
     started = time.perf_counter()
-    model: Any = None
-    if algorithm == "kmeans":
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
-        labels = model.labels_
-    elif algorithm == "minibatch_kmeans":
-        model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=1024, random_state=seed).fit(x)
-        labels = model.labels_
-    elif algorithm in ("gmm_diag", "gmm_full"):
-        mixture = GaussianMixture(
-            n_components=k,
-            covariance_type=algorithm.removeprefix("gmm_"),
-            n_init=1,
-            reg_covar=1e-3,
-            max_iter=100,
-            random_state=seed,
-        )
-        # A full covariance costs O(d^2) per component: in many dimensions, fit it on the leading
-        # principal components (the pipeline predicts from the original columns).
-        steps = (
-            [PCA(n_components=GMM_FULL_MAX_DIMS, random_state=seed)]
-            if (algorithm == "gmm_full" and x.shape[1] > GMM_FULL_MAX_DIMS)
-            else []
-        )
-        model = make_pipeline(*steps, mixture).fit(x)
-        labels = model.predict(x)
-    elif algorithm == "ward":
-        tree = ward(x) if ward_tree is None else ward_tree
-        labels = fcluster(tree, t=k, criterion="maxclust") - 1
-    elif algorithm == "birch":
-        model = _fit_birch(x, k)
-        labels = model.labels_
-    elif algorithm == "hdbscan":
-        model = HDBSCAN(min_cluster_size=max(10, int(min_cluster_share * len(x))), min_samples=10, copy=True)
-        labels = model.fit(x).labels_
-        if labels.max() < 0:  # everything noise: one cluster
-            labels = np.zeros(len(x), dtype=int)
-    else:
-        raise ClusteringInputError(f"Unknown algorithm {algorithm!r}")
+    model, labels = spec.fit(x, k, seed, min_cluster_share, prepared)
     centroids, labels, label_map = _centroids(x, np.asarray(labels), k)
-    if algorithm == "hdbscan":
+    if spec.finds_k:
         k = len(centroids)
-        noise = labels < 0
-        if noise.any():
-            labels[noise] = nearest_centroid(x[noise], centroids)[0]
+    noise = labels < 0
+    if noise.any():
+        labels[noise] = nearest_centroid(x[noise], centroids)[0]
     variance = float(((x - centroids[labels]) ** 2).mean())
     return Candidate(
         algorithm, k, model, centroids, labels, time.perf_counter() - started, label_map, variance
     )
-
-
-def _fit_birch(x: np.ndarray, k: int) -> Birch:
-    """BIRCH with a subcluster radius scaled to the data, halved until there are >= 3k subclusters."""
-    threshold = 0.3 * float(np.sqrt(np.var(x, axis=0).sum()))
-    for _ in range(2):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model = Birch(n_clusters=k, threshold=threshold).fit(x)
-        if len(model.subcluster_centers_) >= 3 * k:
-            break
-        threshold /= 2
-    return model
 
 
 def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
@@ -394,7 +322,7 @@ def predict_labels(candidate: Candidate, x: np.ndarray, chunk: int = CHUNK) -> n
 
     Rows the model puts in a cluster that owned no fit row go to the nearest centroid.
     """
-    if candidate.model is None or candidate.algorithm == "hdbscan":
+    if candidate.model is None or algorithm_spec(candidate.algorithm).assigns_by == "nearest_centroid":
         return nearest_centroid(x, candidate.centroids, chunk)[0]
     labels = np.concatenate([candidate.model.predict(x[s : s + chunk]) for s in range(0, len(x), chunk)])
     labels = candidate.label_map[labels]
@@ -415,6 +343,7 @@ def assign(
     Works through `x` in chunks, so memory stays bounded at any number of customers.
     """
     labels = predict_labels(candidate, x, chunk)
+    mixture = algorithm_spec(candidate.algorithm).mixture
     distance = np.empty(len(x))
     probability = np.empty(len(x))
     for start in range(0, len(x), chunk):
@@ -422,7 +351,7 @@ def assign(
         squared = squared_distances(block, candidate.centroids)
         rows = np.arange(len(block))
         distance[start : start + chunk] = np.sqrt(squared[rows, own])
-        if candidate.algorithm.startswith("gmm"):
+        if mixture:
             probability[start : start + chunk] = candidate.model.predict_proba(block).max(axis=1)
             continue
         logits = -squared / (2 * candidate.variance)
@@ -512,7 +441,7 @@ def score_candidate(
 
 def mixture_bic(candidate: Candidate, x: np.ndarray) -> float:
     """BIC of a Gaussian-mixture candidate on `x` (in the space its mixture was fitted in); NaN otherwise."""
-    if not candidate.algorithm.startswith("gmm"):
+    if not algorithm_spec(candidate.algorithm).mixture:
         return np.nan
     reduced = candidate.model[0].transform(x) if len(candidate.model) > 1 else x
     return float(candidate.model[-1].bic(reduced))
@@ -543,14 +472,17 @@ def _compare(
     small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
     rows, candidates, seconds = [], {}, {}
     for algorithm in settings.algorithms:
+        spec = algorithm_spec(algorithm)
         started = time.perf_counter()
-        rows_used = small_rows if algorithm in SMALL_SAMPLE_ALGORITHMS else fit_rows
+        rows_used = small_rows if spec.small_sample else fit_rows
         x_fit = x[rows_used]
         business_fit = business.iloc[rows_used].reset_index(drop=True)
         score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
-        tree = ward(x_fit) if algorithm == "ward" else None
-        for k in [0] if algorithm in WITHOUT_K else settings.ks:
-            candidate = fit_candidate(algorithm, k, x_fit, settings.seed, settings.min_segment_share, tree)
+        prepared = spec.prepare(x_fit) if spec.prepare else None
+        for k in [0] if spec.finds_k else settings.ks:
+            candidate = fit_candidate(
+                algorithm, k, x_fit, settings.seed, settings.min_segment_share, prepared
+            )
             if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
                 continue
             row = score_candidate(candidate, x_fit, business_fit, settings, score_rows)

@@ -1,0 +1,170 @@
+"""Step 04's texts and styled tables for the notebook: the key result, the working space, the
+comparison table, the combined rule and the segment profiles."""
+
+from __future__ import annotations
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from helpers.clustering.candidates import ClusteringSettings
+from helpers.clustering.step import ClusteringResult
+
+COMPARISON_COLUMNS = [
+    "algorithm", "k", "n_segments", "silhouette", "calinski_harabasz", "davies_bouldin", "bic",
+    "stability", "smallest_share", "business_separation", "admissible", "score",
+]  # fmt: skip
+COMPARISON_HEADERS = {
+    "n_segments": "segments",
+    "calinski_harabasz": "Calinski-<br>Harabasz",
+    "davies_bouldin": "Davies-<br>Bouldin",
+    "smallest_share": "smallest<br>share",
+    "business_separation": "business<br>separation",
+    "admissible": "passes<br>gates",
+}
+PROFILE_HEADERS = {
+    "segment_id": "id",
+    "segment_name": "segment",
+    "n_customers": "customers",
+    "value_share": "share of<br>net spend",
+    "mean_clv_12m": "mean CLV<br>(12 months)",
+    "mean_monetary_total": "mean net<br>spend",
+    "mean_p_no_purchase_next_period": "mean P(no purchase<br>next period)",
+    "mean_recency_days": "mean days since<br>last purchase",
+    "mean_n_calls": "mean calls",
+    "mean_complaint_rate": "mean complaint<br>rate",
+    "top_features": "strongest features (3 main groups)",
+}
+
+
+def overview(result: ClusteringResult) -> str:
+    """Customers, model columns and prospects in one line."""
+    prospects = result.prospects
+    return (
+        f"{len(result.matrix):,} customers x {result.matrix.shape[1]} model columns; "
+        f"{prospects.sum():,} prospects ({prospects.mean():.1%}) go to segment 0"
+    )
+
+
+def key_result_markdown(result: ClusteringResult) -> str:
+    """The chosen segmentation, its segments and its quality in plain words (markdown)."""
+    chosen_row = result.chosen_row
+    silhouette, stable = chosen_row["silhouette"], chosen_row["stability"]
+    if pd.isna(silhouette):
+        geometry = "silhouette not available"
+    else:
+        strength = "weak" if silhouette < 0.25 else "moderate" if silhouette < 0.5 else "strong"
+        geometry = f"silhouette {silhouette:.2f} ({strength} geometric separation"
+        weak_note = ", common for customer data: segments shade into each other)"
+        geometry += weak_note if silhouette < 0.25 else ")"
+    if pd.isna(stable):
+        stability_note = "stability not available"
+    else:
+        gate = result.settings.min_stability
+        level = "high" if stable >= 0.9 else "acceptable" if stable >= gate else "below the gate"
+        stability_note = f"stability {stable:.2f} ({level}; 1 = the same segments come back on every refit)"
+    segment_lines = "\n".join(
+        f"- **{row.segment_id} {row.segment_name}**: {row.n_customers:,} customers ({row.share:.1%})"
+        for row in result.profiles.sort_values("segment_id").itertuples()
+    )
+    failed = "" if chosen_row["admissible"] else "; **this candidate failed a selection gate, review it**"
+    return (
+        f"**Chosen segmentation: `{result.chosen}`** ({result.reason}); {len(result.profiles)} segments "
+        f"including the rule-based Prospects:\n\n{segment_lines}\n\n"
+        f"**Quality:** {geometry}; {stability_note}{failed}.\n\n"
+        'The analyst can override the choice with `clustering.choose: "algorithm:k"` in the config.'
+    )
+
+
+def lifecycle_note(result: ClusteringResult) -> str:
+    """Which lifecycle-dependent features the segmentation leaves out ("" when none)."""
+    left_out = result.lifecycle_left_out
+    if not left_out:
+        return ""
+    return (
+        f"Lifecycle-dependent features left out of the segmentation ({len(left_out)}): {', '.join(left_out)}."
+    )
+
+
+def dominant_table(dominant: pd.DataFrame) -> Styler:
+    """The columns holding more than 20 % of the step-03 matrix's variance, as a styled table."""
+    return (
+        dominant.rename(columns={"variance_share": "share of total variance"})
+        .style.hide(axis="index")
+        .format({"share of total variance": "{:.1%}"})
+    )
+
+
+def space_note(result: ClusteringResult) -> str:
+    """The column scaling and the space the candidates are fitted in."""
+    space, width = result.space, result.matrix.shape[1]
+    if space.pca is not None:
+        fitted_on = (
+            f"Candidates are fitted on the {space.pca.n_components_} leading principal components, "
+            f"which keep {space.explained_variance:.0%} of the variance of the {width} scaled columns."
+        )
+    else:
+        fitted_on = f"Candidates are fitted on the {width} scaled columns."
+    return f"Column scaling: {result.settings.column_scaling}. {fitted_on}"
+
+
+def comparison_table(scored: pd.DataFrame, top: int = 20) -> Styler:
+    """The `top` candidates by combined score with their scores, as a styled table."""
+    formats = {
+        "silhouette": "{:.3f}", "calinski_harabasz": "{:,.0f}", "davies_bouldin": "{:.3f}", "bic": "{:,.0f}",
+        "stability": "{:.3f}", "smallest_share": "{:.1%}", "business_separation": "{:.3f}", "score": "{:.3f}",
+        "admissible": lambda ok: "yes" if ok else "no",
+    }  # fmt: skip
+    return (
+        scored[COMPARISON_COLUMNS]
+        .sort_values("score", ascending=False)
+        .head(top)
+        .style.hide(axis="index")
+        .format(formats, na_rep="–")
+        .relabel_index([COMPARISON_HEADERS.get(c, c) for c in COMPARISON_COLUMNS], axis="columns")
+        .set_table_styles([{"selector": "th, td", "props": "padding: 2px 6px; font-size: 90%"}])
+    )
+
+
+def selection_text(result: ClusteringResult) -> str:
+    """What each criterion alone would pick, the combined rule's weights and the choice."""
+    settings: ClusteringSettings = result.settings
+    total_weight = sum(settings.weights.values())
+    weights = ", ".join(
+        f"{metric.replace('_', ' ')} {weight / total_weight:.0%}"
+        for metric, weight in sorted(settings.weights.items(), key=lambda item: -item[1])
+    )
+    return (
+        "What each criterion alone would pick:\n"
+        + result.index_choices.round(3).to_string(index=False)
+        + f"\n\nCombined rule weights: {weights}\nChosen: {result.chosen} ({result.reason})"
+    )
+
+
+def profiles_table(profiles: pd.DataFrame) -> Styler:
+    """The segment profiles without z-scores (the three strongest factor groups per segment)."""
+    table = profiles[[c for c in profiles.columns if not c.startswith("z:")]].copy()
+    # the three factor groups in which the segment differs most (the full list is in segment_profiles)
+    table["top_features"] = table["top_features"].str.split("; ").str[:3].str.join("\n")
+    money_columns = [c for c in table.columns if c in ("mean_clv_12m", "mean_monetary_total")]
+    formats: dict[str, str] = {"n_customers": "{:,}", "share": "{:.1%}", "value_share": "{:.1%}"}
+    formats.update({c: "{:,.0f} CNY" for c in money_columns})
+    formats.update({c: "{:.2f}" for c in table.columns if c.startswith("mean_") and c not in money_columns})
+    formats = {c: f for c, f in formats.items() if c in table.columns}
+    return (
+        table.style.hide(axis="index")
+        .format(formats, na_rep="–")
+        .relabel_index([PROFILE_HEADERS.get(c, c) for c in table.columns], axis="columns")
+        .set_properties(
+            subset=["top_features"],
+            **{"white-space": "pre-wrap", "min-width": "300px", "text-align": "left", "font-size": "85%"},
+        )
+        .set_table_styles([{"selector": "th, td", "props": "padding: 2px 6px"}])
+    )
+
+
+def umap_note(result: ClusteringResult) -> str:
+    """The UMAP map's note on the prospects it leaves out ("" when there are none)."""
+    prospects = result.prospects
+    if not prospects.any():
+        return ""
+    return f"Prospects (segment 0, {prospects.sum():,} customers) are not shown: they are not clustered"
