@@ -14,7 +14,7 @@ import pandas as pd
 from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
-from helpers.strategy import migration
+from helpers.strategy.migration import FEATURE_INPUTS, Migration, compare_with_previous
 from helpers.strategy.plan import (
     CONTACT_COLUMNS,
     Playbook,
@@ -55,7 +55,7 @@ class StrategyResult:
     xlsx_path: Path
     as_of_date: date  # the run's reference date: the call list plans from it ...
     plan_until: date  # ... to here (as_of_date + strategy.period_days)
-    moved: migration.Migration | None  # comparison with the previous run, if any
+    moved: Migration | None  # comparison with the previous run, if any
 
 
 def run_step(ctx: StepContext) -> StrategyResult:
@@ -67,14 +67,14 @@ def run_step(ctx: StepContext) -> StrategyResult:
     section = ctx.settings.strategy
     settings = StrategySettings.from_config(section)
     playbook = load_playbook(resolve_path(section.playbook))
-    features = ctx.read("03_features", "features", columns=migration.FEATURE_INPUTS)
+    features = ctx.read("03_features", "features", columns=FEATURE_INPUTS)
     segments = ctx.read("04_clustering", "segments", columns=SEGMENT_COLUMNS)
     lifecycle = ctx.read("05_lifecycle", "lifecycle", columns=LIFECYCLE_COLUMNS)
 
     previous_dir = runs.find_previous_run(ctx.run_dir, section.migration.previous_run)
     moved = None
     if previous_dir is not None:
-        moved = migration.compare_with_previous(
+        moved = compare_with_previous(
             previous_dir,
             features,
             segments,
