@@ -15,6 +15,7 @@ from helpers.core.privacy import (
     scan_reports,
     scan_text,
 )
+from helpers.core.steps import AUDIT, IDENTITY
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_short_or_ambiguous_values_are_not_looked_for(values: PiiValues) -> None
 
 
 def test_collect_from_run_folder_and_scan_reports(tmp_path: Path) -> None:
-    audit = tmp_path / "01_data_audit"
+    audit = tmp_path / AUDIT.name
     audit.mkdir()
     pd.DataFrame(
         {
@@ -104,14 +105,14 @@ def test_collect_from_run_folder_and_scan_reports(tmp_path: Path) -> None:
     ).to_parquet(audit / "clean_crm_customers.parquet")
     pd.DataFrame({"cti_id": ["CTI0000009"], "caller_name": ["Maria Lopez"], "phone": ["0755-8888 1234"],
                   "reason": ["bad date"]}).to_parquet(audit / "quarantine_cti_contacts.parquet")  # fmt: skip
-    (tmp_path / "02_identity_merge").mkdir()
+    (tmp_path / IDENTITY.name).mkdir()
     golden = {
         "customer_id": ["Cabcdef123"],
         "full_name": ["张强"],
         "mobile": ["+8613900001111"],
         "email": ["zq@corp.cn"],
     }
-    pd.DataFrame(golden).to_parquet(tmp_path / "02_identity_merge" / "golden.parquet")
+    pd.DataFrame(golden).to_parquet(tmp_path / IDENTITY.name / "golden.parquet")
     values = collect_pii_values(tmp_path)
     assert values.cjk_names == {"张强"} and values.latin_names == {"maria lopez"}
     assert {"13900001111", "75588881234"} <= values.phones

@@ -14,9 +14,15 @@ import pytest
 import yaml
 
 from helpers.core.config import ConfigError, apply_override, load_config
-from helpers.core.runner import StepFailedError, numbered_notebooks, run_workbench
+from helpers.core.paths import NOTEBOOKS_DIR
+from helpers.core.runner import StepFailedError, run_workbench, step_notebooks
+from helpers.core.steps import STEPS, Step
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two stand-in steps for the tiny notebooks below (the real registry is helpers.core.steps.STEPS).
+FIRST = Step("01_first", "first", "First", reads=(), writes=("01_first/numbers",))
+SECOND = Step("02_second", "second", "Second", reads=("01_first/numbers",), writes=())
+STAND_INS = (FIRST, SECOND)
 
 
 def _notebook(path: Path, body: str, tags: list[str] | None = None) -> None:
@@ -61,15 +67,31 @@ def workspace(tmp_path: Path) -> dict[str, Path]:
         "print('sum', ctx.read('01_first', 'numbers').x.sum())"
     )
     _notebook(notebooks / "02_second.ipynb", step_two, tags=["analyst"])
-    (notebooks / "scratch.ipynb").write_text("{}")  # not numbered: never run
+    (notebooks / "scratch.ipynb").write_text("{}")  # not a registered step: never run
+    (notebooks / "03_extra.ipynb").write_text("{}")  # numbered, not registered: never run
     return {"config": config, "notebooks": notebooks, "outputs": tmp_path / "outputs", "raw": raw}
 
 
-def test_numbered_notebooks_are_run_in_order_and_others_ignored(workspace: dict[str, Path]) -> None:
-    assert [p.name for p in numbered_notebooks(workspace["notebooks"])] == [
+def test_the_runner_runs_the_registered_steps_in_order(workspace: dict[str, Path]) -> None:
+    assert step_notebooks() == [step.notebook for step in STEPS]
+    assert [path.parent for path in step_notebooks()] == [NOTEBOOKS_DIR] * len(STEPS)
+    assert [p.name for p in step_notebooks(STAND_INS, workspace["notebooks"])] == [
         "01_first.ipynb",
         "02_second.ipynb",
     ]
+
+
+def test_a_missing_step_notebook_stops_the_run_before_anything_runs(workspace: dict[str, Path]) -> None:
+    (workspace["notebooks"] / "02_second.ipynb").unlink()
+    with pytest.raises(FileNotFoundError, match=r"02_second\.ipynb"):
+        run_workbench(
+            workspace["config"],
+            outputs_dir=workspace["outputs"],
+            notebooks_dir=workspace["notebooks"],
+            progress=False,
+            steps=STAND_INS,
+        )
+    assert not workspace["outputs"].exists()
 
 
 def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
@@ -80,6 +102,7 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
         outputs_dir=workspace["outputs"],
         notebooks_dir=workspace["notebooks"],
         progress=False,
+        steps=STAND_INS,
     )
     manifest = json.loads((result.run_dir / "run.json").read_text())
     assert manifest["status"] == "ok"
@@ -112,6 +135,7 @@ def test_a_failing_step_names_step_and_cause_and_leaves_latest_alone(workspace: 
         outputs_dir=workspace["outputs"],
         notebooks_dir=workspace["notebooks"],
         progress=False,
+        steps=STAND_INS,
     )
     _notebook(
         workspace["notebooks"] / "02_second.ipynb", "raise ValueError('column amount in sales.csv is bad')"
@@ -124,6 +148,7 @@ def test_a_failing_step_names_step_and_cause_and_leaves_latest_alone(workspace: 
             outputs_dir=workspace["outputs"],
             notebooks_dir=workspace["notebooks"],
             progress=False,
+            steps=STAND_INS,
         )
     assert (workspace["outputs"] / "latest").resolve() == good.run_dir.resolve()
     failed_runs = [p for p in (workspace["outputs"] / "runs").iterdir() if p != good.run_dir]

@@ -1,18 +1,24 @@
-"""Command line: `python -m helpers run|demo|refresh-notebook-outputs`."""
+"""Command line: `python -m helpers run|demo|refresh-notebook-outputs`.
+
+The config (file, `extends:` chain and `--set` overrides) is validated before anything heavy is
+imported, so a misspelled key or a wrong type stops the command within a second, with one message
+naming the file, each bad key path and the closest valid key, and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from helpers.core.config import ConfigError, load_config, resolve_path, setting
+from helpers.core.config import ConfigError, load_config, resolve_path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run every numbered notebook in order with papermill")
+    run = commands.add_parser("run", help="run every step's notebook in order with papermill")
     run.add_argument("--config", default=None, help="run config YAML (default: config/demo.yml)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     run.add_argument("--outputs", default=None, help="outputs folder (default: outputs/)")
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    load_config(args.config, args.overrides)  # fail fast: before the runner (papermill, nbconvert) loads
     from helpers.core.paths import OUTPUTS_DIR
     from helpers.core.runner import StepFailedError, run_workbench
 
@@ -53,17 +60,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    config: dict[str, Any] = load_config(args.config, args.overrides)
     from helpers.demo.world import generate_demo_world
 
-    config = load_config(args.config, args.overrides)
-    raw_dir = resolve_path(setting(config, "data.raw_dir"))
-    truth_dir = resolve_path(setting(config, "demo.truth_dir") or Path("data/truth") / raw_dir.name)
+    raw_dir = resolve_path(config["data"]["raw_dir"])
+    demo = config["demo"]
+    truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
     counts = generate_demo_world(
         raw_dir,
         truth_dir,
-        n_customers=int(setting(config, "demo.customers", 20000)),
-        seed=int(setting(config, "demo.seed", 7)),
-        reference_date=str(setting(config, "run.reference_date")),
+        n_customers=demo["customers"],
+        seed=demo["seed"],
+        reference_date=str(config["run"]["reference_date"]),
     )
     for name, rows in counts.items():
         print(f"{name}: {rows:,} rows")

@@ -1,4 +1,5 @@
-"""Run every numbered notebook in order with papermill, into a fresh run folder.
+"""Run every step's notebook (the registry `helpers.core.steps.STEPS`, in order) with papermill,
+into a fresh run folder.
 
 A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
 timings, status and recorded values), the executed notebooks, each step's artifacts and
@@ -16,6 +17,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -29,11 +31,11 @@ import yaml
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
-from helpers.core.config import load_config, resolve_path, setting
+from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
 from helpers.core.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
+from helpers.core.steps import STEPS, Step
 
-NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.ipynb$")
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
@@ -62,9 +64,16 @@ class RunResult:
     run_dir: Path
 
 
-def numbered_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The step notebooks (`NN_name.ipynb`) in run order."""
-    return sorted(p for p in notebooks_dir.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+def step_notebooks(steps: Sequence[Step] = STEPS, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The notebook of each step (`<notebooks_dir>/<step name>.ipynb`), in run order.
+
+    Raises `FileNotFoundError` naming every missing notebook, before anything runs.
+    """
+    notebooks = [notebooks_dir / f"{step.name}.ipynb" for step in steps]
+    missing = [str(path) for path in notebooks if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Step notebook(s) missing: {', '.join(missing)}")
+    return notebooks
 
 
 def run_workbench(
@@ -73,9 +82,12 @@ def run_workbench(
     outputs_dir: Path = OUTPUTS_DIR,
     notebooks_dir: Path = NOTEBOOKS_DIR,
     progress: bool = True,
+    steps: Sequence[Step] = STEPS,
 ) -> RunResult:
-    """Run all steps; raise `StepFailedError` naming the failed step (latest stays untouched)."""
+    """Run `steps` (default: every registered step) in order; raise `StepFailedError` naming the
+    failed step (latest stays untouched). The config is validated before any data is generated."""
     config = load_config(config_path, overrides)
+    notebooks = step_notebooks(steps, notebooks_dir)
     ensure_demo_data(config, progress=progress)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(2).hex()
     run_dir = outputs_dir / "runs" / run_id
@@ -95,10 +107,8 @@ def run_workbench(
         "steps": {},
     }
     _write_manifest(run_dir, manifest)
-    notebooks = numbered_notebooks(notebooks_dir)
     _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
-    for position, notebook in enumerate(notebooks, start=1):
-        step = notebook.stem
+    for position, (step, notebook) in enumerate(zip((s.name for s in steps), notebooks, strict=True), 1):
         _say(progress, f"[{position}/{len(notebooks)}] {step} ...")
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
@@ -186,30 +196,31 @@ class PeakMemory:
 
 
 def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
-    """Generate the demo world into `data.raw_dir` when the config asks for it and it is missing."""
+    """Generate the demo world into `data.raw_dir` when the config has a `demo` section and the
+    folder is missing or empty (`config` is validated: every default is filled in)."""
     demo = config.get("demo")
-    raw_dir = resolve_path(setting(config, "data.raw_dir"))
+    raw_dir = resolve_path(config["data"]["raw_dir"])
     if not demo or (raw_dir.is_dir() and any(raw_dir.iterdir())):
         return
     from helpers.demo.world import generate_demo_world
 
-    truth_dir = resolve_path(demo.get("truth_dir") or Path("data/truth") / raw_dir.name)
-    _say(progress, f"Generating the demo world ({demo.get('customers', 20000)} customers) into {raw_dir}")
+    truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
+    _say(progress, f"Generating the demo world ({demo['customers']} customers) into {raw_dir}")
     generate_demo_world(
         raw_dir,
         truth_dir,
-        n_customers=int(demo.get("customers", 20000)),
-        seed=int(demo.get("seed", 7)),
-        reference_date=str(setting(config, "run.reference_date")),
+        n_customers=demo["customers"],
+        seed=demo["seed"],
+        reference_date=str(config["run"]["reference_date"]),
         progress=progress,
     )
 
 
 def fingerprint_inputs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """SHA-256 and size of every configured raw file, so a run records exactly what it read."""
-    raw_dir = resolve_path(setting(config, "data.raw_dir"))
+    raw_dir = resolve_path(config["data"]["raw_dir"])
     fingerprints: dict[str, dict[str, Any]] = {}
-    for table, spec in (setting(config, "data.tables") or {}).items():
+    for table, spec in config["data"]["tables"].items():
         path = raw_dir / spec["file"]
         if not path.is_file():
             fingerprints[table] = {"file": str(path), "missing": True}
