@@ -17,6 +17,7 @@ from helpers.core.config import ConfigError, load_config
 from helpers.core.context import open_step
 from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
 from helpers.core.settings import WorkbenchConfig
+from helpers.core.steps import CLUSTERING, IDENTITY
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSPELLED = """\
@@ -104,15 +105,15 @@ def run_folder(tmp_path: Path) -> Path:
 
 def test_notebook_parameters_are_validated_by_the_same_schema(run_folder: Path) -> None:
     with pytest.raises(ConfigError) as unknown:
-        open_step("04_clustering", str(run_folder), overrides={"clustering.k_maxx": 4})
+        open_step(CLUSTERING.name, str(run_folder), overrides={"clustering.k_maxx": 4})
     assert "notebook parameters" in str(unknown.value)
     assert "clustering.k_maxx: unknown key; did you mean k_max?" in str(unknown.value)
     with pytest.raises(ConfigError, match=r"clustering\.k_max: .*'ten'"):
-        open_step("04_clustering", str(run_folder), overrides={"clustering.k_max": "ten"})
+        open_step(CLUSTERING.name, str(run_folder), overrides={"clustering.k_max": "ten"})
     with pytest.raises(ConfigError, match=r"identty: unknown section; did you mean identity\?"):
-        open_step("02_identity_merge", str(run_folder), overrides={"identty.method": "deterministic"})
+        open_step(IDENTITY.name, str(run_folder), overrides={"identty.method": "deterministic"})
     ctx = open_step(
-        "04_clustering", str(run_folder), overrides={"clustering.k_max": 5, "clustering.choose": None}
+        CLUSTERING.name, str(run_folder), overrides={"clustering.k_max": 5, "clustering.choose": None}
     )
     assert ctx.settings.clustering.k_max == 5
     assert ctx.settings.clustering.choose == load_config(SMALL_WORLD_CONFIG)["clustering"]["choose"]

@@ -141,7 +141,7 @@ def test_bad_input_stops_the_run_naming_file_and_column(
     with pytest.raises(StepFailedError) as failure:
         run_workbench(config, outputs_dir=outputs, progress=False)
     message = str(failure.value)
-    assert "01_data_audit" in message and "crm_customers.csv" in message and "customer_type" in message
+    assert AUDIT.name in message and "crm_customers.csv" in message and "customer_type" in message
     assert (outputs / "latest").resolve() == latest_before
     completed = subprocess.run(
         [sys.executable, "-m", "helpers", "run", "--config", str(config), "--outputs", str(outputs),
