@@ -41,10 +41,11 @@ EXPECTED_LINES = (
 )
 
 
-def _cli(*arguments: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _cli(*arguments: str, module: bool = True) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`python -m helpers <arguments>` (or `python <arguments>`), its result and wall time."""
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-m", "helpers", *arguments],
+        [sys.executable, *(["-m", "helpers"] if module else []), *arguments],
         capture_output=True, text=True, cwd=ROOT, env=os.environ.copy(), check=False, timeout=60,
     )  # fmt: skip
     return completed, time.perf_counter() - started
@@ -173,3 +174,19 @@ def test_extends_merges_section_by_section(tmp_path: Path) -> None:
         match=r"typo\.yml: 1 config problem.*\n  lifecycle\.rulez: unknown key; did you mean rules\?",
     ):
         load_config(typo)
+
+
+def test_validation_comes_before_any_heavy_import(tmp_path: Path) -> None:
+    config = tmp_path / "my.yml"
+    config.write_text(MISSPELLED.format(base=SMALL_WORLD_CONFIG, raw=tmp_path / "raw"), encoding="utf-8")
+    completed, _ = _cli_with_import_log("run", "--config", str(config), "--quiet")
+    imported = {
+        line.split("|")[-1].strip() for line in completed.stderr.splitlines() if "import time:" in line
+    }
+    assert "helpers.core.settings" in imported and EXPECTED_LINES[0] in completed.stderr
+    heavy = {"pandas", "numpy", "papermill", "nbformat", "duckdb", "helpers.core.runner", "helpers.demo"}
+    assert not heavy & imported
+
+
+def _cli_with_import_log(*arguments: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    return _cli("-X", "importtime", "-m", "helpers", *arguments, module=False)

@@ -61,10 +61,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     config: dict[str, Any] = load_config(args.config, args.overrides)
+    from helpers.core.settings import DemoSettings
     from helpers.demo.world import generate_demo_world
 
     raw_dir = resolve_path(config["data"]["raw_dir"])
-    demo = config["demo"]
+    demo = config["demo"] or DemoSettings().model_dump(mode="json")  # no demo section: the schema's defaults
     truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
     counts = generate_demo_world(
         raw_dir,
