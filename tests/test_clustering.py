@@ -3,6 +3,7 @@ the algorithm registry, the settings and `run_step` on a synthetic run folder.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -473,5 +474,5 @@ def test_evaluate_planted_compares_with_the_truth_and_records_it(step_run):
 def test_evaluate_planted_is_skipped_without_truth_files(step_run, tmp_path):
     ctx, result, _ = step_run
     config = {**ctx.config, "demo": {**ctx.config["demo"], "truth_dir": str(tmp_path / "none")}}
-    other = type(ctx)(run_dir=ctx.run_dir, step=ctx.step, config=config)
+    other = dataclasses.replace(ctx, config=config)
     assert evaluate_planted(other, result) is None
