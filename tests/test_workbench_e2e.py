@@ -57,6 +57,26 @@ def test_notebooks_in_git_carry_only_reference_outputs() -> None:
         assert checked and all(cell.outputs and cell.metadata[KEEP_OUTPUT] for cell in checked), step.name
 
 
+def test_strip_notebooks_stores_them_as_the_filter_does(tmp_path: Path) -> None:
+    import nbformat
+
+    from helpers.core.notebook_checks import is_checked, strip_notebooks, stripped
+
+    for step in STEPS:
+        shutil.copy(step.notebook, tmp_path / step.notebook.name)
+    path = tmp_path / STRATEGY.notebook.name
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and not is_checked(cell):
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="left over\n")]
+            cell.execution_count = 3
+    nbformat.write(notebook, path)
+    assert strip_notebooks(tmp_path) == [path]
+    assert path.read_text(encoding="utf-8") == STRATEGY.notebook.read_text(encoding="utf-8")
+    assert nbformat.read(path, as_version=4) == stripped(notebook)
+    assert strip_notebooks(tmp_path) == []
+
+
 def test_the_git_filter_stores_notebooks_without_outputs(tmp_path: Path) -> None:
     """`make setup`'s git filter (nbstripout, .gitattributes) in a scratch repository: a committed
     notebook goes through unchanged, and one with outputs, counts and run metadata is stored as it was."""

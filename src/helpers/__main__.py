@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers run|demo|refresh-notebook-outputs`.
+"""Command line: `python -m helpers run|demo|refresh-notebook-outputs|strip-notebooks`.
 
 The config (file, `extends:` chain and `--set` overrides) is validated before anything heavy is
 imported, so a misspelled key or a wrong type stops the command within a second, with one message
@@ -30,15 +30,23 @@ def main(argv: list[str] | None = None) -> int:
         "refresh-notebook-outputs",
         help="recompute the reference outputs of nbval-checked cells on the small test world",
     )
+    commands.add_parser(
+        "strip-notebooks",
+        help="store the step notebooks as the git filter does (outputs only on nbval-checked cells)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "demo":
             return _demo(args)
-        from helpers.core.notebook_checks import refresh_reference_outputs
+        from helpers.core import notebook_checks
 
-        refresh_reference_outputs()
+        if args.command == "strip-notebooks":
+            for path in notebook_checks.strip_notebooks():
+                print(f"stripped {path.name}")
+            return 0
+        notebook_checks.refresh_reference_outputs()
         return 0
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -103,6 +103,20 @@ def copy_reference_outputs(source: Path, executed: Path) -> None:
     nbformat.write(stripped(notebook), source)
 
 
+def strip_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Store each step notebook as the git filter would (`stripped`), keeping the checked cells'
+    outputs as they are; returns the notebooks that changed."""
+    changed = []
+    for step in STEPS:
+        path = notebooks_dir / f"{step.name}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        clean = stripped(notebook)
+        if clean != notebook:
+            nbformat.write(clean, path)
+            changed.append(path)
+    return changed
+
+
 def refresh_reference_outputs(notebooks_dir: Path = NOTEBOOKS_DIR) -> None:
     """Run the workbench on the small test world and store the checked cells' outputs."""
     from helpers.core.runner import run_workbench
