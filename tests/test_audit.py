@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from test_contract import fixture_config, make_context, write_world
 
+from helpers.audit import plots
 from helpers.audit import report as audit
 from helpers.core.config import resolve_path, setting
-from helpers.core.context import StepContext
+from helpers.core.context import StepContext, open_step
+from helpers.core.factors import FACTOR_GROUPS, SOURCE_GROUPS
+from helpers.core.steps import AUDIT
 from helpers.core.tables import TABLES
 
 # Planted defect kind (helpers.demo.world truth) -> the quarantine reason that must name it.
@@ -32,7 +36,7 @@ def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> audit.AuditRepor
     base = tmp_path_factory.mktemp("audit")
     config = fixture_config(base / "raw")
     write_world(base / "raw", config)
-    return audit.run_audit(make_context(base, config))
+    return audit.run_step(make_context(base, config))
 
 
 def test_quality_score_parts_on_the_fixture(fixture_report: audit.AuditReport) -> None:
@@ -60,10 +64,13 @@ def test_quality_weights_come_from_the_config(fixture_report: audit.AuditReport)
 
 
 def test_coverage_per_factor_group_on_the_fixture(fixture_report: audit.AuditReport) -> None:
-    # Accepted identity records: CRM001, CRM006, CTI01, S1, L001.
+    # Accepted identity records: CRM001, CRM006, CTI01, S1, L001. Purchases (value, behaviour): CRM001
+    # and S1; marketing touches: CRM001 and L001. The groups are those of helpers.core.factors with
+    # source columns (lifetime_value is modelled from the value group's purchases).
     coverage = fixture_report.coverage.set_index("group")
-    expected = {"value": 2, "behaviour": 3, "service": 2, "demographic": 4, "geographic": 3,
+    expected = {"value": 2, "behaviour": 2, "service": 2, "marketing": 2, "demographic": 4, "geographic": 3,
                 "technographic": 1, "psychographic": 1, "firmographic": 0}  # fmt: skip
+    assert list(coverage.index) == [group.name for group in FACTOR_GROUPS if group.name != "lifetime_value"]
     assert coverage["records_with"].to_dict() == expected
     assert (coverage["records"] == 5).all()
     assert coverage.loc["demographic", "share"] == pytest.approx(0.8)
@@ -104,26 +111,38 @@ def test_summary_and_figures_render(fixture_report: audit.AuditReport) -> None:
     assert summary[0].split() == ["crm_customers", "in", "8", "ok", "2", "quarantined", "6", "score",
                                   f"{fixture_report.quality.score.iloc[0]:.1f}"]  # fmt: skip
     report = fixture_report
-    figures = (audit.plot_missingness(report.column_profile), audit.plot_quality(report.quality),
-               audit.plot_coverage(report.coverage_by_system), audit.plot_monthly(report.monthly_rows),
-               audit.plot_reasons(report.quarantine_reasons))  # fmt: skip
+    figures = (plots.plot_missingness(report.column_profile), plots.plot_quality(report.quality),
+               plots.plot_coverage(report.coverage_by_system), plots.plot_monthly(report.monthly_rows),
+               plots.plot_reasons(report.quarantine_reasons))  # fmt: skip
     assert all(figure.axes for figure in figures)
 
 
 def test_knobs_override_the_config(tmp_path: Path) -> None:
     config = fixture_config(tmp_path / "raw")
     write_world(tmp_path / "raw", config)
-    ctx = make_context(tmp_path, copy.deepcopy(config))
-    audit.apply_knobs(ctx, min_age=5, max_age=None)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    # Notebook 01's parameters min_age=5, max_age=None (None keeps the config's value).
+    ctx = open_step(AUDIT.name, str(run_dir), overrides={"audit.min_age": 5, "audit.max_age": None})
     assert ctx.config["audit"]["min_age"] == 5 and ctx.config["audit"]["max_age"] == 100
-    report = audit.run_audit(ctx)
+    assert ctx.settings.audit.min_age == 5 and ctx.settings.audit.max_age == 100
+    report = audit.run_step(ctx)
     reasons = report.quarantine_reasons.set_index(["table", "reason"])["rows"]
     assert reasons[("crm_customers", "impossible age")] == 1  # the 11-year-old is now plausible
     manifest = json.loads(ctx.path("step.json").read_text())
     assert manifest["ledger"]["crm_customers"] == {"input_rows": 8, "accepted_rows": 3, "quarantined_rows": 5}
-    assert set(manifest["quality"]) == set(TABLES) and set(manifest["coverage"]) == set(audit.FACTOR_GROUPS)
+    assert set(manifest["quality"]) == set(TABLES)
+    assert list(manifest["coverage"]) == [group.name for group in SOURCE_GROUPS]
     for name in ("quality", "coverage", "column_profile", "quarantine_reasons"):
         assert ctx.path(f"{name}.parquet").is_file()
+
+
+def test_factor_group_feeds_are_canonical_columns() -> None:
+    feeds = [feed.split(".") for group in FACTOR_GROUPS for feed in group.feeds]
+    assert feeds and all(column in TABLES[table].column_names for table, column in feeds)
+    derived = [group for group in FACTOR_GROUPS if not group.feeds]
+    assert [group.name for group in derived] == ["lifetime_value"] and derived[0].derived_from == "value"
 
 
 # ---------------------------------------------------------------- the demo world
@@ -134,7 +153,7 @@ def demo_run(small_world_config: dict, tmp_path_factory: pytest.TempPathFactory)
     """The audit of the small demo world (generated once per session by conftest)."""
     base = tmp_path_factory.mktemp("demo_audit")
     ctx = make_context(base, copy.deepcopy(small_world_config))
-    audit.run_audit(ctx)
+    audit.run_step(ctx)
     return ctx, small_world_config
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
+from helpers.core.settings import FeaturesSettings
 from helpers.core.tables import TABLES
 from helpers.engine.base import connect
 from helpers.features import build as features
@@ -95,7 +96,7 @@ def cdnow_build(cdnow: pd.DataFrame) -> features.FeatureBuild:
     engine.register("crosswalk", crosswalk)
     for name in ("calls", "surveys", "marketing_contacts"):
         engine.register(name, empty_table(name))
-    settings = features.FeatureSettings.from_config({"clv_model": "bgnbd"}, CDNOW_END, seed=1)
+    settings = features.FeatureSettings.from_config(FeaturesSettings(clv_model="bgnbd"), CDNOW_END, seed=1)
     return features.build_features(engine, golden, crosswalk, settings)
 
 
@@ -203,7 +204,7 @@ def test_summary_with_recency_beyond_t_is_rejected():
         {"customer_id": ["a"], "frequency": [1.0], "recency": [5.0], "T": [3.0], "monetary_value": [10.0]}
     )
     with pytest.raises(ValueError, match="recency"):
-        clv.fit_and_predict(bad)
+        clv.fit_and_predict(bad, model="mbgnbd", period_days=30, horizon_months=12)
 
 
 def test_no_purchase_model_for_lifecycle_matches_fit_and_predict(cdnow_build):
@@ -212,7 +213,7 @@ def test_no_purchase_model_for_lifecycle_matches_fit_and_predict(cdnow_build):
     summary = features.clv_summary(cdnow_build.features.set_index("customer_id"))
     fitted = clv.fit_no_purchase_model(summary)
     month, year = clv.no_purchase_probabilities(fitted, summary, [30 / 7, 52.0])
-    reference = clv.fit_and_predict(summary, model="mbgnbd", period_days=30).predictions
+    reference = clv.fit_and_predict(summary, model="mbgnbd", period_days=30, horizon_months=12).predictions
     assert month == pytest.approx(reference["p_no_purchase_next_period"].to_numpy(), abs=1e-6)
     assert (year <= month + 1e-12).all() and (year >= 1 - reference["p_alive"].to_numpy() - 1e-9).all()
     sampled = clv.fit_no_purchase_model(summary, sample_size=1000, seed=1)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from test_features import CROSSWALK, GOLDEN, SETTINGS, make_engine
 
+from helpers.core.factors import LIFECYCLE
 from helpers.features import build as features
 from helpers.features import matrix as feature_matrix
-from helpers.features.catalog import LIFECYCLE
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,9 @@ def build() -> features.FeatureBuild:
 
 
 def test_model_matrix_standardizes_weights_groups_and_leaves_lifecycle_out(build):
-    matrix, record = feature_matrix.model_matrix(build.features, build.dictionary, SETTINGS.groups)
+    matrix, record = feature_matrix.model_matrix(
+        build.features, build.dictionary, SETTINGS.groups, SETTINGS.winsor_quantile
+    )
     assert matrix["customer_id"].tolist() == build.features["customer_id"].tolist()
     numeric = matrix.drop(columns="customer_id")
     assert (numeric.dtypes == np.float32).all()
@@ -46,7 +48,9 @@ def test_model_matrix_standardizes_weights_groups_and_leaves_lifecycle_out(build
 
 def test_lifecycle_pseudo_group_brings_lifecycle_features_back(build):
     groups = {**SETTINGS.groups, LIFECYCLE: 0.5}
-    matrix, record = feature_matrix.model_matrix(build.features, build.dictionary, groups)
+    matrix, record = feature_matrix.model_matrix(
+        build.features, build.dictionary, groups, SETTINGS.winsor_quantile
+    )
     assert {"recency_days", "tenure_days"} <= set(record["groups"][LIFECYCLE]["columns"])
     assert record["lifecycle_left_out"] == []
     # a lifecycle feature is in its pseudo-group only, never also in its factor group
@@ -74,11 +78,13 @@ def test_zero_heavy_column_does_not_dominate():
             "lifecycle_dependent": False,
         }
     )
-    matrix, _ = feature_matrix.model_matrix(frame, dictionary, {"value": 1, "service": 1, "behaviour": 1})
+    matrix, _ = feature_matrix.model_matrix(
+        frame, dictionary, {"value": 1, "service": 1, "behaviour": 1}, SETTINGS.winsor_quantile
+    )
     variance = matrix.drop(columns="customer_id").astype(float).var()
     assert np.allclose(variance, 1.0, rtol=1e-4)
 
 
 def test_unknown_group_is_rejected(build):
     with pytest.raises(ValueError, match="unknown factor groups"):
-        feature_matrix.model_matrix(build.features, build.dictionary, {"valu": 1.0})
+        feature_matrix.model_matrix(build.features, build.dictionary, {"valu": 1.0}, SETTINGS.winsor_quantile)

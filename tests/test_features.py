@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.core.factors import GROUP_NAMES, LIFECYCLE
+from helpers.core.settings import FeaturesSettings
 from helpers.engine.base import connect
 from helpers.features import build as features
 
@@ -152,7 +155,9 @@ def make_engine(transactions: pd.DataFrame = TRANSACTIONS, crosswalk: pd.DataFra
 
 
 SETTINGS = features.FeatureSettings.from_config(
-    {"groups": {"value": 1.0, "behaviour": 1.0, "service": 0.5, "demographic": 0.5, "firmographic": 0.0}},
+    FeaturesSettings(
+        groups={"value": 1.0, "behaviour": 1.0, "service": 0.5, "demographic": 0.5, "firmographic": 0.0}
+    ),
     REFERENCE,
     seed=1,
 )
@@ -175,7 +180,7 @@ def test_every_golden_customer_once_in_order(build):
 def test_dictionary_covers_every_column(build):
     assert build.dictionary["name"].tolist() == build.features.columns.tolist()
     assert build.dictionary["definition"].str.len().gt(0).all()
-    assert set(build.dictionary["group"]) == {"key", *features.GROUPS}
+    assert set(build.dictionary["group"]) == {"key", *GROUP_NAMES}
 
 
 def test_unclaimed_events_are_counted_not_lost(build):
@@ -349,9 +354,27 @@ def test_weekend_is_saturday_and_sunday():
 
 @pytest.mark.parametrize("max_levels", [1, 20])
 def test_category_breadth_counts_categories_beyond_the_levels(max_levels):
-    settings = features.FeatureSettings.from_config({"max_levels": max_levels}, REFERENCE, seed=1)
+    settings = features.FeatureSettings.from_config(
+        FeaturesSettings(max_levels=max_levels), REFERENCE, seed=1
+    )
     build = features.build_features(make_engine(), GOLDEN, CROSSWALK, settings)
     table = build.features.set_index("customer_id")
     assert build.levels["category"] == ["books", "toys", "office"][:max_levels]
     assert table["category_breadth"].to_dict() == {"C1": 2, "C2": 0, "C3": 0, "C4": 1, "C5": 1}
     assert table.loc["C4", "category_share_other"] == (1.0 if max_levels == 1 else 0.0)
+
+
+def test_schema_feature_groups_are_the_factor_groups_and_lifecycle():
+    """`features.groups` in the config schema names exactly the factor groups of helpers.core.factors, in
+    order, plus the pseudo-group lifecycle: both as the keys the schema accepts and as its defaults."""
+    expected = [*GROUP_NAMES, LIFECYCLE]
+    assert list(FeaturesSettings().groups) == expected
+    key_type = typing.get_args(FeaturesSettings.model_fields["groups"].annotation)[0]
+    assert list(typing.get_args(key_type)) == expected
+
+
+def test_coverage_and_catalogue_use_the_factor_groups(build):
+    assert build.dictionary["group"].drop_duplicates().tolist() == ["key", *GROUP_NAMES]
+    covered = features.coverage(build.features, build.dictionary)
+    assert covered["group"].tolist() == list(GROUP_NAMES)
+    assert covered["n_features"].gt(0).all()

@@ -14,10 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from helpers.audit import run_step as run_audit_step
 from helpers.audit.contract import add_identity_columns
-from helpers.audit.report import run_audit
 from helpers.core.context import open_step
+from helpers.core.settings import IdentitySettings
+from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.identity import run_step as identity_run_step
 from helpers.identity.merge import (
     AUDIT_STEP,
     IdentityInputError,
@@ -27,6 +30,8 @@ from helpers.identity.merge import (
     mask_value,
     merge_identities,
 )
+
+SEED = 42  # the run seed the expectations below were written with
 
 
 def clean_table(system: str, rows: list[dict]) -> pd.DataFrame:
@@ -51,6 +56,11 @@ def crm(crm_id: str, name: str, **values: object) -> dict:
     }
 
 
+def merge(tables: dict[str, pd.DataFrame], **identity: object) -> IdentityResult:
+    """`merge_identities` with the schema's `identity` defaults, overridden by `identity`."""
+    return merge_identities(tables, IdentitySettings(**identity), seed=SEED)
+
+
 def customer_of(result: IdentityResult) -> dict[str, str]:
     crosswalk = result.crosswalk
     return dict(
@@ -68,7 +78,7 @@ def test_shared_switchboard_and_placeholder_do_not_merge_strangers() -> None:
     names = ["王伟", "李娜", "张强", "刘洋", "陈静", "杨帆"]
     rows = [crm(f"C{i}", name, landline="010-62345678") for i, name in enumerate(names)]
     rows += [crm("P1", "赵敏", mobile="13800000000"), crm("P2", "周杰", mobile="138 0000 0000")]
-    result = merge_identities({"crm": clean_table("crm", rows)}, method="deterministic")
+    result = merge({"crm": clean_table("crm", rows)}, method="deterministic")
     assert result.crosswalk["customer_id"].nunique() == len(rows)
     suspicious = result.suspicious_identifiers.set_index("identifier_value")
     assert suspicious.loc["+86-10-62345678", "reason"] == "shared by too many distinct people"
@@ -81,9 +91,7 @@ def test_household_landline_links_only_the_same_name() -> None:
     cti = [
         {"cti_id": "T1", "caller_name": "Wang Wei", "phone": "+86 21 61234567", "first_call_at": "2024-02-01"}
     ]
-    result = merge_identities(
-        {"crm": clean_table("crm", rows), "cti": clean_table("cti", cti)}, "deterministic"
-    )
+    result = merge({"crm": clean_table("crm", rows), "cti": clean_table("cti", cti)}, method="deterministic")
     ids = customer_of(result)
     assert ids["crm:C1"] == ids["cti:T1"] != ids["crm:C2"]
 
@@ -96,7 +104,7 @@ def test_conflicting_national_ids_never_share_a_customer() -> None:
         crm("C4", "王伟", mobile="13912345678", national_id_hash="aa", birth_date="1995-07-30"),
     ]
     for method in ("deterministic", "probabilistic"):
-        result = merge_identities({"crm": clean_table("crm", rows)}, method=method)
+        result = merge({"crm": clean_table("crm", rows)}, method=method)
         ids = customer_of(result)
         assert ids["crm:C1"] != ids["crm:C3"], method
         # Same national ID but birth dates 15 years apart: a conflict, so kept apart too.
@@ -121,7 +129,7 @@ def test_cross_system_references_and_formats_link_one_person() -> None:
         "shop": clean_table("shop", shop),
         "cti": clean_table("cti", cti),
     }
-    result = merge_identities(tables, method="deterministic")
+    result = merge(tables, method="deterministic")
     assert result.crosswalk["customer_id"].nunique() == 1
     assert set(result.crosswalk["match_method"]) == {"deterministic"}
     golden = result.golden.iloc[0]
@@ -146,9 +154,9 @@ def test_cross_system_references_and_formats_link_one_person() -> None:
 def test_bad_input_names_table_column_and_rows() -> None:
     rows = clean_table("crm", [crm("C1", "王伟"), crm("C1", "李娜")])
     with pytest.raises(IdentityInputError, match=r"clean_crm_customers\.source_record_id is not unique"):
-        merge_identities({"crm": rows})
+        merge({"crm": rows})
     with pytest.raises(IdentityInputError, match=r"clean_crm_customers lacks columns \['mobile_norm'\]"):
-        merge_identities({"crm": clean_table("crm", [crm("C1", "王伟")]).drop(columns="mobile_norm")})
+        merge({"crm": clean_table("crm", [crm("C1", "王伟")]).drop(columns="mobile_norm")})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,19 +165,23 @@ pytestmark_world = pytest.mark.xdist_group("small_world")
 
 
 @pytest.fixture(scope="module")
-def world_tables(
-    small_world_config: dict, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, pd.DataFrame]:
-    """The small world's clean identity tables as step 01 (notebook 01's `run_audit`) writes them."""
+def world_run_dir(small_world_config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder holding step 01 of the small world (`helpers.audit.run_step`, what notebook 01 runs)."""
     run_dir = tmp_path_factory.mktemp("identity_run")
     (run_dir / "config.yml").write_text(yaml.safe_dump(small_world_config, allow_unicode=True))
-    run_audit(open_step(AUDIT_STEP, str(run_dir)))
-    return load_clean_tables(open_step("02_identity_merge", str(run_dir)))
+    run_audit_step(open_step(AUDIT_STEP, str(run_dir)))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def world_tables(world_run_dir: Path) -> dict[str, pd.DataFrame]:
+    """The small world's clean identity tables as step 01 writes them."""
+    return load_clean_tables(open_step(IDENTITY.name, str(world_run_dir)))
 
 
 @pytest.fixture(scope="module")
 def world_result(world_tables: dict[str, pd.DataFrame]) -> IdentityResult:
-    return merge_identities(world_tables, method="probabilistic", match_threshold=0.9)
+    return merge(world_tables, method="probabilistic")
 
 
 def pairwise_f1(predicted: pd.Series, truth: pd.Series) -> tuple[float, float, float]:
@@ -216,18 +228,18 @@ def test_customer_ids_are_stable_across_runs_and_input_order(
         for system, table in reversed(list(world_tables.items()))
     }
     # A second run on the same data gives the same crosswalk, row for row.
-    repeated = merge_identities(world_tables, method="probabilistic", match_threshold=0.9)
+    repeated = merge(world_tables, method="probabilistic")
     pd.testing.assert_frame_equal(repeated.crosswalk, world_result.crosswalk)
     # Rows in another order: every record keeps its customer id.
-    again = merge_identities(shuffled, method="probabilistic", match_threshold=0.9)
+    again = merge(shuffled, method="probabilistic")
     key = ["source_system", "source_record_id"]
     first = world_result.crosswalk.set_index(key)["customer_id"]
     second = again.crosswalk.set_index(key)["customer_id"].reindex(first.index)
     assert first.equals(second)
     assert first.str.fullmatch(r"C[0-9a-f]{16}").all()
     # Deterministic ids do not depend on order at all.
-    det_a = merge_identities(world_tables, method="deterministic").crosswalk.set_index(key)["customer_id"]
-    det_b = merge_identities(shuffled, method="deterministic").crosswalk.set_index(key)["customer_id"]
+    det_a = merge(world_tables, method="deterministic").crosswalk.set_index(key)["customer_id"]
+    det_b = merge(shuffled, method="deterministic").crosswalk.set_index(key)["customer_id"]
     assert np.array_equal(det_a.to_numpy(), det_b.reindex(det_a.index).to_numpy())
 
 
@@ -236,3 +248,26 @@ def test_masking_hides_names_phones_and_emails() -> None:
     masked = mask_value(values)
     assert masked.iloc[:5].tolist() == ["W*** W***", "王**", "+86138****5678", "w***@qq.com", "D***"]
     assert pd.isna(masked.iloc[5])
+
+
+@pytestmark_world
+def test_run_step_merges_with_the_run_config_writes_and_records(
+    world_run_dir: Path, world_result: IdentityResult
+) -> None:
+    """`run_step(ctx)` (what notebook 02 runs) reads step 01's tables and the `identity` section of the run
+    config (here the schema's values), writes every registered artifact and records the headline figures."""
+    ctx = open_step(IDENTITY.name, str(world_run_dir))
+    result = identity_run_step(ctx)
+    pd.testing.assert_frame_equal(result.crosswalk, world_result.crosswalk)
+    for artifact in IDENTITY.writes:
+        assert artifact_path(world_run_dir, artifact).is_file(), artifact
+    manifest = json.loads(ctx.path("step.json").read_text())
+    assert (
+        manifest["match_threshold"]
+        == ctx.settings.identity.match_threshold
+        == IdentitySettings().match_threshold
+    )
+    assert (
+        manifest["method"] == "probabilistic"
+        and manifest["customers"] == result.golden["customer_id"].nunique()
+    )

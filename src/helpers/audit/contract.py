@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ import pyarrow
 import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
-from helpers.core.config import resolve_path, setting
+from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
 from helpers.core.normalize import normalize_email, normalize_phone
+from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES, Column, Table
 from helpers.engine.base import DuckDBEngine
 
@@ -94,17 +95,17 @@ class DataContractError(ValueError):
 
 @dataclass(frozen=True)
 class TableSource:
-    """Where and how one canonical table is read (the `data.tables.<table>` config entry)."""
+    """Where and how one canonical table is read: its `data.tables.<table>` entry, path resolved."""
 
     table: str
     path: Path
-    format: str = "csv"
-    encoding: str = "utf-8"
-    sheet: str | int = 0
-    date_format: str | None = None
-    datetime_format: str | None = None
-    delimiter: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)
+    format: str
+    encoding: str
+    sheet: str | int
+    date_format: str | None
+    datetime_format: str | None
+    delimiter: str | None
+    columns: dict[str, str]
 
     def file_column(self, canonical: str) -> str:
         """The column name in the export for a canonical column."""
@@ -122,11 +123,11 @@ class ContractResult:
     contract_checked_rows: dict[str, int]
 
 
-def table_sources(config: dict[str, Any]) -> dict[str, TableSource]:
-    """The source of every canonical table from the run config; a missing entry is an error."""
-    raw_dir = resolve_path(setting(config, "data.raw_dir", "data/raw/demo"))
-    entries = setting(config, "data.tables", {}) or {}
-    missing = [name for name in TABLES if name not in entries]
+def table_sources(data: DataSettings) -> dict[str, TableSource]:
+    """The source of every canonical table from the run config's `data` section; a missing entry is
+    an error."""
+    raw_dir = resolve_path(data.raw_dir)
+    missing = [name for name in TABLES if name not in data.tables]
     if missing:
         raise DataContractError(
             f"The run config has no data.tables entry for {', '.join(missing)}. "
@@ -134,8 +135,8 @@ def table_sources(config: dict[str, Any]) -> dict[str, TableSource]:
         )
     sources = {}
     for name in TABLES:
-        entry = dict(entries[name])
-        unknown = sorted(set(entry.get("columns") or {}) - set(TABLES[name].column_names))
+        entry = data.tables[name]
+        unknown = sorted(set(entry.columns) - set(TABLES[name].column_names))
         if unknown:
             raise DataContractError(
                 f"data.tables.{name}.columns maps unknown canonical column(s) {unknown}; "
@@ -143,14 +144,14 @@ def table_sources(config: dict[str, Any]) -> dict[str, TableSource]:
             )
         sources[name] = TableSource(
             table=name,
-            path=resolve_path(raw_dir / entry.get("file", f"{name}.csv")),
-            format=entry.get("format", "csv"),
-            encoding=entry.get("encoding", "utf-8"),
-            sheet=entry.get("sheet", 0),
-            date_format=entry.get("date_format"),
-            datetime_format=entry.get("datetime_format"),
-            delimiter=entry.get("delimiter"),
-            columns={k: str(v) for k, v in (entry.get("columns") or {}).items()},
+            path=resolve_path(raw_dir / entry.file),
+            format=entry.format,
+            encoding=entry.encoding,
+            sheet=entry.sheet,
+            date_format=entry.date_format,
+            datetime_format=entry.datetime_format,
+            delimiter=entry.delimiter,
+            columns=dict(entry.columns),
         )
     return sources
 
@@ -158,7 +159,7 @@ def table_sources(config: dict[str, Any]) -> dict[str, TableSource]:
 class Workspace:
     """A DuckDB engine on a temporary work database (spills to disk), removed on close."""
 
-    def __init__(self, parent: Path, memory_limit: str = "2GB", threads: int = 2) -> None:
+    def __init__(self, parent: Path, memory_limit: str, threads: int) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=".work-", dir=parent))
         self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
         database = str(self.directory / "work.duckdb").replace("'", "''")
@@ -470,7 +471,7 @@ class CheckedTable:
 
 
 def check_rows(
-    engine: DuckDBEngine, source: TableSource, config: dict[str, Any], work_dir: Path
+    engine: DuckDBEngine, source: TableSource, settings: WorkbenchConfig, work_dir: Path
 ) -> CheckedTable:
     """Read one export into work table `rows_<table>` and flag every row problem.
 
@@ -479,12 +480,12 @@ def check_rows(
     table = TABLES[source.table]
     relation = _source_relation(engine, source, work_dir)
     mapped, absent = map_columns(engine, source, relation.relation, relation.names)
-    reference = pd.Timestamp(setting(config, "run.reference_date"))
+    reference = pd.Timestamp(settings.run.reference_date)
     problems = ", ".join(_problem_cases(table))
     limits = {
         "after_reference": reference + pd.Timedelta(days=1),
-        "latest_birth": reference - pd.DateOffset(years=int(setting(config, "audit.min_age", 14))),
-        "earliest_birth": reference - pd.DateOffset(years=int(setting(config, "audit.max_age", 100))),
+        "latest_birth": reference - pd.DateOffset(years=settings.audit.min_age),
+        "earliest_birth": reference - pd.DateOffset(years=settings.audit.max_age),
     }
     rows = f"rows_{table.name}"
     names = table.column_names
@@ -521,9 +522,7 @@ def check_rows(
         engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
     engine.run(STEP, "flag_duplicates", tables={"rows": rows, "key": table.key})
     checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table.name))
-    _check_mostly_unparseable(
-        engine, source, checked, float(setting(config, "audit.max_unparseable_share", 0.5))
-    )
+    _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
     return checked
 
 
@@ -761,7 +760,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     rejected).
     Leaves the work tables `rows_<table>` in `engine` for profiling.
     """
-    sources = table_sources(ctx.config)
+    sources = table_sources(ctx.settings.data)
     sample_rows = ctx.settings.audit.contract_sample_rows
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
     engine.query(
@@ -770,7 +769,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     with ThreadPoolExecutor(max_workers=1) as worker:
         identity_jobs = {}
         for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
-            checked = check_rows(engine, sources[table.name], ctx.config, work_dir)
+            checked = check_rows(engine, sources[table.name], ctx.settings, work_dir)
             absent[table.name] = checked.absent_columns
             profiles.append(checked.profile)
             if table.kind == "identity":

@@ -1,6 +1,8 @@
 """Step 01 data audit: profile every table, score its quality, measure factor-group coverage.
 
-`run_audit` runs the data contract (`helpers.audit.contract`) and then profiles the work tables it
+The figures of notebook 01 are in `helpers.audit.plots`.
+
+`run_step` runs the data contract (`helpers.audit.contract`) and then profiles the work tables it
 leaves in DuckDB (`sql/audit/*.sql`): missingness, distinct and invalid values, duplicates,
 quarantine reasons, numeric ranges and outliers, referential integrity and date coverage.
 
@@ -11,19 +13,14 @@ Quality score per table (0-100), from four shares of the table's input rows:
     uniqueness   = 1 - (exact duplicate rows + duplicate-key rows) / input
     integrity    = 1 - orphan rows / input (identity tables have no references: 1)
     score        = 100 * sum(weight * part) / sum(weights), weights `audit.quality_weights`
-                   (default validity 0.4, completeness 0.2, uniqueness 0.2, integrity 0.2).
+                   (defaults in `helpers.core.settings.AuditSettings`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 
 from helpers.audit.contract import (
     CATEGORIES,
@@ -34,27 +31,12 @@ from helpers.audit.contract import (
     run_contract,
 )
 from helpers.core.context import StepContext
+from helpers.core.factors import SOURCE_GROUPS
+from helpers.core.settings import AuditSettings
 from helpers.core.tables import IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 
-DEFAULT_QUALITY_WEIGHTS = {"validity": 0.4, "completeness": 0.2, "uniqueness": 0.2, "integrity": 0.2}
-# Which canonical columns ("table.column") feed each factor group.
-FACTOR_GROUPS: dict[str, tuple[str, ...]] = {
-    "value": ("transactions.amount", "transactions.is_refund"),
-    "behaviour": ("transactions.txn_at", "transactions.category", "transactions.channel",
-                  "marketing_contacts.responded", "marketing_contacts.converted"),
-    "service": ("calls.reason", "calls.duration_sec", "calls.resolved", "calls.satisfaction",
-                "surveys.csat", "surveys.nps"),
-    "demographic": ("crm_customers.gender", "crm_customers.birth_date", "shop_accounts.gender",
-                    "shop_accounts.birth_date", "loyalty_members.birth_date"),
-    "geographic": ("crm_customers.province", "crm_customers.city", "cti_contacts.city",
-                   "shop_accounts.province", "shop_accounts.city"),
-    "technographic": ("shop_accounts.primary_device", "shop_accounts.app_installed",
-                      "shop_accounts.sessions_per_month", "shop_accounts.online_minutes_per_month"),
-    "psychographic": ("surveys.interests", "surveys.lifestyle", "surveys.stated_need"),
-    "firmographic": ("crm_customers.company_name", "crm_customers.industry", "crm_customers.employee_count",
-                     "crm_customers.annual_revenue_cny"),
-}  # fmt: skip
+QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
 
 
@@ -127,13 +109,14 @@ def monthly_rows(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
 
 
 def coverage_by_system(engine: DuckDBEngine, ctx: StepContext) -> pd.DataFrame:
-    """Per source system: identity records, and how many have each factor group."""
-    groups = list(FACTOR_GROUPS)
+    """Per source system: identity records, and how many have each factor group (the groups with
+    source columns of their own, `helpers.core.factors.SOURCE_GROUPS`)."""
+    groups = [group.name for group in SOURCE_GROUPS]
     by_table: dict[str, dict[str, list[str]]] = {}
-    for group, feeds in FACTOR_GROUPS.items():
-        for feed in feeds:
+    for group in SOURCE_GROUPS:
+        for feed in group.feeds:
             table, column = feed.split(".")
-            by_table.setdefault(table, {}).setdefault(group, []).append(column)
+            by_table.setdefault(table, {}).setdefault(group.name, []).append(column)
     for table in TABLES:
         engine.register(f"clean_{table}", ctx.path(f"clean_{table}.parquet"))
 
@@ -175,27 +158,28 @@ def coverage_table(by_system: pd.DataFrame) -> pd.DataFrame:
     """Per factor group: the columns feeding it and the share of identity records that have it."""
     total = int(by_system["records"].sum())
     return pd.DataFrame([
-        {"group": group, "feeds": ", ".join(feeds), "records_with": int(by_system[group].sum()),
-         "records": total, "share": by_system[group].sum() / total if total else 0.0}
-        for group, feeds in FACTOR_GROUPS.items()
+        {"group": group.name, "feeds": ", ".join(group.feeds),
+         "records_with": int(by_system[group.name].sum()), "records": total,
+         "share": by_system[group.name].sum() / total if total else 0.0}
+        for group in SOURCE_GROUPS
     ])  # fmt: skip
 
 
 # ---------------------------------------------------------------- scores
 
 
-def quality_scores(
-    ledger: pd.DataFrame, profile: pd.DataFrame, weights: dict[str, float] | None = None
-) -> pd.DataFrame:
-    """Quality score per table and its parts (formula in the module docstring)."""
-    weights = {**DEFAULT_QUALITY_WEIGHTS, **(weights or {})}
+def quality_scores(ledger: pd.DataFrame, profile: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Quality score per table and its parts (formula in the module docstring). A part missing from
+    `weights` takes its weight from the schema default of `audit.quality_weights`."""
+    defaults = AuditSettings.model_fields["quality_weights"].get_default(call_default_factory=True)
+    weights = {**defaults, **weights}
     completeness = (1 - profile.groupby("table")["missing_share"].mean()).rename("completeness")
     frame = ledger.set_index("table").join(completeness)
     inputs = frame["input_rows"].clip(lower=1)
     frame["validity"] = 1 - frame["value_problem_rows"] / inputs
     frame["uniqueness"] = 1 - (frame["exact_duplicate_rows"] + frame["duplicate_key_rows"]) / inputs
     frame["integrity"] = 1 - frame["orphan_rows"] / inputs
-    parts = list(DEFAULT_QUALITY_WEIGHTS)
+    parts = list(QUALITY_PARTS)
     total_weight = sum(weights[p] for p in parts)
     frame["score"] = 100 * sum(weights[p] * frame[p] for p in parts) / total_weight
     return frame.reset_index()[["table", "score", *parts, "input_rows", "accepted_rows", "quarantined_rows"]]
@@ -238,14 +222,10 @@ def invalid_values(profile: pd.DataFrame, reasons: pd.DataFrame, contract: Contr
 # ---------------------------------------------------------------- the step
 
 
-def apply_knobs(ctx: StepContext, **knobs: Any) -> None:
-    """Notebook parameters that are not None override `audit.<name>` in the step's config."""
-    section = ctx.config.setdefault("audit", {})
-    section.update({name: value for name, value in knobs.items() if value is not None})
-
-
-def run_audit(ctx: StepContext) -> AuditReport:
-    """Contract pass plus profiling; writes every artifact of step 01 and records key figures."""
+def run_step(ctx: StepContext) -> AuditReport:
+    """Step 01: contract pass plus profiling. Writes every artifact of the step (clean and quarantine
+    tables, ledger, profiles, quality, coverage), records the key figures in the step manifest and
+    returns what notebook 01 shows."""
     with Workspace(ctx.step_dir, memory_limit=ctx.settings.audit.memory_limit,
                    threads=ctx.settings.audit.threads) as workspace:  # fmt: skip
         engine = workspace.engine
@@ -301,7 +281,6 @@ def table_overview(report: AuditReport) -> pd.DataFrame:
     return overview
 
 
-QUALITY_PARTS = tuple(DEFAULT_QUALITY_WEIGHTS)
 PERSONAL_RANGE_COLUMNS = ("birth_date",)  # single people's values: no min/max in reports
 
 
@@ -347,92 +326,6 @@ def profile_for_report(profile: pd.DataFrame) -> pd.DataFrame:
         values = values.where(~(is_number & numbers.notna()), readable)
         shown[bound] = values.where(~shown["column"].isin(PERSONAL_RANGE_COLUMNS), pd.NA)
     return shown
-
-
-# ---------------------------------------------------------------- figures
-
-
-def plot_missingness(profile: pd.DataFrame) -> Figure:
-    """Heatmap: share of missing values per table (rows) and column (columns).
-
-    Only columns that are empty somewhere are shown (fully filled columns would be all white).
-    """
-    matrix = profile.pivot(index="table", columns="column", values="missing_share")
-    with_missing = sorted(profile.loc[profile["missing"] > 0, "column"].unique())
-    matrix = matrix.reindex(index=list(TABLES), columns=with_missing or sorted(matrix.columns))
-    figure, axis = plt.subplots(figsize=(max(10, 0.32 * matrix.shape[1]), 4.2))
-    sns.heatmap(matrix, ax=axis, cmap="Reds", vmin=0, vmax=1, linewidths=0.3, linecolor="white",
-                cbar_kws={"label": "share missing"})  # fmt: skip
-    axis.set_title(
-        "Missing values by table, columns with any missing value\n(blank = column not in that table)"
-    )
-    axis.set_xlabel("")
-    axis.set_ylabel("")
-    return figure
-
-
-def plot_quality(quality: pd.DataFrame) -> Figure:
-    """Horizontal bars: quality score per table, with the threshold bands."""
-    ordered = quality.sort_values("score")
-    figure, axis = plt.subplots(figsize=(8, 4))
-    colors = ["#c0392b" if s < 80 else "#f39c12" if s < 95 else "#27ae60" for s in ordered["score"]]
-    axis.barh(ordered["table"], ordered["score"], color=colors)
-    for y, score in enumerate(ordered["score"]):
-        axis.text(score + 0.5, y, f"{score:.1f}", va="center")
-    axis.set_xlim(0, 105)
-    axis.set_xlabel("quality score (0-100)")
-    axis.set_title("Data quality per table (green >= 95, amber >= 80, red below)")
-    return figure
-
-
-def plot_coverage(by_system: pd.DataFrame) -> Figure:
-    """Bars: share of identity records with each factor group, per source system."""
-    long = by_system.melt(id_vars=["system", "records"], value_vars=list(FACTOR_GROUPS),
-                          var_name="group", value_name="with_group")  # fmt: skip
-    long["share"] = long["with_group"] / long["records"].clip(lower=1)
-    long["system"] = long["system"].astype(str)
-    figure, axis = plt.subplots(figsize=(10, 4.5))
-    sns.barplot(data=long, x="group", y="share", hue="system", ax=axis)
-    axis.set_ylim(0, 1)
-    axis.yaxis.set_major_formatter(PercentFormatter(xmax=1))
-    axis.set_ylabel("share of records")
-    axis.set_xlabel("")
-    axis.tick_params(axis="x", labelrotation=20)
-    axis.set_title("What we know: share of customer records with data in each factor group")
-    axis.legend(title="source system", ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    return figure
-
-
-def plot_monthly(monthly: pd.DataFrame) -> Figure:
-    """Lines: accepted rows per month, events (top) and new identity records (bottom)."""
-    figure, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    for axis, kind in zip(axes, ("event", "identity"), strict=True):
-        names = [t.name for t in TABLES.values() if t.kind == kind]
-        data = monthly[monthly["table"].isin(names)].assign(table=lambda f: f["table"].astype(str))
-        sns.lineplot(data=data, x="month", y="rows", hue="table", ax=axis, marker="o", markersize=3)
-        axis.set_ylabel("rows per month")
-        axis.set_title("Events per month" if kind == "event" else "New customer records per month")
-        axis.legend(loc="upper left", fontsize="small")
-    last = pd.to_datetime(monthly["month"]).max() if len(monthly) else None
-    if last is not None and pd.notna(last):
-        for axis in axes:  # the export ends inside its last month: mark it, do not read it as a drop
-            axis.axvspan(last - pd.Timedelta(days=15), last + pd.Timedelta(days=15), color="#bdc3c7",
-                         alpha=0.4, zorder=0)  # fmt: skip
-    shaded = "shaded: the last month of the export, usually incomplete (not a real drop)"
-    axes[-1].set_xlabel(shaded if last is not None and pd.notna(last) else "")
-    figure.tight_layout()
-    return figure
-
-
-def plot_reasons(reasons: pd.DataFrame, top: int = 15) -> Figure:
-    """Bars: the most frequent quarantine reasons across tables."""
-    data = reasons.assign(label=reasons["table"] + ": " + reasons["reason"]).nlargest(top, "rows")
-    figure, axis = plt.subplots(figsize=(9, max(3, 0.35 * len(data))))
-    axis.barh(data["label"], data["rows"], color="#7f8c8d")
-    axis.invert_yaxis()
-    axis.set_xlabel("rows quarantined")
-    axis.set_title("Why rows were set aside")
-    return figure
 
 
 def summary_text(report: AuditReport) -> str:

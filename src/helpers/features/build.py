@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import helpers.features.clv as clv
 from helpers.core.context import ArtifactMissingError, StepContext
+from helpers.core.factors import GROUP_NAMES
+from helpers.core.settings import FeaturesSettings
 from helpers.engine.base import SqlEngine, connect
-from helpers.features import clv
-from helpers.features.catalog import CHANNELS, GROUPS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
+from helpers.features.catalog import CHANNELS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
 from helpers.features.matrix import model_matrix
 
 STEP = "features"
@@ -61,29 +63,30 @@ RFM_SEGMENTS = (  # (recency scores, frequency-monetary scores, name): the class
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """The knobs of the step (config section `features`)."""
+    """The knobs of the step: config section `features` (`FeaturesSettings`, where the defaults
+    live) plus the run's reference date and seed."""
 
     reference_date: pd.Timestamp
+    seed: int
     value_tiers: dict[str, float]
     groups: dict[str, float]
-    clv_model: clv.TransactionModelName = "mbgnbd"
-    clv_period_days: int = 30
-    clv_horizon_months: int = 12
-    clv_sample_size: int = 50_000
-    clv_min_repeat_customers: int = 30
-    repeat_contact_days: int = 7
-    max_levels: int = 20
-    winsor_quantile: float = 0.99
-    duckdb_memory_limit: str | None = "2GB"
-    duckdb_threads: int | None = None
-    seed: int = 42
+    clv_model: clv.TransactionModelName
+    clv_period_days: int
+    clv_horizon_months: int
+    clv_sample_size: int
+    clv_min_repeat_customers: int
+    repeat_contact_days: int
+    max_levels: int
+    winsor_quantile: float
+    duckdb_memory_limit: str | None
+    duckdb_threads: int | None
 
     @classmethod
-    def from_config(cls, config_features: dict[str, Any], reference_date: Any, seed: int) -> FeatureSettings:
-        known = {k: v for k, v in config_features.items() if k in cls.__dataclass_fields__}
-        known.setdefault("value_tiers", {"high": 0.8, "middle": 0.4})
-        known.setdefault("groups", {group: 1.0 for group in GROUPS})
-        return cls(reference_date=pd.Timestamp(reference_date).normalize(), seed=seed, **known)
+    def from_config(cls, features: FeaturesSettings, reference_date: Any, seed: int) -> FeatureSettings:
+        """From the typed `features` section, e.g. `ctx.settings.features`."""
+        return cls(
+            reference_date=pd.Timestamp(reference_date).normalize(), seed=seed, **features.model_dump()
+        )
 
 
 @dataclass
@@ -565,7 +568,8 @@ def build_features(
 
 
 def coverage(features: pd.DataFrame, dictionary: pd.DataFrame) -> pd.DataFrame:
-    """Per factor group: share of customers with any non-missing, non-default value in the group."""
+    """Per factor group (`helpers.core.factors`, in order): share of customers with any non-missing,
+    non-default value in the group."""
     indicator = {
         "value": features["n_purchases"] > 0,
         "lifetime_value": features["p_alive"].notna(),
@@ -582,11 +586,11 @@ def coverage(features: pd.DataFrame, dictionary: pd.DataFrame) -> pd.DataFrame:
     rows = [
         {
             "group": group,
-            "customers_covered": int(mask.sum()),
-            "share_covered": float(mask.mean()),
+            "customers_covered": int(indicator[group].sum()),
+            "share_covered": float(indicator[group].mean()),
             "n_features": int((dictionary["group"] == group).sum()),
         }
-        for group, mask in indicator.items()
+        for group in GROUP_NAMES
     ]
     return pd.DataFrame(rows)
 
@@ -623,8 +627,9 @@ GOLDEN_COLUMNS = [  # what derive_profile reads of the golden records (not names
 
 @dataclass
 class StepOutputs:
-    """What notebook 03 shows: the build, the matrix and the recorded choices."""
+    """What notebook 03 shows: the settings used, the build, the matrix and the recorded choices."""
 
+    settings: FeatureSettings
     build: FeatureBuild
     matrix: pd.DataFrame
     matrix_record: dict[str, Any]
@@ -632,13 +637,15 @@ class StepOutputs:
     seconds: dict[str, float]
 
 
-def run_step(ctx: StepContext, settings: FeatureSettings) -> StepOutputs:
-    """Read the audit and identity artifacts, build and write `features`, `feature_dictionary`
-    and `model_matrix`, and record the choices in the step manifest.
+def run_step(ctx: StepContext) -> StepOutputs:
+    """Step 03: read the audit and identity artifacts, build and write `features`, `feature_dictionary`
+    and `model_matrix` with the settings of config section `features`, and record the choices in the
+    step manifest.
 
     DuckDB reads the event tables and the crosswalk straight from their Parquet files; pandas
     holds only the golden columns the profile features use and the crosswalk's customer ids.
     """
+    settings = FeatureSettings.from_config(ctx.settings.features, ctx.reference_date, ctx.seed)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     golden = ctx.read(IDENTITY_STEP, "golden", columns=GOLDEN_COLUMNS)
@@ -693,4 +700,4 @@ def run_step(ctx: StepContext, settings: FeatureSettings) -> StepOutputs:
         revenue_share_top20=value_concentration(build.features["monetary_total"]),
         seconds=seconds,
     )
-    return StepOutputs(build, matrix, matrix_record, covered, seconds)
+    return StepOutputs(settings, build, matrix, matrix_record, covered, seconds)

@@ -1,5 +1,6 @@
-"""The feature catalogue of step 03: factor groups, one documented entry per feature column,
-and the feature dictionary built from them (what notebook 03 shows and the run folder keeps).
+"""The feature catalogue of step 03: one documented entry per feature column, in the factor groups of
+`helpers.core.factors`, and the feature dictionary built from them (what notebook 03 shows and the
+run folder keeps).
 
 Lifecycle-dependent features (`lifecycle=True`) describe where a customer is in the lifecycle
 rather than who the customer is: time since the first or last purchase, counts and sums that grow
@@ -18,19 +19,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-GROUPS = (
-    "value",
-    "lifetime_value",
-    "behaviour",
-    "service",
-    "marketing",
-    "demographic",
-    "geographic",
-    "technographic",
-    "psychographic",
-    "firmographic",
-)
-LIFECYCLE = "lifecycle"  # model-matrix pseudo-group of the lifecycle-dependent features
 CHANNELS = ("store", "online", "app", "phone")
 NO_PURCHASE = "No purchase"
 VALUE_TIERS = ("high", "middle", "low")  # value_tier levels, best first

@@ -172,9 +172,9 @@ def predict(
 
 def fit_and_predict(
     summary: pd.DataFrame,
-    model: TransactionModelName = "mbgnbd",
-    period_days: float = 30,
-    horizon_months: int = 12,
+    model: TransactionModelName,
+    period_days: float,
+    horizon_months: int,
     sample_size: int | None = None,
     seed: int = 0,
 ) -> ClvResult:

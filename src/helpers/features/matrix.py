@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.features.catalog import GROUPS, LIFECYCLE
+from helpers.core.factors import GROUP_NAMES, LIFECYCLE
 
 
 def _numeric(values: pd.Series, treatment: str, winsor_quantile: float) -> np.ndarray:
@@ -68,17 +68,18 @@ def _columns(
 
 
 def model_matrix(
-    features: pd.DataFrame, dictionary: pd.DataFrame, groups: dict[str, float], winsor_quantile: float = 0.99
+    features: pd.DataFrame, dictionary: pd.DataFrame, groups: dict[str, float], winsor_quantile: float
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The weighted, standardized float32 matrix for clustering, and a record of the choices.
 
     `groups` maps factor groups (and the pseudo-group `lifecycle`) to weights; groups with weight
     0 or absent are left out. Constant columns are dropped. Returns customer_id + the columns.
     """
-    unknown = set(groups) - {*GROUPS, LIFECYCLE}
+    unknown = set(groups) - {*GROUP_NAMES, LIFECYCLE}
     if unknown:
         raise ValueError(
-            f"features.groups names unknown factor groups {sorted(unknown)}; known: {[*GROUPS, LIFECYCLE]}"
+            f"features.groups names unknown factor groups {sorted(unknown)}; "
+            f"known: {[*GROUP_NAMES, LIFECYCLE]}"
         )
     treated = dictionary[(dictionary["treatment"] != "") & dictionary["name"].isin(features.columns)]
     selected = {

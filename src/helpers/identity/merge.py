@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import jellyfish
 import numpy as np
@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from helpers.core.context import StepContext
 from helpers.core.normalize import (
     canonical_email,
     is_mobile,
@@ -39,11 +40,11 @@ from helpers.core.normalize import (
     normalize_city,
     normalize_name,
 )
+from helpers.core.settings import IdentitySettings
 from helpers.engine.base import DuckDBEngine
 from helpers.identity.splink_scoring import empty_scores
 
 AUDIT_STEP = "01_data_audit"
-Method = Literal["deterministic", "probabilistic"]
 
 # Survivorship source priority (most trusted first).
 SYSTEM_PRIORITY: tuple[str, ...] = ("crm", "loyalty", "shop", "cti")
@@ -500,14 +501,12 @@ def deterministic_clusters(
 # ---------------------------------------------------------------------------------------------
 # The step
 def merge_identities(
-    tables: dict[str, pd.DataFrame],
-    method: Method = "probabilistic",
-    match_threshold: float = 0.9,
-    max_people_per_identifier: int = 4,
-    review_sample: int = 40,
-    seed: int = 42,
+    tables: dict[str, pd.DataFrame], settings: IdentitySettings, seed: int
 ) -> IdentityResult:
-    """Merge clean identity tables (keyed by source system) into customers."""
+    """Merge clean identity tables (keyed by source system) into customers, with the knobs of the
+    config section `identity` (`method`, `match_threshold`, `max_people_per_identifier`,
+    `review_sample`)."""
+    method, match_threshold = settings.method, settings.match_threshold
     if method not in ("deterministic", "probabilistic"):
         raise ValueError(f"identity method must be 'deterministic' or 'probabilistic', not {method!r}")
     if not 0 < match_threshold < 1:
@@ -527,7 +526,9 @@ def merge_identities(
     records = build_records({**tables, **ordered})
     identifiers = build_identifiers(ordered, records)
     with DuckDBEngine() as engine:
-        suspicious = find_suspicious_identifiers(identifiers, records, max_people_per_identifier, engine)
+        suspicious = find_suspicious_identifiers(
+            identifiers, records, settings.max_people_per_identifier, engine
+        )
         edges = deterministic_edges(identifiers, records, suspicious, engine)
     accepted = edges[edges["accepted"]]
     labels, applied = deterministic_clusters(len(records), accepted, records)
@@ -595,7 +596,7 @@ def merge_identities(
 
     golden = build_golden(records)
     identifier_table = _identifier_table(identifiers, records, suspicious)
-    review = _review_pairs(records, edges, refused, scored, match_threshold, review_sample, seed)
+    review = _review_pairs(records, edges, refused, scored, match_threshold, settings.review_sample, seed)
     summary = merge_summary(crosswalk)
     stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
     return IdentityResult(
@@ -721,24 +722,22 @@ def merge_summary(crosswalk: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([summary, total]).reset_index()
 
 
-def load_clean_tables(ctx: Any) -> dict[str, pd.DataFrame]:
+def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
     """The clean identity tables step 01 wrote, keyed by source system."""
     return {system: ctx.read(AUDIT_STEP, f"clean_{table}") for system, table in SYSTEM_TABLES.items()}
 
 
-def run_step(
-    ctx: Any, tables: dict[str, pd.DataFrame] | None = None
-) -> IdentityResult:
-    """Merge step 01's clean tables (or `tables`), write every artifact, record the headline figures."""
+def run_step(ctx: StepContext) -> IdentityResult:
+    """Step 02: merge step 01's clean identity tables into customers (config section `identity`),
+    check the crosswalk and golden records, write every artifact and record the headline figures."""
     started = time.perf_counter()
-    result = merge_identities(
-        load_clean_tables(ctx) if tables is None else tables,
-        method=ctx.settings.identity.method,
-        match_threshold=ctx.settings.identity.match_threshold,
-        max_people_per_identifier=ctx.settings.identity.max_people_per_identifier,
-        review_sample=ctx.settings.identity.review_sample,
-        seed=ctx.seed,
-    )
+    tables = load_clean_tables(ctx)
+    result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed)
+    check_crosswalk(result.crosswalk, tables)
+    if not result.golden["customer_id"].is_unique:
+        raise AssertionError("golden records repeat a customer_id")
+    if set(result.golden["customer_id"]) != set(result.crosswalk["customer_id"]):
+        raise AssertionError("golden records and crosswalk have different customers")
     for name in (
         "crosswalk",
         "golden",
