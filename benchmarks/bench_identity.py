@@ -167,7 +167,9 @@ def febrl_step(frame: pd.DataFrame) -> np.ndarray:
     """
     labels = sure_links(frame, FEBRL_SURE_RULES)
     data = frame[["record_index", *FEBRL_COLUMNS]].assign(cluster=labels)
-    pairs, _ = score_pairs(data, FEBRL_COMPARISONS, FEBRL_BLOCKING, min_probability=THRESHOLD)
+    pairs, _ = score_pairs(
+        data, FEBRL_COMPARISONS, FEBRL_BLOCKING, seed=DEMO_SETTINGS.run.seed, min_probability=THRESHOLD
+    )
     left = np.concatenate([np.arange(len(frame)), pairs["left_index"].to_numpy()])
     right = np.concatenate(
         [

@@ -185,7 +185,7 @@ def score_pairs(
     frame: pd.DataFrame,
     comparisons: list[dict[str, Any]],
     blocking_rules: list[str],
-    seed: int = 42,
+    seed: int,
     min_probability: float = 0.5,
     u_max_pairs: float = 2e6,
     min_label_pairs: int = 50,
@@ -242,7 +242,7 @@ def _pairs_within_clusters(labels: np.ndarray) -> int:
 
 
 def score_candidate_pairs(
-    records: pd.DataFrame, labels: np.ndarray, seed: int = 42, min_probability: float = 0.5
+    records: pd.DataFrame, labels: np.ndarray, seed: int, min_probability: float = 0.5
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score identity records (from `helpers.identity.merge.build_records`) across deterministic clusters."""
     return score_pairs(model_input(records, labels), COMPARISONS, BLOCKING_RULES, seed, min_probability)
