@@ -150,7 +150,7 @@ class PrioritySettings(Section):
 
 
 class TeamSettings(Section):
-    agents: PositiveInt
+    agents: Annotated[int, Field(ge=0)]  # 0: the team exists but is unstaffed this period
     hours_per_day: Annotated[float, Field(gt=0, le=24)]
     calls_per_hour: Annotated[float, Field(gt=0)]
     tiers: list[Literal["high", "middle", "low"]] = Field(min_length=1)

@@ -69,13 +69,14 @@ CLUSTERING = Step(
 LIFECYCLE = Step(
     "05_lifecycle", "lifecycle", "Lifecycle",
     reads=("03_features/features", "04_clustering/segments"),
-    writes=("05_lifecycle/lifecycle",),
+    writes=("05_lifecycle/lifecycle", "05_lifecycle/funnel", "05_lifecycle/stage_by_segment"),
 )  # fmt: skip
 STRATEGY = Step(
     "06_strategy", "strategy", "Strategy",
     reads=("03_features/features", "04_clustering/segments", "05_lifecycle/lifecycle"),
     writes=(
-        "06_strategy/plan", "06_strategy/segment_metrics",
+        "06_strategy/plan", "06_strategy/segment_metrics", "06_strategy/team_usage",
+        "06_strategy/playbook_matrix",
         "06_strategy/call_list.csv", "06_strategy/call_list.xlsx",
     ),
 )  # fmt: skip
