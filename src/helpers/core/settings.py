@@ -61,6 +61,8 @@ class AuditSettings(Section):
     max_age: PositiveInt = 100
     min_age: Annotated[int, Field(ge=0)] = 14
     max_unparseable_share: Share = 0.5
+    warn_quarantine_share: Share = 0.05  # a table quarantining more of its rows is reported loudly
+    max_quarantine_share: Share = 0.5  # ... and above this share step 01 stops
     memory_limit: str = "2GB"
     threads: PositiveInt = 2
     contract_sample_rows: PositiveInt = 100_000
