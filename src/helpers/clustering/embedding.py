@@ -1,38 +1,41 @@
-"""The 2-D UMAP map of step 04 (a picture, not evidence): customers placed on a plane.
+"""The 2-D map of step 04 (a picture, not evidence): customers placed on a plane.
 
-UMAP compiles numba code on first use in a process (10-15 s). The compiled code is cached on
-disk in `outputs/.numba_cache` (NUMBA_CACHE_DIR, set before umap is imported), so later runs and
-kernels reuse it. umap is imported only when an embedding is made.
+t-SNE (scikit-learn, Barnes-Hut) is fitted on `fit_size` random customers; the other shown
+customers (up to `max_points` in all) are placed at the mean position of their nearest fitted
+neighbours in the clustering space (no second optimisation). No numba, no compile: on the 20k demo
+the map takes ~6 s where UMAP took ~35 s warm (fit 17 s + transform 17 s) and ~70 s with a cold
+numba cache. Measured on that world (3,000 points): neighbourhood trustworthiness (15 neighbours)
+t-SNE 0.99, UMAP 0.98, PCA 0.84; segment silhouette in the plane t-SNE 0.39, UMAP 0.49-0.56
+(space 0.26). What the picture loses against UMAP: segments look less compact and less separated
+(t-SNE keeps local neighbours, not gaps between groups); placed points sit on their neighbours'
+positions rather than being optimised. Like UMAP, distances between groups and group sizes mean
+nothing.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 from sklearn.decomposition import PCA
 
-from helpers.core.paths import OUTPUTS_DIR
+MAP_METHOD = "tsne"
+MAP_MAX_DIMS = 20  # the map is computed on at most this many principal components
+PLACE_NEIGHBOURS = 10  # shown customers outside the fit sample: mean of this many fitted neighbours
 
-NUMBA_CACHE = OUTPUTS_DIR / ".numba_cache"
-UMAP_MAX_DIMS = 20  # UMAP runs on at most this many principal components
 
-
-def umap_embedding(
+def map_embedding(
     x: np.ndarray, fit_size: int, max_points: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """2-D UMAP: fitted on `fit_size` random rows, other rows (up to `max_points` in total) transformed.
+    """2-D t-SNE: fitted on `fit_size` random rows, other rows (up to `max_points` in total) placed
+    at the mean of their nearest fitted neighbours.
 
-    Wide matrices are first projected on their leading `UMAP_MAX_DIMS` principal components.
-
-    Returns the row positions shown, their coordinates and timings (import incl. numba cache
-    load, fit, transform) in seconds.
+    Returns the row positions shown, their coordinates and timings in seconds (`import`, `fit`:
+    t-SNE on the sample, `transform`: placing the rest).
     """
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
-    NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    import umap
+    from sklearn.manifold import TSNE
+    from sklearn.neighbors import NearestNeighbors
 
     timings = {"import": time.perf_counter() - started}
     rng = np.random.default_rng(seed)
@@ -40,17 +43,23 @@ def umap_embedding(
     fit_rows = shown[np.sort(rng.choice(len(shown), size=min(fit_size, len(shown)), replace=False))]
     rest = np.setdiff1d(shown, fit_rows)
     started = time.perf_counter()
-    if x.shape[1] > UMAP_MAX_DIMS:  # neighbour search on the leading components: much faster, same picture
-        x = PCA(n_components=UMAP_MAX_DIMS, random_state=seed).fit(x[fit_rows]).transform(x)
-    reducer = umap.UMAP(
-        n_components=2, n_neighbors=15, min_dist=0.1, n_epochs=150, random_state=seed, n_jobs=1
-    ).fit(x[fit_rows])
+    if x.shape[1] > MAP_MAX_DIMS:
+        x = PCA(n_components=MAP_MAX_DIMS, random_state=seed).fit(x[fit_rows]).transform(x)
+    x = np.asarray(x, dtype=np.float64)
+    perplexity = float(min(30.0, max(2.0, (len(fit_rows) - 1) / 3.5)))
+    fitted = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", max_iter=500, random_state=seed
+    ).fit_transform(x[fit_rows])
     timings["fit"] = time.perf_counter() - started
     started = time.perf_counter()
     coordinates = np.empty((len(shown), 2))
-    position = np.searchsorted(shown, fit_rows)
-    coordinates[position] = reducer.embedding_
+    coordinates[np.searchsorted(shown, fit_rows)] = fitted
     if len(rest):
-        coordinates[np.searchsorted(shown, rest)] = reducer.transform(x[rest])
+        neighbours = NearestNeighbors(n_neighbors=min(PLACE_NEIGHBOURS, len(fit_rows))).fit(x[fit_rows])
+        _, nearest = neighbours.kneighbors(x[rest])
+        coordinates[np.searchsorted(shown, rest)] = fitted[nearest].mean(axis=1)
     timings["transform"] = time.perf_counter() - started
     return shown, coordinates, timings
+
+
+umap_embedding = map_embedding  # the former name (benchmarks/bench_clustering.py imports it)

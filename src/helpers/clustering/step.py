@@ -16,7 +16,7 @@ import pandas as pd
 
 import helpers.clustering.candidates as cl
 import helpers.clustering.profiles as cp
-from helpers.clustering.embedding import umap_embedding
+from helpers.clustering.embedding import MAP_METHOD, map_embedding
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
 from helpers.features import matrix as feature_matrix
@@ -26,8 +26,8 @@ SEGMENT_COLUMNS = ["customer_id", "segment_id", "segment_name", "distance", "mem
 
 @dataclass
 class UmapMap:
-    """The UMAP picture's points: `rows` (positions among all customers), their 2-D coordinates and
-    the seconds spent (import incl. numba cache load, fit, transform)."""
+    """The map's points (t-SNE, `helpers.clustering.embedding`): `rows` (positions among all
+    customers), their 2-D coordinates and the seconds spent (import, fit on the sample, placing the rest)."""
 
     rows: np.ndarray
     coordinates: np.ndarray
@@ -112,7 +112,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         "name",
     ].tolist()
     clustered_rows = clustered.nonzero()[0]
-    shown, coordinates, umap_seconds = umap_embedding(
+    shown, coordinates, umap_seconds = map_embedding(
         x[clustered_rows], settings.umap_fit_size, settings.umap_max_points, settings.seed
     )
     result = ClusteringResult(
@@ -163,5 +163,6 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
         lifecycle_left_out=result.lifecycle_left_out,
         index_choices=dict(zip(alone["criterion"], alone["choice"], strict=True)),
         seconds_per_algorithm={key: round(value, 2) for key, value in result.comparison.seconds.items()},
-        umap_seconds={key: round(value, 2) for key, value in result.umap.seconds.items()},
+        map_method=MAP_METHOD,
+        umap_seconds={key: round(value, 2) for key, value in result.umap.seconds.items()},  # the map's
     )

@@ -271,6 +271,7 @@ def score_churn_risk(
     max_fit_customers: int = 50_000,
     max_backtest_customers: int = 200_000,
     seed: int = 0,
+    params: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
 
@@ -284,12 +285,19 @@ def score_churn_risk(
     3. The re-weighted probability is for the backtest window h; the model carries it to the
        actual horizon by adding, per customer, logit P(horizon) - logit P(h).
 
+    `params`: MBG/NBD parameters already fitted on this same summary (step 03's fit): used instead
+    of fitting again (the backtest, an earlier date, is always fitted).
+
     Returns (churn_risk, model P(no purchase), info dict for the manifest).
     """
-    model = clv.fit_no_purchase_model(_rfm(summary), max_fit_customers, seed)
+    if params is None:
+        model = clv.fit_no_purchase_model(_rfm(summary), max_fit_customers, seed)
+    else:
+        model = clv.transaction_model_from_params(_rfm(summary), params, "mbgnbd")
     info: dict[str, Any] = {
         "method": "mbgnbd",
         "mbgnbd": clv.point_params(model, ("r", "alpha", "a", "b")),
+        "mbgnbd_reused": params is not None,
         "horizon_days": float(horizon_days),
     }
     skip = None
@@ -662,6 +670,7 @@ def load_service_trends(
 FEATURE_INPUTS = [  # what step 05 reads of 03_features/features
     "customer_id", "n_purchases", "first_purchase_at", "last_purchase_at",
     "n_calls", "n_inbound", "n_inquiries", "csat_mean", "nps_mean",
+    "frequency_repeat", "clv_recency_weeks", "clv_T_weeks",  # to reuse step 03's CLV fit
 ]  # fmt: skip
 STEP_TABLES = {  # query placeholder -> registered table name
     "transactions": "clean_transactions",
@@ -707,6 +716,7 @@ def label_customers(
     purchases: tuple[pd.DataFrame, Backtest | None] | None = None,
     trends: pd.DataFrame | None = None,
     seed: int = 0,
+    mbgnbd_params: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Stage, rule and churn risk for every customer of the step-03 `features` table.
 
@@ -715,7 +725,8 @@ def label_customers(
     `n_purchases, first_purchase_at, last_purchase_at` (no backtest). `trends` (from
     `load_service_trends`) adds the complaint and satisfaction rules. Prospects (no purchase) get
     `churn_risk` 0: there is no purchasing relationship to lose; their stage (contact or
-    acquisition) says where they are.
+    acquisition) says where they are. `mbgnbd_params` (step 03's fit of the same purchase summary,
+    see `reusable_clv_params`) replaces the current-date fit.
     Returns `customer_id, stage, stage_rule, churn_risk` plus the signals the rules used.
     """
     merged = _rules(rules)
@@ -743,6 +754,7 @@ def label_customers(
         float(merged["horizon_days"]),
         backtest=backtest if merged["backtest"] else None,
         seed=seed,
+        params=mbgnbd_params,
     )
     summary["churn_risk"] = risk
     summary["p_no_purchase_model"] = p_none
@@ -760,6 +772,36 @@ def label_customers(
     customers["gap_ratio"] = customers["recency_days"] / customers["mean_interpurchase_days"]
     customers.attrs["lifecycle"] = {**info, "rhythm_rule": rhythm, "risk_threshold": threshold}
     return customers[LIFECYCLE_COLUMNS + [c for c in customers.columns if c not in LIFECYCLE_COLUMNS]]
+
+
+CLV_FIT_COLUMNS = ["customer_id", "n_purchases", "frequency_repeat", "clv_recency_weeks", "clv_T_weeks"]
+
+
+def reusable_clv_params(
+    clv_record: dict[str, Any] | None,
+    features: pd.DataFrame,
+    summary: pd.DataFrame,
+    max_fit_customers: int = 50_000,
+) -> dict[str, float] | None:
+    """Step 03's MBG/NBD parameters when step 05 would fit the same model on the same data, else None.
+
+    Same data: step 03 fitted an MBG/NBD (`clv_record`, its manifest's `clv`) on as many customers as
+    step 05 would (all buyers, or samples of the same size), and its buyers' (frequency, recency, T)
+    in `features` (`CLV_FIT_COLUMNS`) equal step 05's purchase `summary` at the same reference date,
+    customer for customer.
+    """
+    if not clv_record or clv_record.get("model") != "mbgnbd":
+        return None
+    buyers = features[features["n_purchases"].fillna(0) > 0].set_index("customer_id")
+    ours = _rfm(summary[summary["customer_id"].isin(features["customer_id"])]).set_index("customer_id")
+    if len(ours) != len(buyers) or not ours.index.isin(buyers.index).all():
+        return None
+    if int(clv_record["n_fit_customers"]) != min(len(ours), max_fit_customers):
+        return None
+    theirs = buyers.loc[ours.index, ["frequency_repeat", "clv_recency_weeks", "clv_T_weeks"]].to_numpy(float)
+    if not np.allclose(theirs, ours[["frequency", "recency", "T"]].to_numpy(float), rtol=0, atol=1e-9):
+        return None
+    return {name: float(clv_record["transaction_params"][name]) for name in ("r", "alpha", "a", "b")}
 
 
 def _summary_from_features(features: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:

@@ -5,6 +5,7 @@ Notebook 05 calls `run_step(ctx)` and shows what the returned `LifecycleResult` 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from helpers.lifecycle.stages import (
     label_customers,
     load_rules,
     load_step_inputs,
+    reusable_clv_params,
     stage_by_segment,
     stage_flows,
 )
@@ -120,6 +122,7 @@ def run_step(ctx: StepContext, horizon_days: int | None = None) -> LifecycleResu
         purchases=inputs.purchases,
         trends=inputs.trends,
         seed=ctx.seed,
+        mbgnbd_params=reusable_clv_params(_features_clv_record(ctx), inputs.features, summary),
     )
     model_info = labeled.attrs["lifecycle"]
     seconds = {**inputs.seconds, "labeling": time.perf_counter() - start}
@@ -159,6 +162,14 @@ def run_step(ctx: StepContext, horizon_days: int | None = None) -> LifecycleResu
         flows=flows,
         seconds=seconds,
     )
+
+
+def _features_clv_record(ctx: StepContext) -> dict[str, Any] | None:
+    """Step 03's recorded CLV fit (`clv` of its manifest), if any."""
+    manifest = ctx.path("step.json", "03_features")
+    if not manifest.is_file():
+        manifest = ctx.run_dir / "03_features" / "step.json"
+    return json.loads(manifest.read_text()).get("clv") if manifest.is_file() else None
 
 
 def _check(labeled: pd.DataFrame, n_customers: int) -> None:

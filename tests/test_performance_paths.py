@@ -1,0 +1,126 @@
+"""The fixed-cost cuts of issue 15: step 05 reuses step 03's CLV fit on the same data, and the map of
+step 04 fits its projection on at most the configured sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import manifold
+
+from helpers.clustering import embedding
+from helpers.features import clv
+from helpers.lifecycle import stages
+
+REFERENCE = pd.Timestamp("2024-06-30")
+
+
+@pytest.fixture(scope="module")
+def history() -> tuple[pd.DataFrame, pd.DataFrame, stages.Backtest]:
+    """A purchase log of 600 customers over three years: step 05's summary and backtest, and the
+    step-03 feature columns of the same purchases."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for customer in range(600):
+        start = rng.integers(0, 900)
+        rate = rng.gamma(1.5, 1 / 40)
+        end = start + rng.exponential(500)
+        day = float(start)
+        while day <= min(end, 1095):
+            rows.append((f"c{customer:04d}", pd.Timestamp("2021-07-01") + pd.Timedelta(days=int(day)), 50.0))
+            day += rng.exponential(1 / rate) + 1
+    log = pd.DataFrame(rows, columns=["customer_id", "txn_at", "amount"])
+    days = stages.purchase_days(log, REFERENCE)
+    summary = stages.summarize_purchase_days(days, REFERENCE)
+    backtest = stages.backtest_from_days(days, REFERENCE, 273)
+    tenure = summary["tenure_days"]
+    features = pd.DataFrame(  # as step 03 computes them (helpers.features.build)
+        {
+            "customer_id": summary["customer_id"],
+            "n_purchases": summary["n_purchases"].astype("int64"),
+            "first_purchase_at": summary["first_purchase_at"],
+            "last_purchase_at": summary["last_purchase_at"],
+            "frequency_repeat": summary["n_purchases"] - 1.0,
+            "clv_recency_weeks": (summary["last_purchase_at"] - summary["first_purchase_at"]).dt.days / 7,
+            "clv_T_weeks": tenure / 7,
+        }
+    )
+    prospects = pd.DataFrame({"customer_id": ["p1", "p2"], "n_purchases": [0, 0]})
+    return pd.concat([features, prospects], ignore_index=True), summary, backtest
+
+
+def _step03_record(features: pd.DataFrame, model: str = "mbgnbd") -> dict:
+    buyers = features[features["n_purchases"] > 0]
+    summary = pd.DataFrame(
+        {
+            "customer_id": buyers["customer_id"],
+            "frequency": buyers["frequency_repeat"],
+            "recency": buyers["clv_recency_weeks"],
+            "T": buyers["clv_T_weeks"],
+        }
+    )
+    fitted = clv.fit_transaction_model(summary, "mbgnbd")
+    return {
+        "model": model,
+        "transaction_params": clv.point_params(fitted, clv.TRANSACTION_PARAMS),
+        "n_fit_customers": len(summary),
+    }
+
+
+def test_step05_reuses_step03_fit_on_the_same_data(history):
+    features, summary, backtest = history
+    record = _step03_record(features)
+    params = stages.reusable_clv_params(record, features, summary)
+    assert params == record["transaction_params"]
+
+    before = clv.FIT_COUNT["transaction"]
+    reused = stages.label_customers(features, REFERENCE, purchases=(summary, backtest), mbgnbd_params=params)
+    assert clv.FIT_COUNT["transaction"] - before == 1  # only the backtest (an earlier date) is fitted
+    refit = stages.label_customers(features, REFERENCE, purchases=(summary, backtest))
+    assert clv.FIT_COUNT["transaction"] - before == 3  # without reuse: current and backtest fits
+
+    info, fresh = reused.attrs["lifecycle"], refit.attrs["lifecycle"]
+    assert info["mbgnbd_reused"] and not fresh["mbgnbd_reused"]
+    for name, value in fresh["mbgnbd"].items():
+        assert info["mbgnbd"][name] == pytest.approx(value, rel=1e-6), name
+    np.testing.assert_allclose(reused["churn_risk"], refit["churn_risk"], rtol=1e-5, atol=1e-7)
+    assert (reused["stage"] == refit["stage"]).all()
+
+
+def test_step03_fit_is_not_reused_when_the_data_or_model_differ(history):
+    features, summary, _ = history
+    record = _step03_record(features)
+    assert stages.reusable_clv_params({**record, "model": "bgnbd"}, features, summary) is None
+    assert stages.reusable_clv_params(None, features, summary) is None
+    shifted = features.copy()
+    shifted.loc[0, "clv_T_weeks"] += 1 / 7  # one customer's age differs by a day: other data
+    assert stages.reusable_clv_params(record, shifted, summary) is None
+    fewer = summary.iloc[1:]
+    assert stages.reusable_clv_params(record, features, fewer) is None
+    sampled = {**record, "n_fit_customers": record["n_fit_customers"] - 100}  # step 03 fitted a sample
+    assert stages.reusable_clv_params(sampled, features, summary) is None
+
+
+def test_map_fits_on_at_most_the_configured_sample(monkeypatch):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=12.0, size=(4, 30))
+    labels = rng.integers(0, 4, size=2500)
+    x = centres[labels] + rng.normal(size=(2500, 30))
+    fitted_sizes: list[int] = []
+    original = manifold.TSNE.fit_transform
+
+    def spy(self, data, *args, **kwargs):
+        fitted_sizes.append(len(data))
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(manifold.TSNE, "fit_transform", spy)
+    shown, coordinates, seconds = embedding.map_embedding(x, fit_size=300, max_points=900, seed=1)
+    assert fitted_sizes == [300]
+    assert len(shown) == len(np.unique(shown)) == len(coordinates) == 900
+    assert np.isfinite(coordinates).all() and set(seconds) == {"import", "fit", "transform"}
+    # placed (not fitted) customers land among their own group: nearest group centre in the plane
+    plane_centres = np.array([coordinates[labels[shown] == k].mean(axis=0) for k in range(4)])
+    nearest = np.argmin(((coordinates[:, None, :] - plane_centres[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == labels[shown]).mean() > 0.95
+    small, _, _ = embedding.map_embedding(x[:50], fit_size=300, max_points=900, seed=1)
+    assert len(small) == 50 and fitted_sizes[-1] == 50
