@@ -670,7 +670,6 @@ def load_service_trends(
 FEATURE_INPUTS = [  # what step 05 reads of 03_features/features
     "customer_id", "n_purchases", "first_purchase_at", "last_purchase_at",
     "n_calls", "n_inbound", "n_inquiries", "csat_mean", "nps_mean",
-    "frequency_repeat", "clv_recency_weeks", "clv_T_weeks",  # to reuse step 03's CLV fit
 ]  # fmt: skip
 STEP_TABLES = {  # query placeholder -> registered table name
     "transactions": "clean_transactions",
@@ -693,7 +692,12 @@ class StepInputs:
 def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
     """Read step 05's inputs from the run folder: 03's features, and the purchase summaries and
     service trends aggregated in SQL over 01's clean events through 02's crosswalk."""
-    features = ctx.read("03_features", "features", columns=FEATURE_INPUTS)
+    import pyarrow.parquet as pq
+
+    path = ctx.path("features.parquet", "03_features")
+    available = set(pq.read_schema(path).names) if path.is_file() else set()
+    extra = [c for c in CLV_FIT_COLUMNS if c in available and c not in FEATURE_INPUTS]  # step 03's fit
+    features = ctx.read("03_features", "features", columns=FEATURE_INPUTS + extra)
     seconds: dict[str, float] = {}
     with connect() as engine:
         for table in ("clean_transactions", "clean_calls", "clean_surveys"):
@@ -790,7 +794,7 @@ def reusable_clv_params(
     in `features` (`CLV_FIT_COLUMNS`) equal step 05's purchase `summary` at the same reference date,
     customer for customer.
     """
-    if not clv_record or clv_record.get("model") != "mbgnbd":
+    if not clv_record or clv_record.get("model") != "mbgnbd" or not set(CLV_FIT_COLUMNS) <= set(features):
         return None
     buyers = features[features["n_purchases"].fillna(0) > 0].set_index("customer_id")
     ours = _rfm(summary[summary["customer_id"].isin(features["customer_id"])]).set_index("customer_id")

@@ -167,8 +167,6 @@ def run_step(ctx: StepContext, horizon_days: int | None = None) -> LifecycleResu
 def _features_clv_record(ctx: StepContext) -> dict[str, Any] | None:
     """Step 03's recorded CLV fit (`clv` of its manifest), if any."""
     manifest = ctx.path("step.json", "03_features")
-    if not manifest.is_file():
-        manifest = ctx.run_dir / "03_features" / "step.json"
     return json.loads(manifest.read_text()).get("clv") if manifest.is_file() else None
 
 
