@@ -15,10 +15,12 @@ input = accepted + quarantined. Clean tables are typed, in file order, and ident
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,7 @@ class ContractResult:
     invalid_identifiers: pd.DataFrame
     missing_optional_columns: dict[str, list[str]]
     contract_checked_rows: dict[str, int]
+    quarantine_warnings: list[str] = field(default_factory=list)  # one line per loud table
 
 
 def table_sources(data: DataSettings) -> dict[str, TableSource]:
@@ -244,7 +247,8 @@ def _transcode_to_utf8(source: TableSource, target: Path, chunk_bytes: int = 1 <
 
 def _raise_encoding_error(source: TableSource) -> None:
     found = find_encoding_error(source.path, source.encoding)
-    where = f" at byte offset {found[0]} (line {found[1]}, bytes {found[2]!r})" if found else ""
+    # The first undecodable byte only: the bytes around it may be part of a name.
+    where = f" at byte offset {found[0]} (line {found[1]}, byte 0x{found[2][0]:02X})" if found else ""
     raise DataContractError(
         f"{source.path}: cannot decode table {source.table} as {source.encoding}{where}. "
         f"Set data.tables.{source.table}.encoding to the file's real encoding (e.g. gbk, utf-8-sig)."
@@ -352,10 +356,23 @@ def _cell_text(value: Any) -> str | None:
 def _raise_read_error(source: TableSource, error: duckdb.Error) -> None:
     message = str(error)
     if "unicode" in message.lower() or "utf" in message.lower():
-        _raise_encoding_error(source)
+        found = find_encoding_error(source.path, source.encoding) if source.format == "csv" else None
+        if found or source.format != "csv":
+            _raise_encoding_error(source)
     raise DataContractError(
-        f"{source.path}: cannot read table {source.table} as {source.format}: {message}"
+        f"{source.path}: cannot read table {source.table} as {source.format}: {safe_engine_message(message)}"
     ) from error
+
+
+def safe_engine_message(message: str) -> str:
+    """The first line of a DuckDB error, without the row contents it may quote.
+
+    DuckDB's CSV errors go on with "Original Line: <the row>" and hints; only the first line (kind
+    of error and line number) is kept, and quoted values in it become `<value>`.
+    """
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    first = first.split("Original Line")[0]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "<value>", first).strip().rstrip(":").strip()
 
 
 def map_columns(
@@ -370,12 +387,12 @@ def map_columns(
     absent = [column.name for column in table.columns if source.file_column(column.name) not in stripped]
     missing_required = [name for name in absent if table.column(name).required]
     if missing_required:
-        sample = engine.query(f"SELECT * FROM {relation} LIMIT 2").to_dict("records")
+        # Column names only: row contents (names, phones, ids) must never reach a report.
         wanted = {name: source.file_column(name) for name in missing_required}
         raise DataContractError(
             f"{source.path}: table {source.table} is missing required column(s) "
             f"{', '.join(f'{k} (looked for {v!r})' for k, v in wanted.items())}. "
-            f"Columns in the file: {names}. First rows: {sample}. If the export names them differently, "
+            f"Columns in the file: {names}. If the export names them differently, "
             f"map them in the run config: data.tables.{source.table}.columns: "
             f"{{{missing_required[0]}: <your column name>}}."
         )
@@ -601,7 +618,10 @@ def _check_mostly_unparseable(
             f"WHERE {_filled(table, column.name)} AND v_{column.name} IS NULL ORDER BY rowid LIMIT 5) "
             "ORDER BY source_row"
         )
-        shown = "; ".join(f"row {r.source_row}: {r.value!r}" for r in examples.itertuples())
+        # Row numbers and the shape of the value (digits as 9, letters as a), never the value itself.
+        shown = "; ".join(
+            f"row {r.source_row} looks like {value_shape(r.value)!r}" for r in examples.itertuples()
+        )
         fmt = source.date_format if column.type == "date" else source.datetime_format
         hint = (
             f" Set data.tables.{table.name}.{column.type}_format (now {fmt!r})."
@@ -613,6 +633,14 @@ def _check_mostly_unparseable(
             f"{column.type}) of table {table.name} does not parse in {row.invalid} of {filled} filled rows "
             f"({row.invalid / filled:.0%}), e.g. {shown}.{hint}"
         )
+
+
+def value_shape(value: object) -> str:
+    """The shape of a raw value without its content: digits become 9, letters a, other characters stay
+    (`'06/01/2024 09:15'` -> `'99/99/9999 99:99'`), cut to 24 characters."""
+    text = "" if value is None else str(value).strip()
+    shape = "".join("9" if ch.isdigit() else "a" if ch.isalpha() else ch for ch in text[:24])
+    return shape + ("..." if len(text) > 24 else "")
 
 
 # ---------------------------------------------------------------- clean outputs
@@ -745,8 +773,25 @@ def validate_clean(ctx: StepContext, table: Table, sample_rows: int) -> int:
             if rows >= sample_rows:
                 break
         frame = pyarrow.Table.from_batches(batches, schema=parquet.schema_arrow).to_pandas()
-    pandera_schema(table).validate(frame, lazy=True)
+    try:
+        pandera_schema(table).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        raise DataContractError(_schema_error_summary(table, errors)) from None
     return len(frame)
+
+
+def _schema_error_summary(table: Table, errors: pa.errors.SchemaErrors) -> str:
+    """One line naming the columns and checks a clean table failed, with 1-based row numbers (of the
+    clean table), never the failing values."""
+    cases = errors.failure_cases
+    parts = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+        rows = sorted({int(i) + 1 for i in group["index"].dropna()})[:5]
+        where = f" (rows {', '.join(map(str, rows))})" if rows else ""
+        parts.append(f"{column} fails {check}{where}")
+    return (
+        f"clean_{table.name} breaks its contract: {'; '.join(parts)}. This is a defect of step 01; report it."
+    )
 
 
 # ---------------------------------------------------------------- the whole contract pass
@@ -763,6 +808,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     sources = table_sources(ctx.settings.data)
     sample_rows = ctx.settings.audit.contract_sample_rows
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
+    warnings: list[str] = []
     engine.query(
         "CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR, accepted BOOLEAN)"
     )
@@ -770,6 +816,14 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
         identity_jobs = {}
         for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
             checked = check_rows(engine, sources[table.name], ctx.settings, work_dir)
+            table_ledger = engine.run(
+                STEP, "ledger", tables={"table": table.name, "rows": f"rows_{table.name}"}
+            )
+            # Checked before anything of this table is written: a stop leaves no clean table behind.
+            warning = check_quarantine_share(engine, ctx.settings, table.name, table_ledger)
+            if warning:
+                warnings.append(warning)
+                print(f"WARNING {warning}", file=sys.stderr, flush=True)
             absent[table.name] = checked.absent_columns
             profiles.append(checked.profile)
             if table.kind == "identity":
@@ -786,9 +840,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
                 _write_event_table(engine, ctx, table)
                 checked_rows[table.name] = validate_clean(ctx, table, sample_rows)
             _write_quarantine(engine, ctx, table, checked)
-            ledgers.append(
-                engine.run(STEP, "ledger", tables={"table": table.name, "rows": f"rows_{table.name}"})
-            )
+            ledgers.append(table_ledger)
         for name, job in identity_jobs.items():
             counts, checked_rows[name] = job.result()
             invalid.extend(counts)
@@ -806,7 +858,60 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
         invalid_identifiers=pd.DataFrame(invalid, columns=["table", "column", "filled", "invalid"]),
         missing_optional_columns={name: cols for name, cols in absent.items() if cols},
         contract_checked_rows=checked_rows,
+        quarantine_warnings=warnings,
     )
+
+
+def _reason_hint(table: str, reason: str, settings: WorkbenchConfig) -> str:
+    """What to do about the main quarantine reason of a table."""
+    if reason.endswith("after reference date"):
+        return (
+            f"run.reference_date is {settings.run.reference_date}, before most of these rows: "
+            "set it to the date of the exports or later"
+        )
+    if reason == "impossible age":
+        return f"check run.reference_date ({settings.run.reference_date}) and audit.min_age / audit.max_age"
+    if reason.startswith("unparseable "):
+        column = TABLES[table].column(reason.removeprefix("unparseable "))
+        if column.type in ("date", "datetime"):
+            return f"set data.tables.{table}.{column.type}_format to the format the export uses"
+        return f"check the {column.name} values in quarantine_{table}"
+    if reason == "reference to a quarantined record":
+        return "the records these rows point at were quarantined: fix the identity table first"
+    if reason == "orphan reference":
+        return "these rows point at customer records the identity exports do not hold: check the exports"
+    if reason.startswith("missing "):
+        return f"check the column mapping data.tables.{table}.columns"
+    return f"see the rows in 01_data_audit/quarantine_{table}"
+
+
+def check_quarantine_share(
+    engine: DuckDBEngine, settings: WorkbenchConfig, table: str, ledger: pd.DataFrame
+) -> str | None:
+    """Loud quarantine: above `audit.max_quarantine_share` of a table's rows a `DataContractError`
+    stops the step; above `audit.warn_quarantine_share` the one-line warning is returned (else None).
+
+    Both name the table, the share and the main reason, and say what to do.
+    """
+    entry = ledger.iloc[0]
+    inputs, quarantined = int(entry["input_rows"]), int(entry["quarantined_rows"])
+    share = quarantined / inputs if inputs else 0.0
+    warn, stop = settings.audit.warn_quarantine_share, settings.audit.max_quarantine_share
+    if share <= warn and share <= stop:
+        return None
+    reasons = engine.run(STEP, "quarantine_reasons", tables={"rows": f"rows_{table}"})
+    main = reasons.iloc[0]
+    what = (
+        f"table {table}: {share:.0%} of rows quarantined ({quarantined:,} of {inputs:,}); main reason: "
+        f"{main['reason']} ({int(main['rows']):,} rows)"
+    )
+    hint = _reason_hint(table, str(main["reason"]), settings)
+    if share > stop:
+        raise DataContractError(
+            f"{what}, above audit.max_quarantine_share ({stop:.0%}). Step 01 stopped: {hint} "
+            "(or raise audit.max_quarantine_share)."
+        )
+    return f"{what}, above audit.warn_quarantine_share ({warn:.0%}): {hint}."
 
 
 def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table, checked: CheckedTable) -> None:

@@ -72,11 +72,12 @@ def quarantine_reasons(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     return reasons
 
 
-def numeric_ranges(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
-    """Range, percentiles and outlier counts of the numeric columns of one table (accepted rows)."""
+def numeric_ranges(engine: DuckDBEngine, table_name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Range, exact percentiles and outlier counts of the numeric columns of one table (accepted rows),
+    or of `columns` only; the same data in any row order gives the same figures."""
     frames = []
     for column in TABLES[table_name].columns:
-        if column.type in ("int", "float"):
+        if column.type in ("int", "float") and (columns is None or column.name in columns):
             stats = engine.run(
                 STEP,
                 "numeric_range",
@@ -267,6 +268,7 @@ def run_step(ctx: StepContext) -> AuditReport:
         coverage={row.group: round(float(row.share), 4) for row in report.coverage.itertuples()},
         quarantined_rows=int(ledger["quarantined_rows"].sum()),
         contract_checked_rows=contract.contract_checked_rows,
+        quarantine_warnings=contract.quarantine_warnings,
     )
     return report
 
@@ -300,8 +302,11 @@ def key_findings(report: AuditReport) -> str:
             f"{r.column} {r.missing_share:.0%}" for r in emptiest.itertuples()
         )
     coverage = report.coverage.sort_values("share").iloc[0]
+    # Tables above audit.warn_quarantine_share head the findings, one warning line each.
+    loud = [f"- **Warning: {line}**" for line in report.contract.quarantine_warnings]
     return "\n".join([
         "## Key findings",
+        *loud,
         f"- **{quarantined:,} of {input_rows:,} rows ({share:.1%}) quarantined** across "
         f"{len(quality)} tables; every other row is accepted and cleaned.",
         f"- **Lowest quality score: {worst['table']} ({worst['score']:.1f} / 100)**: {why}.",

@@ -1,0 +1,196 @@
+"""Faults and degenerate data on the step side: every case stops or warns with one line naming the
+table, file, column or setting and what to do, never with row contents; nothing is half-written and
+the ledger balances."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_contract import CALLS, EXPECTED_QUARANTINE, ROWS, fixture_config, make_context, write_world
+
+from helpers.audit import report as audit
+from helpers.audit.contract import DataContractError, safe_engine_message, value_shape
+from helpers.core.context import STEP_MANIFEST
+from helpers.core.tables import TABLES
+
+# The hand-built fixture without its planted defects: nothing is quarantined.
+CLEAN_ROWS = {
+    table: [row for number, row in enumerate(rows, start=1) if (table, number) not in EXPECTED_QUARANTINE]
+    for table, rows in ROWS.items()
+}
+# Personal values of the fixture that must never appear in a message.
+PERSONAL = ("王伟", "13812345678", "wang.wei@example.com", "CRM001")
+
+
+def strict_config(raw_dir: Path, **audit_settings: Any) -> dict[str, Any]:
+    """The fixture config with the schema's quarantine thresholds (not the fixture's 1.0)."""
+    config = fixture_config(raw_dir)
+    config["audit"].pop("warn_quarantine_share")
+    config["audit"].pop("max_quarantine_share")
+    config["audit"].update(audit_settings)
+    return config
+
+
+def assert_one_line_without_personal_data(message: str) -> None:
+    assert "\n" not in message, message
+    for value in PERSONAL:
+        assert value not in message, message
+
+
+def assert_nothing_half_written(step_dir: Path) -> None:
+    assert not list(step_dir.rglob("*.partial")), list(step_dir.rglob("*.partial"))
+    assert not list(step_dir.glob(".work-*")), "the DuckDB work folder was left behind"
+
+
+def assert_ledger_balances(step_dir: Path) -> pd.DataFrame:
+    ledger = pd.read_parquet(step_dir / "ledger.parquet").set_index("table")
+    assert (ledger.input_rows == ledger.accepted_rows + ledger.quarantined_rows).all()
+    for table in ledger.index:
+        accepted = len(pd.read_parquet(step_dir / f"clean_{table}.parquet"))
+        quarantined = len(pd.read_parquet(step_dir / f"quarantine_{table}.parquet"))
+        assert (accepted, quarantined) == (
+            ledger.loc[table, "accepted_rows"],
+            ledger.loc[table, "quarantined_rows"],
+        )
+    return ledger
+
+
+# ---------------------------------------------------------------- 1. no row contents in messages
+
+
+def test_missing_required_column_message_names_columns_not_rows(tmp_path: Path) -> None:
+    config = strict_config(tmp_path / "raw")
+    write_world(tmp_path / "raw", config, CLEAN_ROWS)
+    path = tmp_path / "raw" / "crm_customers.csv"
+    pd.read_csv(path, dtype=str).drop(columns=["created_at"]).to_csv(path, index=False)
+    ctx = make_context(tmp_path, config)
+    with pytest.raises(DataContractError) as error:
+        audit.run_step(ctx)
+    message = str(error.value)
+    assert (
+        "crm_customers" in message
+        and "created_at" in message
+        and "data.tables.crm_customers.columns" in message
+    )
+    assert "First rows" not in message
+    assert_one_line_without_personal_data(message)
+    assert_nothing_half_written(ctx.step_dir)
+
+
+def test_unparseable_birth_dates_show_row_numbers_and_shapes_only(tmp_path: Path) -> None:
+    config = strict_config(tmp_path / "raw", max_quarantine_share=1.0)
+    rows = copy.deepcopy(CLEAN_ROWS)
+    birth = TABLES["crm_customers"].column_names.index("birth_date")
+    for row in rows["crm_customers"]:
+        row[birth] = "born 1980/05/01"
+    write_world(tmp_path / "raw", config, rows)
+    ctx = make_context(tmp_path, config)
+    with pytest.raises(DataContractError) as error:
+        audit.run_step(ctx)
+    message = str(error.value)
+    assert "birth_date" in message and "row 1 looks like 'aaaa 9999/99/99'" in message
+    assert "1980" not in message and "date_format" in message
+    assert_one_line_without_personal_data(message)
+
+
+def test_engine_and_value_messages_drop_row_contents() -> None:
+    raw = (
+        "Invalid Input Error: CSV Error on Line: 3 value 'Wang Wei'\n"
+        'Original Line: 1,"Wang Wei",13812345678\nPossible fixes: ...'
+    )
+    assert safe_engine_message(raw) == "Invalid Input Error: CSV Error on Line: 3 value <value>"
+    assert value_shape("王伟 138-1234") == "aa 999-9999"
+    assert value_shape(None) == ""
+
+
+# ---------------------------------------------------------------- 2./3. loud quarantine
+
+
+def test_reference_date_before_all_data_stops_step_01_naming_table_share_and_reason(tmp_path: Path) -> None:
+    config = strict_config(tmp_path / "raw")
+    config["run"]["reference_date"] = "2015-01-01"
+    write_world(tmp_path / "raw", config, CLEAN_ROWS)
+    ctx = make_context(tmp_path, config)
+    with pytest.raises(DataContractError) as error:
+        audit.run_step(ctx)
+    message = str(error.value)
+    assert message.startswith("table crm_customers: 100% of rows quarantined (2 of 2)"), message
+    assert "main reason: created_at after reference date" in message
+    assert "run.reference_date is 2015-01-01" in message and "audit.max_quarantine_share (50%)" in message
+    assert_one_line_without_personal_data(message)
+    # Stopped before anything of the table (or the ledger) was written.
+    assert not (ctx.step_dir / "clean_crm_customers.parquet").exists()
+    assert not (ctx.step_dir / "ledger.parquet").exists()
+    assert_nothing_half_written(ctx.step_dir)
+
+
+def calls_with_unparseable_dates(bad: int, total: int) -> list[list[str]]:
+    """`total` valid calls of the fixture's first call, `bad` of them with a date that does not parse."""
+    rows = []
+    for number in range(total):
+        row = [f"K{number:03d}", *CALLS[0][1:]]
+        if number < bad:
+            row[2] = "45/45/2024 99:99"
+        rows.append(row)
+    return rows
+
+
+def test_thirty_percent_unparseable_dates_warn_on_stderr_and_head_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = strict_config(tmp_path / "raw")
+    write_world(tmp_path / "raw", config, {**CLEAN_ROWS, "calls": calls_with_unparseable_dates(3, 10)})
+    ctx = make_context(tmp_path, config)
+    report = audit.run_step(ctx)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("WARNING")]
+    assert lines == [
+        "WARNING table calls: 30% of rows quarantined (3 of 10); main reason: unparseable call_at (3 rows), "
+        "above audit.warn_quarantine_share (5%): set data.tables.calls.datetime_format to the format the "
+        "export uses."
+    ]
+    findings = audit.key_findings(report).splitlines()
+    assert findings[0] == "## Key findings" and findings[1].startswith(
+        "- **Warning: table calls: 30% of rows"
+    )
+    assert json.loads(ctx.path(STEP_MANIFEST).read_text())["quarantine_warnings"] == [
+        lines[0].removeprefix("WARNING ")
+    ]
+    ledger = assert_ledger_balances(ctx.step_dir)
+    assert ledger.loc["calls"].tolist() == [10, 7, 3]
+    assert_nothing_half_written(ctx.step_dir)
+
+
+def test_clean_data_is_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = strict_config(tmp_path / "raw")
+    write_world(tmp_path / "raw", config, CLEAN_ROWS)
+    report = audit.run_step(make_context(tmp_path, config))
+    assert "WARNING" not in capsys.readouterr().err
+    assert report.contract.quarantine_warnings == []
+    assert "Warning" not in audit.key_findings(report)
+
+
+# ---------------------------------------------------------------- 7. determinism
+
+
+def test_numeric_ranges_are_exact_and_independent_of_row_order(tmp_path: Path) -> None:
+    from helpers.engine.base import DuckDBEngine
+
+    rng = np.random.default_rng(3)
+    amounts = np.round(rng.lognormal(5, 1.2, 200_000), 2)
+    frames = []
+    for order in (np.arange(len(amounts)), rng.permutation(len(amounts))):
+        with DuckDBEngine(threads=2) as engine:
+            engine.register("rows_transactions", pd.DataFrame({"v_amount": amounts[order], "problems": ""}))
+            frames.append(audit.numeric_ranges(engine, "transactions", ["amount"]))
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+    row = frames[0].iloc[0]
+    assert row["median"] == pytest.approx(np.quantile(amounts, 0.5), abs=1e-9)
+    assert row["p01"] == pytest.approx(np.quantile(amounts, 0.01), abs=1e-9)
+    assert row["p99"] == pytest.approx(np.quantile(amounts, 0.99), abs=1e-9)
