@@ -44,6 +44,9 @@ def use_project_compile_cache() -> None:
     os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={directory}"]))
 
 
+use_project_compile_cache()  # on import: pymc_marketing (imported inside the fit functions) loads pytensor
+
+
 @dataclass
 class ClvResult:
     """Fitted parameters, fit facts and per-customer predictions."""
@@ -65,7 +68,6 @@ def _flat(names: str | tuple[str, ...]) -> dict:
 
 def _quiet() -> None:
     """Silence PyMC's sampling chatter and pytensor's deprecation noise during a run."""
-    use_project_compile_cache()
     logging.getLogger("pymc").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
