@@ -194,3 +194,97 @@ def test_numeric_ranges_are_exact_and_independent_of_row_order(tmp_path: Path) -
     assert row["median"] == pytest.approx(np.quantile(amounts, 0.5), abs=1e-9)
     assert row["p01"] == pytest.approx(np.quantile(amounts, 0.01), abs=1e-9)
     assert row["p99"] == pytest.approx(np.quantile(amounts, 0.99), abs=1e-9)
+
+
+# ---------------------------------------------------------------- 4. empty identity tables
+
+
+def identity_run(tmp_path: Path, rows: dict[str, list[list[str]]], **audit_settings: Any) -> Path:
+    """Step 01 of the fixture world with `rows` into a run folder; returns the run folder."""
+    config = strict_config(tmp_path / "raw", **audit_settings)
+    write_world(tmp_path / "raw", config, rows)
+    audit.run_step(make_context(tmp_path, config))
+    return tmp_path / "run"
+
+
+def test_all_loyalty_rows_quarantined_step_02_merges_the_other_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.core.context import StepContext
+    from helpers.identity.merge import run_step
+
+    rows = copy.deepcopy(CLEAN_ROWS)
+    joined = TABLES["loyalty_members"].column_names.index("joined_on")
+    for row in rows["loyalty_members"]:
+        row[joined] = "2030-01-01"  # after the reference date: every loyalty row is quarantined
+    run_dir = identity_run(tmp_path, rows, max_quarantine_share=1.0)
+    assert_ledger_balances(run_dir / "01_data_audit")
+    assert "WARNING table loyalty_members: 100% of rows quarantined" in capsys.readouterr().err
+    ctx = StepContext(run_dir=run_dir, step="02_identity_merge", config=strict_config(tmp_path / "raw"))
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    result = run_step(ctx)
+    err = capsys.readouterr().err
+    assert (
+        "WARNING identity merge: clean_loyalty_members has no rows; merging the other identity tables" in err
+    )
+    assert set(result.crosswalk["source_system"]) == {"crm", "cti", "shop"}
+    assert json.loads(ctx.path(STEP_MANIFEST).read_text())["empty_tables"] == ["loyalty_members"]
+
+
+def test_all_identity_tables_empty_stops_step_02_naming_them(tmp_path: Path) -> None:
+    from helpers.identity.merge import SYSTEM_TABLES, IdentityInputError, run_step
+
+    class EmptyContext:
+        def read(self, step: str, name: str) -> pd.DataFrame:
+            return pd.DataFrame(columns=["source_system", "source_record_id"])
+
+    with pytest.raises(IdentityInputError) as error:
+        run_step(EmptyContext())  # type: ignore[arg-type]
+    message = str(error.value)
+    assert message.startswith("every clean identity table of step 01 is empty")
+    assert all(f"clean_{table}" in message for table in SYSTEM_TABLES.values())
+    assert_one_line_without_personal_data(message)
+
+
+def test_review_sample_does_not_depend_on_the_order_pairs_arrive_in() -> None:
+    from helpers.identity.merge import _review_pairs
+
+    n = 40
+    records = pd.DataFrame(
+        {
+            "record_key": [f"crm:{i}" for i in range(n)],
+            "name": [f"name {i}" for i in range(n)],
+            "birth_date": pd.NaT,
+            "gender": "F",
+            "city": "x",
+            "mobile": None,
+            "email": None,
+            "customer_id": [f"C{i}" for i in range(n)],
+        }
+    )
+    rng = np.random.default_rng(0)
+    scored = pd.DataFrame(
+        {
+            "left_index": np.arange(0, 30),
+            "right_index": np.arange(1, 31),
+            "match_weight": 1.0,
+            "match_probability": rng.uniform(0.85, 0.95, 30),
+        }
+    )
+    edges = pd.DataFrame(
+        {"left_index": np.arange(10), "right_index": np.arange(20, 30), "accepted": False,
+         "reason": "names differ", "shared_types": "mobile"}
+    )  # fmt: skip
+    refused = edges.iloc[:0]
+    first = _review_pairs(records, edges, refused, scored, 0.9, 8, seed=5)
+    shuffled = _review_pairs(
+        records,
+        edges.sample(frac=1, random_state=1),
+        refused,
+        scored.sample(frac=1, random_state=2),
+        0.9,
+        8,
+        seed=5,
+    )
+    assert len(first) == 8
+    pd.testing.assert_frame_equal(first, shuffled)

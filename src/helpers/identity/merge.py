@@ -21,6 +21,7 @@ Pipeline:
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,23 +154,29 @@ def _check_table(system: str, frame: pd.DataFrame) -> None:
     missing = sorted(needed - set(frame.columns))
     if missing:
         raise IdentityInputError(f"clean_{table} lacks columns {missing} (has {sorted(frame.columns)})")
+    # Messages name columns and 1-based row numbers only, never the values (names, phones, ids).
     bad_key = frame["source_record_id"].isna()
     if bad_key.any():
         raise IdentityInputError(
-            f"clean_{table}.source_record_id is empty in {int(bad_key.sum())} rows, e.g.\n"
-            f"{frame[bad_key].head(3).to_string()}"
+            f"clean_{table}.source_record_id is empty in {int(bad_key.sum())} rows, "
+            f"e.g. rows {_rows(bad_key)}"
         )
     duplicated = frame["source_record_id"].duplicated(keep=False)
     if duplicated.any():
         raise IdentityInputError(
-            f"clean_{table}.source_record_id is not unique ({int(duplicated.sum())} rows), e.g.\n"
-            f"{frame.loc[duplicated, ['source_record_id']].head(4).to_string()}"
+            f"clean_{table}.source_record_id is not unique ({int(duplicated.sum())} rows), "
+            f"e.g. rows {_rows(duplicated)}"
         )
     wrong_system = frame["source_system"] != system
     if wrong_system.any():
         raise IdentityInputError(
-            f"clean_{table}.source_system must be {system!r}, e.g.\n{frame[wrong_system].head(3).to_string()}"
+            f"clean_{table}.source_system must be {system!r}, e.g. rows {_rows(wrong_system)}"
         )
+
+
+def _rows(mask: pd.Series, limit: int = 5) -> str:
+    """The first 1-based row numbers where `mask` is true."""
+    return ", ".join(str(int(i) + 1) for i in np.flatnonzero(mask.to_numpy())[:limit])
 
 
 def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -225,8 +232,14 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) -> pd.DataFrame:
     """Long table `record_index, identifier_type, identifier_value` of every strong identifier."""
     offsets = records.reset_index().groupby("source_system", sort=False)["record_index"].min()
-    parts = []
+    parts = [
+        pd.DataFrame(
+            {"record_index": np.array([], dtype=np.int64), "identifier_type": [], "identifier_value": []}
+        )
+    ]
     for system, frame in tables.items():
+        if frame.empty:  # an identity table with no accepted rows has no records and no identifiers
+            continue
         index = np.arange(len(frame)) + offsets[system]
         values: list[tuple[str, pd.Series]] = []
         for column in PHONE_COLUMNS[system]:
@@ -681,6 +694,9 @@ def _review_pairs(
     rejected = pd.concat([edges[~edges["accepted"]], refused])[
         ["left_index", "right_index", "reason", "shared_types"]
     ]
+    # A stable order before sampling with the seed: the scored pairs arrive in engine thread order.
+    near = near.sort_values(["left_index", "right_index"], kind="stable")
+    rejected = rejected.sort_values(["left_index", "right_index", "reason"], kind="stable")
     half = max(sample // 2, 1)
     chosen = pd.concat(
         [
@@ -729,9 +745,26 @@ def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
 
 def run_step(ctx: StepContext) -> IdentityResult:
     """Step 02: merge step 01's clean identity tables into customers (config section `identity`),
-    check the crosswalk and golden records, write every artifact and record the headline figures."""
+    check the crosswalk and golden records, write every artifact and record the headline figures.
+
+    Identity tables without accepted rows are left out, named on stderr and recorded (`empty_tables`);
+    when all are empty the step stops naming them."""
     started = time.perf_counter()
     tables = load_clean_tables(ctx)
+    empty = [SYSTEM_TABLES[system] for system, frame in tables.items() if frame.empty]
+    if len(empty) == len(tables):
+        raise IdentityInputError(
+            f"every clean identity table of step 01 is empty ({', '.join(f'clean_{t}' for t in empty)}): "
+            "see 01_data_audit's quarantine tables and ledger for why their rows were rejected"
+        )
+    if empty:
+        print(
+            f"WARNING identity merge: {', '.join(f'clean_{t}' for t in empty)} has no rows; "
+            "merging the other identity tables",
+            file=sys.stderr,
+            flush=True,
+        )
+    tables = {system: frame for system, frame in tables.items() if not frame.empty}
     result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed)
     check_crosswalk(result.crosswalk, tables)
     if not result.golden["customer_id"].is_unique:
@@ -748,6 +781,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     ):
         ctx.write(name, getattr(result, name))
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
+    result.stats["empty_tables"] = empty
     ctx.record(**result.stats)
     return result
 
@@ -796,7 +830,7 @@ def check_crosswalk(crosswalk: pd.DataFrame, tables: dict[str, pd.DataFrame]) ->
     """Every clean source record appears exactly once and no record is invented."""
     keys = crosswalk[["source_system", "source_record_id"]]
     if keys.duplicated().any():
-        raise AssertionError(f"crosswalk repeats records:\n{keys[keys.duplicated()].head()}")
+        raise AssertionError(f"crosswalk repeats records in rows {_rows(keys.duplicated())}")
     expected = pd.concat(
         [
             pd.DataFrame({"source_system": s, "source_record_id": t["source_record_id"].astype(str)})
@@ -805,8 +839,10 @@ def check_crosswalk(crosswalk: pd.DataFrame, tables: dict[str, pd.DataFrame]) ->
     )
     merged = expected.merge(keys, how="outer", indicator=True)
     if (merged["_merge"] != "both").any():
+        differ = merged[merged["_merge"] != "both"]
         raise AssertionError(
-            f"crosswalk and clean tables differ:\n{merged[merged['_merge'] != 'both'].head()}"
+            f"crosswalk and clean tables differ in {len(differ)} records of "
+            f"{sorted(differ['source_system'].unique())}"
         )
     if crosswalk["customer_id"].isna().any():
         raise AssertionError("crosswalk has records without customer_id")
