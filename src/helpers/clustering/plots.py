@@ -170,7 +170,7 @@ def loadings_pca(space: Space, matrix: pd.DataFrame, clustered: np.ndarray, seed
 
 
 def umap_map(coordinates: np.ndarray, labels: list[str], note: str = "") -> plt.Figure:
-    """Customers on the map's plane (t-SNE, `helpers.clustering.embedding`) coloured by segment name;
+    """Customers on the map's plane (PCA, `helpers.clustering.embedding`) coloured by segment name;
     `note` is added under the title. The name is kept from when the map was UMAP."""
     fig, ax = plt.subplots(figsize=(10, 7))
     frame = pd.DataFrame(
@@ -193,8 +193,8 @@ def umap_map(coordinates: np.ndarray, labels: list[str], note: str = "") -> plt.
     ax.set_ylabel("")
     ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="segment")
     ax.set_title(
-        "t-SNE map of customers by segment - a visual aid, not evidence\n"
-        "(distances and cluster sizes in this picture are distorted; the scores above are the evidence)"
+        "Customers by segment on the first two principal components - a visual aid, not evidence\n"
+        "(segments apart in later components overlap here; the scores above are the evidence)"
         + (f"\n{note}" if note else "")
     )
     fig.tight_layout()

@@ -26,8 +26,8 @@ SEGMENT_COLUMNS = ["customer_id", "segment_id", "segment_name", "distance", "mem
 
 @dataclass
 class UmapMap:
-    """The map's points (t-SNE, `helpers.clustering.embedding`): `rows` (positions among all
-    customers), their 2-D coordinates and the seconds spent (import, fit on the sample, placing the rest)."""
+    """The map's points (2-D PCA, `helpers.clustering.embedding`): `rows` (positions among all
+    customers), their 2-D coordinates and the seconds spent (import, fit on the sample, transform)."""
 
     rows: np.ndarray
     coordinates: np.ndarray
