@@ -288,3 +288,51 @@ def test_review_sample_does_not_depend_on_the_order_pairs_arrive_in() -> None:
     )
     assert len(first) == 8
     pd.testing.assert_frame_equal(first, shuffled)
+
+
+# ---------------------------------------------------------------- 5. too few customers for the k range
+
+
+def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    x = np.vstack([rng.normal(centre, 0.3, (n // 3 + 1, 3)) for centre in (0, 3, 6)])[:n].astype(np.float32)
+    business = pd.DataFrame({"value": x[:, 0], "churn_risk": x[:, 1], "service_load": x[:, 2]})
+    return x, business
+
+
+def test_too_few_customers_lower_k_max_and_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers.clustering import candidates as cl
+
+    x, business = blobs(24)
+    settings = cl.ClusteringSettings(seed=1, k_min=2, k_max=12, algorithms=["kmeans", "gmm_diag", "ward"])
+    comparison = cl.compare(x, business, settings)
+    note = (
+        "clustering.k_max lowered from 12 to 4: 24 customers to cluster (24 fitted) support at most "
+        "4 segments of 5 customers"
+    )
+    assert comparison.k_max == 4 and comparison.k_note == note
+    assert f"WARNING {note}" in capsys.readouterr().err.splitlines()
+    assert comparison.table["k"].max() == 4 and set(comparison.table["algorithm"]) == {
+        "kmeans",
+        "gmm_diag",
+        "ward",
+    }
+
+
+def test_k_range_impossible_for_the_data_stops_naming_the_settings_and_count() -> None:
+    from helpers.clustering import candidates as cl
+
+    x, business = blobs(8)
+    with pytest.raises(cl.ClusteringInputError) as error:
+        cl.compare(x, business, cl.ClusteringSettings(seed=1, k_min=2, k_max=12))
+    message = str(error.value)
+    assert message.startswith("clustering: 8 customers to cluster support at most 1 segments")
+    assert "clustering.k_min = 2" in message and "clustering.k_max" in message and "\n" not in message
+
+
+def test_stability_sample_is_capped_at_the_population() -> None:
+    from helpers.clustering import candidates as cl
+
+    x, _ = blobs(12)
+    settings = cl.ClusteringSettings(seed=1, k_min=2, k_max=12, stability_refits=2)
+    assert 0.0 <= cl.stability("kmeans", 6, x, settings) <= 1.0  # 2k = 12 rows of 12: no ValueError

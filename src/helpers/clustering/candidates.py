@@ -16,6 +16,7 @@ together, which is where groups of customers differ. It also makes the compariso
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from itertools import combinations
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 ALGORITHMS: tuple[str, ...] = tuple(REGISTRY)  # names, in registry order
 PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this many clustered customers
+MIN_ROWS_PER_SEGMENT = 5  # k is capped so every segment can hold this many fitted customers
 CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
 PROSPECT_ID = 0
 PROSPECT_NAME = "Prospects"
@@ -94,9 +96,9 @@ def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_
         raise ClusteringInputError(f"{table}: column customer_id is missing")
     duplicated = matrix["customer_id"].duplicated(keep=False)
     if duplicated.any():
-        examples = matrix.loc[duplicated, "customer_id"].head(5).tolist()
+        rows = (np.flatnonzero(duplicated.to_numpy())[:5] + 1).tolist()
         raise ClusteringInputError(
-            f"{table}: customer_id must be unique; {int(duplicated.sum())} rows share ids, e.g. {examples}"
+            f"{table}: customer_id must be unique; {int(duplicated.sum())} rows share ids, e.g. rows {rows}"
         )
     columns = [c for c in matrix.columns if c != "customer_id"]
     if not columns:
@@ -109,7 +111,7 @@ def validate_model_matrix(matrix: pd.DataFrame, table: str = "03_features/model_
         values[:, position] = matrix[column].to_numpy(dtype=np.float32, na_value=np.nan)
         bad = ~np.isfinite(values[:, position])
         if bad.any():
-            rows = matrix.loc[bad, ["customer_id", column]].head(3).to_dict("records")
+            rows = (np.flatnonzero(bad)[:3] + 1).tolist()  # 1-based row numbers, never customer ids
             raise ClusteringInputError(
                 f"{table}: column {column} has {int(bad.sum())} missing or infinite values, e.g. rows {rows}"
             )
@@ -208,7 +210,7 @@ def prospect_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
     if len(missing):
         raise ClusteringInputError(
             f"03_features/features: {len(missing)} model-matrix customers have no feature row, "
-            f"e.g. {missing[:3].tolist()}"
+            f"e.g. model-matrix rows {(np.flatnonzero(customer_ids.isin(missing))[:3] + 1).tolist()}"
         )
     return purchases.fillna(0).to_numpy(dtype=float) <= 0
 
@@ -401,7 +403,7 @@ def stability(algorithm: str, k: int, x: np.ndarray, settings: ClusteringSetting
     reference = x[rng.choice(len(x), size=size, replace=False)]
     partitions = []
     for refit in range(settings.stability_refits):
-        rows = rng.choice(len(x), size=max(2 * k, int(0.8 * size)), replace=False)
+        rows = rng.choice(len(x), size=min(len(x), max(2 * k, int(0.8 * size))), replace=False)
         candidate = fit_candidate(
             algorithm, k, x[rows], settings.seed + 7919 * (refit + 1), settings.min_segment_share
         )
@@ -455,6 +457,8 @@ class Comparison:
     candidates: dict[str, Candidate]
     fit_rows: np.ndarray
     seconds: dict[str, float]
+    k_max: int = 0  # the largest k compared (clustering.k_max, or lower when the data is too small)
+    k_note: str = ""  # why k_max was lowered ("" when it was not)
 
 
 def compare(
@@ -465,9 +469,36 @@ def compare(
         return _compare(x, business, settings, strata)
 
 
+def supported_k_max(n_rows: int, settings: ClusteringSettings) -> tuple[int, str]:
+    """The largest k the data supports (`MIN_ROWS_PER_SEGMENT` fit rows per segment) and, when that
+    lowers `clustering.k_max`, the one-line note saying so.
+
+    Raises `ClusteringInputError` naming `clustering.k_min` and the count when not even k_min fits.
+    """
+    uses_small = any(algorithm_spec(name).small_sample for name in settings.algorithms)
+    fit = min(n_rows, settings.sample_size, settings.small_sample_size if uses_small else n_rows)
+    supported = fit // MIN_ROWS_PER_SEGMENT
+    if supported < settings.k_min:
+        raise ClusteringInputError(
+            f"clustering: {n_rows} customers to cluster support at most {supported} segments "
+            f"({MIN_ROWS_PER_SEGMENT} customers each), fewer than clustering.k_min = {settings.k_min}: "
+            "add data, or lower clustering.k_min and clustering.k_max"
+        )
+    if supported >= settings.k_max:
+        return settings.k_max, ""
+    return supported, (
+        f"clustering.k_max lowered from {settings.k_max} to {supported}: {n_rows} customers to cluster "
+        f"({fit} fitted) support at most {supported} segments of {MIN_ROWS_PER_SEGMENT} customers"
+    )
+
+
 def _compare(
     x: np.ndarray, business: pd.DataFrame, settings: ClusteringSettings, strata: np.ndarray | None
 ) -> Comparison:
+    k_max, k_note = supported_k_max(len(x), settings)
+    if k_note:
+        print(f"WARNING {k_note}", file=sys.stderr, flush=True)
+        settings = settings.model_copy(update={"k_max": k_max})
     fit_rows = sample_rows(len(x), settings.sample_size, settings.seed, strata)
     small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
     rows, candidates, seconds = [], {}, {}
@@ -494,7 +525,7 @@ def _compare(
             candidate.labels = None  # only needed for scoring
             candidates[candidate.key] = candidate
         seconds[algorithm] = time.perf_counter() - started
-    return Comparison(pd.DataFrame(rows), candidates, fit_rows, seconds)
+    return Comparison(pd.DataFrame(rows), candidates, fit_rows, seconds, k_max, k_note)
 
 
 # ----------------------------------------------------------------------------- selection
