@@ -336,3 +336,18 @@ def test_stability_sample_is_capped_at_the_population() -> None:
     x, _ = blobs(12)
     settings = cl.ClusteringSettings(seed=1, k_min=2, k_max=12, stability_refits=2)
     assert 0.0 <= cl.stability("kmeans", 6, x, settings) <= 1.0  # 2k = 12 rows of 12: no ValueError
+
+
+# ---------------------------------------------------------------- 8. demo world too small
+
+
+def test_too_small_demo_world_states_the_minimum_before_writing(tmp_path: Path) -> None:
+    from helpers.demo.world import MIN_CUSTOMERS, DemoSizeError, generate_demo_world
+
+    with pytest.raises(DemoSizeError) as error:
+        generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=10, progress=False)
+    assert str(error.value) == (
+        f"demo.customers (n_customers) is 10; the demo world needs at least {MIN_CUSTOMERS} customers: "
+        f"set demo.customers to {MIN_CUSTOMERS} or more."
+    )
+    assert isinstance(error.value, ValueError) and list(tmp_path.iterdir()) == []

@@ -114,6 +114,15 @@ TRUTH_SCHEMAS = {
 }
 
 
+# Fewer people leave some planted segments, stages or defects without a single member (the generator
+# then fails deep inside numpy) and too few customers for step 04's default k range.
+MIN_CUSTOMERS = 200
+
+
+class DemoSizeError(ValueError):
+    """The requested demo world is too small to generate; the message is one line for the CLI."""
+
+
 def generate_demo_world(
     raw_dir: Path,
     truth_dir: Path,
@@ -129,6 +138,11 @@ def generate_demo_world(
         raise ValueError(
             f"reference_date {reference_date} is outside {EARLIEST_REFERENCE}..{LATEST_REFERENCE}: the demo "
             f"world's history starts {ref.DATA_START} and its festival and campaign calendars end in 2027."
+        )
+    if n_customers < MIN_CUSTOMERS:
+        raise DemoSizeError(
+            f"demo.customers (n_customers) is {n_customers}; the demo world needs at least {MIN_CUSTOMERS} "
+            f"customers: set demo.customers to {MIN_CUSTOMERS} or more."
         )
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     # Staging folders sit next to the targets, so `raw_dir` only ever holds a complete set.
