@@ -351,3 +351,28 @@ def test_too_small_demo_world_states_the_minimum_before_writing(tmp_path: Path) 
         f"set demo.customers to {MIN_CUSTOMERS} or more."
     )
     assert isinstance(error.value, ValueError) and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- 6. no marketing response at all
+
+
+@pytest.mark.parametrize("empty", [0.0, None])
+def test_step_06_runs_when_no_customer_has_a_marketing_response(
+    tmp_path: Path, empty: float | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.core.context import open_step
+    from helpers.strategy import run_step
+    from helpers.strategy.synthetic import write_synthetic_run
+
+    run_dir = write_synthetic_run(tmp_path / "run", 600, seed=4)
+    path = run_dir / "03_features" / "features.parquet"
+    features = pd.read_parquet(path)
+    for column in ("response_rate", "conversion_rate"):
+        features[column] = empty
+    features["n_marketing_contacts"] = 0  # rates are null (or 0) when nobody was contacted or answered
+    features.to_parquet(path, index=False)
+    result = run_step(open_step("06_strategy", str(run_dir)))
+    assert len(result.plan) == 600 and result.plan["priority"].notna().all()
+    assert np.isfinite(result.plan["priority"].astype(float)).all()
+    assert 0 < len(result.calls) == int(result.plan["on_call_list"].sum())
+    assert "WARNING strategy: no customer has a marketing response" in capsys.readouterr().err

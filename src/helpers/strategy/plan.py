@@ -20,6 +20,7 @@ plans more calls than a team can make.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
@@ -273,11 +274,23 @@ def playbook_matrix(playbook: Playbook, segment_names: list[str]) -> pd.DataFram
 
 
 def smoothed_response(response_rate: pd.Series, n_contacts: pd.Series, prior_strength: float) -> pd.Series:
-    """Response rate shrunk towards the population rate: (responses + k*mean) / (contacts + k)."""
-    contacts = n_contacts.astype(float)
+    """Response rate shrunk towards the population rate: (responses + k*mean) / (contacts + k).
+
+    Without any observed response (no contacts, or none answered) the rate cannot rank customers:
+    every customer gets 1, so priorities rank by value at stake net of cost; a console line says so.
+    """
+    contacts = n_contacts.astype(float).fillna(0.0)
     responses = (response_rate.astype(float).fillna(0.0) * contacts).to_numpy()
     total_contacts = contacts.sum()
     mean_rate = responses.sum() / total_contacts if total_contacts > 0 else 0.0
+    if not mean_rate > 0:
+        print(
+            "WARNING strategy: no customer has a marketing response (response_rate, n_marketing_contacts); "
+            "priorities rank by value at stake net of contact cost",
+            file=sys.stderr,
+            flush=True,
+        )
+        return pd.Series(1.0, index=response_rate.index)
     return pd.Series(
         (responses + prior_strength * mean_rate) / (contacts.to_numpy() + prior_strength),
         index=response_rate.index,
@@ -394,6 +407,8 @@ def team_usage(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
 
 def call_reasons(calls: pd.DataFrame) -> pd.Series:
     """A short, human reason per call-list row, from stage, risk, value and upside."""
+    if calls.empty:  # string + empty numeric Series does not broadcast
+        return pd.Series([], index=calls.index, dtype=object)
     stage = calls["stage"].astype(str).map(STAGE_LABELS)
     risk = (calls["churn_risk"] * 100).round().astype(int).astype(str)
     clv = calls["clv_12m"].round().astype(int).map("{:,}".format)
