@@ -69,19 +69,22 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     config: dict[str, Any] = load_config(args.config, args.overrides)
-    from helpers.core.settings import DemoSettings
-    from helpers.demo.world import generate_demo_world
+    from helpers.demo.world import DemoSizeError, generate_demo_world
 
     raw_dir = resolve_path(config["data"]["raw_dir"])
-    demo = config["demo"] or DemoSettings().model_dump(mode="json")  # no demo section: the schema's defaults
+    demo = config["demo"]  # the schema fills every default
     truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
-    counts = generate_demo_world(
-        raw_dir,
-        truth_dir,
-        n_customers=demo["customers"],
-        seed=demo["seed"],
-        reference_date=str(config["run"]["reference_date"]),
-    )
+    try:
+        counts = generate_demo_world(
+            raw_dir,
+            truth_dir,
+            n_customers=demo["customers"],
+            seed=demo["seed"],
+            reference_date=str(config["run"]["reference_date"]),
+        )
+    except DemoSizeError as error:
+        print(error, file=sys.stderr)
+        return 2
     for name, rows in counts.items():
         print(f"{name}: {rows:,} rows")
     return 0
