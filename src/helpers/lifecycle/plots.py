@@ -13,33 +13,26 @@ from matplotlib.ticker import PercentFormatter
 from helpers.lifecycle.stages import STAGES
 
 
+def _rule_histogram(ax: Any, values: pd.Series, threshold: float, rule: str, xlabel: str, ylabel: str,
+                    title: str) -> None:
+    """A histogram with a rule's threshold as a dashed line."""
+    sns.histplot(values, bins=60, ax=ax)
+    ax.axvline(threshold, color="black", linestyle="--", label=rule)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
+
+
 def plot_purchase_gaps(labeled: pd.DataFrame, rules: dict[str, Any]) -> Any:
     """Gap ratio of repeat buyers with the at-risk rule, and recency of all buyers with the churned rule."""
     repeat = labeled[labeled["n_purchases"] >= rules["at_risk"]["min_purchases_for_rhythm"]]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
-    sns.histplot(repeat["gap_ratio"].clip(upper=5), bins=60, ax=left)
-    left.axvline(
-        rules["at_risk"]["gap_ratio"],
-        color="black",
-        linestyle="--",
-        label=f"at-risk rule ({rules['at_risk']['gap_ratio']}x)",
-    )
-    left.set_xlabel("gap ratio = days since last purchase / own mean gap (capped at 5)")
-    left.set_ylabel("repeat buyers")
-    left.set_title("Purchase gap vs own rhythm (repeat buyers)")
-    left.legend()
     buyers = labeled[labeled["n_purchases"] > 0]
-    sns.histplot(buyers["recency_days"], bins=60, ax=right)
-    right.axvline(
-        rules["churned"]["min_recency_days"],
-        color="black",
-        linestyle="--",
-        label=f"churned rule ({rules['churned']['min_recency_days']} days)",
-    )
-    right.set_xlabel("days since last purchase")
-    right.set_ylabel("buyers")
-    right.set_title("Recency (all buyers)")
-    right.legend()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    gap, recency = rules["at_risk"]["gap_ratio"], rules["churned"]["min_recency_days"]
+    _rule_histogram(left, repeat["gap_ratio"].clip(upper=5), gap, f"at-risk rule ({gap}x)",
+                    "gap ratio = days since last purchase / own mean gap (capped at 5)", "repeat buyers",
+                    "Purchase gap vs own rhythm (repeat buyers)")
+    _rule_histogram(right, buyers["recency_days"], recency, f"churned rule ({recency} days)",
+                    "days since last purchase", "buyers", "Recency (all buyers)")
     return figure
 
 
