@@ -30,6 +30,7 @@ from helpers.core.config import (
     setting,
     validate_config,
 )
+from helpers.core.i18n import Catalog, catalog
 from helpers.core.paths import OUTPUTS_DIR
 from helpers.core.settings import WorkbenchConfig
 
@@ -84,6 +85,11 @@ class StepContext:
     @property
     def seed(self) -> int:
         return self.settings.run.seed
+
+    @property
+    def text(self) -> Catalog:
+        """The message catalog of `report.language` (what managers and agents read)."""
+        return catalog(self.settings.report.language)
 
     @property
     def reference_date(self) -> pd.Timestamp:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import sys
 import threading
 import time
@@ -24,32 +23,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import papermill
 import psutil
 import yaml
-from nbconvert import HTMLExporter
-from nbconvert.preprocessors import TagRemovePreprocessor
 
 from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
 from helpers.core.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
+from helpers.core.render import render_reports
 from helpers.core.steps import STEPS, Step
 
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
 )  # fmt: skip
-PII_TAG = "pii"  # cells showing personal data: analysts only
-ANALYST_TAG = "analyst"  # checks, file lists, run mechanics: analysts only
-# nbconvert's template loads require.js and MathJax from a CDN; static reports need neither.
-# A script tag that loads from the internet, or an inline script that imports from it (nbconvert's
-# Mermaid loader): the reports must open offline and call no third party.
-EXTERNAL_SCRIPT = re.compile(
-    r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\n?'
-    r"|<script\b[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*?</script>\n?",
-    re.DOTALL,
-)
 
 
 class StepFailedError(RuntimeError):
@@ -242,26 +229,6 @@ def environment_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def render_reports(executed: Path, reports_dir: Path) -> None:
-    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` or `analyst` cells)."""
-    notebook = nbformat.read(executed, as_version=4)
-    full_html, _ = HTMLExporter().from_notebook_node(notebook)
-    (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
-    management = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    management.register_preprocessor(
-        TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
-    )
-    management_html, _ = management.from_notebook_node(notebook)
-    (reports_dir / f"{executed.stem}.management.html").write_text(
-        self_contained(management_html), encoding="utf-8"
-    )
-
-
-def self_contained(html: str) -> str:
-    """The HTML without scripts that load or import code from the internet (figures are embedded PNGs)."""
-    return EXTERNAL_SCRIPT.sub("", html)
 
 
 def describe_error(error: Exception) -> str:

@@ -39,22 +39,62 @@ class DemoSettings(Section):
     truth_dir: str | None = None
 
 
+class ColumnSource(Section):
+    """A canonical column built from the file (`data.tables.<table>.columns.<canonical>`).
+
+    Exactly one of `column`, `constant` or `concat`. With `column`, `equals` turns the column into
+    a boolean (true where the value is one of the listed ones, e.g. 订单状态 in [已退款]); `formats`
+    lists date/datetime formats tried in order for this column (overrides the table's).
+    """
+
+    column: str | None = None
+    constant: str | None = None
+    concat: list[str] | None = Field(default=None, min_length=1)  # file columns joined by `separator`
+    separator: str = ""
+    equals: list[str] | None = Field(default=None, min_length=1)
+    formats: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ColumnSource:
+        given = [name for name in ("column", "constant", "concat") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of column, constant, concat (got {given or 'none'})")
+        if self.equals is not None and self.column is None:
+            raise ValueError("equals needs column")
+        return self
+
+
+EventKey = Literal["record", "phone", "email", "member_no", "identifier"]
+
+
 class TableSettings(Section):
-    """How one canonical table is read (`data.tables.<table>`)."""
+    """How one canonical table is read (`data.tables.<table>`); a table left out is absent."""
 
     file: str
     format: Literal["csv", "excel", "parquet"] = "csv"
     encoding: str = "utf-8"
     sheet: str | int = 0
-    date_format: str | None = None
-    datetime_format: str | None = None
+    skip_rows: Annotated[int, Field(ge=0)] = 0  # title and blank rows above the header row
     delimiter: str | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
+    # Formats tried in order (strptime codes; also "excel" for Excel date cells/serials, "yyyymmdd").
+    date_format: str | list[str] | None = None
+    datetime_format: str | list[str] | None = None
+    # canonical column -> file column, or a constant / concatenation / condition (ColumnSource)
+    columns: dict[str, str | ColumnSource] = Field(default_factory=dict)
+    # canonical column -> {value in the file: canonical value}; values outside a map are counted
+    # per column, quarantined where the column is required, never turned into NULL silently
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # event tables: how rows point at their customer. record: an identity-table key as in the
+    # canonical contract; phone / email / member_no: the `customer_ref` column holds that
+    # identifier; identifier: `customer_ref` holds a phone, an e-mail or a member number, per row
+    key_by: EventKey = "record"
 
 
 class DataSettings(Section):
     raw_dir: str = "data/raw/demo"
     tables: dict[str, TableSettings] = Field(default_factory=dict)
+    home_region: str = "CN"  # phonenumbers region for numbers without a country code
+    home_area_code: str | None = None  # e.g. "21": bare 7-8 digit local numbers get this area code
 
 
 class AuditSettings(Section):
@@ -188,6 +228,10 @@ class StrategySettingsSection(Section):
     migration: MigrationSettings = Field(default_factory=MigrationSettings)
 
 
+class ReportSettings(Section):
+    language: Literal["zh", "en"] = "zh"  # what managers and agents read: reports, call list, playbook
+
+
 class WorkbenchConfig(Section):
     """The whole run config."""
 
@@ -200,6 +244,7 @@ class WorkbenchConfig(Section):
     clustering: ClusteringSettingsSection = Field(default_factory=ClusteringSettingsSection)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     strategy: StrategySettingsSection = Field(default_factory=StrategySettingsSection)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
 
 def validation_messages(error: ValidationError) -> list[str]:
