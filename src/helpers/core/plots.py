@@ -2,23 +2,75 @@
 
 Inside a kernel matplotlib uses the inline backend (figures embedded as PNG); headless scripts
 and tests fall back to Agg by themselves.
+
+Chinese text: `setup()` registers Noto Sans CJK SC from the pinned `mplfonts` package, so charts
+render Chinese on a fresh machine without a system CJK font; the font list falls back to the fonts
+Chinese Windows, Mac and Linux machines have. One colour per lifecycle stage (`stage_colors()`)
+and per segment (`segment_colors(ids)`) keeps every page's charts consistent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from importlib.resources import files
+
 import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib import colors, font_manager
 
 PALETTE = "tab10"
+# Noto Sans CJK SC ships with mplfonts (SIL Open Font License; its SimHei.ttf is not used: licence).
+CJK_FONT_FILE = files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf"
+# The first installed font wins; Noto is always registered, the rest cover machines where it is not.
+FONT_FAMILIES = [
+    "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", "PingFang SC", "WenQuanYi Zen Hei", "DejaVu Sans",
+]  # fmt: skip
+# Lifecycle stages (helpers.lifecycle.stages.STAGES; a test keeps them equal): cool colours on the way
+# in, greens for healthy buyers, orange and red only for the stages that need a rescue.
+STAGE_COLORS = {
+    "contact": "#9e9ac8",
+    "acquisition": "#6baed6",
+    "conversion": "#2171b5",
+    "retention": "#41ab5d",
+    "loyalty": "#006d2c",
+    "at_risk": "#fd8d3c",
+    "churned": "#cb181d",
+}
+PROSPECTS_COLOR = "#9e9e9e"  # segment 0, the rule-based Prospects
+# tab10 without its grey (kept for the Prospects): segment k > 0 gets colour (k - 1) mod 9.
+SEGMENT_PALETTE = [colors.to_hex(c) for i, c in enumerate(sns.color_palette("tab10", 10)) if i != 7]
 
 
 def setup() -> None:
-    """Apply the workbench style (call once per notebook)."""
+    """Apply the workbench style and register the CJK font (call once per notebook)."""
+    if str(CJK_FONT_FILE) not in {entry.fname for entry in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(str(CJK_FONT_FILE))
     sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
-    plt.rcParams.update({"figure.figsize": (9, 4.5), "figure.dpi": 100, "axes.titleweight": "bold"})
-    # Chinese characters in labels render with a CJK font when one is installed.
-    plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
+    plt.rcParams.update(
+        {
+            "figure.figsize": (9, 4.5),
+            "figure.dpi": 100,
+            "axes.titleweight": "bold",
+            "font.family": "sans-serif",
+            "font.sans-serif": FONT_FAMILIES,
+            "axes.unicode_minus": False,  # an ASCII minus: not every CJK font has U+2212
+        }
+    )
+
+
+def stage_colors() -> dict[str, str]:
+    """Lifecycle stage -> hex colour, the same on every page."""
+    return dict(STAGE_COLORS)
+
+
+def segment_colors(segment_ids: Iterable[int]) -> dict[int, str]:
+    """Segment id -> hex colour, stable across pages and runs (segment 0, Prospects, is grey)."""
+    return {
+        int(segment): PROSPECTS_COLOR
+        if int(segment) == 0
+        else SEGMENT_PALETTE[(int(segment) - 1) % len(SEGMENT_PALETTE)]
+        for segment in segment_ids
+    }
 
 
 def readable_number(value: float) -> str:
