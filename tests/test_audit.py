@@ -13,9 +13,11 @@ from test_contract import fixture_config, make_context, write_world
 
 from helpers.audit import plots
 from helpers.audit import report as audit
+from helpers.audit.display import reason_label
 from helpers.core.config import resolve_path, setting
 from helpers.core.context import StepContext, open_step
 from helpers.core.factors import FACTOR_GROUPS, SOURCE_GROUPS
+from helpers.core.i18n import catalog
 from helpers.core.steps import AUDIT
 from helpers.core.tables import TABLES
 
@@ -111,10 +113,25 @@ def test_summary_and_figures_render(fixture_report: audit.AuditReport) -> None:
     assert summary[0].split() == ["crm_customers", "in", "8", "ok", "2", "quarantined", "6", "score",
                                   f"{fixture_report.quality.score.iloc[0]:.1f}"]  # fmt: skip
     report = fixture_report
-    figures = (plots.plot_missingness(report.column_profile), plots.plot_quality(report.quality),
-               plots.plot_coverage(report.coverage_by_system), plots.plot_monthly(report.monthly_rows),
-               plots.plot_reasons(report.quarantine_reasons))  # fmt: skip
-    assert all(figure.axes for figure in figures)
+    for language in ("zh", "en"):
+        text = catalog(language)
+        figures = (plots.plot_missingness(text, report.column_profile),
+                   plots.plot_quality(text, report.quality),
+                   plots.plot_coverage(text, report.coverage_by_system),
+                   plots.plot_monthly(text, report.monthly_rows),
+                   plots.plot_reasons(text, report.quarantine_reasons))  # fmt: skip
+        assert all(figure.axes for figure in figures)
+    zh_title = plots.plot_quality(catalog("zh"), report.quality).axes[0].get_title()
+    assert zh_title.startswith("各表数据质量")
+
+
+def test_reasons_in_plain_words() -> None:
+    zh, en = catalog("zh"), catalog("en")
+    assert reason_label(zh, "unparseable call_at") == "通话时间无法解析"
+    assert reason_label(zh, "txn_at after reference date (quarantined)") == "下单时间晚于截至日期(已隔离)"
+    assert reason_label(zh, "invalid mobile format (kept, _norm null)").startswith("手机格式错误")
+    assert reason_label(en, "orphan reference") == "no such customer (orphan)"
+    assert reason_label(zh, "ragged row: 3 fields, 5 expected") == "ragged row: 3 fields, 5 expected"
 
 
 def test_knobs_override_the_config(tmp_path: Path) -> None:

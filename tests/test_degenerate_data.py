@@ -16,7 +16,9 @@ from test_contract import CALLS, EXPECTED_QUARANTINE, ROWS, fixture_config, make
 
 from helpers.audit import report as audit
 from helpers.audit.contract import DataContractError, safe_engine_message, value_shape
+from helpers.audit.display import key_findings
 from helpers.core.context import STEP_MANIFEST
+from helpers.core.i18n import catalog
 from helpers.core.tables import TABLES
 
 # The hand-built fixture without its planted defects: nothing is quarantined.
@@ -155,10 +157,11 @@ def test_thirty_percent_unparseable_dates_warn_on_stderr_and_head_the_report(
         "above audit.warn_quarantine_share (5%): set data.tables.calls.datetime_format to the format the "
         "export uses."
     ]
-    findings = audit.key_findings(report).splitlines()
+    findings = key_findings(catalog("en"), report).splitlines()
     assert findings[0] == "## Key findings" and findings[1].startswith(
         "- **Warning: table calls: 30% of rows"
     )
+    assert key_findings(catalog("zh"), report).splitlines()[1].startswith("- **注意:table calls: 30%")
     assert json.loads(ctx.path(STEP_MANIFEST).read_text())["quarantine_warnings"] == [
         lines[0].removeprefix("WARNING ")
     ]
@@ -173,7 +176,7 @@ def test_clean_data_is_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     report = audit.run_step(make_context(tmp_path, config))
     assert "WARNING" not in capsys.readouterr().err
     assert report.contract.quarantine_warnings == []
-    assert "Warning" not in audit.key_findings(report)
+    assert "Warning" not in key_findings(catalog("en"), report)
 
 
 # ---------------------------------------------------------------- 7. determinism

@@ -286,35 +286,6 @@ def table_overview(report: AuditReport) -> pd.DataFrame:
 PERSONAL_RANGE_COLUMNS = ("birth_date",)  # single people's values: no min/max in reports
 
 
-def key_findings(report: AuditReport) -> str:
-    """Markdown bullets for the top of the report: quarantine, weakest table, weakest coverage."""
-    quality = report.quality
-    input_rows = int(quality["input_rows"].sum())
-    quarantined = int(quality["quarantined_rows"].sum())
-    share = quarantined / input_rows if input_rows else 0.0
-    worst = quality.sort_values("score").iloc[0]
-    part = min(QUALITY_PARTS, key=lambda name: worst[name])
-    why = f"its weakest part is **{part}** ({worst[part]:.1%})"
-    if part == "completeness":
-        columns = report.column_profile[report.column_profile["table"] == worst["table"]]
-        emptiest = columns.nlargest(3, "missing_share")
-        why += ", mostly optional fields left empty: " + ", ".join(
-            f"{r.column} {r.missing_share:.0%}" for r in emptiest.itertuples()
-        )
-    coverage = report.coverage.sort_values("share").iloc[0]
-    # Tables above audit.warn_quarantine_share head the findings, one warning line each.
-    loud = [f"- **Warning: {line}**" for line in report.contract.quarantine_warnings]
-    return "\n".join([
-        "## Key findings",
-        *loud,
-        f"- **{quarantined:,} of {input_rows:,} rows ({share:.1%}) quarantined** across "
-        f"{len(quality)} tables; every other row is accepted and cleaned.",
-        f"- **Lowest quality score: {worst['table']} ({worst['score']:.1f} / 100)**: {why}.",
-        f"- **Weakest factor group: {coverage['group']}**, known for only {coverage['share']:.1%} of "
-        f"customer records ({int(coverage['records_with']):,} of {int(coverage['records']):,}).",
-    ])  # fmt: skip
-
-
 def profile_for_report(profile: pd.DataFrame) -> pd.DataFrame:
     """The column profile for display: dates as dates, readable numbers, no personal birth-date ranges."""
     shown = profile.drop(columns=["rows"]).copy()

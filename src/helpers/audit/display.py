@@ -1,0 +1,219 @@
+"""Page 01 in the run's language: labels for tables, columns and quarantine reasons, the key findings,
+and the tables the page shows (what `helpers.audit.report.run_step` computed, made readable)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from helpers.audit.report import QUALITY_PARTS, AuditReport, profile_for_report, table_overview
+from helpers.core.i18n import Catalog
+
+_COLUMN_REASON = re.compile(r"^(missing|unparseable|invalid|negative|out-of-range) (\w+)$")
+_AFTER_REFERENCE = re.compile(r"^(\w+) after reference date$")
+_INVALID_CHECK = re.compile(r"^invalid (\w+) format \(kept, _norm null\)$")
+_UNKNOWN_CHECK = re.compile(r"^unknown (\w+) value \(kept, set to null\)$")
+
+
+def table_label(text: Catalog, table: str) -> str:
+    """A canonical table's name for readers (the code name when the catalog has none)."""
+    key = f"audit.tables.{table}"
+    return text(key) if key in text else table
+
+
+def column_label(text: Catalog, column: str) -> str:
+    """A canonical column's name for readers (the code name when the catalog has none)."""
+    key = f"audit.column_names.{column}"
+    return text(key) if key in text else column
+
+
+def reason_label(text: Catalog, reason: str) -> str:
+    """A quarantine reason or invalid-value check (step 01's codes) in plain words."""
+    quarantined = reason.endswith(" (quarantined)")
+    code = reason.removesuffix(" (quarantined)")
+    suffix = text("audit.reasons.quarantined_suffix") if quarantined else ""
+    if f"audit.reasons.fixed.{code}" in text:
+        return text(f"audit.reasons.fixed.{code}") + suffix
+    for pattern, key in ((_INVALID_CHECK, "invalid_format"), (_UNKNOWN_CHECK, "unknown_value")):
+        if match := pattern.match(code):
+            return text(f"audit.reasons.{key}", column=column_label(text, match.group(1))) + suffix
+    if match := _AFTER_REFERENCE.match(code):
+        return text("audit.reasons.after_reference", column=column_label(text, match.group(1))) + suffix
+    if match := _COLUMN_REASON.match(code):
+        kind, column = match.groups()
+        return text(f"audit.reasons.{kind}", column=column_label(text, column)) + suffix
+    return reason  # a reason without a catalog entry is shown as step 01 wrote it
+
+
+def key_findings(text: Catalog, report: AuditReport) -> str:
+    """Markdown: the page's summary block (loud quarantine warnings first)."""
+    quality = report.quality
+    input_rows = int(quality["input_rows"].sum())
+    quarantined = int(quality["quarantined_rows"].sum())
+    lines = [text("audit.summary_heading")]
+    lines += [text("audit.summary.warning", line=line) for line in report.contract.quarantine_warnings]
+    lines.append(
+        text(
+            "audit.summary.quarantined",
+            rows=text.number(input_rows),
+            quarantined=text.number(quarantined),
+            share=text.share(quarantined / input_rows if input_rows else 0.0),
+        )
+    )
+    if len(quality):
+        worst = quality.sort_values("score").iloc[0]
+        part = min(QUALITY_PARTS, key=lambda name: worst[name])
+        line = text(
+            "audit.summary.worst",
+            table=table_label(text, worst["table"]),
+            score=f"{worst['score']:.1f}",
+            part=text(f"audit.parts.{part}"),
+            value=text.share(worst[part]),
+        )
+        if part == "completeness":
+            columns = report.column_profile[report.column_profile["table"] == worst["table"]]
+            emptiest = ", ".join(
+                f"{column_label(text, r.column)} {text.share(r.missing_share, 0)}"
+                for r in columns.nlargest(3, "missing_share").itertuples()
+            )
+            line += " " + text("audit.summary.worst_empty", columns=emptiest)
+        lines.append(line)
+    if len(report.coverage):
+        coverage = report.coverage.sort_values("share").iloc[0]
+        lines.append(
+            text(
+                "audit.summary.coverage",
+                group=group_label(text, coverage["group"]),
+                share=text.share(coverage["share"]),
+                with_group=text.number(int(coverage["records_with"])),
+                records=text.number(int(coverage["records"])),
+            )
+        )
+    return "\n".join(lines)
+
+
+def group_label(text: Catalog, group: str) -> str:
+    """A factor group's name for readers (catalog `features.groups.<group>`)."""
+    key = f"features.groups.{group}"
+    return text(key) if key in text else group
+
+
+def _headers(text: Catalog, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    shown = frame[columns].copy()
+    if "table" in shown:
+        shown["table"] = shown["table"].map(lambda name: table_label(text, name))
+    if "column" in shown:
+        shown["column"] = shown["column"].map(lambda name: column_label(text, name))
+    return shown.rename(columns={name: text(f"audit.headers.{name}") for name in columns})
+
+
+def _style(
+    text: Catalog, frame: pd.DataFrame, shares: tuple[str, ...] = (), scores: tuple[str, ...] = ()
+) -> Styler:
+    """Numbers with separators (mixed magnitudes: 2 decimals below 100), shares as percentages,
+    `scores` with one decimal, no row numbers."""
+    formats: dict[str, object] = {}
+    for name in frame.columns:
+        if name in shares:
+            formats[name] = lambda value: text.share(value)
+        elif name in scores:
+            formats[name] = "{:.1f}"
+        elif pd.api.types.is_integer_dtype(frame[name]):
+            formats[name] = lambda value: text.number(value)
+        elif pd.api.types.is_float_dtype(frame[name]):
+            formats[name] = lambda value: text.number(value, 2 if abs(value) < 100 else 0)
+    return frame.style.hide(axis="index").format(formats, na_rep="–")
+
+
+def ledger_table(text: Catalog, report: AuditReport) -> Styler:
+    columns = ["table", "input_rows", "accepted_rows", "quarantined_rows"]
+    return _style(text, _headers(text, report.ledger, columns))
+
+
+def overview_table(text: Catalog, report: AuditReport) -> Styler:
+    overview = table_overview(report)
+    overview["absent_columns"] = overview["absent_columns"].map(
+        lambda names: "、".join(column_label(text, n) for n in names.split(", ") if n) or "–"
+    )
+    shown = _headers(text, overview, list(overview.columns))
+    return _style(text, shown, scores=(text("audit.headers.score"),))
+
+
+def profile_table(text: Catalog, report: AuditReport) -> Styler:
+    profile = profile_for_report(report.column_profile)
+    profile["type"] = profile["type"].map(lambda t: text(f"audit.types.{t}"))
+    profile["required"] = profile["required"].map({True: text("common.yes"), False: text("common.no")})
+    columns = [c for c in ("table", "column", "type", "required", "missing", "missing_share", "distinct",
+                           "invalid", "min", "max") if c in profile.columns]  # fmt: skip
+    shown = _headers(text, profile, columns)
+    return _style(text, shown, shares=(text("audit.headers.missing_share"),))
+
+
+def duplicates_table(text: Catalog, report: AuditReport) -> Styler:
+    columns = ["table", "input_rows", "exact_duplicate_rows", "duplicate_key_rows"]
+    return _style(text, _headers(text, report.ledger, columns))
+
+
+def invalid_table(text: Catalog, report: AuditReport) -> Styler:
+    frame = report.invalid_values.assign(check=lambda f: f["check"].map(lambda c: reason_label(text, c)))
+    return _style(text, _headers(text, frame, ["table", "check", "rows"]))
+
+
+def ranges_table(text: Catalog, report: AuditReport) -> Styler:
+    columns = ["table", "column", "n", "min", "p01", "median", "mean", "p99", "max", "outliers"]
+    frame = report.numeric_ranges
+    return _style(text, _headers(text, frame, [c for c in columns if c in frame.columns]))
+
+
+def _reference_label(text: Catalog, reference: str) -> str:
+    """`column -> parent` (step 01's wording) in the page language."""
+    column, target = reference.split(" -> ")
+    parent = (
+        text("audit.reference_parent")
+        if target.startswith("the identity table")
+        else table_label(text, target)
+    )
+    return f"{column_label(text, column)} → {parent}"
+
+
+def integrity_table(text: Catalog, report: AuditReport) -> Styler:
+    frame = report.integrity.copy()
+    frame["reference"] = frame["reference"].map(lambda r: _reference_label(text, r))
+    shown = _headers(text, frame, ["table", "reference", "rows", "orphan_rows", "orphan_share"])
+    return _style(text, shown, shares=(text("audit.headers.orphan_share"),))
+
+
+def dates_table(text: Catalog, report: AuditReport) -> Styler:
+    frame = report.date_coverage.assign(
+        first=lambda f: pd.to_datetime(f["first"]).map(lambda d: text.day(d) if pd.notna(d) else "–"),
+        last=lambda f: pd.to_datetime(f["last"]).map(lambda d: text.day(d) if pd.notna(d) else "–"),
+    )
+    return _style(text, _headers(text, frame, ["table", "column", "first", "last", "months_with_rows"]))
+
+
+def quality_table(text: Catalog, report: AuditReport) -> Styler:
+    frame = report.quality.copy()
+    columns = ["table", "score", *QUALITY_PARTS, "input_rows", "accepted_rows", "quarantined_rows"]
+    shown = _headers(text, frame, columns)
+    parts = tuple(text(f"audit.headers.{part}") for part in QUALITY_PARTS)
+    return _style(text, shown, shares=parts, scores=(text("audit.headers.score"),))
+
+
+def _feeds_label(text: Catalog, feeds: str) -> str:
+    """`table.column, ...` as column names for readers."""
+    return "、".join(column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed)
+
+
+def coverage_table(text: Catalog, report: AuditReport) -> Styler:
+    frame = report.coverage.assign(
+        group=lambda f: f["group"].map(lambda g: group_label(text, g)),
+        feeds=lambda f: f["feeds"].map(
+            lambda feeds: "、".join(
+                column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed
+            )
+        ),
+    )
+    shown = _headers(text, frame, ["group", "feeds", "records_with", "records", "share"])
+    return _style(text, shown, shares=(text("audit.headers.share"),))
