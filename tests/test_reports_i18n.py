@@ -4,17 +4,24 @@ management pages of a finished small run (titles, no warnings or paths, mostly C
 from __future__ import annotations
 
 import io
+import json
 import re
 import string
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import nbformat
+import pandas as pd
 import pytest
 
 from helpers.core import plots
 from helpers.core.i18n import LANGUAGES, load_messages
+from helpers.core.render import is_technical, render_reports, write_index
+from helpers.core.steps import AUDIT, STEPS, STRATEGY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,3 +142,114 @@ def test_segment_colours_are_stable_and_prospects_grey() -> None:
     assert plots.segment_colors([3, 1]) == {3: first[3], 1: first[1]}  # independent of the other ids
     assert len(set(first.values())) == 4
     assert plots.PROSPECTS_COLOR not in plots.segment_colors(range(1, 30)).values()
+
+
+def test_arviz_daily_import_warning_is_silenced() -> None:
+    code = (
+        "import warnings, helpers\n"
+        "warnings.warn('\\nArviZ is undergoing a major refactor to improve flexibility', FutureWarning)\n"
+        "warnings.warn('still shown', FutureWarning)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "ArviZ" not in completed.stderr and "still shown" in completed.stderr
+
+
+# --- rendering ----------------------------------------------------------------------------------
+def _notebook_with_outputs() -> nbformat.NotebookNode:
+    def markdown(text: str) -> dict:
+        return nbformat.v4.new_output("display_data", data={"text/markdown": text, "text/plain": text})
+
+    cell = nbformat.v4.new_code_cell("run_step(ctx)")
+    cell.outputs = [
+        markdown("## 关键数字\n\n共 1,234 位客户"),
+        nbformat.v4.new_output("stream", name="stderr", text="some log line\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="FutureWarning: ArviZ is undergoing\n"),
+        markdown("Reads /work/main/outputs/runs/x/03_features/features.parquet"),
+        markdown("installed in site-packages"),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=["Traceback ..."]),
+        markdown("渠道 / 产品: 电话 / 短信, 万/亿, https://example.org/a/b"),
+    ]
+    analyst = nbformat.v4.new_code_cell("ctx.path('x')", metadata={"tags": ["analyst"]})
+    analyst.outputs = [markdown("列表 analyst-only")]
+    return nbformat.v4.new_notebook(
+        cells=[cell, analyst], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "title"), [("zh", "06 分群策略与外呼计划"), ("en", "06 Strategy and call plan")]
+)
+def test_management_render_is_titled_and_drops_technical_output(
+    tmp_path: Path, language: str, title: str
+) -> None:
+    (tmp_path / "config.yml").write_text(f"report:\n  language: {language}\n", encoding="utf-8")
+    (tmp_path / "reports").mkdir()
+    executed = tmp_path / f"{STRATEGY.name}.ipynb"
+    nbformat.write(_notebook_with_outputs(), executed)
+    render_reports(executed, tmp_path / "reports")
+    management = (tmp_path / "reports" / f"{STRATEGY.name}.management.html").read_text(encoding="utf-8")
+    full = (tmp_path / "reports" / f"{STRATEGY.name}.html").read_text(encoding="utf-8")
+    assert f"<title>{title}</title>" in management and f"<title>{title}</title>" in full
+    assert f'<html lang="{language}"' in management
+    assert "共 1,234 位客户" in management and "电话 / 短信, 万/亿" in management
+    for hidden in ("some log line", "Warning", "/work/", "site-packages", "Traceback", "analyst-only"):
+        assert hidden not in management, hidden
+        assert hidden in full or hidden == "Traceback", hidden  # the analyst page keeps everything
+    assert 'href="index.html"' in management and "max-width" in management
+
+
+def test_technical_output_pattern() -> None:
+    def shows(text: str) -> bool:
+        return is_technical({"output_type": "stream", "name": "stdout", "text": text})
+
+    assert shows("C:\\Users\\li\\data.csv") and shows("/tmp/x/y.csv") and shows("~/.venv/bin")
+    assert shows("UserWarning: glyph") and shows(["Trace", "back (most recent call last)"])
+    assert not shows("1/2 的客户; 万/亿; 渠道 / 产品; a/b testing; https://example.org/x/y")
+    assert is_technical({"output_type": "stream", "name": "stderr", "text": "ok"})
+    assert not is_technical({"output_type": "display_data", "data": {"image/png": "iVBOR/a/b/c"}})
+
+
+def _fake_run(run_dir: Path, status: str, steps: list[str]) -> None:
+    (run_dir / "reports").mkdir(parents=True)
+    (run_dir / "config.yml").write_text("run:\n  reference_date: 2026-06-30\n", encoding="utf-8")
+    manifest = {"run_id": "20260701T000000Z-abcd", "status": status}
+    if status == "failed":
+        manifest["failed_step"] = STRATEGY.name
+    (run_dir / "run.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for stem in steps:
+        for suffix in (".html", ".management.html"):
+            (run_dir / "reports" / f"{stem}{suffix}").write_text("<html></html>", encoding="utf-8")
+    audit = run_dir / AUDIT.name
+    audit.mkdir()
+    pd.DataFrame(
+        {
+            "first": pd.to_datetime(["2023-01-05", "2024-02-01"]),
+            "last": pd.to_datetime(["2026-06-29", "2026-05-01"]),
+        }
+    ).to_parquet(audit / "date_coverage.parquet")
+
+
+def test_index_lists_pages_in_reading_order_with_run_facts(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "ok", [step.name for step in STEPS])
+    index = write_index(tmp_path).read_text(encoding="utf-8")
+    assert "<title>客户分群报告</title>" in index
+    assert "20260701T000000Z-abcd" in index and "2026年6月30日" in index
+    assert "2023年1月5日 – 2026年6月29日" in index
+    management = re.findall(r'href="([^"]+)\.management\.html"', index)
+    assert management == [step.name for step in reversed(STEPS)]
+    analyst = re.findall(r'href="(\d\d_[a-z_]+)\.html"', index)
+    assert analyst == management
+    assert index.index(".management.html") < index.index(f'"{STRATEGY.name}.html"')  # analyst list second
+
+
+def test_index_after_a_failed_run_lists_what_exists(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "failed", [step.name for step in STEPS[:-1]])
+    (tmp_path / "config.yml").write_text(
+        "run:\n  reference_date: 2026-06-30\nreport:\n  language: en\n", encoding="utf-8"
+    )
+    index = write_index(tmp_path).read_text(encoding="utf-8")
+    assert "did not finish: 06 Strategy and call plan failed" in index
+    assert "30 Jun 2026" in index
+    assert re.findall(r'href="([^"]+)\.management\.html"', index) == [s.name for s in reversed(STEPS[:-1])]

@@ -1,20 +1,34 @@
-"""Rendering executed notebooks to self-contained HTML: a full analyst page and a management page.
+"""Rendering executed notebooks to self-contained HTML: a full analyst page and a management page,
+and the run's start page `reports/index.html` (首页).
 
-The management page drops code and every cell tagged `pii` or `analyst`; neither page loads
-anything from the internet (figures are embedded PNGs).
+The management page drops code, every cell tagged `pii` or `analyst`, and every output a manager
+should not see (stderr, warnings, tracebacks, file-system paths); it has a real `<title>` in the
+run's language (`report.language`), a reading width and a Chinese-friendly font stack. No page
+loads anything from the internet (figures are embedded PNGs).
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import pandas as pd
+import yaml
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from helpers.core.i18n import Catalog, Language, catalog
+from helpers.core.settings import ReportSettings
+from helpers.core.steps import STEP_BY_NAME, STEPS
+
 PII_TAG = "pii"  # cells showing personal data: analysts only
 ANALYST_TAG = "analyst"  # checks, file lists, run mechanics: analysts only
+INDEX_PAGE = "index.html"
+DATE_COVERAGE = Path("01_data_audit") / "date_coverage.parquet"  # step 01: first/last date per table
 # nbconvert's template loads require.js and MathJax from a CDN; static reports need neither.
 # A script tag that loads from the internet, or an inline script that imports from it (nbconvert's
 # Mermaid loader): the reports must open offline and call no third party.
@@ -23,23 +37,170 @@ EXTERNAL_SCRIPT = re.compile(
     r"|<script\b[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*?</script>\n?",
     re.DOTALL,
 )
+# Output a manager must not see: Python warnings and tracebacks, and file-system paths (install
+# folders, the run folder) - a Unix path of two or more parts, a Windows drive path, a venv.
+TECHNICAL_OUTPUT = re.compile(
+    r"Warning|Traceback|site-packages|\.venv\b|(?<![\w.:/~-])/(?:[\w.\-]+/)+[\w.\-]*|\b[A-Za-z]:\\\w"
+)
+MANAGEMENT_CSS = """<style type="text/css">
+body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+  "WenQuanYi Micro Hei", "Helvetica Neue", Arial, sans-serif; line-height: 1.7; color: #222; }
+main, .jp-Notebook { max-width: 1000px; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
+.jp-InputPrompt, .jp-OutputPrompt { display: none; }
+.jp-Cell { padding: 0; }
+.jp-RenderedHTMLCommon { font-size: 15px; }
+.jp-RenderedHTMLCommon table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 14px; }
+.jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td { padding: 4px 10px; text-align: right; }
+.jp-RenderedHTMLCommon tbody tr:nth-child(odd) { background: #f6f8fa; }
+.jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
+.wb-nav { max-width: 1000px; margin: 0.5rem auto 0; padding: 0 1rem; font-size: 14px; }
+</style>
+"""
+INDEX_CSS = """<style type="text/css">
+body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+  "WenQuanYi Micro Hei", "Helvetica Neue", Arial, sans-serif; line-height: 1.8; color: #222;
+  max-width: 760px; margin: 2rem auto; padding: 0 1rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
+dt { color: #555; } dd { margin: 0; }
+ol.pages { font-size: 1.15rem; } ul.analyst { font-size: 0.9rem; color: #555; }
+p.failed { color: #a33; }
+</style>
+"""
+
+
+def frozen_config(run_dir: Path) -> dict[str, Any]:
+    """The run's frozen `config.yml` (empty for a folder without one)."""
+    path = run_dir / "config.yml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def run_language(run_dir: Path) -> Language:
+    """`report.language` of the run's frozen config (the schema default without one)."""
+    return (frozen_config(run_dir).get("report") or {}).get("language") or ReportSettings().language
+
+
+def page_title(stem: str, text: Catalog) -> str:
+    """The page title of a step's notebook stem (`common.pages.<package>.title`); else the stem."""
+    step = STEP_BY_NAME.get(stem)
+    return text(f"common.pages.{step.package}.title") if step else stem
 
 
 def render_reports(executed: Path, reports_dir: Path) -> None:
-    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` or `analyst` cells)."""
+    """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` or `analyst` cells,
+    no technical output), both titled in the run's language."""
+    language = run_language(reports_dir.parent)
+    text = catalog(language)
     notebook = nbformat.read(executed, as_version=4)
-    full_html, _ = HTMLExporter().from_notebook_node(notebook)
+    notebook.metadata["title"] = page_title(executed.stem, text)
+    full_html, _ = HTMLExporter(language_code=language).from_notebook_node(notebook)
     (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
-    management = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    management = HTMLExporter(
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        language_code=language,
+    )
     management.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
     )
-    management_html, _ = management.from_notebook_node(notebook)
+    management_html, _ = management.from_notebook_node(for_management(notebook))
+    nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
+    management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1)
+    management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
     (reports_dir / f"{executed.stem}.management.html").write_text(
         self_contained(management_html), encoding="utf-8"
     )
 
 
-def self_contained(html: str) -> str:
+def for_management(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy without the outputs a manager should not see: stderr, errors, and any output with a
+    warning, a traceback or a file-system path (these stay in the full page)."""
+    shown = nbformat.from_dict(notebook)
+    for cell in shown.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.outputs if not is_technical(output)]
+    return shown
+
+
+def is_technical(output: dict[str, Any]) -> bool:
+    """True for stderr, errors and outputs whose text shows a warning, traceback or path."""
+    if output.get("output_type") == "error" or output.get("name") == "stderr":
+        return True
+    texts = [output.get("text", "")]
+    texts += [value for mime, value in output.get("data", {}).items() if not mime.startswith("image/")]
+    return any(
+        TECHNICAL_OUTPUT.search(value if isinstance(value, str) else "".join(value)) for value in texts
+    )
+
+
+def self_contained(html_text: str) -> str:
     """The HTML without scripts that load or import code from the internet (figures are embedded PNGs)."""
-    return EXTERNAL_SCRIPT.sub("", html)
+    return EXTERNAL_SCRIPT.sub("", html_text)
+
+
+def data_period(run_dir: Path, text: Catalog) -> str:
+    """First to last event date over step 01's tables (`date_coverage`), or "–" before step 01."""
+    path = run_dir / DATE_COVERAGE
+    if not path.is_file():
+        return "–"
+    coverage = pd.read_parquet(path, columns=["first", "last"])
+    first, last = pd.to_datetime(coverage["first"]).min(), pd.to_datetime(coverage["last"]).max()
+    if pd.isna(first) or pd.isna(last):
+        return "–"
+    return f"{text.day(first)} – {text.day(last)}"
+
+
+def write_index(run_dir: Path) -> Path:
+    """Write `reports/index.html`: run id, as-of date, data period, the management pages in reading
+    order (strategy first) and the full analyst pages; after a failed run, the pages that exist."""
+    language = run_language(run_dir)
+    text = catalog(language)
+    reports = run_dir / "reports"
+    manifest_path = run_dir / "run.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    as_of = (frozen_config(run_dir).get("run") or {}).get("reference_date")
+    stems = [step.name for step in reversed(STEPS)]
+    stems += sorted(
+        {path.name.removesuffix(".management.html") for path in reports.glob("*.management.html")}
+        - set(stems),
+        reverse=True,
+    )
+    pages = [stem for stem in stems if (reports / f"{stem}.management.html").is_file()]
+    analyst = [stem for stem in stems if (reports / f"{stem}.html").is_file()]
+    facts = [
+        (text("common.run_id"), manifest.get("run_id", run_dir.name)),
+        (text("common.as_of"), text.day(as_of) if as_of else "–"),
+        (text("common.data_period"), data_period(run_dir, text)),
+    ]
+    status = ""
+    if manifest.get("status") == "failed":
+        failed = manifest.get("failed_step", "")
+        status = (
+            f'<p class="failed">{html.escape(text("common.index.failed", step=page_title(failed, text)))}</p>'
+        )
+
+    def link(stem: str, suffix: str) -> str:
+        return f'<li><a href="{stem}{suffix}">{html.escape(page_title(stem, text))}</a></li>'
+
+    title = html.escape(text("common.pages.index.title"))
+    body = "\n".join(
+        [
+            f"<h1>{title}</h1>",
+            "<dl>"
+            + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts)
+            + "</dl>",
+            status,
+            f"<h2>{html.escape(text('common.index.read'))}</h2>",
+            '<ol class="pages">' + "".join(link(stem, ".management.html") for stem in pages) + "</ol>",
+            f"<h3>{html.escape(text('common.index.analyst'))}</h3>",
+            '<ul class="analyst">' + "".join(link(stem, ".html") for stem in analyst) + "</ul>",
+        ]
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="{language}">\n<head>\n<meta charset="utf-8" />\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1.0">\n<title>{title}</title>\n'
+        f"{INDEX_CSS}</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+    index = reports / INDEX_PAGE
+    index.write_text(page, encoding="utf-8")
+    return index

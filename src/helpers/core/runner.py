@@ -30,7 +30,7 @@ import yaml
 from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
 from helpers.core.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
-from helpers.core.render import render_reports
+from helpers.core.render import render_reports, write_index
 from helpers.core.steps import STEPS, Step
 
 PINNED_PACKAGES = (
@@ -133,6 +133,7 @@ def run_workbench(
             manifest["steps"][step] = step_record
             manifest.update(status="failed", failed_step=step, finished_at=_now())
             _write_manifest(run_dir, manifest)
+            write_index(run_dir)
             raise StepFailedError(
                 f"Step {step} failed: {cause}\n"
                 f"  executed notebook with the error: {executed}\n"
@@ -143,6 +144,7 @@ def run_workbench(
         _say(progress, f"[{position}/{len(notebooks)}] {step} done in {seconds:.1f} s")
     manifest.update(status="ok", finished_at=_now())
     _write_manifest(run_dir, manifest)
+    write_index(run_dir)
     point_latest(outputs_dir, run_dir)
     _say(progress, f"Run {run_id} finished. Reports: {run_dir / 'reports'}")
     return RunResult(run_id=run_id, run_dir=run_dir)
