@@ -3,6 +3,7 @@ management pages of a finished small run (titles, no warnings or paths, mostly C
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -19,8 +20,9 @@ import pandas as pd
 import pytest
 
 from helpers.core import plots
-from helpers.core.i18n import LANGUAGES, load_messages
-from helpers.core.render import is_technical, render_reports, write_index
+from helpers.core.i18n import LANGUAGES, catalog, load_messages
+from helpers.core.render import is_technical, render_reports, run_language, write_index
+from helpers.core.runner import RunResult
 from helpers.core.steps import AUDIT, STEPS, STRATEGY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,3 +255,62 @@ def test_index_after_a_failed_run_lists_what_exists(tmp_path: Path) -> None:
     assert "did not finish: 06 Strategy and call plan failed" in index
     assert "30 Jun 2026" in index
     assert re.findall(r'href="([^"]+)\.management\.html"', index) == [s.name for s in reversed(STEPS[:-1])]
+
+
+# --- a finished small run -----------------------------------------------------------------------
+DATA_URI = re.compile(r"data:[\w/+.\-]+;base64,[A-Za-z0-9+/=\s]+")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef\u3000-\u303f]")
+LATIN = re.compile(r"[A-Za-z]")
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees: the body without styles, scripts, tags and images."""
+    body = page.split("<body", 1)[-1]
+    body = re.sub(r"<(style|script)\b.*?</\1>", " ", body, flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", " ", DATA_URI.sub("", body)))
+
+
+def test_visible_text_counts_what_a_reader_sees() -> None:
+    page = (
+        "<head><title>x</title></head><body><style>p {a: b}</style>"
+        '<p>客户 &amp; <b>Li</b></p><img src="data:image/png;base64,QUJD"/></body>'
+    )
+    text = visible_text(page)
+    assert "客户 &" in text and "Li" in text and "QUJD" not in text and "a: b" not in text
+    assert len(CJK.findall(text)) == 2 and len(LATIN.findall(text)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_world")
+def test_management_pages_of_a_run_are_titled_clean_and_in_the_run_language(small_run: RunResult) -> None:
+    reports = small_run.run_dir / "reports"
+    language = run_language(small_run.run_dir)
+    text = catalog(language)
+    english = {value for key, value in load_messages("en").items() if isinstance(value, str)}
+    english -= {value for value in load_messages("zh").values() if isinstance(value, str)}
+    problems = []
+    for step in STEPS:
+        page = (reports / f"{step.name}.management.html").read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", page)
+        if not title or title.group(1) != text(f"common.pages.{step.package}.title"):
+            problems.append(f"{step.name}: title {title and title.group(1)!r}")
+        shown = DATA_URI.sub("", page)
+        problems += [
+            f"{step.name}: shows {word!r}"
+            for word in ("Warning", "Traceback", "/work", "/home", "site-packages", ".venv")
+            if word in shown
+        ]
+        seen = visible_text(page)
+        if language == "zh":
+            cjk, latin = len(CJK.findall(seen)), len(LATIN.findall(seen))
+            if cjk <= latin:
+                problems.append(f"{step.name}: {cjk} Chinese characters, {latin} Latin letters")
+            problems += [
+                f"{step.name}: untranslated {value[:40]!r}"
+                for value in english
+                if len(value) >= 12 and "{" not in value and value in seen
+            ]
+    assert not problems, "\n".join(problems)
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r'href="([^"]+)\.management\.html"', index) == [step.name for step in reversed(STEPS)]
+    assert small_run.run_id in index and text("common.pages.index.title") in index

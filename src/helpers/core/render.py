@@ -42,28 +42,31 @@ EXTERNAL_SCRIPT = re.compile(
 TECHNICAL_OUTPUT = re.compile(
     r"Warning|Traceback|site-packages|\.venv\b|(?<![\w.:/~-])/(?:[\w.\-]+/)+[\w.\-]*|\b[A-Za-z]:\\\w"
 )
-MANAGEMENT_CSS = """<style type="text/css">
-body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
-  "WenQuanYi Micro Hei", "Helvetica Neue", Arial, sans-serif; line-height: 1.7; color: #222; }
-main, .jp-Notebook { max-width: 1000px; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
-.jp-InputPrompt, .jp-OutputPrompt { display: none; }
-.jp-Cell { padding: 0; }
-.jp-RenderedHTMLCommon { font-size: 15px; }
-.jp-RenderedHTMLCommon table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 14px; }
-.jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td { padding: 4px 10px; text-align: right; }
-.jp-RenderedHTMLCommon tbody tr:nth-child(odd) { background: #f6f8fa; }
-.jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
-.wb-nav { max-width: 1000px; margin: 0.5rem auto 0; padding: 0 1rem; font-size: 14px; }
+FONT_STACK = (
+    '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", '
+    '"Helvetica Neue", Arial, sans-serif'
+)
+MANAGEMENT_CSS = f"""<style type="text/css">
+:root {{ --jp-content-font-family: {FONT_STACK}; --jp-ui-font-family: {FONT_STACK}; }}
+body {{ font-family: {FONT_STACK}; line-height: 1.7; color: #222; }}
+main, .jp-Notebook {{ max-width: 1000px; margin: 0 auto; padding: 1.5rem 1rem 3rem; }}
+.jp-InputPrompt, .jp-OutputPrompt {{ display: none; }}
+.jp-Cell {{ padding: 0; }}
+.jp-RenderedHTMLCommon {{ font-size: 15px; }}
+.jp-RenderedHTMLCommon table {{ border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 14px; }}
+.jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td {{ padding: 4px 10px; text-align: right; }}
+.jp-RenderedHTMLCommon tbody tr:nth-child(odd) {{ background: #f6f8fa; }}
+.jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
+.wb-nav {{ max-width: 1000px; margin: 0.5rem auto 0; padding: 0 1rem; font-size: 14px; }}
 </style>
 """
-INDEX_CSS = """<style type="text/css">
-body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
-  "WenQuanYi Micro Hei", "Helvetica Neue", Arial, sans-serif; line-height: 1.8; color: #222;
-  max-width: 760px; margin: 2rem auto; padding: 0 1rem; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
-dt { color: #555; } dd { margin: 0; }
-ol.pages { font-size: 1.15rem; } ul.analyst { font-size: 0.9rem; color: #555; }
-p.failed { color: #a33; }
+INDEX_CSS = f"""<style type="text/css">
+body {{ font-family: {FONT_STACK}; line-height: 1.8; color: #222; max-width: 760px; margin: 2rem auto;
+  padding: 0 1rem; }}
+dl {{ display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }}
+dt {{ color: #555; }} dd {{ margin: 0; }}
+ol.pages {{ font-size: 1.15rem; }} ul.analyst {{ font-size: 0.9rem; color: #555; }}
+p.failed {{ color: #a33; }}
 </style>
 """
 
