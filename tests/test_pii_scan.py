@@ -41,6 +41,20 @@ def test_clean_report_has_no_hits(values: PiiValues) -> None:
     assert scan_text(CLEAN_REPORT.format(image=image), values) == []
 
 
+CLEAN_REPORT_ZH = """<html lang="zh"><body><h1>06 分群策略与外呼计划</h1>
+<p>运行编号 20261203T133703Z-8d72 · 截至日期 2026年6月30日 · 数据期间 2023年1月1日 – 2026年6月29日</p>
+<p>共 21,034 位客户，7 个分群；外呼名单 7,652 人、11,165 通电话（占可用 16,128 通的 69.0%）。</p>
+<p>流失风险价值 ¥962.9万，增长潜力 ¥1,381.2万；合计 ¥1.38亿。王牌团队 1,008 / 1,008 通。</p>
+<table><tr><td>高价值忠诚客户</td><td>是</td><td>4.5</td><td>13,812,345</td></tr></table></body></html>"""
+
+
+def test_clean_chinese_report_has_no_hits(values: PiiValues) -> None:
+    """Chinese number, money and date formats (万, 亿, ¥, 年月日) are not mistaken for phones or ids."""
+    assert scan_text(CLEAN_REPORT_ZH, values) == []
+    hits = scan_text(CLEAN_REPORT_ZH.replace("高价值忠诚客户", "高价值客户王伟"), values)
+    assert [(hit.kind, hit.value) for hit in hits] == [("name", "王伟")]
+
+
 @pytest.mark.parametrize(
     ("planted", "kind"),
     [
