@@ -16,6 +16,7 @@ import yaml
 from helpers.core.paths import PROJECT_ROOT
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.demo import events as demo_events
+from helpers.demo import export as demo_export
 from helpers.demo import world as demo
 from helpers.demo import xlsx as demo_xlsx
 from helpers.demo.world import RAW_FILES, TRUTH_SCHEMAS, format_stamps, generate_demo_world
@@ -429,3 +430,120 @@ def test_event_ids_are_sequential_and_padded() -> None:
     ids = demo_events.event_ids("T", 98, 3, 5).to_pylist()
     assert ids == ["T00098", "T00099", "T00100"]
     assert all(re.fullmatch(r"T\d{5}", i) for i in ids)
+
+
+# --- the export-style world (demo.style: export) ---
+
+EXPORT_PEOPLE = 300
+
+
+@pytest.fixture(scope="module")
+def export_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, int]]:
+    base = tmp_path_factory.mktemp("export_world")
+    counts = generate_demo_world(
+        base / "raw", base / "truth", n_customers=EXPORT_PEOPLE, progress=False, style="export"
+    )
+    return base / "raw", base / "truth", counts
+
+
+def test_export_style_writes_the_same_world_and_truth_as_the_default(export_world, tmp_path: Path) -> None:
+    raw, truth, counts = export_world
+    generate_demo_world(tmp_path / "raw", tmp_path / "truth", n_customers=EXPORT_PEOPLE, progress=False)
+    for name in TRUTH_SCHEMAS:
+        assert pd.read_parquet(truth / f"{name}.parquet").equals(
+            pd.read_parquet(tmp_path / "truth" / f"{name}.parquet")
+        ), name
+    assert sorted(p.name for p in raw.iterdir()) == sorted(demo_export.EXPORT_FILES.values())
+    assert not list(raw.parent.glob(".*"))  # no staging or default folder left behind
+    default_calls = pd.read_csv(tmp_path / "raw" / "calls.csv", dtype=str)
+    assert counts["呼叫记录.csv"] == len(default_calls)  # every call, no caller table
+    rows = pd.read_parquet(truth / "export_rows.parquet")
+    assert rows.groupby("file").size().to_dict() == {
+        name: count for name, count in counts.items() if not name.startswith("truth/")
+    }
+    persons = set(pd.read_parquet(truth / "persons.parquet").person_id)
+    assert set(rows.person_id) - {""} <= persons
+    assert (rows.person_id == "").mean() < 0.01  # only orphan events belong to nobody
+
+
+def test_export_crm_workbook_has_a_title_row_and_mixed_birth_dates(export_world) -> None:
+    raw, _, _ = export_world
+    sheet = pd.read_excel(raw / "客户主档.xlsx", sheet_name="客户主档", header=None, engine="openpyxl")
+    assert str(sheet.iloc[0, 0]).startswith("客户主档导出") and sheet.iloc[1].isna().all()
+    frame = sheet.iloc[3:].set_axis(sheet.iloc[2].tolist(), axis=1)
+    assert {"客户编号", "姓名", "性别", "出生日期", "手机", "会员卡号"} <= set(frame.columns)
+    birth = frame["出生日期"].dropna()
+    kinds = birth.map(lambda v: type(v).__name__ if not isinstance(v, str) else _shape(v))
+    assert {"datetime", "int", "9/9/9", "9-9-9", "9年9月9日"} <= set(
+        kinds.str.replace(r"9+", "9", regex=True)
+    )
+    members = frame["会员卡号"].dropna()
+    assert len(members) and all(isinstance(v, int) and len(str(v)) == 12 for v in members)
+    assert set(frame["性别"].dropna()) <= {"男", "女", "X"}
+    assert (
+        frame["省份"].str.endswith(("省", "市", "自治区")).any()
+        and frame["省份"].isin(["广东", "北京"]).any()
+    )
+
+
+def _shape(text: str) -> str:
+    return re.sub(r"\d", "9", text)
+
+
+def test_export_call_log_is_gbk_crlf_keyed_by_messy_caller_numbers(export_world) -> None:
+    raw, truth, _ = export_world
+    data = (raw / "呼叫记录.csv").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    text = data.decode("gbk")
+    lines = text.split("\r\n")
+    assert lines[0].startswith("通话编号,来电号码") and "\n" not in text.replace("\r\n", "")
+    numbers = pd.Series([line.split(",")[1] for line in lines[1:] if line])
+    assert numbers.str.fullmatch(r"01\d{10}").any()  # trunk prefix 0
+    assert numbers.str.contains("[０-９]").any()  # full-width digits
+    assert numbers.str.fullmatch(r"\d{8}").any()  # local numbers without the area code
+    assert numbers.str.contains(r"转\d{4}$|\d-\d{4}$").any()  # switchboard extensions
+    assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d", text) and "呼入" in text and "是" in text
+    defects = pd.read_parquet(truth / "export_defects.parquet")
+    fields = [len(line.split(",")) for line in lines[1:] if line]
+    ragged = defects.defect.isin(["too_few_fields", "too_many_fields"])
+    planted = defects[(defects.file == "呼叫记录.csv") & ragged].set_index("row_no").defect
+    for row, count in enumerate(fields, start=1):
+        expected = {"too_few_fields": 8, "too_many_fields": 10}.get(planted.get(row), 9)
+        assert count == expected, row
+
+
+def test_export_orders_have_a_bom_currency_amounts_and_a_cut_off_last_row(export_world) -> None:
+    raw, truth, counts = export_world
+    data = (raw / "订单明细.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and not data.endswith(b"\n")
+    last = data.decode("utf-8-sig").split("\r\n")[-1]
+    assert last.startswith('"') and last.count('"') == 1  # cut inside a quoted field
+    text = data.decode("utf-8-sig")
+    assert all(form in text for form in ('"¥', '"￥', '元"', "已退款", "小程序", "电话下单"))
+    defects = pd.read_parquet(truth / "export_defects.parquet")
+    orders = defects[defects.file == "订单明细.csv"]
+    assert orders.loc[orders.defect == "truncated_row", "row_no"].tolist() == [counts["订单明细.csv"]]
+    assert {"too_few_fields", "too_many_fields", "amount_not_a_number", "exact_duplicate"} <= set(
+        orders.defect
+    )
+
+
+def test_export_members_have_pinyin_names_only_and_chinese_tiers(export_world) -> None:
+    raw, _, _ = export_world
+    members = pd.read_csv(raw / "会员积分.csv", dtype=str, keep_default_na=False)
+    assert not members["会员姓名"].str.contains(r"[\u4e00-\u9fff]").any()
+    names = members["会员姓名"]
+    assert names.str.fullmatch(r"[A-Z]+ [A-Z][a-z]+").any() and names.str.fullmatch(r"[a-z]+").any()
+    assert set(members["会员等级"]) - {""} <= {"普卡", "银卡", "金卡", "钻石", "黑卡"}
+    survey = pd.read_csv(raw / "survey_results.csv", dtype=str, keep_default_na=False)
+    assert survey.columns[:3].tolist() == ["Response ID", "Phone No.", "Submitted"]
+    assert survey["Submitted"].str.fullmatch(r"\d\d/\d\d/\d{4}").mean() > 0.98
+
+
+def test_export_config_names_the_export_files() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "config" / "demo_export.yml").read_text(encoding="utf-8"))
+    assert config["demo"]["style"] == "export"
+    tables = config["data"]["tables"]
+    assert {name: spec["file"] for name, spec in tables.items()} == demo_export.EXPORT_FILES
+    assert tables["crm_customers"]["sheet"] == demo_export.CRM_SHEET

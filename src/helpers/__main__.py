@@ -80,6 +80,7 @@ def _demo(args: argparse.Namespace) -> int:
             truth_dir,
             n_customers=demo["customers"],
             seed=demo["seed"],
+            style=demo["style"],
             reference_date=str(config["run"]["reference_date"]),
         )
     except DemoSizeError as error:

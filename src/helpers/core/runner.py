@@ -200,6 +200,7 @@ def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
         truth_dir,
         n_customers=demo["customers"],
         seed=demo["seed"],
+        style=demo["style"],
         reference_date=str(config["run"]["reference_date"]),
         progress=progress,
     )

@@ -37,6 +37,8 @@ class DemoSettings(Section):
     customers: PositiveInt = 20_000
     seed: int = 7
     truth_dir: str | None = None
+    # default: the canonical files; export: the same world as a Chinese call center's own exports
+    style: Literal["default", "export"] = "default"
 
 
 class ColumnSource(Section):

@@ -14,7 +14,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -130,8 +130,13 @@ def generate_demo_world(
     seed: int = 7,
     reference_date: str = "2026-06-30",
     progress: bool = True,
+    style: Literal["default", "export"] = "default",
 ) -> dict[str, int]:
-    """Write the 8 raw tables to `raw_dir` and the truth to `truth_dir`; return rows per file."""
+    """Write the 8 raw tables to `raw_dir` and the truth to `truth_dir`; return rows per file.
+
+    `style="export"` writes the same world as a Chinese call center's own exports instead
+    (`helpers.demo.export`): the default files are generated into a hidden folder and rewritten.
+    """
     if n_customers < 1:
         raise ValueError(f"n_customers must be at least 1, got {n_customers}")
     if not EARLIEST_REFERENCE <= np.datetime64(reference_date, "D") <= LATEST_REFERENCE:
@@ -147,17 +152,29 @@ def generate_demo_world(
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     # Staging folders sit next to the targets, so `raw_dir` only ever holds a complete set.
     stages = {raw_dir: _staging(raw_dir), truth_dir: _staging(truth_dir)}
-    for stage in stages.values():
+    default_raw = raw_dir.parent / f".{raw_dir.name}.demo-default"
+    for stage in [*stages.values(), default_raw]:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
     try:
-        counts = _write_world(stages[raw_dir], stages[truth_dir], n_customers, seed, reference_date, progress)
+        if style == "export":
+            from helpers.demo.export import write_export_world
+
+            counts = _write_world(default_raw, stages[truth_dir], n_customers, seed, reference_date, progress)
+            counts = {
+                **write_export_world(default_raw, stages[raw_dir], stages[truth_dir], seed, reference_date),
+                **{name: rows for name, rows in counts.items() if name.startswith("truth/")},
+            }
+        else:
+            counts = _write_world(
+                stages[raw_dir], stages[truth_dir], n_customers, seed, reference_date, progress
+            )
         for target, stage in stages.items():
             target.mkdir(parents=True, exist_ok=True)
             for path in sorted(stage.iterdir()):
                 path.replace(target / path.name)
     finally:
-        for stage in stages.values():
+        for stage in [*stages.values(), default_raw]:
             shutil.rmtree(stage, ignore_errors=True)
     return counts
 

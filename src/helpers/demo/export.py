@@ -1,0 +1,555 @@
+"""The export-style demo world: the default world's records and events written as a Chinese call
+center's own exports (`demo.style: export`, matching `config/demo_export.yml`).
+
+The default world is generated first (same people, events and truth for the same seed) and then
+rewritten file by file: Chinese headers and values, a CRM workbook with a title row, mixed birth-date
+and amount forms, a GBK CRLF call log keyed only by the caller number, an order file keyed by the
+shop account, a pinyin-only member file, an English survey keyed by phone. There is no caller
+table, shop-account master or marketing file. Ragged rows, a truncated last row and values outside
+every vocabulary are planted on top of the default world's defects. Truth written next to the
+default truth: `export_rows` (file, row_no, source record, person of every data row) and
+`export_defects` (file, row_no, defect of every planted bad row; a row may have several).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from helpers.demo import reference as ref
+from helpers.demo.world import ISO_DATETIME, RAW_FILES
+from helpers.demo.xlsx import XlsxStreamWriter
+
+HOME_AREA_CODE = "021"  # the center's own city (Shanghai): its landlines appear as bare local numbers
+EVENT_CHUNK_ROWS = 500_000
+EXPORT_FILES = {
+    "crm_customers": "客户主档.xlsx",
+    "calls": "呼叫记录.csv",
+    "transactions": "订单明细.csv",
+    "loyalty_members": "会员积分.csv",
+    "surveys": "survey_results.csv",
+}
+CRM_SHEET = "客户主档"
+GENDER = {"M": "男", "F": "女"}
+CUSTOMER_TYPE = {"consumer": "个人", "business": "企业"}
+INDUSTRY = {
+    "manufacturing": "制造业",
+    "finance": "金融",
+    "healthcare": "医疗健康",
+    "education": "教育",
+    "construction": "建筑",
+    "retail": "零售",
+    "hospitality": "酒店餐饮",
+    "it_services": "IT服务",
+    "professional_services": "专业服务",
+    "logistics": "物流",
+}
+DIRECTION = {"inbound": "呼入", "outbound": "呼出"}
+REASON = {"inquiry": "咨询", "complaint": "投诉", "after_sales": "售后", "sales": "回访"}
+YES_NO = {"true": "是", "false": "否"}
+TIER = {"basic": "普卡", "silver": "银卡", "gold": "金卡", "platinum": "钻石"}
+CATEGORY = {
+    "jewelry": "珠宝首饰",
+    "home": "家居",
+    "beauty": "美妆",
+    "gifts": "礼品",
+    "electronics": "数码电器",
+    "office_supplies": "办公用品",
+    "snacks": "零食",
+    "baby": "母婴",
+    "sports": "运动户外",
+    "fashion": "服饰",
+    "books": "图书",
+    "luxury": "奢侈品",
+    "office_equipment": "办公设备",
+    "groceries": "生鲜食品",
+}
+# app orders come from the app or the mini program; "online" is the PC shop.
+CHANNEL = {"store": ["门店"], "online": ["PC"], "app": ["APP", "小程序"], "phone": ["电话下单"]}
+MUNICIPALITIES = {"北京", "上海", "天津", "重庆"}
+AUTONOMOUS = {"广西": "广西壮族自治区"}
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+PLANT_SHARE = 0.001  # share of rows per planted export defect kind
+
+
+@dataclass
+class _Rows:
+    """Row truth of one export file, collected chunk by chunk."""
+
+    file: str
+    systems: list[np.ndarray]
+    records: list[np.ndarray]
+    defects: list[tuple[np.ndarray, str]]
+    rows: int = 0
+
+    def add(self, system: np.ndarray, record: np.ndarray) -> np.ndarray:
+        """Append a chunk's owners; return the chunk's 1-based row numbers."""
+        self.systems.append(np.asarray(system, dtype=object))
+        self.records.append(np.asarray(record, dtype=object))
+        numbers = np.arange(self.rows + 1, self.rows + len(system) + 1)
+        self.rows += len(system)
+        return numbers
+
+    def plant(self, row_numbers: np.ndarray, defect: str) -> None:
+        self.defects.append((np.asarray(row_numbers, dtype=np.int64), defect))
+
+
+def write_export_world(
+    default_raw: Path, raw_dir: Path, truth_dir: Path, seed: int, reference_date: str
+) -> dict:
+    """Rewrite the default world in `default_raw` as export files in `raw_dir`; return rows per file.
+
+    `truth_dir` already holds the default truth; `export_rows` and `export_defects` are added.
+    """
+    rng = np.random.default_rng([seed, 11])
+    records = _Records.read(default_raw)
+    defects = pd.read_parquet(truth_dir / "planted_defects.parquet")
+    owners = pd.read_parquet(truth_dir / "source_records.parquet")
+    persons = pd.read_parquet(
+        truth_dir / "persons.parquet", columns=["person_id", "full_name", "is_business"]
+    )
+    truths = [
+        _crm(rng, records.crm, defects, raw_dir, reference_date),
+        _members(rng, records.loyalty, owners, persons, raw_dir),
+        _calls(rng, default_raw, records, owners, persons, defects, raw_dir),
+        _orders(rng, default_raw, records, defects, raw_dir),
+        _surveys(rng, default_raw, records, defects, raw_dir),
+    ]
+    _write_truth(truths, owners, truth_dir)
+    return {truth.file: truth.rows for truth in truths}
+
+
+@dataclass
+class _Records:
+    """The default world's identity records, read as text."""
+
+    crm: pd.DataFrame
+    cti: pd.DataFrame
+    shop: pd.DataFrame
+    loyalty: pd.DataFrame
+
+    @classmethod
+    def read(cls, raw: Path) -> _Records:
+        def csv(table: str) -> pd.DataFrame:
+            spec = RAW_FILES[table]
+            return pd.read_csv(raw / spec.file, dtype=str, keep_default_na=False, encoding=spec.encoding)
+
+        loyalty = pd.read_excel(raw / RAW_FILES["loyalty_members"].file, dtype=str, engine="calamine")
+        return cls(csv("crm_customers"), csv("cti_contacts"), csv("shop_accounts"), loyalty.fillna(""))
+
+    def account(self, rng: np.random.Generator) -> pd.Series:
+        """(system, record id) -> the account an order carries: the record's login (phone or e-mail),
+        a member number where the member has neither."""
+        crm = _first_filled(_first_filled(_digits(self.crm.mobile), self.crm.email), self.crm.member_no)
+        shop_mail = rng.random(len(self.shop)) < 0.6
+        shop = np.where(
+            (shop_mail & (self.shop.email != "")) | (self.shop.mobile == ""),
+            self.shop.email,
+            _digits(self.shop.mobile),
+        )
+        loyalty = _first_filled(
+            _first_filled(_digits(self.loyalty.phone), self.loyalty.email), self.loyalty.member_no
+        )
+        return _by_record(
+            [
+                ("crm", self.crm.crm_id, crm),
+                ("shop", self.shop.shop_user_id, shop),
+                ("loyalty", self.loyalty.member_no, loyalty),
+            ]
+        )
+
+    def phone(self) -> pd.Series:
+        """(system, record id) -> what a survey is keyed by: the record's phone, its e-mail without one."""
+        return _by_record(
+            [
+                (
+                    "crm",
+                    self.crm.crm_id,
+                    _first_filled(_first_filled(self.crm.mobile, self.crm.landline), self.crm.email),
+                ),
+                ("cti", self.cti.cti_id, self.cti.phone.to_numpy()),
+                ("shop", self.shop.shop_user_id, _first_filled(self.shop.mobile, self.shop.email)),
+                ("loyalty", self.loyalty.member_no, _first_filled(self.loyalty.phone, self.loyalty.email)),
+            ]
+        )
+
+
+def _by_record(parts: list[tuple[str, pd.Series, np.ndarray]]) -> pd.Series:
+    return pd.concat(
+        pd.Series(values, index=pd.MultiIndex.from_arrays([np.full(len(ids), system), ids]))
+        for system, ids, values in parts
+    )
+
+
+def _first_filled(first: pd.Series | np.ndarray, second: pd.Series | np.ndarray) -> np.ndarray:
+    first = np.asarray(first, dtype=object)
+    return np.where(first != "", first, np.asarray(second, dtype=object))
+
+
+def _digits(values: pd.Series) -> np.ndarray:
+    """A mobile as a shop login: its 11 digits (country code dropped)."""
+    digits = values.str.replace(r"\D", "", regex=True).str[-11:]
+    return np.where(values != "", digits, "")
+
+
+def _pick(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
+    return np.flatnonzero(rng.random(n) < share)
+
+
+def _defect_rows(
+    defects: pd.DataFrame, table: str, keys: pd.Series, numbers: np.ndarray, truth: _Rows
+) -> None:
+    """Carry the default world's planted defects of `table` over to export row numbers.
+
+    An exact duplicate's second occurrence is the bad row; orphans of identity tables that the export
+    leaves out become unknown identifiers, not defects.
+    """
+    planted = defects[(defects.table == table) & (defects.defect != "orphan")]
+    for kind, group in planted.groupby("defect"):
+        hit = keys.isin(set(group.key)).to_numpy()
+        if kind == "exact_duplicate":
+            hit &= keys.duplicated(keep="first").to_numpy()
+        truth.plant(numbers[hit], str(kind))
+
+
+def _dates(values: pd.Series, fmt: str) -> pd.Series:
+    return pd.to_datetime(values.where(values != ""), format=fmt, errors="coerce")
+
+
+def _chinese_datetime(values: pd.Series, parsed: pd.Series) -> pd.Series:
+    """`2026年3月5日 14:03`; text that is not a date is kept as it was."""
+    text = (
+        parsed.dt.year.astype("Int64").astype(str)
+        + "年"
+        + parsed.dt.month.astype("Int64").astype(str)
+        + "月"
+        + parsed.dt.day.astype("Int64").astype(str)
+        + "日 "
+        + parsed.dt.strftime("%H:%M")
+    )
+    return text.where(parsed.notna(), values)
+
+
+def _province(rng: np.random.Generator, province: pd.Series) -> np.ndarray:
+    """Province names with and without their suffix (广东 / 广东省, 北京 / 北京市, 广西 / 广西壮族自治区)."""
+    full = province.map(
+        lambda name: (
+            AUTONOMOUS.get(name, f"{name}市" if name in MUNICIPALITIES else f"{name}省") if name else ""
+        )
+    )
+    return np.where(rng.random(len(province)) < 0.5, full, province)
+
+
+def _crm(rng, crm: pd.DataFrame, defects: pd.DataFrame, raw_dir: Path, reference_date: str) -> _Rows:
+    """The CRM workbook: title row, blank row, Chinese header; mixed birth dates, numeric member numbers."""
+    n = len(crm)
+    truth = _Rows(EXPORT_FILES["crm_customers"], [], [], [])
+    numbers = truth.add(np.full(n, "crm"), crm.crm_id)
+    birth = _dates(crm.birth_date, "%Y-%m-%d")
+    form = rng.integers(0, 5, n)  # 1985/3/7, 1985-03-07, 19850307 number, 1985年3月7日, date cell
+    year, month, day = (
+        birth.dt.year.astype("Int64"),
+        birth.dt.month.astype("Int64"),
+        birth.dt.day.astype("Int64"),
+    )
+    slash = year.astype(str) + "/" + month.astype(str) + "/" + day.astype(str)
+    chinese = year.astype(str) + "年" + month.astype(str) + "月" + day.astype(str) + "日"
+    text = np.where(form == 0, slash, np.where(form == 1, crm.birth_date, np.where(form == 3, chinese, None)))
+    has = birth.notna().to_numpy()
+    birth_cell = pa.StructArray.from_arrays(
+        [
+            pa.array(np.where(has, text, None), type=pa.string()),
+            pa.array(np.where(has & (form == 2), birth.dt.strftime("%Y%m%d"), None)).cast(pa.int64()),
+            pa.array(birth.where(has & (form == 4)), type=pa.timestamp("s")),
+        ],
+        names=["text", "number", "date"],
+    )
+    gender = crm.gender.map(GENDER).fillna("").to_numpy(dtype=object)
+    bad_gender = _pick(rng, n, PLANT_SHARE)
+    gender[bad_gender] = "X"
+    truth.plant(numbers[bad_gender], "gender_outside_vocabulary")
+    _defect_rows(defects, "crm_customers", crm.crm_id, numbers, truth)
+    columns = {
+        "客户编号": crm.crm_id,
+        "姓名": crm.full_name,
+        "性别": gender,
+        "出生日期": birth_cell,
+        "手机": crm.mobile,
+        "固定电话": crm.landline,
+        "电子邮箱": crm.email,
+        "证件号哈希": crm.national_id_hash,
+        "会员卡号": pd.to_numeric(crm.member_no.where(crm.member_no != "")).astype("Int64"),
+        "客户类型": crm.customer_type.map(CUSTOMER_TYPE),
+        "公司名称": crm.company_name,
+        "所属行业": crm.industry.map(INDUSTRY),
+        "员工人数": pd.to_numeric(crm.employee_count.where(crm.employee_count != "")).astype("Int64"),
+        "年营业额(元)": pd.to_numeric(crm.annual_revenue_cny.where(crm.annual_revenue_cny != "")),
+        "省份": _province(rng, crm.province),
+        "城市": np.where(rng.random(n) < 0.3, crm.city + "市", crm.city),
+        "地址": crm.address,
+        "创建时间": crm.created_at,
+    }
+    arrays = [_arrow(values) for values in columns.values()]
+    writer = XlsxStreamWriter(
+        raw_dir / truth.file, CRM_SHEET, list(columns), title=f"客户主档导出 截至{reference_date}"
+    )
+    writer.write(pa.Table.from_arrays(arrays, names=list(columns)))
+    writer.close()
+    return truth
+
+
+def _arrow(values) -> pa.Array:
+    """A column for the workbook: struct and numbers as they are, text with empty strings left out."""
+    if isinstance(values, pa.Array):
+        return values
+    series = pd.Series(values)
+    if pd.api.types.is_numeric_dtype(series):
+        return pa.array(series, from_pandas=True)
+    text = series.fillna("").astype(str)
+    return pa.array(text.where(text != ""), type=pa.string(), from_pandas=True)
+
+
+def _pinyin_names(rng, names: pd.Series, true_names: pd.Series) -> np.ndarray:
+    """Pinyin only: `ZHANG Wei`, `zhangwei`, `Wei Zhang`, `Zhang Wei`; Latin names as the record had them."""
+    readings = dict(ref.SURNAMES) | dict(ref.GIVEN)
+    out = names.to_numpy(dtype=object).copy()
+    forms = rng.integers(0, 4, len(names))
+    for row, (true_name, form) in enumerate(zip(true_names, forms, strict=True)):
+        if not isinstance(true_name, str) or not true_name or true_name[0] not in readings:
+            continue
+        surname, given = readings[true_name[0]], "".join(readings.get(char, "") for char in true_name[1:])
+        out[row] = (
+            f"{surname.upper()} {given.capitalize()}",
+            f"{surname}{given}",
+            f"{given.capitalize()} {surname.capitalize()}",
+            f"{surname.capitalize()} {given.capitalize()}",
+        )[form]
+    return out
+
+
+def _members(rng, loyalty: pd.DataFrame, owners: pd.DataFrame, persons: pd.DataFrame, raw_dir: Path) -> _Rows:
+    """The member-points file: pinyin names only, Chinese tiers, a points column no table has."""
+    n = len(loyalty)
+    truth = _Rows(EXPORT_FILES["loyalty_members"], [], [], [])
+    numbers = truth.add(np.full(n, "loyalty"), loyalty.member_no)
+    person = owners[owners.source_system == "loyalty"].set_index("source_record_id").person_id
+    true_names = loyalty.member_no.map(person).map(persons.set_index("person_id").full_name)
+    tier = loyalty.tier.map(TIER).fillna("").to_numpy(dtype=object)
+    bad_tier = _pick(rng, n, PLANT_SHARE)
+    tier[bad_tier] = "黑卡"
+    truth.plant(numbers[bad_tier], "tier_outside_vocabulary")
+    frame = pd.DataFrame(
+        {
+            "会员号": loyalty.member_no,
+            "会员姓名": _pinyin_names(rng, loyalty.member_name, true_names),
+            "手机号": loyalty.phone,
+            "邮箱": loyalty.email,
+            "生日": loyalty.birth_date.str[:10],
+            "入会日期": loyalty.joined_on.str[:10],
+            "会员等级": tier,
+            "当前积分": rng.integers(0, 50_000, n),
+        }
+    )
+    frame.to_csv(raw_dir / truth.file, index=False, encoding="utf-8")
+    return truth
+
+
+def _caller_numbers(rng, phones: pd.Series, business: np.ndarray) -> np.ndarray:
+    """How the PBX logs a caller: trunk prefix 0, full-width digits, bare local numbers, extensions."""
+    digits = phones.str.replace(r"\D", "", regex=True).str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+    mobile = digits.str.fullmatch(r"1\d{10}").to_numpy()
+    local = digits.str.startswith(HOME_AREA_CODE).to_numpy() & ~mobile
+    u = rng.random(len(phones))
+    out = phones.to_numpy(dtype=object).copy()
+    out = np.where(mobile & (u < 0.28), "0" + digits, out)
+    out = np.where(mobile & (u >= 0.28) & (u < 0.33), digits.str.translate(FULL_WIDTH), out)
+    out = np.where(local & (u < 0.6), digits.str[len(HOME_AREA_CODE) :], out)
+    extension = ~mobile & business & (u > 0.5) & (phones != "").to_numpy()
+    marks = np.where(rng.random(len(phones)) < 0.5, "转", "-")
+    numbers = rng.integers(8000, 9000, len(phones)).astype(str)
+    return np.where(extension, out.astype(str) + marks + numbers, out)
+
+
+def _calls(rng, default_raw: Path, records: _Records, owners, persons, defects, raw_dir: Path) -> _Rows:
+    """The GBK CRLF call log, keyed only by the caller number (and the name the agent typed)."""
+    truth = _Rows(EXPORT_FILES["calls"], [], [], [])
+    cti = records.cti.set_index("cti_id")
+    person = owners[owners.source_system == "cti"].set_index("source_record_id").person_id
+    business = person.map(persons.set_index("person_id").is_business).fillna(False)
+    fmt = RAW_FILES["calls"].datetime_format
+    path = raw_dir / truth.file
+    with path.open("w", encoding="gbk", newline="") as handle:
+        for chunk in pd.read_csv(
+            default_raw / RAW_FILES["calls"].file,
+            dtype=str,
+            keep_default_na=False,
+            chunksize=EVENT_CHUNK_ROWS,
+        ):
+            known = chunk.cti_id.isin(cti.index).to_numpy()
+            numbers = truth.add(np.where(known, "cti", ""), np.where(known, chunk.cti_id, ""))
+            phone = chunk.cti_id.map(cti.phone).fillna("")
+            unknown = np.flatnonzero(~known)  # orphans: numbers nobody in the world holds
+            phone.iloc[unknown] = [f"17{n:09d}" for n in rng.integers(0, 10**9, len(unknown))]
+            direction = chunk.direction.map(DIRECTION).to_numpy(dtype=object)
+            bad = _pick(rng, len(chunk), PLANT_SHARE)
+            direction[bad] = "转接"
+            truth.plant(numbers[bad], "direction_outside_vocabulary")
+            _defect_rows(defects, "calls", chunk.call_id, numbers, truth)
+            frame = pd.DataFrame(
+                {
+                    "通话编号": chunk.call_id,
+                    "来电号码": _caller_numbers(rng, phone, chunk.cti_id.map(business).eq(True).to_numpy()),
+                    "客户姓名": chunk.cti_id.map(cti.caller_name).fillna(""),
+                    "开始时间": _chinese_datetime(chunk.call_at, _dates(chunk.call_at, fmt)),
+                    "呼叫方向": direction,
+                    "业务类型": chunk.reason.map(REASON),
+                    "通话时长(秒)": chunk.duration_sec,
+                    "是否解决": chunk.resolved.map(YES_NO).fillna(""),
+                    "满意度": chunk.satisfaction,
+                }
+            )
+            header = handle.tell() == 0
+            lines = frame.to_csv(index=False, header=header, lineterminator="\r\n").split("\r\n")
+            handle.write("\r\n".join(_ragged(rng, lines, numbers, truth, header=header)))
+    return truth
+
+
+def _ragged(rng, lines: list[str], numbers: np.ndarray, truth: _Rows, header: bool) -> list[str]:
+    """Drop the last field of some data lines and add one to others (rows too short / too long)."""
+    first = 1 if header else 0
+    rows = _pick(rng, len(numbers), PLANT_SHARE)
+    short = rows[rng.random(len(rows)) < 0.5]
+    for row in rows:
+        line = lines[first + row]
+        lines[first + row] = line.rsplit(",", 1)[0] if row in short else f"{line},备注"
+    truth.plant(numbers[short], "too_few_fields")
+    truth.plant(numbers[np.setdiff1d(rows, short)], "too_many_fields")
+    return lines
+
+
+def _amounts(rng, amounts: pd.Series) -> np.ndarray:
+    """`¥1,234.50`, `￥1,234.50`, `1234.50`, `1,234.50元` (negative amounts as `-1234.50`)."""
+    values = pd.to_numeric(amounts)
+    grouped = values.map("{:,.2f}".format)
+    plain = values.map("{:.2f}".format)
+    form = rng.integers(0, 4, len(values))
+    out = np.select(
+        [form == 0, form == 1, form == 2], ["¥" + grouped, "￥" + grouped, plain], default=grouped + "元"
+    )
+    return np.where(values < 0, plain, out)
+
+
+def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
+    """The UTF-8-BOM order file keyed by the shop account (a phone or an e-mail); last row cut off."""
+    truth = _Rows(EXPORT_FILES["transactions"], [], [], [])
+    account = records.account(rng)
+    path = raw_dir / truth.file
+    fmt = RAW_FILES["transactions"].datetime_format
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        for chunk in pd.read_csv(
+            default_raw / RAW_FILES["transactions"].file,
+            dtype=str,
+            keep_default_na=False,
+            chunksize=EVENT_CHUNK_ROWS,
+        ):
+            keys = pd.MultiIndex.from_arrays([chunk.source_system, chunk.source_customer_id])
+            login = pd.Series(account.reindex(keys).to_numpy(), index=chunk.index)
+            known = login.notna().to_numpy()
+            numbers = truth.add(
+                np.where(known, chunk.source_system, ""), np.where(known, chunk.source_customer_id, "")
+            )
+            unknown = np.flatnonzero(~known)  # orphans: accounts no system knows
+            login.iloc[unknown] = [f"guest{n}@163.com" for n in rng.integers(10**6, 10**7, len(unknown))]
+            truth.plant(numbers[(login == "").to_numpy()], "missing_account")
+            channel = chunk.channel.map(lambda value: CHANNEL[value][0]).to_numpy(dtype=object)
+            app = (chunk.channel == "app").to_numpy() & (rng.random(len(chunk)) < 0.4)
+            channel[app] = CHANNEL["app"][1]
+            amount = _amounts(rng, chunk.amount)
+            bad = _pick(rng, len(chunk), PLANT_SHARE)
+            amount[bad] = "待定"
+            truth.plant(numbers[bad], "amount_not_a_number")
+            _defect_rows(defects, "transactions", chunk.txn_id, numbers, truth)
+            parsed = _dates(chunk.txn_at, fmt)
+            frame = pd.DataFrame(
+                {
+                    "订单号": chunk.txn_id,
+                    "下单账号": login,
+                    "下单时间": parsed.dt.strftime("%Y/%m/%d %H:%M:%S").where(parsed.notna(), chunk.txn_at),
+                    "订单金额": amount,
+                    "数量": chunk.quantity,
+                    "商品类目": chunk.category.map(CATEGORY),
+                    "渠道": channel,
+                    "订单状态": np.where(chunk.is_refund == "true", "已退款", "已完成"),
+                }
+            )
+            header = handle.tell() == 0
+            lines = frame.to_csv(index=False, header=header, lineterminator="\r\n").split("\r\n")
+            handle.write("\r\n".join(_ragged(rng, lines, numbers, truth, header=header)))
+    _truncate_last_row(path, truth)
+    return truth
+
+
+def _truncate_last_row(path: Path, truth: _Rows) -> None:
+    """Cut the file in the middle of its last row, inside the account field (an export that stopped)."""
+    data = path.read_bytes()
+    end = data.rstrip(b"\r\n")
+    start = end.rfind(b"\n") + 1
+    cut = start + end[start:].index(b",") + 4
+    path.write_bytes(data[:start] + b'"' + data[start:cut])
+    truth.plant(np.array([truth.rows]), "truncated_row")
+
+
+def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
+    """The survey tool's export: English headers, keyed by phone (e-mail without one), dates MM/DD/YYYY."""
+    truth = _Rows(EXPORT_FILES["surveys"], [], [], [])
+    phone = records.phone()
+    survey = pd.read_csv(default_raw / RAW_FILES["surveys"].file, dtype=str, keep_default_na=False)
+    keys = pd.MultiIndex.from_arrays([survey.source_system, survey.source_customer_id])
+    number = pd.Series(phone.reindex(keys).to_numpy(), index=survey.index).fillna("")
+    numbers = truth.add(survey.source_system, survey.source_customer_id)
+    truth.plant(numbers[(number == "").to_numpy()], "missing_reference")
+    _defect_rows(defects, "surveys", survey.survey_id, numbers, truth)
+    parsed = _dates(survey.answered_at, ISO_DATETIME)
+    frame = pd.DataFrame(
+        {
+            "Response ID": survey.survey_id,
+            "Phone No.": number,
+            "Submitted": parsed.dt.strftime("%m/%d/%Y").where(parsed.notna(), survey.answered_at),
+            "CSAT": survey.csat,
+            "NPS": survey.nps,
+            "Interests": survey.interests,
+            "Lifestyle": survey.lifestyle,
+            "Need": survey.stated_need,
+        }
+    )
+    frame.to_csv(raw_dir / truth.file, index=False, encoding="utf-8")
+    return truth
+
+
+def _write_truth(truths: list[_Rows], owners: pd.DataFrame, truth_dir: Path) -> None:
+    person = owners.set_index(["source_system", "source_record_id"]).person_id
+    rows, defects = [], []
+    for truth in truths:
+        system, record = np.concatenate(truth.systems), np.concatenate(truth.records)
+        frame = pd.DataFrame(
+            {
+                "file": truth.file,
+                "row_no": np.arange(1, truth.rows + 1),
+                "source_system": system.astype(str),
+                "source_record_id": record.astype(str),
+            }
+        )
+        frame["person_id"] = person.reindex(pd.MultiIndex.from_arrays([system, record])).fillna("").to_numpy()
+        rows.append(frame)
+        for numbers, kind in truth.defects:
+            defects.append(pd.DataFrame({"file": truth.file, "row_no": numbers, "defect": kind}))
+    pq.write_table(
+        pa.Table.from_pandas(pd.concat(rows), preserve_index=False), truth_dir / "export_rows.parquet"
+    )
+    table = pd.concat(defects).sort_values(["file", "row_no"], kind="stable")  # a row may have several
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), truth_dir / "export_defects.parquet")
