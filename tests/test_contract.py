@@ -513,12 +513,33 @@ def test_gbk_file_declared_as_utf8_is_an_encoding_error(tmp_path: Path) -> None:
     expect_error(tmp_path, config, "cti_contacts.csv", "cannot decode", "line 2")
 
 
-def test_empty_table_is_an_error(tmp_path: Path) -> None:
+def test_header_only_table_is_absent_and_written_empty(tmp_path: Path) -> None:
     def header_only(path: Path) -> None:
         path.write_text(path.read_text().splitlines()[0] + "\n")
 
     config = broken_world(tmp_path, "calls", frame_edit=header_only)
-    expect_error(tmp_path, config, "calls.csv", "no data rows", "call_id")
+    ctx = run_on(tmp_path, config)
+    calls = ctx.read("01_data_audit", "clean_calls")
+    assert calls.empty and list(calls.columns) == [
+        *TABLES["calls"].column_names,
+        "customer_ref",
+        "customer_name",
+        "customer_ref_kind",
+        "source_row",
+    ]
+    assert calls["call_at"].dtype.kind == "M" and calls["duration_sec"].dtype == "Int64"
+    assert ctx.read("01_data_audit", "quarantine_calls").empty
+    status = ctx.read("01_data_audit", "table_status").set_index("table")
+    assert status.loc["calls", "status"] == "header only" and status.loc["calls", "input_rows"] == 0
+    assert (status.drop(index="calls")["status"] == "loaded").all()
+
+
+def test_clean_tables_carry_the_source_row(fixture_run: StepContext) -> None:
+    for table in TABLES:
+        clean = fixture_run.read("01_data_audit", f"clean_{table}")
+        quarantine = fixture_run.read("01_data_audit", f"quarantine_{table}")
+        rows = sorted([*clean["source_row"], *quarantine["source_row"]])
+        assert rows == list(range(1, len(ROWS[table]) + 1)), table  # every input row exactly once
 
 
 def test_mostly_unparseable_dates_stop_the_run_with_examples(tmp_path: Path) -> None:

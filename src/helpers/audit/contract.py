@@ -1,26 +1,41 @@
 """The data contract of step 01: load raw exports, validate them, quarantine bad rows, clean the rest.
 
-Loading follows the run config (`data.tables.<table>`: file, format, encoding, date formats,
-sheet, column mapping). Each export is read once, as text, into a DuckDB work table
-(`sql/audit/check_rows.sql`) that parses the typed columns and lists the value problems of each
-row; orphans and duplicates are then flagged on the few rows concerned (`flag_orphans.sql`,
-`flag_duplicates.sql`). GBK and other non-UTF-8 CSVs are stream-transcoded to UTF-8 first;
-Excel sheets are read with python-calamine. Structural problems (missing file or column,
-unreadable encoding, empty table, a column that mostly does not parse) raise `DataContractError`
-and stop the run. Row-level problems send the row to `quarantine_<table>` with every reason; the ledger proves
-input = accepted + quarantined. Clean tables are typed, in file order, and identity tables gain
-`source_system`, `source_record_id`, `<phone>_norm` and `email_norm`.
+Loading follows the run config (`data.tables.<table>`: file, format, encoding, sheet, title rows
+to skip, delimiter, date formats tried in order, column sources, value maps, `key_by`). Each export
+is read once, as text, into a DuckDB work table (`sql/audit/check_rows.sql`) that normalizes
+full-width characters, applies the value maps, parses the typed columns and lists the value problems
+of each row; orphans and duplicates are then flagged on the few rows concerned (`flag_orphans.sql`,
+`flag_duplicates.sql`). GBK and other non-UTF-8 CSVs are stream-transcoded to UTF-8 first; CSVs are
+read by DuckDB's strict reader, and a file it refuses (a ragged or truncated row) again row by row
+with Python's csv module, so that such rows are quarantined with their row number instead of losing
+the file. Excel sheets are read with python-calamine.
+
+A table the config does not list, or an empty or header-only file, is absent: its clean and
+quarantine tables are written empty with their columns. Structural problems (missing file or
+column, undecodable bytes, a column that mostly does not parse) raise `DataContractError` and stop
+the run. Row-level problems send the row to `quarantine_<table>` with every reason; the ledger
+proves input = accepted + quarantined. Clean tables are typed, in file order, carry `source_row`
+(the 1-based data row under the header; blank lines are not counted), and identity tables gain
+`source_system`, `source_record_id`, `<phone>_norm` and `email_norm`; event tables carry
+`customer_ref`, `customer_name` and `customer_ref_kind` (phone, email or member_no; null for
+tables keyed by record).
+
+Values outside a column's value map and canonical vocabulary are counted (`unmapped_values`):
+a required column quarantines the row; an optional category keeps the row with the value set to
+null; a free-text column with a value map keeps the value as it is.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 import sys
 import tempfile
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +49,17 @@ from python_calamine import CalamineWorkbook
 
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
+from helpers.core.factors import SOURCE_GROUPS
 from helpers.core.normalize import normalize_email, normalize_phone
-from helpers.core.settings import DataSettings, WorkbenchConfig
-from helpers.core.tables import IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES, Column, Table
+from helpers.core.settings import ColumnSource, DataSettings, WorkbenchConfig
+from helpers.core.tables import (
+    EVENT_REFERENCE_COLUMNS,
+    IDENTITY_TABLES,
+    SOURCE_SYSTEMS,
+    TABLES,
+    Column,
+    Table,
+)
 from helpers.engine.base import DuckDBEngine
 
 STEP = "audit"
@@ -44,9 +67,20 @@ PHONE_COLUMNS = ("mobile", "landline", "phone")
 EMAIL_COLUMN = "email"
 QUARANTINE_COLUMNS = ("source_row", "reason")
 SOURCE_ROW = "__source_row"
+READ_PROBLEM = "__read_problem"
+CSV_DELIMITERS = (",", "\t", ";", "|")
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
-TRUE_WORDS = ("true", "t", "1", "yes", "y")
-FALSE_WORDS = ("false", "f", "0", "no", "n")
+TRUE_WORDS = ("true", "t", "1", "yes", "y", "是")
+FALSE_WORDS = ("false", "f", "0", "no", "n", "否")
+# Full-width ASCII forms (U+FF01-U+FF5E) and the ideographic space, and their NFKC forms.
+FULLWIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
+HALFWIDTH = "".join(chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)) + " "
+# Currency marks, thousands separators and spaces around amounts: `¥1,234.50`, `1,234.50元`, `RMB 12`.
+AMOUNT_NOISE = r"^(RMB|CNY)|[¥￥元,\s]"
+# Administrative suffixes of province and city names (regexp; group 1 is the short name).
+REGION_SUFFIX = r"^(.{2,}?)(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)$"
+# Identifier columns besides table keys and record references: kept as exact text.
+ID_COLUMNS = ("crm_id", "member_no", "customer_ref")
 # Allowed values. Required columns with another value are quarantined; optional ones become null.
 CATEGORIES: dict[tuple[str, str], tuple[str, ...]] = {
     ("crm_customers", "gender"): ("M", "F"),
@@ -97,21 +131,46 @@ class DataContractError(ValueError):
 
 @dataclass(frozen=True)
 class TableSource:
-    """Where and how one canonical table is read: its `data.tables.<table>` entry, path resolved."""
+    """Where and how one canonical table is read: its `data.tables.<table>` entry, path resolved.
+
+    `path` is None for a table the config does not list (absent: read as an empty table).
+    `contract` is the canonical table as this source is read (`Table.keyed_by(key_by)`).
+    """
 
     table: str
-    path: Path
-    format: str
-    encoding: str
-    sheet: str | int
-    date_format: str | None
-    datetime_format: str | None
-    delimiter: str | None
-    columns: dict[str, str]
+    path: Path | None
+    format: str = "csv"
+    encoding: str = "utf-8"
+    sheet: str | int = 0
+    skip_rows: int = 0
+    delimiter: str | None = None
+    date_formats: tuple[str, ...] = ()
+    datetime_formats: tuple[str, ...] = ()
+    columns: dict[str, ColumnSource] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    key_by: str = "record"
+
+    @property
+    def contract(self) -> Table:
+        """The canonical table as read; keyed by record, an event table has the identifier columns
+        (`customer_ref`, `customer_name`) only where the config maps them."""
+        table = TABLES[self.table].keyed_by(self.key_by)
+        if table.kind == "event" and self.key_by == "record":
+            mapped = tuple(c for c in EVENT_REFERENCE_COLUMNS if c.name in self.columns)
+            return replace(table, columns=(*table.columns, *mapped))
+        return table
 
     def file_column(self, canonical: str) -> str:
-        """The column name in the export for a canonical column."""
-        return self.columns.get(canonical, canonical)
+        """The export column a canonical column is read from (its own name unless mapped)."""
+        entry = self.columns.get(canonical)
+        return entry.column if entry is not None and entry.column is not None else canonical
+
+    def formats(self, column: Column) -> tuple[str, ...]:
+        """Date/datetime formats tried in order for a column: its own, else the table's."""
+        entry = self.columns.get(column.name)
+        if entry is not None and entry.formats:
+            return tuple(entry.formats)
+        return self.date_formats if column.type == "date" else self.datetime_formats
 
 
 @dataclass
@@ -124,37 +183,66 @@ class ContractResult:
     missing_optional_columns: dict[str, list[str]]
     contract_checked_rows: dict[str, int]
     quarantine_warnings: list[str] = field(default_factory=list)  # one line per loud table
+    # table, status (loaded | not configured | empty file | header only), file, input_rows
+    table_status: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # table, column, value, rows, action: values outside the value map and the canonical vocabulary
+    unmapped_values: pd.DataFrame = field(default_factory=pd.DataFrame)
+    groups_without_data: list[str] = field(default_factory=list)  # factor groups no present table feeds
+
+
+def _as_formats(formats: str | list[str] | None) -> tuple[str, ...]:
+    if formats is None:
+        return ()
+    return (formats,) if isinstance(formats, str) else tuple(formats)
 
 
 def table_sources(data: DataSettings) -> dict[str, TableSource]:
-    """The source of every canonical table from the run config's `data` section; a missing entry is
-    an error."""
+    """The source of every canonical table from the run config's `data` section.
+
+    A table without a `data.tables` entry is absent (`path` None). Mapping an unknown canonical
+    column, a value map for an unknown column, or `key_by` on an identity table is an error.
+    """
     raw_dir = resolve_path(data.raw_dir)
-    missing = [name for name in TABLES if name not in data.tables]
-    if missing:
+    unknown_tables = sorted(set(data.tables) - set(TABLES))
+    if unknown_tables:
         raise DataContractError(
-            f"The run config has no data.tables entry for {', '.join(missing)}. "
-            f"Add one per table, e.g. data.tables.{missing[0]}: {{file: {missing[0]}.csv, format: csv}}."
+            f"data.tables lists unknown table(s) {unknown_tables}; canonical tables are {list(TABLES)}."
         )
     sources = {}
     for name in TABLES:
-        entry = data.tables[name]
-        unknown = sorted(set(entry.columns) - set(TABLES[name].column_names))
-        if unknown:
+        entry = data.tables.get(name)
+        if entry is None:
+            sources[name] = TableSource(table=name, path=None)
+            continue
+        if entry.key_by != "record" and TABLES[name].kind != "event":
             raise DataContractError(
-                f"data.tables.{name}.columns maps unknown canonical column(s) {unknown}; "
-                f"canonical columns are {TABLES[name].column_names}."
+                f"data.tables.{name}.key_by is {entry.key_by!r}, but {name} is an identity table; "
+                "key_by applies to event tables only."
             )
+        canonical = TABLES[name].keyed_by(entry.key_by).column_names
+        for setting, keys in (("columns", entry.columns), ("values", entry.values)):
+            unknown = sorted(set(keys) - set(canonical))
+            if unknown:
+                raise DataContractError(
+                    f"data.tables.{name}.{setting} names unknown canonical column(s) {unknown}; "
+                    f"canonical columns are {canonical}."
+                )
         sources[name] = TableSource(
             table=name,
             path=resolve_path(raw_dir / entry.file),
             format=entry.format,
             encoding=entry.encoding,
             sheet=entry.sheet,
-            date_format=entry.date_format,
-            datetime_format=entry.datetime_format,
+            skip_rows=entry.skip_rows,
             delimiter=entry.delimiter,
-            columns=dict(entry.columns),
+            date_formats=_as_formats(entry.date_format),
+            datetime_formats=_as_formats(entry.datetime_format),
+            columns={
+                column: ColumnSource(column=value) if isinstance(value, str) else value
+                for column, value in entry.columns.items()
+            },
+            values=dict(entry.values),
+            key_by=entry.key_by,
         )
     return sources
 
@@ -255,68 +343,184 @@ def _raise_encoding_error(source: TableSource) -> None:
     )
 
 
-def _csv_reader(source: TableSource, path: Path) -> str:
-    options = ["header = true", "all_varchar = true", "auto_detect = true"]
-    if source.delimiter:
-        options.append(f"delim = {_literal(source.delimiter)}")
-    return f"read_csv({_literal(str(path))}, {', '.join(options)})"
-
-
 @dataclass(frozen=True)
 class SourceRelation:
     """An export as DuckDB sees it: a relation, its column names, and a numbered variant.
 
-    `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows.
+    `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows;
+    `read_problem` is an SQL expression over `relation`: why a row could not be read whole
+    (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
     """
 
     relation: str
     names: list[str]
     numbered: str
     row_number: str
+    read_problem: str = "NULL"
+    status: str = "loaded"
 
 
-def _source_relation(engine: DuckDBEngine, source: TableSource, work_dir: Path) -> SourceRelation:
-    """A DuckDB relation over the export (all values as text)."""
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where the data of a CSV starts: the header's column names, the delimiter and the physical lines
+    before the first data row (title rows, blank lines and the header)."""
+
+    names: list[str]
+    delimiter: str
+    skip_lines: int
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Header names stripped, NFKC-normalized and made unique (a repeated name gets `_2`, `_3` ...)."""
+    seen: dict[str, int] = {}
+    unique = []
+    for position, raw in enumerate(names):
+        name = unicodedata.normalize("NFKC", str(raw or "")).strip() or f"column_{position + 1}"
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def csv_layout(path: Path, skip_rows: int, delimiter: str | None) -> CsvLayout | None:
+    """Read the header of a UTF-8 CSV below `skip_rows` title lines (and any blank lines); None when
+    the file has no header line. Without a configured delimiter the most frequent of `, \\t ; |` in
+    the header line is used."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for _ in range(skip_rows):
+            handle.readline()
+        consumed = skip_rows
+        for line in handle:
+            consumed += 1
+            if line.strip():
+                break
+        else:
+            return None
+    chosen = delimiter or max(CSV_DELIMITERS, key=line.count)
+    header = next(csv.reader([line], delimiter=chosen))
+    return CsvLayout(_unique_names(header), chosen, consumed)
+
+
+def _ends_inside_quotes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
+    """True when a file holds an odd number of double quotes: its last field was cut inside quotes."""
+    quotes = 0
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_bytes):
+            quotes += block.count(b'"')
+    return quotes % 2 == 1
+
+
+def tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int = 200_000) -> int:
+    """Parse a UTF-8 CSV with Python's csv module into Parquet, keeping every data row.
+
+    Used when DuckDB's strict reader refuses the file. Each row gets `__source_row` (1-based data row;
+    blank lines are skipped, as DuckDB does) and `__read_problem`: a row with too few or too many
+    fields is padded or cut to the header and named as ragged; a last row cut inside a quoted field
+    is named as truncated. Returns the data rows written.
+    """
+    width = len(layout.names)
+    schema = pyarrow.schema(
+        [(name, pyarrow.string()) for name in layout.names]
+        + [(SOURCE_ROW, pyarrow.int64()), (READ_PROBLEM, pyarrow.string())]
+    )
+    columns: list[list[str | None]] = [[] for _ in range(width + 2)]
+    rows = 0
+    with path.open(encoding="utf-8-sig", newline="") as handle, pq.ParquetWriter(target, schema) as writer:
+        for _ in range(layout.skip_lines):
+            handle.readline()
+        for fields in csv.reader(handle, delimiter=layout.delimiter, strict=False):
+            if not fields:
+                continue
+            if len(columns[width]) >= batch_rows:  # flushed before a row: the last row stays pending
+                writer.write_table(pyarrow.table(columns, schema=schema))
+                columns = [[] for _ in range(width + 2)]
+            rows += 1
+            problem = None
+            if len(fields) != width:
+                problem = f"ragged row: {len(fields)} fields, the header has {width}"
+                fields = (fields + [""] * width)[:width]
+            for values, value in zip(columns, fields, strict=False):
+                values.append(value or None)
+            columns[width].append(rows)
+            columns[width + 1].append(problem)
+        if rows and _ends_inside_quotes(path):
+            columns[width + 1][-1] = "truncated last row: the file ends inside a quoted field"
+        writer.write_table(pyarrow.table(columns, schema=schema))
+    return rows
+
+
+def _empty_relation(names: list[str], status: str) -> SourceRelation:
+    """A relation with `names` as text columns and no rows (an absent or empty export)."""
+    columns = ", ".join(
+        [*(f"NULL::VARCHAR AS {_quote(name)}" for name in names), f"0::BIGINT AS {SOURCE_ROW}"]
+    )
+    relation = f"(SELECT {columns} WHERE false)"
+    return SourceRelation(relation, names, relation, SOURCE_ROW, status=status)
+
+
+def _source_relation(
+    engine: DuckDBEngine, source: TableSource, work_dir: Path, tolerant: bool = False
+) -> SourceRelation:
+    """A DuckDB relation over the export (all values as text); `tolerant` reads a CSV row by row in
+    Python (ragged and truncated rows kept and named) instead of with DuckDB's strict reader."""
+    canonical = source.contract.column_names
+    if source.path is None:
+        return _empty_relation(canonical, "not configured")
     if not source.path.is_file():
         raise DataContractError(
             f"{source.path}: file for table {source.table} not found. Check data.raw_dir and "
-            f"data.tables.{source.table}.file in the run config."
+            f"data.tables.{source.table}.file in the run config (leave the table out if there is none)."
         )
     if source.path.stat().st_size == 0:
-        raise DataContractError(f"{source.path}: file for table {source.table} is empty (0 bytes).")
+        return _empty_relation(canonical, "empty file")
     if source.format == "excel":
         sheet = _read_excel(source)
-        numbered = sheet.append_column(
-            SOURCE_ROW, pyarrow.array(range(1, sheet.num_rows + 1), pyarrow.int64())
-        )
-        engine.connection.register(f"excel_{source.table}", numbered)
-        return SourceRelation(
-            f"excel_{source.table}", sheet.column_names, f"excel_{source.table}", SOURCE_ROW
-        )
+        if sheet is None:
+            return _empty_relation(canonical, "empty file")
+        name = f"excel_{source.table}"
+        engine.connection.register(name, sheet)
+        return SourceRelation(name, sheet.column_names[:-1], name, SOURCE_ROW)
     if source.format == "parquet":
         path = _literal(str(source.path))
         relation = f"read_parquet({path})"
-        numbered, row_number = f"read_parquet({path}, file_row_number = true)", "file_row_number + 1"
-    elif source.format == "csv":
-        path = source.path
-        if source.encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "ascii"):
-            path = work_dir / f"{source.table}.utf8.csv"
-            _transcode_to_utf8(source, path)
-        relation = _csv_reader(source, path)
-        numbered, row_number = f"{relation} WITH ORDINALITY", "ordinality"
-    else:
+        names = list(engine.query(f"DESCRIBE SELECT * FROM {relation}")["column_name"])
+        numbered = f"read_parquet({path}, file_row_number = true)"
+        return SourceRelation(relation, names, numbered, "file_row_number + 1")
+    if source.format != "csv":
         raise DataContractError(
             f"data.tables.{source.table}.format is {source.format!r}; use csv, excel or parquet."
         )
+    path = source.path
+    if source.encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "ascii"):
+        path = work_dir / f"{source.table}.utf8.csv"
+        if not path.exists():
+            _transcode_to_utf8(source, path)
     try:
-        names = list(engine.query(f"DESCRIBE SELECT * FROM {relation}")["column_name"])
-    except duckdb.Error as error:
-        _raise_read_error(source, error)
-    return SourceRelation(relation, names, numbered, row_number)
+        layout = csv_layout(path, source.skip_rows, source.delimiter)
+    except UnicodeDecodeError:
+        _raise_encoding_error(source)
+    if layout is None:
+        return _empty_relation(canonical, "empty file")
+    if tolerant:
+        target = work_dir / f"{source.table}.rows.parquet"
+        try:
+            tolerant_csv(path, layout, target)
+        except UnicodeDecodeError:
+            _raise_encoding_error(source)
+        relation = f"read_parquet({_literal(str(target))})"
+        return SourceRelation(relation, layout.names, relation, SOURCE_ROW, read_problem=READ_PROBLEM)
+    columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in layout.names)
+    relation = (
+        f"read_csv({_literal(str(path))}, header = false, skip = {layout.skip_lines}, "
+        f"columns = {{{columns}}}, delim = {_literal(layout.delimiter)}, quote = '\"', escape = '\"', "
+        "auto_detect = false, strict_mode = true)"
+    )
+    return SourceRelation(relation, layout.names, f"{relation} WITH ORDINALITY", "ordinality")
 
 
-def _read_excel(source: TableSource) -> pyarrow.Table:
-    """One worksheet as text columns (python-calamine: fast, no per-cell pandas conversion)."""
+def _read_excel(source: TableSource) -> pyarrow.Table | None:
+    """One worksheet as text columns plus `__source_row` (python-calamine: fast, no per-cell pandas
+    conversion). The header is the first non-blank row below `skip_rows` rows; blank rows are skipped.
+    None when the sheet has no header row."""
     workbook = CalamineWorkbook.from_path(str(source.path))
     names = workbook.sheet_names
     sheet = (
@@ -327,19 +531,26 @@ def _read_excel(source: TableSource) -> pyarrow.Table:
             f"{source.path}: no sheet {source.sheet!r} for table {source.table}. "
             f"Sheets in the workbook: {names}; set data.tables.{source.table}.sheet."
         )
-    rows = workbook.get_sheet_by_name(sheet).to_python()
+    cells = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)[source.skip_rows :]
+    rows = [[_cell_text(value) for value in row] for row in cells]
+    rows = [row for row in rows if any(value is not None for value in row)]
     if not rows:
-        raise DataContractError(f"{source.path}: sheet {sheet!r} for table {source.table} is empty.")
-    header = [str(value).strip() for value in rows[0]]
-    columns = list(zip(*rows[1:], strict=True)) if len(rows) > 1 else [() for _ in header]
-    return pyarrow.table(
-        {name: pyarrow.array([_cell_text(value) for value in values], pyarrow.string())
-         for name, values in zip(header, columns, strict=True)}
-    )  # fmt: skip
+        return None
+    header = _unique_names(rows[0])
+    width = len(header)
+    data = [(row + [None] * width)[:width] for row in rows[1:]]
+    columns = list(zip(*data, strict=True)) if data else [() for _ in header]
+    arrays = {
+        name: pyarrow.array(list(values), pyarrow.string())
+        for name, values in zip(header, columns, strict=True)
+    }
+    arrays[SOURCE_ROW] = pyarrow.array(range(1, len(data) + 1), pyarrow.int64())
+    return pyarrow.table(arrays)
 
 
 def _cell_text(value: Any) -> str | None:
-    """A worksheet cell as the text a CSV export would hold."""
+    """A worksheet cell as the text a CSV export would hold: whole numbers without `.0` (ids Excel
+    stored as numbers stay exact), dates in ISO form."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -375,32 +586,59 @@ def safe_engine_message(message: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"", "<value>", first).strip().rstrip(":").strip()
 
 
-def map_columns(
-    engine: DuckDBEngine, source: TableSource, relation: str, names: list[str]
-) -> tuple[str, list[str]]:
-    """SELECT list renaming the export's columns to canonical VARCHAR columns, and the absent ones.
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def _column_expression(source: TableSource, canonical: str, found: dict[str, str]) -> str | None:
+    """SQL text of one canonical column from the export's columns (`found`: NFKC name -> name), or
+    None when a file column it needs is not in the export."""
+    entry = source.columns.get(canonical, ColumnSource(column=canonical))
+    if entry.constant is not None:
+        return _literal(entry.constant)
+    wanted = [entry.column] if entry.column is not None else list(entry.concat or [])
+    if any(_nfkc(name) not in found for name in wanted):
+        return None
+    fields = [f"CAST({_quote(found[_nfkc(name)])} AS VARCHAR)" for name in wanted]
+    if entry.concat is not None:
+        parts = ", ".join(f"nullif(trim({f}), '')" for f in fields)
+        return f"nullif(concat_ws({_literal(entry.separator)}, {parts}), '')"
+    if entry.equals is not None:
+        # A condition is false, not missing, on an empty field (an order without a status is no refund).
+        text = f"trim({_fullwidth_to_ascii(fields[0])})"
+        values = ", ".join(_literal(_nfkc(value)) for value in entry.equals)
+        return f"CASE WHEN {text} IN ({values}) THEN 'true' ELSE 'false' END"
+    return fields[0]
+
+
+def _describe_source(source: TableSource, canonical: str) -> str:
+    entry = source.columns.get(canonical, ColumnSource(column=canonical))
+    return repr(entry.column) if entry.column is not None else f"concat {entry.concat!r}"
+
+
+def map_columns(source: TableSource, names: list[str]) -> tuple[str, list[str]]:
+    """SELECT list building the canonical VARCHAR columns from the export's columns (renamed, constant,
+    concatenated or a condition), and the canonical columns that are absent.
 
     A missing required column is a `DataContractError`; a missing optional one becomes nulls.
     """
-    table = TABLES[source.table]
-    stripped = {name.strip(): name for name in names}
-    absent = [column.name for column in table.columns if source.file_column(column.name) not in stripped]
+    table = source.contract
+    found = {_nfkc(name): name for name in names}
+    expressions = {c.name: _column_expression(source, c.name, found) for c in table.columns}
+    absent = [name for name, expression in expressions.items() if expression is None]
     missing_required = [name for name in absent if table.column(name).required]
     if missing_required:
         # Column names only: row contents (names, phones, ids) must never reach a report.
-        wanted = {name: source.file_column(name) for name in missing_required}
+        wanted = {name: _describe_source(source, name) for name in missing_required}
         raise DataContractError(
             f"{source.path}: table {source.table} is missing required column(s) "
-            f"{', '.join(f'{k} (looked for {v!r})' for k, v in wanted.items())}. "
+            f"{', '.join(f'{k} (looked for {v})' for k, v in wanted.items())}. "
             f"Columns in the file: {names}. If the export names them differently, "
             f"map them in the run config: data.tables.{source.table}.columns: "
             f"{{{missing_required[0]}: <your column name>}}."
         )
     selects = [
-        f"NULL::VARCHAR AS {_quote(column.name)}"
-        if column.name in absent
-        else f"CAST({_quote(stripped[source.file_column(column.name)])} AS VARCHAR) AS {_quote(column.name)}"
-        for column in table.columns
+        f"{expression or 'NULL::VARCHAR'} AS {_quote(name)}" for name, expression in expressions.items()
     ]
     return ", ".join(selects), absent
 
@@ -408,21 +646,73 @@ def map_columns(
 # ---------------------------------------------------------------- validation
 
 
-def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
+def _fullwidth_to_ascii(expression: str) -> str:
+    """SQL: full-width ASCII forms and the ideographic space as plain ASCII (what NFKC does to them)."""
+    return f"translate({expression}, {_literal(FULLWIDTH)}, {_literal(HALFWIDTH)})"
+
+
+def unify_region(name: str) -> str:
+    """A province or city name without its administrative suffix: `广东省` -> `广东`, `北京市` -> `北京`,
+    `广西壮族自治区` -> `广西` (the short forms of the demo world and of `normalize_city`)."""
+    return re.sub(REGION_SUFFIX, r"\1", name.strip())
+
+
+def _id_columns(table: Table) -> set[str]:
+    """Identifier columns: kept as exact text (`886016180339.0` -> `886016180339`)."""
+    return {table.key, *table.record_key_columns, *ID_COLUMNS} & set(table.column_names)
+
+
+def _mapped_text(column: Column, source: TableSource) -> str:
+    """SQL: the trimmed text of a column through its value map (`data.tables.<table>.values`)."""
     text = f"t_{column.name}"
+    mapping = source.values.get(column.name)
+    if not mapping:
+        return text
+    cases = " ".join(f"WHEN {_literal(_nfkc(key))} THEN {_literal(value)}" for key, value in mapping.items())
+    return f"(CASE {text} {cases} ELSE {text} END)"
+
+
+def _cased(text: str, allowed: tuple[str, ...]) -> str:
+    return f"upper({text})" if all(value.isupper() for value in allowed) else f"lower({text})"
+
+
+def _date_expression(text: str, formats: tuple[str, ...]) -> str:
+    """SQL: a timestamp from text, trying `formats` in order, then ISO text (and Excel date cells)."""
+    tries = []
+    for fmt in formats:
+        if fmt == "excel":  # Excel serial day numbers (1900 date system), time as the fraction
+            tries.append(
+                f"CASE WHEN regexp_full_match({text}, '\\d{{1,6}}(\\.\\d+)?') THEN TIMESTAMP '1899-12-30' + "
+                f"to_microseconds(CAST(round(CAST({text} AS DOUBLE) * 86400000000) AS BIGINT)) END"
+            )
+        elif fmt == "yyyymmdd":
+            tries.append(
+                f"CASE WHEN regexp_full_match({text}, '\\d{{8}}(\\.0+)?') "
+                f"THEN TRY_STRPTIME(left({text}, 8), '%Y%m%d') END"
+            )
+        else:
+            tries.append(f"TRY_STRPTIME({text}, {_literal(fmt)})")
+    return f"coalesce({', '.join([*tries, f'TRY_CAST({text} AS TIMESTAMP)'])})"
+
+
+def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
+    text = _mapped_text(column, source)
     if column.type == "str":
         allowed = CATEGORIES.get((table.name, column.name))
-        if not allowed:
-            return text
-        cased = f"upper({text})" if all(value.isupper() for value in allowed) else f"lower({text})"
-        if column.required:
-            return cased
-        return f"CASE WHEN {cased} IN ({', '.join(map(_literal, allowed))}) THEN {cased} END"
-    if column.type == "int":
-        number = f"TRY_CAST({text} AS DOUBLE)"
-        return f"CASE WHEN {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
-    if column.type == "float":
-        number = f"TRY_CAST({text} AS DOUBLE)"
+        if allowed:
+            cased = _cased(text, allowed)
+            if column.required:
+                return cased
+            return f"CASE WHEN {cased} IN ({', '.join(map(_literal, allowed))}) THEN {cased} END"
+        if column.name in _id_columns(table):
+            return f"regexp_replace({text}, '^(\\d+)\\.0+$', '\\1')"
+        if column.name in ("province", "city"):
+            return f"regexp_replace({text}, {_literal(REGION_SUFFIX)}, '\\1')"
+        return text
+    if column.type in ("int", "float"):
+        number = f"TRY_CAST(regexp_replace({text}, {_literal(AMOUNT_NOISE)}, '', 'g') AS DOUBLE)"
+        if column.type == "int":
+            return f"CASE WHEN {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
         return f"CASE WHEN isfinite({number}) THEN {number} END"
     if column.type == "bool":
         word = f"lower({text})"
@@ -430,16 +720,35 @@ def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
             f"CASE WHEN {word} IN ({', '.join(map(_literal, TRUE_WORDS))}) THEN true "
             f"WHEN {word} IN ({', '.join(map(_literal, FALSE_WORDS))}) THEN false END"
         )
-    fmt = source.date_format if column.type == "date" else source.datetime_format
-    parsed = f"TRY_CAST({text} AS TIMESTAMP)"
-    if fmt:
-        parsed = f"coalesce(TRY_STRPTIME({text}, {_literal(fmt)}), {parsed})"
+    parsed = _date_expression(text, source.formats(column))
     return f"CAST(CAST({parsed} AS DATE) AS TIMESTAMP)" if column.type == "date" else parsed
+
+
+def _unmapped_expression(table: Table, column: Column, source: TableSource) -> tuple[str, str] | None:
+    """SQL yielding the raw text of a value outside the column's value map and canonical vocabulary
+    (NULL otherwise), and what happens to such a row; None for columns without a vocabulary or map."""
+    text = f"t_{column.name}"
+    allowed = CATEGORIES.get((table.name, column.name))
+    if allowed:
+        cased = _cased(_mapped_text(column, source), allowed)
+        action = "quarantined" if column.required else "kept, value set to null"
+        return f"CASE WHEN {cased} NOT IN ({', '.join(map(_literal, allowed))}) THEN {text} END", action
+    if column.type == "bool":
+        return (
+            f"CASE WHEN ({_parse_expression(table, column, source)}) IS NULL THEN {text} END",
+            "quarantined",
+        )
+    mapping = source.values.get(column.name)
+    if mapping and column.type == "str":
+        keys = ", ".join(_literal(_nfkc(key)) for key in mapping)
+        return f"CASE WHEN {text} NOT IN ({keys}) THEN {text} END", "kept as is"
+    return None
 
 
 def _problem_cases(table: Table) -> list[str]:
     """SQL CASE expressions, one per possible value problem, yielding the reason text or NULL."""
     cases = []
+    ids = _id_columns(table)
     for column in table.columns:
         raw = f"t_{column.name}"
         parsed = f"v_{column.name}"
@@ -448,6 +757,11 @@ def _problem_cases(table: Table) -> list[str]:
         if column.type != "str":
             cases.append(
                 f"CASE WHEN {raw} IS NOT NULL AND {parsed} IS NULL THEN 'unparseable {column.name}' END"
+            )
+        if column.name in ids:  # Excel turned a long number into 1.23E+11: the digits are lost
+            cases.append(
+                f"CASE WHEN regexp_full_match({raw}, '\\d(\\.\\d+)?[eE]\\+?\\d+') "
+                f"THEN '{column.name} in scientific notation' END"
             )
         allowed = CATEGORIES.get((table.name, column.name))
         if allowed and column.required:
@@ -485,6 +799,8 @@ class CheckedTable:
     mapped_columns: str
     absent_columns: list[str]
     profile: pd.DataFrame
+    status: str  # loaded | not configured | empty file | header only
+    unmapped_actions: dict[str, str]  # column -> what happens to a row with an unmapped value
 
 
 def check_rows(
@@ -492,11 +808,46 @@ def check_rows(
 ) -> CheckedTable:
     """Read one export into work table `rows_<table>` and flag every row problem.
 
-    Parsed columns, value problems, orphans (against `identity_keys`) and duplicates.
+    Parsed columns, read problems (ragged or truncated rows), value problems, orphans (against
+    `identity_keys`) and duplicates. A CSV DuckDB's strict reader refuses for anything but a real
+    decoding error is read again row by row (`tolerant_csv`), so one bad row never loses the file.
     """
-    table = TABLES[source.table]
+    table = source.contract
     relation = _source_relation(engine, source, work_dir)
-    mapped, absent = map_columns(engine, source, relation.relation, relation.names)
+    try:
+        mapped, unmapped = _create_rows(engine, source, relation, settings)
+    except duckdb.Error as error:
+        if source.format != "csv":
+            _raise_read_error(source, error)
+        message = str(error).lower()
+        if ("unicode" in message or "utf" in message) and find_encoding_error(source.path, source.encoding):
+            _raise_encoding_error(source)
+        relation = _source_relation(engine, source, work_dir, tolerant=True)
+        mapped, unmapped = _create_rows(engine, source, relation, settings)
+    rows = f"rows_{table.name}"
+    status = relation.status
+    if status == "loaded" and int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
+        status = "header only"
+    if table.references:
+        column, parent, _ = table.references[0]
+        system = "r.v_source_system" if parent == "source_system" else _literal(SYSTEM_OF_TABLE[parent])
+        engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
+    engine.run(STEP, "flag_duplicates", tables={"rows": rows, "key": table.key})
+    if source.key_by == "identifier":
+        _classify_references(engine, rows)
+    absent = [] if status != "loaded" else map_columns(source, relation.names)[1]
+    checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table), status, unmapped)
+    _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
+    return checked
+
+
+def _create_rows(
+    engine: DuckDBEngine, source: TableSource, relation: SourceRelation, settings: WorkbenchConfig
+) -> tuple[str, dict[str, str]]:
+    """Run `check_rows.sql` over one relation; returns the mapped-column SELECT list and, per column
+    whose unmapped values are kept (`u_<column>`), what happens to their rows."""
+    table = source.contract
+    mapped, _ = map_columns(source, relation.names)
     reference = pd.Timestamp(settings.run.reference_date)
     problems = ", ".join(_problem_cases(table))
     limits = {
@@ -504,43 +855,81 @@ def check_rows(
         "latest_birth": reference - pd.DateOffset(years=settings.audit.min_age),
         "earliest_birth": reference - pd.DateOffset(years=settings.audit.max_age),
     }
-    rows = f"rows_{table.name}"
     names = table.column_names
-    try:
-        engine.run(
-            STEP,
-            "check_rows",
-            tables={
-                "rows": rows,
-                "source": relation.relation,
-                "mapped_columns": mapped,
-                "trimmed_columns": ", ".join(f"nullif(trim({_quote(c)}), '') AS t_{c}" for c in names),
-                "typed_columns": ", ".join(
-                    f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
-                ),
-                "typed_names": ", ".join(f"v_{c}" for c in names),
-                "problem_cases": problems,
-                "filled_mask": " | ".join(
-                    f"((t_{c} IS NOT NULL)::INTEGER << {i})" for i, c in enumerate(names)
-                ),
-                "raw_names": ", ".join(map(_quote, names)),
-            },
-            **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
+    unmapped = {
+        c.name: found for c in table.columns if (found := _unmapped_expression(table, c, source)) is not None
+    }
+    # Fields of a row that could not be read whole are not counted as values.
+    extra = [
+        f"CASE WHEN read_problem IS NULL THEN {expression} END AS u_{name}"
+        for name, (expression, _) in unmapped.items()
+    ]
+    if table.kind == "event":
+        kind = None if source.key_by in ("record", "identifier") else source.key_by
+        extra.append(f"{_literal(kind) if kind else 'NULL'}::VARCHAR AS customer_ref_kind")
+    engine.run(
+        STEP,
+        "check_rows",
+        tables={
+            "rows": f"rows_{table.name}",
+            "source": relation.relation,
+            "mapped_columns": mapped,
+            "read_problem": relation.read_problem,
+            "trimmed_columns": ", ".join(
+                f"nullif(trim({_fullwidth_to_ascii(_quote(c))}), '') AS t_{c}" for c in names
+            ),
+            "typed_columns": ", ".join(
+                f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
+            ),
+            "typed_names": ", ".join(f"v_{c}" for c in names),
+            "extra_columns": "".join(f", {column}" for column in extra),
+            "problem_cases": problems,
+            "filled_mask": " | ".join(f"((t_{c} IS NOT NULL)::BIGINT << {i})" for i, c in enumerate(names)),
+            "raw_names": ", ".join(map(_quote, names)),
+        },
+        **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
+    )
+    return mapped, {name: action for name, (_, action) in unmapped.items()}
+
+
+def reference_kinds(references: pd.Series) -> pd.Series:
+    """What each identifier of a table keyed by `identifier` is: `email` when it contains @, `phone`
+    when `normalize_phone` reads a number from it, else `member_no`."""
+    text = references.astype("string")
+    phone = normalize_phone(text).notna()
+    kinds = pd.Series("member_no", index=references.index, dtype=object)
+    kinds[phone.to_numpy()] = "phone"
+    kinds[text.str.contains("@", regex=False).fillna(False).to_numpy()] = "email"
+    return kinds
+
+
+def _classify_references(engine: DuckDBEngine, rows: str) -> None:
+    """Set `customer_ref_kind` per row of a table keyed by `identifier` (one lookup per distinct value)."""
+    references = engine.query(
+        f"SELECT DISTINCT v_customer_ref AS ref FROM {rows} WHERE v_customer_ref IS NOT NULL"
+    )
+    kinds = references.assign(kind=reference_kinds(references["ref"]))
+    engine.connection.register("reference_kinds", kinds)
+    engine.query(
+        f"UPDATE {rows} SET customer_ref_kind = k.kind FROM reference_kinds AS k WHERE v_customer_ref = k.ref"
+    )
+    engine.connection.unregister("reference_kinds")
+
+
+def unmapped_values(
+    engine: DuckDBEngine, table: Table, actions: dict[str, str], top: int = 20
+) -> pd.DataFrame:
+    """Per column with a vocabulary or value map: the most frequent values outside both (at most
+    `top` per column, cut to 40 characters) with their row counts and what happened to the rows."""
+    frames = []
+    for column, action in actions.items():
+        found = engine.query(
+            f"SELECT left(u_{column}, 40) AS value, count(*) AS rows FROM rows_{table.name} "
+            f"WHERE u_{column} IS NOT NULL GROUP BY 1 ORDER BY rows DESC, value LIMIT {top}"
         )
-    except duckdb.Error as error:
-        _raise_read_error(source, error)
-    if int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
-        raise DataContractError(
-            f"{source.path}: table {source.table} has a header ({relation.names}) but no data rows."
-        )
-    if table.references:
-        column, parent, _ = table.references[0]
-        system = "r.v_source_system" if parent == "source_system" else _literal(SYSTEM_OF_TABLE[parent])
-        engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
-    engine.run(STEP, "flag_duplicates", tables={"rows": rows, "key": table.key})
-    checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table.name))
-    _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
-    return checked
+        frames.append(found.assign(table=table.name, column=column, action=action))
+    columns = ["table", "column", "value", "rows", "action"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def _filled(table: Table, column: str) -> str:
@@ -548,14 +937,13 @@ def _filled(table: Table, column: str) -> str:
     return f"(filled & {1 << table.column_names.index(column)}) <> 0"
 
 
-def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+def profile_columns(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
     """Per column of one work table: missing, distinct and invalid values, accepted range.
 
     `invalid` counts filled values that did not parse (or, for categories, are not allowed).
     Distinct counts (of parsed values) are exact for identity tables, HyperLogLog estimates for
     event tables.
     """
-    table = TABLES[table_name]
     # HyperLogLog can overshoot on nearly unique columns: never report more distinct values than values.
     distinct = (
         "count(DISTINCT {0})" if table.kind == "identity" else "least(approx_count_distinct({0}), count({0}))"
@@ -578,7 +966,7 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
             ]
     parts.append("count(*) AS rows")
     values = engine.run(
-        STEP, "column_profile", tables={"aggregates": ", ".join(parts), "rows": f"rows_{table_name}"}
+        STEP, "column_profile", tables={"aggregates": ", ".join(parts), "rows": f"rows_{table.name}"}
     )
     get = values.iloc[0].to_dict().get
     rows = int(get("rows"))
@@ -591,7 +979,7 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
                 "required": column.required,
                 "rows": rows,
                 "missing": int(get(f"{column.name}|missing")),
-                "missing_share": int(get(f"{column.name}|missing")) / rows,
+                "missing_share": int(get(f"{column.name}|missing")) / rows if rows else 0.0,
                 "distinct": int(get(f"{column.name}|distinct")),
                 "invalid": int(get(f"{column.name}|invalid")),
                 "min": get(f"{column.name}|min"),
@@ -605,7 +993,7 @@ def profile_columns(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
 def _check_mostly_unparseable(
     engine: DuckDBEngine, source: TableSource, checked: CheckedTable, max_share: float
 ) -> None:
-    table = TABLES[source.table]
+    table = source.contract
     for row in checked.profile.itertuples():
         column = table.column(row.column)
         filled = row.rows - row.missing
@@ -622,9 +1010,9 @@ def _check_mostly_unparseable(
         shown = "; ".join(
             f"row {r.source_row} looks like {value_shape(r.value)!r}" for r in examples.itertuples()
         )
-        fmt = source.date_format if column.type == "date" else source.datetime_format
         hint = (
-            f" Set data.tables.{table.name}.{column.type}_format (now {fmt!r})."
+            f" Set data.tables.{table.name}.{column.type}_format (now {list(source.formats(column))!r}; "
+            "a list is tried in order)."
             if column.type in ("date", "datetime")
             else ""
         )
@@ -646,20 +1034,51 @@ def value_shape(value: object) -> str:
 # ---------------------------------------------------------------- clean outputs
 
 
+def clean_columns(table: Table) -> tuple[Column, ...]:
+    """The canonical columns of `clean_<table>`: event tables always carry the identifier columns
+    (`customer_ref`, `customer_name`; null where the file has none)."""
+    if table.kind != "event":
+        return table.columns
+    have = set(table.column_names)
+    return (*table.columns, *(c for c in EVENT_REFERENCE_COLUMNS if c.name not in have))
+
+
 def clean_dtypes(table: Table) -> dict[str, str]:
-    """pandas dtypes of a clean table's canonical columns."""
-    return {
+    """pandas dtypes of a clean table's canonical columns, `customer_ref_kind` and `source_row`."""
+    dtypes = {
         c.name: ("bool" if c.required else "boolean") if c.type == "bool" else _PANDAS_DTYPES[c.type]
-        for c in table.columns
+        for c in clean_columns(table)
     }
+    if table.kind == "event":
+        dtypes["customer_ref_kind"] = "object"
+    return {**dtypes, "source_row": "int64"}
+
+
+def _arrow_schema(table: Table) -> pyarrow.Schema:
+    fields = [(c.name, _ARROW_TYPES[c.type]) for c in clean_columns(table)]
+    if table.kind == "event":
+        fields.append(("customer_ref_kind", pyarrow.string()))
+    return pyarrow.schema([*fields, ("source_row", pyarrow.int64())])
 
 
 def _pandas_metadata(table: Table) -> str:
-    dtypes = clean_dtypes(table)
-    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
-    schema = pyarrow.schema([(c.name, _ARROW_TYPES[c.type]) for c in table.columns])
-    metadata = pyarrow.Table.from_pandas(empty, schema=schema, preserve_index=False).schema.metadata
+    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in clean_dtypes(table).items()})
+    metadata = pyarrow.Table.from_pandas(
+        empty, schema=_arrow_schema(table), preserve_index=False
+    ).schema.metadata
     return metadata[b"pandas"].decode()
+
+
+def _clean_select(table: Table) -> str:
+    """SELECT list of a clean table over its work table (file order = rowid order)."""
+    have = set(table.column_names)
+    columns = [
+        f"v_{c.name} AS {_quote(c.name)}" if c.name in have else f"NULL::VARCHAR AS {_quote(c.name)}"
+        for c in clean_columns(table)
+    ]
+    if table.kind == "event":
+        columns.append("customer_ref_kind")
+    return ", ".join([*columns, "rowid + 1 AS source_row"])
 
 
 def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> None:
@@ -669,7 +1088,7 @@ def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> 
         STEP,
         "write_clean",
         tables={
-            "columns": ", ".join(f"v_{c.name} AS {_quote(c.name)}" for c in table.columns),
+            "columns": _clean_select(table),
             "rows": f"rows_{table.name}",
             "path": str(partial).replace("'", "''"),
             "pandas_metadata": _pandas_metadata(table).replace("'", "''"),
@@ -679,9 +1098,10 @@ def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> 
 
 
 def _accepted_rows(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
-    """Accepted rows of a work table as typed canonical columns, in file order."""
-    columns = ", ".join(f"v_{c.name} AS {_quote(c.name)}" for c in table.columns)
-    frame = engine.query(f"SELECT {columns} FROM rows_{table.name} WHERE problems = '' ORDER BY rowid")
+    """Accepted rows of a work table as typed canonical columns and `source_row`, in file order."""
+    frame = engine.query(
+        f"SELECT {_clean_select(table)} FROM rows_{table.name} WHERE problems = '' ORDER BY rowid"
+    )
     return frame.astype(clean_dtypes(table))
 
 
@@ -725,7 +1145,8 @@ def _finish_identity_table(
 def pandera_schema(table: Table) -> pa.DataFrameSchema:
     """The pandera contract of a clean table, derived from helpers.core.tables."""
     columns = {}
-    for column in table.columns:
+    dtypes = clean_dtypes(table)
+    for column in clean_columns(table):
         allowed = CATEGORIES.get((table.name, column.name))
         checks = [pa.Check.isin(list(allowed))] if allowed else []
         low, high = BOUNDS.get((table.name, column.name), (None, None))
@@ -734,10 +1155,12 @@ def pandera_schema(table: Table) -> pa.DataFrameSchema:
         if high is not None:
             checks.append(pa.Check.le(high))
         columns[column.name] = pa.Column(
-            clean_dtypes(table)[column.name],
-            checks=checks,
-            nullable=not column.required,
-            unique=column.name == table.key,
+            dtypes[column.name], checks=checks, nullable=not column.required, unique=column.name == table.key
+        )
+    columns["source_row"] = pa.Column("int64", pa.Check.ge(1), unique=True)
+    if table.kind == "event":
+        columns["customer_ref_kind"] = pa.Column(
+            object, pa.Check.isin(["phone", "email", "member_no"]), nullable=True
         )
     if table.kind == "identity":
         columns["source_system"] = pa.Column(str, pa.Check.eq(SYSTEM_OF_TABLE[table.name]))
@@ -798,47 +1221,58 @@ def _schema_error_summary(table: Table, errors: pa.errors.SchemaErrors) -> str:
 
 
 def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> ContractResult:
-    """Load, validate, quarantine and clean every table; write clean_*, quarantine_* and ledger.
+    """Load, validate, quarantine and clean every table; write clean_*, quarantine_*, ledger,
+    table_status and unmapped_values.
 
-    Identity tables go first: an event is quarantined unless it points at an accepted identity record
-    (reason `orphan reference`, or `reference to a quarantined record` when the record exists but was
-    rejected).
+    Identity tables go first: an event keyed by record is quarantined unless it points at an accepted
+    identity record (reason `orphan reference`, or `reference to a quarantined record` when the record
+    exists but was rejected). An absent table is written empty and named on stderr.
     Leaves the work tables `rows_<table>` in `engine` for profiling.
     """
     sources = table_sources(ctx.settings.data)
     sample_rows = ctx.settings.audit.contract_sample_rows
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
     warnings: list[str] = []
+    statuses, unmapped = [], []
     engine.query(
         "CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR, accepted BOOLEAN)"
     )
     with ThreadPoolExecutor(max_workers=1) as worker:
         identity_jobs = {}
-        for table in [*IDENTITY_TABLES, *(t for t in TABLES.values() if t.kind == "event")]:
-            checked = check_rows(engine, sources[table.name], ctx.settings, work_dir)
-            table_ledger = engine.run(
-                STEP, "ledger", tables={"table": table.name, "rows": f"rows_{table.name}"}
-            )
+        for name in [
+            *(t.name for t in IDENTITY_TABLES),
+            *(t.name for t in TABLES.values() if t.kind == "event"),
+        ]:
+            source = sources[name]
+            table = source.contract
+            checked = check_rows(engine, source, ctx.settings, work_dir)
+            table_ledger = engine.run(STEP, "ledger", tables={"table": name, "rows": f"rows_{name}"})
             # Checked before anything of this table is written: a stop leaves no clean table behind.
-            warning = check_quarantine_share(engine, ctx.settings, table.name, table_ledger)
+            warning = check_quarantine_share(engine, ctx.settings, name, table_ledger)
             if warning:
                 warnings.append(warning)
                 print(f"WARNING {warning}", file=sys.stderr, flush=True)
-            absent[table.name] = checked.absent_columns
+            if checked.status != "loaded":
+                print(
+                    f"table {name} is absent ({checked.status}): written empty", file=sys.stderr, flush=True
+                )
+            statuses.append({"table": name, "status": checked.status,
+                             "file": source.path.name if source.path else None,
+                             "input_rows": int(table_ledger["input_rows"].iloc[0])})  # fmt: skip
+            unmapped.append(unmapped_values(engine, table, checked.unmapped_actions))
+            absent[name] = checked.absent_columns
             profiles.append(checked.profile)
             if table.kind == "identity":
                 frame = _accepted_rows(engine, table)
-                identity_jobs[table.name] = worker.submit(
-                    _finish_identity_table, ctx, table, frame, sample_rows
-                )
-                system = _literal(SYSTEM_OF_TABLE[table.name])
+                identity_jobs[name] = worker.submit(_finish_identity_table, ctx, table, frame, sample_rows)
+                system = _literal(SYSTEM_OF_TABLE[name])
                 engine.query(
                     f"INSERT INTO identity_keys SELECT {system}, v_{table.key}, problems = '' "
-                    f"FROM rows_{table.name} WHERE v_{table.key} IS NOT NULL"
+                    f"FROM rows_{name} WHERE v_{table.key} IS NOT NULL"
                 )
             else:
                 _write_event_table(engine, ctx, table)
-                checked_rows[table.name] = validate_clean(ctx, table, sample_rows)
+                checked_rows[name] = validate_clean(ctx, table, sample_rows)
             _write_quarantine(engine, ctx, table, checked)
             ledgers.append(table_ledger)
         for name, job in identity_jobs.items():
@@ -850,6 +1284,13 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     if not (ledger["input_rows"] == ledger["accepted_rows"] + ledger["quarantined_rows"]).all():
         raise AssertionError(f"Ledger does not balance:\n{ledger}")
     ctx.write("ledger", ledger[["table", "input_rows", "accepted_rows", "quarantined_rows"]])
+    status = pd.DataFrame(statuses).sort_values("table", key=lambda t: t.map(order), ignore_index=True)
+    ctx.write("table_status", status)
+    unmapped_frame = pd.concat(unmapped, ignore_index=True)
+    ctx.write("unmapped_values", unmapped_frame)
+    missing_groups = groups_without_data(ledger, absent)
+    if missing_groups:
+        print(f"factor groups without data: {', '.join(missing_groups)}", file=sys.stderr, flush=True)
     return ContractResult(
         ledger=ledger,
         column_profile=pd.concat(profiles, ignore_index=True).sort_values(
@@ -859,7 +1300,26 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
         missing_optional_columns={name: cols for name, cols in absent.items() if cols},
         contract_checked_rows=checked_rows,
         quarantine_warnings=warnings,
+        table_status=status,
+        unmapped_values=unmapped_frame,
+        groups_without_data=missing_groups,
     )
+
+
+def groups_without_data(ledger: pd.DataFrame, absent_columns: dict[str, list[str]]) -> list[str]:
+    """Factor groups (`helpers.core.factors.SOURCE_GROUPS`) none of whose feeding columns is in a table
+    with accepted rows: the data for them is absent from this run."""
+    accepted = ledger.set_index("table")["accepted_rows"]
+    missing = []
+    for group in SOURCE_GROUPS:
+        fed = [
+            feed for feed in group.feeds
+            if accepted.get(feed.split(".")[0], 0) > 0
+            and feed.split(".")[1] not in absent_columns.get(feed.split(".")[0], [])
+        ]  # fmt: skip
+        if not fed:
+            missing.append(group.name)
+    return missing
 
 
 def _reason_hint(table: str, reason: str, settings: WorkbenchConfig) -> str:

@@ -2,13 +2,13 @@
 
 This is the single source for the demo generator, the loader/validator (step 01)
 and `data/README.md`. An analyst's own exports map onto these canonical names via
-the `data.tables` section of the run config (file, format, encoding, date format,
-column renames).
+the `data.tables` section of the run config (file, format, encoding, date formats,
+column sources, value maps, how events point at their customer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 ColumnType = Literal["str", "int", "float", "bool", "date", "datetime"]
@@ -49,10 +49,40 @@ class Table:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    @property
+    def record_key_columns(self) -> tuple[str, ...]:
+        """The columns an event uses to point at an identity record (`cti_id`, or `source_system` and
+        `source_customer_id`); none for identity tables."""
+        names: list[str] = []
+        for column, parent, _ in self.references:
+            names += ["source_system", column] if parent == "source_system" else [column]
+        return tuple(names)
+
+    def keyed_by(self, key_by: str) -> Table:
+        """The table as step 01 reads it for `data.tables.<table>.key_by`.
+
+        Keyed by record the table is as defined. Keyed by an identifier (`key_by` other than `record`),
+        an event table gains the identifier columns (`EVENT_REFERENCE_COLUMNS`) with `customer_ref`
+        required instead of the record-key columns, and there is no record reference to check.
+        """
+        if self.kind != "event" or key_by == "record":
+            return self
+        record_keys = self.record_key_columns
+        columns = tuple(replace(c, required=False) if c.name in record_keys else c for c in self.columns)
+        reference = (replace(EVENT_REFERENCE_COLUMNS[0], required=True), *EVENT_REFERENCE_COLUMNS[1:])
+        return replace(self, columns=(*columns, *reference), references=())
+
 
 def _c(name: str, type_: ColumnType, required: bool, meaning: str) -> Column:
     return Column(name, type_, required, meaning)
 
+
+# Optional on every event table; `customer_ref` is required where the table is keyed by an identifier
+# (`data.tables.<table>.key_by`: phone, email, member_no or identifier).
+EVENT_REFERENCE_COLUMNS: tuple[Column, ...] = (
+    _c("customer_ref", "str", False, "The customer's phone, e-mail or member number, as in the file"),
+    _c("customer_name", "str", False, "Name the event carries (identity evidence)"),
+)
 
 # Source systems that own customer records; events point at (source_system, source_customer_id).
 SOURCE_SYSTEMS: dict[str, str] = {

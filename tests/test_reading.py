@@ -1,0 +1,308 @@
+"""Step 01 on a Chinese call center's own messy exports, read with a config only: title rows, GBK with
+CRLF, BOM, ragged and truncated rows, mixed date forms, currency amounts, full-width digits, numeric
+ids, value maps, constants, concatenations, conditions, identifier-keyed events and absent tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from helpers.audit.contract import (
+    ContractResult,
+    DataContractError,
+    Workspace,
+    csv_layout,
+    reference_kinds,
+    run_contract,
+    tolerant_csv,
+    unify_region,
+)
+from helpers.core.context import StepContext
+from helpers.core.factors import GROUP_NAMES
+from helpers.core.tables import TABLES
+
+STEP = "01_data_audit"
+CONFIG: dict[str, Any] = {
+    "run": {"seed": 1, "reference_date": "2026-10-31"},
+    "data": {
+        "raw_dir": "",
+        "tables": {
+            "crm_customers": {
+                "file": "客户主档.xlsx",
+                "format": "excel",
+                "sheet": "客户",
+                "skip_rows": 2,
+                "date_format": ["%Y/%m/%d", "%Y年%m月%d日", "yyyymmdd", "excel"],
+                "columns": {
+                    "crm_id": "客户编号",
+                    "full_name": {"concat": ["姓", "名"]},
+                    "gender": "性别",
+                    "birth_date": "出生日期",
+                    "member_no": "会员卡号",
+                    "province": "省份",
+                    "customer_type": {"constant": "consumer"},
+                    "created_at": {"column": "建档日期", "formats": ["excel"]},
+                },
+                "values": {"gender": {"男": "M", "女": "F"}},
+            },
+            "calls": {
+                "file": "通话记录.csv",
+                "encoding": "gbk",
+                "key_by": "phone",
+                "datetime_format": ["%Y年%m月%d日 %H:%M", "%Y-%m-%d %H:%M:%S"],
+                "columns": {
+                    "call_id": "通话编号",
+                    "customer_ref": "来电号码",
+                    "call_at": "通话时间",
+                    "direction": "方向",
+                    "reason": "类型",
+                    "duration_sec": "时长",
+                    "resolved": "是否解决",
+                },
+                "values": {
+                    "direction": {"呼入": "inbound", "呼出": "outbound"},
+                    "reason": {"咨询": "inquiry", "投诉": "complaint", "售后": "after_sales"},
+                },
+            },
+            "transactions": {
+                "file": "订单.csv",
+                "encoding": "utf-8",
+                "key_by": "identifier",
+                "datetime_format": "%m/%d/%Y %H:%M",
+                "columns": {
+                    "txn_id": "订单号",
+                    "customer_ref": "下单账号",
+                    "customer_name": "收货人",
+                    "txn_at": "下单时间",
+                    "amount": "金额",
+                    "quantity": "数量",
+                    "category": "品类",
+                    "channel": "渠道",
+                    "is_refund": {"column": "订单状态", "equals": ["已退款"]},
+                },
+                "values": {"channel": {"APP": "app", "小程序": "app", "PC": "online", "电话下单": "phone"}},
+            },
+        },
+    },
+    "audit": {"warn_quarantine_share": 1.0, "max_quarantine_share": 1.0, "threads": 1, "memory_limit": "1GB"},
+}
+CRM_HEADER = ["客户编号", "姓", "名", "性别", "出生日期", "会员卡号", "省份", "建档日期"]
+CRM_ROWS = [
+    ["K1", "王", "伟", "男", "1985/3/7", 886016180339, "广东省", datetime(2024, 1, 5)],
+    ["K2", "李", "娜", "女", "1985年3月7日", 886016180340, "广东", 45300],
+    ["K3", "张", "三", "男", 19850307, None, "北京市", datetime(2024, 1, 7)],
+    ["K4", "赵", "六", "女", datetime(1985, 3, 7), None, "广西壮族自治区", datetime(2024, 1, 8)],
+    ["K5", "钱", "七", "未知", None, None, None, datetime(2024, 1, 9)],
+    ["K6", "孙", "八", "男", "1985-03-07", None, None, datetime(2024, 1, 10)],
+]
+CALL_LINES = [
+    "通话编号,来电号码,通话时间,方向,类型,时长,是否解决",
+    "C1,013800138000,2026年3月5日 14:03,呼入,咨询,120,是",
+    "C2,13900139000,2026年3月6日 09:30,呼出,投诉,６０,否",
+    "C3,13900139000,2026年3月7日 10:00,呼入,售后",  # ragged: too few fields
+    "C4,13900139000,2026-03-08 11:00:00,呼入,回访,30,是",  # 回访 is outside the map: required reason
+    "C5,13900139000,2026-03-09 11:00:00,呼入,咨询,30,是,多余",  # ragged: too many fields
+    "C6,13900139000,2026年3月10日 08:00,来电,咨询,30,是",  # unknown direction
+    'C7,13900139000,2026年3月11日 08:00,呼入,咨询,30,"未',  # cut inside a quoted field
+]
+ORDER_LINES = [
+    "订单号,下单账号,收货人,下单时间,金额,数量,品类,渠道,订单状态",
+    'T1,13800138000,王伟,03/05/2026 14:03,"¥1,234.50",1,家电,APP,已完成',
+    'T2,li.na@example.com,李娜,03/06/2026 09:00,"￥1,234.50",2,服饰,小程序,已退款',
+    "T3,M886016180339,,03/07/2026 10:00,１２３元,1,家电,PC,",
+    'T4,13800138000,王伟,03/08/2026 10:00,"1,234.50元",1,家电,直播,已完成',  # channel outside the map
+    "T5,13800138000,王伟,03/09/2026 10:00,1234.50,3,家电,电话下单,已完成",
+    "",
+    "",
+]
+
+
+def write_world(raw: Path) -> None:
+    raw.mkdir(parents=True, exist_ok=True)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "客户"
+    sheet.append(["客户主档导出 截至2026-10-31"])
+    sheet.append([])
+    sheet.append(CRM_HEADER)
+    for row in CRM_ROWS:
+        sheet.append(row)
+    sheet.append([])  # trailing blank row
+    book.save(raw / "客户主档.xlsx")
+    (raw / "通话记录.csv").write_bytes("\r\n".join(CALL_LINES).encode("gbk"))
+    (raw / "订单.csv").write_bytes("\ufeff".encode() + "\n".join(ORDER_LINES).encode("utf-8"))
+
+
+def run_world(tmp_path: Path, config: dict[str, Any]) -> tuple[StepContext, ContractResult]:
+    config = {**config, "data": {**config["data"], "raw_dir": str(tmp_path / "raw")}}
+    ctx = StepContext(run_dir=tmp_path / "run", step=STEP, config=config)
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    with Workspace(ctx.step_dir, memory_limit="1GB", threads=1) as workspace:
+        return ctx, run_contract(ctx, workspace.engine, workspace.directory)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[StepContext, ContractResult]:
+    base = tmp_path_factory.mktemp("messy")
+    write_world(base / "raw")
+    return run_world(base, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def messy(world: tuple[StepContext, ContractResult]) -> StepContext:
+    return world[0]
+
+
+def quarantined(ctx: StepContext, table: str) -> dict[int, str]:
+    frame = ctx.read(STEP, f"quarantine_{table}")
+    return dict(zip(frame["source_row"], frame["reason"], strict=True))
+
+
+def test_ragged_and_truncated_rows_are_quarantined_not_the_file(messy: StepContext) -> None:
+    assert quarantined(messy, "calls") == {
+        3: "ragged row: 5 fields, the header has 7",
+        4: "invalid reason",
+        5: "ragged row: 8 fields, the header has 7",
+        6: "invalid direction",
+        7: "truncated last row: the file ends inside a quoted field",
+    }
+    calls = messy.read(STEP, "clean_calls")
+    assert calls["call_id"].tolist() == ["C1", "C2"] and calls["source_row"].tolist() == [1, 2]
+    assert calls["call_at"].tolist() == [pd.Timestamp("2026-03-05 14:03"), pd.Timestamp("2026-03-06 09:30")]
+    assert calls["direction"].tolist() == ["inbound", "outbound"]
+    assert calls["reason"].tolist() == ["inquiry", "complaint"]
+    assert calls["duration_sec"].tolist() == [120, 60]  # full-width digits
+    assert calls["resolved"].tolist() == [True, False]
+
+
+def test_events_keyed_by_identifier_carry_the_reference_and_its_kind(messy: StepContext) -> None:
+    calls = messy.read(STEP, "clean_calls")
+    assert calls["customer_ref"].tolist() == ["013800138000", "13900139000"]
+    assert calls["customer_ref_kind"].tolist() == ["phone", "phone"]
+    assert calls["cti_id"].isna().all() and calls["customer_name"].isna().all()
+    orders = messy.read(STEP, "clean_transactions")
+    assert orders["customer_ref_kind"].tolist() == ["phone", "email", "member_no", "phone"]
+    assert orders["customer_name"].tolist()[:2] == ["王伟", "李娜"]
+    assert orders["source_system"].isna().all() and orders["source_customer_id"].isna().all()
+    assert reference_kinds(pd.Series(["a@b.cn", "021-68881234", "886016180339"])).tolist() == [
+        "email",
+        "phone",
+        "member_no",
+    ]
+
+
+def test_amounts_conditions_and_value_maps(messy: StepContext) -> None:
+    orders = messy.read(STEP, "clean_transactions")
+    assert orders["txn_id"].tolist() == ["T1", "T2", "T3", "T5"]  # trailing blank lines ignored
+    assert orders["amount"].tolist() == [1234.5, 1234.5, 123.0, 1234.5]
+    assert orders["is_refund"].tolist() == [False, True, False, False]  # 订单状态 == 已退款; empty is false
+    assert orders["channel"].tolist() == ["app", "app", "online", "phone"]
+    assert orders["source_row"].tolist() == [1, 2, 3, 5]
+    assert quarantined(messy, "transactions") == {4: "invalid channel"}
+
+
+def test_excel_title_rows_mixed_birth_dates_numeric_ids_and_regions(messy: StepContext) -> None:
+    crm = messy.read(STEP, "clean_crm_customers").set_index("crm_id")
+    assert crm.index.tolist() == ["K1", "K2", "K3", "K4", "K5", "K6"]
+    assert crm["source_row"].tolist() == [1, 2, 3, 4, 5, 6]
+    born = pd.Timestamp("1985-03-07")
+    assert crm["birth_date"].tolist()[:4] == [born] * 4 and pd.isna(crm.loc["K5", "birth_date"])
+    assert crm.loc["K6", "birth_date"] == born  # ISO text always parses
+    assert crm.loc["K2", "created_at"] == pd.Timestamp("2024-01-09")  # Excel serial 45300
+    assert crm["member_no"].tolist()[:2] == ["886016180339", "886016180340"]
+    assert crm["full_name"].tolist()[:2] == ["王伟", "李娜"] and set(crm["customer_type"]) == {"consumer"}
+    assert crm["gender"].tolist()[:4] == ["M", "F", "M", "F"] and pd.isna(crm.loc["K5", "gender"])
+    assert crm["province"].tolist()[:4] == ["广东", "广东", "北京", "广西"]
+
+
+def test_values_outside_their_map_are_counted_with_what_happened(messy: StepContext) -> None:
+    unmapped = messy.read(STEP, "unmapped_values")
+    found = {(r.table, r.column, r.value): (r.rows, r.action) for r in unmapped.itertuples()}
+    assert found == {
+        ("crm_customers", "gender", "未知"): (1, "kept, value set to null"),
+        ("calls", "reason", "回访"): (1, "quarantined"),
+        ("calls", "direction", "来电"): (1, "quarantined"),
+        ("transactions", "channel", "直播"): (1, "quarantined"),
+    }
+
+
+def test_ledger_balances_and_absent_tables_are_written_empty(
+    messy: StepContext, world: tuple[StepContext, ContractResult]
+) -> None:
+    ledger = messy.read(STEP, "ledger").set_index("table")
+    assert (ledger.input_rows == ledger.accepted_rows + ledger.quarantined_rows).all()
+    assert ledger.loc["calls"].tolist() == [7, 2, 5] and ledger.loc["crm_customers"].tolist() == [6, 6, 0]
+    status = messy.read(STEP, "table_status").set_index("table")["status"].to_dict()
+    assert status == {
+        "crm_customers": "loaded",
+        "cti_contacts": "not configured",
+        "shop_accounts": "not configured",
+        "loyalty_members": "not configured",
+        "transactions": "loaded",
+        "calls": "loaded",
+        "surveys": "not configured",
+        "marketing_contacts": "not configured",
+    }
+    for name in ("cti_contacts", "surveys", "marketing_contacts"):
+        clean = messy.read(STEP, f"clean_{name}")
+        assert clean.empty and set(TABLES[name].column_names) <= set(clean.columns)
+        assert messy.read(STEP, f"quarantine_{name}").empty
+    assert ledger.loc["surveys"].tolist() == [0, 0, 0]
+    without = world[1].groups_without_data
+    assert without == ["marketing", "technographic", "psychographic", "firmographic"]
+    assert set(without) < set(GROUP_NAMES)
+
+
+def test_header_only_file_is_an_absent_table(tmp_path: Path) -> None:
+    write_world(tmp_path / "raw")
+    (tmp_path / "raw" / "订单.csv").write_text(ORDER_LINES[0] + "\n", encoding="utf-8")
+    ctx, result = run_world(tmp_path, CONFIG)
+    assert ctx.read(STEP, "table_status").set_index("table").loc["transactions", "status"] == "header only"
+    clean = ctx.read(STEP, "clean_transactions")
+    assert clean.empty and {"customer_ref", "customer_ref_kind", "source_row"} <= set(clean.columns)
+    assert "value" in result.groups_without_data
+
+
+def test_a_real_decoding_error_names_offset_and_line(tmp_path: Path) -> None:
+    write_world(tmp_path / "raw")
+    path = tmp_path / "raw" / "订单.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2][:3] + b"\xff" + lines[2][3:]
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataContractError, match="cannot decode") as error:
+        run_world(tmp_path, CONFIG)
+    offset = len(lines[0]) + len(lines[1]) + 2 + 3
+    assert f"byte offset {offset} (line 3" in str(error.value)
+
+
+def test_tolerant_reader_pads_cuts_and_numbers_rows(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("title\n\na;b;c\n1;2;3\n\n4;5\n6;7;8;9\n", encoding="utf-8")
+    layout = csv_layout(path, 1, None)
+    assert layout.names == ["a", "b", "c"] and layout.delimiter == ";" and layout.skip_lines == 3
+    rows = tolerant_csv(path, layout, tmp_path / "x.parquet", batch_rows=1)
+    frame = pd.read_parquet(tmp_path / "x.parquet")
+    assert rows == 3 and frame["__source_row"].tolist() == [1, 2, 3]
+    assert frame["c"].tolist() == ["3", None, "8"]
+    assert frame["__read_problem"].tolist()[1:] == [
+        "ragged row: 2 fields, the header has 3",
+        "ragged row: 4 fields, the header has 3",
+    ]
+
+
+def test_unify_region() -> None:
+    names = ["广东省", "广东", "北京市", "内蒙古自治区", "新疆维吾尔自治区", "香港特别行政区", "沙市"]
+    assert [unify_region(name) for name in names] == [
+        "广东",
+        "广东",
+        "北京",
+        "内蒙古",
+        "新疆",
+        "香港",
+        "沙市",
+    ]
