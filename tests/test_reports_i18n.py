@@ -97,7 +97,7 @@ def test_every_catalog_key_used_in_code_exists() -> None:
 
 
 # --- charts -------------------------------------------------------------------------------------
-def test_chinese_chart_renders_without_missing_glyphs() -> None:
+def test_chinese_chart_renders_without_missing_glyphs(caplog: pytest.LogCaptureFixture) -> None:
     plots.setup()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
@@ -112,6 +112,7 @@ def test_chinese_chart_renders_without_missing_glyphs() -> None:
         figure.savefig(buffer, format="png")
         plt.close(figure)
     assert buffer.getvalue().startswith(b"\x89PNG")
+    assert not [record.getMessage() for record in caplog.records if record.name.startswith("matplotlib")]
     assert "Noto Sans CJK SC" in {entry.name for entry in matplotlib.font_manager.fontManager.ttflist}
 
 

@@ -55,6 +55,7 @@ main, .jp-Notebook {{ max-width: 1000px; margin: 0 auto; padding: 1.5rem 1rem 3r
 .jp-RenderedHTMLCommon {{ font-size: 15px; }}
 .jp-RenderedHTMLCommon table {{ border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 14px; }}
 .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td {{ padding: 4px 10px; text-align: right; }}
+.jp-RenderedHTMLCommon tr > :first-child {{ text-align: left; }}
 .jp-RenderedHTMLCommon tbody tr:nth-child(odd) {{ background: #f6f8fa; }}
 .jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
 .wb-nav {{ max-width: 1000px; margin: 0.5rem auto 0; padding: 0 1rem; font-size: 14px; }}
