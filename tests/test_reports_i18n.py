@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from helpers.core import plots
-from helpers.core.i18n import LANGUAGES, catalog, load_messages
+from helpers.core.i18n import LANGUAGES, LOCALES_DIR, catalog, load_messages
 from helpers.core.render import is_technical, render_reports, run_language, write_index
 from helpers.core.runner import RunResult
 from helpers.core.steps import AUDIT, STEPS, STRATEGY
@@ -62,6 +62,9 @@ def test_every_language_holds_the_same_keys_and_placeholders() -> None:
 _KEY = r"[\"']([a-z_0-9]+(?:\.[A-Za-z_0-9]+)+)[\"']"
 KEY_CALLS = re.compile(rf"(?:\btext|\.raw|\bsay\(\s*ctx\s*,)\s*\(?\s*{_KEY}")
 HEADER_CALLS = re.compile(r"\bheader\(\s*ctx\s*,\s*[\"']([a-z_]+)[\"']")
+DOMAINS = sorted(path.stem for path in (LOCALES_DIR / "zh").glob("*.yml"))
+# ...and a dict value naming a catalog domain: the `columns={"col": "audit.headers.table"}` of a table.
+MAPPED_KEYS = re.compile(rf":\s*[\"']((?:{'|'.join(DOMAINS)})(?:\.[A-Za-z_0-9]+)+)[\"']")
 
 
 def _code_files() -> list[Path]:
@@ -71,16 +74,17 @@ def _code_files() -> list[Path]:
 def used_catalog_keys(source: str) -> set[str]:
     """Catalog keys written literally in `source` (a notebook's JSON escapes quotes as \\")."""
     source = source.replace('\\"', '"')
-    keys = set(KEY_CALLS.findall(source))
+    keys = set(KEY_CALLS.findall(source)) | set(MAPPED_KEYS.findall(source))
     keys |= {f"common.pages.{page}.title" for page in HEADER_CALLS.findall(source)}
     return keys
 
 
 def test_key_finder_sees_the_usual_calls() -> None:
     source = 'say(ctx, "audit.summary", n=3)\nctx.text("common.yes")\ntext.raw("strategy.kpis")\n'
-    source += '"header(ctx, \\"lifecycle\\")"'
+    source += '"header(ctx, \\"lifecycle\\")"\ntable(ctx, frame, columns={"n": "audit.headers.rows"})\n'
+    source += 'overrides={"clustering.choose": choose}; ctx.read("03_features", "features.parquet")\n'
     assert used_catalog_keys(source) == {
-        "audit.summary", "common.yes", "strategy.kpis", "common.pages.lifecycle.title",
+        "audit.summary", "common.yes", "strategy.kpis", "common.pages.lifecycle.title", "audit.headers.rows",
     }  # fmt: skip
 
 
