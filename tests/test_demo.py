@@ -17,6 +17,7 @@ from helpers.core.paths import PROJECT_ROOT
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.demo import events as demo_events
 from helpers.demo import export as demo_export
+from helpers.demo import files as demo_files
 from helpers.demo import world as demo
 from helpers.demo import xlsx as demo_xlsx
 from helpers.demo.world import RAW_FILES, TRUTH_SCHEMAS, format_stamps, generate_demo_world
@@ -148,8 +149,8 @@ def test_raw_file_specs_match_the_demo_config() -> None:
         declared = config["data"]["tables"][name]
         assert declared["file"] == spec.file
         assert declared.get("encoding", "utf-8") == spec.encoding
-        assert declared.get("datetime_format", demo.ISO_DATETIME) == spec.datetime_format
-        assert declared.get("date_format", demo.ISO_DATE) == spec.date_format
+        assert declared.get("datetime_format", demo_files.ISO_DATETIME) == spec.datetime_format
+        assert declared.get("date_format", demo_files.ISO_DATE) == spec.date_format
         assert declared.get("sheet") == spec.sheet
         assert declared["format"] == ("excel" if spec.sheet else "csv")
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.demo import reference as ref
-from helpers.demo.world import ISO_DATETIME, RAW_FILES
+from helpers.demo.files import ISO_DATETIME, RAW_FILES
 from helpers.demo.xlsx import XlsxStreamWriter
 
 HOME_AREA_CODE = "021"  # the center's own city (Shanghai): its landlines appear as bare local numbers

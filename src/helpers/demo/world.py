@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -36,6 +35,7 @@ from helpers.demo.events import (
     surveys,
     transactions,
 )
+from helpers.demo.files import ISO_DATETIME, RAW_FILES, RawFile
 from helpers.demo.identity import SYSTEMS, IdBook, arrow_strings, build_records, orphan_ids
 from helpers.demo.people import People, draw_people
 from helpers.demo.xlsx import XlsxStreamWriter
@@ -44,33 +44,11 @@ CHUNK_PEOPLE = 50_000
 DEFECT_RATE = 0.002
 # Loyal customers need more than two years of history after DATA_START; calendars end in 2027.
 EARLIEST_REFERENCE, LATEST_REFERENCE = np.datetime64("2025-06-01", "D"), np.datetime64("2027-10-31", "D")
-ISO_DATE, ISO_DATETIME = "%Y-%m-%d", "%Y-%m-%d %H:%M:%S"
 # Where each strftime token sits in Arrow's ISO text "YYYY-MM-DD HH:MM:SS".
 ISO_SLICES = {"%Y": (0, 4), "%m": (5, 7), "%d": (8, 10), "%H": (11, 13), "%M": (14, 16), "%S": (17, 19)}
 GARBLED_DATES = np.array(["2024-02-30 25:61:00", "not recorded", "00/00/0000", "#VALUE!", "2025-13-45", "??"])
 
 
-@dataclass(frozen=True)
-class RawFile:
-    """How the demo writes one canonical table (mirrors `data.tables` in config/demo.yml)."""
-
-    file: str
-    encoding: str = "utf-8"
-    date_format: str = ISO_DATE
-    datetime_format: str = ISO_DATETIME
-    sheet: str | None = None
-
-
-RAW_FILES: dict[str, RawFile] = {
-    "crm_customers": RawFile("crm_customers.csv"),
-    "cti_contacts": RawFile("cti_contacts.csv", encoding="gbk", datetime_format="%Y/%m/%d %H:%M:%S"),
-    "shop_accounts": RawFile("shop_accounts.csv"),
-    "loyalty_members": RawFile("loyalty_members.xlsx", sheet="members"),
-    "transactions": RawFile("transactions.csv"),
-    "calls": RawFile("calls.csv", datetime_format="%d/%m/%Y %H:%M"),
-    "surveys": RawFile("surveys.csv"),
-    "marketing_contacts": RawFile("marketing_contacts.csv"),
-}
 SYSTEM_TABLE = {
     "crm": "crm_customers",
     "cti": "cti_contacts",
