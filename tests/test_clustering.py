@@ -21,6 +21,7 @@ from helpers.clustering.evaluation import evaluate_planted
 from helpers.clustering.synthetic import make_world, planted_segments
 from helpers.core.config import ConfigError, load_config, parse_config
 from helpers.core.context import open_step
+from helpers.core.i18n import catalog
 from helpers.core.settings import ALGORITHM_NAMES
 
 PLANTED_K = 5
@@ -189,7 +190,7 @@ def test_profiles_and_names_are_deterministic_for_a_seed(toy):
         segments = cl.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
         profiles = cp.segment_profiles(segments, matrix, features, dictionary)
         rules = [{"name": "High f0", "when": ["z:f0 > 0.5"]}]
-        return profiles, cp.name_segments(profiles, rules)
+        return profiles, cp.name_segments(profiles, rules, catalog("en"))
 
     first_profiles, first_names = run()
     second_profiles, second_names = run()
@@ -216,9 +217,12 @@ def test_naming_rule_goes_to_the_segment_with_the_largest_margin():
         {"name": "Complainers", "when": ["z:complaint_rate >= 1", "share > 0.4"]},
         {"name": "Unused", "when": ["z:not_a_column > 0"]},
     ]
-    names = cp.name_segments(profiles, rules)
+    names = cp.name_segments(profiles, rules, catalog("en"))
     assert names[3] == "High value" and names[1] == "Complainers"
     assert names[2] == "High total spend"  # generated: strongest z-score only one above 0.5
+    bilingual = [{"name": {"zh": "高价值客户", "en": "High value"}, "when": ["z:monetary_total > 1"]}]
+    zh_names = cp.name_segments(profiles, bilingual, catalog("zh"))
+    assert zh_names[3] == "高价值客户" and zh_names[2] == "总消费高" and zh_names[1] == "投诉多"
 
 
 def test_generated_names_are_plain_language():
@@ -236,20 +240,55 @@ def test_generated_names_are_plain_language():
             "z:weekend_share": [0.0, 0.0, 0.0, 0.0, 1.2],
         }
     )
-    names = cp.name_segments(profiles, [])
+    names = cp.name_segments(profiles, [], catalog("en"))
     assert names == {
         1: "Buy a lot of gifts, big spend per order",
-        2: "Small orders, often buy in the app",
+        2: "Small orders, often buy via app",
         3: "Bargain hunter (lifestyle)",  # an "unknown" level never names a segment
         4: "Average customers",
         5: "Buy a lot of baby and groceries, weekend shoppers",
     }
     assert not any("_" in name or "z:" in name for name in names.values())
+    assert cp.name_segments(profiles, [], catalog("zh")) == {
+        1: "常买礼品，客单价高",
+        2: "客单价低，常通过App购买",
+        3: "生活方式：爱比价",
+        4: "普通客户",
+        5: "常买母婴和日用百货，周末购物",
+    }
+
+
+def test_segment_descriptions_and_display_names_follow_the_page_language():
+    profiles = pd.DataFrame(
+        {
+            "segment_id": [0, 1, 2],
+            "z:complaint_rate": [0.0, 1.5, 0.1],
+            "z:refund_rate": [0.0, 1.0, 0.0],
+            "z:age": [0.0, 0.7, 0.0],
+        }
+    )
+    zh, en = catalog("zh"), catalog("en")
+    assert cp.segment_descriptions(profiles, zh) == {
+        0: zh("clustering.prospects_description"),
+        1: "投诉多，退货多，年龄偏大",
+        2: "与其他客户相比没有突出特点",
+    }
+    assert cp.segment_descriptions(profiles, en, count=2)[1] == "complain often, return a lot"
+    rules = cp.load_naming_rules("config/naming_rules.yml")
+    assert cp.segment_display_name(en, 4, "投诉较多的价格敏感客户", rules) == "Complaint-prone price seekers"
+    assert cp.segment_display_name(zh, 4, "Complaint-prone price seekers") == "投诉较多的价格敏感客户"
+    assert cp.segment_display_name(zh, 0, "Prospects") == "潜在客户"
+    assert cp.segment_display_name(zh, 5, "Call often") == "Call often"  # generated: unchanged
 
 
 def test_naming_rules_file_is_readable_and_bad_conditions_are_rejected(tmp_path):
     rules = cp.load_naming_rules("config/naming_rules.yml")
     assert rules and all(rule["when"] for rule in rules)
+    assert all(rule["name"]["zh"] and rule["name"]["en"] for rule in rules)  # every name in both languages
+    half = tmp_path / "half.yml"
+    half.write_text("rules:\n  - name: {zh: 高价值}\n    when: ['share > 0.1']\n")
+    with pytest.raises(ValueError, match=r"half.yml: rule 1: `name` needs a text for each of zh, en"):
+        cp.load_naming_rules(half)
     bad = tmp_path / "rules.yml"
     bad.write_text("rules:\n  - name: X\n    when: ['monetary_total is big']\n")
     with pytest.raises(ValueError, match="monetary_total is big"):
@@ -429,7 +468,9 @@ def test_run_step_segments_every_customer_and_writes_every_artifact(step_run):
     prospects = truth.set_index("customer_id")["segment"].reindex(result.matrix.index).eq("prospect")
     np.testing.assert_array_equal(result.prospects, prospects.to_numpy())
     assert (segments.loc[result.prospects, "segment_id"] == cl.PROSPECT_ID).all()
-    assert segments["segment_name"].notna().all() and result.names[cl.PROSPECT_ID] == cl.PROSPECT_NAME
+    assert (
+        segments["segment_name"].notna().all() and result.names[cl.PROSPECT_ID] == "潜在客户"
+    )  # small.yml: zh
     assert result.profiles["share"].sum() == pytest.approx(1)
     assert set(result.scored["algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
     assert result.candidate.key == result.chosen and result.chosen_row["admissible"]

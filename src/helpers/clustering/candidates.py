@@ -47,7 +47,6 @@ PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this man
 MIN_ROWS_PER_SEGMENT = 5  # k is capped so every segment can hold this many fitted customers
 CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
 PROSPECT_ID = 0
-PROSPECT_NAME = "Prospects"
 # Business areas and the feature columns that measure them (first one present is used).
 BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
     "value": ("clv_12m", "monetary_total"),

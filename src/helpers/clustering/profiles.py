@@ -14,11 +14,15 @@ from helpers.clustering.candidates import (
     BUSINESS_AREAS,
     CHUNK,
     PROSPECT_ID,
-    PROSPECT_NAME,
     business_columns,
     column_moments,
     segment_means,
 )
+from helpers.core.config import resolve_path
+from helpers.core.i18n import LANGUAGES, Catalog, Language
+from helpers.core.settings import ClusteringSettingsSection
+
+DEFAULT_NAMING_RULES = ClusteringSettingsSection().naming_rules
 
 CONDITION = re.compile(r"^\s*(?P<metric>[\w:=.<>+\- ]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>-?[\d.]+)\s*$")
 
@@ -112,16 +116,31 @@ def segment_profiles(
 # ----------------------------------------------------------------------------- names
 
 
+def rule_name(rule: dict[str, Any], language: Language) -> str:
+    """A naming rule's name in `language` (a plain string names the segment in every language)."""
+    name = rule["name"]
+    return name if isinstance(name, str) else name[language]
+
+
 def load_naming_rules(path: str | Path) -> list[dict[str, Any]]:
     """Read and check the naming rules file (see config/naming_rules.yml)."""
     rules = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("rules", [])
     for number, rule in enumerate(rules, 1):
         if "name" not in rule or not rule.get("when"):
             raise ValueError(f"{path}: rule {number} needs a `name` and a non-empty `when` list")
+        name = rule["name"]
+        if isinstance(name, dict) and not all(
+            isinstance(name.get(lang), str) and name[lang] for lang in LANGUAGES
+        ):
+            raise ValueError(f"{path}: rule {number}: `name` needs a text for each of {', '.join(LANGUAGES)}")
+        if not isinstance(name, dict | str):
+            raise ValueError(
+                f"{path}: rule {number}: `name` must be a text or a mapping {{zh: ..., en: ...}}"
+            )
         for condition in rule["when"]:
             if not CONDITION.match(condition):
                 raise ValueError(
-                    f"{path}: rule {rule['name']!r}: cannot read condition {condition!r}; "
+                    f"{path}: rule {number}: cannot read condition {condition!r}; "
                     "write e.g. 'z:monetary_total > 1' or 'share < 0.05'"
                 )
     return rules
@@ -149,19 +168,20 @@ def rule_margin(profile_row: pd.Series, rule: dict[str, Any]) -> float | None:
     return min(margins)
 
 
-def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]]) -> dict[int, str]:
-    """A name per segment: each rule names at most one segment, best margin first; the rest get a
-    name generated from their two strongest z-scores. Prospects keep their fixed name."""
+def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]], text: Catalog) -> dict[int, str]:
+    """A name per segment in the catalog's language: each rule names at most one segment, best margin
+    first; the rest get a name generated from their two strongest z-scores. Prospects (segment 0) are
+    `clustering.prospects` (潜在客户 / Prospects)."""
     names: dict[int, str] = {}
     if PROSPECT_ID in set(profiles["segment_id"]):
-        names[PROSPECT_ID] = PROSPECT_NAME
+        names[PROSPECT_ID] = text("clustering.prospects")
     rows = profiles[profiles["segment_id"] != PROSPECT_ID].set_index("segment_id")
     options = []
     for segment, row in rows.iterrows():
         for order, rule in enumerate(rules):
             margin = rule_margin(row, rule)
             if margin is not None:
-                options.append((-margin, order, int(segment), rule["name"]))
+                options.append((-margin, order, int(segment), rule_name(rule, text.language)))
     used: set[str] = set()
     for _, _, segment, name in sorted(options):
         if segment not in names and name not in used:
@@ -169,108 +189,141 @@ def name_segments(profiles: pd.DataFrame, rules: list[dict[str, Any]]) -> dict[i
             used.add(name)
     for segment, row in rows.iterrows():
         if int(segment) not in names:
-            names[int(segment)] = _generated_name(row, used)
+            names[int(segment)] = _unique(_generated_name(row, text), used, text)
             used.add(names[int(segment)])
     return dict(sorted(names.items()))
 
 
-# Plain-language phrases for generated names: column -> (phrase when high, phrase when low).
-PHRASES: dict[str, tuple[str, str]] = {
-    "avg_order_value": ("big spend per order", "small orders"),
-    "items_per_order": ("many items per order", "few items per order"),
-    "refund_rate": ("return a lot", "rarely return goods"),
-    "monetary_total": ("high total spend", "low total spend"),
-    "n_purchases": ("buy often", "buy rarely"),
-    "recency_days": ("not bought for a long time", "bought recently"),
-    "tenure_days": ("long-standing", "new"),
-    "clv_12m": ("high expected value", "low expected value"),
-    "mean_interpurchase_days": ("long gaps between purchases", "short gaps between purchases"),
-    "interpurchase_cv": ("irregular buyers", "regular buyers"),
-    "weekend_share": ("weekend shoppers", "weekday shoppers"),
-    "mean_purchase_hour": ("evening shoppers", "daytime shoppers"),
-    "morning_share": ("morning shoppers", "rarely shop in the morning"),
-    "evening_share": ("evening shoppers", "rarely shop in the evening"),
-    "has_calls": ("call the service line", "never call"),
-    "n_calls": ("call often", "rarely call"),
-    "complaint_rate": ("complain often", "rarely complain"),
-    "complaints_per_purchase": ("complain often", "rarely complain"),
-    "after_sales_share": ("need after-sales help", "little after-sales need"),
-    "inbound_share": ("call us themselves", "mostly called by us"),
-    "first_contact_resolution": ("solved on the first call", "not solved on the first call"),
-    "repeat_contact_rate": ("call back repeatedly", "rarely call back"),
-    "avg_handle_sec": ("long calls", "short calls"),
-    "call_satisfaction_mean": ("happy with our calls", "unhappy with our calls"),
-    "csat_mean": ("satisfied", "dissatisfied"),
-    "nps_mean": ("would recommend us", "would not recommend us"),
-    "response_rate": ("respond to campaigns", "ignore campaigns"),
-    "conversion_rate": ("buy from campaigns", "rarely buy from campaigns"),
-    "age": ("older", "younger"),
-    "sessions_per_month": ("often online", "rarely online"),
-    "online_minutes_per_month": ("often online", "rarely online"),
-    "online_share": ("buy online", "buy offline"),
-    "is_business": ("business customers", "private customers"),
+def segment_display_name(
+    text: Catalog, segment_id: int, name: str, rules: list[dict[str, Any]] | None = None
+) -> str:
+    """A stored segment name shown in the catalog's language.
+
+    Step 04 stores names in its run's language; this also turns a name from a run in the other
+    language (an earlier run, a model bundle) into the page's: segment 0 is always
+    `clustering.prospects`, a rule name (`rules`, by default config/naming_rules.yml) in any
+    language becomes the rule's name in this one; any other name (generated) is returned unchanged.
+    """
+    if int(segment_id) == PROSPECT_ID:
+        return text("clustering.prospects")
+    for rule in load_naming_rules(resolve_path(DEFAULT_NAMING_RULES)) if rules is None else rules:
+        if isinstance(rule["name"], dict) and name in rule["name"].values():
+            return rule_name(rule, text.language)
+    return name
+
+
+# Model columns with a plain phrase (catalog `clustering.phrases.<column>.high|low`); level columns
+# by prefix (`clustering.prefix_phrases.<kind>`, "{level}"), one-hot columns `feature=level`
+# (`clustering.level_phrase`, the level named through values.yml where it has a label).
+PREFIXES = {"category_share_": "category", "interest_": "interest", "season_share_": "season"}
+CHANNEL_PREFIX = "channel_share_"
+LEVEL_VOCABULARY = {
+    "loyalty_tier": "values.tier",
+    "age_band": "values.age_band",
+    "city_tier": "values.city_tier",
+    "primary_device": "values.device",
+    "lifestyle": "values.lifestyle",
+    "company_size_band": "values.company_size",
+    "gender": "values.gender",
+    "industry": "clustering.industries",
+    "category": "values.category",
+    "channel": "values.channel",
+    "interest": "clustering.interests",
 }
-CHANNEL_PHRASES = {"store": "in store", "online": "online", "app": "in the app", "phone": "by phone"}
-VAGUE_LEVELS = {"unknown", "none", "nan", "other", "blank"}
+VAGUE_LEVELS = {"unknown", "none", "nan", "other", "blank", "no"}
 
 
-# Column prefixes of level columns -> (phrase when high, phrase when low), "{}" is the level.
-PREFIX_PHRASES: dict[str, tuple[str, str]] = {
-    "category_share_": ("buy a lot of {}", "buy little {}"),
-    "interest_": ("interested in {}", "not interested in {}"),
-    "season_share_": ("buy mostly in {}", "rarely buy in {}"),
-}
-
-PHRASE_LEADS = tuple(text.split("{}")[0] for pair in PREFIX_PHRASES.values() for text in pair)
+def _level_label(text: Catalog, vocabulary: str | None, level: str) -> str:
+    """A level's label (`<vocabulary>.<level>` in the catalog), else the level in plain words."""
+    key = f"{vocabulary}.{level}"
+    return text(key) if key in text else level.replace("_", " ")
 
 
-def plain_phrase(column: str, high: bool) -> str | None:
-    """A plain-language phrase for a segment that is high (or low) in a model column; None when the
-    column says nothing a manager can use (e.g. a low share of an "unknown" level)."""
-    if column in PHRASES:
-        return PHRASES[column][0 if high else 1]
+def plain_phrase(column: str, high: bool, text: Catalog) -> str | None:
+    """A plain phrase (catalog language) for a segment that is high (or low) in a model column; None
+    when the column says nothing a manager can use (e.g. a low share of an "unknown" level)."""
+    side = "high" if high else "low"
+    if f"clustering.phrases.{column}.{side}" in text:
+        return text(f"clustering.phrases.{column}.{side}")
     if "=" in column:  # one-hot level: only "mostly this level" is worth a name
         feature, level = column.split("=", 1)
         if not high or level.lower() in VAGUE_LEVELS:
             return None
-        return f"{level} ({feature})".replace("_", " ")
-    for prefix, phrases in PREFIX_PHRASES.items():
+        label = _level_label(text, LEVEL_VOCABULARY.get(feature), level)
+        feature_key = f"clustering.features.{feature}"
+        shown = text(feature_key) if feature_key in text else feature.replace("_", " ")
+        return text("clustering.level_phrase", level=label, feature=shown)
+    for prefix, kind in PREFIXES.items():
         if column.startswith(prefix):
             level = column.removeprefix(prefix)
-            return (
-                None if level in VAGUE_LEVELS else phrases[0 if high else 1].format(level.replace("_", " "))
-            )
-    if column.startswith("channel_share_"):
-        channel = column.removeprefix("channel_share_")
-        return f"{'often' if high else 'rarely'} buy {CHANNEL_PHRASES.get(channel, 'via ' + channel)}"
-    return f"{'high' if high else 'low'} {column.replace('_', ' ')}"
+            if level in VAGUE_LEVELS:
+                return None
+            label = _level_label(text, LEVEL_VOCABULARY.get(kind), level)
+            return text(f"clustering.prefix_phrases.{kind}.{side}", level=label)
+    if column.startswith(CHANNEL_PREFIX):
+        label = _level_label(text, LEVEL_VOCABULARY["channel"], column.removeprefix(CHANNEL_PREFIX))
+        return text(f"clustering.prefix_phrases.channel.{side}", level=label)
+    feature_key = f"clustering.features.{column}"
+    shown = text(feature_key) if feature_key in text else column.replace("_", " ")
+    return text(f"clustering.generic_phrase.{side}", feature=shown)
 
 
-def _generated_name(row: pd.Series, used: set[str], min_z: float = 0.5) -> str:
-    """The plain phrases of the two strongest features (|z| >= min_z), e.g. "Buy a lot of gifts,
-    big spend per order"; "Average customers" when nothing stands out."""
+def _strongest_phrases(row: pd.Series, text: Catalog, count: int, min_z: float = 0.5) -> list[str]:
+    """The plain phrases of the `count` strongest z-scores (|z| >= min_z); phrases of one kind are
+    joined ("buy a lot of groceries and baby")."""
     z = row[[c for c in row.index if str(c).startswith("z:")]].astype(float)
+    lead_texts = {
+        str(text.raw(f"clustering.prefix_phrases.{kind}.{side}")).split("{level}")[0]
+        for kind in (*PREFIXES.values(), "channel")
+        for side in ("high", "low")
+    }
     phrases: list[str] = []
     for column in z.abs().sort_values(ascending=False, kind="stable").index:
-        if abs(z[column]) < min_z or len(phrases) == 2:
+        if abs(z[column]) < min_z or len(phrases) == count:
             break
-        phrase = plain_phrase(str(column)[2:], bool(z[column] > 0))
+        phrase = plain_phrase(str(column)[2:], bool(z[column] > 0), text)
         if not phrase or phrase in phrases:
             continue
-        lead = next((text for text in PHRASE_LEADS if phrase.startswith(text)), None)
-        if lead and phrases and phrases[-1].startswith(lead):  # "buy a lot of groceries and baby"
-            if " and " not in phrases[-1]:
-                phrases[-1] += " and " + phrase.removeprefix(lead)
+        lead = next((lead for lead in lead_texts if lead and phrase.startswith(lead)), None)
+        joined = text("clustering.and")
+        if lead and phrases and phrases[-1].startswith(lead):
+            if joined not in phrases[-1]:
+                phrases[-1] += joined + phrase.removeprefix(lead)
         else:
             phrases.append(phrase)
-    name = ", ".join(phrases) if phrases else "average customers"
-    name = name[0].upper() + name[1:]
-    suffix = 2
-    candidate = name
+    return phrases
+
+
+def _generated_name(row: pd.Series, text: Catalog) -> str:
+    """The phrases of the two strongest features, e.g. "Buy a lot of gifts, big spend per order";
+    `clustering.average` when nothing stands out."""
+    phrases = _strongest_phrases(row, text, 2)
+    name = text("clustering.separator").join(phrases) if phrases else text("clustering.average")
+    return name[0].upper() + name[1:]
+
+
+def _unique(name: str, used: set[str], text: Catalog) -> str:
+    candidate, suffix = name, 2
     while candidate in used:
-        candidate = f"{name} ({suffix})"
+        candidate = text("clustering.numbered", name=name, number=suffix)
         suffix += 1
     return candidate
+
+
+def segment_descriptions(profiles: pd.DataFrame, text: Catalog, count: int = 4) -> dict[int, str]:
+    """What sets each segment apart, in plain words of the catalog's language (its `count` strongest
+    features); segment 0 gets `clustering.prospects_description`."""
+    descriptions = {}
+    for _, row in profiles.iterrows():
+        segment = int(row["segment_id"])
+        if segment == PROSPECT_ID:
+            descriptions[segment] = text("clustering.prospects_description")
+            continue
+        phrases = _strongest_phrases(row, text, count)
+        descriptions[segment] = (
+            text("clustering.separator").join(phrases) if phrases else text("clustering.average_description")
+        )
+    return descriptions
 
 
 # ----------------------------------------------------------------------------- suggestions

@@ -100,7 +100,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         winsor_quantile=ctx.settings.features.winsor_quantile,
     )
     profiles = cp.segment_profiles(segments, matrix, features, dictionary, extra=described, means=means)
-    names = cp.name_segments(profiles, cp.load_naming_rules(resolve_path(settings.naming_rules)))
+    names = cp.name_segments(profiles, cp.load_naming_rules(resolve_path(settings.naming_rules)), ctx.text)
     segments["segment_name"] = segments["segment_id"].map(names)
     profiles.insert(1, "segment_name", profiles["segment_id"].map(names))
     segments = segments[SEGMENT_COLUMNS]

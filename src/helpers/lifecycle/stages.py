@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
+from helpers.core.i18n import Catalog
 from helpers.engine.base import SqlEngine, connect
 from helpers.features import clv
 
@@ -57,6 +58,18 @@ STAGES: tuple[str, ...] = (
     "churned",
 )
 CHURN_STAGES: frozenset[str] = frozenset({"at_risk", "churned"})
+
+
+def stage_label(stage: str, text: Catalog) -> str:
+    """A stage code (English in the data) as readers see it: `lifecycle.stages.<stage>` (留存 / retention)."""
+    return text(f"lifecycle.stages.{stage}")
+
+
+def stage_labels(text: Catalog) -> dict[str, str]:
+    """Every stage code -> its label, in lifecycle order (for `Series.map`, legends, table headers)."""
+    return {stage: stage_label(stage, text) for stage in STAGES}
+
+
 DEFAULT_RULES_PATH = "config/lifecycle_rules.yml"
 LIFECYCLE_COLUMNS = ["customer_id", "stage", "stage_rule", "churn_risk"]
 
