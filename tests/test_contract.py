@@ -525,6 +525,7 @@ def test_header_only_table_is_absent_and_written_empty(tmp_path: Path) -> None:
         "customer_ref",
         "customer_name",
         "customer_ref_kind",
+        "notes",
         "source_row",
     ]
     assert calls["call_at"].dtype.kind == "M" and calls["duration_sec"].dtype == "Int64"

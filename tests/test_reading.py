@@ -11,6 +11,7 @@ from typing import Any
 import openpyxl
 import pandas as pd
 import pytest
+import yaml
 
 from helpers.audit.contract import (
     ContractResult,
@@ -19,11 +20,13 @@ from helpers.audit.contract import (
     csv_layout,
     reference_kinds,
     run_contract,
+    table_sources,
     tolerant_csv,
     unify_region,
 )
 from helpers.core.context import StepContext
 from helpers.core.factors import GROUP_NAMES
+from helpers.core.settings import WorkbenchConfig
 from helpers.core.tables import TABLES
 
 STEP = "01_data_audit"
@@ -217,6 +220,8 @@ def test_excel_title_rows_mixed_birth_dates_numeric_ids_and_regions(messy: StepC
     assert crm["member_no"].tolist()[:2] == ["886016180339", "886016180340"]
     assert crm["full_name"].tolist()[:2] == ["王伟", "李娜"] and set(crm["customer_type"]) == {"consumer"}
     assert crm["gender"].tolist()[:4] == ["M", "F", "M", "F"] and pd.isna(crm.loc["K5", "gender"])
+    assert crm.loc["K5", "notes"] == "gender outside its values, set to null"
+    assert crm["notes"].drop(index="K5").isna().all()
     assert crm["province"].tolist()[:4] == ["广东", "广东", "北京", "广西"]
 
 
@@ -306,3 +311,15 @@ def test_unify_region() -> None:
         "香港",
         "沙市",
     ]
+
+
+def test_the_worked_example_of_data_readme_is_a_valid_config() -> None:
+    readme = (Path(__file__).parents[1] / "data" / "README.md").read_text(encoding="utf-8")
+    example = readme.split("### Worked example")[1].split("```yaml")[1].split("```")[0]
+    config = WorkbenchConfig.model_validate(
+        {"run": {"reference_date": "2026-10-31"}, **yaml.safe_load(example)}
+    )
+    sources = table_sources(config.data)
+    assert sources["calls"].key_by == "phone" and sources["surveys"].path is None
+    assert sources["crm_customers"].columns["customer_type"].constant == "consumer"
+    assert sources["calls"].contract.column("customer_ref").required

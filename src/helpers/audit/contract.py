@@ -15,7 +15,8 @@ quarantine tables are written empty with their columns. Structural problems (mis
 column, undecodable bytes, a column that mostly does not parse) raise `DataContractError` and stop
 the run. Row-level problems send the row to `quarantine_<table>` with every reason; the ledger
 proves input = accepted + quarantined. Clean tables are typed, in file order, carry `source_row`
-(the 1-based data row under the header; blank lines are not counted), and identity tables gain
+(the 1-based data row under the header; blank lines are not counted) and `notes` (what was changed
+on the row, e.g. `gender outside its values, set to null`), and identity tables gain
 `source_system`, `source_record_id`, `<phone>_norm` and `email_norm`; event tables carry
 `customer_ref`, `customer_name` and `customer_ref_kind` (phone, email or member_no; null for
 tables keyed by record).
@@ -79,6 +80,7 @@ HALFWIDTH = "".join(chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)) + " "
 AMOUNT_NOISE = r"^(RMB|CNY)|[¥￥元,\s]"
 # Administrative suffixes of province and city names (regexp; group 1 is the short name).
 REGION_SUFFIX = r"^(.{2,}?)(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)$"
+NULLED = "kept, value set to null"  # what happens to a row with an optional value outside its vocabulary
 # Identifier columns besides table keys and record references: kept as exact text.
 ID_COLUMNS = ("crm_id", "member_no", "customer_ref")
 # Allowed values. Required columns with another value are quarantined; optional ones become null.
@@ -731,7 +733,7 @@ def _unmapped_expression(table: Table, column: Column, source: TableSource) -> t
     allowed = CATEGORIES.get((table.name, column.name))
     if allowed:
         cased = _cased(_mapped_text(column, source), allowed)
-        action = "quarantined" if column.required else "kept, value set to null"
+        action = "quarantined" if column.required else NULLED
         return f"CASE WHEN {cased} NOT IN ({', '.join(map(_literal, allowed))}) THEN {text} END", action
     if column.type == "bool":
         return (
@@ -867,6 +869,15 @@ def _create_rows(
     if table.kind == "event":
         kind = None if source.key_by in ("record", "identifier") else source.key_by
         extra.append(f"{_literal(kind) if kind else 'NULL'}::VARCHAR AS customer_ref_kind")
+    # What was changed on a row that is kept: an optional value outside its vocabulary, set to null.
+    notes = [
+        f"CASE WHEN u_{name} IS NOT NULL THEN '{name} outside its values, set to null' END"
+        for name, (_, action) in unmapped.items()
+        if action == NULLED
+    ]
+    extra.append(
+        f"nullif(concat_ws('; ', {', '.join(notes)}), '') AS notes" if notes else "NULL::VARCHAR AS notes"
+    )
     engine.run(
         STEP,
         "check_rows",
@@ -1051,14 +1062,14 @@ def clean_dtypes(table: Table) -> dict[str, str]:
     }
     if table.kind == "event":
         dtypes["customer_ref_kind"] = "object"
-    return {**dtypes, "source_row": "int64"}
+    return {**dtypes, "notes": "object", "source_row": "int64"}
 
 
 def _arrow_schema(table: Table) -> pyarrow.Schema:
     fields = [(c.name, _ARROW_TYPES[c.type]) for c in clean_columns(table)]
     if table.kind == "event":
         fields.append(("customer_ref_kind", pyarrow.string()))
-    return pyarrow.schema([*fields, ("source_row", pyarrow.int64())])
+    return pyarrow.schema([*fields, ("notes", pyarrow.string()), ("source_row", pyarrow.int64())])
 
 
 def _pandas_metadata(table: Table) -> str:
@@ -1078,7 +1089,7 @@ def _clean_select(table: Table) -> str:
     ]
     if table.kind == "event":
         columns.append("customer_ref_kind")
-    return ", ".join([*columns, "rowid + 1 AS source_row"])
+    return ", ".join([*columns, "notes", "rowid + 1 AS source_row"])
 
 
 def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> None:
@@ -1158,6 +1169,7 @@ def pandera_schema(table: Table) -> pa.DataFrameSchema:
             dtypes[column.name], checks=checks, nullable=not column.required, unique=column.name == table.key
         )
     columns["source_row"] = pa.Column("int64", pa.Check.ge(1), unique=True)
+    columns["notes"] = pa.Column(object, nullable=True)
     if table.kind == "event":
         columns["customer_ref_kind"] = pa.Column(
             object, pa.Check.isin(["phone", "email", "member_no"]), nullable=True

@@ -1,7 +1,7 @@
 -- Row-level validation of one raw export, read once in file order (insertion order is kept, so
 -- the table's rowid + 1 is the data row in the file). Only what later steps need is stored:
 -- the parsed columns (`v_<name>`), the raw text of values outside a value map or vocabulary
--- (`u_<name>`, NULL otherwise) and `customer_ref_kind` ({extra_columns}), the problems as
+-- (`u_<name>`, NULL otherwise), `customer_ref_kind` and `notes` ({extra_columns}), the problems as
 -- '; '-joined text ('' when none; a row that could not be read whole has only its read problem),
 -- a bitmask of which raw fields were filled, and a hash of the raw row for exact duplicates.
 -- Trimmed text (`t_<name>`, full-width forms as ASCII) is computed once and shared by parsing and checks.
