@@ -27,6 +27,7 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     import pandas as pd
 
     from helpers.core.config import load_config, parse_config
+    from helpers.core.i18n import catalog
     from helpers.core.paths import PROJECT_ROOT
     from helpers.strategy import migration
     from helpers.strategy import plan as strategy
@@ -39,7 +40,8 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     start = time.perf_counter()
     config = parse_config(load_config())
     settings = strategy.StrategySettings.from_config(config.strategy)
-    playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
+    text = catalog(config.report.language)
+    playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", config.report.language)
     features = pd.read_parquet(run_dir / "03_features" / "features.parquet", columns=migration.FEATURE_INPUTS)
     segments = pd.read_parquet(run_dir / "04_clustering" / "segments.parquet")
     lifecycle = pd.read_parquet(run_dir / "05_lifecycle" / "lifecycle.parquet")
@@ -64,17 +66,18 @@ def step06(run_dir: Path, previous: Path | None, timings: dict[str, float]) -> N
     metrics = strategy.metric_deltas(
         strategy.segment_metrics(customers, plan, settings), moved.previous_metrics if moved else None
     )
-    strategy.recommendations(metrics, plan, playbook)
-    strategy.key_numbers(plan, usage, metrics)
+    strategy.recommendations(metrics, plan, playbook, text)
+    strategy.decisions(plan, usage, metrics, text)
+    strategy.key_numbers(plan, metrics, text)
     strategy.playbook_coverage(playbook, plan)
     start = lap("metrics + recommendations", start)
     golden = pd.read_parquet(
         run_dir / "02_identity_merge" / "golden.parquet", columns=strategy.CONTACT_COLUMNS
     )
     as_of_date, plan_until = strategy.planning_period(config.run.reference_date, settings.period_days)
-    calls = strategy.build_call_list(plan, golden, as_of_date, plan_until)
+    calls = strategy.build_call_list(plan, golden, as_of_date, plan_until, text)
     out = run_dir / "06_strategy"
-    strategy.write_call_list(calls, out)
+    strategy.write_call_list(calls, out, text)
     start = lap("call list csv + xlsx", start)
     plan.to_parquet(out / "plan.parquet", index=False)
     metrics.to_parquet(out / "segment_metrics.parquet", index=False)

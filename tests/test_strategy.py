@@ -17,13 +17,15 @@ import yaml
 
 from helpers.core import runs
 from helpers.core.config import ConfigError, load_config, parse_config
+from helpers.core.i18n import catalog
 from helpers.core.paths import PROJECT_ROOT
 from helpers.core.settings import StrategySettingsSection
 from helpers.strategy import migration
 from helpers.strategy import plan as strategy
 from helpers.strategy.synthetic import synthetic_inputs, write_synthetic_run
 
-PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml")
+PLAYBOOK = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", "en")
+EN, ZH = catalog("en"), catalog("zh")
 
 
 def demo_settings() -> strategy.StrategySettings:
@@ -144,18 +146,65 @@ def test_call_list_export_carries_contacts_and_reasons(
     settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     assert not {"full_name", "mobile", "email"} & set(plan.columns)
-    calls = strategy.build_call_list(plan, synthetic["golden"], date(2026, 6, 30), date(2026, 7, 30))
+    calls = strategy.build_call_list(plan, synthetic["golden"], date(2026, 6, 30), date(2026, 7, 30), EN)
     assert len(calls) == plan["on_call_list"].sum()
+    assert list(calls.columns) == strategy.CALL_LIST_COLUMNS
     assert calls["mobile"].str.match(r"^\+861\d{10}$").all()
-    assert calls["reason"].str.contains(r"(?:stage, (?:high|middle|low) value: (?:churn risk|upside))").all()
-    csv_path, xlsx_path = strategy.write_call_list(calls, tmp_path)
+    assert (
+        calls["reason"]
+        .str.match(
+            r"^[a-z ]+ stage, (?:high|middle|low) value: (?:churn risk \d+% on 12-month "
+            r"CLV ¥[\d,]+|upside ¥[\d,]+ to the segment's top customers)$"
+        )
+        .all()
+    )
+    churn = calls["reason"].str.contains("churn risk")
+    assert (
+        calls["reason_code"] == calls["stage"].astype(str) + np.where(churn, ".churn_risk", ".upside")
+    ).all()
+    csv_path, xlsx_path = strategy.write_call_list(calls, tmp_path, EN)
     from_csv = pd.read_csv(csv_path, encoding="utf-8-sig")
     from_xlsx = pd.read_excel(xlsx_path, sheet_name="call_list")
-    assert list(from_csv.columns) == strategy.CALL_LIST_COLUMNS
-    assert from_csv["full_name"].tolist() == calls["full_name"].tolist()
-    assert from_xlsx["customer_id"].tolist() == calls["customer_id"].tolist()
+    assert list(from_csv.columns) == [
+        "Call order", "Team", "Customer id", "Name", "Mobile", "Email", "City", "Segment", "Lifecycle stage",
+        "Value tier", "Predicted 12-month value (CNY)", "Churn risk", "Priority", "Calls planned", "Action",
+        "Offer", "Script theme", "Reason for the call", "reason_code", "As of", "Plan until",
+    ]  # fmt: skip
+    assert from_csv["Name"].tolist() == calls["full_name"].tolist()
+    assert from_xlsx["Customer id"].tolist() == calls["customer_id"].tolist()
+    assert set(from_csv["Team"]) <= {"Account managers", "Callback team", "Outbound team"}
     for frame in (from_csv, from_xlsx):
-        assert (frame["as_of_date"] == "2026-06-30").all() and (frame["plan_until"] == "2026-07-30").all()
+        assert (frame["As of"] == "2026-06-30").all() and (frame["Plan until"] == "2026-07-30").all()
+
+
+def test_call_list_for_chinese_agents(
+    synthetic: dict[str, pd.DataFrame], customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A zh run: headers, team, stage, tier, playbook texts and reasons in Chinese; codes unchanged."""
+    settings = demo_settings()
+    playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", "zh")
+    plan = strategy.assign_calls(strategy.build_plan(customers, playbook, settings), settings)
+    calls = strategy.build_call_list(plan, synthetic["golden"], date(2026, 6, 30), date(2026, 7, 30), ZH)
+    english = strategy.build_call_list(
+        strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings),
+        synthetic["golden"], date(2026, 6, 30), date(2026, 7, 30), EN,
+    )  # fmt: skip
+    assert calls["customer_id"].tolist() == english["customer_id"].tolist()  # same plan in both languages
+    assert calls["reason_code"].tolist() == english["reason_code"].tolist()
+    _, xlsx_path = strategy.write_call_list(calls, tmp_path, ZH)
+    sheet = pd.read_excel(xlsx_path, sheet_name="外呼名单")
+    assert list(sheet.columns[:4]) == ["外呼顺序", "团队", "客户编号", "姓名"] and "reason_code" in sheet
+    assert set(sheet["价值层级"]) <= {"高", "中", "低"}
+    assert set(sheet["生命周期阶段"]) <= set(strategy.stage_labels(ZH).values())
+    at_risk = sheet["reason_code"] == "at_risk.churn_risk"
+    assert (
+        at_risk.any()
+        and sheet.loc[at_risk, "致电原因"].str.match(r"^流失风险阶段，[高中低]价值：流失风险 \d+%").all()
+    )
+    assert (
+        sheet.loc[sheet["生命周期阶段"] == "流失风险", "话术主题"] == "先致歉并解决遗留问题，再提供挽回优惠"
+    ).all()
+    assert not sheet["行动"].str.contains("[A-Za-z]{4}").any()  # no English action left
 
 
 def test_strategy_config_problems_are_caught_by_the_schema() -> None:
@@ -189,11 +238,16 @@ def test_run_step_writes_the_artifacts_and_dates_the_call_list(tmp_path: Path) -
     assert result.moved is None and result.settings.period_days == 45
     assert (result.as_of_date, result.plan_until) == (date(2025, 3, 31), date(2025, 5, 15))
     from_csv = pd.read_csv(result.csv_path, encoding="utf-8-sig")
-    from_xlsx = pd.read_excel(result.xlsx_path, sheet_name="call_list")
+    from_xlsx = pd.read_excel(result.xlsx_path, sheet_name="外呼名单")  # report.language: zh by default
     assert len(from_csv) == len(from_xlsx) == len(result.calls) == int(result.plan["on_call_list"].sum()) > 0
+    headers = [
+        c if c == "reason_code" else ZH(f"strategy.call_list.columns.{c}") for c in strategy.CALL_LIST_COLUMNS
+    ]
     for frame in (from_csv, from_xlsx):
-        assert list(frame.columns) == strategy.CALL_LIST_COLUMNS
-        assert (frame["as_of_date"] == "2025-03-31").all() and (frame["plan_until"] == "2025-05-15").all()
+        assert list(frame.columns) == headers
+        assert (frame["截至日期"] == "2025-03-31").all() and (frame["计划截止日期"] == "2025-05-15").all()
+    assert result.lifecycle_rules["horizon_days"] > 0
+    assert all("**" in paragraph and "原因：" in paragraph for paragraph in result.paragraphs.values())
     manifest = json.loads((first / "06_strategy" / "step.json").read_text())
     assert manifest["as_of_date"] == "2025-03-31" and manifest["plan_until"] == "2025-05-15"
     assert manifest["call_list_customers"] == len(result.calls)
@@ -285,7 +339,7 @@ def test_playbook_segment_override_and_errors(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    matrix = strategy.playbook_matrix(strategy.load_playbook(edited), ["A", "B"]).set_index(
+    matrix = strategy.playbook_matrix(strategy.load_playbook(edited, "en"), ["A", "B"]).set_index(
         ["segment_name", "stage"]
     )
     assert matrix.loc[("B", "at_risk"), "script_theme"] == "Fix it"
@@ -294,14 +348,39 @@ def test_playbook_segment_override_and_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(text.replace("  churned:", "  gone:"), encoding="utf-8")
     with pytest.raises(strategy.StrategyInputError, match=r"stages section lacks \['churned'\]"):
-        strategy.load_playbook(broken)
+        strategy.load_playbook(broken, "en")
+
+
+def test_playbook_texts_in_the_run_language(tmp_path: Path) -> None:
+    chinese = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", "zh")
+    assert (
+        chinese.stages["at_risk"]["offer"] == "挽回激励"
+        and PLAYBOOK.stages["at_risk"]["offer"] == "Win-back incentive"
+    )
+    assert chinese.tiers["middle"]["channel"] == "定期电话回访 + 邮件"
+    assert chinese.stages["at_risk"]["frequency_days"] == PLAYBOOK.stages["at_risk"]["frequency_days"] == 15
+    for language in ("zh", "en"):  # every text of the shipped playbook exists in both languages
+        playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", language)
+        for fields in [*playbook.stages.values(), *playbook.tiers.values()]:
+            assert all(isinstance(fields[f], str) for f in strategy.TEXT_FIELDS if f in fields)
+    text = (PROJECT_ROOT / "config" / "playbook.yml").read_text(encoding="utf-8")
+    edited = tmp_path / "playbook.yml"
+    edited.write_text(
+        text.replace(
+            "offer: {zh: 挽回激励, en: Win-back incentive}", "offer: {en: Win-back incentive}"
+        ).replace("segment_overrides: {}", 'segment_overrides:\n  "B":\n    loyalty: {offer: 同一句}'),
+        encoding="utf-8",
+    )
+    assert strategy.load_playbook(edited, "en").segment_overrides["B"]["loyalty"]["offer"] == "同一句"
+    with pytest.raises(strategy.StrategyInputError, match=r"stages\.at_risk\.offer has no 'zh' text"):
+        strategy.load_playbook(edited, "zh")
 
 
 def test_recommendation_paragraph_reflects_metrics(customers: pd.DataFrame) -> None:
     settings = demo_settings()
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)
-    paragraphs = strategy.recommendations(metrics, plan, PLAYBOOK)
+    paragraphs = strategy.recommendations(metrics, plan, PLAYBOOK, EN)
     assert list(paragraphs) == ["High-value loyal", "Growing regulars", "Price seekers", "Complaint-prone",
                                 "New prospects"]  # fmt: skip
     assert paragraphs["Complaint-prone"].startswith("**Complaint-prone**: **Fix the service first**")
@@ -461,20 +540,21 @@ def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
     usage = strategy.team_usage(plan, settings)
     metrics = strategy.metric_deltas(strategy.segment_metrics(customers, plan, settings), None)
-    text = strategy.key_numbers(plan, usage, metrics)
+    text = strategy.key_numbers(plan, metrics, EN)
     assert f"**{len(customers):,} customers** in **5 segments**" in text
-    assert (
-        f"{int(plan['on_call_list'].sum()):,} customers, {int(usage['calls_planned'].sum()):,} calls" in text
-    )
     assert "Most valuable segment: **High-value loyal**" in text
-    table = strategy.metrics_table(metrics)
+    decided = strategy.decisions(plan, usage, metrics, EN)
+    on_list, calls = int(plan["on_call_list"].sum()), int(usage["calls_planned"].sum())
+    assert decided.startswith(f"- **Call {on_list:,} customers with {calls:,} calls**")
+    assert "- **Fix the service first**: Complaint-prone." in decided
+    table = strategy.metrics_table(metrics, EN).set_index("Segment")
     assert table.loc["All customers", "Customers"] == f"{len(customers):,}"
     assert table.loc["All customers", "Customer share"] == "100%"
-    assert (
-        "Satisfaction (CSAT, 1-5)" in table.columns
-        and "Cost to serve per customer per period" in table.columns
-    )
+    assert "Satisfaction (1-5)" in table.columns and "Cost to serve per customer per period" in table.columns
     assert not any(column.startswith("Δ") for column in table.columns)  # no previous run, no deltas
+    chinese = strategy.metrics_table(metrics.assign(delta_customers=1.0), ZH)
+    assert list(chinese.columns[:3]) == ["客户群", "客户数", "客户数变化"]
+    assert chinese.iloc[0, 0] == "全部客户" and chinese["客户数变化"].eq("+1").all()
     coverage = strategy.playbook_coverage(PLAYBOOK, plan)
     assert coverage["customers"].sum() == len(customers)
     assert coverage["on_call_list"].sum() == plan["on_call_list"].sum()
@@ -514,7 +594,7 @@ def _paragraph(
     if overall is None:
         overall = _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03)
     matrix = strategy.playbook_matrix(PLAYBOOK, [segment["segment_name"]])
-    return strategy.recommendation(segment, overall, mix, matrix, PLAYBOOK.tiers, tier)
+    return strategy.recommendation(segment, overall, mix, matrix, PLAYBOOK.tiers, tier, EN)
 
 
 def test_recommendation_sentences_on_a_hand_built_segment() -> None:
@@ -576,10 +656,10 @@ def test_recommendation_reports_changes_since_the_previous_run() -> None:
 
 
 def test_one_in_picks_the_nearest_simple_fraction() -> None:
-    assert strategy.one_in(0.05) == "1 in 20"
-    assert strategy.one_in(0.34) == "1 in 3"
-    assert strategy.one_in(0.379) == "2 in 5"
-    assert strategy.one_in(0.7) == "2 in 3"
+    assert strategy.one_in(0.05) == (1, 20)
+    assert strategy.one_in(0.34) == (1, 3)
+    assert strategy.one_in(0.379) == (2, 5)
+    assert strategy.one_in(0.7) == (2, 3)
 
 
 def test_prospects_are_capped_and_low_tier_calls_have_a_stated_reason() -> None:
@@ -603,17 +683,24 @@ def test_prospects_are_capped_and_low_tier_calls_have_a_stated_reason() -> None:
     uncapped = replace(settings, max_prospect_share=1.0)
     plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, uncapped), uncapped)
     assert plan.loc[plan["stage"].isin(strategy.PROSPECT_STAGES), "calls_planned"].sum() > 8
-    assert strategy.call_rules(PLAYBOOK, settings) == (
+    assert strategy.call_rules(PLAYBOOK, settings, ZH) == (
+        "坐席致电：低价值客户只在预测流失风险价值达到 ¥500 时致电；新线索（接触和获客阶段，还没有购买）最多占"
+        "每个团队通话产能的 20%。其他客户通过其价值层级的渠道联系。"
+    )
+    assert strategy.call_rules(PLAYBOOK, settings, EN) == (
         "Agents call low-value customers only when at least ¥500 of their predicted value is at risk; "
         "new leads (contact and acquisition stages, no purchase yet) take at most 20% of each team's "
         "call capacity. Everyone else is reached through their tier's channel."
     )
 
 
-def test_key_numbers_on_a_hand_built_plan() -> None:
+def _hand_built_page() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A five-customer plan in two segments, its team usage and metrics."""
     plan = pd.DataFrame(
         {
             "customer_id": ["a", "b", "c", "d", "e"],
+            "segment_id": [0, 0, 1, 1, 1],
+            "segment_name": ["Big spenders", "Big spenders", "Grumblers", "Grumblers", "Grumblers"],
             "stage": ["at_risk", "acquisition", "retention", "churned", "churned"],
             "on_call_list": [True, True, False, False, True],
             "calls_planned": [2, 2, 0, 0, 1],
@@ -623,6 +710,7 @@ def test_key_numbers_on_a_hand_built_plan() -> None:
             "growth_potential": [0.0, 300.0, 100.0, 0.0, 0.0],
         }
     )
+    plan["value_at_stake"] = plan["value_at_risk"] + plan["growth_potential"]
     usage = pd.DataFrame(
         {
             "team": ["account_managers", "outbound_team"],
@@ -644,28 +732,85 @@ def test_key_numbers_on_a_hand_built_plan() -> None:
                          complaint_rate=0.69),
         ]
     )  # fmt: skip
-    lines = strategy.key_numbers(plan, usage, metrics).split("\n")
-    assert lines == [
-        "- **5 customers** in **2 segments**.",
-        "- **Call list for the next period: 3 customers, 200 calls** (50% of the 400 calls the teams can "
-        "make). They hold 79% of the value at risk and 75% of the growth potential; new leads take 1% of "
-        "the calls.",
-        "- **Value at risk: ¥123,456** (predicted 12-month value of customers who may leave; 22% of "
-        "customers are at risk or churned). Separately, **growth potential: ¥7,890**, of which ¥300 from "
-        "prospects who have not bought yet.",
-        "- **Team utilisation** (calls planned of the period's capacity): Account managers 80 of 100 calls "
-        "(80%); Outbound team 120 of 300 calls (40%). 200 calls (50% of capacity) stay free for inbound "
-        "service.",
-        "- Most valuable segment: **Big spenders**, 10% of customers and 60% of 12-month revenue.",
-        "- Satisfaction 4.10/5, NPS +12, retention 61%, complaint rate 37.9% of calls (complaints per "
-        "service call, about 2 in 5 calls; highest in **Grumblers** (69.0%)).",
-        "- **2 churned customers** get a low-cost reactivation by SMS and e-mail rather than calls, as the "
-        "playbook keeps calls for the valuable ones (median predicted 12-month value ¥2,010); 1 valuable "
-        "ones are on the call list.",
+    return plan, usage, metrics
+
+
+def test_decisions_and_key_numbers_on_a_hand_built_plan() -> None:
+    plan, usage, metrics = _hand_built_page()
+    assert strategy.decisions(plan, usage, metrics, EN).split("\n") == [
+        "- **Call 3 customers with 200 calls**, 50% of the agents' capacity this period; 200 calls stay free "
+        "for inbound service.",
+        "- **Fix the service first**: Grumblers.",
+        "- **Keep and grow these valuable customers**: Big spenders.",
+        "- **2 churned customers** get a low-cost reactivation by SMS and e-mail, as the playbook keeps "
+        "calls for the valuable ones (median predicted 12-month value ¥2,010; 1 on the call list).",
     ]
     cheap = plan.assign(clv_12m=[5000.0, 0.0, 900.0, 2.0, 3.0])
-    assert "as most are worth less than one call (median predicted 12-month value ¥2)" in (
-        strategy.key_numbers(cheap, usage, metrics)
+    assert "as most are worth less than one call (median predicted 12-month value ¥2;" in (
+        strategy.decisions(cheap, usage, metrics, EN)
+    )
+    assert strategy.key_numbers(plan, metrics, EN).split("\n") == [
+        "- **5 customers** in **2 segments**; 22% are at risk or churned.",
+        "- **Value at risk: ¥123,456**; **growth potential: ¥7,890**, of which ¥300 from new leads who have "
+        "not bought yet.",
+        "- The call list holds 79% of the value at risk and 75% of the growth potential.",
+        "- Most valuable segment: **Big spenders**, 10% of customers and 60% of 12-month revenue.",
+        "- Satisfaction 4.10/5, NPS +12, retention 61%, complaint rate 37.9% per service call; about 2 in 5 "
+        "calls; highest in **Grumblers** (69.0%).",
+    ]
+    assert strategy.capacity_note(usage, EN) == (
+        "**Team utilisation** (calls planned of the period's capacity): Account managers 80 of 100 calls "
+        "(80%); Outbound team 120 of 300 calls (40%). 200 calls (50% of capacity) stay free for inbound "
+        "service."
+    )
+
+
+def test_chinese_page_opening_is_short_and_formatted_for_chinese_readers() -> None:
+    plan, usage, metrics = _hand_built_page()
+    numbers = strategy.key_numbers(plan, metrics, ZH)
+    assert numbers.split("\n") == [
+        "- **5 位客户**，分为 **2 个客户群**；22% 处于流失风险或已流失。",
+        "- **流失风险价值 ¥12.3万**；**增长潜力 ¥7,890**，其中 ¥300 来自尚未购买的新线索。",
+        "- 外呼名单覆盖 79% 的流失风险价值和 75% 的增长潜力。",
+        "- 最有价值的客户群：**Big spenders**，10% 的客户贡献 60% 的 12 个月收入。",
+        "- 满意度 4.10/5，NPS +12，留存率 61%，投诉率 37.9%"
+        "（按服务电话计，约每 5 通 2 次；最高的是**Grumblers**，69.0%）。",
+    ]
+    visible = re.sub(r"^- |\*\*", "", numbers, flags=re.MULTILINE).replace("\n", "")
+    assert len(visible) <= 300  # the five-minute page: about 300 characters of key numbers
+    decided = strategy.decisions(plan, usage, metrics, ZH)
+    assert decided.split("\n")[:3] == [
+        "- **外呼 3 位客户、共 200 通电话**，用掉坐席本期产能的 50%；其余 200 通留给来电服务。",
+        "- **先解决投诉再推销**：「Grumblers」。",
+        "- **留住并培养高价值客户**：「Big spenders」。",
+    ]
+    note = strategy.period_note(
+        date(2026, 6, 30),
+        date(2026, 7, 30),
+        30,
+        {"horizon_days": 273, "churned": {"min_recency_days": 270}},
+        ZH,
+    )
+    assert "从截至日期 2026年6月30日 起 30 天，到 2026年7月30日 为止" in note
+    assert "未来 273 天内不再购买" in note and "超过 270 天没有购买" in note
+
+
+def test_recommendation_in_chinese() -> None:
+    segment, overall = (
+        _segment_row(),
+        _segment_row(csat=4.0, nps=10.0, retention_rate=0.55, complaint_rate=0.03),
+    )
+    playbook = strategy.load_playbook(PROJECT_ROOT / "config" / "playbook.yml", "zh")
+    matrix = strategy.playbook_matrix(playbook, [segment["segment_name"]])
+    text = strategy.recommendation(segment, overall, _mix(), matrix, playbook.tiers, "middle", ZH)
+    assert text == (
+        "**留住并培养高价值客户**：VIP 关怀、推荐有礼、专属服务，提供会员权益和专属服务。"
+        "原因：1,200 位客户（占全部客户的 25%），贡献 12 个月收入的 40%，"
+        "主要处于留存（50%）和流失风险（25%）阶段"
+        "；投诉率 6%（按电话计，平均 3%）；满意度 4.4/5（平均 4.0）。"
+        "做法：多数是中价值客户，所以采用定期电话回访 + 邮件；本期 140 位由坐席致电；"
+        "看的指标：NPS、人均推荐数。"
+        "涉及金额：流失风险价值 ¥50,000，增长潜力 ¥8,000。"
     )
 
 
@@ -673,14 +818,25 @@ def test_review_note_names_flagged_segments_and_reasons() -> None:
     summary = pd.DataFrame(
         {
             "segment_name": ["Big spenders", "Grumblers", "Savers"],
+            "customers": [100, 140, 80],
+            "customers_before": [100, 100, 80],
+            "size_change": [0.0, 0.4, 0.0],
+            "stability": [0.95, 0.9, 0.55],
             "flagged": [False, True, True],
-            "review_reason": ["", "size +40%", "stability 55%"],
+            "review_codes": ["", "size_change", "low_stability"],
         }
     )
-    assert migration.review_note(summary) == (
-        "- Compared with the previous run: **2 segment(s) changed enough to review**: "
-        "Grumblers (size +40%); Savers (stability 55%)."
+    assert migration.review_note(summary, EN) == (
+        "Compared with the previous run: **2 segment(s) changed enough to review**: "
+        "Grumblers (size changed +40%); Savers (only 55% of its customers stayed)."
     )
-    assert migration.review_note(summary.assign(flagged=False)).endswith(
+    assert migration.review_note(summary, ZH) == (
+        "与上次运行相比：**2 个客户群变化较大，需要复核**："
+        "Grumblers（人数变化 +40%）；Savers（只有 55% 的客户留在该群）。"
+    )
+    assert migration.review_note(summary.assign(flagged=False), EN).endswith(
         "**0 segment(s) changed enough to review**."
     )
+    table = migration.summary_table(summary, ZH)
+    assert list(table.columns) == ["客户群", "客户数", "上次客户数", "人数变化", "留在原群的比例", "复核原因"]
+    assert table["复核原因"].tolist() == ["–", "人数变化 +40%", "只有 55% 的客户留在该群"]

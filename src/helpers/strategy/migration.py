@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from helpers.clustering.candidates import match_segments
+from helpers.core.i18n import Catalog
 from helpers.strategy.plan import FEATURE_COLUMNS, STAGES
 
 PROFILE_COLUMNS = [
@@ -130,7 +131,8 @@ def migration_summary(
     min_stability: float,
     max_size_change: float,
 ) -> pd.DataFrame:
-    """Per stable segment: size now and before, stability and a review flag with its reason."""
+    """Per stable segment: size now and before, stability and a review flag with its reasons as codes
+    (`review_codes`: comma-separated `new_segment`, `disappeared`, `low_stability`, `size_change`)."""
     before = previous_plan["segment_id"]
     now = segments["segment_id"]
     positions = pd.Index(previous_plan["customer_id"]).get_indexer(segments["customer_id"])
@@ -153,24 +155,24 @@ def migration_summary(
         summary["customers"] / summary["customers_before"].where(summary["customers_before"] > 0) - 1
     )
     summary["stability"] = summary["segment_id"].map(stability)
-    reasons = []
+    codes = []
     for _, row in summary.iterrows():
         if row["customers_before"] == 0:
-            reasons.append("new segment")
+            codes.append("new_segment")
         elif row["customers"] == 0:
-            reasons.append("disappeared")
+            codes.append("disappeared")
         else:
             parts = []
             if pd.notna(row["stability"]) and row["stability"] < min_stability:
-                parts.append(f"only {row['stability']:.0%} of its customers stayed")
+                parts.append("low_stability")
             if abs(row["size_change"]) > max_size_change:
-                parts.append(f"size changed {row['size_change']:+.0%}")
-            reasons.append("; ".join(parts))
-    summary["review_reason"] = reasons
-    summary["flagged"] = summary["review_reason"] != ""
+                parts.append("size_change")
+            codes.append(",".join(parts))
+    summary["review_codes"] = codes
+    summary["flagged"] = summary["review_codes"] != ""
     return summary[
         ["segment_id", "segment_name", "generated_name", "customers", "customers_before", "size_change",
-         "stability", "flagged", "review_reason"]
+         "stability", "flagged", "review_codes"]
     ]  # fmt: skip
 
 
@@ -233,12 +235,46 @@ def compare_with_previous(
     )
 
 
-def review_note(summary: pd.DataFrame) -> str:
+def review_reason(row: pd.Series, text: Catalog) -> str:
+    """A summary row's review codes in words (empty when not flagged)."""
+    words = {
+        "new_segment": lambda: text("strategy.migration.reasons.new_segment"),
+        "disappeared": lambda: text("strategy.migration.reasons.disappeared"),
+        "low_stability": lambda: text(
+            "strategy.migration.reasons.low_stability", stability=text.share(row["stability"], 0)
+        ),
+        "size_change": lambda: text(
+            "strategy.migration.reasons.size_change", change=f"{100 * row['size_change']:+.0f}%"
+        ),
+    }
+    return text("strategy.note_sep").join(
+        words[code]() for code in str(row["review_codes"]).split(",") if code
+    )
+
+
+def review_note(summary: pd.DataFrame, text: Catalog) -> str:
     """One Markdown line: how many segments changed enough to review, and why."""
     flagged = summary.loc[summary["flagged"]]
-    reasons = "; ".join(
-        f"{n} ({r})" for n, r in zip(flagged["segment_name"], flagged["review_reason"], strict=True)
+    items = text("strategy.note_sep").join(
+        text("strategy.migration.item", name=row["segment_name"], reason=review_reason(row, text))
+        for _, row in flagged.iterrows()
     )
-    return f"- Compared with the previous run: **{len(flagged)} segment(s) changed enough to review**" + (
-        f": {reasons}." if reasons else "."
+    colon = text("strategy.migration.colon")
+    return text("strategy.migration.review", n=len(flagged), reasons=colon + items if items else "")
+
+
+def summary_table(summary: pd.DataFrame, text: Catalog) -> pd.DataFrame:
+    """The migration summary for readers: translated headers, formatted numbers, reasons in words."""
+    say = "strategy.migration.columns."
+    return pd.DataFrame(
+        {
+            text(say + "segment_name"): summary["segment_name"].astype(str).to_numpy(),
+            text(say + "customers"): [text.number(v) for v in summary["customers"]],
+            text(say + "customers_before"): [text.number(v) for v in summary["customers_before"]],
+            text(say + "size_change"): [
+                "–" if pd.isna(v) else f"{100 * v:+.0f}%" for v in summary["size_change"]
+            ],
+            text(say + "stability"): [text.share(v, 0) for v in summary["stability"]],
+            text(say + "review"): [review_reason(row, text) or "–" for _, row in summary.iterrows()],
+        }
     )

@@ -32,18 +32,18 @@ import pandas as pd
 import xlsxwriter
 import yaml
 
+from helpers.core.i18n import Catalog, Language
 from helpers.core.settings import StrategySettingsSection
 from helpers.features.catalog import VALUE_TIERS
 from helpers.lifecycle.stages import STAGES
 
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
-STAGE_LABELS = {stage: stage.replace("_", " ") for stage in STAGES}
 PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
 CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # from 02_identity_merge/golden
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
     "stage", "value_tier", "clv_12m", "churn_risk", "priority", "calls_planned", "action",
-    "offer", "script_theme", "reason", "as_of_date", "plan_until",
+    "offer", "script_theme", "reason", "reason_code", "as_of_date", "plan_until",
 ]  # fmt: skip
 
 
@@ -136,8 +136,22 @@ def planning_period(as_of_date: date, period_days: int) -> tuple[date, date]:
     return as_of_date, as_of_date + timedelta(days=period_days)
 
 
-def load_playbook(path: str | Path) -> Playbook:
-    """Read and check the playbook YAML."""
+TEXT_FIELDS = ("channel", "action", "script_theme", "offer", "kpi")  # read by managers and agents
+
+
+def _in_language(value: Any, language: Language, where: str) -> Any:
+    """A playbook text in `language`: `{zh: ..., en: ...}` picks one; a plain value is the same in all."""
+    if not isinstance(value, dict):
+        return value
+    if language not in value or not str(value[language] or "").strip():
+        raise StrategyInputError(
+            f"{where} has no {language!r} text (report.language); it has {sorted(value)}"
+        )
+    return value[language]
+
+
+def load_playbook(path: str | Path, language: Language) -> Playbook:
+    """Read and check the playbook YAML; its texts in `language` (the run's report.language)."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     tiers, stages = raw.get("tiers") or {}, raw.get("stages") or {}
     if missing := sorted(set(VALUE_TIERS) - set(tiers)):
@@ -164,7 +178,26 @@ def load_playbook(path: str | Path) -> Playbook:
                     f"playbook {path}: segment_overrides[{segment!r}][{stage!r}] must name a stage "
                     f"({', '.join(STAGES)}) and only fields {list(STAGE_FIELDS)}"
                 )
-    return Playbook(tiers=tiers, stages=stages, segment_overrides=overrides)
+
+    def localized(fields: dict[str, Any], where: str) -> dict[str, Any]:
+        return {
+            name: _in_language(value, language, f"playbook {path}: {where}.{name}")
+            if name in TEXT_FIELDS
+            else value
+            for name, value in fields.items()
+        }
+
+    return Playbook(
+        tiers={tier: localized(fields, f"tiers.{tier}") for tier, fields in tiers.items()},
+        stages={stage: localized(fields, f"stages.{stage}") for stage, fields in stages.items()},
+        segment_overrides={
+            segment: {
+                stage: localized(fields, f"segment_overrides[{segment!r}].{stage}")
+                for stage, fields in (by_stage or {}).items()
+            }
+            for segment, by_stage in overrides.items()
+        },
+    )
 
 
 def _fail(frame_name: str, column: str, problem: str, bad: pd.DataFrame) -> None:
@@ -405,29 +438,39 @@ def team_usage(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame:
     return table
 
 
-def call_reasons(calls: pd.DataFrame) -> pd.Series:
-    """A short, human reason per call-list row, from stage, risk, value and upside."""
-    if calls.empty:  # string + empty numeric Series does not broadcast
-        return pd.Series([], index=calls.index, dtype=object)
-    stage = calls["stage"].astype(str).map(STAGE_LABELS)
-    risk = (calls["churn_risk"] * 100).round().astype(int).astype(str)
-    clv = calls["clv_12m"].round().astype(int).map("{:,}".format)
-    upside = calls["upside"].round().astype(int).map("{:,}".format)
-    driver = np.where(
-        calls["value_at_risk"] >= calls["value_at_stake"] / 2,
-        "churn risk " + risk + "% on 12-month CLV ¥" + clv,
-        "upside ¥" + upside + " to the segment's top customers",
-    )
-    return (stage + " stage, " + calls["value_tier"].astype(str) + " value: " + driver).astype(str)
+def call_reasons(calls: pd.DataFrame, text: Catalog) -> tuple[pd.Series, pd.Series]:
+    """Per call-list row, a short reason in the catalog's language and its stable code:
+    `<stage>.churn_risk` when the value at risk is at least half the value at stake, else
+    `<stage>.upside`."""
+    churn = (calls["value_at_risk"] >= calls["value_at_stake"] / 2).to_numpy()
+    stage = calls["stage"].astype(str).to_numpy()
+    stages, tiers = stage_labels(text), tier_labels(text)
+    reasons = [
+        text(
+            f"strategy.reasons.{'churn_risk' if is_churn else 'upside'}",
+            stage=_lower_first(stages[row_stage]),
+            tier=tiers[tier],
+            risk=text.share(risk, 0),
+            clv=text.money(clv),
+            upside=text.money(upside),
+        )
+        for is_churn, row_stage, tier, risk, clv, upside in zip(
+            churn, stage, calls["value_tier"].astype(str), calls["churn_risk"], calls["clv_12m"],
+            calls["upside"], strict=True,
+        )
+    ]  # fmt: skip
+    codes = pd.Series(stage, index=calls.index) + np.where(churn, ".churn_risk", ".upside")
+    return pd.Series(reasons, index=calls.index, dtype=object), codes.astype(object)
 
 
 def build_call_list(
-    plan: pd.DataFrame, golden: pd.DataFrame, as_of_date: date, plan_until: date
+    plan: pd.DataFrame, golden: pd.DataFrame, as_of_date: date, plan_until: date, text: Catalog
 ) -> pd.DataFrame:
     """The ranked call list with contact details (the only frame of step 06 that carries them).
 
-    Every row carries the period it plans (`planning_period`): `as_of_date` (the run's reference
-    date, which the priorities are computed as of) and `plan_until`, as ISO dates.
+    `reason` is in the catalog's language, `reason_code` stable for machines. Every row carries the
+    period it plans (`planning_period`): `as_of_date` (the run's reference date, which the
+    priorities are computed as of) and `plan_until`, as ISO dates.
     """
     _require(golden, "02_identity_merge/golden", CONTACT_COLUMNS)
     calls = plan.loc[plan["on_call_list"]].sort_values("call_rank")
@@ -446,7 +489,7 @@ def build_call_list(
             "on the call list have no 02_identity_merge/golden row",
             calls.loc[missing, ["customer_id"]],
         )
-    calls["reason"] = call_reasons(calls)
+    calls["reason"], calls["reason_code"] = call_reasons(calls, text)
     calls["priority"] = calls["priority"].round(2)
     calls["clv_12m"] = calls["clv_12m"].round(2)
     calls["churn_risk"] = calls["churn_risk"].round(3)
@@ -455,20 +498,35 @@ def build_call_list(
     return calls[CALL_LIST_COLUMNS].reset_index(drop=True)
 
 
-def write_call_list(calls: pd.DataFrame, step_dir: Path) -> tuple[Path, Path]:
-    """Write call_list.csv (UTF-8 with BOM, so Excel shows Chinese) and call_list.xlsx."""
+def call_list_for_agents(calls: pd.DataFrame, text: Catalog) -> pd.DataFrame:
+    """The call list as agents read it: headers, team, stage and value tier in the catalog's language;
+    `reason_code` keeps its name and codes for machines."""
+    teams = calls["team"].astype(str)
+    shown = calls.assign(
+        team=teams.map({name: team_label(name, text) for name in teams.unique()}),
+        stage=calls["stage"].astype(str).map(stage_labels(text)),
+        value_tier=calls["value_tier"].astype(str).map(tier_labels(text)),
+        segment_name=calls["segment_name"].astype(str),
+    )
+    headers = {c: c if c == "reason_code" else text(f"strategy.call_list.columns.{c}") for c in calls.columns}
+    return shown.rename(columns=headers)
+
+
+def write_call_list(calls: pd.DataFrame, step_dir: Path, text: Catalog) -> tuple[Path, Path]:
+    """Write `call_list_for_agents` as call_list.csv (UTF-8 with BOM, so Excel shows Chinese) and
+    call_list.xlsx (sheet named in the catalog's language)."""
     step_dir.mkdir(parents=True, exist_ok=True)
     csv_path, xlsx_path = step_dir / "call_list.csv", step_dir / "call_list.xlsx"
-    text = calls.astype({c: str for c in ("team", "segment_name", "stage", "value_tier")})
-    text.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    shown = call_list_for_agents(calls, text)
+    shown.to_csv(csv_path, index=False, encoding="utf-8-sig")
     # xlsxwriter row by row: about 1.5x faster than DataFrame.to_excel for a 10,000-row list.
     workbook = xlsxwriter.Workbook(str(xlsx_path), {"constant_memory": True, "strings_to_urls": False})
-    sheet = workbook.add_worksheet("call_list")
+    sheet = workbook.add_worksheet(text("strategy.call_list.sheet"))
     sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, len(text), len(text.columns) - 1)
-    sheet.write_row(0, 0, list(text.columns), workbook.add_format({"bold": True}))
+    sheet.autofilter(0, 0, len(shown), len(shown.columns) - 1)
+    sheet.write_row(0, 0, list(shown.columns), workbook.add_format({"bold": True}))
     for row_number, row in enumerate(
-        text.astype(object).where(text.notna(), None).itertuples(index=False), 1
+        shown.astype(object).where(shown.notna(), None).itertuples(index=False), 1
     ):
         sheet.write_row(row_number, 0, row)
     workbook.close()
@@ -595,33 +653,57 @@ def stage_mix(plan: pd.DataFrame) -> pd.DataFrame:
     return mix.reset_index()
 
 
+# --- what managers read, in the catalog's language (strategy.yml) ------------------------------
+def stage_labels(text: Catalog) -> dict[str, str]:
+    """Lifecycle stage -> its name for readers."""
+    return {stage: text(f"strategy.stages.{stage}") for stage in STAGES}
+
+
+def tier_labels(text: Catalog) -> dict[str, str]:
+    """Value tier -> its name for readers (高/中/低, high/middle/low)."""
+    return {tier: text(f"strategy.tiers.{tier}") for tier in VALUE_TIERS}
+
+
+def team_label(name: str, text: Catalog) -> str:
+    """A team's name for readers: the catalog's, or the config name in plain words for a team it lacks."""
+    key = f"strategy.teams.{name}"
+    return text(key) if key in text else name.replace("_", " ").capitalize()
+
+
+def segment_label(segment_id: int, name: str, text: Catalog) -> str:
+    """A segment name for readers; the all-customers row (id -1) in the catalog's language."""
+    return text("strategy.all_customers") if segment_id == -1 else name
+
+
 def _lower_first(text: str) -> str:
-    """Lower-case the first letter unless it starts an acronym ("VIP care" stays)."""
+    """Lower-case the first letter unless it starts an acronym ("VIP care" stays; Chinese unchanged)."""
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
-def plain_label(name: str) -> str:
-    """A config or stage name for readers: `at_risk` -> "At risk", `callback_team` -> "Callback team"."""
-    return name.replace("_", " ").capitalize()
+def _names(names: list[str], text: Catalog) -> str:
+    return text("strategy.list_sep").join(text("strategy.quote", name=name) for name in names)
 
 
-def one_in(rate: float) -> str:
-    """A rate as "1 in N" when that is within 10% of it, else the nearest "k in n" with n <= 5."""
+def one_in(rate: float) -> tuple[int, int]:
+    """A rate as (1, N) when 1 in N is within 10% of it, else the nearest k in n with n <= 5."""
     whole = round(1 / rate)
     if whole >= 1 and abs(1 / whole - rate) <= 0.1 * rate:
-        return f"1 in {whole}"
+        return 1, whole
     fraction = Fraction(rate).limit_denominator(5)
-    return f"{fraction.numerator} in {fraction.denominator}"
+    return fraction.numerator, fraction.denominator
 
 
-def _fmt_delta(value: float, unit: str, scale: float = 1.0, digits: int = 0) -> str:
-    return f"{round(value * scale, digits) + 0.0:+.{digits}f}{unit}"  # + 0.0 turns -0 into 0
+def _fmt_delta(value: float, scale: float = 1.0, digits: int = 0) -> str:
+    return f"{round(value * scale, digits) + 0.0:+,.{digits}f}"  # + 0.0 turns -0 into 0
 
 
 def _above(segment: pd.Series, overall: pd.Series, column: str) -> float:
     """Segment minus all customers on one metric; 0 when either is unknown."""
     value, base = segment[column], overall[column]
     return 0.0 if pd.isna(value) or pd.isna(base) else float(value - base)
+
+
+FOCUSES = ("complaints", "win_back", "protect", "prospects", "grow")  # decisions list them in this order
 
 
 def segment_focus(segment: pd.Series, overall: pd.Series, mix: pd.DataFrame) -> str:
@@ -655,209 +737,320 @@ def recommendation(
     plan_matrix: pd.DataFrame,
     tiers: dict[str, dict[str, Any]],
     dominant_tier: str,
+    text: Catalog,
 ) -> str:
     """Three or four sentences for managers: the action (see `segment_focus`), why, how, what is at stake."""
+    say = "strategy.recommendation."
     treatment = plan_matrix.set_index("stage")
     by_size = mix.assign(stage=mix["stage"].astype(str)).sort_values("customers", ascending=False)
     focus = segment_focus(segment, overall, mix)
+    lead = text(f"strategy.focus.{focus}")
     if focus == "complaints":
-        action = (
-            "**Fix the service first**: resolve every open complaint before any sales offer, and confirm "
-            "the fix with the customer"
-        )
-        kpi = "complaint resolution rate and satisfaction"
+        action = text(say + "complaints_action", lead=lead)
+        kpi = text(say + "complaints_kpi")
     else:
         stage = {"prospects": "acquisition", "protect": "loyalty", "win_back": "at_risk"}.get(focus)
         if stage is None:  # grow: the largest stage of customers who have bought
             bought = by_size.loc[by_size["stage"].isin(["conversion", "retention", "loyalty"])]
             stage = bought["stage"].iloc[0] if len(bought) else "retention"
-        lead = {
-            "prospects": "Turn leads into first purchases",
-            "protect": "Keep and grow these valuable customers",
-            "win_back": "Win back customers who are drifting away",
-            "grow": "Grow what they buy",
-        }[focus]
         row = treatment.loc[stage]
+        offer = _lower_first(row["offer"])
         if dominant_tier in row["call_tiers"].split(", "):
-            action = f"**{lead}**: {_lower_first(row['action'])}, offering {_lower_first(row['offer'])}"
+            action = text(say + "call_action", lead=lead, action=_lower_first(row["action"]), offer=offer)
         else:  # the playbook does not call most of them in this stage: say so, as the channel does
-            action = f"**{lead}**: targeted campaigns offering {_lower_first(row['offer'])}"
+            action = text(say + "campaign_action", lead=lead, offer=offer)
         kpi = _lower_first(row["kpi"])
-    parts = [action + "."]
 
+    customers = max(segment["customers"], 1)
+    labels = stage_labels(text)
     top = by_size.head(2)
-    stages = " and ".join(
-        f"{STAGE_LABELS[s]} ({n / max(segment['customers'], 1):.0%})"
+    stages = text("strategy.and").join(
+        text(say + "stage_share", stage=_lower_first(labels[s]), share=text.share(n / customers, 0))
         for s, n in zip(top["stage"], top["customers"], strict=True)
     )
-    notes = []
-    for column, label, margin, fmt, unit in (
-        ("complaint_rate", "complaints", 0.02, "{:.0%}", " of calls"),
-        ("csat", "satisfaction", 0.15, "{:.1f}", "/5"),
-        ("retention_rate", "retention", 0.08, "{:.0%}", ""),
-    ):
-        if abs(_above(segment, overall, column)) >= margin:
-            value, base = fmt.format(segment[column]), fmt.format(overall[column])
-            notes.append(f"{label} {value}{unit} (average {base})")
-    parts.append(
-        f"Why: {segment['customers']:,} customers ({segment['customer_share']:.0%} of the base) with "
-        f"{segment['value_share']:.0%} of 12-month revenue, mostly {stages}"
-        + "".join(f"; {note}" for note in notes)
-        + "."
-    )
-    parts.append(
-        f"How: most are {dominant_tier} value, so {_lower_first(tiers[dominant_tier]['channel'])}; "
-        f"{segment['on_call_list']:,} get agent calls this period; KPI: {kpi}."
-    )
-    stake = (
-        f"At stake: ¥{segment['value_at_risk']:,.0f} of predicted value at risk and "
-        f"¥{segment['growth_potential']:,.0f} of growth potential"
-    )
-    if pd.notna(segment.get("delta_customers")):
-        stake += (
-            f"; since the previous run: size {_fmt_delta(segment['delta_customers'], '', digits=0)}, "
-            f"NPS {_fmt_delta(segment['delta_nps'], ' pts')}, "
-            f"at-risk share {_fmt_delta(segment['delta_at_risk_share'], ' pts', 100)}"
+    notes = [
+        text(say + f"notes.{column}", value=fmt(segment[column]), base=fmt(overall[column]))
+        for column, margin, fmt in (
+            ("complaint_rate", 0.02, lambda v: text.share(v, 0)),
+            ("csat", 0.15, lambda v: f"{v:.1f}"),
+            ("retention_rate", 0.08, lambda v: text.share(v, 0)),
         )
-    parts.append(stake + ".")
-    return " ".join(parts)
+        if abs(_above(segment, overall, column)) >= margin
+    ]
+    why = text(
+        say + "why",
+        customers=text.number(segment["customers"]),
+        customer_share=text.share(segment["customer_share"], 0),
+        value_share=text.share(segment["value_share"], 0),
+        stages=stages,
+        notes="".join(text("strategy.note_sep") + note for note in notes),
+    )
+    how = text(
+        say + "how",
+        tier=tier_labels(text)[dominant_tier],
+        channel=_lower_first(tiers[dominant_tier]["channel"]),
+        on_call_list=text.number(segment["on_call_list"]),
+        kpi=kpi,
+    )
+    changes = ""
+    if pd.notna(segment.get("delta_customers")):
+        changes = text(
+            say + "changes",
+            size=_fmt_delta(segment["delta_customers"]),
+            nps=_fmt_delta(segment["delta_nps"]),
+            at_risk=_fmt_delta(segment["delta_at_risk_share"], 100),
+        )
+    stake = text(
+        say + "stake",
+        value_at_risk=text.money(segment["value_at_risk"]),
+        growth_potential=text.money(segment["growth_potential"]),
+        changes=changes,
+    )
+    return text(say + "paragraph", action=action, why=why, how=how, stake=stake)
 
 
-def recommendations(metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playbook) -> dict[str, str]:
-    """Segment name -> `**name**: ` and its recommendation (segments in id order)."""
+def _dominant_tiers(plan: pd.DataFrame) -> pd.Series:
+    """Segment id -> the value tier most of its customers have."""
+    tiers = plan.groupby(["segment_id", "value_tier"], observed=True).size().rename("n").reset_index()
+    return (
+        tiers.sort_values("n", ascending=False, kind="stable")
+        .drop_duplicates("segment_id")
+        .set_index("segment_id")["value_tier"]
+        .astype(str)
+    )
+
+
+def recommendations(
+    metrics: pd.DataFrame, plan: pd.DataFrame, playbook: Playbook, text: Catalog
+) -> dict[str, str]:
+    """Segment name -> its name in bold and its recommendation (segments in id order)."""
     overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
     mix = stage_mix(plan)
-    tiers = plan.groupby(["segment_id", "value_tier"], observed=True).size().rename("n").reset_index()
-    dominant = tiers.sort_values("n", ascending=False).drop_duplicates("segment_id").set_index("segment_id")
+    dominant = _dominant_tiers(plan)
     paragraphs = {}
     for _, segment in metrics.loc[metrics["segment_id"] >= 0].sort_values("segment_id").iterrows():
         name = segment["segment_name"]
-        paragraphs[name] = f"**{name}**: " + recommendation(
-            segment,
-            overall,
-            mix.loc[mix["segment_id"] == segment["segment_id"]],
-            playbook_matrix(playbook, [name]),
-            playbook.tiers,
-            str(dominant.loc[segment["segment_id"], "value_tier"]),
+        paragraphs[name] = text(
+            "strategy.recommendation.segment",
+            name=name,
+            text=recommendation(
+                segment,
+                overall,
+                mix.loc[mix["segment_id"] == segment["segment_id"]],
+                playbook_matrix(playbook, [name]),
+                playbook.tiers,
+                dominant[segment["segment_id"]],
+                text,
+            ),
         )
     return paragraphs
 
 
-def key_numbers(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame) -> str:
-    """The headline bullets of the management report (Markdown)."""
+def decisions(plan: pd.DataFrame, usage: pd.DataFrame, metrics: pd.DataFrame, text: Catalog) -> str:
+    """The decisions of the period, opening the management page (Markdown bullets): the call list,
+    what each group of segments gets (their `segment_focus`), and how churned customers are reached."""
+    say = "strategy.decisions."
+    overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
+    segments = metrics.loc[metrics["segment_id"] >= 0].sort_values("segment_id")
+    on_list = plan["on_call_list"].to_numpy()
+    capacity, planned = int(usage["calls_capacity"].sum()), int(usage["calls_planned"].sum())
+    lines = [
+        text(
+            say + "call_list",
+            customers=text.number(on_list.sum()),
+            calls=text.number(planned),
+            used=text.share(planned / max(capacity, 1), 0),
+            free=text.number(max(capacity - planned, 0)),
+        )
+    ]
+    mix = stage_mix(plan)
+    focus = {
+        row["segment_name"]: segment_focus(row, overall, mix.loc[mix["segment_id"] == row["segment_id"]])
+        for _, row in segments.iterrows()
+    }
+    for name in FOCUSES:
+        if members := [segment for segment, chosen in focus.items() if chosen == name]:
+            lines.append(
+                text(say + "focus", lead=text(f"strategy.focus.{name}"), segments=_names(members, text))
+            )
+    churned = (plan["stage"].astype(str) == "churned").to_numpy()
+    if churned.any():
+        median_clv = plan.loc[churned, "clv_12m"].median()
+        calls_cost = plan.loc[plan["call_cost"] > 0, "call_cost"]
+        cheap = bool(len(calls_cost)) and median_clv < calls_cost.min()
+        lines.append(
+            text(
+                say + ("churned_cheap" if cheap else "churned"),
+                churned=text.number(churned.sum()),
+                called=text.number((churned & on_list).sum()),
+                median_clv=text.money(median_clv),
+            )
+        )
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def key_numbers(plan: pd.DataFrame, metrics: pd.DataFrame, text: Catalog) -> str:
+    """The key numbers under the decisions (Markdown bullets; about 300 characters of Chinese)."""
+    say = "strategy.key_numbers."
     overall = metrics.loc[metrics["segment_id"] == -1].iloc[0]
     segments = metrics.loc[metrics["segment_id"] >= 0]
     top = segments.sort_values("value_share", ascending=False).iloc[0]
     on_list = plan["on_call_list"].to_numpy()
-    stage = plan["stage"].astype(str)
-    prospect = stage.isin(PROSPECT_STAGES).to_numpy()
+    prospect = plan["stage"].astype(str).isin(PROSPECT_STAGES).to_numpy()
 
     def covered(column: str) -> str:
         total = plan[column].sum()
-        return f"{plan.loc[on_list, column].sum() / total:.0%}" if total > 0 else "–"
+        return text.share(plan.loc[on_list, column].sum() / total, 0) if total > 0 else "–"
 
-    capacity, planned = usage["calls_capacity"].sum(), usage["calls_planned"].sum()
-    prospect_calls = plan.loc[on_list & prospect, "calls_planned"].sum()
-    teams = "; ".join(
-        f"{plain_label(str(row.team))} {row.calls_planned:,} of {row.calls_capacity:,} calls"
-        + ("" if pd.isna(row.utilisation) else f" ({row.utilisation:.0%})")
+    rate = overall["complaint_rate"]
+    detail = ""
+    if pd.notna(rate) and rate > 0:
+        k, n = one_in(rate)
+        detail = text(say + "one_in", k=k, n=n)
+    complaints = segments.dropna(subset=["complaint_rate"]).sort_values("complaint_rate", ascending=False)
+    if len(complaints):
+        worst = complaints.iloc[0]
+        detail += text(say + "worst", name=worst["segment_name"], rate=text.share(worst["complaint_rate"]))
+    lines = [
+        text(
+            say + "customers",
+            customers=text.number(len(plan)),
+            segments=text.number(len(segments)),
+            at_risk_share=text.share(overall["at_risk_share"], 0),
+        ),
+        text(
+            say + "value",
+            value_at_risk=text.money(overall["value_at_risk"]),
+            growth=text.money(overall["growth_potential"]),
+            prospects=text.money(plan.loc[prospect, "growth_potential"].sum()),
+        ),
+        text(say + "coverage", risk=covered("value_at_risk"), growth=covered("growth_potential")),
+        text(
+            say + "top",
+            name=top["segment_name"],
+            customer_share=text.share(top["customer_share"], 0),
+            value_share=text.share(top["value_share"], 0),
+        ),
+        text(
+            say + "service",
+            csat="–" if pd.isna(overall["csat"]) else f"{overall['csat']:.2f}",
+            nps="–" if pd.isna(overall["nps"]) else f"{overall['nps']:+.0f}",
+            retention=text.share(overall["retention_rate"], 0),
+            complaint_rate=text.share(rate),
+            detail=detail,
+        ),
+    ]
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def period_note(
+    as_of_date: date, plan_until: date, period_days: int, rules: dict[str, Any], text: Catalog
+) -> str:
+    """The page's periods in plain words: the planning period, the churn-risk horizon and when a
+    customer counts as churned (`rules`: the lifecycle rules of step 05)."""
+    return text(
+        "strategy.period",
+        days=period_days,
+        start=text.day(as_of_date),
+        end=text.day(plan_until),
+        horizon=text.number(rules["horizon_days"]),
+        churned_days=text.number(rules["churned"]["min_recency_days"]),
+    )
+
+
+def capacity_note(usage: pd.DataFrame, text: Catalog) -> str:
+    """Calls planned of each team's capacity, and what stays free for inbound service (Markdown)."""
+    capacity, planned = int(usage["calls_capacity"].sum()), int(usage["calls_planned"].sum())
+    teams = text("strategy.note_sep").join(
+        text(
+            "strategy.capacity.team",
+            team=team_label(str(row.team), text),
+            planned=text.number(row.calls_planned),
+            capacity=text.number(row.calls_capacity),
+            used="–" if pd.isna(row.utilisation) else text.share(row.utilisation, 0),
+        )
         for row in usage.itertuples()
     )
-    rate = overall["complaint_rate"]
-    per_calls = f", about {one_in(rate)} calls" if pd.notna(rate) and rate > 0 else ""
-    complaints = segments.dropna(subset=["complaint_rate"]).sort_values("complaint_rate", ascending=False)
-    worst = (
-        f"; highest in **{complaints.iloc[0]['segment_name']}** ({complaints.iloc[0]['complaint_rate']:.1%})"
-        if len(complaints)
-        else ""
+    free = max(capacity - planned, 0)
+    return text(
+        "strategy.capacity.note",
+        teams=teams,
+        free=text.number(free),
+        free_share=text.share(free / max(capacity, 1), 0),
     )
-    lines = [
-        f"- **{len(plan):,} customers** in **{len(segments)} segments**.",
-        f"- **Call list for the next period: {on_list.sum():,} customers, {planned:,} calls** "
-        f"({planned / max(capacity, 1):.0%} of the {capacity:,} calls the teams can make). They hold "
-        f"{covered('value_at_risk')} of the value at risk and {covered('growth_potential')} of the growth "
-        f"potential; new leads take {prospect_calls / max(planned, 1):.0%} of the calls.",
-        f"- **Value at risk: ¥{overall['value_at_risk']:,.0f}** (predicted 12-month value of customers "
-        f"who may leave; {overall['at_risk_share']:.0%} of customers are at risk or churned). Separately, "
-        f"**growth potential: ¥{overall['growth_potential']:,.0f}**, of which "
-        f"¥{plan.loc[prospect, 'growth_potential'].sum():,.0f} from prospects who have not bought yet.",
-        f"- **Team utilisation** (calls planned of the period's capacity): {teams}. "
-        f"{max(capacity - planned, 0):,} calls ({max(capacity - planned, 0) / max(capacity, 1):.0%} "
-        "of capacity) stay free for inbound service.",
-        f"- Most valuable segment: **{top['segment_name']}**, {top['customer_share']:.0%} of customers "
-        f"and {top['value_share']:.0%} of 12-month revenue.",
-        f"- Satisfaction {overall['csat']:.2f}/5, NPS {overall['nps']:+.0f}, retention "
-        f"{overall['retention_rate']:.0%}, complaint rate {overall['complaint_rate']:.1%} of calls "
-        f"(complaints per service call{per_calls}{worst}).",
-    ]
-    churned = (stage == "churned").to_numpy()
-    if churned.any():
-        median_clv = plan.loc[churned, "clv_12m"].median()
-        calls_cost = plan.loc[plan["call_cost"] > 0, "call_cost"]
-        why = (
-            "most are worth less than one call"
-            if len(calls_cost) and median_clv < calls_cost.min()
-            else "the playbook keeps calls for the valuable ones"
-        )
-        lines.append(
-            f"- **{churned.sum():,} churned customers** get a low-cost reactivation by SMS and e-mail "
-            f"rather than calls, as {why} (median predicted 12-month value ¥{median_clv:,.0f}); "
-            f"{(churned & on_list).sum():,} valuable ones are on the call list."
-        )
-    return "\n".join(lines)
 
 
-def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Segment metrics formatted for readers (plain labels, percentages, rounded money), with deltas."""
-    formats = {
-        "customers": ("Customers", "{:,.0f}"), "customer_share": ("Customer share", "{:.0%}"),
-        "value_share": ("Revenue share", "{:.0%}"), "csat": ("Satisfaction (CSAT, 1-5)", "{:.2f}"),
-        "nps": ("NPS", "{:+.0f}"), "retention_rate": ("Retention", "{:.0%}"),
-        "conversion_rate": ("Conversion", "{:.1%}"), "complaint_rate": ("Complaints per call", "{:.1%}"),
-        "cost_to_serve": ("Cost to serve per customer per period", "¥{:,.1f}"),
-        "at_risk_share": ("At risk or churned", "{:.0%}"), "value_at_risk": ("Value at risk", "¥{:,.0f}"),
-        "growth_potential": ("Growth potential", "¥{:,.0f}"), "on_call_list": ("On the call list", "{:,.0f}"),
-    }  # fmt: skip
-    delta_formats = {"customers": "{:+,.0f}", "nps": "{:+.0f}", "at_risk_share": "{:+.0%}", "csat": "{:+.2f}"}
-    table = pd.DataFrame({"Segment": metrics["segment_name"]})
-    for column, (label, fmt) in formats.items():
-        table[label] = metrics[column].map(lambda v, f=fmt: "–" if pd.isna(v) else f.format(v))
+METRIC_FORMATS = {
+    "customers": "number", "customer_share": "share0", "value_share": "share0", "csat": "csat",
+    "nps": "signed", "retention_rate": "share0", "conversion_rate": "share", "complaint_rate": "share",
+    "cost_to_serve": "money1", "at_risk_share": "share0", "value_at_risk": "money",
+    "growth_potential": "money", "on_call_list": "number",
+}  # fmt: skip
+DELTA_COLUMNS = {
+    "customers": (1, 0),
+    "nps": (1, 0),
+    "at_risk_share": (100, 0),
+    "csat": (1, 2),
+}  # scale, digits
+
+
+def _metric_text(value: float, kind: str, text: Catalog) -> str:
+    if pd.isna(value):
+        return "–"
+    return {
+        "number": lambda: text.number(value),
+        "share0": lambda: text.share(value, 0),
+        "share": lambda: text.share(value),
+        "csat": lambda: f"{value:.2f}",
+        "signed": lambda: f"{value:+.0f}",
+        "money1": lambda: text.money(value, 1),
+        "money": lambda: text.money(value),
+    }[kind]()
+
+
+def metrics_table(metrics: pd.DataFrame, text: Catalog) -> pd.DataFrame:
+    """Segment metrics for readers: translated headers, formatted values, deltas when a previous run
+    exists (first column: the segment; no index to show)."""
+    say = "strategy.metrics."
+    table = pd.DataFrame(
+        {
+            text(say + "segment_name"): [
+                segment_label(i, n, text)
+                for i, n in zip(metrics["segment_id"], metrics["segment_name"], strict=True)
+            ]
+        }
+    )
+    for column, kind in METRIC_FORMATS.items():
+        label = text(say + column)
+        table[label] = [_metric_text(value, kind, text) for value in metrics[column]]
         delta = f"delta_{column}"
-        if column in delta_formats and delta in metrics and metrics[delta].notna().any():
-            digits = 2 if column in ("csat", "at_risk_share") else 0
-            table[f"Δ {label}"] = metrics[delta].map(
-                lambda v, f=delta_formats[column], d=digits: (
-                    "new" if pd.isna(v) else f.format(round(v, d) + 0.0)
-                )
-            )
-    return table.set_index("Segment")
+        if column in DELTA_COLUMNS and delta in metrics and metrics[delta].notna().any():
+            scale, digits = DELTA_COLUMNS[column]
+            table[text(say + "delta", label=label)] = [
+                text(say + "new") if pd.isna(v) else _fmt_delta(v, scale, digits) for v in metrics[delta]
+            ]
+    return table
 
 
-def retention_note(customers: pd.DataFrame, metrics: pd.DataFrame) -> str:
+def retention_note(customers: pd.DataFrame, metrics: pd.DataFrame, text: Catalog) -> str:
     """Markdown under the metrics table: what retention counts, where it is undefined or 100%, and
     what the complaint rate is per."""
+    say = "strategy.retention_note."
     earlier_buyers = (customers["purchases_prev_90d"].fillna(0) > 0).groupby(customers["segment_id"]).sum()
     named = metrics.loc[metrics["segment_id"] >= 0].set_index("segment_id")
     undefined = [n for i, n in named["segment_name"].items() if earlier_buyers.get(i, 0) == 0]
     full = [
-        f"{n} ({int(earlier_buyers.get(i, 0)):,} earlier buyer{'s' if earlier_buyers.get(i, 0) != 1 else ''})"
+        text(say + "full_group", name=n, n=text.number(earlier_buyers.get(i, 0)))
         for i, n in named["segment_name"].items()
         if named.loc[i, "retention_rate"] >= 0.995
     ]
-    note = (
-        "_Retention counts only customers who bought in the 90 days before the last 90 days: the share of "
-        "them who bought again in the last 90 days._ "
-    )
+    parts = [text(say + "base")]
     if undefined:
-        note += (
-            f"_“–” means the segment had no such buyers ({', '.join(undefined)}), "
-            "so retention is not defined._ "
-        )
+        parts.append(text(say + "undefined", names=_names(undefined, text)))
     if full:
-        note += (
-            f"_100% means every earlier buyer bought again; these groups can be small: {', '.join(full)}._ "
-        )
-    return note + "_Complaint rate: complaints per service call, not per customer._"
+        parts.append(text(say + "full", groups=text("strategy.list_sep").join(full)))
+    parts.append(text(say + "complaints"))
+    return " ".join(parts)
 
 
 def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
@@ -871,18 +1064,78 @@ def playbook_coverage(playbook: Playbook, plan: pd.DataFrame) -> pd.DataFrame:
     return matrix
 
 
-def call_rules(playbook: Playbook, settings: StrategySettings) -> str:
+def treatments_table(playbook: Playbook, text: Catalog) -> pd.DataFrame:
+    """The playbook per lifecycle stage for readers (segment overrides are in `playbook_matrix`)."""
+    say = "strategy.playbook."
+    tiers = tier_labels(text)
+    return pd.DataFrame(
+        {
+            text(say + "stage"): list(stage_labels(text).values()),
+            **{
+                text(say + field): [playbook.stages[stage][field] for stage in STAGES]
+                for field in ("action", "script_theme", "offer", "kpi")
+            },
+            text(say + "frequency_days"): [int(playbook.stages[stage]["frequency_days"]) for stage in STAGES],
+            text(say + "call_tiers"): [
+                text("strategy.list_sep").join(tiers[t] for t in playbook.stages[stage]["call_tiers"])
+                for stage in STAGES
+            ],
+        }
+    )
+
+
+def channels_table(playbook: Playbook, text: Catalog) -> pd.DataFrame:
+    """Value tier -> contact channel, for readers."""
+    tiers = tier_labels(text)
+    return pd.DataFrame(
+        {
+            text("strategy.playbook.tier"): [tiers[t] for t in VALUE_TIERS],
+            text("strategy.playbook.channel"): [playbook.tiers[t]["channel"] for t in VALUE_TIERS],
+        }
+    )
+
+
+def team_table(usage: pd.DataFrame, text: Catalog) -> pd.DataFrame:
+    """Team capacity and use for readers: translated headers and tiers, formatted numbers."""
+    say = "strategy.teams_table."
+    tiers = tier_labels(text)
+    return pd.DataFrame(
+        {
+            text(say + "team"): [team_label(str(t), text) for t in usage["team"]],
+            text(say + "tiers"): [
+                text("strategy.list_sep").join(tiers[t] for t in str(names).split(", "))
+                for names in usage["tiers"]
+            ],
+            **{
+                text(say + column): [text.number(v) for v in usage[column]]
+                for column in ("agents", "working_days", "calls_capacity")
+            },
+            text(say + "cost_per_call"): [text.money(v) for v in usage["cost_per_call"]],
+            **{
+                text(say + column): [text.number(v) for v in usage[column]]
+                for column in ("customers", "calls_planned")
+            },
+            text(say + "utilisation"): [
+                "–" if pd.isna(v) else text.share(v, 0) for v in usage["utilisation"]
+            ],
+        }
+    )
+
+
+def call_rules(playbook: Playbook, settings: StrategySettings, text: Catalog) -> str:
     """One sentence on who gets agent calls beyond the playbook's stage x tier grid (Markdown)."""
+    tiers = tier_labels(text)
     limits = [
-        f"{tier}-value customers only when at least ¥{float(fields['min_value_at_risk_for_call']):,.0f} "
-        "of their predicted value is at risk"
+        text(
+            "strategy.call_rules.limit",
+            tier=tiers[tier],
+            amount=text.money(float(fields["min_value_at_risk_for_call"])),
+        )
         for tier, fields in playbook.tiers.items()
         if float(fields.get("min_value_at_risk_for_call", 0)) > 0
     ]
-    return (
-        "Agents call "
-        + ("; ".join(limits) + ";" if limits else "the tiers each stage lists;")
-        + " new leads (contact and acquisition stages, no purchase yet) take at most "
-        f"{settings.max_prospect_share:.0%} of each team's call capacity. Everyone else is reached through "
-        "their tier's channel."
+    return text(
+        "strategy.call_rules.text",
+        limits=text("strategy.note_sep").join(limits) if limits else text("strategy.call_rules.no_limit"),
+        share=text.share(settings.max_prospect_share, 0),
     )

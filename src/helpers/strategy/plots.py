@@ -1,4 +1,8 @@
-"""Step 06 figures: where customers and value are, stages by segment, who each team calls, migration."""
+"""Step 06 figures: where customers and value are, stages by segment, who each team calls, migration.
+
+Titles, axes and legends come from the run's catalog (`ctx.text`); segments and lifecycle stages
+have the colours every page uses (`helpers.core.plots.segment_colors` / `stage_colors`).
+"""
 
 from __future__ import annotations
 
@@ -8,67 +12,85 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from helpers.strategy.migration import Migration
-from helpers.strategy.plan import STAGES, plain_label, stage_mix
+from helpers.core.i18n import Catalog
+from helpers.core.plots import segment_colors, stage_colors
+from helpers.strategy.migration import LEFT, NEW_CUSTOMER, Migration
+from helpers.strategy.plan import STAGES, segment_label, stage_labels, stage_mix, team_label
 
 
-def plot_segment_value_shares(metrics: pd.DataFrame) -> Any:
-    """Per segment: its share of customers, of 12-month revenue and of predicted 12-month value."""
-    shares = metrics.loc[metrics["segment_id"] >= 0].melt(
-        id_vars="segment_name", value_vars=["customer_share", "value_share", "clv_share"], var_name="measure"
-    )
-    shares["measure"] = shares["measure"].map(
-        {
-            "customer_share": "customers",
-            "value_share": "12-month revenue",
-            "clv_share": "predicted 12-month value",
-        }
-    )
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    sns.barplot(data=shares, y="segment_name", x="value", hue="measure", ax=ax)
+def plot_segment_value_shares(metrics: pd.DataFrame, text: Catalog) -> Any:
+    """Per segment (in its colour): its share of customers, of 12-month revenue and of predicted
+    12-month value."""
+    say = "strategy.plots.value_shares."
+    segments = metrics.loc[metrics["segment_id"] >= 0]
+    measures = ["customer_share", "value_share", "clv_share"]
+    colours = segment_colors(segments["segment_id"])
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(segments) + 2))
+    x = range(len(measures))
+    width = 0.8 / max(len(segments), 1)
+    for number, row in enumerate(segments.itertuples()):
+        ax.bar(
+            [position - 0.4 + width * (number + 0.5) for position in x],
+            [getattr(row, measure) for measure in measures],
+            width=width,
+            color=colours[row.segment_id],
+            label=segment_label(row.segment_id, row.segment_name, text),
+        )
+    ax.set_xticks(list(x), [text(say + measure) for measure in measures])
     ax.legend(title="", bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set(xlabel="share of total", ylabel="", title="Where the customers and the value are")
-    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set(ylabel=text(say + "xlabel"), title=text(say + "title"))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     return fig
 
 
-def plot_segment_stage_customers(plan: pd.DataFrame, metrics: pd.DataFrame) -> Any:
+def plot_segment_stage_customers(plan: pd.DataFrame, metrics: pd.DataFrame, text: Catalog) -> Any:
     """Heatmap of customers per segment (in metrics order) and lifecycle stage."""
+    say = "strategy.plots.stage_heatmap."
     mix = stage_mix(plan)
     counts = mix.pivot_table(
         index="segment_name", columns="stage", values="customers", fill_value=0, observed=True
     )
     segment_order = metrics.loc[metrics["segment_id"] >= 0, "segment_name"].tolist()
     counts = counts.reindex(index=segment_order, columns=[s for s in STAGES if s in counts.columns])
-    counts.columns = [plain_label(s) for s in counts.columns]
+    labels = stage_labels(text)
+    counts.columns = [labels[s] for s in counts.columns]
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(counts) + 1.5))
     sns.heatmap(counts, annot=True, fmt=",.0f", cmap="Blues", cbar=False, ax=ax)
-    ax.set(xlabel="Lifecycle stage", ylabel="", title="Customers by segment and lifecycle stage")
+    ax.set(xlabel=text(say + "xlabel"), ylabel="", title=text(say + "title"))
     return fig
 
 
-def plot_call_list_by_team_stage(plan: pd.DataFrame) -> Any:
-    """Customers on the call list per team, by lifecycle stage."""
+def plot_call_list_by_team_stage(plan: pd.DataFrame, text: Catalog) -> Any:
+    """Customers on the call list per team, stacked by lifecycle stage (stage colours)."""
+    say = "strategy.plots.team_stage."
     listed = plan.loc[plan["on_call_list"]]
-    by_stage = listed.groupby(["team", "stage"], observed=True).size().rename("customers").reset_index()
-    by_stage["team"] = by_stage["team"].astype(str).map(plain_label)
-    by_stage["stage"] = by_stage["stage"].astype(str).map(plain_label)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    stage_order = [plain_label(s) for s in STAGES if plain_label(s) in set(by_stage["stage"])]
-    sns.barplot(data=by_stage, x="customers", y="team", hue="stage", hue_order=stage_order, ax=ax)
-    ax.legend(title="Lifecycle stage", bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set(xlabel="Customers on the call list", ylabel="", title="Who each team calls, by lifecycle stage")
+    counts = listed.groupby(["team", "stage"], observed=True).size().unstack("stage", fill_value=0)
+    counts = counts.reindex(columns=[s for s in STAGES if s in counts.columns])
+    labels, colours = stage_labels(text), stage_colors()
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(counts) + 2))
+    left = pd.Series(0, index=counts.index)
+    teams = [team_label(str(team), text) for team in counts.index]
+    for stage in counts.columns:
+        ax.barh(teams, counts[stage], left=left, color=colours[stage], label=labels[stage])
+        left = left + counts[stage]
+    ax.invert_yaxis()
+    ax.legend(title=text(say + "legend"), bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set(xlabel=text(say + "xlabel"), ylabel="", title=text(say + "title"))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     return fig
 
 
-def plot_migration_transitions(moved: Migration) -> Any:
+def plot_migration_transitions(moved: Migration, text: Catalog) -> Any:
     """Row shares of the segment and lifecycle-stage transitions since the previous run."""
+    say = "strategy.plots.transitions."
+    markers = {NEW_CUSTOMER: text(say + "new_customer"), LEFT: text(say + "left"), **stage_labels(text)}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     for ax, table, title in (
-        (axes[0], moved.segment_transitions, "Segment transitions (customers)"),
-        (axes[1], moved.stage_transitions, "Lifecycle stage transitions (customers)"),
+        (axes[0], moved.segment_transitions, text(say + "segments")),
+        (axes[1], moved.stage_transitions, text(say + "stages")),
     ):
         share = table.div(table.sum(axis=1), axis=0)
+        share = share.rename(index=lambda v: markers.get(v, v), columns=lambda v: markers.get(v, v))
         sns.heatmap(share, annot=True, fmt=".0%", cmap="Greens", cbar=False, ax=ax)
-        ax.set(title=title + ", row shares", xlabel="this run", ylabel="previous run")
+        ax.set(title=title, xlabel=text(say + "xlabel"), ylabel=text(say + "ylabel"))
     return fig

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
+from helpers.lifecycle.stages import load_rules
 from helpers.strategy.migration import FEATURE_INPUTS, Migration, compare_with_previous
 from helpers.strategy.plan import (
     CONTACT_COLUMNS,
@@ -48,7 +50,7 @@ class StrategyResult:
     plan: pd.DataFrame  # every customer's treatment, priority and call assignment
     usage: pd.DataFrame  # per team: capacity, customers and calls planned
     metrics: pd.DataFrame  # success metrics per segment (and all customers), with deltas
-    paragraphs: dict[str, str]  # segment name -> its recommendation (Markdown)
+    paragraphs: dict[str, str]  # segment name -> its recommendation (Markdown, run's language)
     playbook_matrix: pd.DataFrame  # segment x stage treatments with customers and value at stake
     calls: pd.DataFrame  # the call list (with contact details)
     csv_path: Path
@@ -56,6 +58,7 @@ class StrategyResult:
     as_of_date: date  # the run's reference date: the call list plans from it ...
     plan_until: date  # ... to here (as_of_date + strategy.period_days)
     moved: Migration | None  # comparison with the previous run, if any
+    lifecycle_rules: dict[str, Any]  # step 05's rules: the churn-risk horizon and churned days
 
 
 def run_step(ctx: StepContext) -> StrategyResult:
@@ -66,7 +69,7 @@ def run_step(ctx: StepContext) -> StrategyResult:
     """
     section = ctx.settings.strategy
     settings = StrategySettings.from_config(section)
-    playbook = load_playbook(resolve_path(section.playbook))
+    playbook = load_playbook(resolve_path(section.playbook), ctx.settings.report.language)
     features = ctx.read("03_features", "features", columns=FEATURE_INPUTS)
     segments = ctx.read("04_clustering", "segments", columns=SEGMENT_COLUMNS)
     lifecycle = ctx.read("05_lifecycle", "lifecycle", columns=LIFECYCLE_COLUMNS)
@@ -91,15 +94,15 @@ def run_step(ctx: StepContext) -> StrategyResult:
     metrics = metric_deltas(
         segment_metrics(customers, plan, settings), moved.previous_metrics if moved else None
     )
-    paragraphs = recommendations(metrics, plan, playbook)
+    paragraphs = recommendations(metrics, plan, playbook, ctx.text)
     matrix = playbook_coverage(playbook, plan)
     ctx.write("playbook_matrix", matrix)
 
     as_of_date, plan_until = planning_period(ctx.settings.run.reference_date, settings.period_days)
     golden = ctx.read("02_identity_merge", "golden", columns=CONTACT_COLUMNS)
-    calls = build_call_list(plan, golden, as_of_date, plan_until)
+    calls = build_call_list(plan, golden, as_of_date, plan_until, ctx.text)
     del golden
-    csv_path, xlsx_path = write_call_list(calls, ctx.step_dir)
+    csv_path, xlsx_path = write_call_list(calls, ctx.step_dir, ctx.text)
 
     ctx.write("plan", plan[[c for c in plan.columns if c not in UNWRITTEN_PLAN_COLUMNS]])
     ctx.write("segment_metrics", metrics)
@@ -137,6 +140,7 @@ def run_step(ctx: StepContext) -> StrategyResult:
         as_of_date=as_of_date,
         plan_until=plan_until,
         moved=moved,
+        lifecycle_rules=load_rules(resolve_path(ctx.settings.lifecycle.rules)),
     )
 
 
