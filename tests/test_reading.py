@@ -120,6 +120,8 @@ ORDER_LINES = [
     "T3,M886016180339,,03/07/2026 10:00,１２３元,1,家电,PC,",
     'T4,13800138000,王伟,03/08/2026 10:00,"1,234.50元",1,家电,直播,已完成',  # channel outside the map
     "T5,13800138000,王伟,03/09/2026 10:00,1234.50,3,家电,电话下单,已完成",
+    "T6,886016180339.0,,03/10/2026 10:00,5,1,家电,APP,已完成",  # a member number Excel saved as 123.0
+    "T7,8.86016E+11,,03/11/2026 10:00,5,1,家电,APP,已完成",  # digits lost to scientific notation
     "",
     "",
 ]
@@ -189,7 +191,8 @@ def test_events_keyed_by_identifier_carry_the_reference_and_its_kind(messy: Step
     assert calls["customer_ref_kind"].tolist() == ["phone", "phone"]
     assert calls["cti_id"].isna().all() and calls["customer_name"].isna().all()
     orders = messy.read(STEP, "clean_transactions")
-    assert orders["customer_ref_kind"].tolist() == ["phone", "email", "member_no", "phone"]
+    assert orders["customer_ref_kind"].tolist() == ["phone", "email", "member_no", "phone", "member_no"]
+    assert orders["customer_ref"].tolist()[2:] == ["M886016180339", "13800138000", "886016180339"]
     assert orders["customer_name"].tolist()[:2] == ["王伟", "李娜"]
     assert orders["source_system"].isna().all() and orders["source_customer_id"].isna().all()
     assert reference_kinds(pd.Series(["a@b.cn", "021-68881234", "886016180339"])).tolist() == [
@@ -201,12 +204,21 @@ def test_events_keyed_by_identifier_carry_the_reference_and_its_kind(messy: Step
 
 def test_amounts_conditions_and_value_maps(messy: StepContext) -> None:
     orders = messy.read(STEP, "clean_transactions")
-    assert orders["txn_id"].tolist() == ["T1", "T2", "T3", "T5"]  # trailing blank lines ignored
-    assert orders["amount"].tolist() == [1234.5, 1234.5, 123.0, 1234.5]
-    assert orders["is_refund"].tolist() == [False, True, False, False]  # 订单状态 == 已退款; empty is false
-    assert orders["channel"].tolist() == ["app", "app", "online", "phone"]
-    assert orders["source_row"].tolist() == [1, 2, 3, 5]
-    assert quarantined(messy, "transactions") == {4: "invalid channel"}
+    assert orders["txn_id"].tolist() == ["T1", "T2", "T3", "T5", "T6"]  # trailing blank lines ignored
+    assert orders["amount"].tolist() == [1234.5, 1234.5, 123.0, 1234.5, 5.0]
+    assert orders["is_refund"].tolist() == [
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]  # 订单状态 == 已退款; empty: false
+    assert orders["channel"].tolist() == ["app", "app", "online", "phone", "app"]
+    assert orders["source_row"].tolist() == [1, 2, 3, 5, 6]
+    assert quarantined(messy, "transactions") == {
+        4: "invalid channel",
+        7: "customer_ref in scientific notation",
+    }
 
 
 def test_excel_title_rows_mixed_birth_dates_numeric_ids_and_regions(messy: StepContext) -> None:

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import pandas as pd
@@ -335,7 +335,7 @@ def _transcode_to_utf8(source: TableSource, target: Path, chunk_bytes: int = 1 <
                 return
 
 
-def _raise_encoding_error(source: TableSource) -> None:
+def _raise_encoding_error(source: TableSource) -> NoReturn:
     found = find_encoding_error(source.path, source.encoding)
     # The first undecodable byte only: the bytes around it may be part of a name.
     where = f" at byte offset {found[0]} (line {found[1]}, byte 0x{found[2][0]:02X})" if found else ""
@@ -566,7 +566,7 @@ def _cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def _raise_read_error(source: TableSource, error: duckdb.Error) -> None:
+def _raise_read_error(source: TableSource, error: duckdb.Error) -> NoReturn:
     message = str(error)
     if "unicode" in message.lower() or "utf" in message.lower():
         found = find_encoding_error(source.path, source.encoding) if source.format == "csv" else None
@@ -825,7 +825,10 @@ def check_rows(
         if ("unicode" in message or "utf" in message) and find_encoding_error(source.path, source.encoding):
             _raise_encoding_error(source)
         relation = _source_relation(engine, source, work_dir, tolerant=True)
-        mapped, unmapped = _create_rows(engine, source, relation, settings)
+        try:
+            mapped, unmapped = _create_rows(engine, source, relation, settings)
+        except duckdb.Error as again:
+            _raise_read_error(source, again)
     rows = f"rows_{table.name}"
     status = relation.status
     if status == "loaded" and int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
