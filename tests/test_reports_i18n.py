@@ -177,6 +177,7 @@ def _notebook_with_outputs() -> nbformat.NotebookNode:
         markdown("installed in site-packages"),
         nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=["Traceback ..."]),
         markdown("渠道 / 产品: 电话 / 短信, 万/亿, https://example.org/a/b"),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}),
     ]
     analyst = nbformat.v4.new_code_cell("ctx.path('x')", metadata={"tags": ["analyst"]})
     analyst.outputs = [markdown("列表 analyst-only")]
@@ -186,10 +187,11 @@ def _notebook_with_outputs() -> nbformat.NotebookNode:
 
 
 @pytest.mark.parametrize(
-    ("language", "title"), [("zh", "06 分群策略与外呼计划"), ("en", "06 Strategy and call plan")]
+    ("language", "title", "alt"),
+    [("zh", "06 分群策略与外呼计划", "图表"), ("en", "06 Strategy and call plan", "Chart")],
 )
 def test_management_render_is_titled_and_drops_technical_output(
-    tmp_path: Path, language: str, title: str
+    tmp_path: Path, language: str, title: str, alt: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "config.yml").write_text(f"report:\n  language: {language}\n", encoding="utf-8")
     (tmp_path / "reports").mkdir()
@@ -205,6 +207,8 @@ def test_management_render_is_titled_and_drops_technical_output(
         assert hidden not in management, hidden
         assert hidden in full or hidden == "Traceback", hidden  # the analyst page keeps everything
     assert 'href="index.html"' in management and "max-width" in management
+    assert f'alt="{alt}"' in management and f'alt="{alt}"' in full and "No description" not in management
+    assert not caplog.records  # nbconvert's per-page alt-text warning stays off the run's console
 
 
 def test_technical_output_pattern() -> None:

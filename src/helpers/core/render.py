@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ EXTERNAL_SCRIPT = re.compile(
 TECHNICAL_OUTPUT = re.compile(
     r"Warning|Traceback|site-packages|\.venv\b|(?<![\w.:/~-])/(?:[\w.\-]+/)+[\w.\-]*|\b[A-Za-z]:\\\w"
 )
+# nbconvert gives every figure this English alt text and logs a warning per page about it; the pages
+# get a short alt text in their language instead, and the run's console stays quiet.
+NBCONVERT_ALT = 'alt="No description has been provided for this image"'
+EXPORTER_LOG = logging.getLogger("helpers.render.nbconvert")
+EXPORTER_LOG.setLevel(logging.ERROR)
 FONT_STACK = (
     '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", '
     '"Helvetica Neue", Arial, sans-serif'
@@ -96,20 +102,25 @@ def render_reports(executed: Path, reports_dir: Path) -> None:
     text = catalog(language)
     notebook = nbformat.read(executed, as_version=4)
     notebook.metadata["title"] = page_title(executed.stem, text)
-    full_html, _ = HTMLExporter(language_code=language).from_notebook_node(notebook)
+    figure_alt = f'alt="{html.escape(text("common.figure"))}"'
+    full_html, _ = HTMLExporter(language_code=language, log=EXPORTER_LOG).from_notebook_node(notebook)
+    full_html = full_html.replace(NBCONVERT_ALT, figure_alt)
     (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
     management = HTMLExporter(
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
         language_code=language,
+        log=EXPORTER_LOG,
     )
     management.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
     )
     management_html, _ = management.from_notebook_node(for_management(notebook))
     nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
-    management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1)
+    management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1).replace(
+        NBCONVERT_ALT, figure_alt
+    )
     management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
     (reports_dir / f"{executed.stem}.management.html").write_text(
         self_contained(management_html), encoding="utf-8"
