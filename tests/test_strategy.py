@@ -20,6 +20,7 @@ from helpers.core.config import ConfigError, load_config, parse_config
 from helpers.core.i18n import catalog
 from helpers.core.paths import PROJECT_ROOT
 from helpers.core.settings import StrategySettingsSection
+from helpers.lifecycle.stages import stage_labels
 from helpers.strategy import migration
 from helpers.strategy import plan as strategy
 from helpers.strategy.synthetic import synthetic_inputs, write_synthetic_run
@@ -194,8 +195,8 @@ def test_call_list_for_chinese_agents(
     _, xlsx_path = strategy.write_call_list(calls, tmp_path, ZH)
     sheet = pd.read_excel(xlsx_path, sheet_name="外呼名单")
     assert list(sheet.columns[:4]) == ["外呼顺序", "团队", "客户编号", "姓名"] and "reason_code" in sheet
-    assert set(sheet["价值层级"]) <= {"高", "中", "低"}
-    assert set(sheet["生命周期阶段"]) <= set(strategy.stage_labels(ZH).values())
+    assert set(sheet["价值层级"]) <= {"高价值", "中价值", "低价值"}
+    assert set(sheet["生命周期阶段"]) <= set(stage_labels(ZH).values())
     at_risk = sheet["reason_code"] == "at_risk.churn_risk"
     assert (
         at_risk.any()
@@ -688,7 +689,7 @@ def test_prospects_are_capped_and_low_tier_calls_have_a_stated_reason() -> None:
         "每个团队通话产能的 20%。其他客户通过其价值层级的渠道联系。"
     )
     assert strategy.call_rules(PLAYBOOK, settings, EN) == (
-        "Agents call low-value customers only when at least ¥500 of their predicted value is at risk; "
+        "Agents call low value customers only when at least ¥500 of their predicted value is at risk; "
         "new leads (contact and acquisition stages, no purchase yet) take at most 20% of each team's "
         "call capacity. Everyone else is reached through their tier's channel."
     )

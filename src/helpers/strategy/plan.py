@@ -35,7 +35,7 @@ import yaml
 from helpers.core.i18n import Catalog, Language
 from helpers.core.settings import StrategySettingsSection
 from helpers.features.catalog import VALUE_TIERS
-from helpers.lifecycle.stages import STAGES
+from helpers.lifecycle.stages import STAGES, stage_labels
 
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
 PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
@@ -448,7 +448,7 @@ def call_reasons(calls: pd.DataFrame, text: Catalog) -> tuple[pd.Series, pd.Seri
     reasons = [
         text(
             f"strategy.reasons.{'churn_risk' if is_churn else 'upside'}",
-            stage=_lower_first(stages[row_stage]),
+            stage=stages[row_stage],
             tier=tiers[tier],
             risk=text.share(risk, 0),
             clv=text.money(clv),
@@ -504,7 +504,9 @@ def call_list_for_agents(calls: pd.DataFrame, text: Catalog) -> pd.DataFrame:
     teams = calls["team"].astype(str)
     shown = calls.assign(
         team=teams.map({name: team_label(name, text) for name in teams.unique()}),
-        stage=calls["stage"].astype(str).map(stage_labels(text)),
+        stage=calls["stage"]
+        .astype(str)
+        .map({s: capitalized(label) for s, label in stage_labels(text).items()}),
         value_tier=calls["value_tier"].astype(str).map(tier_labels(text)),
         segment_name=calls["segment_name"].astype(str),
     )
@@ -654,14 +656,14 @@ def stage_mix(plan: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- what managers read, in the catalog's language (strategy.yml) ------------------------------
-def stage_labels(text: Catalog) -> dict[str, str]:
-    """Lifecycle stage -> its name for readers."""
-    return {stage: text(f"strategy.stages.{stage}") for stage in STAGES}
-
-
 def tier_labels(text: Catalog) -> dict[str, str]:
-    """Value tier -> its name for readers (高/中/低, high/middle/low)."""
-    return {tier: text(f"strategy.tiers.{tier}") for tier in VALUE_TIERS}
+    """Value tier -> its name for readers (`values.value_tier`: 高价值, high value)."""
+    return {tier: text(f"values.value_tier.{tier}") for tier in VALUE_TIERS}
+
+
+def capitalized(label: str) -> str:
+    """A label heading a table row or legend entry: first letter upper-case (Chinese unchanged)."""
+    return label[:1].upper() + label[1:]
 
 
 def team_label(name: str, text: Catalog) -> str:
@@ -765,7 +767,7 @@ def recommendation(
     labels = stage_labels(text)
     top = by_size.head(2)
     stages = text("strategy.and").join(
-        text(say + "stage_share", stage=_lower_first(labels[s]), share=text.share(n / customers, 0))
+        text(say + "stage_share", stage=labels[s], share=text.share(n / customers, 0))
         for s, n in zip(top["stage"], top["customers"], strict=True)
     )
     notes = [
@@ -1070,7 +1072,7 @@ def treatments_table(playbook: Playbook, text: Catalog) -> pd.DataFrame:
     tiers = tier_labels(text)
     return pd.DataFrame(
         {
-            text(say + "stage"): list(stage_labels(text).values()),
+            text(say + "stage"): [capitalized(label) for label in stage_labels(text).values()],
             **{
                 text(say + field): [playbook.stages[stage][field] for stage in STAGES]
                 for field in ("action", "script_theme", "offer", "kpi")

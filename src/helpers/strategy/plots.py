@@ -14,8 +14,9 @@ import seaborn as sns
 
 from helpers.core.i18n import Catalog
 from helpers.core.plots import segment_colors, stage_colors
+from helpers.lifecycle.stages import stage_labels
 from helpers.strategy.migration import LEFT, NEW_CUSTOMER, Migration
-from helpers.strategy.plan import STAGES, segment_label, stage_labels, stage_mix, team_label
+from helpers.strategy.plan import STAGES, capitalized, segment_label, stage_mix, team_label
 
 
 def plot_segment_value_shares(metrics: pd.DataFrame, text: Catalog) -> Any:
@@ -53,7 +54,7 @@ def plot_segment_stage_customers(plan: pd.DataFrame, metrics: pd.DataFrame, text
     segment_order = metrics.loc[metrics["segment_id"] >= 0, "segment_name"].tolist()
     counts = counts.reindex(index=segment_order, columns=[s for s in STAGES if s in counts.columns])
     labels = stage_labels(text)
-    counts.columns = [labels[s] for s in counts.columns]
+    counts.columns = [capitalized(labels[s]) for s in counts.columns]
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(counts) + 1.5))
     sns.heatmap(counts, annot=True, fmt=",.0f", cmap="Blues", cbar=False, ax=ax)
     ax.set(xlabel=text(say + "xlabel"), ylabel="", title=text(say + "title"))
@@ -71,7 +72,7 @@ def plot_call_list_by_team_stage(plan: pd.DataFrame, text: Catalog) -> Any:
     left = pd.Series(0, index=counts.index)
     teams = [team_label(str(team), text) for team in counts.index]
     for stage in counts.columns:
-        ax.barh(teams, counts[stage], left=left, color=colours[stage], label=labels[stage])
+        ax.barh(teams, counts[stage], left=left, color=colours[stage], label=capitalized(labels[stage]))
         left = left + counts[stage]
     ax.invert_yaxis()
     ax.legend(title=text(say + "legend"), bbox_to_anchor=(1.01, 1), loc="upper left")

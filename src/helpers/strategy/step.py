@@ -5,16 +5,18 @@ Notebook 06 calls `run_step(ctx)` and shows what the returned `StrategyResult` h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from helpers.clustering.profiles import segment_display_name
 from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
+from helpers.core.i18n import Catalog
 from helpers.lifecycle.stages import load_rules
 from helpers.strategy.migration import FEATURE_INPUTS, Migration, compare_with_previous
 from helpers.strategy.plan import (
@@ -86,6 +88,8 @@ def run_step(ctx: StepContext) -> StrategyResult:
             max_size_change=section.migration.max_size_change,
         )
         segments = moved.segments
+        moved = replace(moved, summary=in_language(moved.summary, ctx.text))
+    segments = in_language(segments, ctx.text)
 
     customers = assemble_customers(features, segments, lifecycle)
     del features
@@ -142,6 +146,18 @@ def run_step(ctx: StepContext) -> StrategyResult:
         moved=moved,
         lifecycle_rules=load_rules(resolve_path(ctx.settings.lifecycle.rules)),
     )
+
+
+def in_language(frame: pd.DataFrame, text: Catalog) -> pd.DataFrame:
+    """`frame` with its `segment_name` in the catalog's language (names matched to a previous run come
+    in that run's language); see `helpers.clustering.profiles.segment_display_name`."""
+    pairs = frame[["segment_id", "segment_name"]].drop_duplicates()
+    shown = {
+        (segment_id, name): segment_display_name(text, int(segment_id), str(name))
+        for segment_id, name in pairs.itertuples(index=False)
+    }
+    names = [shown[pair] for pair in zip(frame["segment_id"], frame["segment_name"], strict=True)]
+    return frame.assign(segment_name=names)
 
 
 def _check(plan: pd.DataFrame, customers: pd.DataFrame, calls: pd.DataFrame, usage: pd.DataFrame) -> None:
