@@ -12,6 +12,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -19,7 +20,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers.core import plots
+from helpers.core import page, plots
 from helpers.core.i18n import LANGUAGES, LOCALES_DIR, catalog, load_messages
 from helpers.core.render import is_technical, render_reports, run_language, write_index
 from helpers.core.runner import RunResult
@@ -250,6 +251,7 @@ def test_index_lists_pages_in_reading_order_with_run_facts(tmp_path: Path) -> No
     assert "2023年1月5日 – 2026年6月29日" in index
     management = re.findall(r'href="([^"]+)\.management\.html"', index)
     assert management == [step.name for step in reversed(STEPS)]
+    assert "先看这里" in index.split("06_strategy.html")[0]  # what each management page answers
     analyst = re.findall(r'href="(\d\d_[a-z_]+)\.html"', index)
     assert analyst == management
     assert index.index(".management.html") < index.index(f'"{STRATEGY.name}.html"')  # analyst list second
@@ -323,3 +325,19 @@ def test_management_pages_of_a_run_are_titled_clean_and_in_the_run_language(smal
     index = (reports / "index.html").read_text(encoding="utf-8")
     assert re.findall(r'href="([^"]+)\.management\.html"', index) == [step.name for step in reversed(STEPS)]
     assert small_run.run_id in index and text("common.pages.index.title") in index
+
+
+def test_page_header_names_page_run_and_as_of_in_the_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(page, "display", lambda markdown: shown.append(markdown.data))
+    for language in LANGUAGES:
+        ctx = SimpleNamespace(
+            text=catalog(language),
+            run_dir=Path("/x/20260701T000000Z-abcd"),
+            reference_date=pd.Timestamp("2026-06-30"),
+        )
+        page.header(ctx, "lifecycle")
+    assert shown == [
+        "# 05 客户生命周期\n\n运行编号：20260701T000000Z-abcd · 截至日期：2026年6月30日",
+        "# 05 Customer lifecycle\n\nRun id: 20260701T000000Z-abcd · As of: 30 Jun 2026",
+    ]

@@ -23,11 +23,9 @@ def header(ctx: StepContext, page: str) -> None:
     """The page title (`pages.<page>.title` in common.yml) and the run id / as-of line."""
     text = ctx.text
     run_id = ctx.run_dir.name if ctx.run_dir else "–"
+    title = text(f"common.pages.{page}.title")
     display(
-        Markdown(
-            f"# {text(f'common.pages.{page}.title')}\n\n"
-            f"{text('common.run_id')}: `{run_id}` · {text('common.as_of')}: {text.day(ctx.reference_date)}"
-        )
+        Markdown(f"# {title}\n\n{text('common.run_line', run_id=run_id, as_of=text.day(ctx.reference_date))}")
     )
 
 

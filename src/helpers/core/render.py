@@ -72,7 +72,8 @@ body {{ font-family: {FONT_STACK}; line-height: 1.8; color: #222; max-width: 760
   padding: 0 1rem; }}
 dl {{ display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }}
 dt {{ color: #555; }} dd {{ margin: 0; }}
-ol.pages {{ font-size: 1.15rem; }} ul.analyst {{ font-size: 0.9rem; color: #555; }}
+ol.pages {{ font-size: 1.15rem; }} ol.pages span {{ display: block; font-size: 0.9rem; color: #555; }}
+ul.analyst {{ font-size: 0.9rem; color: #555; }}
 p.failed {{ color: #a33; }}
 </style>
 """
@@ -194,8 +195,14 @@ def write_index(run_dir: Path) -> Path:
             f'<p class="failed">{html.escape(text("common.index.failed", step=page_title(failed, text)))}</p>'
         )
 
-    def link(stem: str, suffix: str) -> str:
-        return f'<li><a href="{stem}{suffix}">{html.escape(page_title(stem, text))}</a></li>'
+    def link(stem: str, suffix: str, about: bool) -> str:
+        step = STEP_BY_NAME.get(stem)
+        note = (
+            f" <span>{html.escape(text(f'common.pages.{step.package}.about'))}</span>"
+            if about and step
+            else ""
+        )
+        return f'<li><a href="{stem}{suffix}">{html.escape(page_title(stem, text))}</a>{note}</li>'
 
     title = html.escape(text("common.pages.index.title"))
     body = "\n".join(
@@ -206,9 +213,11 @@ def write_index(run_dir: Path) -> Path:
             + "</dl>",
             status,
             f"<h2>{html.escape(text('common.index.read'))}</h2>",
-            '<ol class="pages">' + "".join(link(stem, ".management.html") for stem in pages) + "</ol>",
+            '<ol class="pages">'
+            + "".join(link(stem, ".management.html", about=True) for stem in pages)
+            + "</ol>",
             f"<h3>{html.escape(text('common.index.analyst'))}</h3>",
-            '<ul class="analyst">' + "".join(link(stem, ".html") for stem in analyst) + "</ul>",
+            '<ul class="analyst">' + "".join(link(stem, ".html", about=False) for stem in analyst) + "</ul>",
         ]
     )
     page = (
