@@ -276,14 +276,14 @@ LATIN = re.compile(r"[A-Za-z]")
 
 def visible_text(page: str) -> str:
     """What a reader sees: the body without styles, scripts, tags and images."""
-    body = page.split("<body", 1)[-1]
+    body = page.split("<body", 1)[-1].split(">", 1)[-1]
     body = re.sub(r"<(style|script)\b.*?</\1>", " ", body, flags=re.DOTALL)
     return html.unescape(re.sub(r"<[^>]+>", " ", DATA_URI.sub("", body)))
 
 
 def test_visible_text_counts_what_a_reader_sees() -> None:
     page = (
-        "<head><title>x</title></head><body><style>p {a: b}</style>"
+        '<head><title>x</title></head><body class="jp-Notebook" data-x="Light"><style>p {a: b}</style>'
         '<p>客户 &amp; <b>Li</b></p><img src="data:image/png;base64,QUJD"/></body>'
     )
     text = visible_text(page)
