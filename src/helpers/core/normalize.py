@@ -1,56 +1,193 @@
-"""Normalizers for identifiers, vectorized over pandas Series.
+"""Normalizers for identifiers, vectorized over pandas Series (each distinct value is parsed once).
 
-Phones: China numbering plan. Mobiles become `+86` + 11 digits; landlines
-`+86-<area code without 0>-<local number>`; anything else becomes null.
+Phones (`phonenumbers`, home region and home area code from `data.home_region` / `data.home_area_code`):
+Chinese mobiles become `+86` + 11 digits, landlines `+86-<area code without 0>-<local number>`,
+400/800 service numbers `+86-400-<7 digits>`; numbers of other countries stay E.164 (`+61886355214`);
+anything unresolved becomes null. Extensions (`转`, `ext`, `x`, `-NNNN` after a switchboard) are
+split off by `split_phone`. `phone_geography` gives province, city and carrier of a number.
 E-mails: trimmed and lower-cased; malformed addresses become null; `canonical_email` folds
-provider aliases. Names: `normalize_name` gives one order-free pinyin/Latin key. Cities: a small
-city -> tier table.
+provider aliases. Names: `normalize_name` gives one order-free pinyin/Latin key. Provinces and
+cities: `normalize_province` (the 34 provincial divisions), `normalize_city`, `city_tier`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import pandas as pd
+import phonenumbers
+from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumberType, carrier, geocoder
 from pypinyin import lazy_pinyin
+from pypinyin.contrib.tone_convert import to_normal
+from pypinyin.pinyin_dict import pinyin_dict
 
-# Two-digit area codes (Beijing 10, 20-29); all other area codes have three digits.
-_TWO_DIGIT_AREA = r"(?:10|2\d)"
 _EMAIL_PATTERN = r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}$"
 
 
-def normalize_phone(phones: pd.Series) -> pd.Series:
-    """Canonical phone numbers: `+8613812345678` or `+86-10-62345678`; null if not a valid number."""
-    text = phones.astype("string").str.strip()
-    # Drop extensions ("转123", "ext 12", "x12") before looking at digits.
-    text = text.str.replace(r"(?:转|ext\.?|x)\s*\d+$", "", regex=True, case=False)
-    digits = text.str.replace(r"\D", "", regex=True)
-    has_country_code = text.str.match(r"^\s*(?:\+|00)\s*86") | (
-        digits.str.match(r"^86(?:1[3-9]\d{9}|[1-9]\d{8,10})$") & ~digits.str.match(r"^1[3-9]\d{9}$")
+def _map_unique(values: pd.Series, function: Callable[[str], Any]) -> pd.Series:
+    """`function` applied once per distinct non-null value, mapped back onto every row."""
+    text = values.astype("string")
+    lookup = {value: function(value) for value in text.dropna().unique()}
+    return text.map(lookup, na_action="ignore")
+
+
+# ---------------------------------------------------------------------------------------------
+# Phones
+# Extension markers: 转 / 分机 (Chinese "extension"), ext, x, #; and `-NNNN` (1-5 digits) after a
+# landline written with its area code, as switchboards are (`021-68881234-8012`).
+_EXTENSION_WORD = re.compile(r"\s*(?:转|分机|ext\.?|extn\.?|extension|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
+_SWITCHBOARD = re.compile(r"(\(?0\d{2,3}\)?[\s-]?\d{7,8})[\s-](\d{1,5})")
+# China's numbering plan on the national significant number (the digits after +86 or the trunk 0).
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_CN_SERVICE = re.compile(r"([48]00)(\d{7})")  # 400 (shared cost) and 800 (toll free) numbers
+_CN_LANDLINE = re.compile(r"(10|2\d|[3-9]\d{2})([2-9]\d{6,7})")  # area code (2 or 3 digits) + local
+_LOCAL_NUMBER = re.compile(r"[2-9]\d{6,7}")  # a 7-8 digit local number written without its area code
+# Numbers that reach an organisation, not a person (phonenumbers' types).
+SERVICE_TYPES = frozenset(
+    {
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.SHARED_COST,
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.UAN,
+    }
+)
+
+
+def _chinese_number(national: str, domestic: bool) -> str | None:
+    """Canonical form of a Chinese national number; landlines only when written with area code
+    (`domestic`: a trunk 0 or a country code), so foreign 10-digit numbers are not read as landlines."""
+    if _CN_MOBILE.fullmatch(national):
+        return "+86" + national
+    if service := _CN_SERVICE.fullmatch(national):
+        return f"+86-{service[1]}-{service[2]}"
+    if domestic and (landline := _CN_LANDLINE.fullmatch(national)):
+        return f"+86-{landline[1]}-{landline[2]}"
+    return None
+
+
+def _resolve(text: str, region: str, area_code: str | None) -> str | None:
+    """The canonical number of an extension-free phone text, or None."""
+    digits = re.sub(r"\D", "", text)
+    try:
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
+    except NumberParseException:
+        return None
+    explicit = number.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY
+    trunk = phonenumbers.ndd_prefix_for_region(region, True) or ""
+    domestic = explicit or bool(trunk and digits.startswith(trunk) and not digits.startswith(trunk * 2))
+    if not domestic and area_code and _LOCAL_NUMBER.fullmatch(digits):
+        return _resolve(f"{trunk}{area_code}{digits}", region, None)  # a bare local number: home area code
+    if number.country_code == 86:
+        return _chinese_number(str(number.national_number), domestic)
+    if phonenumbers.is_valid_number(number) or (explicit and phonenumbers.is_possible_number(number)):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _split_one(raw: str, region: str, area_code: str | None) -> tuple[str | None, str | None]:
+    text = unicodedata.normalize("NFKC", raw).strip()  # full-width digits and signs as ASCII
+    extension = None
+    if match := _EXTENSION_WORD.search(text):
+        text, extension = text[: match.start()], match[1]
+    elif match := _SWITCHBOARD.fullmatch(text):
+        text, extension = match[1], match[2]
+    number = _resolve(text, region, area_code) if re.search(r"\d", text) else None
+    return number, extension if number else None
+
+
+def split_phone(
+    phones: pd.Series, *, home_region: str = "CN", home_area_code: str | None = None
+) -> pd.DataFrame:
+    """Canonical number and extension of each phone: DataFrame[number, extension] (null where unresolved).
+
+    `home_region` (ISO code) applies to numbers without a country code; `home_area_code` (e.g. "21")
+    is given to bare 7-8 digit local numbers, which stay unresolved without it.
+    """
+    area_code = home_area_code.lstrip("0") if home_area_code else None
+    parsed = _map_unique(phones, lambda value: _split_one(value, home_region.upper(), area_code))
+    parts = [(None, None) if pd.isna(value) else value for value in parsed]
+    frame = pd.DataFrame(parts, index=phones.index, columns=["number", "extension"], dtype="string")
+    return frame.fillna(pd.NA)
+
+
+def normalize_phone(
+    phones: pd.Series, *, home_region: str = "CN", home_area_code: str | None = None
+) -> pd.Series:
+    """Canonical phone numbers (`+8613812345678`, `+86-10-62345678`, `+61886355214`); null if unresolved."""
+    return split_phone(phones, home_region=home_region, home_area_code=home_area_code)["number"]
+
+
+@cache
+def _parsed(normalized: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(normalized.replace("-", ""))
+    except NumberParseException:
+        return None
+
+
+def _number_type(normalized: str) -> int:
+    number = _parsed(normalized)
+    return PhoneNumberType.UNKNOWN if number is None else phonenumbers.number_type(number)
+
+
+def is_mobile(normalized_phones: pd.Series) -> pd.Series:
+    """True where a normalized phone is a mobile number (Chinese, or mobile by `phonenumbers` elsewhere)."""
+    chinese = normalized_phones.str.match(r"^\+861\d{10}$").fillna(False)
+    other = ~normalized_phones.str.startswith("+86").fillna(True)
+    foreign_mobile = _map_unique(normalized_phones[other], _number_type).isin(
+        [PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE]
     )
-    without_country_code = digits.str.replace(r"^(?:0086|86)", "", regex=True)
-    digits = digits.where(~has_country_code.fillna(False), without_country_code)
-    mobile = digits.str.fullmatch(r"1[3-9]\d{9}")
-    # Landline: optional trunk 0, area code, 7-8 digit local number.
-    landline_parts = digits.str.extract(rf"^0?({_TWO_DIGIT_AREA}|[3-9]\d{{2}})([2-9]\d{{6,7}})$")
-    landline = landline_parts[0].notna() & ~mobile.fillna(False)
-    result = pd.Series(pd.NA, index=phones.index, dtype="string")
-    result = result.mask(mobile.fillna(False), "+86" + digits)
-    result = result.mask(landline, "+86-" + landline_parts[0] + "-" + landline_parts[1])
-    return result
+    return chinese | foreign_mobile.reindex(normalized_phones.index, fill_value=False).astype(bool)
+
+
+def is_service_phone(normalized_phones: pd.Series) -> pd.Series:
+    """True for service numbers (400/800, toll-free, shared-cost): they reach a company, not a person."""
+    chinese = normalized_phones.str.match(r"^\+86-[48]00-").fillna(False)
+    other = ~normalized_phones.str.startswith("+86").fillna(True)
+    foreign = _map_unique(normalized_phones[other], _number_type).isin(SERVICE_TYPES)
+    return chinese | foreign.reindex(normalized_phones.index, fill_value=False).astype(bool)
+
+
+def phone_geography(normalized_phones: pd.Series) -> pd.DataFrame:
+    """Province, city and carrier of each normalized phone (zh names), for customers without an address.
+
+    Province and city come from the number's prefix (mobile number blocks, landline area codes):
+    `+8613912345678` -> 江苏, 常州, 中国移动; `+86-21-68881234` -> 上海, 上海, null. Numbers of
+    other countries and service numbers give null province and city.
+    """
+    places = _map_unique(normalized_phones, _geography)
+    rows = [(None, None, None) if pd.isna(value) else value for value in places]
+    frame = pd.DataFrame(rows, index=normalized_phones.index, columns=["province", "city", "carrier"])
+    return frame.astype("string").fillna(pd.NA)
+
+
+def _geography(normalized: str) -> tuple[str | None, str | None, str | None]:
+    number = _parsed(normalized)
+    if number is None:
+        return None, None, None
+    name = carrier.name_for_valid_number(number, "zh") or None
+    if number.country_code != 86 or _CN_SERVICE.fullmatch(str(number.national_number)):
+        return None, None, name
+    # The prefix tables of phonenumbers, also for numbers its validity rules reject (short locals).
+    place = geocoder.description_for_valid_number(number, "zh")
+    province = _province_key(place)
+    if province is None:
+        return None, None, name
+    full, short = _PROVINCE_NAMES[province]
+    rest = place.removeprefix(full) if place.startswith(full) else place.removeprefix(short)
+    rest = rest.split("、")[0]  # an area code shared by several cities: the first named
+    city = re.sub(r"(市|地区|自治州)$", "", rest) or (province if province in _MUNICIPALITIES else None)
+    return province, city, name
 
 
 def normalize_email(emails: pd.Series) -> pd.Series:
     """Trimmed, lower-case e-mail addresses; null if malformed."""
     text = emails.astype("string").str.strip().str.lower()
     return text.where(text.str.match(_EMAIL_PATTERN).fillna(False), pd.NA)
-
-
-def is_mobile(normalized_phones: pd.Series) -> pd.Series:
-    """True where a normalized phone is a mobile number."""
-    return normalized_phones.str.match(r"^\+861\d{10}$").fillna(False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,10 +200,12 @@ PLACEHOLDER_EMAIL_DOMAINS = frozenset({"test.com", "example.com", "none.com", "e
 
 
 def is_placeholder_phone(normalized_phones: pd.Series) -> pd.Series:
-    """True for known dummy numbers and numbers whose subscriber part is one repeated digit."""
+    """True for numbers that identify no person: known dummy numbers, numbers whose subscriber part is
+    one repeated digit, and service numbers (`is_service_phone`)."""
     subscriber = normalized_phones.str.replace(r"^\+86-?(?:\d+-)?", "", regex=True).str[-8:]
     repeated = subscriber.str.fullmatch(r"(\d)\1{7}")
-    return (normalized_phones.isin(PLACEHOLDER_PHONES) | repeated).fillna(False).astype(bool)
+    dummy = (normalized_phones.isin(PLACEHOLDER_PHONES) | repeated).fillna(False).astype(bool)
+    return dummy | is_service_phone(normalized_phones)
 
 
 def is_placeholder_email(normalized_emails: pd.Series) -> pd.Series:
@@ -96,119 +235,229 @@ def canonical_email(normalized_emails: pd.Series) -> pd.Series:
 
 # ---------------------------------------------------------------------------------------------
 # Names: Chinese characters, pinyin and Latin spellings of the same person share one key.
-_COMPOUND_SURNAMES = frozenset(
-    {
-        "欧阳",
-        "司马",
-        "诸葛",
-        "上官",
-        "东方",
-        "皇甫",
-        "尉迟",
-        "公孙",
-        "慕容",
-        "长孙",
-        "宇文",
-        "司徒",
-        "夏侯",
-        "令狐",
-        "端木",
-    }
-)
-# Characters read differently as a surname than in running text.
+# Two-character surnames. pypinyin reads them right as phrases, except where _SURNAME_READINGS says.
+_COMPOUND_SURNAME_TEXT = """
+欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 端木 万俟 澹台 闻人 赫连
+南宫 公羊 公冶 宗政 濮阳 淳于 太叔 申屠 轩辕 钟离 鲜于 闾丘 司空 亓官 司寇 乐正 拓跋 呼延 独孤
+"""
+_COMPOUND_SURNAMES = frozenset(_COMPOUND_SURNAME_TEXT.split())
+# Surname readings pypinyin 0.55 gets wrong (it has no surname mode: mozillazg/python-pinyin#297):
+# the characters of the published list of polyphonic surnames whose default reading differs.
 _SURNAME_READINGS = {
-    "单": "shan",
-    "曾": "zeng",
-    "解": "xie",
-    "仇": "qiu",
-    "区": "ou",
-    "朴": "piao",
-    "查": "zha",
-    "乐": "yue",
-    "盖": "ge",
-    "缪": "miao",
-    "尉迟": "yuchi",
-    "长孙": "zhangsun",
-    "翟": "zhai",
-    "秘": "bi",
-    "覃": "qin",
-    "种": "chong",
-    "燕": "yan",
-    "纪": "ji",
-    "褚": "chu",
-    "繁": "po",
-}
+    "重": "chong", "秘": "bi", "种": "chong", "繁": "po", "覃": "qin", "缪": "miao", "曾": "zeng",
+    "解": "xie", "折": "she", "佴": "nai", "粘": "nian", "藏": "zang", "扎": "za", "翟": "zhai", "都": "du",
+    "六": "lu", "薄": "bo", "盖": "ge", "查": "zha", "朴": "piao", "乜": "nie", "乐": "yue", "阚": "kan",
+    "不": "fou", "区": "ou", "仇": "qiu", "单": "shan", "卜": "bu", "浣": "wan", "贠": "yun", "貟": "yun",
+    "乐正": "yuezheng",
+}  # fmt: skip
 _HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _toneless(reading: str) -> str:
+    return to_normal(reading).replace("ü", "v")
+
+
+@cache
+def _pinyin(text: str) -> str:
+    """Toneless pinyin of a word, with pypinyin's phrase readings (重庆 chongqing, 长沙 changsha)."""
+    return "".join(lazy_pinyin(text, errors="ignore")).replace("ü", "v")
 
 
 @cache
 def _char_pinyin(character: str) -> str:
-    return "".join(lazy_pinyin(character, errors="ignore")).replace("ü", "v")
+    return _pinyin(character)
 
 
-def _pinyin(text: str) -> str:
-    """Toneless pinyin, character by character (names have no word context to use)."""
-    return "".join(_char_pinyin(character) for character in text)
+def _surname_pinyin(surname: str) -> str:
+    return _SURNAME_READINGS.get(surname) or _pinyin(surname)
 
 
-def _han_name_tokens(name: str) -> list[str]:
-    """Family and given name of a name in Chinese characters, as toneless pinyin."""
-    han = "".join(_HAN.findall(name))
-    family_length = 2 if han[:2] in _COMPOUND_SURNAMES and len(han) > 2 else 1
-    family, given = han[:family_length], han[family_length:]
-    family_pinyin = _SURNAME_READINGS.get(family) or _pinyin(family)
-    return [t for t in (family_pinyin, _pinyin(given)) if t]
+# ü is written v (pypinyin, passports before 2012), u (most Latin text) or yu (passports since):
+# 吕 Lv / Lu / Lyu / Lü share the key `lu`. Only after l and n is ü not implied by the spelling.
+_U_VARIANTS = {
+    f"{initial}{u}{final}": f"{initial}u{final}"
+    for initial in "ln"
+    for u in ("v", "yu")
+    for final in ("", "e")
+}
 
 
-# Forms of address agents type instead of a given name ("王先生", "Mr Smith").
-_HAN_TITLES = re.compile(r"(?:先生|女士|小姐|太太|老师|经理|总)$")
-_LATIN_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof"})
-# Common pinyin surnames, longest first, to split run-together pinyin ("wangxiaoming").
+@cache
+def _syllables() -> dict[str, str]:
+    """Every toneless pinyin syllable in pypinyin's dictionary -> its key spelling (ü folded to u)."""
+    syllables = {_toneless(reading) for readings in pinyin_dict.values() for reading in readings.split(",")}
+    syllables = {s for s in syllables if s.isalpha() and s.isascii()}
+    return {**{s: s for s in syllables}, **_U_VARIANTS, "lue": "lue", "nue": "nue"}
+
+
+@cache
+def _segment(token: str) -> tuple[str, ...] | None:
+    """A lower-case Latin token as pinyin syllables in key spelling (fewest syllables, standard spellings
+    before ü variants), or None if it is not pinyin: `lvxiaoming` -> (lu, xiao, ming)."""
+    syllables = _syllables()
+    best: list[tuple[int, int, tuple[str, ...]] | None] = [None] * (len(token) + 1)
+    best[0] = (0, 0, ())
+    for end in range(1, len(token) + 1):
+        for start in range(max(0, end - 6), end):
+            piece, before = token[start:end], best[start]
+            if before is None or piece not in syllables:
+                continue
+            candidate = (before[0] + 1, before[1] + (piece in _U_VARIANTS), (*before[2], syllables[piece]))
+            if best[end] is None or candidate[:2] < best[end][:2]:
+                best[end] = candidate
+    return best[-1][2] if best[-1] else None
+
+
+# Forms of address agents type instead of a given name ("王先生", "Mr Smith", "Wang Xiansheng").
+_HAN_TITLES = re.compile(r"(?:先生|女士|小姐|太太|夫人|老师|经理|总)$")
+_LATIN_TITLES = frozenset(
+    {"mr", "mrs", "ms", "miss", "mx", "madam", "dr", "prof", "sir", "xiansheng", "nvshi", "nushi", "xiaojie"}
+)
+# Common pinyin surnames, most frequent first; with the compound ones they split run-together pinyin
+# (`wangxiaoming`) and find the surname among three or more tokens (`Xiao Ming Wang`).
 _PINYIN_SURNAME_TEXT = """
 wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he gao lin luo zheng liang xie song
-tang han feng deng cao peng zeng xiao tian dong yuan pan yu jiang cai wei du ye cheng su lv ding ren shen
-yao lu fu zhong cui tan liao fan wen jin qiu jia xia fang zou xiong bai meng qin hou kong shi mao duan lei
-qian hao long shao wan gu lai kang mo ouyang
+tang han feng deng cao peng zeng xiao tian dong yuan pan yu jiang cai wei du ye cheng su lu ding ren shen
+yao fu zhong cui tan liao fan wen jin qiu jia xia fang zou xiong bai meng qin hou kong shi mao duan lei
+qian hao long shao wan gu lai kang mo
 """
-_PINYIN_SURNAMES = sorted(set(_PINYIN_SURNAME_TEXT.split()), key=len, reverse=True)
-_PINYIN_SYLLABLE_START = re.compile(r"^(?:[bcdfghjklmnpqrstwxyz]h?|zh|ch|sh)?[aeiouv]")
 
 
-def _split_run_together_pinyin(token: str) -> list[str]:
-    """`wangxiaoming` -> [`wang`, `xiaoming`] when it starts with a common surname, else unchanged."""
-    for surname in _PINYIN_SURNAMES:
-        rest = token[len(surname) :]
-        if token.startswith(surname) and len(rest) >= 2 and _PINYIN_SYLLABLE_START.match(rest):
-            return [surname, rest]
-    return [token]
+@cache
+def _pinyin_surname_rank() -> dict[str, int]:
+    common = _PINYIN_SURNAME_TEXT.split()
+    compound = sorted(_surname_pinyin(surname) for surname in _COMPOUND_SURNAMES)
+    return {surname: rank for rank, surname in enumerate([*common, *compound])}
+
+
+def _split_surname(syllables: tuple[str, ...]) -> list[str]:
+    """Run-together pinyin (`wangxiaoming`) as [surname, given name] when it starts or ends with a surname."""
+    rank = _pinyin_surname_rank()
+    for size in (2, 1):  # a compound surname first: ouyang|nana, not ou|yangnana
+        if len(syllables) > size and "".join(syllables[:size]) in rank:
+            return ["".join(syllables[:size]), "".join(syllables[size:])]
+    if len(syllables) > 1 and syllables[-1] in rank:
+        return [syllables[-1], "".join(syllables[:-1])]
+    return ["".join(syllables)]
+
+
+def _surname_position(tokens: list[str], upper: list[bool]) -> int | None:
+    """Which of three or more pinyin tokens is the surname: the one written in capitals (`ZHANG Wei Min`),
+    else the more common surname of the first and the last token."""
+    if sum(upper) == 1:
+        return upper.index(True)
+    rank = _pinyin_surname_rank()
+    ends = [(rank[tokens[i]], i) for i in (0, len(tokens) - 1) if tokens[i] in rank]
+    return min(ends)[1] if ends else None
+
+
+def _latin_tokens(text: str) -> list[str]:
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))  # Lü -> Lu, José -> Jose
+    text = re.sub(r"[-'’]", "", text)  # "Xiao-Ming", "Xiao'ming" -> one given-name token
+    words = [w for w in re.findall(r"[A-Za-z]+", text) if w.lower() not in _LATIN_TITLES]
+    segments = [_segment(w.lower()) for w in words]
+    if not words or any(s is None for s in segments):
+        return [w.lower() for w in words]  # not (all) pinyin: the words as written
+    tokens = ["".join(s) for s in segments if s is not None]
+    if len(tokens) == 1:
+        return _split_surname(segments[0] or ())
+    if len(tokens) == 2:
+        return tokens
+    upper = [w.isupper() and len(w) > 1 for w in words]
+    position = _surname_position(tokens, upper)
+    if position is None:
+        return tokens
+    return [tokens[position], "".join(tokens[:position] + tokens[position + 1 :])]
+
+
+def _han_tokens(text: str) -> list[str]:
+    """Family and given name of a name in Chinese characters (spaces ignored, title dropped), as pinyin."""
+    han = "".join(_HAN.findall(text))
+    han = _HAN_TITLES.sub("", han)  # a title alone (先生) names nobody
+    family_length = 2 if han[:2] in _COMPOUND_SURNAMES and len(han) > 2 else 1
+    family, given = han[:family_length], han[family_length:]
+    tokens = [_surname_pinyin(family), "".join(_char_pinyin(c) for c in given)]
+    return ["".join(_segment(t) or (t,)) for t in tokens if t]  # ü folded as in Latin spellings
 
 
 def _name_key(name: str) -> str | None:
-    text = unicodedata.normalize("NFKC", name).strip().lower()
-    if _HAN.search(text):
-        tokens = _han_name_tokens(_HAN_TITLES.sub("", "".join(_HAN.findall(text))) or text)
-    else:
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
-        # "Xiao-Ming", "Xiao'ming" -> one given-name token "xiaoming".
-        text = re.sub(r"[-'’]", "", text)
-        tokens = [t for t in re.findall(r"[a-z]+", text) if t not in _LATIN_TITLES]
-        if len(tokens) == 1:
-            tokens = _split_run_together_pinyin(tokens[0])
+    text = unicodedata.normalize("NFKC", name).strip()
+    tokens = _han_tokens(text) if _HAN.search(text) else _latin_tokens(text)
     return " ".join(sorted(tokens)) or None
 
 
 def normalize_name(names: pd.Series) -> pd.Series:
     """Order-free name key: toneless pinyin or Latin tokens, lower-case, sorted.
 
-    `王小明`, `Wang Xiaoming`, `XIAOMING WANG`, `Wang Xiao-Ming`, `wang, xiaoming` and
-    `wangxiaoming` all give `wang xiaoming`; titles are dropped (`王先生` -> `wang`,
-    `Mr. Smith` -> `smith`); empty or symbol-only names give null.
+    `王小明`, `王 小明`, `Wang Xiaoming`, `XIAOMING WANG`, `Xiao Ming Wang`, `Wang Xiao-Ming`,
+    `wang, xiaoming` and `wangxiaoming` all give `wang xiaoming`; ü spelt v, u, yu or ü gives u
+    (吕伟, `Lv Wei`, `Lyu Wei`, `Lü Wei` -> `lu wei`); surnames read as surnames (单 shan, 曾 zeng);
+    titles are dropped (`王先生` -> `wang`, `Mr. Smith` -> `smith`); empty or symbol-only names give null.
     """
-    text = names.astype("string")
-    unique = text.dropna().unique()
-    keys = {value: _name_key(value) for value in unique}
-    return text.map(keys, na_action="ignore").astype("string")
+    return _map_unique(names, _name_key).astype("string")
+
+
+# ---------------------------------------------------------------------------------------------
+# Provinces: the 34 provincial divisions, keyed by their short Chinese name (as the demo world and
+# step 01 write them). A table, not a gazetteer package: the maintained ones on PyPI (pycountry's
+# ISO 3166-2 names, jionlp) would be a new pinned dependency for 34 rows and still need the common
+# pinyin and English spellings added; cpca's last release is from 2021.
+_PROVINCES = """
+北京 北京市 beijing peking | 天津 天津市 tianjin | 上海 上海市 shanghai | 重庆 重庆市 chongqing
+河北 河北省 hebei | 山西 山西省 shanxi | 辽宁 辽宁省 liaoning | 吉林 吉林省 jilin
+黑龙江 黑龙江省 heilongjiang | 江苏 江苏省 jiangsu | 浙江 浙江省 zhejiang | 安徽 安徽省 anhui
+福建 福建省 fujian | 江西 江西省 jiangxi | 山东 山东省 shandong | 河南 河南省 henan | 湖北 湖北省 hubei
+湖南 湖南省 hunan | 广东 广东省 guangdong canton | 海南 海南省 hainan | 四川 四川省 sichuan
+贵州 贵州省 guizhou | 云南 云南省 yunnan | 陕西 陕西省 shaanxi | 甘肃 甘肃省 gansu | 青海 青海省 qinghai
+台湾 台湾省 taiwan | 内蒙古 内蒙古自治区 neimenggu neimongol innermongolia
+广西 广西壮族自治区 guangxi | 西藏 西藏自治区 xizang tibet | 宁夏 宁夏回族自治区 ningxia
+新疆 新疆维吾尔自治区 xinjiang | 香港 香港特别行政区 xianggang hongkong
+澳门 澳门特别行政区 aomen macau macao
+"""
+
+
+def _province_tables() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """(short name -> (full name, short name), lower-case Latin spelling without spaces -> short name)."""
+    names, aliases = {}, {}
+    for entry in _PROVINCES.replace("\n", "|").split("|"):
+        if entry.strip():
+            short, full, *latin = entry.split()
+            names[short] = (full, short)
+            aliases.update(dict.fromkeys(latin, short))
+    return names, aliases
+
+
+_PROVINCE_NAMES, _PROVINCE_ALIASES = _province_tables()
+_MUNICIPALITIES = frozenset({"北京", "天津", "上海", "重庆"})
+# Latin suffixes: administrative words and the peoples in autonomous regions' names.
+_LATIN_PROVINCE_SUFFIX = re.compile(
+    r"(province|sheng|municipality|city|shi|autonomousregion|zizhiqu|specialadministrativeregion|sar|"
+    r"zhuangzu|zhuang|huizu|hui|uygur|uyghur|weiwuer|weiwuerzu)$"
+)
+
+
+def _province_key(name: str) -> str | None:
+    """Short Chinese name of a province written in Chinese (any suffix) or Latin letters, else None."""
+    text = unicodedata.normalize("NFKC", name).strip()
+    if _HAN.match(text):
+        return next((short for short in _PROVINCE_NAMES if text.startswith(short)), None)
+    key = re.sub(r"[^a-z]", "", text.lower())
+    while key and key not in _PROVINCE_ALIASES:
+        stripped = _LATIN_PROVINCE_SUFFIX.sub("", key)
+        if stripped == key:
+            return None
+        key = stripped
+    return _PROVINCE_ALIASES.get(key)
+
+
+def normalize_province(provinces: pd.Series) -> pd.Series:
+    """Short Chinese province name: `广东省`, `广东`, `Guangdong Province` -> `广东`; `内蒙古自治区`,
+    `Inner Mongolia` -> `内蒙古`; `北京市` -> `北京`. Names outside the 34 divisions stay as written
+    (trimmed); empty values give null."""
+    text = provinces.astype("string").str.strip()
+    key = _map_unique(text, _province_key)
+    return key.fillna(text).where(text.str.len() > 0, pd.NA).astype("string")
 
 
 # ---------------------------------------------------------------------------------------------
