@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers run|demo|refresh-notebook-outputs|strip-notebooks`.
+"""Command line: `python -m helpers run|demo|init-config|refresh-notebook-outputs|strip-notebooks`.
 
 The config (file, `extends:` chain and `--set` overrides) is validated before anything heavy is
 imported, so a misspelled key or a wrong type stops the command within a second, with one message
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="generate the demo world named in the config")
     demo.add_argument("--config", default=None)
     demo.add_argument("--set", dest="overrides", action="append", default=[])
+    init = commands.add_parser("init-config", help="propose a run config for a folder of exports")
+    init.add_argument("raw_dir")
+    init.add_argument("-o", "--output", required=True, help="config file to write")
     commands.add_parser(
         "refresh-notebook-outputs",
         help="recompute the reference outputs of nbval-checked cells on the small test world",
@@ -40,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "init-config":
+            from helpers.audit.init_config import main as init_config
+
+            return init_config([args.raw_dir, "-o", args.output])
         from helpers.core import notebook_checks
 
         if args.command == "strip-notebooks":
