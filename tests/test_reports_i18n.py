@@ -272,6 +272,10 @@ def test_index_after_a_failed_run_lists_what_exists(tmp_path: Path) -> None:
 DATA_URI = re.compile(r"data:[\w/+.\-]+;base64,[A-Za-z0-9+/=\s]+")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef\u3000-\u303f]")
 LATIN = re.compile(r"[A-Za-z]")
+# A count or amount of 4+ digits without thousands separators (years, decimals and ids aside).
+UNSEPARATED = re.compile(r"(?<![\w.,\-])(?!(?:19|20)\d\d(?!\d))\d{4,}(?![\w,]|\.\d)")
+ROW_NUMBER = re.compile(r"<tr>\s*<th[^>]*>\s*\d+\s*</th>|<th[^>]*row_heading[^>]*>\s*\d+\s*</th>")
+BOOLEAN_CELL = re.compile(r"<td[^>]*>\s*(?:True|False)\s*</td>")
 
 
 def visible_text(page: str) -> str:
@@ -289,6 +293,17 @@ def test_visible_text_counts_what_a_reader_sees() -> None:
     text = visible_text(page)
     assert "客户 &" in text and "Li" in text and "QUJD" not in text and "a: b" not in text
     assert len(CJK.findall(text)) == 2 and len(LATIN.findall(text)) == 2
+
+
+def test_table_and_number_checks() -> None:
+    assert UNSEPARATED.findall("共 12345 位客户，1008 通电话") == ["12345", "1008"]
+    assert not UNSEPARATED.findall(
+        "共 12,345 位；2026年6月30日；0.13812；20261203T133735Z-9a79；¥1.2万；1-2026"
+    )
+    assert ROW_NUMBER.search("<tbody><tr><th>0</th><td>a</td></tr>")
+    assert ROW_NUMBER.search('<tr><th id="T_1_level0_row0" class="row_heading level0 row0" >12</th>')
+    assert not ROW_NUMBER.search('<tr><th class="row_heading level0 row0">流失</th><td>3</td></tr>')
+    assert BOOLEAN_CELL.search('<td class="data">True</td>') and not BOOLEAN_CELL.search("<td>是</td>")
 
 
 @pytest.mark.slow
@@ -312,6 +327,11 @@ def test_management_pages_of_a_run_are_titled_clean_and_in_the_run_language(smal
             if word in shown
         ]
         seen = visible_text(page)
+        problems += [
+            f"{step.name}: no thousands separator in {number}" for number in UNSEPARATED.findall(seen)
+        ]
+        problems += [f"{step.name}: a table with row numbers" for _ in ROW_NUMBER.findall(page)[:1]]
+        problems += [f"{step.name}: True/False in a table" for _ in BOOLEAN_CELL.findall(page)[:1]]
         if language == "zh":
             cjk, latin = len(CJK.findall(seen)), len(LATIN.findall(seen))
             if cjk <= latin:
