@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import yaml
@@ -206,6 +207,9 @@ def test_call_list_for_chinese_agents(
         sheet.loc[sheet["生命周期阶段"] == "流失风险", "话术主题"] == "先致歉并解决遗留问题，再提供挽回优惠"
     ).all()
     assert not sheet["行动"].str.contains("[A-Za-z]{4}").any()  # no English action left
+    widths = openpyxl.load_workbook(xlsx_path).active.column_dimensions
+    reason_column = openpyxl.utils.get_column_letter(list(sheet.columns).index("致电原因") + 1)
+    assert widths[reason_column].width > 40  # reasons are long; Chinese characters count double
 
 
 def test_strategy_config_problems_are_caught_by_the_schema() -> None:
@@ -275,19 +279,20 @@ def test_run_step_writes_the_artifacts_and_dates_the_call_list(tmp_path: Path) -
     assert manifest["previous_run"] == str(first.resolve()) and manifest["plan_until"] == "2026-07-30"
 
 
-def test_bad_inputs_name_frame_column_and_rows(synthetic: dict[str, pd.DataFrame]) -> None:
+def test_bad_inputs_name_frame_column_and_count_without_ids(synthetic: dict[str, pd.DataFrame]) -> None:
     features = synthetic["features"].copy()
     features.loc[7, "value_tier"] = "gold"
-    with pytest.raises(strategy.StrategyInputError, match=r"03_features/features\.value_tier.*C000000007"):
+    with pytest.raises(strategy.StrategyInputError, match=r"03_features/features\.value_tier: 1 rows") as bad:
         strategy.assemble_customers(features, synthetic["segments"], synthetic["lifecycle"])
+    assert "C000000007" not in str(bad.value) and "gold" not in str(bad.value)  # no row contents
     lifecycle = synthetic["lifecycle"].drop(index=11)
     with pytest.raises(
-        strategy.StrategyInputError, match=r"04_clustering/segments.*no row in 05_lifecycle.*C000000011"
+        strategy.StrategyInputError, match=r"04_clustering/segments\.customer_id: 1 rows have no row in 05_lifecycle/lifecycle$"
     ):
         strategy.assemble_customers(synthetic["features"], synthetic["segments"], lifecycle)
     lifecycle = synthetic["lifecycle"].copy()
     lifecycle.loc[3, "churn_risk"] = 1.5
-    with pytest.raises(strategy.StrategyInputError, match=r"churn_risk.*outside 0\.\.1.*C000000003"):
+    with pytest.raises(strategy.StrategyInputError, match=r"churn_risk: 1 rows are outside 0\.\.1$"):
         strategy.assemble_customers(synthetic["features"], synthetic["segments"], lifecycle)
     with pytest.raises(strategy.StrategyInputError, match=r"lacks columns.*clv_12m"):
         strategy.assemble_customers(

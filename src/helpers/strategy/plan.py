@@ -21,6 +21,7 @@ plans more calls than a team can make.
 from __future__ import annotations
 
 import sys
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
@@ -201,8 +202,8 @@ def load_playbook(path: str | Path, language: Language) -> Playbook:
 
 
 def _fail(frame_name: str, column: str, problem: str, bad: pd.DataFrame) -> None:
-    examples = bad.head(5).to_dict("records")
-    raise StrategyInputError(f"{frame_name}.{column}: {len(bad):,} rows {problem}; e.g. {examples}")
+    """Raise with the count of bad rows only: their ids and values are personal data."""
+    raise StrategyInputError(f"{frame_name}.{column}: {len(bad):,} rows {problem}")
 
 
 def _require(frame: pd.DataFrame, frame_name: str, columns: list[str]) -> None:
@@ -514,6 +515,11 @@ def call_list_for_agents(calls: pd.DataFrame, text: Catalog) -> pd.DataFrame:
     return shown.rename(columns=headers)
 
 
+def _display_width(value: str) -> int:
+    """Columns a text takes in a spreadsheet: Chinese (wide) characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in value)
+
+
 def write_call_list(calls: pd.DataFrame, step_dir: Path, text: Catalog) -> tuple[Path, Path]:
     """Write `call_list_for_agents` as call_list.csv (UTF-8 with BOM, so Excel shows Chinese) and
     call_list.xlsx (sheet named in the catalog's language)."""
@@ -527,6 +533,9 @@ def write_call_list(calls: pd.DataFrame, step_dir: Path, text: Catalog) -> tuple
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, len(shown), len(shown.columns) - 1)
     sheet.write_row(0, 0, list(shown.columns), workbook.add_format({"bold": True}))
+    for number, column in enumerate(shown.columns):  # wide enough for the header and the first rows
+        sample = [str(column), *shown[column].head(200).astype(str)]
+        sheet.set_column(number, number, min(max(_display_width(v) for v in sample) + 2, 60))
     for row_number, row in enumerate(
         shown.astype(object).where(shown.notna(), None).itertuples(index=False), 1
     ):
