@@ -287,7 +287,8 @@ def test_bad_inputs_name_frame_column_and_count_without_ids(synthetic: dict[str,
     assert "C000000007" not in str(bad.value) and "gold" not in str(bad.value)  # no row contents
     lifecycle = synthetic["lifecycle"].drop(index=11)
     with pytest.raises(
-        strategy.StrategyInputError, match=r"04_clustering/segments\.customer_id: 1 rows have no row in 05_lifecycle/lifecycle$"
+        strategy.StrategyInputError,
+        match=r"04_clustering/segments\.customer_id: 1 rows have no row in 05_lifecycle/lifecycle$",
     ):
         strategy.assemble_customers(synthetic["features"], synthetic["segments"], lifecycle)
     lifecycle = synthetic["lifecycle"].copy()
