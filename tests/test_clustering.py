@@ -499,6 +499,7 @@ def test_run_step_records_the_values_of_the_step(step_run):
     )
     assert set(manifest["seconds_per_algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
     assert set(manifest["umap_seconds"]) == {"import", "fit", "transform"}
+    assert (manifest["k_max_used"], manifest["k_note"]) == (result.comparison.k_max, result.comparison.k_note)
 
 
 def test_evaluate_planted_compares_with_the_truth_and_records_it(step_run):

@@ -156,6 +156,8 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
     ctx.record(
         chosen=result.chosen,
         reason=result.reason,
+        k_max_used=result.comparison.k_max,  # clustering.k_max, or lower when the data is small
+        k_note=result.comparison.k_note,  # "" unless k_max was lowered
         n_segments=len(result.names),
         prospects=int(result.prospects.sum()),
         components=0 if pca is None else int(pca.n_components_),
