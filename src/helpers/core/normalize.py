@@ -38,9 +38,9 @@ def _map_unique(values: pd.Series, function: Callable[[str], Any]) -> pd.Series:
 # ---------------------------------------------------------------------------------------------
 # Phones
 # Extension markers: 转 / 分机 (Chinese "extension"), ext, x, #; and `-NNNN` (1-5 digits) after a
-# landline written with its area code, as switchboards are (`021-68881234-8012`).
+# landline, as switchboards are written (`021-68881234-8012`): see `_split_one`.
 _EXTENSION_WORD = re.compile(r"\s*(?:转|分机|ext\.?|extn\.?|extension|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
-_SWITCHBOARD = re.compile(r"(\(?0\d{2,3}\)?[\s-]?\d{7,8})[\s-](\d{1,5})")
+_DASH_EXTENSION = re.compile(r"(.*\d)\s*-\s*(\d{1,5})")
 # China's numbering plan on the national significant number (the digits after +86 or the trunk 0).
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _CN_SERVICE = re.compile(r"([48]00)(\d{7})")  # 400 (shared cost) and 800 (toll free) numbers
@@ -90,13 +90,18 @@ def _resolve(text: str, region: str, area_code: str | None) -> str | None:
 
 def _split_one(raw: str, region: str, area_code: str | None) -> tuple[str | None, str | None]:
     text = unicodedata.normalize("NFKC", raw).strip()  # full-width digits and signs as ASCII
-    extension = None
+    if not re.search(r"\d", text):
+        return None, None
     if match := _EXTENSION_WORD.search(text):
-        text, extension = text[: match.start()], match[1]
-    elif match := _SWITCHBOARD.fullmatch(text):
-        text, extension = match[1], match[2]
-    number = _resolve(text, region, area_code) if re.search(r"\d", text) else None
-    return number, extension if number else None
+        number = _resolve(text[: match.start()], region, area_code)
+        return number, match[1] if number else None
+    number = _resolve(text, region, area_code)
+    if number is None and (match := _DASH_EXTENSION.fullmatch(text)):
+        # `-NNNN` is an extension when the rest is a landline and the whole is no number.
+        main = _resolve(match[1], region, area_code)
+        if main is not None and not _mobile(main):
+            return main, match[2]
+    return number, None
 
 
 def split_phone(
@@ -107,9 +112,20 @@ def split_phone(
     `home_region` (ISO code) applies to numbers without a country code; `home_area_code` (e.g. "21")
     is given to bare 7-8 digit local numbers, which stay unresolved without it.
     """
-    area_code = home_area_code.lstrip("0") if home_area_code else None
-    parsed = _map_unique(phones, lambda value: _split_one(value, home_region.upper(), area_code))
-    parts = [(None, None) if pd.isna(value) else value for value in parsed]
+    region, area_code = home_region.upper(), home_area_code.lstrip("0") if home_area_code else None
+    text = phones.astype("string")
+    unique = pd.Series(text.dropna().unique(), dtype="string")
+    # Fast path: mobiles in plain ASCII spellings (`138-1234-5678`, `+86 138...`, trunk 0), the bulk of a
+    # Chinese file, need no parsing.
+    mobile = unique.str.replace(r"[\s()-]", "", regex=True).str.extract(
+        r"^(?:\+86|0086|86|0)?(1[3-9]\d{9})$"
+    )[0]
+    plain = (mobile.notna() & (region == "CN")).to_numpy()
+    lookup = {
+        value: ("+86" + number, None) for value, number in zip(unique[plain], mobile[plain], strict=True)
+    }
+    lookup.update({value: _split_one(value, region, area_code) for value in unique[~plain]})
+    parts = [lookup.get(value, (None, None)) for value in text.fillna("")]
     frame = pd.DataFrame(parts, index=phones.index, columns=["number", "extension"], dtype="string")
     return frame.fillna(pd.NA)
 
@@ -134,22 +150,26 @@ def _number_type(normalized: str) -> int:
     return PhoneNumberType.UNKNOWN if number is None else phonenumbers.number_type(number)
 
 
+def _mobile(normalized: str) -> bool:
+    if normalized.startswith("+86"):
+        return _CN_MOBILE.fullmatch(normalized[3:]) is not None
+    return _number_type(normalized) in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def _service(normalized: str) -> bool:
+    if normalized.startswith("+86"):
+        return normalized.startswith(("+86-400-", "+86-800-"))
+    return _number_type(normalized) in SERVICE_TYPES
+
+
 def is_mobile(normalized_phones: pd.Series) -> pd.Series:
     """True where a normalized phone is a mobile number (Chinese, or mobile by `phonenumbers` elsewhere)."""
-    chinese = normalized_phones.str.match(r"^\+861\d{10}$").fillna(False)
-    other = ~normalized_phones.str.startswith("+86").fillna(True)
-    foreign_mobile = _map_unique(normalized_phones[other], _number_type).isin(
-        [PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE]
-    )
-    return chinese | foreign_mobile.reindex(normalized_phones.index, fill_value=False).astype(bool)
+    return _map_unique(normalized_phones, _mobile).fillna(False).astype(bool)
 
 
 def is_service_phone(normalized_phones: pd.Series) -> pd.Series:
     """True for service numbers (400/800, toll-free, shared-cost): they reach a company, not a person."""
-    chinese = normalized_phones.str.match(r"^\+86-[48]00-").fillna(False)
-    other = ~normalized_phones.str.startswith("+86").fillna(True)
-    foreign = _map_unique(normalized_phones[other], _number_type).isin(SERVICE_TYPES)
-    return chinese | foreign.reindex(normalized_phones.index, fill_value=False).astype(bool)
+    return _map_unique(normalized_phones, _service).fillna(False).astype(bool)
 
 
 def phone_geography(normalized_phones: pd.Series) -> pd.DataFrame:

