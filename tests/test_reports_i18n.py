@@ -218,6 +218,7 @@ def test_technical_output_pattern() -> None:
 
     assert shows("C:\\Users\\li\\data.csv") and shows("/tmp/x/y.csv") and shows("~/.venv/bin")
     assert shows("UserWarning: glyph") and shows(["Trace", "back (most recent call last)"])
+    assert not shows("- **Warning: 6% of the call records were quarantined**")  # the page's own words
     assert not shows("1/2 的客户; 万/亿; 渠道 / 产品; a/b testing; https://example.org/x/y")
     assert is_technical({"output_type": "stream", "name": "stderr", "text": "ok"})
     assert not is_technical({"output_type": "display_data", "data": {"image/png": "iVBOR/a/b/c"}})

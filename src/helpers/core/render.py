@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,12 @@ EXTERNAL_SCRIPT = re.compile(
     r"|<script\b[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*?</script>\n?",
     re.DOTALL,
 )
-# Output a manager must not see: Python warnings and tracebacks, and file-system paths (install
-# folders, the run folder) - a Unix path of two or more parts, a Windows drive path, a venv.
+# Output a manager must not see: Python warnings (FutureWarning, UserWarning...; a page's own
+# "Warning:" wording is content and stays) and tracebacks, and file-system paths (install folders,
+# the run folder) - a Unix path of two or more parts, a Windows drive path, a venv.
 TECHNICAL_OUTPUT = re.compile(
-    r"Warning|Traceback|site-packages|\.venv\b|(?<![\w.:/~-])/(?:[\w.\-]+/)+[\w.\-]*|\b[A-Za-z]:\\\w"
+    r"[A-Z][A-Za-z]*Warning\b|Traceback|site-packages|\.venv\b"
+    r"|(?<![\w.:/~-])/(?:[\w.\-]+/)+[\w.\-]*|\b[A-Za-z]:\\\w"
 )
 # nbconvert gives every figure this English alt text and logs a warning per page about it; the pages
 # get a short alt text in their language instead, and the run's console stays quiet.
@@ -96,9 +99,10 @@ def page_title(stem: str, text: Catalog) -> str:
     return text(f"common.pages.{step.package}.title") if step else stem
 
 
-def render_reports(executed: Path, reports_dir: Path) -> None:
+def render_reports(executed: Path, reports_dir: Path, failed: bool = False) -> None:
     """Write `<name>.html` (full) and `<name>.management.html` (no code, no `pii` or `analyst` cells,
-    no technical output), both titled in the run's language."""
+    no technical output), both titled in the run's language. For a `failed` step the management
+    page is only a notice: a partial notebook's outputs may quote the rows the error is about."""
     language = run_language(reports_dir.parent)
     text = catalog(language)
     notebook = nbformat.read(executed, as_version=4)
@@ -106,7 +110,7 @@ def render_reports(executed: Path, reports_dir: Path) -> None:
     figure_alt = f'alt="{html.escape(text("common.figure"))}"'
     full_html, _ = HTMLExporter(language_code=language, log=EXPORTER_LOG).from_notebook_node(notebook)
     full_html = full_html.replace(NBCONVERT_ALT, figure_alt)
-    (reports_dir / f"{executed.stem}.html").write_text(self_contained(full_html), encoding="utf-8")
+    write_atomic(reports_dir / f"{executed.stem}.html", self_contained(full_html))
     management = HTMLExporter(
         exclude_input=True,
         exclude_input_prompt=True,
@@ -117,15 +121,16 @@ def render_reports(executed: Path, reports_dir: Path) -> None:
     management.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
     )
-    management_html, _ = management.from_notebook_node(for_management(notebook))
+    if failed:
+        notice = nbformat.v4.new_markdown_cell(text("common.index.failed", step=notebook.metadata["title"]))
+        shown = nbformat.v4.new_notebook(cells=[notice], metadata=notebook.metadata)
+    management_html, _ = management.from_notebook_node(shown if failed else for_management(notebook))
     nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
     management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1).replace(
         NBCONVERT_ALT, figure_alt
     )
     management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
-    (reports_dir / f"{executed.stem}.management.html").write_text(
-        self_contained(management_html), encoding="utf-8"
-    )
+    write_atomic(reports_dir / f"{executed.stem}.management.html", self_contained(management_html))
 
 
 def for_management(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -226,5 +231,12 @@ def write_index(run_dir: Path) -> Path:
         f"{INDEX_CSS}</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
     index = reports / INDEX_PAGE
-    index.write_text(page, encoding="utf-8")
+    write_atomic(index, page)
     return index
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 text through a temporary file in the same folder: a reader never sees half a page."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
