@@ -601,8 +601,8 @@ def _render_table(proposal: Proposal) -> list[str]:
 
 
 def _latest_event_date(proposals: list[Proposal]) -> date:
-    """The last event day closing a week with events every day (a proposal for run.reference_date;
-    today without events), so a few stray future dates do not count."""
+    """The last day closing a week of busy days (at least a fifth of the median daily events), a
+    proposal for run.reference_date (today without events): stray future dates do not count."""
     days: Counter[date] = Counter()
     for proposal in proposals:
         formats = [f for f in proposal.datetime_formats if f not in ("excel", "yyyymmdd")]
@@ -614,7 +614,8 @@ def _latest_event_date(proposals: list[Proposal]) -> date:
             days.update(stamp.date() for stamp in stamps if stamp is not None)
     if not days:
         return date.today()
-    week = [day for day in days if all(day - timedelta(days=back) in days for back in range(7))]
+    busy = {day for day, count in days.items() if count >= sorted(days.values())[len(days) // 2] / 5}
+    week = [day for day in busy if all(day - timedelta(days=back) in busy for back in range(7))]
     return max(week or days)
 
 
