@@ -13,7 +13,7 @@ default truth: `export_rows` (file, row_no, source record, person of every data 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +82,9 @@ class _Rows:
     """Row truth of one export file, collected chunk by chunk."""
 
     file: str
-    systems: list[np.ndarray]
-    records: list[np.ndarray]
-    defects: list[tuple[np.ndarray, str]]
+    systems: list[np.ndarray] = field(default_factory=list)
+    records: list[np.ndarray] = field(default_factory=list)
+    defects: list[tuple[np.ndarray, str]] = field(default_factory=list)
     rows: int = 0
 
     def add(self, system: np.ndarray, record: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ class _Rows:
 
 def write_export_world(
     default_raw: Path, raw_dir: Path, truth_dir: Path, seed: int, reference_date: str
-) -> dict:
+) -> dict[str, int]:
     """Rewrite the default world in `default_raw` as export files in `raw_dir`; return rows per file.
 
     `truth_dir` already holds the default truth; `export_rows` and `export_defects` are added.
@@ -248,7 +248,7 @@ def _province(rng: np.random.Generator, province: pd.Series) -> np.ndarray:
 def _crm(rng, crm: pd.DataFrame, defects: pd.DataFrame, raw_dir: Path, reference_date: str) -> _Rows:
     """The CRM workbook: title row, blank row, Chinese header; mixed birth dates, numeric member numbers."""
     n = len(crm)
-    truth = _Rows(EXPORT_FILES["crm_customers"], [], [], [])
+    truth = _Rows(EXPORT_FILES["crm_customers"])
     numbers = truth.add(np.full(n, "crm"), crm.crm_id)
     birth = _dates(crm.birth_date, "%Y-%m-%d")
     form = rng.integers(0, 5, n)  # 1985/3/7, 1985-03-07, 19850307 number, 1985年3月7日, date cell
@@ -335,7 +335,7 @@ def _pinyin_names(rng, names: pd.Series, true_names: pd.Series) -> np.ndarray:
 def _members(rng, loyalty: pd.DataFrame, owners: pd.DataFrame, persons: pd.DataFrame, raw_dir: Path) -> _Rows:
     """The member-points file: pinyin names only, Chinese tiers, a points column no table has."""
     n = len(loyalty)
-    truth = _Rows(EXPORT_FILES["loyalty_members"], [], [], [])
+    truth = _Rows(EXPORT_FILES["loyalty_members"])
     numbers = truth.add(np.full(n, "loyalty"), loyalty.member_no)
     person = owners[owners.source_system == "loyalty"].set_index("source_record_id").person_id
     true_names = loyalty.member_no.map(person).map(persons.set_index("person_id").full_name)
@@ -377,7 +377,7 @@ def _caller_numbers(rng, phones: pd.Series, business: np.ndarray) -> np.ndarray:
 
 def _calls(rng, default_raw: Path, records: _Records, owners, persons, defects, raw_dir: Path) -> _Rows:
     """The GBK CRLF call log, keyed only by the caller number (and the name the agent typed)."""
-    truth = _Rows(EXPORT_FILES["calls"], [], [], [])
+    truth = _Rows(EXPORT_FILES["calls"])
     cti = records.cti.set_index("cti_id")
     person = owners[owners.source_system == "cti"].set_index("source_record_id").person_id
     business = person.map(persons.set_index("person_id").is_business).fillna(False)
@@ -446,7 +446,7 @@ def _amounts(rng, amounts: pd.Series) -> np.ndarray:
 
 def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
     """The UTF-8-BOM order file keyed by the shop account (a phone or an e-mail); last row cut off."""
-    truth = _Rows(EXPORT_FILES["transactions"], [], [], [])
+    truth = _Rows(EXPORT_FILES["transactions"])
     account = records.account(rng)
     path = raw_dir / truth.file
     fmt = RAW_FILES["transactions"].datetime_format
@@ -506,7 +506,7 @@ def _truncate_last_row(path: Path, truth: _Rows) -> None:
 
 def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
     """The survey tool's export: English headers, keyed by phone (e-mail without one), dates MM/DD/YYYY."""
-    truth = _Rows(EXPORT_FILES["surveys"], [], [], [])
+    truth = _Rows(EXPORT_FILES["surveys"])
     phone = records.phone()
     survey = pd.read_csv(default_raw / RAW_FILES["surveys"].file, dtype=str, keep_default_na=False)
     keys = pd.MultiIndex.from_arrays([survey.source_system, survey.source_customer_id])
