@@ -573,3 +573,61 @@ def test_run_step_writes_labels_reports_flows_and_evaluates_only_with_truth(tmp_
     assert list(flows.index) == list(flows.columns) == [s for s in STAGES if s in flows.index]
     assert np.trace(flows.to_numpy()) == flows.to_numpy().sum() == 1000
     assert json.loads((second / "05_lifecycle" / "step.json").read_text())["previous_run"] == "first"
+
+
+# --------------------------------------------------------------------------- display in the page language
+
+
+def test_stage_labels_in_both_languages() -> None:
+    from helpers.core.i18n import catalog
+    from helpers.lifecycle.stages import STAGES, stage_label, stage_labels
+
+    zh = stage_labels(catalog("zh"))
+    assert list(zh) == list(STAGES)
+    assert zh == {
+        "contact": "接触", "acquisition": "获客", "conversion": "转化", "retention": "留存",
+        "loyalty": "忠诚", "at_risk": "流失风险", "churned": "已流失",
+    }  # fmt: skip
+    assert stage_label("at_risk", catalog("en")) == "at risk"
+
+
+def test_every_rule_text_is_said_in_plain_words_of_the_page_language() -> None:
+    from helpers.core.i18n import catalog
+    from helpers.lifecycle.display import rule_label
+
+    frame = pd.DataFrame([_customer(**values) for values, _ in RULE_CASES.values()])
+    rules = load_rules()
+    shown = {rule: rule_label(rule, catalog("zh")) for rule in assign_stages(frame, rules, 0.6)["stage_rule"]}
+    assert len(shown) >= 10
+    for rule, label in shown.items():
+        assert label != rule.partition(": ")[2] and not any("a" <= c.lower() <= "z" for c in label), rule
+    assert shown["churned: no purchase for 270+ days"] == "270 天以上没有购买"
+    assert shown["at_risk: churn risk >= 0.60"] == "流失风险达到 60%"
+    assert rule_label("at_risk: gap >= 1.5x own purchase rhythm", catalog("en")) == (
+        "overdue more than 1.5x their own rhythm"
+    )
+    assert rule_label("retention: a rule the catalog does not know", catalog("zh")) == (
+        "a rule the catalog does not know"
+    )
+
+
+def test_stage_by_segment_chart_uses_the_stage_colours_and_translated_legend() -> None:
+    import matplotlib.colors as mcolors
+
+    from helpers.core.i18n import catalog
+    from helpers.core.plots import stage_colors
+    from helpers.lifecycle.plots import plot_stage_by_segment
+
+    labeled = pd.DataFrame(
+        {"customer_id": list("abcd"), "stage": ["retention", "at_risk", "retention", "churned"]}
+    )
+    segments = pd.DataFrame(
+        {"customer_id": list("abcd"), "segment_id": [1, 1, 2, 2], "segment_name": ["甲", "甲", "乙", "乙"]}
+    )
+    figure = plot_stage_by_segment(labeled, segments, catalog("zh"))
+    legend = figure.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["留存", "流失风险", "已流失"]
+    colours = [mcolors.to_hex(patch.get_facecolor()) for patch in legend.get_patches()]
+    assert colours == [stage_colors()[s] for s in ("retention", "at_risk", "churned")]
+    assert colours[0] != "#cb181d"  # retention is not red
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["甲", "乙"]

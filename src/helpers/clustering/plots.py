@@ -1,6 +1,7 @@
-"""Step 04 figures: metric-vs-k curves, selection, stability, profile heatmap, PCA loadings, UMAP map.
-
-The UMAP coordinates themselves are computed by the step (`helpers.clustering.embedding`).
+"""Step 04 figures. Management page (in the run's language, one colour per segment from
+`helpers.core.plots.segment_colors`): `segment_sizes` and the 2-D `segment_map` (its coordinates are
+computed by the step, `helpers.clustering.embedding`). Analyst cells: metric-vs-k curves, selection,
+stability, profile heatmap, PCA loadings.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import PercentFormatter
 from sklearn.decomposition import PCA
 
 from helpers.clustering.candidates import Space, sample_rows
+from helpers.core.i18n import Catalog
+from helpers.core.plots import segment_colors
 
 CURVE_METRICS = (
     "silhouette",
@@ -169,33 +173,77 @@ def loadings_pca(space: Space, matrix: pd.DataFrame, clustered: np.ndarray, seed
     return PCA(n_components=3, random_state=seed).fit(space.scale(matrix.to_numpy()[sample]))
 
 
-def umap_map(coordinates: np.ndarray, labels: list[str], note: str = "") -> plt.Figure:
-    """Customers on the map's plane (PCA, `helpers.clustering.embedding`) coloured by segment name;
-    `note` is added under the title. The name is kept from when the map was UMAP."""
+def segment_sizes(profiles: pd.DataFrame, text: Catalog) -> plt.Figure:
+    """Per segment: its share of the customers next to its share of the spend (when known)."""
+    ordered = profiles.sort_values("segment_id")
+    names = ordered["segment_name"].astype(str).tolist()
+    colours = segment_colors(ordered["segment_id"])
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(ordered) + 1.8))
+    positions = np.arange(len(ordered))
+    has_value = "value_share" in ordered.columns
+    height = 0.4 if has_value else 0.7
+    fill = [colours[int(s)] for s in ordered["segment_id"]]
+    bars = ax.barh(
+        positions - (height / 2 if has_value else 0),
+        ordered["share"],
+        height=height,
+        color=fill,
+        label=text("clustering.page.sizes.customers"),
+    )
+    labels = [text.share(v) for v in ordered["share"]]
+    ax.bar_label(bars, labels=labels, padding=3, fontsize=9)
+    if has_value:
+        value = ordered["value_share"].fillna(0)
+        bars = ax.barh(
+            positions + height / 2,
+            value,
+            height=height,
+            color=fill,
+            alpha=0.45,
+            hatch="//",
+            label=text("clustering.page.sizes.value"),
+        )
+        ax.bar_label(bars, labels=[text.share(v) for v in value], padding=3, fontsize=9)
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
+    ax.set_xlim(
+        0, float(max(ordered["share"].max(), ordered.get("value_share", ordered["share"]).max())) * 1.2
+    )
+    ax.set_title(text("clustering.page.sizes.title"))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def segment_map(
+    coordinates: np.ndarray, segment_ids: np.ndarray, names: dict[int, str], text: Catalog, note: str = ""
+) -> plt.Figure:
+    """Customers on a plane (the first two principal components, `helpers.clustering.embedding`),
+    one colour per segment; `note` is added under the title. A picture, not evidence."""
     fig, ax = plt.subplots(figsize=(10, 7))
-    frame = pd.DataFrame(
-        {"x": coordinates[:, 0], "y": coordinates[:, 1], "segment": [str(v) for v in labels]}
-    )
-    sns.scatterplot(
-        data=frame,
-        x="x",
-        y="y",
-        hue="segment",
-        s=4,
-        linewidth=0,
-        alpha=0.6,
-        ax=ax,
-        hue_order=sorted(frame["segment"].unique()),
-    )
+    ids = sorted({int(s) for s in segment_ids})
+    colours = segment_colors(ids)
+    for segment in ids:
+        shown = np.asarray(segment_ids) == segment
+        ax.scatter(
+            coordinates[shown, 0],
+            coordinates[shown, 1],
+            s=6,
+            linewidths=0,
+            alpha=0.6,
+            color=colours[segment],
+            label=names.get(segment, str(segment)),
+        )
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="segment")
-    ax.set_title(
-        "Customers by segment on the first two principal components - a visual aid, not evidence\n"
-        "(segments apart in later components overlap here; the scores above are the evidence)"
-        + (f"\n{note}" if note else "")
+    ax.legend(
+        markerscale=4,
+        fontsize=9,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        title=text("clustering.page.map.legend"),
     )
+    ax.set_title(text("clustering.page.map.title") + (f"\n{note}" if note else ""))
     fig.tight_layout()
     return fig

@@ -1,13 +1,19 @@
-"""Step 04's texts and styled tables for the notebook: the key result, the working space, the
-comparison table, the combined rule and the segment profiles."""
+"""Step 04's texts and styled tables for the notebook.
+
+Management cells (in the run's language, catalog `clustering.page.*`): `summary_markdown`,
+`segments_table`, `choice_markdown`, `map_note`. Analyst cells (method details, English): the key
+result with its scores, the working space, the comparison table, the combined rule, the profiles.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from helpers.clustering.candidates import ClusteringSettings
+from helpers.clustering.candidates import PROSPECT_ID, ClusteringSettings
+from helpers.clustering.profiles import segment_descriptions
 from helpers.clustering.step import ClusteringResult
+from helpers.core.i18n import Catalog
 
 COMPARISON_COLUMNS = [
     "algorithm", "k", "n_segments", "silhouette", "calinski_harabasz", "davies_bouldin", "bic",
@@ -162,9 +168,104 @@ def profiles_table(profiles: pd.DataFrame) -> Styler:
     )
 
 
-def umap_note(result: ClusteringResult) -> str:
-    """The UMAP map's note on the prospects it leaves out ("" when there are none)."""
+# ----------------------------------------------------------------------------- management page
+
+
+def _stability_words(stability: float, text: Catalog) -> str:
+    level = "high" if stability >= 0.9 else "good" if stability >= 0.7 else "low"
+    return text(f"clustering.page.stability.{level}", value=f"{stability:.2f}")
+
+
+def summary_markdown(result: ClusteringResult, text: Catalog) -> str:
+    """The page's summary block: segments, the largest and the most valuable, prospects, stability."""
+    profiles = result.profiles
+    clustered = profiles[profiles["segment_id"] != PROSPECT_ID]
+    prospects = int(result.prospects.sum())
+    say = "clustering.page.summary."
+    lines = [
+        text(
+            say + "segments",
+            k=len(clustered),
+            clustered=text.number(int(clustered["n_customers"].sum())),
+            prospects=text.number(prospects),
+        )
+    ]
+    if len(clustered):
+        largest = clustered.loc[clustered["n_customers"].idxmax()]
+        lines.append(text(say + "largest", name=largest["segment_name"], share=text.share(largest["share"])))
+        if "value_share" in clustered.columns:
+            best = clustered.loc[clustered["value_share"].idxmax()]
+            lines.append(
+                text(
+                    say + "valuable",
+                    name=best["segment_name"],
+                    share=text.share(best["share"]),
+                    value=text.share(best["value_share"]),
+                )
+            )
+    stability = result.chosen_row["stability"]
+    if pd.notna(stability):
+        lines.append(_stability_words(float(stability), text))
+    lines.append(text(say + "who_not_when"))
+    return f"**{text(say + 'heading')}**\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def segments_table(result: ClusteringResult, text: Catalog, clv_period_days: int) -> Styler:
+    """One row per segment in plain words: name, what sets it apart, size, share of spend and the
+    business means (money in ¥, shares in %), headers in the page language."""
+    profiles = result.profiles.sort_values("segment_id")
+    described = segment_descriptions(profiles, text)
+    col = "clustering.page.columns."
+    shown = pd.DataFrame(
+        {
+            text(col + "segment"): profiles["segment_name"].astype(str),
+            text(col + "description"): profiles["segment_id"].map(described),
+            text(col + "customers"): profiles["n_customers"].map(text.number),
+            text(col + "share"): profiles["share"].map(text.share),
+        }
+    )
+    means = {
+        "value_share": (text(col + "value_share"), text.share),
+        "mean_monetary_total": (text(col + "mean_monetary_total"), text.money),
+        "mean_clv_12m": (text(col + "mean_clv_12m"), text.money),
+        "mean_p_no_purchase_next_period": (
+            text(col + "mean_p_no_purchase_next_period", days=clv_period_days),
+            text.share,
+        ),
+        "mean_recency_days": (text(col + "mean_recency_days"), text.number),
+        "mean_n_calls": (text(col + "mean_n_calls"), lambda value: text.number(value, decimals=1)),
+        "mean_complaint_rate": (text(col + "mean_complaint_rate"), text.share),
+    }
+    for column, (header, fmt) in means.items():
+        if column in profiles.columns:
+            shown[header] = profiles[column].map(fmt).to_numpy()
+    name, description = text(col + "segment"), text(col + "description")
+    left = [{"selector": "th", "props": "text-align: left"}]
+    return (
+        shown.style.hide(axis="index")
+        .set_table_styles([{"selector": "th, td", "props": "padding: 3px 8px"}])
+        .set_table_styles({name: left, description: left}, overwrite=False)
+        .set_properties(subset=[name], **{"text-align": "left", "min-width": "120px"})
+        .set_properties(subset=[description], **{"text-align": "left", "min-width": "220px"})
+    )
+
+
+def choice_markdown(result: ClusteringResult, text: Catalog) -> str:
+    """How the segmentation was chosen, in plain words (no method names or scores)."""
+    scored = result.scored
+    row = result.chosen_row
+    key = "clustering.page.choice." + ("ok" if row["admissible"] else "failed_gate")
+    return text(
+        key,
+        candidates=text.number(len(scored)),
+        k=int(row["n_segments"]),
+        min_share=text.share(result.settings.min_segment_share),
+    )
+
+
+def map_note(result: ClusteringResult, text: Catalog) -> str:
+    """The segment map's note on the prospects it leaves out ("" when there are none)."""
     prospects = result.prospects
     if not prospects.any():
         return ""
-    return f"Prospects (segment 0, {prospects.sum():,} customers) are not shown: they are not clustered"
+    return text("clustering.page.map.prospects", n=text.number(int(prospects.sum())))
