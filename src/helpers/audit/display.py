@@ -135,7 +135,7 @@ def ledger_table(text: Catalog, report: AuditReport) -> Styler:
 def overview_table(text: Catalog, report: AuditReport) -> Styler:
     overview = table_overview(report)
     overview["absent_columns"] = overview["absent_columns"].map(
-        lambda names: "、".join(column_label(text, n) for n in names.split(", ") if n) or "–"
+        lambda names: _join(text, [column_label(text, name) for name in names.split(", ") if name]) or "–"
     )
     shown = _headers(text, overview, list(overview.columns))
     return _style(text, shown, scores=(text("audit.headers.score"),))
@@ -201,19 +201,20 @@ def quality_table(text: Catalog, report: AuditReport) -> Styler:
     return _style(text, shown, shares=parts, scores=(text("audit.headers.score"),))
 
 
+def _join(text: Catalog, items: list[str]) -> str:
+    """Items as a list in the page language (、 in Chinese)."""
+    return text("audit.list_separator").join(items)
+
+
 def _feeds_label(text: Catalog, feeds: str) -> str:
     """`table.column, ...` as column names for readers."""
-    return "、".join(column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed)
+    return _join(text, [column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed])
 
 
 def coverage_table(text: Catalog, report: AuditReport) -> Styler:
     frame = report.coverage.assign(
         group=lambda f: f["group"].map(lambda g: group_label(text, g)),
-        feeds=lambda f: f["feeds"].map(
-            lambda feeds: "、".join(
-                column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed
-            )
-        ),
+        feeds=lambda f: f["feeds"].map(lambda feeds: _feeds_label(text, feeds)),
     )
     shown = _headers(text, frame, ["group", "feeds", "records_with", "records", "share"])
     return _style(text, shown, shares=(text("audit.headers.share"),))

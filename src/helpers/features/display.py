@@ -63,7 +63,7 @@ def summary_block(text: Catalog, outputs: StepOutputs) -> str:
             ),
             text(
                 "features.summary.thin",
-                groups="、".join(
+                groups=text("audit.list_separator").join(
                     f"{group_label(text, r.group)} {text.share(r.share_covered, 0)}"
                     for r in thin.itertuples()
                 ),
