@@ -54,6 +54,8 @@ PHONES = [
     ("138-1234-5678-12", None, None, None),  # a mobile has no switchboard extension
     ("(021) 6888 1234 ext. 12", None, "+86-21-68881234", "12"),
     ("13812345678 x12", None, "+8613812345678", "12"),
+    ("13812345678.0", None, "+8613812345678", None),  # a spreadsheet number cell
+    ("1.3812345678E+10", None, "+8613812345678", None),
     ("65521234", "21", "+86-21-65521234", None),  # bare local number: home area code
     ("6552123", "021", "+86-21-6552123", None),
     ("65521234", None, None, None),  # no home area code: unresolved, not invented

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import pandas as pd
@@ -41,6 +41,7 @@ def _map_unique(values: pd.Series, function: Callable[[str], Any]) -> pd.Series:
 # landline, as switchboards are written (`021-68881234-8012`): see `_split_one`.
 _EXTENSION_WORD = re.compile(r"\s*(?:转|分机|ext\.?|extn\.?|extension|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
 _DASH_EXTENSION = re.compile(r"(.*\d)\s*-\s*(\d{1,5})")
+_SPREADSHEET_NUMBER = re.compile(r"\d+\.0+|\d\.\d+[eE]\+?\d+")
 # China's numbering plan on the national significant number (the digits after +86 or the trunk 0).
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _CN_SERVICE = re.compile(r"([48]00)(\d{7})")  # 400 (shared cost) and 800 (toll free) numbers
@@ -90,6 +91,8 @@ def _resolve(text: str, region: str, area_code: str | None) -> str | None:
 
 def _split_one(raw: str, region: str, area_code: str | None) -> tuple[str | None, str | None]:
     text = unicodedata.normalize("NFKC", raw).strip()  # full-width digits and signs as ASCII
+    if _SPREADSHEET_NUMBER.fullmatch(text):
+        text = str(int(float(text)))  # a phone a spreadsheet stored as a number: 13812345678.0, 1.38E+10
     if not re.search(r"\d", text):
         return None, None
     if match := _EXTENSION_WORD.search(text):
@@ -137,7 +140,6 @@ def normalize_phone(
     return split_phone(phones, home_region=home_region, home_area_code=home_area_code)["number"]
 
 
-@cache
 def _parsed(normalized: str) -> phonenumbers.PhoneNumber | None:
     try:
         return phonenumbers.parse(normalized.replace("-", ""))
@@ -197,8 +199,8 @@ def _geography(normalized: str) -> tuple[str | None, str | None, str | None]:
     province = _province_key(place)
     if province is None:
         return None, None, name
-    full, short = _PROVINCE_NAMES[province]
-    rest = place.removeprefix(full) if place.startswith(full) else place.removeprefix(short)
+    full = _PROVINCE_NAMES[province]
+    rest = place.removeprefix(full) if place.startswith(full) else place.removeprefix(province)
     rest = rest.split("、")[0]  # an area code shared by several cities: the first named
     city = re.sub(r"(市|地区|自治州)$", "", rest) or (province if province in _MUNICIPALITIES else None)
     return province, city, name
@@ -306,11 +308,12 @@ _U_VARIANTS = {
 def _syllables() -> dict[str, str]:
     """Every toneless pinyin syllable in pypinyin's dictionary -> its key spelling (ü folded to u)."""
     syllables = {_toneless(reading) for readings in pinyin_dict.values() for reading in readings.split(",")}
-    syllables = {s for s in syllables if s.isalpha() and s.isascii()}
+    # Interjections without a vowel (m, n, ng, hm) are left out: they make Latin names look like pinyin.
+    syllables = {s for s in syllables if s.isalpha() and s.isascii() and re.search("[aeiouv]", s)}
     return {**{s: s for s in syllables}, **_U_VARIANTS, "lue": "lue", "nue": "nue"}
 
 
-@cache
+@lru_cache(maxsize=2**16)
 def _segment(token: str) -> tuple[str, ...] | None:
     """A lower-case Latin token as pinyin syllables in key spelling (fewest syllables, standard spellings
     before ü variants), or None if it is not pinyin: `lvxiaoming` -> (lu, xiao, ming)."""
@@ -437,13 +440,13 @@ _PROVINCES = """
 """
 
 
-def _province_tables() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """(short name -> (full name, short name), lower-case Latin spelling without spaces -> short name)."""
+def _province_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """(short name -> full name, lower-case Latin spelling without spaces -> short name)."""
     names, aliases = {}, {}
     for entry in _PROVINCES.replace("\n", "|").split("|"):
         if entry.strip():
             short, full, *latin = entry.split()
-            names[short] = (full, short)
+            names[short] = full
             aliases.update(dict.fromkeys(latin, short))
     return names, aliases
 
