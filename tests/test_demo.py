@@ -435,7 +435,7 @@ def test_event_ids_are_sequential_and_padded() -> None:
 
 # --- the export-style world (demo.style: export) ---
 
-EXPORT_PEOPLE = 300
+EXPORT_PEOPLE = 2000
 
 
 @pytest.fixture(scope="module")
@@ -548,3 +548,20 @@ def test_export_config_names_the_export_files() -> None:
     tables = config["data"]["tables"]
     assert {name: spec["file"] for name, spec in tables.items()} == demo_export.EXPORT_FILES
     assert tables["crm_customers"]["sheet"] == demo_export.CRM_SHEET
+
+
+def test_export_truth_carries_the_default_defects_to_export_rows(export_world) -> None:
+    _, truth, _ = export_world
+    planted = pd.read_parquet(truth / "planted_defects.parquet")
+    defects = pd.read_parquet(truth / "export_defects.parquet")
+    rows = pd.read_parquet(truth / "export_rows.parquet")
+    members = planted[(planted.table == "loyalty_members") & (planted.defect == "impossible_birth_date")]
+    carried = defects[(defects.file == "会员积分.csv") & (defects.defect == "impossible_birth_date")]
+    on_rows = rows[rows.file == "会员积分.csv"].set_index("row_no").source_record_id
+    assert len(members) and sorted(on_rows[carried.row_no]) == sorted(members.key)
+    kept = defects.defect.isin(demo_export.KEPT_DEFECTS)
+    assert not defects.quarantine[kept].any() and defects.quarantine[~kept].all()
+    crm = planted[planted.table == "crm_customers"]
+    assert (
+        defects[(defects.file == "客户主档.xlsx") & defects.quarantine].row_no.nunique() == crm.key.nunique()
+    )

@@ -8,7 +8,8 @@ shop account, a pinyin-only member file, an English survey keyed by phone. There
 table, shop-account master or marketing file. Ragged rows, a truncated last row and values outside
 every vocabulary are planted on top of the default world's defects. Truth written next to the
 default truth: `export_rows` (file, row_no, source record, person of every data row) and
-`export_defects` (file, row_no, defect of every planted bad row; a row may have several).
+`export_defects` (file, row_no, defect of every planted bad row, a row may have several; `quarantine`
+false for a value outside an optional column's vocabulary, which is counted but keeps its row).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ MUNICIPALITIES = {"北京", "上海", "天津", "重庆"}
 AUTONOMOUS = {"广西": "广西壮族自治区"}
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 PLANT_SHARE = 0.001  # share of rows per planted export defect kind
+# Values outside the vocabulary of an optional column are counted and set to null; the row stays.
+KEPT_DEFECTS = ("gender_outside_vocabulary", "tier_outside_vocabulary")
 
 
 @dataclass
@@ -115,7 +118,7 @@ def write_export_world(
     )
     truths = [
         _crm(rng, records.crm, defects, raw_dir, reference_date),
-        _members(rng, records.loyalty, owners, persons, raw_dir),
+        _members(rng, records.loyalty, owners, persons, defects, raw_dir),
         _calls(rng, default_raw, records, owners, persons, defects, raw_dir),
         _orders(rng, default_raw, records, defects, raw_dir),
         _surveys(rng, default_raw, records, defects, raw_dir),
@@ -332,7 +335,14 @@ def _pinyin_names(rng, names: pd.Series, true_names: pd.Series) -> np.ndarray:
     return out
 
 
-def _members(rng, loyalty: pd.DataFrame, owners: pd.DataFrame, persons: pd.DataFrame, raw_dir: Path) -> _Rows:
+def _members(
+    rng,
+    loyalty: pd.DataFrame,
+    owners: pd.DataFrame,
+    persons: pd.DataFrame,
+    defects: pd.DataFrame,
+    raw_dir: Path,
+) -> _Rows:
     """The member-points file: pinyin names only, Chinese tiers, a points column no table has."""
     n = len(loyalty)
     truth = _Rows(EXPORT_FILES["loyalty_members"])
@@ -343,6 +353,7 @@ def _members(rng, loyalty: pd.DataFrame, owners: pd.DataFrame, persons: pd.DataF
     bad_tier = _pick(rng, n, PLANT_SHARE)
     tier[bad_tier] = "黑卡"
     truth.plant(numbers[bad_tier], "tier_outside_vocabulary")
+    _defect_rows(defects, "loyalty_members", loyalty.member_no, numbers, truth)
     frame = pd.DataFrame(
         {
             "会员号": loyalty.member_no,
@@ -547,7 +558,16 @@ def _write_truth(truths: list[_Rows], owners: pd.DataFrame, truth_dir: Path) -> 
         frame["person_id"] = person.reindex(pd.MultiIndex.from_arrays([system, record])).fillna("").to_numpy()
         rows.append(frame)
         for numbers, kind in truth.defects:
-            defects.append(pd.DataFrame({"file": truth.file, "row_no": numbers, "defect": kind}))
+            defects.append(
+                pd.DataFrame(
+                    {
+                        "file": truth.file,
+                        "row_no": numbers,
+                        "defect": kind,
+                        "quarantine": kind not in KEPT_DEFECTS,
+                    }
+                )
+            )
     pq.write_table(
         pa.Table.from_pandas(pd.concat(rows), preserve_index=False), truth_dir / "export_rows.parquet"
     )
