@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST = Step("01_first", "first", "First", reads=(), writes=("01_first/numbers",))
 SECOND = Step("02_second", "second", "Second", reads=("01_first/numbers",), writes=())
 STAND_INS = (FIRST, SECOND)
+# Ten contacts: enough for the pre-flight (files, columns, dates, k range); the stand-ins read none.
+CONTACTS = "cti_id,phone,first_call_at\n" + "".join(
+    f"{i},1380000000{i},2026-01-05 10:00:00\n" for i in range(10)
+)
 
 
 def _notebook(path: Path, body: str, tags: list[str] | None = None) -> None:
@@ -40,13 +44,13 @@ def _notebook(path: Path, body: str, tags: list[str] | None = None) -> None:
 def workspace(tmp_path: Path) -> dict[str, Path]:
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "table.csv").write_text("a,b\n1,2\n")
+    (raw / "contacts.csv").write_text(CONTACTS)
     config = tmp_path / "config.yml"
     config.write_text(
         yaml.safe_dump(
             {
                 "run": {"seed": 1, "reference_date": "2026-06-30"},
-                "data": {"raw_dir": str(raw), "tables": {"table": {"file": "table.csv"}}},
+                "data": {"raw_dir": str(raw), "tables": {"cti_contacts": {"file": "contacts.csv"}}},
             }
         )
     )
@@ -109,8 +113,9 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
     assert list(manifest["steps"]) == ["01_first", "02_second"]
     assert manifest["steps"]["01_first"]["recorded"] == {"total": 6}
     assert manifest["steps"]["01_first"]["peak_kernel_rss_mb"] > 20
-    assert manifest["input_fingerprints"]["table"]["bytes"] == len("a,b\n1,2\n")
-    assert len(manifest["input_fingerprints"]["table"]["sha256"]) == 64
+    assert manifest["input_fingerprints"]["cti_contacts"]["bytes"] == len(CONTACTS)
+    assert len(manifest["input_fingerprints"]["cti_contacts"]["sha256"]) == 64
+    assert manifest["pid"] == os.getpid() and manifest["host"] and "running_step" not in manifest
     assert manifest["environment"]["pandas"] == __import__("pandas").__version__
     assert (result.run_dir / "01_first" / "numbers.parquet").is_file()
     executed = nbformat.read(result.run_dir / "notebooks" / "02_second.ipynb", as_version=4)

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
-from helpers.core.runner import RunResult, StepFailedError, run_workbench
+from helpers.core.preflight import PreflightError
+from helpers.core.runner import RunResult, run_workbench
 from helpers.core.steps import AUDIT, STEPS, STRATEGY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,17 +159,17 @@ def test_bad_input_stops_the_run_naming_file_and_column(
     config.write_text(yaml.safe_dump(overrides))
     outputs = small_run.run_dir.parent.parent
     latest_before = (outputs / "latest").resolve()
-    with pytest.raises(StepFailedError) as failure:
+    with pytest.raises(PreflightError) as failure:  # found from the header, before any kernel starts
         run_workbench(config, outputs_dir=outputs, progress=False)
     message = str(failure.value)
-    assert AUDIT.name in message and "crm_customers.csv" in message and "customer_type" in message
+    assert "nothing was run" in message and "crm_customers.csv" in message and "customer_type" in message
     assert (outputs / "latest").resolve() == latest_before
     completed = subprocess.run(
         [sys.executable, "-m", "helpers", "run", "--config", str(config), "--outputs", str(outputs),
          "--quiet"],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert "customer_type" in completed.stderr
 
 

@@ -1,8 +1,10 @@
-"""Command line: `python -m helpers run|demo|init-config|refresh-notebook-outputs|strip-notebooks`.
+"""Command line: `python -m helpers run|runs|demo|init-config|refresh-notebook-outputs|strip-notebooks`.
 
 The config (file, `extends:` chain and `--set` overrides) is validated before anything heavy is
 imported, so a misspelled key or a wrong type stops the command within a second, with one message
-naming the file, each bad key path and the closest valid key, and exit code 2.
+naming the file, each bad key path and the closest valid key, and exit code 2. `run` then checks
+the inputs (pre-flight: every problem one line, exit 2) and the run lock (another active run: exit 2);
+a failed step or an unwritable folder exits 1, SIGINT 130 and SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     run.add_argument("--outputs", default=None, help="outputs folder (default: outputs/)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    runs = commands.add_parser(
+        "runs", help="list the runs (status, start, duration, failed step), newest first"
+    )
+    runs.add_argument("--outputs", default=None, help="outputs folder (default: outputs/)")
     demo = commands.add_parser("demo", help="generate the demo world named in the config")
     demo.add_argument("--config", default=None)
     demo.add_argument("--set", dest="overrides", action="append", default=[])
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "runs":
+            return _runs(args)
         if args.command == "demo":
             return _demo(args)
         if args.command == "init-config":
@@ -61,16 +69,46 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    load_config(args.config, args.overrides)  # fail fast: before the runner (papermill, nbconvert) loads
+    config = load_config(args.config, args.overrides)  # fail fast: before papermill and nbconvert load
     from helpers.core.paths import OUTPUTS_DIR
-    from helpers.core.runner import StepFailedError, run_workbench
+    from helpers.core.preflight import PreflightError, check_run
 
     outputs = resolve_path(args.outputs) if args.outputs else OUTPUTS_DIR
     try:
+        check_run(config, outputs)
+    except PreflightError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from helpers.core.runner import (
+        OutputsWriteError,
+        RunInterruptedError,
+        RunLockedError,
+        StepFailedError,
+        run_workbench,
+    )
+
+    try:
         run_workbench(args.config, args.overrides, outputs_dir=outputs, progress=not args.quiet)
-    except StepFailedError as error:
+    except (PreflightError, RunLockedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (StepFailedError, OutputsWriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except RunInterruptedError as interruption:
+        print(
+            f"stopped: {interruption}; run.json records it, outputs/latest was not changed", file=sys.stderr
+        )
+        return interruption.exit_code
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from helpers.core.paths import OUTPUTS_DIR
+    from helpers.core.runs import format_runs, list_runs
+
+    outputs = resolve_path(args.outputs) if args.outputs else OUTPUTS_DIR
+    print(format_runs(list_runs(outputs / "runs")))
     return 0
 
 

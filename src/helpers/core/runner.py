@@ -4,21 +4,28 @@ into a fresh run folder.
 A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
 timings, status and recorded values), the executed notebooks, each step's artifacts and
 two HTML renders per notebook (full, and a management version without code).
-`outputs/latest` moves only when every step finished.
+`outputs/latest` moves only when every step finished. A run checks its inputs first
+(`helpers.core.preflight`), holds the outputs folder's run lock, and records how it ended in run.json
+(ok, failed, interrupted; `helpers.core.runs` marks runs whose process died as stale).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,9 +37,12 @@ import yaml
 from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
 from helpers.core.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
+from helpers.core.preflight import check_run
 from helpers.core.render import render_reports, write_index
+from helpers.core.runs import mark_stale_runs, now, write_manifest
 from helpers.core.steps import STEPS, Step
 
+LOCK_FILE = ".run.lock"  # in the outputs folder: held by the active run
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
@@ -72,31 +82,76 @@ def run_workbench(
     steps: Sequence[Step] = STEPS,
 ) -> RunResult:
     """Run `steps` (default: every registered step) in order; raise `StepFailedError` naming the
-    failed step (latest stays untouched). The config is validated before any data is generated."""
+    failed step (latest stays untouched).
+
+    Before anything heavy: the config is validated and `check_run` lists every problem it finds
+    (`PreflightError`); a second run in the same outputs folder stops at once (`RunLockedError`).
+    SIGINT/SIGTERM stop the kernel and record the run as interrupted (`RunInterruptedError`); a
+    folder that cannot be written (full disk, read-only) ends the run with `OutputsWriteError`.
+    """
     config = load_config(config_path, overrides)
     notebooks = step_notebooks(steps, notebooks_dir)
-    ensure_demo_data(config, progress=progress)
+    check_run(config, outputs_dir)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(2).hex()
-    run_dir = outputs_dir / "runs" / run_id
-    (run_dir / "notebooks").mkdir(parents=True)
-    (run_dir / "reports").mkdir()
-    frozen_config = run_dir / "config.yml"
-    frozen_config.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "started_at": _now(),
-        "status": "running",
-        "config_source": str(resolve_path(config_path)) if config_path else "config/demo.yml",
-        "overrides": overrides or [],
-        "config": config,
-        "environment": environment_versions(),
-        "input_fingerprints": fingerprint_inputs(config),
-        "steps": {},
-    }
-    _write_manifest(run_dir, manifest)
-    _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
-    for position, (step, notebook) in enumerate(zip((s.name for s in steps), notebooks, strict=True), 1):
+    try:
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputsWriteError(cannot_write(outputs_dir, error)) from None
+    with RunLock(outputs_dir, run_id), StopOnSignal() as stop:
+        mark_stale_runs(outputs_dir / "runs", every_running=True)
+        ensure_demo_data(config, progress=progress)
+        run_dir = outputs_dir / "runs" / run_id
+        manifest: dict[str, Any] = {
+            "run_id": run_id,
+            "started_at": now(),
+            "status": "running",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "config_source": str(resolve_path(config_path)) if config_path else "config/demo.yml",
+            "overrides": overrides or [],
+            "config": config,
+            "environment": environment_versions(),
+            "input_fingerprints": fingerprint_inputs(config),
+            "steps": {},
+        }
+        try:
+            (run_dir / "notebooks").mkdir(parents=True)
+            (run_dir / "reports").mkdir()
+            frozen_config = run_dir / "config.yml"
+            frozen_config.write_text(
+                yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+            write_manifest(run_dir, manifest)
+            _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
+            _run_steps(run_dir, frozen_config, [s.name for s in steps], notebooks, manifest, stop, progress)
+        except RunInterruptedError as interruption:
+            stop_kernels()
+            manifest.update(status="interrupted", signal=interruption.signal_name, finished_at=now())
+            _record_end(run_dir, manifest)
+            raise
+        except OSError as error:
+            manifest.update(status="failed", error=describe_error(error), finished_at=now())
+            _record_end(run_dir, manifest)
+            folder = Path(error.filename).parent if error.filename else run_dir
+            raise OutputsWriteError(cannot_write(folder, error)) from None
+    point_latest(outputs_dir, run_dir)
+    _say(progress, f"Run {run_id} finished. Reports: {run_dir / 'reports'}")
+    return RunResult(run_id=run_id, run_dir=run_dir)
+
+
+def _run_steps(
+    run_dir: Path,
+    frozen_config: Path,
+    names: list[str],
+    notebooks: list[Path],
+    manifest: dict[str, Any],
+    stop: StopOnSignal,
+    progress: bool,
+) -> None:
+    """Execute the notebooks in order, recording each step in `manifest` (and run.json)."""
+    for position, (step, notebook) in enumerate(zip(names, notebooks, strict=True), 1):
         _say(progress, f"[{position}/{len(notebooks)}] {step} ...")
+        manifest["running_step"] = step
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
         error: Exception | None = None
@@ -116,6 +171,8 @@ def run_workbench(
                 )
             except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
                 error = caught
+        if stop.signal_number is not None:  # the kernel saw Ctrl-C first and papermill reported it
+            raise RunInterruptedError(stop.signal_number)
         seconds = round(time.perf_counter() - started, 2)
         step_record: dict[str, Any] = {
             "seconds": seconds,
@@ -125,29 +182,148 @@ def run_workbench(
         step_manifest = run_dir / step / STEP_MANIFEST
         if step_manifest.is_file():
             step_record["recorded"] = json.loads(step_manifest.read_text())
+        unrendered = None
         if executed.is_file():
-            render_reports(executed, run_dir / "reports")
-        if error is not None:
-            cause = describe_error(error)
+            render = partial(render_reports, executed, run_dir / "reports", failed=error is not None)
+            unrendered = _render_safely(manifest, step, render)
+        if error is not None or unrendered is not None:
+            cause = (
+                describe_error(error) if error is not None else f"its reports were not written: {unrendered}"
+            )
+            step_record["status"] = "failed"
             step_record["error"] = cause
             manifest["steps"][step] = step_record
-            manifest.update(status="failed", failed_step=step, finished_at=_now())
-            _write_manifest(run_dir, manifest)
-            write_index(run_dir)
+            manifest.update(status="failed", failed_step=step, finished_at=now())
+            manifest.pop("running_step")
+            _record_end(run_dir, manifest)
             raise StepFailedError(
                 f"Step {step} failed: {cause}\n"
                 f"  executed notebook with the error: {executed}\n"
                 f"  outputs/latest was not changed."
             ) from error
         manifest["steps"][step] = step_record
-        _write_manifest(run_dir, manifest)
+        write_manifest(run_dir, manifest)
         _say(progress, f"[{position}/{len(notebooks)}] {step} done in {seconds:.1f} s")
-    manifest.update(status="ok", finished_at=_now())
-    _write_manifest(run_dir, manifest)
-    write_index(run_dir)
-    point_latest(outputs_dir, run_dir)
-    _say(progress, f"Run {run_id} finished. Reports: {run_dir / 'reports'}")
-    return RunResult(run_id=run_id, run_dir=run_dir)
+    manifest.pop("running_step", None)
+    manifest.update(status="ok", finished_at=now())
+    _record_end(run_dir, manifest)
+
+
+def _render_safely(manifest: dict[str, Any], label: str, render: Callable[[], object]) -> str | None:
+    """Render, recording a failure in `manifest["render_errors"]` and returning its description
+    instead of raising: a partial notebook's render must never hide the step's own error."""
+    try:
+        render()
+    except Exception as error:  # nbconvert, templates, a full disk: all recorded, none raised
+        cause = describe_error(error)
+        manifest.setdefault("render_errors", []).append(f"{label}: {cause}")
+        return cause
+    return None
+
+
+def _record_end(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the final run.json and the index page, where the folder can still be written."""
+    if "running_step" in manifest and manifest["status"] == "interrupted":
+        manifest["interrupted_step"] = manifest.pop("running_step")
+    if (run_dir / "reports").is_dir():
+        _render_safely(manifest, "index", partial(write_index, run_dir))
+    with contextlib.suppress(OSError):  # full or read-only: the caller reports the cause
+        write_manifest(run_dir, manifest)
+
+
+class RunLockedError(RuntimeError):
+    """Another run holds the outputs folder's run lock."""
+
+
+class OutputsWriteError(RuntimeError):
+    """A run folder could not be written (full disk, read-only folder); one line naming the folder."""
+
+
+class RunInterruptedError(BaseException):
+    """SIGINT or SIGTERM reached the runner (a BaseException, like KeyboardInterrupt, so that no
+    step-error handler takes it for a failure)."""
+
+    def __init__(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+        self.signal_name = signal.Signals(signal_number).name
+        self.exit_code = 128 + signal_number
+        super().__init__(f"run interrupted by {self.signal_name}; the kernel was stopped")
+
+
+class RunLock:
+    """One run at a time per outputs folder: `fcntl.flock` on `<outputs>/.run.lock`, which holds the
+    active run's id and pid. Released on any exit (the kernel drops it when the process dies)."""
+
+    def __init__(self, outputs_dir: Path, run_id: str) -> None:
+        self.path = outputs_dir / LOCK_FILE
+        self.run_id = run_id
+        self._handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().split()
+            handle.close()
+            active = f"run {holder[0]} (pid {holder[1]})" if len(holder) == 2 else "another run"
+            raise RunLockedError(
+                f"{active} is active in {self.path.parent}; wait for it to finish or stop it"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{self.run_id} {os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._handle.truncate(0)
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+class StopOnSignal:
+    """While active (in the main thread), SIGINT and SIGTERM raise `RunInterruptedError` once;
+    later signals are ignored until the previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signal_number: int, _frame: object) -> None:
+        if self.signal_number is None:
+            self.signal_number = signal_number
+            raise RunInterruptedError(signal_number)
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def stop_kernels(timeout_seconds: float = 5.0) -> None:
+    """Terminate this process's children (the notebook kernel), killing those that do not exit."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=timeout_seconds)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def cannot_write(folder: Path, error: OSError) -> str:
+    """One line naming the folder that could not be written and why."""
+    reason = error.strerror or str(error)
+    return f"cannot write to {folder}: {reason}; free space or choose another folder with --outputs"
 
 
 class PeakMemory:
@@ -249,16 +425,6 @@ def point_latest(outputs_dir: Path, run_dir: Path) -> None:
         temporary.unlink()
     temporary.symlink_to(run_dir.relative_to(outputs_dir))
     temporary.replace(latest)
-
-
-def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    partial = run_dir / "run.json.partial"
-    partial.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    partial.replace(run_dir / "run.json")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _say(enabled: bool, message: str) -> None:
