@@ -62,6 +62,7 @@ PHONE = re.compile(r"(\+?86|0086)?[-\s]?0?\(?\d{2,4}\)?[-\s]?\d{3,4}[-\s]?\d{3,4
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 AMOUNT = re.compile(r"-?[¥￥$]?-?\d{1,3}(,\d{3})*(\.\d+)?元?|-?[¥￥$]?-?\d+(\.\d+)?元?")
 INTEGER = re.compile(r"-?\d+")
+DATE_LIKE = re.compile(r"\d{1,4}[-/.年]\d{1,2}[-/.月]\d{1,4}|\d{8}$|\d{5}(\.\d+)?$")
 
 
 @dataclass
@@ -273,7 +274,7 @@ def content_kinds(values: list[str]) -> dict[str, float]:
         "phone": share(lambda v: PHONE.fullmatch(v) and 7 <= len(re.sub(r"\D", "", v.split("转")[0])) <= 15),
         "integer": share(INTEGER.fullmatch),
         "amount": share(AMOUNT.fullmatch),
-        "date": 1.0 if date_formats(values) else 0.0,
+        "date": 1.0 if share(DATE_LIKE.match) >= CONTENT_SHARE and date_formats(values) else 0.0,
     }
 
 
@@ -312,11 +313,25 @@ def _ordered_formats(values: list[str]) -> list[str]:
 
 
 def _parses(value: str, fmt: str) -> bool:
+    """Whether `value` is a valid date in `fmt` (a regex screens first: strptime is slow)."""
+    if not _pattern(fmt).fullmatch(value):
+        return False
     try:
         datetime.strptime(value, fmt)
     except ValueError:
         return False
     return True
+
+
+@cache
+def _pattern(fmt: str) -> re.Pattern[str]:
+    """A regex for the shape of a strptime format (%Y four digits, other fields one or two)."""
+    parts = re.split(r"(%[YmdHMS])", fmt)
+    return re.compile(
+        "".join(
+            r"\d{4}" if p == "%Y" else r"\d{1,2}" if p.startswith("%") else re.escape(p) for p in parts if p
+        )
+    )
 
 
 def _yyyymmdd(values: list[str]) -> bool:
