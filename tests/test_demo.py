@@ -565,3 +565,31 @@ def test_export_truth_carries_the_default_defects_to_export_rows(export_world) -
     assert (
         defects[(defects.file == "客户主档.xlsx") & defects.quarantine].row_no.nunique() == crm.key.nunique()
     )
+
+
+def test_xlsx_writer_title_row_numbers_and_mixed_cells_across_writes(tmp_path: Path) -> None:
+    path = tmp_path / "x.xlsx"
+    mixed = pa.StructArray.from_arrays(
+        [
+            pa.array(["1985/3/7", None, None, None]),
+            pa.array([None, 19850307, None, None], type=pa.int64()),
+            pa.array(np.array(["NaT", "NaT", "1985-03-07", "NaT"], dtype="datetime64[s]")),
+        ],
+        names=["text", "number", "date"],
+    )
+    table = pa.table({"id": pa.array([886016180339, 2, 3, None], type=pa.int64()), "birth": mixed})
+    writer = demo_xlsx.XlsxStreamWriter(path, "s", ["id", "birth"], title="导出 <2026>")
+    writer.write(table.slice(0, 3))
+    writer.write(table.slice(3))
+    writer.close()
+    sheet = openpyxl_rows(path)
+    assert sheet[0][0] == "导出 <2026>" and sheet[1] == (None, None) and sheet[2] == ("id", "birth")
+    assert sheet[3] == (886016180339, "1985/3/7") and sheet[4] == (2, 19850307)
+    assert sheet[5] == (3, pd.Timestamp("1985-03-07"))
+
+
+def openpyxl_rows(path: Path) -> list[tuple]:
+    """Every row of the first sheet as openpyxl reads it."""
+    import openpyxl
+
+    return list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))

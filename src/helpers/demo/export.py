@@ -27,7 +27,7 @@ from helpers.demo.files import ISO_DATETIME, RAW_FILES
 from helpers.demo.xlsx import XlsxStreamWriter
 
 HOME_AREA_CODE = "021"  # the center's own city (Shanghai): its landlines appear as bare local numbers
-EVENT_CHUNK_ROWS = 500_000
+EVENT_CHUNK_ROWS = 500_000  # rows converted at a time
 EXPORT_FILES = {
     "crm_customers": "客户主档.xlsx",
     "calls": "呼叫记录.csv",
@@ -301,7 +301,9 @@ def _crm(rng, crm: pd.DataFrame, defects: pd.DataFrame, raw_dir: Path, reference
     writer = XlsxStreamWriter(
         raw_dir / truth.file, CRM_SHEET, list(columns), title=f"客户主档导出 截至{reference_date}"
     )
-    writer.write(pa.Table.from_arrays(arrays, names=list(columns)))
+    table = pa.Table.from_arrays(arrays, names=list(columns))
+    for start in range(0, len(table), EVENT_CHUNK_ROWS):  # the sheet's XML is built a slice at a time
+        writer.write(table.slice(start, EVENT_CHUNK_ROWS))
     writer.close()
     return truth
 
