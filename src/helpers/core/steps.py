@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.core.paths import NOTEBOOKS_DIR
-from helpers.core.tables import EVENT_TABLES, IDENTITY_TABLES, TABLES
+from helpers.core.tables import EVENT_TABLES, TABLES
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,15 @@ AUDIT = Step(
 )  # fmt: skip
 IDENTITY = Step(
     "02_identity_merge", "identity", "Identity merge",
-    reads=tuple(f"01_data_audit/clean_{table.name}" for table in IDENTITY_TABLES),
+    reads=(
+        *(f"01_data_audit/clean_{table}" for table in TABLES),
+        *(f"01_data_audit/quarantine_{table}" for table in TABLES),
+        "01_data_audit/ledger",
+    ),
     writes=tuple(
         f"02_identity_merge/{name}" for name in
-        ("crosswalk", "golden", "identifiers", "suspicious_identifiers", "review_pairs", "merge_summary")
+        ("crosswalk", "golden", "identifiers", "suspicious_identifiers", "review_pairs", "merge_summary",
+         "event_customers", "row_trace")
     ),
 )  # fmt: skip
 FEATURES = Step(

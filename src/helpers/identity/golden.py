@@ -21,11 +21,11 @@ Rule = Literal["priority", "recent", "frequent"]
 
 # attribute -> (rule, source systems allowed, in priority order)
 GOLDEN_RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
-    "full_name": ("priority", ("crm", "loyalty", "shop", "cti")),
+    "full_name": ("priority", ("crm", "loyalty", "shop", "cti", "event")),
     "gender": ("frequent", ("crm", "shop")),
     "birth_date": ("frequent", ("crm", "loyalty", "shop")),
-    "mobile": ("recent", ("crm", "shop", "loyalty", "cti")),
-    "email": ("recent", ("crm", "shop", "loyalty")),
+    "mobile": ("recent", ("crm", "shop", "loyalty", "cti", "event")),
+    "email": ("recent", ("crm", "shop", "loyalty", "event")),
     "province": ("priority", ("crm", "shop")),
     "city": ("priority", ("crm", "shop", "cti")),
     "customer_type": ("priority", ("crm",)),

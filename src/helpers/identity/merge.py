@@ -20,13 +20,11 @@ Pipeline:
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import jellyfish
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
@@ -43,6 +41,8 @@ from helpers.core.normalize import (
 )
 from helpers.core.settings import IdentitySettings
 from helpers.engine.base import DuckDBEngine
+from helpers.identity.events import check_row_trace, resolve_events, row_trace, trace_files
+from helpers.identity.keys import customer_ids, name_similarity
 from helpers.identity.splink_scoring import empty_scores
 
 AUDIT_STEP = "01_data_audit"
@@ -143,6 +143,11 @@ class IdentityResult:
     merge_summary: pd.DataFrame
     scored_pairs: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    # record_index, identifier_type, identifier_value of every record (events are resolved through them)
+    record_identifiers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # run_step only: identifier-keyed events resolved to customers, and every input row's fate
+    event_customers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    row_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,21 +362,6 @@ def _birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
     return same >= 2 or swapped or day_off
 
 
-def name_similarity(left: str, right: str) -> float:
-    """Similarity of two name keys, as in `identifier_pairs.sql`.
-
-    1 if equal, 0.95 if one name's parts are all in the other, at least 0.8 if they share a
-    part (a typo elsewhere), else Jaro-Winkler.
-    """
-    if left == right:
-        return 1.0
-    left_tokens, right_tokens = set(left.split()), set(right.split())
-    if left_tokens <= right_tokens or right_tokens <= left_tokens:
-        return 0.95
-    similarity = jellyfish.jaro_winkler_similarity(left, right)
-    return max(0.8, similarity) if left_tokens & right_tokens else similarity
-
-
 @dataclass
 class _ClusterFacts:
     names: set[str]
@@ -457,17 +447,6 @@ def merge_with_constraints(
         hit = np.isin(labels, touched)
         new_labels[hit] = lookup.reindex(labels[hit]).to_numpy()
     return new_labels, applied
-
-
-def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
-    """Stable customer id per record: `C` + 16 hex digits of SHA-1 of the cluster's smallest record key."""
-    frame = pd.DataFrame({"label": labels, "key": record_keys.to_numpy()})
-    smallest = frame.sort_values("key").drop_duplicates("label").set_index("label")["key"]
-    ids = pd.Series(
-        ["C" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in smallest.to_numpy()],
-        index=smallest.index,
-    )
-    return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
 
 
 def link_components(n_records: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -613,7 +592,7 @@ def merge_identities(
     summary = merge_summary(crosswalk)
     stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
     return IdentityResult(
-        records, crosswalk, golden, identifier_table, suspicious, review, summary, scored, stats
+        records, crosswalk, golden, identifier_table, suspicious, review, summary, scored, stats, identifiers
     )
 
 
@@ -743,6 +722,49 @@ def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
     return {system: ctx.read(AUDIT_STEP, f"clean_{table}") for system, table in SYSTEM_TABLES.items()}
 
 
+def add_event_customers(result: IdentityResult, new_records: pd.DataFrame) -> None:
+    """Add the customers made from unmatched event identifiers (`event` records) to the crosswalk,
+    golden records, identifiers and merge summary of `result`."""
+    if new_records.empty:
+        return
+    from helpers.identity.golden import build_golden
+
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": new_records["source_system"].to_numpy(),
+            "source_record_id": new_records["source_record_id"].to_numpy(),
+            "customer_id": new_records["customer_id"].to_numpy(),
+            "match_method": "event",
+            "match_probability": np.nan,
+            "match_rule": new_records["identifier_type"].to_numpy(),
+        }
+    )
+    result.crosswalk = pd.concat([result.crosswalk, crosswalk], ignore_index=True)
+    records = new_records.reindex(columns=result.records.columns)
+    result.golden = pd.concat([result.golden, build_golden(records)], ignore_index=True)
+    identifiers = pd.DataFrame(
+        {
+            "customer_id": new_records["customer_id"].to_numpy(),
+            "identifier_type": new_records["identifier_type"].to_numpy(),
+            "identifier_value": new_records["identifier_value"].to_numpy(),
+            "suspicious": False,
+        }
+    )
+    result.identifiers = pd.concat([result.identifiers, identifiers], ignore_index=True)
+    result.merge_summary = merge_summary(result.crosswalk)
+    result.stats["customers"] = int(result.crosswalk["customer_id"].nunique())
+
+
+def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFrame) -> pd.DataFrame:
+    """`row_trace` of the run: every data row of every file step 01 read, checked against its ledger."""
+    files = trace_files(ctx.settings.data)
+    clean = {table: ctx.read(AUDIT_STEP, f"clean_{table}") for table in files}
+    quarantine = {table: ctx.read(AUDIT_STEP, f"quarantine_{table}") for table in files}
+    trace = row_trace(files, clean, quarantine, crosswalk, resolution)
+    check_row_trace(trace, ctx.read(AUDIT_STEP, "ledger"))
+    return trace
+
+
 def run_step(ctx: StepContext) -> IdentityResult:
     """Step 02: merge step 01's clean identity tables into customers (config section `identity`),
     check the crosswalk and golden records, write every artifact and record the headline figures.
@@ -767,6 +789,19 @@ def run_step(ctx: StepContext) -> IdentityResult:
     tables = {system: frame for system, frame in tables.items() if not frame.empty}
     result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed)
     check_crosswalk(result.crosswalk, tables)
+    keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
+    events = {table: ctx.read(AUDIT_STEP, f"clean_{table}") for table in keyed}
+    resolution, new_records = resolve_events(
+        events, result.records, result.record_identifiers, result.suspicious_identifiers, ctx.settings.data
+    )
+    add_event_customers(result, new_records)
+    result.event_customers = resolution
+    result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
+    result.stats["events_keyed_by_identifier"] = len(resolution)
+    result.stats["events_resolved_by"] = {
+        str(rule): int(n) for rule, n in resolution["resolved_by"].value_counts().sort_index().items()
+    }
+    result.stats["event_customers_created"] = len(new_records)
     if not result.golden["customer_id"].is_unique:
         raise AssertionError("golden records repeat a customer_id")
     if set(result.golden["customer_id"]) != set(result.crosswalk["customer_id"]):
@@ -778,6 +813,8 @@ def run_step(ctx: StepContext) -> IdentityResult:
         "suspicious_identifiers",
         "review_pairs",
         "merge_summary",
+        "event_customers",
+        "row_trace",
     ):
         ctx.write(name, getattr(result, name))
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)

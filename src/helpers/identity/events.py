@@ -1,0 +1,446 @@
+"""Events keyed by an identifier, resolved to customers, and the row trace (step 02).
+
+An event table read with `data.tables.<table>.key_by` other than `record` points at its customer by
+`customer_ref` (a phone, e-mail or member number as in the file, its kind in `customer_ref_kind`) and
+may carry `customer_name`. `resolve_events` looks the normalized identifier up among the record
+identifiers of the merged customers:
+- held by one customer and not suspicious: that customer (`identifier`);
+- held by several customers, or suspicious (switchboard, household landline, placeholder): the name on
+  the event picks the one holder whose name agrees (`identifier+name`; suspicious identifiers need
+  the same name); failing that, a mobile that changed hands belongs to the holder who had it at the
+  event's time: the one whose earliest record with the number is the latest not after the event
+  (`identifier+time`); otherwise the event stays unlinked (`shared identifier`);
+- held by nobody: one new customer per distinct identifier (`new customer`), an `event` record in
+  the crosswalk with the most frequent name the events give; placeholders never make a customer.
+
+`row_trace` lists every data row of every input file with its status, quarantine reason and customer;
+`register_events` lets later steps join events to customers through the crosswalk for both key styles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.context import StepContext
+from helpers.core.normalize import (
+    canonical_email,
+    is_mobile,
+    is_placeholder_email,
+    is_placeholder_phone,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+)
+from helpers.core.settings import DataSettings
+from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.engine.base import SqlEngine
+from helpers.identity.keys import customer_ids, name_similarity
+
+AUDIT_STEP = "01_data_audit"
+IDENTITY_STEP = "02_identity_merge"
+EVENT_SYSTEM = "event"  # source system of the customers made from unmatched event identifiers
+SYNTHETIC_SYSTEM = "~event"  # crosswalk key later steps join resolved events on (never in artifacts)
+RESOLUTION_COLUMNS = ["event_table", "source_row", "event_id", "customer_id", "resolved_by"]
+TRACE_COLUMNS = ["file", "table", "row_no", "status", "reason", "customer_id"]
+SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
+# Lowest name similarity that lets an event's name pick one holder of a shared identifier.
+EVENT_NAME_FLOOR = {"mobile": 0.75, "email": 0.75, "member_no": 0.75, "landline": 1.0}
+
+
+class EventInputError(ValueError):
+    """A clean event table cannot be resolved as it is."""
+
+
+def event_time_column(table: str) -> str:
+    """The first datetime column of an event table: when the event happened."""
+    return next(c.name for c in TABLES[table].columns if c.type == "datetime")
+
+
+def identifier_keys(
+    references: pd.Series, kinds: pd.Series, data: DataSettings
+) -> tuple[pd.Series, pd.Series]:
+    """(identifier_type, identifier_value) of each event reference as the merge's identifiers spell them:
+    phones normalized (`mobile` or `landline`), e-mails canonical, member numbers trimmed; null if
+    unreadable."""
+    text = references.astype("string").str.strip()
+    kinds = kinds.astype("string")
+    value = pd.Series(pd.NA, index=text.index, dtype="string")
+    kind = pd.Series(pd.NA, index=text.index, dtype="string")
+    phone = (kinds == "phone").fillna(False).to_numpy()
+    if phone.any():
+        numbers = normalize_phone(
+            text[phone], home_region=data.home_region, home_area_code=data.home_area_code
+        ).astype("string")
+        value[phone] = numbers
+        kind[phone] = np.where(is_mobile(numbers).fillna(False), "mobile", "landline")
+    email = (kinds == "email").fillna(False).to_numpy()
+    if email.any():
+        value[email] = canonical_email(normalize_email(text[email])).astype("string")
+        kind[email] = "email"
+    member = (kinds == "member_no").fillna(False).to_numpy()
+    value[member] = text[member]
+    kind[member] = "member_no"
+    readable = value.notna() & (value.str.len() > 0).fillna(False)
+    return kind.where(readable, pd.NA), value.where(readable, pd.NA)
+
+
+def _placeholder(kind: pd.Series, value: pd.Series) -> np.ndarray:
+    out = np.zeros(len(value), dtype=bool)
+    phone = kind.isin(["mobile", "landline"]).fillna(False).to_numpy()
+    email = (kind == "email").fillna(False).to_numpy()
+    out[phone] = is_placeholder_phone(value[phone]).to_numpy()
+    out[email] = is_placeholder_email(value[email]).to_numpy()
+    return out
+
+
+def event_frame(events: dict[str, pd.DataFrame], data: DataSettings) -> pd.DataFrame:
+    """The identifier-keyed events stacked: table, row, id, identifier, name key, name and time."""
+    parts = []
+    for table, frame in events.items():
+        needed = {"source_row", "customer_ref", "customer_ref_kind", TABLES[table].key}
+        needed.add(event_time_column(table))
+        missing = sorted(needed - set(frame.columns))
+        if missing:
+            raise EventInputError(f"clean_{table} is keyed by an identifier but lacks columns {missing}")
+        name = frame["customer_name"] if "customer_name" in frame else pd.Series(pd.NA, index=frame.index)
+        kind, value = identifier_keys(frame["customer_ref"], frame["customer_ref_kind"], data)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "event_table": table,
+                    "source_row": frame["source_row"].astype("int64").to_numpy(),
+                    "event_id": frame[TABLES[table].key].astype("string").to_numpy(),
+                    "has_ref": frame["customer_ref"].notna().to_numpy(),
+                    "identifier_type": kind.to_numpy(),
+                    "identifier_value": value.to_numpy(),
+                    "name": name.astype("string").to_numpy(),
+                    "name_key": normalize_name(name.astype("string")).to_numpy(),
+                    "event_at": pd.to_datetime(frame[event_time_column(table)]).to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(
+            columns=[
+                "event_table", "source_row", "event_id", "has_ref", "identifier_type",
+                "identifier_value", "name", "name_key", "event_at",
+            ]
+        )  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def holder_table(records: pd.DataFrame, record_identifiers: pd.DataFrame) -> pd.DataFrame:
+    """One row per identifier and customer holding it: when the customer's records first show it
+    (`since`) and the customer's name keys."""
+    linked = record_identifiers.join(
+        records[["customer_id", "seen_at", "name_key"]].reset_index(drop=True), on="record_index"
+    )
+    keys = ["identifier_type", "identifier_value", "customer_id"]
+    holders = linked.groupby(keys, sort=True).agg(since=("seen_at", "min")).reset_index()
+    names = records[["customer_id", "name_key"]].dropna().drop_duplicates()
+    holders["names"] = holders["customer_id"].map(names.groupby("customer_id")["name_key"].agg(tuple))
+    holders["n_holders"] = holders.groupby(["identifier_type", "identifier_value"])["customer_id"].transform(
+        "size"
+    )
+    return holders
+
+
+def _pick_holder(
+    shared: pd.DataFrame, holders: pd.DataFrame, suspicious: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
+    """Customer and rule for events whose identifier has several holders or is suspicious."""
+    pairs = shared.reset_index(names="event").merge(
+        holders[["identifier_type", "identifier_value", "customer_id", "since", "names"]],
+        on=["identifier_type", "identifier_value"],
+    )
+    flagged = set(zip(suspicious["identifier_type"], suspicious["identifier_value"], strict=True))
+    pairs["suspicious"] = [
+        (kind, value) in flagged or bool(placeholder)
+        for kind, value, placeholder in zip(
+            pairs["identifier_type"], pairs["identifier_value"], pairs["placeholder"], strict=True
+        )
+    ]
+    similarity: dict[tuple[str, tuple[str, ...]], float] = {}
+    scores = []
+    for name, names in zip(pairs["name_key"], pairs["names"], strict=True):
+        if pd.isna(name) or not isinstance(names, tuple):
+            scores.append(np.nan)
+            continue
+        key = (name, names)
+        if key not in similarity:
+            similarity[key] = max(name_similarity(name, other) for other in names)
+        scores.append(similarity[key])
+    pairs["similarity"] = scores
+    floor = pairs["identifier_type"].map(EVENT_NAME_FLOOR).where(~pairs["suspicious"], 1.0)
+    pairs["name_ok"] = pairs["similarity"] >= floor
+    best = pairs.groupby("event")["similarity"].transform("max")
+    pairs["name_best"] = pairs["name_ok"] & (pairs["similarity"] == best)
+    n_best = pairs.groupby("event")["name_best"].transform("sum")
+    customer = pd.Series(pd.NA, index=shared.index, dtype="string")
+    rule = pd.Series("shared identifier", index=shared.index, dtype="string")
+    by_name = pairs[pairs["name_best"] & (n_best == 1)]
+    customer[by_name["event"].to_numpy()] = by_name["customer_id"].to_numpy()
+    rule[by_name["event"].to_numpy()] = "identifier+name"
+    # A mobile that changed hands: among the name-matched holders (all holders when no name matched),
+    # the one who had the number at the event's time.
+    timed = pairs[
+        ~pairs["event"].isin(by_name["event"])
+        & ~pairs["suspicious"]
+        & (pairs["identifier_type"] == "mobile")
+        & (pairs["name_best"] | (n_best == 0))
+    ]
+    if not timed.empty:
+        timed = timed.assign(before=timed["since"] <= timed["event_at"])
+        # Holders since before the event, latest first; when none, the earliest holder.
+        timed = timed.assign(
+            order=np.where(timed["before"], -timed["since"].astype("int64"), timed["since"].astype("int64")),
+            any_before=timed.groupby("event")["before"].transform("any"),
+        )
+        timed = timed[timed["before"] | ~timed["any_before"]].sort_values(["event", "order"], kind="stable")
+        top = timed.groupby("event")["order"].transform("min")
+        unique = timed[timed["order"] == top].groupby("event").filter(lambda group: len(group) == 1)
+        customer[unique["event"].to_numpy()] = unique["customer_id"].to_numpy()
+        rule[unique["event"].to_numpy()] = "identifier+time"
+    return customer, rule
+
+
+def resolve_events(
+    events: dict[str, pd.DataFrame],
+    records: pd.DataFrame,
+    record_identifiers: pd.DataFrame,
+    suspicious: pd.DataFrame,
+    data: DataSettings,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Resolve identifier-keyed events (clean tables by name) to the merged customers.
+
+    `records` are the merge's records with `customer_id`; `record_identifiers` its `record_index,
+    identifier_type, identifier_value`; `suspicious` its suspicious identifiers. Returns the
+    resolution (`event_table, source_row, event_id, customer_id, resolved_by`, one row per event) and
+    the new `event` records (one per unmatched identifier: `source_record_id` `<type>:<value>`, name,
+    mobile or e-mail, first event time as `seen_at`).
+    """
+    frame = event_frame(events, data)
+    holders = holder_table(records, record_identifiers)
+    counts = holders.drop_duplicates(["identifier_type", "identifier_value"]).set_index(
+        ["identifier_type", "identifier_value"]
+    )
+    key = pd.MultiIndex.from_arrays([frame["identifier_type"], frame["identifier_value"]])
+    n_holders = counts["n_holders"].reindex(key).fillna(0).astype(int).to_numpy()
+    only = counts["customer_id"].reindex(key).to_numpy()
+    flagged = pd.MultiIndex.from_frame(suspicious[["identifier_type", "identifier_value"]])
+    frame["placeholder"] = _placeholder(frame["identifier_type"], frame["identifier_value"])
+    risky = key.isin(flagged) | frame["placeholder"].to_numpy()
+    readable = frame["identifier_value"].notna().to_numpy()
+    customer = pd.Series(pd.NA, index=frame.index, dtype="string")
+    rule = pd.Series("", index=frame.index, dtype="string")
+    rule[~frame["has_ref"].to_numpy()] = "no identifier"
+    rule[frame["has_ref"].to_numpy() & ~readable] = "unreadable identifier"
+    single = readable & (n_holders == 1) & ~risky
+    customer[single] = only[single]
+    rule[single] = "identifier"
+    shared = readable & ((n_holders > 1) | (risky & (n_holders > 0)))
+    if shared.any():
+        picked, how = _pick_holder(frame[shared], holders, suspicious)
+        customer[shared] = picked.to_numpy()
+        rule[shared] = how.to_numpy()
+    rule[readable & (n_holders == 0) & frame["placeholder"].to_numpy()] = "placeholder"
+    new = readable & (n_holders == 0) & ~frame["placeholder"].to_numpy()
+    new_records = _new_records(frame[new])
+    if new.any():
+        ids = frame.loc[new, "identifier_type"] + ":" + frame.loc[new, "identifier_value"]
+        customer[new] = ids.map(new_records.set_index("source_record_id")["customer_id"]).to_numpy()
+        rule[new] = "new customer"
+    resolution = frame[["event_table", "source_row", "event_id"]].assign(
+        customer_id=customer.to_numpy(), resolved_by=rule.to_numpy()
+    )
+    return resolution[RESOLUTION_COLUMNS], new_records
+
+
+def _new_records(unmatched: pd.DataFrame) -> pd.DataFrame:
+    """One `event` record per distinct unmatched identifier: the most frequent name its events give,
+    the identifier as mobile or e-mail, the first event time as `seen_at`."""
+    columns = ["source_system", "source_record_id", "record_key", "customer_id", "name", "name_key",
+               "mobile", "email", "seen_at", "identifier_type", "identifier_value"]  # fmt: skip
+    if unmatched.empty:
+        return pd.DataFrame(columns=columns)
+    ids = unmatched["identifier_type"] + ":" + unmatched["identifier_value"]
+    frame = unmatched.assign(source_record_id=ids.to_numpy())
+    named = frame.dropna(subset=["name"])
+    names = (
+        named.groupby(["source_record_id", "name"]).size().rename("n").reset_index()
+        .sort_values(["source_record_id", "n", "name"], ascending=[True, False, True])
+        .drop_duplicates("source_record_id").set_index("source_record_id")["name"]
+    )  # fmt: skip
+    first = frame.groupby("source_record_id").agg(
+        seen_at=("event_at", "min"),
+        identifier_type=("identifier_type", "first"),
+        identifier_value=("identifier_value", "first"),
+    )
+    records = first.reset_index()
+    records["source_system"] = EVENT_SYSTEM
+    records["record_key"] = EVENT_SYSTEM + ":" + records["source_record_id"]
+    records["name"] = records["source_record_id"].map(names).astype("string")
+    records["name_key"] = normalize_name(records["name"])
+    kind, value = records["identifier_type"], records["identifier_value"]
+    records["mobile"] = value.where(kind == "mobile", pd.NA).astype("string")
+    records["email"] = value.where(kind == "email", pd.NA).astype("string")
+    records["customer_id"] = customer_ids(records["record_key"], np.arange(len(records))).to_numpy()
+    return records[columns]
+
+
+# ---------------------------------------------------------------------------------------------
+# The row trace
+def _customers_of_clean(
+    table: str, clean: pd.DataFrame, crosswalk: pd.DataFrame, resolution: pd.DataFrame
+) -> pd.Series:
+    """Customer of each accepted row of one table (null where no customer claims it)."""
+    lookup = crosswalk.set_index(["source_system", "source_record_id"])["customer_id"]
+    if TABLES[table].kind == "identity":
+        keys = pd.MultiIndex.from_arrays(
+            [np.full(len(clean), SYSTEM_OF_TABLE[table]), clean["source_record_id"].astype(str)]
+        )
+        return pd.Series(lookup.reindex(keys).to_numpy(), index=clean.index, dtype="string")
+    resolved = resolution[resolution["event_table"] == table]
+    if not resolved.empty:
+        by_row = resolved.set_index("source_row")["customer_id"]
+        return pd.Series(by_row.reindex(clean["source_row"]).to_numpy(), index=clean.index, dtype="string")
+    if table == "calls":
+        systems = np.full(len(clean), "cti")
+        ids = clean["cti_id"]
+    else:
+        systems, ids = clean["source_system"].astype(str).to_numpy(), clean["source_customer_id"]
+    keys = pd.MultiIndex.from_arrays([systems, ids.astype("string").to_numpy()])
+    return pd.Series(lookup.reindex(keys).to_numpy(), index=clean.index, dtype="string")
+
+
+def row_trace(
+    files: dict[str, str],
+    clean: dict[str, pd.DataFrame],
+    quarantine: dict[str, pd.DataFrame],
+    crosswalk: pd.DataFrame,
+    resolution: pd.DataFrame,
+) -> pd.DataFrame:
+    """Every data row of every input file: `file, table, row_no, status, reason, customer_id`.
+
+    `files` maps each table read to its file name; `clean` and `quarantine` are step 01's tables
+    (with `source_row`), `crosswalk` and `resolution` step 02's."""
+    parts = []
+    for table, file in files.items():
+        accepted, rejected = clean[table], quarantine[table]
+        customer = _customers_of_clean(table, accepted, crosswalk, resolution)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "file": file,
+                    "table": table,
+                    "row_no": accepted["source_row"].astype("int64").to_numpy(),
+                    "status": "accepted",
+                    "reason": "",
+                    "customer_id": customer.to_numpy(),
+                }
+            )
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "file": file,
+                    "table": table,
+                    "row_no": rejected["source_row"].astype("int64").to_numpy(),
+                    "status": "quarantined",
+                    "reason": rejected["reason"].astype("string").fillna("").to_numpy(),
+                    "customer_id": pd.Series(pd.NA, index=rejected.index, dtype="string").to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({column: pd.Series(dtype="string") for column in TRACE_COLUMNS}).astype(
+            {"row_no": "int64"}
+        )
+    order = {table: i for i, table in enumerate(TABLES)}
+    trace = pd.concat(parts, ignore_index=True)
+    trace = trace.sort_values(["table", "row_no"], key=lambda c: c.map(order) if c.name == "table" else c)
+    return trace.astype(
+        {"file": "string", "table": "string", "status": "string", "reason": "string", "customer_id": "string"}
+    ).reset_index(drop=True)[TRACE_COLUMNS]
+
+
+def check_row_trace(trace: pd.DataFrame, ledger: pd.DataFrame) -> None:
+    """Each row of each table once; rows, accepted and quarantined per table equal step 01's ledger."""
+    repeated = trace.duplicated(["table", "row_no"])
+    if repeated.any():
+        tables = sorted(trace.loc[repeated, "table"].unique())
+        raise AssertionError(f"row_trace repeats {int(repeated.sum())} rows of {tables}")
+    counts = trace.groupby("table")["status"].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=["accepted", "quarantined"], fill_value=0)
+    expected = ledger.set_index("table")
+    expected = expected[expected["input_rows"] > 0]
+    for table, row in expected.iterrows():
+        got = counts.loc[table] if table in counts.index else pd.Series({"accepted": 0, "quarantined": 0})
+        if (got["accepted"], got["quarantined"]) != (row["accepted_rows"], row["quarantined_rows"]):
+            raise AssertionError(
+                f"row_trace of {table}: {got['accepted']} accepted, {got['quarantined']} quarantined; "
+                f"the ledger says {row['accepted_rows']} and {row['quarantined_rows']}"
+            )
+    extra = sorted(set(counts.index) - set(expected.index))
+    if extra:
+        raise AssertionError(f"row_trace has rows of tables the ledger has no input for: {extra}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Later steps
+def register_events(engine: SqlEngine, ctx: StepContext, names: dict[str, str]) -> None:
+    """Register step 01's clean event tables and step 02's crosswalk for a later step's queries.
+
+    `names` maps canonical event tables and `crosswalk` to the names the step's queries use. Events
+    step 02 resolved from an identifier get a record key (`~event` + customer id; `cti_id` `~` +
+    customer id for calls) that the registered crosswalk maps to their customer, so the queries'
+    joins on record keys serve both key styles unchanged. A run without `event_customers` (older runs)
+    maps events by record only.
+    """
+    resolution = ctx.path("event_customers.parquet", IDENTITY_STEP)
+    engine.register("step02_crosswalk", ctx.path("crosswalk.parquet", IDENTITY_STEP))
+    # A run from before identifier-keyed events has no resolution: every event is keyed by record.
+    empty = pd.DataFrame(
+        {name: pd.Series(dtype="int64" if name == "source_row" else "string") for name in RESOLUTION_COLUMNS}
+    )
+    engine.register("step02_event_customers", resolution if resolution.is_file() else empty)
+    for table, name in names.items():
+        if table == "crosswalk":
+            continue
+        engine.register(f"step01_clean_{table}", ctx.path(f"clean_{table}.parquet", AUDIT_STEP))
+        keys = (
+            "coalesce('~' || r.customer_id, e.cti_id) AS cti_id"
+            if table == "calls"
+            else "coalesce(r.customer_id, e.source_customer_id) AS source_customer_id, CASE WHEN "
+            f"r.customer_id IS NULL THEN e.source_system ELSE '{SYNTHETIC_SYSTEM}' END AS source_system"
+        )
+        engine.run(
+            "identity",
+            "event_view",
+            tables={
+                "name": name,
+                "events": f"step01_clean_{table}",
+                "resolution": "step02_event_customers",
+                "table": table,
+                "keys": keys,
+            },
+        )
+    if "crosswalk" in names:
+        engine.run(
+            "identity",
+            "crosswalk_view",
+            tables={
+                "name": names["crosswalk"],
+                "crosswalk": "step02_crosswalk",
+                "resolution": "step02_event_customers",
+                "system": SYNTHETIC_SYSTEM,
+            },
+        )
+
+
+def trace_files(data: DataSettings) -> dict[str, str]:
+    """The file name of each table the run reads (`data.tables.<table>.file`), in canonical order."""
+    return {table: Path(data.tables[table].file).name for table in TABLES if table in data.tables}

@@ -1,0 +1,35 @@
+"""Shared by the merge and the event resolution: how alike two name keys are, and stable customer ids."""
+
+from __future__ import annotations
+
+import hashlib
+
+import jellyfish
+import numpy as np
+import pandas as pd
+
+
+def name_similarity(left: str, right: str) -> float:
+    """Similarity of two name keys, as in `identifier_pairs.sql`.
+
+    1 if equal, 0.95 if one name's parts are all in the other, at least 0.8 if they share a
+    part (a typo elsewhere), else Jaro-Winkler.
+    """
+    if left == right:
+        return 1.0
+    left_tokens, right_tokens = set(left.split()), set(right.split())
+    if left_tokens <= right_tokens or right_tokens <= left_tokens:
+        return 0.95
+    similarity = jellyfish.jaro_winkler_similarity(left, right)
+    return max(0.8, similarity) if left_tokens & right_tokens else similarity
+
+
+def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
+    """Stable customer id per record: `C` + 16 hex digits of SHA-1 of the cluster's smallest record key."""
+    frame = pd.DataFrame({"label": labels, "key": record_keys.to_numpy()})
+    smallest = frame.sort_values("key").drop_duplicates("label").set_index("label")["key"]
+    ids = pd.Series(
+        ["C" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in smallest.to_numpy()],
+        index=smallest.index,
+    )
+    return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)

@@ -1,0 +1,292 @@
+"""Step 02 on events keyed by an identifier (phone, e-mail, member number) and the row trace.
+
+A hand-built run folder holds step 01's artifacts as they are written for a config whose calls are
+keyed by the caller number, orders by the shop account (phone or e-mail) and surveys by the member
+number. Planted: a household landline, a company switchboard, a placeholder number, a recycled
+mobile (two holders in different periods) and numbers nobody holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers.audit.contract import add_identity_columns
+from helpers.core.context import open_step
+from helpers.core.steps import IDENTITY, artifact_path
+from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.engine.base import DuckDBEngine
+from helpers.identity import run_step
+from helpers.identity.events import check_row_trace, register_events
+from helpers.identity.merge import AUDIT_STEP, IdentityResult
+
+CONFIG = {
+    "run": {"seed": 42, "reference_date": "2026-06-30"},
+    "data": {
+        "raw_dir": "raw",
+        "tables": {
+            "crm_customers": {"file": "客户主档.xlsx", "format": "excel"},
+            "loyalty_members": {"file": "会员积分.csv"},
+            "calls": {"file": "呼叫记录.csv", "key_by": "phone"},
+            "transactions": {"file": "订单明细.csv", "key_by": "identifier"},
+            "surveys": {"file": "survey_results.csv", "key_by": "member_no"},
+        },
+    },
+    "identity": {"method": "deterministic"},
+}
+HOUSEHOLD, SWITCHBOARD = "021-65521234", "010-62345678"
+RECYCLED, PLACEHOLDER = "13922223333", "13800000000"
+
+
+def crm(crm_id: str, name: str, created: str = "2024-01-01", **values: object) -> dict:
+    return {"crm_id": crm_id, "full_name": name, "customer_type": "consumer", "created_at": created, **values}
+
+
+CRM_ROWS = [
+    # A household: three people on one landline (not suspicious: at most 4 people share it).
+    crm("H1", "王建国", landline=HOUSEHOLD, birth_date="1960-02-03", mobile="13911110001"),
+    crm("H2", "王丽", landline=HOUSEHOLD, birth_date="1962-05-06", mobile="13911110002"),
+    crm("H3", "王小明", landline=HOUSEHOLD, birth_date="1990-07-08"),
+    # A company switchboard shared by six contacts (suspicious).
+    *(
+        crm(f"S{i}", name, landline=SWITCHBOARD, customer_type="business")
+        for i, name in enumerate(["李雷", "张伟", "刘洋", "陈静", "杨帆", "黄磊"])
+    ),
+    # A placeholder number typed for two strangers.
+    crm("P1", "赵敏", mobile=PLACEHOLDER),
+    crm("P2", "周杰", mobile=PLACEHOLDER),
+    # A recycled mobile: 孙强 had it first, 钱芳 got it in 2023.
+    crm("R1", "孙强", created="2019-01-01", mobile=RECYCLED, birth_date="1970-01-01"),
+    crm("R2", "钱芳", created="2023-06-01", mobile=RECYCLED, birth_date="1995-03-04"),
+    # One customer with a mobile, an e-mail and a loyalty card.
+    crm("W1", "吴刚", mobile="13933334444", email="wugang@qq.com", member_no="M100"),
+]
+LOYALTY_ROWS = [
+    {"member_no": "M100", "member_name": "吴刚", "phone": "13933334444", "joined_on": "2022-01-01"},
+    {"member_no": "M200", "member_name": "冯雪", "joined_on": "2022-01-01"},
+]
+# (caller number as logged, name the agent typed, call time, expected record or rule)
+CALLS = [
+    ("13933334444", None, "2025-01-05 10:00", "crm:W1"),
+    ("013933334444", None, "2025-01-06 10:00", "crm:W1"),  # trunk prefix 0
+    (HOUSEHOLD, "王丽", "2025-01-07 10:00", "crm:H2"),
+    (HOUSEHOLD, None, "2025-01-08 10:00", "shared identifier"),
+    (HOUSEHOLD, "王丽丽", "2025-01-08 11:00", "shared identifier"),  # a landline needs the same name
+    (SWITCHBOARD + "转8012", "李雷", "2025-01-09 10:00", "crm:S0"),
+    (SWITCHBOARD, "韩梅梅", "2025-01-10 10:00", "shared identifier"),
+    (SWITCHBOARD, None, "2025-01-10 11:00", "shared identifier"),
+    (PLACEHOLDER, None, "2025-01-11 10:00", "shared identifier"),
+    (PLACEHOLDER, "赵敏", "2025-01-11 11:00", "crm:P1"),
+    (RECYCLED, None, "2018-05-01 10:00", "crm:R1"),  # before either record: the first holder
+    (RECYCLED, None, "2020-05-01 10:00", "crm:R1"),
+    (RECYCLED, None, "2024-02-01 10:00", "crm:R2"),
+    (RECYCLED, "钱芳", "2020-05-01 11:00", "crm:R2"),  # the name outranks the time
+    ("13712345678", "郑新", "2025-02-01 10:00", "event:mobile:+8613712345678"),
+    ("+86 137 1234 5678", "郑新", "2025-02-02 10:00", "event:mobile:+8613712345678"),
+    ("13712345678", None, "2025-02-03 10:00", "event:mobile:+8613712345678"),
+    ("13700000000", "某人", "2025-02-04 10:00", "placeholder"),  # no holder, never a customer
+    (None, None, "2025-02-05 10:00", "no identifier"),
+    ("12", None, "2025-02-06 10:00", "unreadable identifier"),
+]
+# (shop account, kind step 01 found, expected)
+ORDERS = [
+    ("wugang@qq.com", "email", "crm:W1"),
+    (" WuGang@QQ.com", "email", "crm:W1"),
+    ("13933334444", "phone", "crm:W1"),
+    ("M100", "member_no", "crm:W1"),
+    ("new.buyer@163.com", "email", "event:email:new.buyer@163.com"),
+]
+SURVEYS = [("M100", "crm:W1"), ("M200", "loyalty:M200"), ("M999", "event:member_no:M999")]
+QUARANTINED_CALL_ROWS = {4: "unparseable call_at", 9: "direction outside its values"}
+
+
+def identity_table(name: str, rows: list[dict]) -> pd.DataFrame:
+    table = TABLES[name]
+    frame = pd.DataFrame(rows).reindex(columns=table.column_names)
+    for column in table.columns:
+        if column.type in ("date", "datetime"):
+            frame[column.name] = pd.to_datetime(frame[column.name])
+        elif column.type == "str":
+            frame[column.name] = frame[column.name].astype("string")
+    frame = add_identity_columns(frame, table)
+    return frame.assign(source_row=range(1, len(frame) + 1))
+
+
+def event_table(name: str, rows: list[dict], skip: set[int] = frozenset()) -> pd.DataFrame:
+    """Clean event rows keyed by an identifier; data rows in `skip` were quarantined."""
+    numbers = [n for n in range(1, len(rows) + len(skip) + 1) if n not in skip]
+    frame = pd.DataFrame(rows).assign(source_row=numbers)
+    for column in ("cti_id", "source_system", "source_customer_id"):
+        if column in TABLES[name].column_names:
+            frame[column] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    return frame
+
+
+def write_step01(run_dir: Path) -> None:
+    """Step 01's artifacts for `CONFIG`, written directly."""
+    audit = run_dir / AUDIT_STEP
+    audit.mkdir(parents=True)
+    (run_dir / "config.yml").write_text(yaml.safe_dump(CONFIG, allow_unicode=True), encoding="utf-8")
+    clean = {
+        "crm_customers": identity_table("crm_customers", CRM_ROWS),
+        "loyalty_members": identity_table("loyalty_members", LOYALTY_ROWS),
+        "cti_contacts": identity_table("cti_contacts", []),
+        "shop_accounts": identity_table("shop_accounts", []),
+        "marketing_contacts": pd.DataFrame({"contact_id": pd.Series(dtype="string")}),
+        "calls": event_table(
+            "calls",
+            [
+                {"call_id": f"K{i}", "customer_ref": ref, "customer_ref_kind": "phone" if ref else None,
+                 "customer_name": name, "call_at": pd.Timestamp(at), "direction": "inbound"}
+                for i, (ref, name, at, _) in enumerate(CALLS)
+            ],
+            skip=set(QUARANTINED_CALL_ROWS),
+        ),
+        "transactions": event_table(
+            "transactions",
+            [
+                {"txn_id": f"T{i}", "customer_ref": ref, "customer_ref_kind": kind, "customer_name": None,
+                 "txn_at": pd.Timestamp("2025-03-01"), "amount": 10.0}
+                for i, (ref, kind, _) in enumerate(ORDERS)
+            ],
+        ),
+        "surveys": event_table(
+            "surveys",
+            [
+                {"survey_id": f"V{i}", "customer_ref": ref, "customer_ref_kind": "member_no",
+                 "customer_name": None, "answered_at": pd.Timestamp("2025-04-01")}
+                for i, (ref, _) in enumerate(SURVEYS)
+            ],
+        ),
+    }  # fmt: skip
+    ledger = []
+    for table, frame in clean.items():
+        frame.to_parquet(audit / f"clean_{table}.parquet")
+        rejected = QUARANTINED_CALL_ROWS if table == "calls" else {}
+        pd.DataFrame({"source_row": list(rejected), "reason": list(rejected.values())}).astype(
+            {"source_row": "int64", "reason": "string"}
+        ).to_parquet(audit / f"quarantine_{table}.parquet")
+        read = table in CONFIG["data"]["tables"]
+        ledger.append(
+            {"table": table, "input_rows": (len(frame) + len(rejected)) * read,
+             "accepted_rows": len(frame) * read, "quarantined_rows": len(rejected) * read}
+        )  # fmt: skip
+    pd.DataFrame(ledger).to_parquet(audit / "ledger.parquet")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("events") / "run"
+    write_step01(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def result(run_dir: Path) -> IdentityResult:
+    return run_step(open_step(IDENTITY.name, str(run_dir)))
+
+
+def expected_customer(result: IdentityResult, expected: str) -> str | None:
+    """The customer id an expectation names (`system:record`), None for an unresolved rule."""
+    system, _, record = expected.partition(":")
+    if system not in {*SOURCE_SYSTEMS, "event"}:
+        return None
+    crosswalk = result.crosswalk.set_index(["source_system", "source_record_id"])["customer_id"]
+    return crosswalk[(system, record)]
+
+
+def resolved(result: IdentityResult, table: str) -> pd.DataFrame:
+    return result.event_customers[result.event_customers["event_table"] == table].reset_index(drop=True)
+
+
+def test_every_event_gets_its_planted_customer_or_stays_unlinked(result: IdentityResult) -> None:
+    for table, expectations in (
+        ("calls", [expected for *_, expected in CALLS]),
+        ("transactions", [expected for *_, expected in ORDERS]),
+        ("surveys", [expected for _, expected in SURVEYS]),
+    ):
+        rows = resolved(result, table)
+        assert len(rows) == len(expectations)
+        for row, expected in zip(rows.itertuples(), expectations, strict=True):
+            want = expected_customer(result, expected)
+            got = None if pd.isna(row.customer_id) else row.customer_id
+            assert got == want, (table, row.event_id, expected, row.resolved_by)
+            if want is None:
+                assert row.resolved_by == expected, (table, row.event_id)
+
+
+def test_how_each_call_was_resolved(result: IdentityResult) -> None:
+    rules = resolved(result, "calls").set_index("event_id")["resolved_by"]
+    assert rules["K0"] == rules["K1"] == "identifier"
+    assert rules["K2"] == rules["K5"] == rules["K9"] == rules["K13"] == "identifier+name"
+    assert rules["K10"] == rules["K11"] == rules["K12"] == "identifier+time"
+    assert rules["K14"] == rules["K15"] == rules["K16"] == "new customer"
+
+
+def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) -> None:
+    events = result.crosswalk[result.crosswalk["source_system"] == "event"]
+    assert sorted(events["source_record_id"]) == [
+        "email:new.buyer@163.com",
+        "member_no:M999",
+        "mobile:+8613712345678",
+    ]
+    assert (events["match_method"] == "event").all()
+    golden = result.golden.set_index("customer_id")
+    caller = expected_customer(result, "event:mobile:+8613712345678")
+    assert golden.loc[caller, "full_name"] == "郑新" and golden.loc[caller, "mobile"] == "+8613712345678"
+    assert set(golden.index) == set(result.crosswalk["customer_id"])
+    # The placeholder without a holder made nobody.
+    assert not result.identifiers["identifier_value"].eq("+8613700000000").any()
+
+
+def test_row_trace_lists_every_input_row_once_and_matches_the_ledger(
+    run_dir: Path, result: IdentityResult
+) -> None:
+    trace = pd.read_parquet(artifact_path(run_dir, "02_identity_merge/row_trace"))
+    assert list(trace.columns) == ["file", "table", "row_no", "status", "reason", "customer_id"]
+    assert not trace.duplicated(["file", "row_no"]).any()
+    ledger = pd.read_parquet(run_dir / AUDIT_STEP / "ledger.parquet").set_index("table")
+    per_file = trace.groupby("file").size()
+    for table, entry in CONFIG["data"]["tables"].items():
+        assert per_file[entry["file"]] == ledger.loc[table, "input_rows"]
+        rows = trace[trace["file"] == entry["file"]]
+        assert rows["row_no"].tolist() == list(range(1, len(rows) + 1))
+    calls = trace[trace["table"] == "calls"].set_index("row_no")
+    for row_no, reason in QUARANTINED_CALL_ROWS.items():
+        assert calls.loc[row_no, "status"] == "quarantined" and calls.loc[row_no, "reason"] == reason
+        assert pd.isna(calls.loc[row_no, "customer_id"])
+    # Row 1 of the call log is the first call (W1); row 5 is CALLS[3], the household call without a name.
+    assert calls.loc[1, "customer_id"] == expected_customer(result, "crm:W1")
+    assert calls.loc[5, "status"] == "accepted" and pd.isna(calls.loc[5, "customer_id"])
+    crm = trace[trace["table"] == "crm_customers"]
+    assert crm["customer_id"].notna().all() and (crm["reason"] == "").all()
+    assert set(crm["customer_id"]) <= set(result.crosswalk["customer_id"])
+    # A ledger that disagrees is caught.
+    wrong = ledger.reset_index().assign(accepted_rows=lambda f: f["accepted_rows"] + (f["table"] == "calls"))
+    with pytest.raises(AssertionError, match="row_trace of calls"):
+        check_row_trace(trace, wrong)
+
+
+def test_later_steps_join_identifier_keyed_events_through_the_crosswalk(
+    run_dir: Path, result: IdentityResult
+) -> None:
+    """The views `register_events` gives steps 03/05 map each event to the customer step 02 resolved,
+    with the record-key join their queries use."""
+    ctx = open_step("03_features", str(run_dir))
+    with DuckDBEngine() as engine:
+        register_events(engine, ctx, {"calls": "calls", "transactions": "transactions", "crosswalk": "x"})
+        calls = engine.query(
+            "SELECT c.call_id, x.customer_id FROM calls c "
+            "LEFT JOIN x ON x.source_system = 'cti' AND x.source_record_id = c.cti_id ORDER BY c.source_row"
+        )
+        orders = engine.query(
+            "SELECT t.txn_id, x.customer_id FROM transactions t LEFT JOIN x "
+            "ON x.source_system = t.source_system AND x.source_record_id = t.source_customer_id "
+            "ORDER BY t.source_row"
+        )
+    for table, joined in (("calls", calls), ("transactions", orders)):
+        want = resolved(result, table)["customer_id"]
+        assert joined["customer_id"].fillna("").tolist() == want.fillna("").tolist()
