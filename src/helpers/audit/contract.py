@@ -648,9 +648,20 @@ def map_columns(source: TableSource, names: list[str]) -> tuple[str, list[str]]:
 # ---------------------------------------------------------------- validation
 
 
-def _fullwidth_to_ascii(expression: str) -> str:
-    """SQL: full-width ASCII forms and the ideographic space as plain ASCII (what NFKC does to them)."""
-    return f"translate({expression}, {_literal(FULLWIDTH)}, {_literal(HALFWIDTH)})"
+def _has_fullwidth(expression: str) -> str:
+    """SQL: the text holds a full-width ASCII form or the ideographic space."""
+    return f"regexp_matches({expression}, '[\uff01-\uff5e\u3000]')"  # the characters, not RE2 escapes
+
+
+def _fullwidth_to_ascii(expression: str, guard: str | None = None) -> str:
+    """SQL: full-width ASCII forms and the ideographic space as plain ASCII (what NFKC does to them).
+
+    `translate` costs about 6 µs a value (step 01 on the 100k demo world took 131 s instead of 14 s
+    with it on every value), so it runs only where `guard` (default: this value has such a
+    character) holds.
+    """
+    translated = f"translate({expression}, {_literal(FULLWIDTH)}, {_literal(HALFWIDTH)})"
+    return f"CASE WHEN {guard or _has_fullwidth(expression)} THEN {translated} ELSE {expression} END"
 
 
 def unify_region(name: str) -> str:
@@ -707,12 +718,15 @@ def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
                 return cased
             return f"CASE WHEN {cased} IN ({', '.join(map(_literal, allowed))}) THEN {cased} END"
         if column.name in _id_columns(table):
-            return f"regexp_replace({text}, '^(\\d+)\\.0+$', '\\1')"
+            exact = f"regexp_replace({text}, '^(\\d+)\\.0+$', '\\1')"
+            return f"CASE WHEN {text} LIKE '%.0%' THEN {exact} ELSE {text} END"
         if column.name in ("province", "city"):
             return f"regexp_replace({text}, {_literal(REGION_SUFFIX)}, '\\1')"
         return text
     if column.type in ("int", "float"):
-        number = f"TRY_CAST(regexp_replace({text}, {_literal(AMOUNT_NOISE)}, '', 'g') AS DOUBLE)"
+        # The regexp runs only on values that are not plain numbers (coalesce evaluates lazily).
+        cleaned = f"TRY_CAST(regexp_replace({text}, {_literal(AMOUNT_NOISE)}, '', 'g') AS DOUBLE)"
+        number = f"coalesce(TRY_CAST({text} AS DOUBLE), {cleaned})"
         if column.type == "int":
             return f"CASE WHEN {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
         return f"CASE WHEN isfinite({number}) THEN {number} END"
@@ -762,8 +776,8 @@ def _problem_cases(table: Table) -> list[str]:
             )
         if column.name in ids:  # Excel turned a long number into 1.23E+11: the digits are lost
             cases.append(
-                f"CASE WHEN regexp_full_match({raw}, '\\d(\\.\\d+)?[eE]\\+?\\d+') "
-                f"THEN '{column.name} in scientific notation' END"
+                f"CASE WHEN contains(upper({raw}), 'E') AND regexp_full_match({raw}, "
+                f"'\\d(\\.\\d+)?[eE]\\+?\\d+') THEN '{column.name} in scientific notation' END"
             )
         allowed = CATEGORIES.get((table.name, column.name))
         if allowed and column.required:
@@ -889,8 +903,9 @@ def _create_rows(
             "source": relation.relation,
             "mapped_columns": mapped,
             "read_problem": relation.read_problem,
+            "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})"),
             "trimmed_columns": ", ".join(
-                f"nullif(trim({_fullwidth_to_ascii(_quote(c))}), '') AS t_{c}" for c in names
+                f"nullif(trim({_fullwidth_to_ascii(_quote(c), 'wide')}), '') AS t_{c}" for c in names
             ),
             "typed_columns": ", ".join(
                 f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns

@@ -10,8 +10,11 @@ CREATE OR REPLACE TABLE {rows} AS
 WITH raw AS (
     SELECT {mapped_columns}, {read_problem} AS read_problem FROM {source}
 ),
+flagged AS (  -- rows with a full-width character anywhere: only these are translated
+    SELECT raw.*, {wide} AS wide FROM raw
+),
 trimmed AS (
-    SELECT raw.*, {trimmed_columns} FROM raw
+    SELECT flagged.*, {trimmed_columns} FROM flagged
 ),
 typed AS (
     SELECT trimmed.*, {typed_columns} FROM trimmed
