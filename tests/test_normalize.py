@@ -278,3 +278,14 @@ def test_home_phone_settings_are_checked() -> None:
         DataSettings(home_area_code=21)  # YAML `021` arrives as the number 17
     with pytest.raises(ValidationError, match="no area code"):
         DataSettings(home_area_code="021-6888")
+
+
+def test_phone_geography_looked_up_per_prefix_equals_per_number() -> None:
+    phones = normalize_phone(
+        _s("13912345678", "13912349999", "13800138001", "021-68881234", "021-5521234", "0755-87654321", None),
+        home_area_code="21",
+    )
+    together = phone_geography(phones)
+    one_by_one = pd.concat([phone_geography(phones.iloc[[i]]) for i in range(len(phones))])
+    assert together.fillna("-").equals(one_by_one.fillna("-"))
+    assert together["province"].notna().sum() == 6

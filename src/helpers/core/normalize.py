@@ -181,8 +181,12 @@ def phone_geography(normalized_phones: pd.Series) -> pd.DataFrame:
     `+8613912345678` -> 江苏, 常州, 中国移动; `+86-21-68881234` -> 上海, 上海, null. Numbers of
     other countries and service numbers give null province and city.
     """
-    places = _map_unique(normalized_phones, _geography)
-    rows = [(None, None, None) if pd.isna(value) else value for value in places]
+    text = normalized_phones.astype("string")
+    # Place and carrier follow a Chinese mobile's first 7 digits and a landline's area code: one lookup each.
+    key = text.str.extract(r"^(\+861\d{6}|\+86-\d+-)", expand=False).fillna(text)
+    example = pd.Series(text.to_numpy(), index=key.to_numpy()).groupby(level=0).first()
+    places = {prefix: _geography(number) for prefix, number in example.items()}
+    rows = [places.get(prefix, (None, None, None)) for prefix in key.fillna("")]
     frame = pd.DataFrame(rows, index=normalized_phones.index, columns=["province", "city", "carrier"])
     return frame.astype("string").fillna(pd.NA)
 
