@@ -239,7 +239,7 @@ def test_run_step_writes_the_artifacts_and_dates_the_call_list(tmp_path: Path) -
     first = write_synthetic_run(tmp_path / "runs" / "first", 3000, seed=5)
     _run_config(first, "2025-03-31")
     ctx = open_step("06_strategy", str(first), overrides={"strategy.period_days": 45})
-    result = run_step(ctx)
+    result = run_step(ctx)  # report.language: zh (the default)
     assert result.moved is None and result.settings.period_days == 45
     assert (result.as_of_date, result.plan_until) == (date(2025, 3, 31), date(2025, 5, 15))
     from_csv = pd.read_csv(result.csv_path, encoding="utf-8-sig")
@@ -270,9 +270,26 @@ def test_run_step_writes_the_artifacts_and_dates_the_call_list(tmp_path: Path) -
     relabel(
         pd.read_parquet(rerun), {0: 2, 1: 3, 2: 4, 3: 0, 4: 1}, {i: f"Cluster {i}" for i in range(5)}
     ).to_parquet(rerun, index=False)
-    moved = run_step(open_step("06_strategy", str(second))).moved
+    # The first run's names were English; this run is Chinese (the default): a naming-rule name is
+    # shown in Chinese on the page, in the summary, the transitions and the call list.
+    previous_plan = first / "06_strategy" / "plan.parquet"
+    renamed = pd.read_parquet(previous_plan)
+    renamed["segment_name"] = (
+        renamed["segment_name"].astype(str).where(renamed["segment_id"] != 1, "Young online shoppers")
+    )
+    renamed.to_parquet(previous_plan, index=False)
+    again = run_step(open_step("06_strategy", str(second)))
+    moved = again.moved
     assert moved is not None and moved.previous_run == first.resolve()
     assert not moved.summary["flagged"].any()
+    assert moved.summary.set_index("segment_id").loc[1, "segment_name"] == "年轻网购客户"
+    assert (
+        "年轻网购客户" in moved.segment_transitions.index
+        and "年轻网购客户" in moved.segment_transitions.columns
+    )
+    assert "年轻网购客户" in again.paragraphs and "Young online shoppers" not in set(
+        again.calls["segment_name"]
+    )
     for name in ("segment_mapping", "segment_migration", "segment_transitions", "stage_transitions"):
         assert (second / "06_strategy" / f"{name}.parquet").is_file()
     manifest = json.loads((second / "06_strategy" / "step.json").read_text())
@@ -558,10 +575,11 @@ def test_key_numbers_and_metrics_table_match_the_plan(customers: pd.DataFrame) -
     assert table.loc["All customers", "Customers"] == f"{len(customers):,}"
     assert table.loc["All customers", "Customer share"] == "100%"
     assert "Satisfaction (1-5)" in table.columns and "Cost to serve per customer per period" in table.columns
-    assert not any(column.startswith("Δ") for column in table.columns)  # no previous run, no deltas
+    assert not any("(change)" in column for column in table.columns)  # no previous run, no changes
     chinese = strategy.metrics_table(metrics.assign(delta_customers=1.0), ZH)
-    assert list(chinese.columns[:3]) == ["客户群", "客户数", "客户数变化"]
-    assert chinese.iloc[0, 0] == "全部客户" and chinese["客户数变化"].eq("+1").all()
+    assert list(chinese.columns[:3]) == ["客户群", "客户数（变化）", "客户占比"]
+    assert chinese.iloc[0, 0] == "全部客户"
+    assert chinese["客户数（变化）"].tolist() == [f"{n:,}（+1）" for n in metrics["customers"]]
     coverage = strategy.playbook_coverage(PLAYBOOK, plan)
     assert coverage["customers"].sum() == len(customers)
     assert coverage["on_call_list"].sum() == plan["on_call_list"].sum()
@@ -660,6 +678,10 @@ def test_recommendation_reports_changes_since_the_previous_run() -> None:
     assert text.endswith(
         "of growth potential; since the previous run: size -35, NPS +4 pts, at-risk share -2 pts."
     )
+    unchanged = _paragraph(
+        _segment_row(delta_customers=0.0, delta_nps=0.2, delta_at_risk_share=0.001), _mix()
+    )
+    assert unchanged.endswith("of growth potential; unchanged since the previous run.")
 
 
 def test_one_in_picks_the_nearest_simple_fraction() -> None:

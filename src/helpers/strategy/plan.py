@@ -508,7 +508,9 @@ def call_list_for_agents(calls: pd.DataFrame, text: Catalog) -> pd.DataFrame:
         stage=calls["stage"]
         .astype(str)
         .map({s: capitalized(label) for s, label in stage_labels(text).items()}),
-        value_tier=calls["value_tier"].astype(str).map(tier_labels(text)),
+        value_tier=calls["value_tier"]
+        .astype(str)
+        .map({t: capitalized(v) for t, v in tier_labels(text).items()}),
         segment_name=calls["segment_name"].astype(str),
     )
     headers = {c: c if c == "reason_code" else text(f"strategy.call_list.columns.{c}") for c in calls.columns}
@@ -805,12 +807,13 @@ def recommendation(
     )
     changes = ""
     if pd.notna(segment.get("delta_customers")):
-        changes = text(
-            say + "changes",
-            size=_fmt_delta(segment["delta_customers"]),
-            nps=_fmt_delta(segment["delta_nps"]),
-            at_risk=_fmt_delta(segment["delta_at_risk_share"], 100),
-        )
+        moved = {
+            "size": _fmt_delta(segment["delta_customers"]),
+            "nps": _fmt_delta(segment["delta_nps"]),
+            "at_risk": _fmt_delta(segment["delta_at_risk_share"], 100),
+        }
+        unchanged = all(value == "+0" for value in moved.values())
+        changes = text(say + "unchanged") if unchanged else text(say + "changes", **moved)
     stake = text(
         say + "stake",
         value_at_risk=text.money(segment["value_at_risk"]),
@@ -1032,14 +1035,19 @@ def metrics_table(metrics: pd.DataFrame, text: Catalog) -> pd.DataFrame:
         }
     )
     for column, kind in METRIC_FORMATS.items():
-        label = text(say + column)
-        table[label] = [_metric_text(value, kind, text) for value in metrics[column]]
+        values = [_metric_text(value, kind, text) for value in metrics[column]]
         delta = f"delta_{column}"
         if column in DELTA_COLUMNS and delta in metrics and metrics[delta].notna().any():
-            scale, digits = DELTA_COLUMNS[column]
-            table[text(say + "delta", label=label)] = [
+            scale, digits = DELTA_COLUMNS[column]  # the change in the same cell: "1,578 (+12)"
+            changes = [
                 text(say + "new") if pd.isna(v) else _fmt_delta(v, scale, digits) for v in metrics[delta]
             ]
+            table[text(say + "delta", label=text(say + column))] = [
+                text(say + "with_change", value=value, change=change)
+                for value, change in zip(values, changes, strict=True)
+            ]
+        else:
+            table[text(say + column)] = values
     return table
 
 
@@ -1088,7 +1096,9 @@ def treatments_table(playbook: Playbook, text: Catalog) -> pd.DataFrame:
             },
             text(say + "frequency_days"): [int(playbook.stages[stage]["frequency_days"]) for stage in STAGES],
             text(say + "call_tiers"): [
-                text("strategy.list_sep").join(tiers[t] for t in playbook.stages[stage]["call_tiers"])
+                capitalized(
+                    text("strategy.list_sep").join(tiers[t] for t in playbook.stages[stage]["call_tiers"])
+                )
                 for stage in STAGES
             ],
         }
@@ -1100,7 +1110,7 @@ def channels_table(playbook: Playbook, text: Catalog) -> pd.DataFrame:
     tiers = tier_labels(text)
     return pd.DataFrame(
         {
-            text("strategy.playbook.tier"): [tiers[t] for t in VALUE_TIERS],
+            text("strategy.playbook.tier"): [capitalized(tiers[t]) for t in VALUE_TIERS],
             text("strategy.playbook.channel"): [playbook.tiers[t]["channel"] for t in VALUE_TIERS],
         }
     )
@@ -1114,7 +1124,7 @@ def team_table(usage: pd.DataFrame, text: Catalog) -> pd.DataFrame:
         {
             text(say + "team"): [team_label(str(t), text) for t in usage["team"]],
             text(say + "tiers"): [
-                text("strategy.list_sep").join(tiers[t] for t in str(names).split(", "))
+                capitalized(text("strategy.list_sep").join(tiers[t] for t in str(names).split(", ")))
                 for names in usage["tiers"]
             ],
             **{

@@ -84,7 +84,8 @@ def plot_call_list_by_team_stage(plan: pd.DataFrame, text: Catalog) -> Any:
 def plot_migration_transitions(moved: Migration, text: Catalog) -> Any:
     """Row shares of the segment and lifecycle-stage transitions since the previous run."""
     say = "strategy.plots.transitions."
-    markers = {NEW_CUSTOMER: text(say + "new_customer"), LEFT: text(say + "left"), **stage_labels(text)}
+    stages = {stage: capitalized(label) for stage, label in stage_labels(text).items()}
+    markers = {NEW_CUSTOMER: text(say + "new_customer"), LEFT: text(say + "left"), **stages}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     for ax, table, title in (
         (axes[0], moved.segment_transitions, text(say + "segments")),

@@ -87,9 +87,14 @@ def run_step(ctx: StepContext) -> StrategyResult:
             min_stability=section.migration.min_stability,
             max_size_change=section.migration.max_size_change,
         )
-        segments = moved.segments
-        moved = replace(moved, summary=in_language(moved.summary, ctx.text))
-    segments = in_language(segments, ctx.text)
+        segments = in_language(moved.segments, ctx.text)  # stable names: the previous run's
+        shown = in_language(moved.summary, ctx.text)
+        renamed = dict(zip(moved.summary["segment_name"], shown["segment_name"], strict=True))
+        moved = replace(
+            moved,
+            summary=shown,
+            segment_transitions=moved.segment_transitions.rename(index=renamed, columns=renamed),
+        )
 
     customers = assemble_customers(features, segments, lifecycle)
     del features
