@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from helpers.demo import reference as ref
-from helpers.demo.files import ISO_DATETIME, RAW_FILES
+from helpers.demo.files import ISO_DATETIME, RAW_FILES, format_stamps
 from helpers.demo.xlsx import XlsxStreamWriter
 
 HOME_AREA_CODE = "021"  # the center's own city (Shanghai): its landlines appear as bare local numbers
@@ -226,16 +227,25 @@ def _dates(values: pd.Series, fmt: str) -> pd.Series:
 
 def _chinese_datetime(values: pd.Series, parsed: pd.Series) -> pd.Series:
     """`2026年3月5日 14:03`; text that is not a date is kept as it was."""
-    text = (
-        parsed.dt.year.astype("Int64").astype(str)
-        + "年"
-        + parsed.dt.month.astype("Int64").astype(str)
-        + "月"
-        + parsed.dt.day.astype("Int64").astype(str)
-        + "日 "
-        + parsed.dt.strftime("%H:%M")
+    stamps = pa.array(parsed, type=pa.timestamp("s"), from_pandas=True)
+    day = [pc.cast(part(stamps), pa.string()) for part in (pc.year, pc.month, pc.day)]
+    text = pc.binary_join_element_wise(
+        day[0], "年", day[1], "月", day[2], "日 ", format_stamps(stamps, "%H:%M"), ""
     )
-    return text.where(parsed.notna(), values)
+    return _or_original(text, values)
+
+
+def _formatted(values: pd.Series, parsed: pd.Series, fmt: str) -> pd.Series:
+    """Dates as text in `fmt` (Arrow, ~20x faster than strftime); text that is not a date is kept."""
+    return _or_original(
+        format_stamps(pa.array(parsed, type=pa.timestamp("s"), from_pandas=True), fmt), values
+    )
+
+
+def _or_original(text: pa.Array, values: pd.Series) -> pd.Series:
+    return pd.Series(text.to_numpy(zero_copy_only=False), index=values.index).where(
+        text.is_valid().to_numpy(zero_copy_only=False), values
+    )
 
 
 def _province(rng: np.random.Generator, province: pd.Series) -> np.ndarray:
@@ -267,7 +277,9 @@ def _crm(rng, crm: pd.DataFrame, defects: pd.DataFrame, raw_dir: Path, reference
     birth_cell = pa.StructArray.from_arrays(
         [
             pa.array(np.where(has, text, None), type=pa.string()),
-            pa.array(np.where(has & (form == 2), birth.dt.strftime("%Y%m%d"), None)).cast(pa.int64()),
+            pa.array(np.where(has & (form == 2), _formatted(crm.birth_date, birth, "%Y%m%d"), None)).cast(
+                pa.int64()
+            ),
             pa.array(birth.where(has & (form == 4)), type=pa.timestamp("s")),
         ],
         names=["text", "number", "date"],
@@ -492,7 +504,7 @@ def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -
                 {
                     "订单号": chunk.txn_id,
                     "下单账号": login,
-                    "下单时间": parsed.dt.strftime("%Y/%m/%d %H:%M:%S").where(parsed.notna(), chunk.txn_at),
+                    "下单时间": _formatted(chunk.txn_at, parsed, "%Y/%m/%d %H:%M:%S"),
                     "订单金额": amount,
                     "数量": chunk.quantity,
                     "商品类目": chunk.category.map(CATEGORY),
@@ -532,7 +544,7 @@ def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) 
         {
             "Response ID": survey.survey_id,
             "Phone No.": number,
-            "Submitted": parsed.dt.strftime("%m/%d/%Y").where(parsed.notna(), survey.answered_at),
+            "Submitted": _formatted(survey.answered_at, parsed, "%m/%d/%Y"),
             "CSAT": survey.csat,
             "NPS": survey.nps,
             "Interests": survey.interests,

@@ -10,7 +10,6 @@ half-written set.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Literal, Protocol
@@ -35,7 +34,7 @@ from helpers.demo.events import (
     surveys,
     transactions,
 )
-from helpers.demo.files import ISO_DATETIME, RAW_FILES, RawFile
+from helpers.demo.files import RAW_FILES, RawFile, format_stamps
 from helpers.demo.identity import SYSTEMS, IdBook, arrow_strings, build_records, orphan_ids
 from helpers.demo.people import People, draw_people
 from helpers.demo.xlsx import XlsxStreamWriter
@@ -44,8 +43,6 @@ CHUNK_PEOPLE = 50_000
 DEFECT_RATE = 0.002
 # Loyal customers need more than two years of history after DATA_START; calendars end in 2027.
 EARLIEST_REFERENCE, LATEST_REFERENCE = np.datetime64("2025-06-01", "D"), np.datetime64("2027-10-31", "D")
-# Where each strftime token sits in Arrow's ISO text "YYYY-MM-DD HH:MM:SS".
-ISO_SLICES = {"%Y": (0, 4), "%m": (5, 7), "%d": (8, 10), "%H": (11, 13), "%M": (14, 16), "%S": (17, 19)}
 GARBLED_DATES = np.array(["2024-02-30 25:61:00", "not recorded", "00/00/0000", "#VALUE!", "2025-13-45", "??"])
 
 
@@ -298,25 +295,6 @@ def _to_arrow(table: Table, columns: dict, spec: RawFile) -> pa.Table:
             clean = np.where(missing, 0, numbers).astype(np.int64 if column.type == "int" else bool)
             arrays.append(pa.array(clean, type=kind, mask=missing))
     return pa.Table.from_arrays(arrays, names=table.column_names)
-
-
-def format_stamps(stamps: pa.Array, fmt: str) -> pa.Array:
-    """Timestamps as text in a strftime-style format made of %Y %m %d %H %M %S and literals.
-
-    Arrow's own strftime is slow; this cuts the ISO text apart instead (~20x faster).
-    """
-    iso = pc.cast(pc.cast(stamps, pa.timestamp("s")), pa.string())
-    if fmt == ISO_DATETIME:
-        return iso
-    pieces = []
-    for part in re.split(r"(%.)", fmt):
-        if part.startswith("%"):
-            if part not in ISO_SLICES:
-                raise ValueError(f"Unsupported date format token {part!r} in {fmt!r}")
-            pieces.append(pc.utf8_slice_codeunits(iso, *ISO_SLICES[part]))
-        elif part:
-            pieces.append(part)
-    return pc.binary_join_element_wise(*pieces, "")
 
 
 def _defect_rows(rng, n: int, kinds: list[str]) -> dict[str, np.ndarray]:
