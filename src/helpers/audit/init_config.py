@@ -36,7 +36,7 @@ from helpers.core.tables import TABLES, Table
 
 SYNONYMS_FILE = Path(__file__).with_name("header_synonyms.yml")
 SAMPLE_BYTES = 32 << 20  # read at most this much of a CSV
-SAMPLE_ROWS = 200_000  # rows whose values are profiled
+SAMPLE_ROWS = 200_000  # rows whose values are profiled, spread evenly over what was read
 HEADER_SCAN_ROWS = 20  # title rows are looked for this far down
 CONTENT_SHARE = 0.8  # share of a column's values that must fit a content kind
 DATE_FORMATS = (
@@ -147,7 +147,8 @@ def read_sheet(path: Path) -> Sheet:
     """Sample one export: encoding, delimiter, title rows, header and data rows as text."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        frame = pd.read_parquet(path).head(SAMPLE_ROWS)
+        frame = pd.read_parquet(path)
+        frame = frame.iloc[:: -(-len(frame) // SAMPLE_ROWS) or 1]
         rows = frame.astype(object).where(frame.notna(), None).map(_cell_text).values.tolist()
         return Sheet(path, "parquet", [str(c) for c in frame.columns], rows)
     if suffix in {".xlsx", ".xls"}:
@@ -173,14 +174,14 @@ def _cell_text(value: Any) -> str | None:
 def _read_excel(path: Path) -> Sheet:
     workbook = CalamineWorkbook.from_path(str(path))
     for name in workbook.sheet_names:
-        cells = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False, nrows=SAMPLE_ROWS)
+        cells = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
         if any(any(c not in (None, "") for c in row) for row in cells):
             break
     else:
         raise ValueError(f"{path.name}: every sheet is empty")
     skip = _header_row([[_cell_text(c) for c in row] for row in cells[:HEADER_SCAN_ROWS]])
     header = _unique([_cell_text(c) or f"column_{i + 1}" for i, c in enumerate(cells[skip])])
-    body = [row for row in cells[skip + 1 :] if any(c not in (None, "") for c in row)]
+    body = [row for row in _spread(cells[skip + 1 :]) if any(c not in (None, "") for c in row)]
     rows = [[_cell_text(c) for c in row] for row in body]
     return Sheet(path, "excel", header, rows, sheet=name, skip_rows=skip)
 
@@ -199,10 +200,13 @@ def _read_csv(path: Path) -> Sheet:
     records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     skip = _header_row([[c or None for c in row] for row in records[:HEADER_SCAN_ROWS]])
     header = _unique([c.strip() or f"column_{i + 1}" for i, c in enumerate(records[skip])])
-    rows = [
-        [c.strip() or None for c in row] for row in records[skip + 1 : skip + 1 + SAMPLE_ROWS] if any(row)
-    ]
+    rows = [[c.strip() or None for c in row] for row in _spread(records[skip + 1 :]) if any(row)]
     return Sheet(path, "csv", header, rows, encoding=encoding, delimiter=delimiter, skip_rows=skip)
+
+
+def _spread(rows: list) -> list:
+    """At most SAMPLE_ROWS rows, evenly spaced from first to last (the newest dates are at the end)."""
+    return rows[:: -(-len(rows) // SAMPLE_ROWS) or 1]
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
