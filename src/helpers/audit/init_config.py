@@ -104,6 +104,7 @@ class Proposal:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the proposed config; exit 0, 2 for unreadable input (one line on stderr)."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers init-config", description=__doc__.splitlines()[0]
     )
@@ -412,7 +413,7 @@ def match_table(sheet: Sheet, table: Table) -> Proposal:
     required = [c for c in TABLES[table.name].required_columns if c not in table.record_key_columns]
     hits = sum(c in proposal.columns for c in required) / max(len(required), 1)
     key_bonus = 2.0 if table.key in proposal.columns else 0.0
-    hint = max((header_score(sheet.path.stem, words) for words in [data["tables"][table.name]]), default=0)
+    hint = header_score(sheet.path.stem, data["tables"][table.name])  # the file name
     proposal.score = 4 * hits + key_bonus + 0.3 * len(proposal.columns) + 0.5 * min(hint, 2)
     return proposal
 
