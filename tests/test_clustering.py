@@ -522,3 +522,42 @@ def test_evaluate_planted_is_skipped_without_truth_files(step_run, tmp_path):
     config = {**ctx.config, "demo": {**ctx.config["demo"], "truth_dir": str(tmp_path / "none")}}
     other = dataclasses.replace(ctx, config=config)
     assert evaluate_planted(other, result) is None
+
+
+def test_segment_charts_use_the_segment_colours_and_the_page_language():
+    import matplotlib.colors as mcolors
+
+    from helpers.clustering import plots as clustering_plots
+    from helpers.core.plots import segment_colors, setup
+
+    setup()  # the CJK font
+    profiles = pd.DataFrame(
+        {
+            "segment_id": [0, 1, 2],
+            "segment_name": ["潜在客户", "家庭采购客户", "企业批量采购客户"],
+            "share": [0.2, 0.5, 0.3],
+            "value_share": [0.0, 0.4, 0.6],
+        }
+    )
+    zh = catalog("zh")
+    figure = clustering_plots.segment_sizes(profiles, zh)
+    axis = figure.axes[0]
+    assert axis.get_title() == "各客户群的客户占比与消费额占比"
+    assert [t.get_text() for t in axis.get_yticklabels()] == profiles["segment_name"].tolist()
+    customers = axis.containers[0]
+    assert [mcolors.to_hex(bar.get_facecolor()) for bar in customers] == list(
+        segment_colors([0, 1, 2]).values()
+    )
+    labels = [text.get_text() for text in axis.texts]  # the bar labels
+    assert "50.0%" in labels and "60.0%" in labels
+
+    coordinates = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    figure = clustering_plots.segment_map(coordinates, np.array([1, 2, 2]), {1: "甲", 2: "乙"}, zh)
+    legend = figure.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "甲",
+        "乙",
+    ] and legend.get_title().get_text() == "客户群"
+    colours = [mcolors.to_hex(c.get_facecolor()[0]) for c in figure.axes[0].collections]
+    assert colours == [segment_colors([1])[1], segment_colors([2])[2]]
+    assert "UMAP" not in figure.axes[0].get_title()

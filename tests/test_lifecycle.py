@@ -615,9 +615,10 @@ def test_stage_by_segment_chart_uses_the_stage_colours_and_translated_legend() -
     import matplotlib.colors as mcolors
 
     from helpers.core.i18n import catalog
-    from helpers.core.plots import stage_colors
+    from helpers.core.plots import setup, stage_colors
     from helpers.lifecycle.plots import plot_stage_by_segment
 
+    setup()  # the CJK font
     labeled = pd.DataFrame(
         {"customer_id": list("abcd"), "stage": ["retention", "at_risk", "retention", "churned"]}
     )
