@@ -30,6 +30,7 @@ from helpers.core.settings import FeaturesSettings
 from helpers.engine.base import SqlEngine, connect
 from helpers.features.catalog import CHANNELS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
 from helpers.features.matrix import model_matrix
+from helpers.identity.events import register_events
 
 STEP = "features"
 EVENT_TABLES = ("transactions", "calls", "surveys", "marketing_contacts")
@@ -652,14 +653,15 @@ def run_step(ctx: StepContext) -> StepOutputs:
     crosswalk = ctx.read(IDENTITY_STEP, "crosswalk", columns=["customer_id"])
     engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
     try:
-        for table, step, name in [
-            *((table, AUDIT_STEP, f"clean_{table}") for table in EVENT_TABLES),
-            ("crosswalk", IDENTITY_STEP, "crosswalk"),
+        for step, name in [
+            *((AUDIT_STEP, f"clean_{table}") for table in EVENT_TABLES),
+            (IDENTITY_STEP, "crosswalk"),
         ]:
             path = ctx.path(f"{name}.parquet", step)
             if not path.is_file():
                 raise ArtifactMissingError(f"{path} is missing: run step {step} first.")
-            engine.register(table, path)
+        # Events keyed by record or by an identifier both reach their customer through the crosswalk.
+        register_events(engine, ctx, {**{table: table for table in EVENT_TABLES}, "crosswalk": "crosswalk"})
         seconds["read"] = time.perf_counter() - start
         build = build_features(engine, golden, crosswalk, settings)
     finally:

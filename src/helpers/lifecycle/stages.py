@@ -47,6 +47,7 @@ from helpers.core.context import StepContext
 from helpers.core.i18n import Catalog
 from helpers.engine.base import SqlEngine, connect
 from helpers.features import clv
+from helpers.identity.events import register_events
 
 STAGES: tuple[str, ...] = (
     "contact",
@@ -713,9 +714,9 @@ def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
     features = ctx.read("03_features", "features", columns=FEATURE_INPUTS + extra)
     seconds: dict[str, float] = {}
     with connect() as engine:
-        for table in ("clean_transactions", "clean_calls", "clean_surveys"):
-            engine.register(table, ctx.path(f"{table}.parquet", "01_data_audit"))
-        engine.register("crosswalk", ctx.path("crosswalk.parquet", "02_identity_merge"))
+        # Events keyed by record or by an identifier both reach their customer through the crosswalk.
+        names = {**{t: f"clean_{t}" for t in ("transactions", "calls", "surveys")}, "crosswalk": "crosswalk"}
+        register_events(engine, ctx, names)
         start = time.perf_counter()
         purchases = load_purchase_summaries(engine, ctx.reference_date, rules["horizon_days"], STEP_TABLES)
         seconds["purchase_summary"] = time.perf_counter() - start
