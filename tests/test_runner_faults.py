@@ -25,7 +25,7 @@ import yaml
 from test_runner import STAND_INS, _notebook
 
 from helpers.clustering.candidates import MIN_ROWS_PER_SEGMENT
-from helpers.core import preflight, runner
+from helpers.core import preflight, runner, runs
 from helpers.core.config import load_config
 from helpers.core.preflight import PreflightError, check_run
 from helpers.core.render import render_reports, write_atomic
@@ -487,3 +487,22 @@ def test_sigint_stops_the_kernel_and_records_the_run_as_interrupted(stand_ins: d
     assert manifest["interrupted_step"] == "01_first" and manifest["finished_at"]
     assert (stand_ins["outputs"] / "latest").resolve() == good.run_dir.resolve()
     assert [s.status for s in list_runs(stand_ins["outputs"] / "runs")] == ["interrupted", "ok"]
+
+
+def test_a_full_disk_is_named_and_leaves_no_half_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.disk_note(tmp_path) == ""  # room enough: no note
+
+    def no_space(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "replace", no_space)
+        with pytest.raises(OSError, match="No space left"):
+            runs.write_manifest(tmp_path, {"status": "failed"})
+    assert list(tmp_path.iterdir()) == []  # neither run.json nor its temporary file
+    monkeypatch.setattr(runner.shutil, "disk_usage", lambda _: pd.Series({"free": 0}))
+    assert runner.disk_note(tmp_path) == (
+        f"\n  the disk of {tmp_path} is full (0 MB free): free space or use --outputs"
+    )

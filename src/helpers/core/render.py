@@ -238,5 +238,9 @@ def write_index(run_dir: Path) -> Path:
 def write_atomic(path: Path, text: str) -> None:
     """Write UTF-8 text through a temporary file in the same folder: a reader never sees half a page."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        raise

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
@@ -37,7 +38,7 @@ import yaml
 from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
 from helpers.core.paths import NOTEBOOKS_DIR, OUTPUTS_DIR, PROJECT_ROOT
-from helpers.core.preflight import check_run
+from helpers.core.preflight import MIN_FREE_BYTES, check_run
 from helpers.core.render import render_reports, write_index
 from helpers.core.runs import mark_stale_runs, now, write_manifest
 from helpers.core.steps import STEPS, Step
@@ -199,7 +200,7 @@ def _run_steps(
             raise StepFailedError(
                 f"Step {step} failed: {cause}\n"
                 f"  executed notebook with the error: {executed}\n"
-                f"  outputs/latest was not changed."
+                f"  outputs/latest was not changed.{disk_note(run_dir)}"
             ) from error
         manifest["steps"][step] = step_record
         write_manifest(run_dir, manifest)
@@ -318,6 +319,14 @@ def stop_kernels(timeout_seconds: float = 5.0) -> None:
     for child in alive:
         with contextlib.suppress(psutil.Error):
             child.kill()
+
+
+def disk_note(run_dir: Path) -> str:
+    """A line naming the run folder's disk when it is (nearly) full, else nothing."""
+    free = shutil.disk_usage(run_dir).free
+    if free >= MIN_FREE_BYTES:
+        return ""
+    return f"\n  the disk of {run_dir} is full ({free / 2**20:.0f} MB free): free space or use --outputs"
 
 
 def cannot_write(folder: Path, error: OSError) -> str:

@@ -91,8 +91,12 @@ def now() -> str:
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     """Write `run.json` through a temporary file, so a reader never sees half of it."""
     partial = run_dir / f"{RUN_MANIFEST}.partial"
-    partial.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    partial.replace(run_dir / RUN_MANIFEST)
+    try:
+        partial.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        partial.replace(run_dir / RUN_MANIFEST)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        raise
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:
