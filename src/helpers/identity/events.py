@@ -54,6 +54,20 @@ class EventInputError(ValueError):
     """A clean event table cannot be resolved as it is."""
 
 
+def read_clean(ctx: StepContext, table: str, columns: list[str]) -> pd.DataFrame:
+    """Step 01's `clean_<table>`, only those of `columns` it has (event tables can be large)."""
+    import pyarrow.parquet as pq
+
+    have = set(pq.read_schema(ctx.path(f"clean_{table}.parquet", AUDIT_STEP)).names)
+    return ctx.read(AUDIT_STEP, f"clean_{table}", columns=[c for c in columns if c in have])
+
+
+def resolution_columns(table: str) -> list[str]:
+    """The columns of a clean event table that resolving it needs."""
+    reference = ["customer_ref", "customer_ref_kind", "customer_name"]
+    return ["source_row", TABLES[table].key, event_time_column(table), *reference]
+
+
 def event_time_column(table: str) -> str:
     """The first datetime column of an event table: when the event happened."""
     return next(c.name for c in TABLES[table].columns if c.type == "datetime")

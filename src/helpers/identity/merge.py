@@ -41,7 +41,14 @@ from helpers.core.normalize import (
 )
 from helpers.core.settings import IdentitySettings
 from helpers.engine.base import DuckDBEngine
-from helpers.identity.events import check_row_trace, resolve_events, row_trace, trace_files
+from helpers.identity.events import (
+    check_row_trace,
+    read_clean,
+    resolution_columns,
+    resolve_events,
+    row_trace,
+    trace_files,
+)
 from helpers.identity.keys import customer_ids, name_similarity
 from helpers.identity.splink_scoring import empty_scores
 
@@ -758,7 +765,8 @@ def add_event_customers(result: IdentityResult, new_records: pd.DataFrame) -> No
 def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFrame) -> pd.DataFrame:
     """`row_trace` of the run: every data row of every file step 01 read, checked against its ledger."""
     files = trace_files(ctx.settings.data)
-    clean = {table: ctx.read(AUDIT_STEP, f"clean_{table}") for table in files}
+    keys = {"source_record_id", "cti_id", "source_system", "source_customer_id"}  # what links a row
+    clean = {table: read_clean(ctx, table, ["source_row", *sorted(keys)]) for table in files}
     quarantine = {table: ctx.read(AUDIT_STEP, f"quarantine_{table}") for table in files}
     trace = row_trace(files, clean, quarantine, crosswalk, resolution)
     check_row_trace(trace, ctx.read(AUDIT_STEP, "ledger"))
@@ -790,7 +798,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed)
     check_crosswalk(result.crosswalk, tables)
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
-    events = {table: ctx.read(AUDIT_STEP, f"clean_{table}") for table in keyed}
+    events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
     resolution, new_records = resolve_events(
         events, result.records, result.record_identifiers, result.suspicious_identifiers, ctx.settings.data
     )
