@@ -160,6 +160,7 @@ def test_a_failing_step_names_step_and_cause_and_leaves_latest_alone(workspace: 
     manifest = json.loads((failed_runs[0] / "run.json").read_text())
     assert manifest["status"] == "failed" and manifest["failed_step"] == "02_second"
     assert "column amount" in (failed_runs[0] / "reports" / "02_second.html").read_text()
+    assert "出错" in (failed_runs[0] / "reports" / "index.html").read_text()  # the index says it failed
 
 
 def test_cli_exits_non_zero_with_a_short_message(workspace: dict[str, Path]) -> None:

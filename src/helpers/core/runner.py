@@ -223,13 +223,17 @@ def _render_safely(manifest: dict[str, Any], label: str, render: Callable[[], ob
 
 
 def _record_end(run_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the final run.json and the index page, where the folder can still be written."""
+    """Write the final run.json, then the index page (it reads the status from run.json). After a
+    failure this is best effort (the caller reports the cause); a finished run must be recorded."""
     if "running_step" in manifest and manifest["status"] == "interrupted":
         manifest["interrupted_step"] = manifest.pop("running_step")
-    if (run_dir / "reports").is_dir():
-        _render_safely(manifest, "index", partial(write_index, run_dir))
-    with contextlib.suppress(OSError):  # full or read-only: the caller reports the cause
+    finished = manifest["status"] == "ok"
+    with contextlib.suppress(*(() if finished else (OSError,))):
         write_manifest(run_dir, manifest)
+        if (run_dir / "reports").is_dir() and _render_safely(
+            manifest, "index", partial(write_index, run_dir)
+        ):
+            write_manifest(run_dir, manifest)  # with the render error
 
 
 class RunLockedError(RuntimeError):
