@@ -122,7 +122,7 @@ def render_reports(executed: Path, reports_dir: Path, failed: bool = False) -> N
         TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
     )
     if failed:
-        notice = nbformat.v4.new_markdown_cell(text("common.index.failed", step=notebook.metadata["title"]))
+        notice = nbformat.v4.new_markdown_cell(text("common.failed_page", step=notebook.metadata["title"]))
         shown = nbformat.v4.new_notebook(cells=[notice], metadata=notebook.metadata)
     management_html, _ = management.from_notebook_node(shown if failed else for_management(notebook))
     nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
