@@ -20,6 +20,7 @@ from helpers.core.context import open_step
 from helpers.core.settings import IdentitySettings
 from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
+from helpers.identity import link_records
 from helpers.identity import run_step as identity_run_step
 from helpers.identity.merge import (
     AUDIT_STEP,
@@ -271,3 +272,37 @@ def test_run_step_merges_with_the_run_config_writes_and_records(
         manifest["method"] == "probabilistic"
         and manifest["customers"] == result.golden["customer_id"].nunique()
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# link_records: the step's method on any table of person records
+def test_link_records_clusters_a_plain_person_table(capsys: pytest.CaptureFixture[str]) -> None:
+    people = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "given_name": ["Wei", "wei", "Na", "Na", "Jun", "Wei"],
+            "surname": ["Zhang", "ZHANG", "Li", "Li", "Wang", "Zhang"],
+            "birth_date": [
+                "1985-03-07",
+                "1985-03-07",
+                "1990-01-01",
+                "not a date",
+                "1970-01-01",
+                "1961-11-02",
+            ],
+            "phone": ["13812345678", "+86 138 1234 5678", "13911112222", "139 1111 2222", None, None],
+            "email": [None, None, None, None, "jw@qq.com", None],
+            "postcode": ["200000"] * 6,  # present, not compared
+        }
+    )
+    clusters = link_records(people)
+    assert clusters.index.tolist() == people["id"].tolist()
+    assert clusters["a"] == clusters["b"]  # one mobile in two spellings, same name and birth date
+    assert clusters["c"] == clusters["d"]  # an unreadable birth date does not keep the record out
+    assert clusters.nunique() == 4  # the namesake born 1961 stays apart
+    # Too few identifier links to train the probabilistic stage: said on stderr, not silently.
+    assert "probabilistic stage skipped" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unique"):
+        link_records(people.assign(id=["a", "a", "c", "d", "e", "f"]))
+    with pytest.raises(ValueError, match="needs `name`"):
+        link_records(people.drop(columns=["surname"]))

@@ -555,6 +555,13 @@ def merge_identities(
         clock = time.perf_counter()
         scored, splink_stats = score_candidate_pairs(records, deterministic_labels, seed=seed)
         stats.update(splink_stats)
+        if str(splink_stats["splink_training"]).startswith("skipped"):
+            print(
+                f"WARNING identity merge: probabilistic stage {splink_stats['splink_training']} "
+                f"({len(records)} records); only records sharing an identifier were merged",
+                file=sys.stderr,
+                flush=True,
+            )
         links = scored[scored["match_probability"] >= match_threshold].sort_values(
             ["match_probability", "left_index", "right_index"], ascending=[False, True, True]
         )
