@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumberType, carrier, geocoder
@@ -116,21 +117,19 @@ def split_phone(
     is given to bare 7-8 digit local numbers, which stay unresolved without it.
     """
     region, area_code = home_region.upper(), home_area_code.lstrip("0") if home_area_code else None
-    text = phones.astype("string")
-    unique = pd.Series(text.dropna().unique(), dtype="string")
+    codes, uniques = pd.factorize(phones.astype("string"))  # each distinct value once; null -> code -1
+    unique = pd.Series(uniques, dtype="string")
     # Fast path: mobiles in plain ASCII spellings (`138-1234-5678`, `+86 138...`, trunk 0), the bulk of a
     # Chinese file, need no parsing.
-    mobile = unique.str.replace(r"[\s()-]", "", regex=True).str.extract(
-        r"^(?:\+86|0086|86|0)?(1[3-9]\d{9})$"
-    )[0]
-    plain = (mobile.notna() & (region == "CN")).to_numpy()
-    lookup = {
-        value: ("+86" + number, None) for value, number in zip(unique[plain], mobile[plain], strict=True)
-    }
-    lookup.update({value: _split_one(value, region, area_code) for value in unique[~plain]})
-    parts = [lookup.get(value, (None, None)) for value in text.fillna("")]
-    frame = pd.DataFrame(parts, index=phones.index, columns=["number", "extension"], dtype="string")
-    return frame.fillna(pd.NA)
+    compact = unique.str.replace(r"[\s()-]", "", regex=True)
+    mobile = compact.str.extract(r"^(?:\+86|0086|86|0)?(1[3-9]\d{9})$", expand=False)
+    mobile = mobile if region == "CN" else pd.Series(pd.NA, index=mobile.index, dtype="string")
+    number = np.append(("+86" + mobile).to_numpy(dtype=object), None)  # the extra last item: code -1
+    extension = np.full(len(number), None, dtype=object)
+    for i in np.flatnonzero(mobile.isna().to_numpy()):
+        number[i], extension[i] = _split_one(unique.iat[i], region, area_code)
+    frame = pd.DataFrame({"number": number[codes], "extension": extension[codes]}, index=phones.index)
+    return frame.astype("string").fillna(pd.NA)
 
 
 def normalize_phone(
