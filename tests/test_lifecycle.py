@@ -632,3 +632,28 @@ def test_stage_by_segment_chart_uses_the_stage_colours_and_translated_legend() -
     assert colours == [stage_colors()[s] for s in ("retention", "at_risk", "churned")]
     assert colours[0] != "#cb181d"  # retention is not red
     assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["甲", "乙"]
+
+
+def test_one_explained_period_and_a_summary_with_separators() -> None:
+    from types import SimpleNamespace
+
+    from helpers.core.i18n import catalog
+    from helpers.lifecycle.display import period_markdown, summary_markdown
+    from helpers.lifecycle.stages import STAGES
+
+    counts = pd.Series([1200, 800, 300, 5000, 2000, 1500, 1200], index=list(STAGES))
+    result = SimpleNamespace(
+        stage_counts=counts,
+        labeled=pd.DataFrame(index=range(int(counts.sum()))),
+        horizon_days=273,
+        rules={"churned": {"min_recency_days": 270}},
+        risk_threshold=0.42,
+    )
+    zh = period_markdown(result, catalog("zh"), next_period_days=30)
+    assert "今后 273 天（约 9 个月）" in zh and "270 天（约 9 个月）以上没有购买" in zh
+    assert "42%" in zh and "今后 30 天" in zh
+    en = period_markdown(result, catalog("en"), next_period_days=30)
+    assert "next 273 days (about 9 months)" in en and "270 days (about 9 months)" in en
+    summary = summary_markdown(result, catalog("zh"))
+    assert "共 12,000 位客户" in summary and "**1,500 位（12%）有流失风险**" in summary
+    assert summary.count("\n- ") == 5

@@ -124,5 +124,6 @@ def plot_flows(flows: pd.DataFrame, text: Catalog) -> Any:
     shown = flows.rename(index=lambda s: flow_label(s, text), columns=lambda s: flow_label(s, text))
     sns.heatmap(shown, annot=True, fmt=",d", cmap="Blues", cbar=False, ax=axis)
     axis.set(xlabel=text("lifecycle.flows.now"), ylabel=text("lifecycle.flows.before"))
+    axis.tick_params(axis="y", rotation=0)
     axis.set_title(text("lifecycle.plots.flows_title"))
     return figure
