@@ -39,6 +39,8 @@ CONFIG = {
 }
 HOUSEHOLD, SWITCHBOARD = "021-65521234", "010-62345678"
 RECYCLED, PLACEHOLDER = "13922223333", "13800000000"
+COMPANY, UNKNOWN = "021-68881234", "021-61234567"
+STRANGERS = ("刘一", "陈二", "张三", "李四", "王五")
 
 
 def crm(crm_id: str, name: str, created: str = "2024-01-01", **values: object) -> dict:
@@ -63,6 +65,7 @@ CRM_ROWS = [
     crm("R2", "钱芳", created="2023-06-01", mobile=RECYCLED, birth_date="1995-03-04"),
     # One customer with a mobile, an e-mail and a loyalty card.
     crm("W1", "吴刚", mobile="13933334444", email="wugang@qq.com", member_no="M100"),
+    crm("B1", "蒋文", landline=COMPANY, customer_type="business"),
 ]
 LOYALTY_ROWS = [
     {"member_no": "M100", "member_name": "吴刚", "phone": "13933334444", "joined_on": "2022-01-01"},
@@ -90,6 +93,11 @@ CALLS = [
     ("13700000000", "某人", "2025-02-04 10:00", "placeholder"),  # no holder, never a customer
     (None, None, "2025-02-05 10:00", "no identifier"),
     ("12", None, "2025-02-06 10:00", "unreadable identifier"),
+    # A company line with one CRM holder, but its calls give five names: only the holder's name links.
+    *((COMPANY, name, "2025-03-01 10:00", "shared identifier") for name in ("韦东", "孟飞", "邓超", "包贝")),
+    (COMPANY, "蒋文", "2025-03-02 10:00", "crm:B1"),
+    # A number nobody holds, called under five names: a switchboard, not a new customer.
+    *((UNKNOWN, name, "2025-03-03 10:00", "shared identifier") for name in STRANGERS),
 ]
 # (shop account, kind step 01 found, expected)
 ORDERS = [
@@ -224,6 +232,7 @@ def test_how_each_call_was_resolved(result: IdentityResult) -> None:
     assert rules["K2"] == rules["K5"] == rules["K9"] == rules["K13"] == "identifier+name"
     assert rules["K10"] == rules["K11"] == rules["K12"] == "identifier+time"
     assert rules["K14"] == rules["K15"] == rules["K16"] == "new customer"
+    assert rules["K24"] == "identifier+name"
 
 
 def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) -> None:

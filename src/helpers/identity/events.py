@@ -11,7 +11,8 @@ identifiers of the merged customers:
   event's time: the one whose earliest record with the number is the latest not after the event
   (`identifier+time`); otherwise the event stays unlinked (`shared identifier`);
 - held by nobody: one new customer per distinct identifier (`new customer`), an `event` record in
-  the crosswalk with the most frequent name the events give; placeholders never make a customer.
+  the crosswalk with the most frequent name the events give; placeholders, and identifiers whose
+  events give more distinct names than `identity.max_people_per_identifier`, never make a customer.
 
 `row_trace` lists every data row of every input file with its status, quarantine reason and customer;
 `register_events` lets later steps join events to customers through the crosswalk for both key styles.
@@ -227,11 +228,14 @@ def resolve_events(
     record_identifiers: pd.DataFrame,
     suspicious: pd.DataFrame,
     data: DataSettings,
+    max_people: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Resolve identifier-keyed events (clean tables by name) to the merged customers.
 
     `records` are the merge's records with `customer_id`; `record_identifiers` its `record_index,
-    identifier_type, identifier_value`; `suspicious` its suspicious identifiers. Returns the
+    identifier_type, identifier_value`; `suspicious` its suspicious identifiers. An identifier whose
+    events carry more than `max_people` distinct names (`identity.max_people_per_identifier`) is
+    suspicious too: a switchboard the identity tables do not show as one. Returns the
     resolution (`event_table, source_row, event_id, customer_id, resolved_by`, one row per event) and
     the new `event` records (one per unmatched identifier: `source_record_id` `<type>:<value>`, name,
     mobile or e-mail, first event time as `seen_at`).
@@ -246,7 +250,11 @@ def resolve_events(
     only = counts["customer_id"].reindex(key).to_numpy()
     flagged = pd.MultiIndex.from_frame(suspicious[["identifier_type", "identifier_value"]])
     frame["placeholder"] = _placeholder(frame["identifier_type"], frame["identifier_value"])
-    risky = key.isin(flagged) | frame["placeholder"].to_numpy()
+    named = frame.dropna(subset=["identifier_value", "name_key"])
+    crowded = named.groupby(["identifier_type", "identifier_value"])["name_key"].nunique() > max_people
+    crowded = crowded[crowded].index
+    suspicious = pd.concat([suspicious, crowded.to_frame(index=False)], ignore_index=True)
+    risky = key.isin(flagged) | key.isin(crowded) | frame["placeholder"].to_numpy()
     readable = frame["identifier_value"].notna().to_numpy()
     customer = pd.Series(pd.NA, index=frame.index, dtype="string")
     rule = pd.Series("", index=frame.index, dtype="string")
@@ -260,8 +268,9 @@ def resolve_events(
         picked, how = _pick_holder(frame[shared], holders, suspicious)
         customer[shared] = picked.to_numpy()
         rule[shared] = how.to_numpy()
+    rule[readable & (n_holders == 0) & risky] = "shared identifier"
     rule[readable & (n_holders == 0) & frame["placeholder"].to_numpy()] = "placeholder"
-    new = readable & (n_holders == 0) & ~frame["placeholder"].to_numpy()
+    new = readable & (n_holders == 0) & ~risky
     new_records = _new_records(frame[new])
     if new.any():
         ids = frame.loc[new, "identifier_type"] + ":" + frame.loc[new, "identifier_value"]

@@ -807,7 +807,12 @@ def run_step(ctx: StepContext) -> IdentityResult:
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
     events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
     resolution, new_records = resolve_events(
-        events, result.records, result.record_identifiers, result.suspicious_identifiers, ctx.settings.data
+        events,
+        result.records,
+        result.record_identifiers,
+        result.suspicious_identifiers,
+        ctx.settings.data,
+        ctx.settings.identity.max_people_per_identifier,
     )
     add_event_customers(result, new_records)
     result.event_customers = resolution
