@@ -206,7 +206,10 @@ def _pick_holder(
         & ~pairs["suspicious"]
         & (pairs["identifier_type"] == "mobile")
         & (pairs["name_best"] | (n_best == 0))
+        & pairs["event_at"].notna()
     ]
+    # Only where every candidate's first date is known.
+    timed = timed[~timed["since"].isna().groupby(timed["event"]).transform("any")]
     if not timed.empty:
         timed = timed.assign(before=timed["since"] <= timed["event_at"])
         # Holders since before the event, latest first; when none, the earliest holder.
@@ -215,8 +218,8 @@ def _pick_holder(
             any_before=timed.groupby("event")["before"].transform("any"),
         )
         timed = timed[timed["before"] | ~timed["any_before"]].sort_values(["event", "order"], kind="stable")
-        top = timed.groupby("event")["order"].transform("min")
-        unique = timed[timed["order"] == top].groupby("event").filter(lambda group: len(group) == 1)
+        at_top = timed[timed["order"] == timed.groupby("event")["order"].transform("min")]
+        unique = at_top[at_top.groupby("event")["event"].transform("size") == 1]
         customer[unique["event"].to_numpy()] = unique["customer_id"].to_numpy()
         rule[unique["event"].to_numpy()] = "identifier+time"
     return customer, rule
