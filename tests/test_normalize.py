@@ -289,3 +289,4 @@ def test_phone_geography_looked_up_per_prefix_equals_per_number() -> None:
     one_by_one = pd.concat([phone_geography(phones.iloc[[i]]) for i in range(len(phones))])
     assert together.fillna("-").equals(one_by_one.fillna("-"))
     assert together["province"].notna().sum() == 6
+    assert phone_geography(_s()).shape == (0, 3)

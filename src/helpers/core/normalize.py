@@ -180,13 +180,15 @@ def phone_geography(normalized_phones: pd.Series) -> pd.DataFrame:
     `+8613912345678` -> 江苏, 常州, 中国移动; `+86-21-68881234` -> 上海, 上海, null. Numbers of
     other countries and service numbers give null province and city.
     """
-    text = normalized_phones.astype("string")
+    codes, uniques = pd.factorize(normalized_phones.astype("string"))  # null -> code -1
+    unique = pd.Series(uniques, dtype="string")
     # Place and carrier follow a Chinese mobile's first 7 digits and a landline's area code: one lookup each.
-    key = text.str.extract(r"^(\+861\d{6}|\+86-\d+-)", expand=False).fillna(text)
-    example = pd.Series(text.to_numpy(), index=key.to_numpy()).groupby(level=0).first()
+    key = unique.str.extract(r"^(\+861\d{6}|\+86-\d+-)", expand=False).fillna(unique)
+    example = unique.groupby(key.to_numpy()).first()
     places = {prefix: _geography(number) for prefix, number in example.items()}
-    rows = [places.get(prefix, (None, None, None)) for prefix in key.fillna("")]
-    frame = pd.DataFrame(rows, index=normalized_phones.index, columns=["province", "city", "carrier"])
+    rows = [*(places[prefix] for prefix in key), (None, None, None)]  # the extra last row: code -1
+    table = np.array(rows, dtype=object).reshape(-1, 3)[codes]
+    frame = pd.DataFrame(table, index=normalized_phones.index, columns=["province", "city", "carrier"])
     return frame.astype("string").fillna(pd.NA)
 
 
