@@ -10,6 +10,8 @@ describe), loaded from git; after = the working tree. Figures:
             bare local numbers of the home area 021, switchboard extensions): share resolving to the
             number of the clean phone
   surnames  the 83 published polyphonic surnames (tests/test_normalize.py): readings wrong
+  names     pinyin spellings of made-up Chinese names (demo-world and published surnames, 吕 with ü as
+            v/u/yu/ü, six orders and spacings): share whose key equals the key of the characters
   speed     normalize_phone on ROWS values drawn from the forms above and on ROWS (almost) distinct
             mobiles; normalize_name on ROWS demo names and on ROWS made-up (mostly distinct) names;
             phone_geography on the drawn phones: wall and CPU seconds
@@ -33,6 +35,7 @@ import pandas as pd
 import phonenumbers
 
 from helpers.core import normalize as after
+from helpers.demo import reference as ref
 from helpers.demo.export import HOME_AREA_CODE, _caller_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +88,32 @@ def share(flags: pd.Series) -> str:
     return f"{flags.fillna(False).astype(bool).mean():.3f}"
 
 
+def name_spellings(n: int = 5000) -> tuple[pd.Series, pd.Series]:
+    """(Chinese name, a Latin spelling of it): demo-world and published polyphonic surnames (吕 too), one or
+    two given characters, spelt `ZHANG Wei`, `zhangwei`, `Wei Zhang`, `Zhang Wei`, `Zhang Wei Min`,
+    `Wei Min Zhang`; ü written v, u, yu or ü."""
+    published = [e.split(":") for e in PUBLISHED_SURNAMES.split() if len(e.split(":")[0]) == 1]
+    surnames = [*ref.SURNAMES, *published, ("吕", "lü")]
+    rng = np.random.default_rng(3)
+    han, spelled = [], []
+    for _ in range(n):
+        surname, reading = surnames[rng.integers(len(surnames))]
+        given = [ref.GIVEN[i] for i in rng.integers(0, len(ref.GIVEN), rng.integers(1, 3))]
+        reading = reading.replace("ü", ["v", "u", "yu", "ü"][rng.integers(4)])
+        parts = [g for _, g in given]
+        forms = [
+            f"{reading.upper()} {''.join(parts).capitalize()}",
+            reading + "".join(parts),
+            f"{''.join(parts).capitalize()} {reading.capitalize()}",
+            f"{reading.capitalize()} {''.join(parts).capitalize()}",
+            " ".join(w.capitalize() for w in [reading, *parts]),
+            " ".join(w.capitalize() for w in [*parts, reading]),
+        ]
+        han.append(surname + "".join(c for c, _ in given))
+        spelled.append(forms[rng.integers(len(forms))])
+    return pd.Series(han, dtype="string"), pd.Series(spelled, dtype="string")
+
+
 def timed(function: Callable[[], pd.Series]) -> tuple[pd.Series, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     result = function()
@@ -120,6 +149,12 @@ def main() -> None:
     new_wrong = [s for s, reading in published.items() if after._surname_pinyin(s) != reading]
     print(f"published polyphonic surnames ({len(published)}): read wrong before {len(old_wrong)}", end="")
     print(f"  after {len(new_wrong)}")
+
+    han, spelled = name_spellings()
+    old = before.normalize_name(spelled) == before.normalize_name(han)
+    new = after.normalize_name(spelled) == after.normalize_name(han)
+    print(f"pinyin spellings of Chinese names ({len(han)}): same key as the characters", end="")
+    print(f"  before {share(old)}  after {share(new)}")
 
     rng = np.random.default_rng(1)
     forms = pd.concat([logged, clean, raw], ignore_index=True)

@@ -155,6 +155,9 @@ NAME_SPELLINGS = {
     "lue nan": ["略南", "Lve Nan", "Lüe Nan", "Lue Nan"],
     "nana ouyang": ["欧阳娜娜", "Ouyang Nana", "ouyangnana", "NANA OUYANG"],
     "weimin zhang": ["ZHANG Wei Min", "Zhang Weimin", "张维民"],
+    "gang shan": ["单刚", "shangang", "Shan Gang", "SHAN Gang"],  # rare surname: Chinese order assumed
+    "huatao shu": ["殳华涛", "Shu Hua Tao", "shuhuatao"],
+    "meili yang": ["杨梅莉", "Yang Mei Li", "YANG Mei Li"],  # both ends surnames: Chinese order
 }  # fmt: skip
 
 

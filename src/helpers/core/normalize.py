@@ -351,32 +351,39 @@ qian hao long shao wan gu lai kang mo
 """
 
 
+_SURNAME_RANK_MARGIN = 10  # places in the list above
+
+
 @cache
 def _pinyin_surname_rank() -> dict[str, int]:
     common = _PINYIN_SURNAME_TEXT.split()
-    compound = sorted(_surname_pinyin(surname) for surname in _COMPOUND_SURNAMES)
-    return {surname: rank for rank, surname in enumerate([*common, *compound])}
+    other = sorted({*_SURNAME_READINGS.values(), *(_surname_pinyin(s) for s in _COMPOUND_SURNAMES)})
+    ranked = dict.fromkeys([*common, *other])  # first place wins
+    return {surname: rank for rank, surname in enumerate(ranked)}
 
 
 def _split_surname(syllables: tuple[str, ...]) -> list[str]:
-    """Run-together pinyin (`wangxiaoming`) as [surname, given name] when it starts or ends with a surname."""
+    """Run-together pinyin (`wangxiaoming`) as [surname, given name]: a known surname at the start, else
+    at the end (`xiaomingwang`), else the first syllable (Chinese order)."""
     rank = _pinyin_surname_rank()
-    for size in (2, 1):  # a compound surname first: ouyang|nana, not ou|yangnana
-        if len(syllables) > size and "".join(syllables[:size]) in rank:
-            return ["".join(syllables[:size]), "".join(syllables[size:])]
-    if len(syllables) > 1 and syllables[-1] in rank:
+    if len(syllables) < 2:
+        return ["".join(syllables)]
+    if len(syllables) > 2 and "".join(syllables[:2]) in rank:  # compound: ouyang|nana, not ou|yangnana
+        return ["".join(syllables[:2]), "".join(syllables[2:])]
+    if syllables[0] not in rank and syllables[-1] in rank:
         return [syllables[-1], "".join(syllables[:-1])]
-    return ["".join(syllables)]
+    return [syllables[0], "".join(syllables[1:])]
 
 
-def _surname_position(tokens: list[str], upper: list[bool]) -> int | None:
-    """Which of three or more pinyin tokens is the surname: the one written in capitals (`ZHANG Wei Min`),
-    else the more common surname of the first and the last token."""
+def _surname_position(tokens: list[str], upper: list[bool]) -> int:
+    """Which of three or more pinyin tokens is the surname: the one written in capitals (`ZHANG Wei Min`);
+    else the first (Chinese order), unless the last is a surname and the first is not, or is a much rarer
+    one (`Xiao Ming Wang`: wang)."""
     if sum(upper) == 1:
         return upper.index(True)
     rank = _pinyin_surname_rank()
-    ends = [(rank[tokens[i]], i) for i in (0, len(tokens) - 1) if tokens[i] in rank]
-    return min(ends)[1] if ends else None
+    first, last = rank.get(tokens[0], len(rank)), rank.get(tokens[-1], len(rank))
+    return len(tokens) - 1 if last + _SURNAME_RANK_MARGIN < first else 0
 
 
 def _latin_tokens(text: str) -> list[str]:
@@ -394,8 +401,6 @@ def _latin_tokens(text: str) -> list[str]:
         return tokens
     upper = [w.isupper() and len(w) > 1 for w in words]
     position = _surname_position(tokens, upper)
-    if position is None:
-        return tokens
     return [tokens[position], "".join(tokens[:position] + tokens[position + 1 :])]
 
 
