@@ -86,7 +86,7 @@ def plot_migration_transitions(moved: Migration, text: Catalog) -> Any:
     say = "strategy.plots.transitions."
     stages = {stage: capitalized(label) for stage, label in stage_labels(text).items()}
     markers = {NEW_CUSTOMER: text(say + "new_customer"), LEFT: text(say + "left"), **stages}
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6), layout="constrained")
     for ax, table, title in (
         (axes[0], moved.segment_transitions, text(say + "segments")),
         (axes[1], moved.stage_transitions, text(say + "stages")),
@@ -95,4 +95,5 @@ def plot_migration_transitions(moved: Migration, text: Catalog) -> Any:
         share = share.rename(index=lambda v: markers.get(v, v), columns=lambda v: markers.get(v, v))
         sns.heatmap(share, annot=True, fmt=".0%", cmap="Greens", cbar=False, ax=ax)
         ax.set(title=title, xlabel=text(say + "xlabel"), ylabel=text(say + "ylabel"))
+        ax.tick_params(axis="y", rotation=0)
     return fig
