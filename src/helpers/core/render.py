@@ -68,6 +68,7 @@ main, .jp-Notebook {{ max-width: 1000px; margin: 0 auto; padding: 1.5rem 1rem 3r
 .jp-RenderedHTMLCommon tbody tr:nth-child(odd) {{ background: #f6f8fa; }}
 .jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
 .wb-nav {{ max-width: 1000px; margin: 0.5rem auto 0; padding: 0 1rem; font-size: 14px; }}
+.wb-nav a {{ color: #1a5fb4; text-decoration: none; }} .wb-nav a::before {{ content: "← "; }}
 </style>
 """
 INDEX_CSS = f"""<style type="text/css">
