@@ -1,14 +1,21 @@
-"""The fixed-cost cuts of issue 15: step 05 reuses step 03's CLV fit on the same data, and the map of
-step 04 fits its projection on at most the configured sample."""
+"""The fixed-cost cuts of issue 15: step 05 reuses step 03's CLV fit on the same data, the map of
+step 04 fits its projection on at most the configured sample, and the runner records each step's CPU."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn import decomposition
 
 from helpers.clustering import embedding
+from helpers.core.runner import run_workbench
+from helpers.core.steps import Step
 from helpers.features import clv
 from helpers.lifecycle import stages
 
@@ -124,3 +131,34 @@ def test_map_fits_on_at_most_the_configured_sample(monkeypatch):
     assert (nearest == labels[shown]).mean() > 0.95
     small, _, _ = embedding.map_embedding(x[:50], fit_size=300, max_points=900, seed=1)
     assert len(small) == 50 and fitted_sizes[-1] == 50
+
+
+def test_the_runner_records_the_kernels_cpu_seconds_per_step(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = "".join(f"{i},1380000000{i},2026-01-05 10:00:00\n" for i in range(10))
+    (raw / "contacts.csv").write_text("cti_id,phone,first_call_at\n" + rows)
+    config = tmp_path / "config.yml"
+    tables = {"cti_contacts": {"file": "contacts.csv"}}
+    run = {"seed": 1, "reference_date": "2026-06-30"}
+    config.write_text(yaml.safe_dump({"run": run, "data": {"raw_dir": str(raw), "tables": tables}}))
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('run_dir = ""\nconfig_path = ""')
+    parameters.metadata["tags"] = ["parameters"]
+    busy = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 1.5:\n    pass\n"
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(busy + "time.sleep(2)")]
+    nbformat.write(notebook, notebooks / "01_busy.ipynb")
+
+    result = run_workbench(
+        config,
+        outputs_dir=tmp_path / "outputs",
+        notebooks_dir=notebooks,
+        progress=False,
+        steps=(Step("01_busy", "busy", "Busy", reads=(), writes=()),),
+    )
+    record = json.loads((result.run_dir / "run.json").read_text())["steps"]["01_busy"]
+    # the kernel's busy loop (1.5 s) and its start are counted; its 2 s of sleep are not
+    assert 1.5 <= record["cpu_seconds"] <= record["seconds"] - 1.5

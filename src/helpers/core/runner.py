@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -45,7 +46,7 @@ from helpers.core.steps import STEPS, Step
 
 LOCK_FILE = ".run.lock"  # in the outputs folder: held by the active run
 PINNED_PACKAGES = (
-    "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn", "umap-learn",
+    "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
 )  # fmt: skip
 
@@ -156,7 +157,7 @@ def _run_steps(
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
         error: Exception | None = None
-        with PeakMemory() as memory:
+        with PeakMemory() as memory, ChildCpu() as cpu:
             try:
                 papermill.execute_notebook(
                     str(notebook),
@@ -177,6 +178,7 @@ def _run_steps(
         seconds = round(time.perf_counter() - started, 2)
         step_record: dict[str, Any] = {
             "seconds": seconds,
+            "cpu_seconds": cpu.seconds,
             "peak_kernel_rss_mb": memory.peak_mb,
             "status": "failed" if error else "ok",
         }
@@ -371,6 +373,27 @@ class PeakMemory:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class ChildCpu:
+    """CPU seconds (user + system) of this process's children that ended while active: the notebook
+    kernel, which the runner waits for, and every process the kernel waited for (`getrusage`)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    @staticmethod
+    def _used() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def __enter__(self) -> ChildCpu:
+        self._start = self._used()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = round(self._used() - self._start, 2)
 
 
 def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
