@@ -1,0 +1,373 @@
+"""Export-style acceptance benchmark (issue 11, "How well"): the proposed config on a Chinese export.
+
+The export-style demo world (`config/demo_export.yml`, `demo.style: export`) of --customers people is
+generated once into --root; `python -m helpers init-config` proposes a config for its raw folder, the
+benchmark sets only `run.reference_date` (the world's) and runs the whole workbench with it
+(`--set demo.truth_dir=...` so steps 04/05 find the truth). The default demo world of the same seed
+and size (the same people, events and planted truth) runs too, for the segment and stage baseline.
+
+Printed: per file, the rows of the truth (`export_rows`), how many appear exactly once in
+`02_identity_merge/row_trace.parquet`, the planted bad rows (`export_defects`, quarantine true), their
+recall and the false-quarantine share of the other rows; identity pairwise precision/recall/F1 over the
+clean rows of a planted person (all files, identity files only, and the pairs touching each hard case:
+household members sharing a landline, company contacts behind a switchboard, persons whose e-mail
+changed); the planted-segment ARI and stage macro F1 of both worlds, with customers mapped to persons
+by their identity records (what steps 04/05 record) and by all their rows (row_trace + export_rows,
+which also covers customers made from events). The demo world plants no recycled numbers and no
+phone changes: those cases cannot be measured here. Wall and CPU seconds (this process and its
+children: the workbench runs in child processes) are printed for every phase.
+
+    .venv/bin/python benchmarks/bench_export.py --customers 2000
+    flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_export.py --customers 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.metrics import adjusted_rand_score
+
+from helpers.core.config import load_config
+from helpers.core.normalize import normalize_email, normalize_phone
+from helpers.core.runner import ensure_demo_data
+from helpers.demo.truth import customer_person
+from helpers.lifecycle.stages import stage_accuracy
+
+T = TypeVar("T")
+IDENTITY_FILES = ("客户主档.xlsx", "会员积分.csv")
+CASES = {  # hard case -> persons column that is non-empty for the case's persons
+    "household member (shared landline)": "household_id",
+    "switchboard contact": "company_id",
+    "e-mail changed": "previous_email",
+    "moved city": "moved_from_city",
+}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(label: str, function: Callable[..., T], *args: Any) -> T:
+    """Call `function(*args)` and print its wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = function(*args)
+    print(f"{label}: {time.perf_counter() - wall:.1f} s wall, {cpu_seconds() - cpu:.1f} s CPU", flush=True)
+    return result
+
+
+def world(root: Path, style: str, customers: int, seed: int) -> tuple[Path, Path, str]:
+    """Raw folder, truth folder and reference date of the demo world (generated when missing)."""
+    raw, truth = root / f"raw_{style}_{customers}_{seed}", root / f"truth_{style}_{customers}_{seed}"
+    base = "config/demo_export.yml" if style == "export" else None
+    overrides = [f"demo.customers={customers}", f"demo.seed={seed}", f"data.raw_dir={raw}"]
+    config = load_config(base, [*overrides, f"demo.truth_dir={truth}"])
+    ensure_demo_data(config, progress=False)
+    return raw, truth, str(config["run"]["reference_date"])
+
+
+def propose(raw: Path, reference_date: str, path: Path) -> Path:
+    """`init-config` on `raw` written to `path`, with only `run.reference_date` set to the world's."""
+    subprocess.run([sys.executable, "-m", "helpers", "init-config", str(raw), "-o", str(path)], check=True)
+    text, n = re.subn(
+        r"^(  reference_date: )\S+", rf"\g<1>'{reference_date}'", path.read_text("utf-8"), count=1, flags=re.M
+    )
+    if n != 1:
+        raise SystemExit(f"{path}: no run.reference_date line to set")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def latest_run(outputs: Path) -> Path | None:
+    """The newest run folder under `outputs/runs` whose every step finished, else None."""
+    for run_dir in sorted((outputs / "runs").glob("*"), reverse=True):
+        manifest = run_dir / "run.json"
+        if manifest.is_file():
+            steps = json.loads(manifest.read_text())["steps"]
+            if len(steps) == 6 and all(s.get("status") == "ok" for s in steps.values()):
+                return run_dir
+    return None
+
+
+def run(config: Path | None, overrides: list[str], outputs: Path, reuse: bool) -> Path:
+    """Run the whole workbench (`python -m helpers run`) unless `reuse` finds a finished run."""
+    if reuse and (found := latest_run(outputs)) is not None:
+        print(f"reusing {found}")
+        return found
+    command = [sys.executable, "-m", "helpers", "run", "--quiet", "--outputs", str(outputs)]
+    command += ["--config", str(config)] if config else []
+    for override in overrides:
+        command += ["--set", override]
+    subprocess.run(command, check=True)
+    found = latest_run(outputs)
+    if found is None:
+        raise SystemExit(f"{outputs}: the run did not finish")
+    return found
+
+
+def file_measures(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame) -> pd.DataFrame:
+    """Per file: truth rows, rows in row_trace exactly once, trace rows the truth lacks, planted bad rows
+    (quarantine true), their recall, false quarantine (quarantined rows among the others, count and
+    share) and planted rows that must stay (quarantine false) but were quarantined."""
+    counts = trace.groupby(["file", "row_no"]).size().rename("n_trace")
+    truth = rows[["file", "row_no"]].merge(counts.reset_index(), on=["file", "row_no"], how="left")
+    quarantined = trace.loc[trace["status"] == "quarantined", ["file", "row_no"]].drop_duplicates()
+    quarantined["quarantined"] = True
+    truth = truth.merge(quarantined, on=["file", "row_no"], how="left")
+    truth["quarantined"] = truth["quarantined"].astype("boolean").fillna(False).astype(bool)
+    bad = defects[defects["quarantine"]][["file", "row_no"]].drop_duplicates().assign(bad=True)
+    keep = defects[~defects["quarantine"]][["file", "row_no"]].drop_duplicates().assign(keep=True)
+    truth = truth.merge(bad, on=["file", "row_no"], how="left").merge(keep, on=["file", "row_no"], how="left")
+    truth[["bad", "keep"]] = truth[["bad", "keep"]].astype("boolean").fillna(False).astype(bool)
+    extra = trace.merge(rows[["file", "row_no"]], on=["file", "row_no"], how="left", indicator=True)
+    table = truth.groupby("file").agg(
+        rows=("row_no", "size"),
+        once=("n_trace", lambda n: int((n == 1).sum())),
+        bad=("bad", "sum"),
+        bad_quarantined=("quarantined", lambda q: int((q & truth.loc[q.index, "bad"]).sum())),
+        false_quarantine=("quarantined", lambda q: int((q & ~truth.loc[q.index, "bad"]).sum())),
+        keep_quarantined=("quarantined", lambda q: int((q & truth.loc[q.index, "keep"]).sum())),
+    )
+    table.insert(2, "not_in_truth", extra[extra["_merge"] == "left_only"].groupby("file").size())
+    table["not_in_truth"] = table["not_in_truth"].fillna(0).astype(int)
+    table["recall"] = (table["bad_quarantined"] / table["bad"]).round(4)
+    table["false_q_share"] = (table["false_quarantine"] / (table["rows"] - table["bad"])).round(5)
+    return table
+
+
+def pairwise_scores(
+    person: pd.Series, customer: pd.Series, focus: pd.Series | None = None
+) -> dict[str, float]:
+    """Pairwise precision, recall and F1 of rows grouped by `customer` against rows grouped by `person`.
+
+    A pair of rows is predicted when both have the same customer and true when both have the same
+    person. With `focus` (a boolean per row) only the pairs with at least one focus row count.
+    """
+    focus = pd.Series(True, index=person.index) if focus is None else focus.astype(bool)
+    frame = pd.DataFrame({"person": person.to_numpy(), "customer": customer.to_numpy(), "focus": focus})
+
+    def touching(keys: list[str]) -> float:
+        groups = frame.groupby(keys, sort=False)["focus"].agg(["size", "sum"])
+        n, rest = groups["size"].to_numpy(float), (groups["size"] - groups["sum"]).to_numpy(float)
+        return float((n * (n - 1) - rest * (rest - 1)).sum() / 2)
+
+    hits, predicted, actual = touching(["customer", "person"]), touching(["customer"]), touching(["person"])
+    precision = hits / predicted if predicted else 1.0
+    recall = hits / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"rows": int(focus.sum()), "precision": precision, "recall": recall, "f1": f1}
+
+
+def clean_rows(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame) -> pd.DataFrame:
+    """Trace rows of a planted person that are not planted bad rows, with their person; rows without a
+    customer (quarantined or unlinked) get a customer of their own."""
+    bad = defects[defects["quarantine"]][["file", "row_no"]].drop_duplicates().assign(bad=True)
+    frame = trace.drop_duplicates(["file", "row_no"]).merge(rows, on=["file", "row_no"], how="inner")
+    frame = frame.merge(bad, on=["file", "row_no"], how="left")
+    frame = frame[frame["bad"].isna() & (frame["person_id"].fillna("") != "")].drop(columns="bad")
+    alone = frame["customer_id"].isna() | (frame["customer_id"] == "")
+    frame["customer"] = frame["customer_id"].where(
+        ~alone, "row:" + frame["file"] + ":" + frame["row_no"].astype(str)
+    )
+    return frame.reset_index(drop=True)
+
+
+def row_keys(run_dir: Path, trace: pd.DataFrame) -> pd.DataFrame:
+    """Identifiers of every accepted row (file, row_no, key): the normalized phones, e-mails and member
+    numbers of identity records (step 01's clean tables) and the normalized `customer_ref` of events
+    (phones with the run's home region and area code; a reference that does not normalize keeps its
+    raw text, so identical strings still connect)."""
+    data = yaml.safe_load((run_dir / "config.yml").read_text("utf-8"))["data"]
+    files = trace[["table", "file"]].drop_duplicates().set_index("table")["file"]
+    parts = []
+    for table, file in files.items():
+        clean = pd.read_parquet(run_dir / "01_data_audit" / f"clean_{table}.parquet")
+        if "customer_ref" in clean:
+            ref = clean["customer_ref"].astype("string")
+            phone = normalize_phone(
+                ref, home_region=data["home_region"], home_area_code=data["home_area_code"]
+            )
+            normalized = phone.where(clean["customer_ref_kind"] == "phone", normalize_email(ref))
+            columns = {"key": normalized.fillna(ref.str.strip())}
+        else:
+            columns = {c: clean[c] for c in clean if c.endswith("_norm") or c == "member_no"}
+        for values in columns.values():
+            keys = pd.DataFrame({"file": file, "row_no": clean["source_row"], "key": values.astype("string")})
+            parts.append(keys.dropna(subset=["key"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def linkable(clean: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Component of each clean row within its person: rows of one person sharing an identifier key are
+    connected, and all of a person's identity-file rows are (record linkage is measured apart). Pairs
+    in one component are the ones a resolver could link from the files' identifiers alone."""
+    node = pd.concat(
+        [
+            keys.merge(clean.reset_index()[["index", "file", "row_no", "person_id"]], on=["file", "row_no"]),
+            clean[clean["file"].isin(IDENTITY_FILES)].reset_index().assign(key="\x00identity"),
+        ]
+    )
+    key_id = pd.factorize(node["person_id"] + "\x1f" + node["key"])[0]
+    n = len(clean)
+    graph = coo_matrix(
+        (np.ones(len(node)), (node["index"].to_numpy(), n + key_id)), shape=(n + key_id.max() + 1,) * 2
+    )
+    return connected_components(graph, directed=False)[1][:n]
+
+
+def person_by_rows(trace: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Planted person of each customer: the person most of its trace rows belong to."""
+    linked = trace[trace["customer_id"].fillna("") != ""].merge(rows, on=["file", "row_no"])
+    linked = linked[linked["person_id"].fillna("") != ""]
+    counts = linked.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    best = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
+    return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]
+
+
+def planted_agreement(run_dir: Path, owner: pd.Series, persons: pd.DataFrame) -> dict[str, float]:
+    """ARI of the clustered customers' segments (segment 0, the prospects, left out, as step 04 does)
+    and the stage macro F1 against the planted segments and stages of their `owner` persons."""
+    segments = pd.read_parquet(run_dir / "04_clustering" / "segments.parquet")
+    segments = segments[segments["segment_id"] != 0]
+    planted = segments["customer_id"].map(owner).map(persons.set_index("person_id")["segment"])
+    known = planted.notna()
+    lifecycle = pd.read_parquet(run_dir / "05_lifecycle" / "lifecycle.parquet")
+    stages = stage_accuracy(lifecycle, owner, persons[["person_id", "stage"]])
+    return {
+        "ari": float(adjusted_rand_score(planted[known], segments.loc[known, "segment_id"])),
+        "clustered": int(known.sum()),
+        "stage_macro_f1": stages["macro_f1"],
+        "staged": int(stages["customers_evaluated"]),
+    }
+
+
+def report_files(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame) -> None:
+    """Print the per-file table and what was missed or wrongly quarantined, by defect and reason."""
+    twice = int(trace.duplicated(["file", "row_no"]).sum())
+    print(f"\nrow_trace: {len(trace):,} rows; (file, row_no) duplicated: {twice}")
+    print(file_measures(trace, rows, defects).to_string())
+    status = trace.drop_duplicates(["file", "row_no"])[["file", "row_no", "status", "reason"]]
+    planted = defects[defects["quarantine"]].merge(status, on=["file", "row_no"], how="left")
+    missed = planted[planted["status"] != "quarantined"]
+    if len(missed):
+        print("\nplanted bad rows not quarantined (file, defect):")
+        print(missed.groupby(["file", "defect"]).size().to_string())
+    flagged = status.merge(planted[["file", "row_no"]].drop_duplicates(), how="left", indicator=True)
+    wrong = flagged[(flagged["status"] == "quarantined") & (flagged["_merge"] == "left_only")]
+    if len(wrong):
+        print("\nfalse quarantine (file, reason):")
+        print(wrong.groupby(["file", "reason"]).size().sort_values(ascending=False).head(15).to_string())
+
+
+def report_identity(clean: pd.DataFrame, persons: pd.DataFrame, keys: pd.DataFrame) -> None:
+    """Print the pairwise figures over clean rows, identity files, per file and per hard case, with the
+    recall a resolver linking only rows that share an identifier could reach (`linkable`)."""
+    frame = clean.merge(persons[["person_id", *CASES.values()]], on="person_id", how="left")
+    frame["component"] = linkable(frame, keys)
+    focus = {"all files": None}
+    focus |= {f"pairs touching {file}": frame["file"] == file for file in sorted(frame["file"].unique())}
+    focus |= {f"case: {case}": frame[column].fillna("") != "" for case, column in CASES.items()}
+    lines = {}
+    for label, mask in focus.items():
+        lines[label] = pairwise_scores(frame["person_id"], frame["customer"], mask)
+        lines[label]["linkable_recall"] = pairwise_scores(frame["person_id"], frame["component"], mask)[
+            "recall"
+        ]
+    ident = frame[frame["file"].isin(IDENTITY_FILES)]
+    lines["identity files only"] = pairwise_scores(ident["person_id"], ident["customer"])
+    print("\nidentity, pairwise over clean rows of a planted person (unlinked rows are their own customer):")
+    print(pd.DataFrame(lines).T.round(4).to_string())
+    split = frame.groupby("person_id")["customer"].nunique()
+    print(
+        f"persons {len(split):,}: in one customer {(split == 1).mean():.4f}, mean customers per person "
+        f"{split.mean():.3f}; customers holding these rows {frame['customer'].nunique():,}"
+    )
+    owner = frame.groupby("customer")["person_id"].agg(lambda p: p.value_counts().index[0])
+    right = frame["customer"].map(owner) == frame["person_id"]
+    print("rows whose customer's majority person is theirs, by file:")
+    print(right.groupby(frame["file"]).mean().round(4).to_string())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/bench_export"))
+    parser.add_argument("--reuse", action="store_true", help="reuse the newest finished run of each world")
+    args = parser.parse_args()
+    root = args.root.resolve()
+    raw, truth, reference_date = timed("export world", world, root, "export", args.customers, args.seed)
+    config = timed(
+        "init-config", propose, raw, reference_date, root / f"proposed_{args.customers}_{args.seed}.yml"
+    )
+    print(f"proposed config: {config} (reference date {reference_date})")
+    export_run = timed(
+        "export run",
+        run,
+        config,
+        [f"demo.truth_dir={truth}"],
+        root / f"outputs_export_{args.customers}_{args.seed}",
+        args.reuse,
+    )
+    default_raw, default_truth, _ = timed("default world", world, root, "default", args.customers, args.seed)
+    default_run = timed(
+        "default run",
+        run,
+        None,
+        [
+            f"demo.customers={args.customers}",
+            f"demo.seed={args.seed}",
+            f"data.raw_dir={default_raw}",
+            f"demo.truth_dir={default_truth}",
+        ],
+        root / f"outputs_default_{args.customers}_{args.seed}",
+        args.reuse,
+    )
+    for label, run_dir in (("export", export_run), ("default", default_run)):
+        steps = json.loads((run_dir / "run.json").read_text())["steps"]
+        print(f"{label} run {run_dir}: " + ", ".join(f"{s} {r['seconds']:.1f} s" for s, r in steps.items()))
+
+    trace = pd.read_parquet(export_run / "02_identity_merge" / "row_trace.parquet")
+    rows = pd.read_parquet(truth / "export_rows.parquet")
+    defects = pd.read_parquet(truth / "export_defects.parquet")
+    persons = pd.read_parquet(truth / "persons.parquet")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        report_files(trace, rows, defects)
+        report_identity(clean_rows(trace, rows, defects), persons, row_keys(export_run, trace))
+        figures = {}
+        for label, run_dir, folder in (
+            ("export", export_run, truth),
+            ("default", default_run, default_truth),
+        ):
+            crosswalk = pd.read_parquet(run_dir / "02_identity_merge" / "crosswalk.parquet")
+            owner = customer_person(crosswalk, pd.read_parquet(folder / "source_records.parquet"))
+            figures[f"{label}, by identity records"] = planted_agreement(run_dir, owner, persons)
+            recorded = {}
+            for step in ("04_clustering", "05_lifecycle"):
+                recorded |= json.loads((run_dir / step / "step.json").read_text())
+            figures[f"{label}, by identity records"]["recorded_ari"] = recorded.get("planted_ari", np.nan)
+            figures[f"{label}, by identity records"]["recorded_f1"] = recorded.get("stage_macro_f1", np.nan)
+        figures["export, by all rows"] = planted_agreement(export_run, person_by_rows(trace, rows), persons)
+        print("\nplanted segments (ARI, clustered customers) and stages (macro F1):")
+        print(pd.DataFrame(figures).T.round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()
