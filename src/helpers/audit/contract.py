@@ -350,7 +350,7 @@ class SourceRelation:
     """An export as DuckDB sees it: a relation, its column names, and a numbered variant.
 
     `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows;
-    `read_problem` is an SQL expression over `relation`: why a row could not be read whole
+    `read_problem` is an SQL expression over `numbered`: why a row could not be read whole
     (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
     """
 
@@ -900,7 +900,8 @@ def _create_rows(
         "check_rows",
         tables={
             "rows": f"rows_{table.name}",
-            "source": relation.relation,
+            "source": relation.numbered,
+            "row_number": relation.row_number,
             "mapped_columns": mapped,
             "read_problem": relation.read_problem,
             "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})"),
@@ -1031,8 +1032,8 @@ def _check_mostly_unparseable(
         examples = engine.query(
             f"SELECT source_row, {_quote(column.name)} AS value FROM (SELECT {checked.source.row_number} "
             f"AS source_row, {checked.mapped_columns} FROM {checked.source.numbered}) "
-            f"WHERE source_row IN (SELECT rowid + 1 FROM rows_{table.name} "
-            f"WHERE {_filled(table, column.name)} AND v_{column.name} IS NULL ORDER BY rowid LIMIT 5) "
+            f"WHERE source_row IN (SELECT source_row FROM rows_{table.name} "
+            f"WHERE {_filled(table, column.name)} AND v_{column.name} IS NULL ORDER BY source_row LIMIT 5) "
             "ORDER BY source_row"
         )
         # Row numbers and the shape of the value (digits as 9, letters as a), never the value itself.
@@ -1099,7 +1100,7 @@ def _pandas_metadata(table: Table) -> str:
 
 
 def _clean_select(table: Table) -> str:
-    """SELECT list of a clean table over its work table (file order = rowid order)."""
+    """SELECT list of a clean table over its work table."""
     have = set(table.column_names)
     columns = [
         f"v_{c.name} AS {_quote(c.name)}" if c.name in have else f"NULL::VARCHAR AS {_quote(c.name)}"
@@ -1107,7 +1108,7 @@ def _clean_select(table: Table) -> str:
     ]
     if table.kind == "event":
         columns.append("customer_ref_kind")
-    return ", ".join([*columns, "notes", "rowid + 1 AS source_row"])
+    return ", ".join([*columns, "notes", "source_row"])
 
 
 def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> None:
@@ -1129,7 +1130,7 @@ def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> 
 def _accepted_rows(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
     """Accepted rows of a work table as typed canonical columns and `source_row`, in file order."""
     frame = engine.query(
-        f"SELECT {_clean_select(table)} FROM rows_{table.name} WHERE problems = '' ORDER BY rowid"
+        f"SELECT {_clean_select(table)} FROM rows_{table.name} WHERE problems = '' ORDER BY source_row"
     )
     return frame.astype(clean_dtypes(table))
 

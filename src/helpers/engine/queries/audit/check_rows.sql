@@ -1,6 +1,6 @@
--- Row-level validation of one raw export, read once in file order (insertion order is kept, so
--- the table's rowid + 1 is the data row in the file). Only what later steps need is stored:
--- the parsed columns (`v_<name>`), the raw text of values outside a value map or vocabulary
+-- Row-level validation of one raw export, read once. Only what later steps need is stored:
+-- `source_row`, the data row in the file, from the scan itself (the rows of this table are not in
+-- file order: on big files DuckDB does not keep the insertion order of this query), the parsed columns (`v_<name>`), the raw text of values outside a value map or vocabulary
 -- (`u_<name>`, NULL otherwise), `customer_ref_kind` and `notes` ({extra_columns}), the problems as
 -- '; '-joined text ('' when none; a row that could not be read whole has only its read problem),
 -- a bitmask of which raw fields were filled, and a hash of the raw row for exact duplicates.
@@ -8,7 +8,7 @@
 -- Orphans and duplicates are flagged afterwards (flag_orphans.sql, flag_duplicates.sql).
 CREATE OR REPLACE TABLE {rows} AS
 WITH raw AS (
-    SELECT {mapped_columns}, {read_problem} AS read_problem FROM {source}
+    SELECT {row_number} AS source_row, {mapped_columns}, {read_problem} AS read_problem FROM {source}
 ),
 flagged AS (  -- rows with a full-width character anywhere: only these are translated
     SELECT raw.*, {wide} AS wide FROM raw
@@ -19,7 +19,7 @@ trimmed AS (
 typed AS (
     SELECT trimmed.*, {typed_columns} FROM trimmed
 )
-SELECT {typed_names}{extra_columns},
+SELECT source_row, {typed_names}{extra_columns},
     coalesce(read_problem, concat_ws('; ', {problem_cases})) AS problems,
     problems <> '' AS value_problem,
     false AS orphan,

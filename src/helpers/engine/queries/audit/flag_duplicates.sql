@@ -8,10 +8,10 @@ SET exact_duplicate = d.copy_no > 1,
                          CASE WHEN d.copy_no > 1 THEN 'exact duplicate row' ELSE 'duplicate {key}' END)
 FROM (
     SELECT row_id, copy_no,
-        row_number() OVER (PARTITION BY v_{key} ORDER BY copy_no > 1, problems <> '', row_id) AS key_no
+        row_number() OVER (PARTITION BY v_{key} ORDER BY copy_no > 1, problems <> '', source_row) AS key_no
     FROM (
-        SELECT rowid AS row_id, v_{key}, problems,
-            row_number() OVER (PARTITION BY v_{key}, row_hash ORDER BY rowid) AS copy_no
+        SELECT rowid AS row_id, source_row, v_{key}, problems,
+            row_number() OVER (PARTITION BY v_{key}, row_hash ORDER BY source_row) AS copy_no
         FROM {rows}
         WHERE v_{key} IN (SELECT v_{key} FROM {rows} WHERE v_{key} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
     )

@@ -4,5 +4,5 @@ COPY (
     SELECT {columns}
     FROM {rows}
     WHERE problems = ''
-    ORDER BY rowid
+    ORDER BY source_row
 ) TO '{path}' (FORMAT parquet, KV_METADATA {{pandas: '{pandas_metadata}'}})
