@@ -1,5 +1,5 @@
 """Benchmark of step 04 at scale: the full comparison (all candidates, k sweep, stability), the
-assignment of every customer, profiles, merge/split suggestions and the UMAP map on a sample.
+assignment of every customer, profiles, merge/split suggestions and the 2-D map on a sample.
 
     .venv/bin/python benchmarks/bench_clustering.py 100000 1000000        # synthetic, 144 columns
     .venv/bin/python benchmarks/bench_clustering.py --run-dir RUN           # a run folder's step 03
@@ -26,7 +26,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as clustering
 from helpers.clustering import profiles as clustering_profiles
-from helpers.clustering.embedding import umap_embedding
+from helpers.clustering.embedding import map_embedding
 from helpers.clustering.synthetic import make_world
 from helpers.core.config import load_config, parse_config
 from helpers.core.settings import ClusteringSettingsSection, RunSettings
@@ -103,9 +103,7 @@ def run(
     clustering_profiles.merge_split_suggestions(x, segments["segment_id"].to_numpy())
     profiled = time.perf_counter()
     rows = np.flatnonzero(clustered)
-    _, _, umap_seconds = umap_embedding(
-        x[rows], settings.umap_fit_size, settings.umap_max_points, settings.seed
-    )
+    _, _, map_seconds = map_embedding(x[rows], settings.map_fit_size, settings.map_max_points, settings.seed)
     finished = time.perf_counter()
     alone = clustering.index_choices(scored)
     print(
@@ -126,8 +124,8 @@ def run(
     print(f"assign everyone  {assigned - compared:7.1f} s")
     print(f"profiles         {profiled - assigned:7.1f} s")
     print(
-        f"UMAP             {finished - profiled:7.1f} s  "
-        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in umap_seconds.items())
+        f"map              {finished - profiled:7.1f} s  "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in map_seconds.items())
     )
     print(f"step total       {finished - loaded:7.1f} s   peak RSS {peak_rss_gb():.2f} GB")
 
@@ -149,8 +147,8 @@ def main() -> None:
     print(
         f"settings: sample {settings.sample_size}, small sample {settings.small_sample_size}, "
         f"k {settings.k_min}..{settings.k_max}, {settings.stability_refits} stability refits, "
-        f"{settings.components} components, UMAP fit {settings.umap_fit_size} / shown "
-        f"{settings.umap_max_points}, threads {settings.threads}"
+        f"{settings.components} components, map fit {settings.map_fit_size} / shown "
+        f"{settings.map_max_points}, threads {settings.threads}"
     )
     if arguments.run_dir:
         run(str(arguments.run_dir), lambda: from_run(arguments.run_dir), settings)

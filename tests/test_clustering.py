@@ -412,8 +412,8 @@ STEP_OVERRIDES = {
     "clustering.stability_sample_size": 400,
     "clustering.stability_refits": 2,
     "clustering.components": 6,
-    "clustering.umap_fit_size": 200,
-    "clustering.umap_max_points": 400,
+    "clustering.map_fit_size": 200,
+    "clustering.map_max_points": 400,
 }
 
 
@@ -477,8 +477,8 @@ def test_run_step_segments_every_customer_and_writes_every_artifact(step_run):
     assert result.lifecycle_left_out == list(LIFECYCLE_COLUMNS)
     assert "z:monetary_total" in result.profiles.columns  # described although not clustered on
     assert result.space.pca is not None and result.x.shape == (len(truth), 6)
-    assert len(result.umap.rows) == len(result.umap.coordinates) == 400
-    assert not result.prospects[result.umap.rows].any()  # the map shows clustered customers only
+    assert len(result.segment_map.rows) == len(result.segment_map.coordinates) == 400
+    assert not result.prospects[result.segment_map.rows].any()  # the map shows clustered customers only
     for name in ("segments", "segment_profiles", "comparison", "centroids", "scaling"):
         assert ctx.path(f"{name}.parquet").is_file(), name
     pd.testing.assert_frame_equal(pd.read_parquet(ctx.path("segments.parquet")), segments)
@@ -498,7 +498,7 @@ def test_run_step_records_the_values_of_the_step(step_run):
         zip(result.index_choices["criterion"], result.index_choices["choice"], strict=True)
     )
     assert set(manifest["seconds_per_algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
-    assert set(manifest["umap_seconds"]) == {"import", "fit", "transform"}
+    assert set(manifest["map_seconds"]) == {"import", "fit", "transform"}
     assert (manifest["k_max_used"], manifest["k_note"]) == (result.comparison.k_max, result.comparison.k_note)
 
 

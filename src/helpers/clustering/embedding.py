@@ -42,6 +42,3 @@ def map_embedding(
     coordinates[:, : projection.n_components_] = projection.transform(x[shown])
     timings["transform"] = time.perf_counter() - started
     return shown, coordinates, timings
-
-
-umap_embedding = map_embedding  # the former name (benchmarks/bench_clustering.py imports it)

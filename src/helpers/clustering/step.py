@@ -25,7 +25,7 @@ SEGMENT_COLUMNS = ["customer_id", "segment_id", "segment_name", "distance", "mem
 
 
 @dataclass
-class UmapMap:
+class SegmentMap:
     """The map's points (2-D PCA, `helpers.clustering.embedding`): `rows` (positions among all
     customers), their 2-D coordinates and the seconds spent (import, fit on the sample, transform)."""
 
@@ -58,8 +58,13 @@ class ClusteringResult:
     lifecycle_left_out: list[str]
     dominant: pd.DataFrame  # columns holding > 20 % of the step-03 matrix's variance
     index_choices: pd.DataFrame  # what each criterion alone would pick
-    umap: UmapMap
+    segment_map: SegmentMap
     model_path: Path
+
+    @property
+    def umap(self) -> SegmentMap:
+        """The former name of `segment_map`: notebook 04 still reads it (its owner renames the use)."""
+        return self.segment_map
 
     @property
     def candidate(self) -> cl.Candidate:
@@ -112,8 +117,8 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         "name",
     ].tolist()
     clustered_rows = clustered.nonzero()[0]
-    shown, coordinates, umap_seconds = map_embedding(
-        x[clustered_rows], settings.umap_fit_size, settings.umap_max_points, settings.seed
+    shown, coordinates, map_seconds = map_embedding(
+        x[clustered_rows], settings.map_fit_size, settings.map_max_points, settings.seed
     )
     result = ClusteringResult(
         settings=settings,
@@ -136,7 +141,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         lifecycle_left_out=left_out,
         dominant=cl.dominant_columns(matrix, clustered),
         index_choices=cl.index_choices(scored),
-        umap=UmapMap(clustered_rows[shown], coordinates, umap_seconds),
+        segment_map=SegmentMap(clustered_rows[shown], coordinates, map_seconds),
         model_path=ctx.step_dir / "models" / "chosen.joblib",
     )
     write_outputs(ctx, result)
@@ -166,5 +171,5 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
         index_choices=dict(zip(alone["criterion"], alone["choice"], strict=True)),
         seconds_per_algorithm={key: round(value, 2) for key, value in result.comparison.seconds.items()},
         map_method=MAP_METHOD,
-        umap_seconds={key: round(value, 2) for key, value in result.umap.seconds.items()},  # the map's
+        map_seconds={key: round(value, 2) for key, value in result.segment_map.seconds.items()},
     )

@@ -189,8 +189,8 @@ class ClusteringSettingsSection(Section):
     column_scaling: Literal["standardize", "as_is"] = "standardize"
     components: Annotated[int, Field(ge=0)] = 20
     prospects: Literal["separate", "cluster"] = "separate"
-    umap_fit_size: PositiveInt = 3_000
-    umap_max_points: PositiveInt = 6_000
+    map_fit_size: PositiveInt = 3_000  # the 2-D map's projection is fitted on this many customers
+    map_max_points: PositiveInt = 6_000  # customers shown on the 2-D map
     threads: PositiveInt = 1
     naming_rules: str = "config/naming_rules.yml"
 
