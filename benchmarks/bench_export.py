@@ -41,7 +41,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import adjusted_rand_score
 
+from helpers.audit import run_step as run_audit
 from helpers.core.config import load_config
+from helpers.core.context import open_step
 from helpers.core.normalize import normalize_email, normalize_phone
 from helpers.core.runner import ensure_demo_data
 from helpers.demo.truth import customer_person
@@ -118,6 +120,30 @@ def run(config: Path | None, overrides: list[str], outputs: Path, reuse: bool) -
     if found is None:
         raise SystemExit(f"{outputs}: the run did not finish")
     return found
+
+
+def audit_seconds(root: Path, customers: int, seed: int) -> None:
+    """Step 01 alone (in this process) on the export world with its proposed config and on the default
+    world of the same size and seed; print wall and CPU seconds of each and their ratio."""
+    seconds = {}
+    for style in ("export", "default"):
+        raw, truth, reference_date = timed(
+            f"{style} world {customers:,}", world, root, style, customers, seed
+        )
+        if style == "export":
+            proposed = propose(raw, reference_date, root / f"proposed_{customers}_{seed}.yml")
+            config = load_config(proposed, [f"demo.truth_dir={truth}"])
+        else:
+            config = load_config(None, [f"data.raw_dir={raw}", f"demo.truth_dir={truth}"])
+        run_dir = root / f"audit_{style}_{customers}_{seed}_{time.strftime('%H%M%S')}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        run_audit(open_step("01_data_audit", str(run_dir)))
+        seconds[style] = (time.perf_counter() - wall, cpu_seconds() - cpu)
+        print(f"step 01, {style} style: {seconds[style][0]:.1f} s wall, {seconds[style][1]:.1f} s CPU")
+    (wall_e, cpu_e), (wall_d, cpu_d) = seconds["export"], seconds["default"]
+    print(f"step 01 export / default at {customers:,}: {wall_e / wall_d:.2f}x wall, {cpu_e / cpu_d:.2f}x CPU")
 
 
 def file_measures(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame) -> pd.DataFrame:
@@ -212,16 +238,17 @@ def row_keys(run_dir: Path, trace: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def linkable(clean: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+def linkable(clean: pd.DataFrame, keys: pd.DataFrame, shared: bool) -> np.ndarray:
     """Component of each clean row within its person: rows of one person sharing an identifier key are
     connected, and all of a person's identity-file rows are (record linkage is measured apart). Pairs
-    in one component are the ones a resolver could link from the files' identifiers alone."""
-    node = pd.concat(
-        [
-            keys.merge(clean.reset_index()[["index", "file", "row_no", "person_id"]], on=["file", "row_no"]),
-            clean[clean["file"].isin(IDENTITY_FILES)].reset_index().assign(key="\x00identity"),
-        ]
-    )
+    in one component are the ones a resolver could link from the files' identifiers alone. Without
+    `shared`, keys that rows of several persons carry (household landlines, switchboards, placeholders)
+    connect nothing: only a name could tell their holders apart."""
+    node = keys.merge(clean.reset_index()[["index", "file", "row_no", "person_id"]], on=["file", "row_no"])
+    if not shared:
+        node = node[node.groupby("key")["person_id"].transform("nunique") == 1]
+    identity = clean[clean["file"].isin(IDENTITY_FILES)].reset_index().assign(key="\x00identity")
+    node = pd.concat([node, identity[["index", "person_id", "key"]]])
     key_id = pd.factorize(node["person_id"] + "\x1f" + node["key"])[0]
     n = len(clean)
     graph = coo_matrix(
@@ -276,18 +303,19 @@ def report_files(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame)
 
 def report_identity(clean: pd.DataFrame, persons: pd.DataFrame, keys: pd.DataFrame) -> None:
     """Print the pairwise figures over clean rows, identity files, per file and per hard case, with the
-    recall a resolver linking only rows that share an identifier could reach (`linkable`)."""
+    recall a resolver linking only rows that share an identifier could reach (`linkable`): by the keys of
+    one person only, and by any key including shared ones."""
     frame = clean.merge(persons[["person_id", *CASES.values()]], on="person_id", how="left")
-    frame["component"] = linkable(frame, keys)
+    frame["component"] = linkable(frame, keys, shared=False)
+    frame["component_shared"] = linkable(frame, keys, shared=True)
     focus = {"all files": None}
     focus |= {f"pairs touching {file}": frame["file"] == file for file in sorted(frame["file"].unique())}
     focus |= {f"case: {case}": frame[column].fillna("") != "" for case, column in CASES.items()}
     lines = {}
     for label, mask in focus.items():
         lines[label] = pairwise_scores(frame["person_id"], frame["customer"], mask)
-        lines[label]["linkable_recall"] = pairwise_scores(frame["person_id"], frame["component"], mask)[
-            "recall"
-        ]
+        for column, name in (("component", "linkable_unique"), ("component_shared", "linkable_any")):
+            lines[label][name] = pairwise_scores(frame["person_id"], frame[column], mask)["recall"]
     ident = frame[frame["file"].isin(IDENTITY_FILES)]
     lines["identity files only"] = pairwise_scores(ident["person_id"], ident["customer"])
     print("\nidentity, pairwise over clean rows of a planted person (unlinked rows are their own customer):")
@@ -311,8 +339,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_export"))
     parser.add_argument("--reuse", action="store_true", help="reuse the newest finished run of each world")
+    parser.add_argument(
+        "--audit-only",
+        type=int,
+        metavar="N",
+        help="only time step 01 on both styles at N people (e.g. 1000000)",
+    )
     args = parser.parse_args()
     root = args.root.resolve()
+    if args.audit_only:
+        audit_seconds(root, args.audit_only, args.seed)
+        return
     raw, truth, reference_date = timed("export world", world, root, "export", args.customers, args.seed)
     config = timed(
         "init-config", propose, raw, reference_date, root / f"proposed_{args.customers}_{args.seed}.yml"
