@@ -1,14 +1,21 @@
-"""The conda and pip install paths pin the same versions, and the lock agrees with both."""
+"""The conda and pip install paths pin the same versions, the lock agrees with both, and every direct
+dependency is one the project uses."""
 
 from __future__ import annotations
 
+import json
 import re
+from importlib import metadata
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)$")
+IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
+RESOURCE = re.compile(r"files\(\"([A-Za-z_]\w*)\"\)")  # package data read with importlib.resources
+# Direct dependencies the code never imports: the tools that run, edit, test and lint it.
+TOOLS = {"jupyterlab", "ipykernel", "jupytext", "pytest-xdist", "nbval", "ruff"}
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
@@ -41,3 +48,22 @@ def test_numpy_stays_below_2_5() -> None:
     requirements = _pins((ROOT / "requirements.txt").read_text().splitlines())
     major, minor = (int(part) for part in requirements["numpy"].split(".")[:2])
     assert (major, minor) < (2, 5)
+
+
+def test_every_direct_dependency_is_imported_or_a_tool() -> None:
+    sources = [
+        path.read_text()
+        for folder in ("src", "benchmarks", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+    ]
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(notebook.read_text())["cells"]
+        sources += ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    modules = {
+        module for text in sources for pattern in (IMPORT, RESOURCE) for module in pattern.findall(text)
+    }
+    providers = metadata.packages_distributions()
+    used = {dist.lower().replace("_", "-") for module in modules for dist in providers.get(module, [])}
+    requirements = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert "umap-learn" not in requirements  # the 2-D map is a PCA now (helpers.clustering.embedding)
+    assert sorted(set(requirements) - used - TOOLS) == []
