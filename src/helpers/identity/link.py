@@ -15,10 +15,10 @@ from helpers.core.settings import DataSettings, IdentitySettings
 from helpers.core.tables import TABLES
 from helpers.identity.merge import merge_identities
 
-# Columns `link_records` compares; any other column (address, postcode, ...) is not used by the method.
+# Columns `link_records` compares; any other column is not used by the method.
 LINK_COLUMNS = (
     "id", "name", "given_name", "surname", "birth_date", "gender", "phone", "phone_2", "email",
-    "city", "province", "national_id_hash",
+    "city", "province", "address", "postcode", "national_id_hash",
 )  # fmt: skip
 
 
@@ -34,8 +34,9 @@ def link_records(
     `records` has `id` (unique) and whatever it has of: `name` (or `given_name` and `surname`, any
     script and order), `birth_date` (values that do not parse are dropped, the record still links),
     `gender` (M/F), `phone` and `phone_2` (any format; `data.home_region` / `home_area_code` apply),
-    `email`, `city`, `province`, `national_id_hash`. `settings` is the `identity` config section
-    (default: the schema's), `seed` the run seed. The result is indexed by `id`, named `cluster`.
+    `email`, `city`, `province`, `address`, `postcode`, `national_id_hash`. `settings` is the
+    `identity` config section (default: the schema's), `seed` the run seed. The result is indexed
+    by `id`, named `cluster`.
     """
     if "id" not in records:
         raise ValueError(f"link_records needs an `id` column (has {sorted(records.columns)})")
@@ -71,9 +72,11 @@ def link_records(
             "customer_type": "consumer",
             "province": column("province"),
             "city": column("city"),
+            "address": column("address"),
             "created_at": pd.NaT,
         }
     ).reindex(columns=TABLES["crm_customers"].column_names)
+    crm["postcode"] = column("postcode").to_numpy()
     crm.insert(0, "source_record_id", ids)
     crm.insert(0, "source_system", "crm")
     for phone in ("mobile", "landline"):

@@ -102,6 +102,8 @@ FIELD_SOURCES: dict[str, dict[str, str]] = {
         "seen_at": "joined_on",
     },
 }
+# Fields copied when the table has the column (a CRM export's address; `link_records`' postcode).
+OPTIONAL_SOURCES: dict[str, dict[str, str]] = {"crm": {"address": "address", "postcode": "postcode"}}
 PHONE_COLUMNS = {
     "crm": ("mobile_norm", "landline_norm"),
     "cti": ("phone_norm",),
@@ -213,6 +215,8 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         )
         for target, source in FIELD_SOURCES[system].items():
             part[target] = frame[source].to_numpy()
+        for target, source in OPTIONAL_SOURCES.get(system, {}).items():
+            part[target] = frame[source].to_numpy() if source in frame else pd.NA
         phones = [frame[column].astype("string") for column in PHONE_COLUMNS[system]]
         mobile = pd.Series(pd.NA, index=frame.index, dtype="string")
         for phone in phones:
@@ -223,7 +227,8 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         raise IdentityInputError("No identity tables given")
     records = pd.concat(parts, ignore_index=True)
     # Fields of systems not given stay empty, so golden records always have every column.
-    for target in {name for fields in FIELD_SOURCES.values() for name in fields} - set(records.columns):
+    fields = {name for sources in (*FIELD_SOURCES.values(), *OPTIONAL_SOURCES.values()) for name in sources}
+    for target in fields - set(records.columns):
         records[target] = pd.NA
     records["record_key"] = records["source_system"] + ":" + records["source_record_id"]
     records["name_key"] = normalize_name(records["name"])
@@ -361,12 +366,23 @@ def deterministic_edges(
 
 # ---------------------------------------------------------------------------------------------
 # Clustering without chaining
-def _birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
-    """Same date or a typo: one of year/month/day differs, day and month swapped, or a day off."""
-    same = (a.year == b.year) + (a.month == b.month) + (a.day == b.day)
-    swapped = a.year == b.year and a.month == b.day and a.day == b.month
-    day_off = abs(a.year - b.year) <= 1 and abs(a.dayofyear - b.dayofyear) <= 2
-    return same >= 2 or swapped or day_off
+def birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
+    """Same date or a typo of it: one digit of YYYYMMDD differs, day and month swapped or the two
+    digits of the day or month transposed (same year), the same day and month a year apart, or a day
+    apart. Namesakes born years apart on the same day (1964-08-10, 2003-08-10) are not compatible."""
+    if a == b:
+        return True
+    left, right = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
+    if sum(x != y for x, y in zip(left, right, strict=True)) <= 1:
+        return True
+    if a.year == b.year and (
+        (a.month == b.day and a.day == b.month)
+        or (a.month == b.month and left[6:] == right[6:][::-1])
+        or (a.day == b.day and left[4:6] == right[4:6][::-1])
+    ):
+        return True
+    same_day = a.month == b.month and a.day == b.day
+    return (same_day and abs(a.year - b.year) <= 1) or abs((a - b).days) <= 1
 
 
 @dataclass
@@ -380,9 +396,16 @@ class _ClusterFacts:
 def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool) -> bool:
     if len(a.national_ids | b.national_ids) > 1:
         return False
-    if check_mobiles and a.mobiles and b.mobiles and not a.mobiles & b.mobiles:
+    # Phones change: different mobiles veto a probabilistic link unless name and birth date agree exactly.
+    if (
+        check_mobiles
+        and a.mobiles
+        and b.mobiles
+        and not a.mobiles & b.mobiles
+        and not (a.names & b.names and a.birth_dates & b.birth_dates)
+    ):
         return False
-    if any(not _birth_dates_compatible(x, y) for x in a.birth_dates for y in b.birth_dates - a.birth_dates):
+    if any(not birth_dates_compatible(x, y) for x in a.birth_dates for y in b.birth_dates - a.birth_dates):
         return False
     return all(name_similarity(x, y) >= CLUSTER_NAME_FLOOR for x in a.names for y in b.names - a.names)
 
@@ -399,8 +422,9 @@ def merge_with_constraints(
     A merge is refused when the two clusters together would hold two national-ID hashes,
     birth dates that cannot be typos of each other, or dissimilar names; with `check_mobiles`
     also when both clusters have mobiles and share none (for probabilistic links, where no
-    identifier vouches for the match). Returns the new label of every record and a bool
-    array saying which edges were applied (or already inside one cluster).
+    identifier vouches for the match) unless they share a name key and a birth date. Returns the
+    new label of every record and a bool array saying which edges were applied (or already inside
+    one cluster).
     """
     columns = {
         "names": records["name_key"],

@@ -1,18 +1,23 @@
 """Probabilistic matching for the identity step: Splink (DuckDB backend) between deterministic clusters.
 
 The model compares name keys (exact with term-frequency adjustment, partial, Jaro-Winkler),
-birth dates (exact, one typo, else), gender, city, mobile (exact, same last 4 digits, else) and
-e-mail (exact, same local part, same trailing digit handle, else). Disagreement levels get their
-own (negative) weights, so a different birth date, phone or e-mail counts against a match.
+birth dates (exact, one typo, else), gender, city, address, postcode, mobile (exact, same last 4
+digits, else) and e-mail (exact, same local part, same trailing digit handle, else); a comparison
+whose column is empty in every record is left out. Disagreement levels get their own (negative)
+weights, so a different birth date, phone or e-mail counts against a match.
 
-Training: u-probabilities from random record pairs; m-probabilities from the high-confidence
-deterministic clusters (`estimate_m_from_label_column`) instead of EM, which tends to learn
-"same common name" as a match. The prior is the deterministic duplicate rate.
+Training: u-probabilities from random record pairs. With at least `min_label_pairs` pairs inside
+deterministic clusters, m-probabilities come from them (`estimate_m_from_label_column`; EM tends
+to learn "same common name" as a match) and the prior is the deterministic duplicate rate.
+With fewer (a file without shared phones or e-mails, a small file), Splink's own estimation:
+the prior from exact name + birth date agreement at an assumed recall, m by EM on blocks that
+do not block on the compared field (birth date, then name). Nothing to train on: nothing scored.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +39,8 @@ MODEL_COLUMNS = [
     "email_key",
     "email_local",
     "email_handle",
+    "address_key",
+    "postcode",
 ]
 
 # Candidate pairs: records in different deterministic clusters that agree on one of these.
@@ -46,11 +53,22 @@ BLOCKING_RULES = [
     "l.email_local = r.email_local",
     "l.email_handle = r.email_handle",
     "l.name_rare = r.name_rare",
+    # A typo in the name: birth date and place agree.
+    "l.birth_date = r.birth_date AND l.city_key = r.city_key",
+    "l.birth_date = r.birth_date AND l.postcode = r.postcode",
+    "l.address_key = r.address_key AND l.postcode = r.postcode",
 ]
 # Names shared by at most this many records are blocked on alone (common names need more).
 RARE_NAME_MAX_RECORDS = 20
 # Deterministic duplicates are found already; the prior allows for this many more per found one.
 PRIOR_INFLATION = 1.5
+# Training without deterministic links: EM on records agreeing on each column (each block trains the
+# other comparisons, as Splink's FEBRL examples do), if at least MIN_EM_PAIRS pairs agree on it; the
+# prior from records agreeing on all of a rule's columns, taken to find PRIOR_RECALL of the matches.
+EM_COLUMNS = ("birth_date", "name_key")
+MIN_EM_PAIRS = 20
+PRIOR_RULES = ("l.name_key = r.name_key AND l.birth_date = r.birth_date",)
+PRIOR_RECALL = 0.6
 
 
 def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
@@ -62,9 +80,19 @@ def _null(column: str) -> dict[str, Any]:
 
 
 _ELSE = _level("ELSE", "else")
+# A typo of a birth date, as `helpers.identity.merge.birth_dates_compatible` defines it: one digit of
+# YYYYMMDD differs, day and month swapped or a day's or month's digits transposed in the same year,
+# the same day and month a year apart, or a day apart.
 BIRTH_TYPO = (
-    "((year(birth_date_l) = year(birth_date_r))::INT + (month(birth_date_l) = month(birth_date_r))::INT"
-    " + (day(birth_date_l) = day(birth_date_r))::INT >= 2)"
+    "hamming(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1"
+    " OR year(birth_date_l) = year(birth_date_r) AND ("
+    "month(birth_date_l) = day(birth_date_r) AND day(birth_date_l) = month(birth_date_r)"
+    " OR month(birth_date_l) = month(birth_date_r)"
+    " AND strftime(birth_date_l, '%d') = reverse(strftime(birth_date_r, '%d'))"
+    " OR day(birth_date_l) = day(birth_date_r)"
+    " AND strftime(birth_date_l, '%m') = reverse(strftime(birth_date_r, '%m')))"
+    " OR month(birth_date_l) = month(birth_date_r) AND day(birth_date_l) = day(birth_date_r)"
+    " AND abs(year(birth_date_l) - year(birth_date_r)) <= 1"
     " OR abs(date_diff('day', birth_date_l, birth_date_r)) <= 1"
 )
 COMPARISONS: list[dict[str, Any]] = [
@@ -107,6 +135,19 @@ COMPARISONS: list[dict[str, Any]] = [
             ),
             _ELSE,
         ],
+    },
+    {
+        "output_column_name": "address",
+        "comparison_levels": [
+            _null("address_key"),
+            _level("address_key_l = address_key_r", "exact"),
+            _level("jaro_winkler_similarity(address_key_l, address_key_r) >= 0.9", "jaro-winkler >= 0.9"),
+            _ELSE,
+        ],
+    },
+    {
+        "output_column_name": "postcode",
+        "comparison_levels": [_null("postcode"), _level("postcode_l = postcode_r", "exact"), _ELSE],
     },
     {
         "output_column_name": "mobile",
@@ -152,6 +193,12 @@ def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
             "email_handle": local.str.extract(r"(\d{5,})$", expand=False),
         }
     )
+    address = records["address"] if "address" in records else pd.Series(pd.NA, index=records.index)
+    frame["address_key"] = (
+        address.astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
+    )
+    postcode = records["postcode"] if "postcode" in records else pd.Series(pd.NA, index=records.index)
+    frame["postcode"] = postcode.astype("string").str.replace(r"\D", "", regex=True).replace("", pd.NA)
     counts = frame["name_key"].map(frame["name_key"].value_counts())
     frame["name_rare"] = frame["name_key"].where(counts <= RARE_NAME_MAX_RECORDS)
     # A one-token name has no separate first and last token to block on.
@@ -189,28 +236,49 @@ def score_pairs(
     min_probability: float = 0.5,
     u_max_pairs: float = 2e6,
     min_label_pairs: int = 50,
+    em_columns: tuple[str, ...] = (),
+    prior_rules: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train a Splink model on `frame` and score the pairs `blocking_rules` generate across clusters.
 
     `frame` has `record_index` (0..n-1) and `cluster` (deterministic cluster label) columns plus
-    the compared columns. m-probabilities come from the pairs inside deterministic clusters;
-    with fewer than `min_label_pairs` such pairs nothing is scored (no EM fallback).
-    Returns `left_index, right_index, match_weight, match_probability` at/above `min_probability`.
+    the compared columns; comparisons of columns empty in every record are left out. With at least
+    `min_label_pairs` pairs inside deterministic clusters, m-probabilities come from them; else
+    EM runs on each of `em_columns` (records agreeing on that column) with at least
+    `MIN_EM_PAIRS` pairs, after the prior is estimated from `prior_rules` at `PRIOR_RECALL`.
+    With neither, nothing is scored. Returns `left_index, right_index, match_weight,
+    match_probability` at/above `min_probability` and the training figures.
     """
     labels = frame["cluster"].to_numpy()
-    prior = deterministic_prior(labels)
     label_pairs = _pairs_within_clusters(labels)
-    stats: dict[str, Any] = {"splink_label_pairs": label_pairs, "splink_prior": prior}
-    if label_pairs < min_label_pairs:
-        # Too few sure links to learn what a match looks like; EM would learn namesakes instead.
-        stats["splink_training"] = f"skipped: fewer than {min_label_pairs} deterministic pairs"
+    stats: dict[str, Any] = {"splink_label_pairs": label_pairs}
+    comparisons = [c for c in comparisons if frame[compared_column(c)].notna().any()]
+    em_blocks = [c for c in em_columns if _pairs_agreeing(frame[c]) >= MIN_EM_PAIRS]
+    if label_pairs < min_label_pairs and not em_blocks:
+        stats["splink_training"] = (
+            f"skipped: fewer than {min_label_pairs} deterministic pairs and fewer than "
+            f"{MIN_EM_PAIRS} pairs agreeing on any of {list(em_columns)} for EM"
+        )
         return empty_scores(), stats
+    prior = deterministic_prior(labels)
     rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in blocking_rules]
     db_api = DuckDBAPI()
     linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
-    linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-    linker.training.estimate_m_from_label_column("cluster")
-    stats["splink_training"] = "m from deterministic links, u from random pairs"
+    if label_pairs >= min_label_pairs:
+        linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+        linker.training.estimate_m_from_label_column("cluster")
+        stats["splink_training"] = "m from deterministic links, u from random pairs"
+    else:
+        if prior_rules:
+            linker.training.estimate_probability_two_random_records_match(
+                list(prior_rules), recall=PRIOR_RECALL
+            )
+        linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+        for column in em_blocks:
+            linker.training.estimate_parameters_using_expectation_maximisation(f"l.{column} = r.{column}")
+        prior = linker.misc.save_model_to_json()["probability_two_random_records_match"]
+        stats["splink_training"] = f"EM on records agreeing on {' / '.join(em_blocks)}, u from random pairs"
+    stats["splink_prior"] = prior
     predictions = linker.inference.predict(threshold_match_probability=min_probability).as_pandas_dataframe()
     pairs = pd.DataFrame(
         {
@@ -222,6 +290,18 @@ def score_pairs(
     )
     stats["splink_pairs_above_min"] = len(pairs)
     return pairs, stats
+
+
+def compared_column(comparison: dict[str, Any]) -> str:
+    """The column a comparison reads, from its null level (`"<column>_l" IS NULL ...`)."""
+    match = re.match(r'"?(\w+)_l"? IS NULL', comparison["comparison_levels"][0]["sql_condition"])
+    return match.group(1) if match else comparison["output_column_name"]
+
+
+def _pairs_agreeing(values: pd.Series) -> int:
+    """Record pairs with the same non-null value."""
+    sizes = values.dropna().value_counts().to_numpy(dtype=np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
 
 
 def empty_scores() -> pd.DataFrame:
@@ -245,4 +325,12 @@ def score_candidate_pairs(
     records: pd.DataFrame, labels: np.ndarray, seed: int, min_probability: float = 0.5
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score identity records (from `helpers.identity.merge.build_records`) across deterministic clusters."""
-    return score_pairs(model_input(records, labels), COMPARISONS, BLOCKING_RULES, seed, min_probability)
+    return score_pairs(
+        model_input(records, labels),
+        COMPARISONS,
+        BLOCKING_RULES,
+        seed,
+        min_probability,
+        em_columns=EM_COLUMNS,
+        prior_rules=PRIOR_RULES,
+    )
