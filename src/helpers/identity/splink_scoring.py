@@ -56,7 +56,10 @@ BLOCKING_RULES = [
     # A typo in the name: birth date and place agree.
     "l.birth_date = r.birth_date AND l.city_key = r.city_key",
     "l.birth_date = r.birth_date AND l.postcode = r.postcode",
-    "l.address_key = r.address_key AND l.postcode = r.postcode",
+    # A typo in the name and no birth date in common: the same address, or a name part and postcode.
+    "l.address_key = r.address_key",
+    "l.name_first = r.name_first AND l.postcode = r.postcode",
+    "l.name_last = r.name_last AND l.postcode = r.postcode",
 ]
 # Names shared by at most this many records are blocked on alone (common names need more).
 RARE_NAME_MAX_RECORDS = 20
