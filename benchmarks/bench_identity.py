@@ -1,7 +1,8 @@
 """Identity-merge benchmark: pairwise precision/recall/F1 after clustering, wall time, peak memory.
 
 Systems:
-  step      this step's method (deterministic links -> Splink m-training -> constrained clustering)
+  step      this step's method (deterministic links -> Splink m-training, or EM without enough
+            of them -> constrained clustering); on FEBRL `link_records` (see bench_febrl.py)
   splink    plain Splink: same comparisons, EM-trained, clusters at the step's match probability
             (identity.match_threshold of config/demo.yml)
   rl        recordlinkage's standard approach: blocking, feature comparison, sum of scores > 3
@@ -35,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.config import load_config, parse_config
+from helpers.identity import link_records
 from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
-from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, score_pairs, settings
+from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, settings
 
 DEMO_ROOT = Path("/tmp/bench_identity")
 DEMO_SETTINGS = parse_config(load_config())  # config/demo.yml: the step runs with its `identity` section
@@ -88,7 +90,7 @@ def _febrl(name: str) -> tuple[pd.DataFrame, np.ndarray]:
 
     df = getattr(datasets, f"load_{name}")().sort_index()
     truth = df.index.str.extract(r"rec-(\d+)-", expand=False).astype(int).to_numpy()
-    frame = df.reset_index(drop=True).astype("string")
+    frame = df.reset_index().astype("string")
     frame["record_index"] = np.arange(len(frame))
     return frame, truth
 
@@ -134,50 +136,6 @@ FEBRL_BLOCKING = [
     "l.given_name = r.given_name AND l.suburb = r.suburb",
     "l.address_1 = r.address_1 AND l.street_number = r.street_number",
 ]
-
-
-# High-confidence FEBRL links: each rule leaves other fields free to disagree, so m is learned for all.
-FEBRL_SURE_RULES = [
-    ["soc_sec_id", "date_of_birth"],
-    ["soc_sec_id", "given_name", "surname"],
-    ["given_name", "surname", "date_of_birth"],
-    ["given_name", "surname", "address_1", "postcode"],
-]
-
-
-def sure_links(frame: pd.DataFrame, rules: list[list[str]]) -> np.ndarray:
-    """Cluster labels joining records that agree exactly on every column of some rule."""
-    left, right = [], []
-    for rule in rules:
-        complete = frame.dropna(subset=rule)
-        group = complete.groupby(rule).ngroup().to_numpy()
-        order = np.argsort(group, kind="stable")
-        index = complete["record_index"].to_numpy()[order]
-        same = group[order][1:] == group[order][:-1]
-        left.append(index[:-1][same])
-        right.append(index[1:][same])
-    return link_components(len(frame), np.concatenate(left), np.concatenate(right))
-
-
-def febrl_step(frame: pd.DataFrame) -> np.ndarray:
-    """This step's method on FEBRL: exact-agreement links train m, Splink scores across them.
-
-    FEBRL corrupts by replacing whole values (a new birth date, another given name), so the
-    step's hard birth-date/name constraints do not apply; links >= THRESHOLD are joined directly.
-    """
-    labels = sure_links(frame, FEBRL_SURE_RULES)
-    data = frame[["record_index", *FEBRL_COLUMNS]].assign(cluster=labels)
-    pairs, _ = score_pairs(
-        data, FEBRL_COMPARISONS, FEBRL_BLOCKING, seed=DEMO_SETTINGS.run.seed, min_probability=THRESHOLD
-    )
-    left = np.concatenate([np.arange(len(frame)), pairs["left_index"].to_numpy()])
-    right = np.concatenate(
-        [
-            pd.Series(np.arange(len(frame))).groupby(labels).transform("min").to_numpy(),
-            pairs["right_index"].to_numpy(),
-        ]
-    )
-    return link_components(len(frame), left, right)
 
 
 def plain_splink(
@@ -226,7 +184,11 @@ def recordlinkage_standard(
 def run_febrl(name: str, system: str) -> dict[str, Any]:
     frame, truth = _febrl(name)
     if system == "step":
-        labels = febrl_step(frame)
+        from bench_febrl import load
+
+        records, _ = load(name)
+        clusters = link_records(records).reindex(frame["rec_id"].to_numpy())
+        labels = pd.factorize(clusters)[0]
     elif system == "splink":
         labels = plain_splink(frame, FEBRL_COMPARISONS, FEBRL_BLOCKING, FEBRL_BLOCKING[1:3])
     else:
