@@ -97,6 +97,21 @@ def test_household_landline_links_only_the_same_name() -> None:
     assert ids["crm:C1"] == ids["cti:T1"] != ids["crm:C2"]
 
 
+def test_a_shared_mobile_does_not_join_namesakes_born_decades_apart() -> None:
+    """Father and son share a mobile and a name, born on the same day 39 years apart: the identifier
+    link is rejected for the birth dates; a one-digit typo of the date still links."""
+    rows = [
+        crm("C1", "王建国", mobile="13812345678", birth_date="1964-08-10"),
+        crm("C2", "王建国", mobile="13812345678", birth_date="2003-08-10"),
+        crm("C3", "李明", mobile="13987654321", birth_date="1990-03-15"),
+        crm("C4", "李明", mobile="13987654321", birth_date="1990-03-16"),
+    ]
+    result = merge({"crm": clean_table("crm", rows)}, method="deterministic")
+    ids = customer_of(result)
+    assert ids["crm:C1"] != ids["crm:C2"] and ids["crm:C3"] == ids["crm:C4"]
+    assert result.review_pairs["reason"].tolist() == ["birth dates differ"]
+
+
 def test_conflicting_national_ids_never_share_a_customer() -> None:
     rows = [
         crm("C1", "王伟", mobile="13812345678", national_id_hash="aa", birth_date="1980-01-02"),

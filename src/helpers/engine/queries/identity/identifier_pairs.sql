@@ -28,16 +28,20 @@ SELECT p.left_index,
        END AS name_similarity,
        l.national_id_hash IS NOT NULL AND r.national_id_hash IS NOT NULL
            AND l.national_id_hash <> r.national_id_hash AS national_id_conflict,
-       -- Typos, not conflicts: one of year/month/day differs, day and month swapped, or a day
-       -- off (also in a neighbouring year).
+       -- Typos, not conflicts (as helpers.identity.merge.birth_dates_compatible): one digit of
+       -- YYYYMMDD differs, day and month swapped or the day's or month's digits transposed in the
+       -- same year, the same day and month a year apart, or a day apart.
        l.birth_date IS NOT NULL AND r.birth_date IS NOT NULL AND NOT (
-           (year(l.birth_date) = year(r.birth_date)) :: INT
-         + (month(l.birth_date) = month(r.birth_date)) :: INT
-         + (day(l.birth_date) = day(r.birth_date)) :: INT >= 2
-         OR (year(l.birth_date) = year(r.birth_date)
-             AND month(l.birth_date) = day(r.birth_date) AND day(l.birth_date) = month(r.birth_date))
-         OR abs(year(l.birth_date) - year(r.birth_date)) <= 1
-             AND abs(dayofyear(l.birth_date) - dayofyear(r.birth_date)) <= 2
+           hamming(strftime(l.birth_date, '%Y%m%d'), strftime(r.birth_date, '%Y%m%d')) <= 1
+         OR year(l.birth_date) = year(r.birth_date) AND (
+                month(l.birth_date) = day(r.birth_date) AND day(l.birth_date) = month(r.birth_date)
+             OR month(l.birth_date) = month(r.birth_date)
+                AND strftime(l.birth_date, '%d') = reverse(strftime(r.birth_date, '%d'))
+             OR day(l.birth_date) = day(r.birth_date)
+                AND strftime(l.birth_date, '%m') = reverse(strftime(r.birth_date, '%m')))
+         OR month(l.birth_date) = month(r.birth_date) AND day(l.birth_date) = day(r.birth_date)
+             AND abs(year(l.birth_date) - year(r.birth_date)) <= 1
+         OR abs(date_diff('day', l.birth_date, r.birth_date)) <= 1
        ) AS birth_date_conflict,
        l.gender IS NOT NULL AND r.gender IS NOT NULL AND l.gender <> r.gender AS gender_conflict
 FROM pairs p
