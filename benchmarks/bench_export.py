@@ -301,7 +301,21 @@ def report_files(trace: pd.DataFrame, rows: pd.DataFrame, defects: pd.DataFrame)
         print(wrong.groupby(["file", "reason"]).size().sort_values(ascending=False).head(15).to_string())
 
 
-def report_identity(clean: pd.DataFrame, persons: pd.DataFrame, keys: pd.DataFrame) -> None:
+def false_pair_customers(clean: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """The `top` customers holding the most pairs of rows of different persons: rows, persons, and
+    their share of all such pairs."""
+    cells = clean.groupby(["customer", "person_id"]).size()
+    same = (cells * (cells - 1) / 2).groupby(level="customer").sum()
+    size = cells.groupby(level="customer").sum()
+    table = pd.DataFrame({"rows": size, "persons": cells.groupby(level="customer").size()})
+    table["false_pairs"] = size * (size - 1) / 2 - same
+    table["share"] = (table["false_pairs"] / table["false_pairs"].sum()).round(4)
+    return table.sort_values("false_pairs", ascending=False).head(top)
+
+
+def report_identity(
+    clean: pd.DataFrame, persons: pd.DataFrame, keys: pd.DataFrame, identifiers: pd.DataFrame
+) -> None:
     """Print the pairwise figures over clean rows, identity files, per file and per hard case, with the
     recall a resolver linking only rows that share an identifier could reach (`linkable`): by the keys of
     one person only, and by any key including shared ones."""
@@ -329,6 +343,16 @@ def report_identity(clean: pd.DataFrame, persons: pd.DataFrame, keys: pd.DataFra
     right = frame["customer"].map(owner) == frame["person_id"]
     print("rows whose customer's majority person is theirs, by file:")
     print(right.groupby(frame["file"]).mean().round(4).to_string())
+    worst = false_pair_customers(frame)
+    held = identifiers[identifiers["customer_id"].isin(worst.index)]
+    worst["identifiers"] = held.groupby("customer_id")["identifier_type"].agg(
+        lambda kinds: ", ".join(f"{k} {n}" for k, n in kinds.value_counts().items())
+    )
+    worst["one_identifier"] = held.groupby("customer_id")["identifier_value"].agg(
+        lambda values: values.iloc[0] if len(values) == 1 else ""
+    )
+    print("customers holding the most pairs of rows of different persons:")
+    print(worst.to_string())
 
 
 def main() -> None:
@@ -387,7 +411,9 @@ def main() -> None:
     persons = pd.read_parquet(truth / "persons.parquet")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         report_files(trace, rows, defects)
-        report_identity(clean_rows(trace, rows, defects), persons, row_keys(export_run, trace))
+        clean = clean_rows(trace, rows, defects)
+        identifiers = pd.read_parquet(export_run / "02_identity_merge" / "identifiers.parquet")
+        report_identity(clean, persons, row_keys(export_run, trace), identifiers)
         figures = {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
@@ -402,7 +428,18 @@ def main() -> None:
             figures[f"{label}, by identity records"]["recorded_ari"] = recorded.get("planted_ari", np.nan)
             figures[f"{label}, by identity records"]["recorded_f1"] = recorded.get("stage_macro_f1", np.nan)
         figures["export, by all rows"] = planted_agreement(export_run, person_by_rows(trace, rows), persons)
-        print("\nplanted segments (ARI, clustered customers) and stages (macro F1):")
+        whole = clean.groupby("person_id")["customer"].nunique().loc[lambda n: n == 1].index
+        owner = customer_person(
+            pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"),
+            pd.read_parquet(truth / "source_records.parquet"),
+        )
+        figures["export, identity records, unsplit persons"] = planted_agreement(
+            export_run, owner[owner.isin(whole)], persons
+        )
+        print(
+            "\nplanted segments (ARI, clustered customers) and stages (macro F1); unsplit persons: all their"
+            " clean rows in one customer:"
+        )
         print(pd.DataFrame(figures).T.round(4).to_string())
 
 
