@@ -144,3 +144,17 @@ def test_febrl1_without_shared_identifiers(capsys: pytest.CaptureFixture[str]) -
     precision, recall = same.sum() / predicted_pairs, same.mean()
     f1 = 2 * precision * recall / (precision + recall)
     assert precision >= 0.98 and recall >= 0.85 and f1 >= 0.91, (precision, recall, f1)
+
+
+def test_em_training_without_any_exact_name_and_birth_date_agreement() -> None:
+    """300 distinct people: EM trains (many share a birth date), the prior has no exact name + birth
+    date pair to start from, and no one is merged."""
+    people = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(300)],
+            "name": [f"person{i} x{i % 7}" for i in range(300)],
+            "birth_date": [f"19{50 + i % 40}-0{1 + i % 9}-1{i % 10}" for i in range(300)],
+            "city": ["a", "b", "c"] * 100,
+        }
+    )
+    assert link_records(people).nunique() == 300

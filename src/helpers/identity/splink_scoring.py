@@ -67,10 +67,10 @@ RARE_NAME_MAX_RECORDS = 20
 PRIOR_INFLATION = 1.5
 # Training without deterministic links: EM on records agreeing on each column (each block trains the
 # other comparisons, as Splink's FEBRL examples do), if at least MIN_EM_PAIRS pairs agree on it; the
-# prior from records agreeing on all of a rule's columns, taken to find PRIOR_RECALL of the matches.
+# prior from the pairs agreeing on all PRIOR_COLUMNS (at least one), taken as PRIOR_RECALL of the matches.
 EM_COLUMNS = ("birth_date", "name_key")
 MIN_EM_PAIRS = 20
-PRIOR_RULES = ("l.name_key = r.name_key AND l.birth_date = r.birth_date",)
+PRIOR_COLUMNS = ("name_key", "birth_date")
 PRIOR_RECALL = 0.6
 
 
@@ -240,7 +240,7 @@ def score_pairs(
     u_max_pairs: float = 2e6,
     min_label_pairs: int = 50,
     em_columns: tuple[str, ...] = (),
-    prior_rules: tuple[str, ...] = (),
+    prior_columns: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train a Splink model on `frame` and score the pairs `blocking_rules` generate across clusters.
 
@@ -248,7 +248,8 @@ def score_pairs(
     the compared columns; comparisons of columns empty in every record are left out. With at least
     `min_label_pairs` pairs inside deterministic clusters, m-probabilities come from them; else
     EM runs on each of `em_columns` (records agreeing on that column) with at least
-    `MIN_EM_PAIRS` pairs, after the prior is estimated from `prior_rules` at `PRIOR_RECALL`.
+    `MIN_EM_PAIRS` pairs, with the prior from the pairs agreeing on all `prior_columns`, taken to be
+    `PRIOR_RECALL` of the matches (as Splink's `estimate_probability_two_random_records_match`).
     With neither, nothing is scored. Returns `left_index, right_index, match_weight,
     match_probability` at/above `min_probability` and the training figures.
     """
@@ -263,7 +264,12 @@ def score_pairs(
             f"{MIN_EM_PAIRS} pairs agreeing on any of {list(em_columns)} for EM"
         )
         return empty_scores(), stats
-    prior = deterministic_prior(labels)
+    if label_pairs >= min_label_pairs or not prior_columns:
+        prior = deterministic_prior(labels)
+    else:
+        agreeing = _pairs_agreeing(frame[list(prior_columns)].dropna().astype(str).agg("|".join, axis=1))
+        all_pairs = len(frame) * (len(frame) - 1) / 2
+        prior = float(np.clip(max(agreeing, 1) / PRIOR_RECALL / all_pairs, 1e-9, 0.5))
     rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in blocking_rules]
     db_api = DuckDBAPI()
     linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
@@ -272,14 +278,9 @@ def score_pairs(
         linker.training.estimate_m_from_label_column("cluster")
         stats["splink_training"] = "m from deterministic links, u from random pairs"
     else:
-        if prior_rules:
-            linker.training.estimate_probability_two_random_records_match(
-                list(prior_rules), recall=PRIOR_RECALL
-            )
         linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
         for column in em_blocks:
             linker.training.estimate_parameters_using_expectation_maximisation(f"l.{column} = r.{column}")
-        prior = linker.misc.save_model_to_json()["probability_two_random_records_match"]
         stats["splink_training"] = f"EM on records agreeing on {' / '.join(em_blocks)}, u from random pairs"
     stats["splink_prior"] = prior
     predictions = linker.inference.predict(threshold_match_probability=min_probability).as_pandas_dataframe()
@@ -335,5 +336,5 @@ def score_candidate_pairs(
         seed,
         min_probability,
         em_columns=EM_COLUMNS,
-        prior_rules=PRIOR_RULES,
+        prior_columns=PRIOR_COLUMNS,
     )
