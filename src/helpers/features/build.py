@@ -30,7 +30,6 @@ from helpers.core.settings import FeaturesSettings
 from helpers.engine.base import SqlEngine, connect
 from helpers.features.catalog import CHANNELS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
 from helpers.features.matrix import model_matrix
-from helpers.identity.events import register_events
 
 STEP = "features"
 EVENT_TABLES = ("transactions", "calls", "surveys", "marketing_contacts")
@@ -646,6 +645,8 @@ def run_step(ctx: StepContext) -> StepOutputs:
     DuckDB reads the event tables and the crosswalk straight from their Parquet files; pandas
     holds only the golden columns the profile features use and the crosswalk's customer ids.
     """
+    from helpers.identity.events import register_events  # here: steps 04-06 import this module, not step 02's
+
     settings = FeatureSettings.from_config(ctx.settings.features, ctx.reference_date, ctx.seed)
     seconds: dict[str, float] = {}
     start = time.perf_counter()

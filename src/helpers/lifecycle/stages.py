@@ -47,7 +47,6 @@ from helpers.core.context import StepContext
 from helpers.core.i18n import Catalog
 from helpers.engine.base import SqlEngine, connect
 from helpers.features import clv
-from helpers.identity.events import register_events
 
 STAGES: tuple[str, ...] = (
     "contact",
@@ -707,6 +706,8 @@ def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
     """Read step 05's inputs from the run folder: 03's features, and the purchase summaries and
     service trends aggregated in SQL over 01's clean events through 02's crosswalk."""
     import pyarrow.parquet as pq
+
+    from helpers.identity.events import register_events  # here: step 06 imports this module, not step 02's
 
     path = ctx.path("features.parquet", "03_features")
     available = set(pq.read_schema(path).names) if path.is_file() else set()
