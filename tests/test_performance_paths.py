@@ -4,6 +4,8 @@ step 04 fits its projection on at most the configured sample, and the runner rec
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -162,3 +164,15 @@ def test_the_runner_records_the_kernels_cpu_seconds_per_step(tmp_path: Path) -> 
     record = json.loads((result.run_dir / "run.json").read_text())["steps"]["01_busy"]
     # the kernel's busy loop (1.5 s) and its start are counted; its 2 s of sleep are not
     assert 1.5 <= record["cpu_seconds"] <= record["seconds"] - 1.5
+
+
+def test_steps_after_the_merge_do_not_import_what_only_earlier_steps_or_fits_use() -> None:
+    """Steps 04-06 (and step 03's module) load without step 02's libraries; pymc loads only to fit."""
+    code = (
+        "import sys\n"
+        "import helpers.clustering, helpers.features.build, helpers.lifecycle, helpers.strategy\n"
+        "print(' '.join(sorted(m for m in ('phonenumbers', 'pypinyin', 'splink', 'pymc', 'pytensor') "
+        "if m in sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == []
