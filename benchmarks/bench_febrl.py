@@ -123,14 +123,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("datasets", nargs="*", choices=DATASETS, help="default: all four")
     args = parser.parse_args()
     systems = {"step": link_records, "splink": plain_splink}
     print(
         f"{'data set':<8} {'system':<7} {'records':>8} {'true pairs':>10} {'precision':>9} {'recall':>7} "
         f"{'F1':>7} {'seconds':>8} {'CPU s':>7}"
     )
-    for name in args.datasets:
+    for name in args.datasets or DATASETS:
         records, links = load(name)
         for label, system in systems.items():
             clusters, cost = measure(system, records)
