@@ -2,7 +2,7 @@
 
 Pipeline:
 1. `build_records` stacks the four clean identity tables into one frame of comparable fields
-   (name key, birth date, gender, city, phones, e-mail) and `build_identifiers` lists every
+   (name key, birth date, gender, city, address, phones, e-mail) and `build_identifiers` lists every
    strong identifier of every record (phones, canonical e-mails, national-ID hashes, loyalty
    member numbers, CRM numbers that the CTI and CRM systems store).
 2. `find_suspicious_identifiers`: placeholders and identifiers shared by more distinct people
@@ -10,10 +10,12 @@ Pipeline:
 3. Records sharing a usable identifier are linked when nothing contradicts it (national ID,
    birth date, name, gender; landlines need the same name).
 4. Optionally (`method="probabilistic"`) Splink scores pairs across the deterministic clusters
-   (`helpers.identity.splink_scoring`), with m-probabilities trained on the deterministic links.
+   (`helpers.identity.splink_scoring`), with m-probabilities trained on the deterministic links,
+   or by Splink's EM when there are too few of them (a file without shared phones or e-mails).
 5. `merge_with_constraints` unions clusters edge by edge, strongest first, and refuses any merge
-   that would put two national-ID hashes, incompatible birth dates or incompatible names in one
-   customer, so chains of weak links cannot glue strangers together.
+   that would put two national-ID hashes, incompatible birth dates (not a typo of each other) or
+   incompatible names in one customer, so chains of weak links cannot glue strangers together; a
+   probabilistic link between records with different mobiles needs the same name and birth date.
 6. Outputs: crosswalk, golden records (`helpers.identity.golden`), identifiers, suspicious identifiers,
    review pairs and a merge summary.
 """
