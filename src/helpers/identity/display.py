@@ -149,3 +149,31 @@ def plot_match_weights(text: Catalog, result: IdentityResult, threshold: float) 
              title=text("identity.plots.weights_title"))  # fmt: skip
     axis.legend()
     return figure
+
+
+def trace_line(text: Catalog, result: IdentityResult) -> str:
+    """One sentence: every input row accounted for (accepted, linked, quarantined)."""
+    trace = result.row_trace
+    accepted = trace["status"].eq("accepted")
+    linked = accepted & trace["customer_id"].notna() & trace["customer_id"].ne("")
+    return text(
+        "identity.trace_line",
+        rows=text.number(len(trace)),
+        accepted=text.number(int(accepted.sum())),
+        linked=text.number(int(linked.sum())),
+        quarantined=text.number(int((~accepted).sum())),
+    )
+
+
+def events_table(text: Catalog, result: IdentityResult) -> Styler:
+    """Identifier-keyed events per table and how their customer was found."""
+    grouped = result.event_customers.groupby(["event_table", "resolved_by"])
+    counts = grouped.size().rename("events").reset_index()
+    counts["event_table"] = counts["event_table"].map(lambda t: _table(text, t))
+    counts["resolved_by"] = counts["resolved_by"].map(lambda r: _label(text, "resolved_by", r))
+    return _style(text, _headers(text, counts))
+
+
+def _table(text: Catalog, table: str) -> str:
+    key = f"audit.tables.{table}"
+    return text(key) if key in text else table
