@@ -17,6 +17,7 @@ from helpers.audit.contract import (
     ContractResult,
     DataContractError,
     Workspace,
+    add_identity_columns,
     csv_layout,
     reference_kinds,
     run_contract,
@@ -26,7 +27,7 @@ from helpers.audit.contract import (
 )
 from helpers.core.context import StepContext
 from helpers.core.factors import GROUP_NAMES
-from helpers.core.settings import WorkbenchConfig
+from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import TABLES
 
 STEP = "01_data_audit"
@@ -200,6 +201,18 @@ def test_events_keyed_by_identifier_carry_the_reference_and_its_kind(messy: Step
         "phone",
         "member_no",
     ]
+    # A bare local number is a phone only where the center's own area code is configured.
+    local = pd.Series(["65521234"])
+    assert reference_kinds(local).tolist() == ["member_no"]
+    assert reference_kinds(local, DataSettings(home_area_code="21")).tolist() == ["phone"]
+
+
+def test_identity_phones_use_the_home_area_code() -> None:
+    frame = pd.DataFrame({"cti_id": ["X1", "X2"], "phone": ["65521234", "021-6552 1234"]})
+    home = add_identity_columns(frame.copy(), TABLES["cti_contacts"], DataSettings(home_area_code="21"))
+    assert home["phone_norm"].tolist() == ["+86-21-65521234", "+86-21-65521234"]
+    anywhere = add_identity_columns(frame.copy(), TABLES["cti_contacts"])
+    assert anywhere["phone_norm"].tolist() == [None, "+86-21-65521234"]
 
 
 def test_amounts_conditions_and_value_maps(messy: StepContext) -> None:

@@ -853,7 +853,7 @@ def check_rows(
         engine.run(STEP, "flag_orphans", tables={"rows": rows, "reference": f"v_{column}", "system": system})
     engine.run(STEP, "flag_duplicates", tables={"rows": rows, "key": table.key})
     if source.key_by == "identifier":
-        _classify_references(engine, rows)
+        _classify_references(engine, rows, settings.data)
     absent = [] if status != "loaded" else map_columns(source, relation.names)[1]
     checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table), status, unmapped)
     _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
@@ -922,23 +922,24 @@ def _create_rows(
     return mapped, {name: action for name, (_, action) in unmapped.items()}
 
 
-def reference_kinds(references: pd.Series) -> pd.Series:
+def reference_kinds(references: pd.Series, data: DataSettings | None = None) -> pd.Series:
     """What each identifier of a table keyed by `identifier` is: `email` when it contains @, `phone`
-    when `normalize_phone` reads a number from it, else `member_no`."""
+    when `normalize_phone` reads a number from it (with the config's home region and area code),
+    else `member_no`."""
     text = references.astype("string")
-    phone = normalize_phone(text).notna()
+    phone = normalize_phone(text, **phone_settings(data)).notna()
     kinds = pd.Series("member_no", index=references.index, dtype=object)
     kinds[phone.to_numpy()] = "phone"
     kinds[text.str.contains("@", regex=False).fillna(False).to_numpy()] = "email"
     return kinds
 
 
-def _classify_references(engine: DuckDBEngine, rows: str) -> None:
+def _classify_references(engine: DuckDBEngine, rows: str, data: DataSettings) -> None:
     """Set `customer_ref_kind` per row of a table keyed by `identifier` (one lookup per distinct value)."""
     references = engine.query(
         f"SELECT DISTINCT v_customer_ref AS ref FROM {rows} WHERE v_customer_ref IS NOT NULL"
     )
-    kinds = references.assign(kind=reference_kinds(references["ref"]))
+    kinds = references.assign(kind=reference_kinds(references["ref"], data))
     engine.connection.register("reference_kinds", kinds)
     engine.query(
         f"UPDATE {rows} SET customer_ref_kind = k.kind FROM reference_kinds AS k WHERE v_customer_ref = k.ref"
@@ -1140,16 +1141,25 @@ def identifier_columns(table: Table) -> list[str]:
     return [c for c in table.column_names if c in PHONE_COLUMNS or c == EMAIL_COLUMN]
 
 
-def add_identity_columns(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """Prepend `source_system` and `source_record_id`, add `<column>_norm` per phone/e-mail column.
+def phone_settings(data: DataSettings | None) -> dict[str, str | None]:
+    """`normalize_phone` keyword arguments from `data.home_region` / `data.home_area_code`."""
+    data = data or DataSettings()
+    return {"home_region": data.home_region, "home_area_code": data.home_area_code}
+
+
+def add_identity_columns(frame: pd.DataFrame, table: Table, data: DataSettings | None = None) -> pd.DataFrame:
+    """Prepend `source_system` and `source_record_id`, add `<column>_norm` per phone/e-mail column
+    (phones read with the config's home region and area code).
 
     This is what makes a typed identity table a `clean_<table>` artifact; it works in place.
     """
     frame.insert(0, "source_record_id", frame[table.key])
     frame.insert(0, "source_system", SYSTEM_OF_TABLE[table.name])
     for column in identifier_columns(table):
-        normalize = normalize_phone if column in PHONE_COLUMNS else normalize_email
-        normalized = normalize(frame[column])
+        if column in PHONE_COLUMNS:
+            normalized = normalize_phone(frame[column], **phone_settings(data))
+        else:
+            normalized = normalize_email(frame[column])
         frame[f"{column}_norm"] = normalized.astype(object).where(normalized.notna(), None)
     return frame
 
@@ -1162,7 +1172,7 @@ def _finish_identity_table(
     Returns the invalid phone/e-mail counts and the rows pandera checked. Runs in a worker
     thread while DuckDB reads the next tables (the regex normalizers are pure Python).
     """
-    add_identity_columns(frame, table)
+    add_identity_columns(frame, table, ctx.settings.data)
     invalid = []
     for column in identifier_columns(table):
         filled = int(frame[column].notna().sum())
