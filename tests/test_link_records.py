@@ -24,6 +24,7 @@ from helpers.identity.splink_scoring import BIRTH_TYPO
         ("1985-03-07", "1985-07-03"),  # day and month swapped
         ("1985-03-12", "1985-03-21"),  # the day's digits transposed
         ("1979-12-31", "1980-12-31"),  # a year apart across a decade (two digits differ)
+        ("1979-03-05", "1980-03-04"),  # 365 days later across a leap day
         ("1979-12-31", "1980-01-01"),  # a day apart across a year
     ],
 )
@@ -51,7 +52,8 @@ def test_splink_typo_level_agrees_with_the_clustering_rule() -> None:
     """The Splink comparison level `BIRTH_TYPO` and `birth_dates_compatible` call the same pairs typos."""
     dates = pd.to_datetime(
         ["1964-08-10", "2003-08-10", "1985-03-07", "1985-03-17", "1985-07-03", "1986-03-07", "1958-03-07",
-         "1985-03-28", "1985-03-12", "1985-03-21", "1979-12-31", "1980-12-31", "1980-01-01", "1970-12-20"]
+         "1985-03-28", "1985-03-12", "1985-03-21", "1979-12-31", "1980-12-31", "1980-01-01", "1970-12-20",
+         "1979-03-05", "1980-03-04", "1981-03-09"]
     )  # fmt: skip
     pairs = pd.DataFrame(
         [(a, b) for a in dates for b in dates if a != b], columns=["birth_date_l", "birth_date_r"]

@@ -370,8 +370,9 @@ def deterministic_edges(
 # Clustering without chaining
 def birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
     """Same date or a typo of it: one digit of YYYYMMDD differs, day and month swapped or the two
-    digits of the day or month transposed (same year), the same day and month a year apart, or a day
-    apart. Namesakes born years apart on the same day (1964-08-10, 2003-08-10) are not compatible."""
+    digits of the day or month transposed (same year), within two days of the same day of the year
+    a year apart, or a day apart. Namesakes born years apart on the same day (1964-08-10 and
+    2003-08-10) are not compatible."""
     if a == b:
         return True
     left, right = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
@@ -383,8 +384,8 @@ def birth_dates_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
         or (a.day == b.day and left[4:6] == right[4:6][::-1])
     ):
         return True
-    same_day = a.month == b.month and a.day == b.day
-    return (same_day and abs(a.year - b.year) <= 1) or abs((a - b).days) <= 1
+    near_day = abs(a.dayofyear - b.dayofyear) <= 2  # 365 days off moves the date by one in a leap year
+    return (near_day and abs(a.year - b.year) <= 1) or abs((a - b).days) <= 1
 
 
 @dataclass

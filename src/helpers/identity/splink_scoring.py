@@ -85,7 +85,7 @@ def _null(column: str) -> dict[str, Any]:
 _ELSE = _level("ELSE", "else")
 # A typo of a birth date, as `helpers.identity.merge.birth_dates_compatible` defines it: one digit of
 # YYYYMMDD differs, day and month swapped or a day's or month's digits transposed in the same year,
-# the same day and month a year apart, or a day apart.
+# within two days of the same day of the year a year apart, or a day apart.
 BIRTH_TYPO = (
     "hamming(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1"
     " OR year(birth_date_l) = year(birth_date_r) AND ("
@@ -94,7 +94,7 @@ BIRTH_TYPO = (
     " AND strftime(birth_date_l, '%d') = reverse(strftime(birth_date_r, '%d'))"
     " OR day(birth_date_l) = day(birth_date_r)"
     " AND strftime(birth_date_l, '%m') = reverse(strftime(birth_date_r, '%m')))"
-    " OR month(birth_date_l) = month(birth_date_r) AND day(birth_date_l) = day(birth_date_r)"
+    " OR abs(dayofyear(birth_date_l) - dayofyear(birth_date_r)) <= 2"
     " AND abs(year(birth_date_l) - year(birth_date_r)) <= 1"
     " OR abs(date_diff('day', birth_date_l, birth_date_r)) <= 1"
 )

@@ -30,7 +30,7 @@ SELECT p.left_index,
            AND l.national_id_hash <> r.national_id_hash AS national_id_conflict,
        -- Typos, not conflicts (as helpers.identity.merge.birth_dates_compatible): one digit of
        -- YYYYMMDD differs, day and month swapped or the day's or month's digits transposed in the
-       -- same year, the same day and month a year apart, or a day apart.
+       -- same year, within two days of the same day of the year a year apart, or a day apart.
        l.birth_date IS NOT NULL AND r.birth_date IS NOT NULL AND NOT (
            hamming(strftime(l.birth_date, '%Y%m%d'), strftime(r.birth_date, '%Y%m%d')) <= 1
          OR year(l.birth_date) = year(r.birth_date) AND (
@@ -39,7 +39,7 @@ SELECT p.left_index,
                 AND strftime(l.birth_date, '%d') = reverse(strftime(r.birth_date, '%d'))
              OR day(l.birth_date) = day(r.birth_date)
                 AND strftime(l.birth_date, '%m') = reverse(strftime(r.birth_date, '%m')))
-         OR month(l.birth_date) = month(r.birth_date) AND day(l.birth_date) = day(r.birth_date)
+         OR abs(dayofyear(l.birth_date) - dayofyear(r.birth_date)) <= 2
              AND abs(year(l.birth_date) - year(r.birth_date)) <= 1
          OR abs(date_diff('day', l.birth_date, r.birth_date)) <= 1
        ) AS birth_date_conflict,
