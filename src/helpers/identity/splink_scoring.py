@@ -53,8 +53,10 @@ BLOCKING_RULES = [
     "l.email_local = r.email_local",
     "l.email_handle = r.email_handle",
     "l.name_rare = r.name_rare",
-    # A typo in the name: birth date and place agree.
+    # A typo in the name: birth date and place, or birth date and one name part agree.
     "l.birth_date = r.birth_date AND l.city_key = r.city_key",
+    "l.birth_date = r.birth_date AND l.name_first = r.name_first",
+    "l.birth_date = r.birth_date AND l.name_last = r.name_last",
     "l.birth_date = r.birth_date AND l.postcode = r.postcode",
     # A typo in the name and no birth date in common: the same address, or a name part and postcode.
     "l.address_key = r.address_key",
