@@ -123,8 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("datasets", nargs="*", choices=DATASETS, help="default: all four")
+    parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(DATASETS)} (default: all four)")
     args = parser.parse_args()
+    unknown = sorted(set(args.datasets) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; choose from {', '.join(DATASETS)}")
     systems = {"step": link_records, "splink": plain_splink}
     print(
         f"{'data set':<8} {'system':<7} {'records':>8} {'true pairs':>10} {'precision':>9} {'recall':>7} "
