@@ -20,7 +20,7 @@ from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import run_step
-from helpers.identity.events import check_row_trace, register_events
+from helpers.identity.events import _placeholder, check_row_trace, register_events
 from helpers.identity.merge import AUDIT_STEP, IdentityResult
 
 CONFIG = {
@@ -299,3 +299,9 @@ def test_later_steps_join_identifier_keyed_events_through_the_crosswalk(
     for table, joined in (("calls", calls), ("transactions", orders)):
         want = resolved(result, table)["customer_id"]
         assert joined["customer_id"].fillna("").tolist() == want.fillna("").tolist()
+
+
+def test_a_value_of_one_repeated_character_is_a_placeholder_whatever_its_kind() -> None:
+    kinds = pd.Series(["member_no", "member_no", "mobile", "email"])
+    values = pd.Series(["00000000000", "886016180339", "+8613812345678", "wang.wei@example.cn"])
+    assert _placeholder(kinds, values).tolist() == [True, False, False, False]

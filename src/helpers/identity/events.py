@@ -102,12 +102,18 @@ def identifier_keys(
     return kind.where(readable, pd.NA), value.where(readable, pd.NA)
 
 
+# A value made of one repeated character ("00000000000", "11111111", "xxxx") is typed where the
+# system demands an identifier the agent does not have: never a person's own account or number.
+_REPEATED = r"(.)\1{3,}"
+
+
 def _placeholder(kind: pd.Series, value: pd.Series) -> np.ndarray:
-    out = np.zeros(len(value), dtype=bool)
+    """Placeholder identifiers: known dummy phones and e-mails, and any value of one repeated character."""
+    out = value.astype("string").str.fullmatch(_REPEATED).fillna(False).to_numpy(dtype=bool)
     phone = kind.isin(["mobile", "landline"]).fillna(False).to_numpy()
     email = (kind == "email").fillna(False).to_numpy()
-    out[phone] = is_placeholder_phone(value[phone]).to_numpy()
-    out[email] = is_placeholder_email(value[email]).to_numpy()
+    out[phone] |= is_placeholder_phone(value[phone]).to_numpy()
+    out[email] |= is_placeholder_email(value[email]).to_numpy()
     return out
 
 
