@@ -62,6 +62,28 @@ def key_findings(text: Catalog, report: AuditReport) -> str:
             share=text.share(quarantined / input_rows if input_rows else 0.0),
         )
     )
+    contract = report.contract
+    status = contract.table_status
+    absent = status[status["status"] != "loaded"]["table"].tolist() if len(status) else []
+    if absent:
+        groups = [group_label(text, group) for group in contract.groups_without_data]
+        lines.append(
+            text(
+                "audit.absent_line",
+                tables=_join(text, [table_label(text, table) for table in absent]),
+                groups=_join(text, groups) or "–",
+            )
+        )
+    unmapped = contract.unmapped_values
+    if len(unmapped):
+        lines.append(
+            text(
+                "audit.unmapped_line",
+                values=text.number(len(unmapped)),
+                rows=text.number(int(unmapped["rows"].sum())),
+            )
+        )
+    quality = quality[quality["input_rows"] > 0]
     if len(quality):
         worst = quality.sort_values("score").iloc[0]
         part = min(QUALITY_PARTS, key=lambda name: worst[name])
@@ -80,8 +102,11 @@ def key_findings(text: Catalog, report: AuditReport) -> str:
             )
             line += " " + text("audit.summary.worst_empty", columns=emptiest)
         lines.append(line)
-    if len(report.coverage):
-        coverage = report.coverage.sort_values("share").iloc[0]
+    # Groups at 0 are either fed by tables not provided (listed above) or only by events keyed by an
+    # identifier, which reach customers in step 02 (page 03 measures them per customer).
+    known = report.coverage[report.coverage["records_with"] > 0]
+    if len(known):
+        coverage = known.sort_values("share").iloc[0]
         lines.append(
             text(
                 "audit.summary.coverage",
@@ -218,3 +243,25 @@ def coverage_table(text: Catalog, report: AuditReport) -> Styler:
     )
     shown = _headers(text, frame, ["group", "feeds", "records_with", "records", "share"])
     return _style(text, shown, shares=(text("audit.headers.share"),))
+
+
+def sources_table(text: Catalog, report: AuditReport) -> Styler:
+    """Per canonical table: read, not provided, empty or header only; the file and its rows."""
+    frame = report.contract.table_status.copy()
+    frame["status"] = frame["status"].map(lambda status: _status(text, status))
+    frame["file"] = frame["file"].fillna("–")
+    return _style(text, _headers(text, frame, ["table", "status", "file", "input_rows"]))
+
+
+def unmapped_table(text: Catalog, report: AuditReport) -> Styler:
+    """Values outside the value maps, counted per table and column (the values themselves are for
+    analysts: see `unmapped_values`)."""
+    frame = report.contract.unmapped_values
+    counts = frame.groupby(["table", "column", "action"], sort=False)["rows"].sum().reset_index()
+    counts["action"] = counts["action"].map(lambda action: _status(text, action, "actions"))
+    return _style(text, _headers(text, counts, ["table", "column", "action", "rows"]))
+
+
+def _status(text: Catalog, value: str, domain: str = "status") -> str:
+    key = f"audit.{domain}.{value}"
+    return text(key) if key in text else value

@@ -32,8 +32,8 @@ from helpers.audit.contract import (
 )
 from helpers.core.context import StepContext
 from helpers.core.factors import SOURCE_GROUPS
-from helpers.core.settings import AuditSettings
-from helpers.core.tables import IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
+from helpers.core.settings import AuditSettings, DataSettings
+from helpers.core.tables import EVENT_REFERENCE_COLUMNS, IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 
 QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
@@ -231,7 +231,7 @@ def run_step(ctx: StepContext) -> AuditReport:
                    threads=ctx.settings.audit.threads) as workspace:  # fmt: skip
         engine = workspace.engine
         contract = run_contract(ctx, engine, workspace.directory)
-        profile = contract.column_profile
+        profile = without_inapplicable(contract, ctx.settings.data)
         reasons = pd.concat([quarantine_reasons(engine, t) for t in TABLES], ignore_index=True)
         ranges = pd.concat([numeric_ranges(engine, t) for t in TABLES], ignore_index=True)
         monthly = pd.concat([monthly_rows(engine, t) for t in TABLES], ignore_index=True)
@@ -271,6 +271,33 @@ def run_step(ctx: StepContext) -> AuditReport:
         quarantine_warnings=contract.quarantine_warnings,
     )
     return report
+
+
+def without_inapplicable(contract: ContractResult, data: DataSettings) -> pd.DataFrame:
+    """The column profile without the columns a table's `key_by` makes inapplicable (the record-key
+    columns of an event table keyed by an identifier, the identifier columns of one keyed by record),
+    so they do not count as empty in completeness; also drops them from the absent-column lists."""
+    inapplicable: dict[str, set[str]] = {}
+    for table in TABLES.values():
+        if table.kind != "event":
+            continue
+        entry = data.tables.get(table.name)
+        keyed_by_record = entry is None or entry.key_by == "record"
+        inapplicable[table.name] = (
+            {column.name for column in EVENT_REFERENCE_COLUMNS}
+            if keyed_by_record
+            else set(table.record_key_columns)
+        )
+    for table, columns in contract.missing_optional_columns.items():
+        contract.missing_optional_columns[table] = [
+            c for c in columns if c not in inapplicable.get(table, set())
+        ]
+    profile = contract.column_profile
+    keep = [
+        column not in inapplicable.get(table, set())
+        for table, column in zip(profile["table"], profile["column"], strict=True)
+    ]
+    return profile[keep].reset_index(drop=True)
 
 
 def table_overview(report: AuditReport) -> pd.DataFrame:
