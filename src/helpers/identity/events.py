@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from helpers.core.context import StepContext
 from helpers.core.normalize import (
@@ -442,7 +443,11 @@ def register_events(engine: SqlEngine, ctx: StepContext, names: dict[str, str]) 
     for table, name in names.items():
         if table == "crosswalk":
             continue
-        engine.register(f"step01_clean_{table}", ctx.path(f"clean_{table}.parquet", AUDIT_STEP))
+        clean = ctx.path(f"clean_{table}.parquet", AUDIT_STEP)
+        engine.register(f"step01_clean_{table}", clean)
+        if "source_row" not in pq.read_schema(clean).names:  # a run from before row numbers: by record only
+            engine.query(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM step01_clean_{table}")
+            continue
         keys = (
             "coalesce('~' || r.customer_id, e.cti_id) AS cti_id"
             if table == "calls"
