@@ -62,11 +62,6 @@ class ClusteringResult:
     model_path: Path
 
     @property
-    def umap(self) -> SegmentMap:
-        """The former name of `segment_map`: notebook 04 still reads it (its owner renames the use)."""
-        return self.segment_map
-
-    @property
     def candidate(self) -> cl.Candidate:
         return self.comparison.candidates[self.chosen]
 
