@@ -11,6 +11,7 @@ import pytest
 import yaml
 from test_contract import fixture_config, make_context, write_world
 
+import helpers.core.plots
 from helpers.audit import plots
 from helpers.audit import report as audit
 from helpers.audit.display import reason_label
@@ -113,6 +114,7 @@ def test_summary_and_figures_render(fixture_report: audit.AuditReport) -> None:
     assert summary[0].split() == ["crm_customers", "in", "8", "ok", "2", "quarantined", "6", "score",
                                   f"{fixture_report.quality.score.iloc[0]:.1f}"]  # fmt: skip
     report = fixture_report
+    helpers.core.plots.setup()  # the CJK font, as every notebook does
     for language in ("zh", "en"):
         text = catalog(language)
         figures = (plots.plot_missingness(text, report.column_profile),

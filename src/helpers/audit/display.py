@@ -245,12 +245,14 @@ def coverage_table(text: Catalog, report: AuditReport) -> Styler:
     return _style(text, shown, shares=(text("audit.headers.share"),))
 
 
-def sources_table(text: Catalog, report: AuditReport) -> Styler:
-    """Per canonical table: read, not provided, empty or header only; the file and its rows."""
+def sources_table(text: Catalog, report: AuditReport, with_files: bool = False) -> Styler:
+    """Per canonical table: read, not provided, empty or header only, and its rows; `with_files` adds
+    the file names (for analysts: file names are often English words a Chinese page should not show)."""
     frame = report.contract.table_status.copy()
     frame["status"] = frame["status"].map(lambda status: _status(text, status))
     frame["file"] = frame["file"].fillna("–")
-    return _style(text, _headers(text, frame, ["table", "status", "file", "input_rows"]))
+    columns = ["table", "status", "file", "input_rows"] if with_files else ["table", "status", "input_rows"]
+    return _style(text, _headers(text, frame, columns))
 
 
 def unmapped_table(text: Catalog, report: AuditReport) -> Styler:
