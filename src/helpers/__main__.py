@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from helpers.core.config import ConfigError, load_config, resolve_path
@@ -114,20 +113,11 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     config: dict[str, Any] = load_config(args.config, args.overrides)
-    from helpers.demo.world import DemoSizeError, generate_demo_world
+    from helpers.core.runner import generate_configured_demo
+    from helpers.demo.world import DemoSizeError
 
-    raw_dir = resolve_path(config["data"]["raw_dir"])
-    demo = config["demo"]  # the schema fills every default
-    truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
     try:
-        counts = generate_demo_world(
-            raw_dir,
-            truth_dir,
-            n_customers=demo["customers"],
-            seed=demo["seed"],
-            style=demo["style"],
-            reference_date=str(config["run"]["reference_date"]),
-        )
+        counts = generate_configured_demo(config, progress=True)
     except DemoSizeError as error:
         print(error, file=sys.stderr)
         return 2

@@ -19,14 +19,12 @@ _UNKNOWN_CHECK = re.compile(r"^unknown (\w+) value \(kept, set to null\)$")
 
 def table_label(text: Catalog, table: str) -> str:
     """A canonical table's name for readers (the code name when the catalog has none)."""
-    key = f"audit.tables.{table}"
-    return text(key) if key in text else table
+    return text.label(f"audit.tables.{table}", table)
 
 
 def column_label(text: Catalog, column: str) -> str:
     """A canonical column's name for readers (the code name when the catalog has none)."""
-    key = f"audit.column_names.{column}"
-    return text(key) if key in text else column
+    return text.label(f"audit.column_names.{column}", column)
 
 
 def reason_label(text: Catalog, reason: str) -> str:
@@ -121,8 +119,7 @@ def key_findings(text: Catalog, report: AuditReport) -> str:
 
 def group_label(text: Catalog, group: str) -> str:
     """A factor group's name for readers (catalog `features.groups.<group>`)."""
-    key = f"features.groups.{group}"
-    return text(key) if key in text else group
+    return text.label(f"features.groups.{group}", group)
 
 
 def _headers(text: Catalog, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -265,5 +262,4 @@ def unmapped_table(text: Catalog, report: AuditReport) -> Styler:
 
 
 def _status(text: Catalog, value: str, domain: str = "status") -> str:
-    key = f"audit.{domain}.{value}"
-    return text(key) if key in text else value
+    return text.label(f"audit.{domain}.{value}", value)

@@ -235,8 +235,7 @@ VAGUE_LEVELS = {"unknown", "none", "nan", "other", "blank", "no"}
 
 def _level_label(text: Catalog, vocabulary: str | None, level: str) -> str:
     """A level's label (`<vocabulary>.<level>` in the catalog), else the level in plain words."""
-    key = f"{vocabulary}.{level}"
-    return text(key) if key in text else level.replace("_", " ")
+    return text.label(f"{vocabulary}.{level}", level.replace("_", " "))
 
 
 def plain_phrase(column: str, high: bool, text: Catalog) -> str | None:
@@ -251,7 +250,7 @@ def plain_phrase(column: str, high: bool, text: Catalog) -> str | None:
             return None
         label = _level_label(text, LEVEL_VOCABULARY.get(feature), level)
         feature_key = f"clustering.features.{feature}"
-        shown = text(feature_key) if feature_key in text else feature.replace("_", " ")
+        shown = text.label(feature_key, feature.replace("_", " "))
         return text("clustering.level_phrase", level=label, feature=shown)
     for prefix, kind in PREFIXES.items():
         if column.startswith(prefix):
@@ -264,7 +263,7 @@ def plain_phrase(column: str, high: bool, text: Catalog) -> str | None:
         label = _level_label(text, LEVEL_VOCABULARY["channel"], column.removeprefix(CHANNEL_PREFIX))
         return text(f"clustering.prefix_phrases.channel.{side}", level=label)
     feature_key = f"clustering.features.{column}"
-    shown = text(feature_key) if feature_key in text else column.replace("_", " ")
+    shown = text.label(feature_key, column.replace("_", " "))
     return text(f"clustering.generic_phrase.{side}", feature=shown)
 
 

@@ -75,6 +75,10 @@ class Catalog:
     def __contains__(self, key: str) -> bool:
         return key in self._messages
 
+    def label(self, key: str, fallback: str) -> str:
+        """The message at `key`, or `fallback` where the catalog has none (data values, codes)."""
+        return str(self._messages[key]) if key in self._messages else fallback
+
     def keys(self) -> list[str]:
         return list(self._messages)
 

@@ -403,11 +403,19 @@ def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
     raw_dir = resolve_path(config["data"]["raw_dir"])
     if not demo or (raw_dir.is_dir() and any(raw_dir.iterdir())):
         return
+    _say(progress, f"Generating the demo world ({demo['customers']} customers) into {raw_dir}")
+    generate_configured_demo(config, progress=progress)
+
+
+def generate_configured_demo(config: dict[str, Any], progress: bool = False) -> dict[str, int]:
+    """Write the demo world the config's `demo` section describes into `data.raw_dir` and its truth
+    into `demo.truth_dir` (default `data/truth/<raw dir name>`); returns rows per file."""
     from helpers.demo.world import generate_demo_world
 
+    demo = config["demo"]
+    raw_dir = resolve_path(config["data"]["raw_dir"])
     truth_dir = resolve_path(demo["truth_dir"] or Path("data/truth") / raw_dir.name)
-    _say(progress, f"Generating the demo world ({demo['customers']} customers) into {raw_dir}")
-    generate_demo_world(
+    return generate_demo_world(
         raw_dir,
         truth_dir,
         n_customers=demo["customers"],

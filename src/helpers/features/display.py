@@ -29,8 +29,7 @@ PROFILE_VALUES = {
 
 def value_label(text: Catalog, kind: str, value: object) -> str:
     """A data value's name for readers (`values.<kind>.<value>`; the value itself when not listed)."""
-    key = f"values.{kind}.{value}"
-    return text(key) if key in text else str(value)
+    return text.label(f"values.{kind}.{value}", str(value))
 
 
 def summary_block(text: Catalog, outputs: StepOutputs) -> str:

@@ -11,7 +11,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
-from helpers.audit.display import column_label
+from helpers.audit.display import column_label, table_label
 from helpers.core.i18n import Catalog
 from helpers.identity.merge import IdentityResult, cluster_size_counts, merge_sources
 
@@ -19,13 +19,11 @@ METHODS = ("deterministic", "probabilistic", "single")
 
 
 def _label(text: Catalog, domain: str, value: str) -> str:
-    key = f"identity.{domain}.{value}"
-    return text(key) if key in text else value
+    return text.label(f"identity.{domain}.{value}", value)
 
 
 def _system(text: Catalog, system: str) -> str:
-    key = f"audit.systems.{system}"
-    return text(key) if key in text else system
+    return text.label(f"audit.systems.{system}", system)
 
 
 def summary_block(text: Catalog, result: IdentityResult) -> str:
@@ -169,11 +167,6 @@ def events_table(text: Catalog, result: IdentityResult) -> Styler:
     """Identifier-keyed events per table and how their customer was found."""
     grouped = result.event_customers.groupby(["event_table", "resolved_by"])
     counts = grouped.size().rename("events").reset_index()
-    counts["event_table"] = counts["event_table"].map(lambda t: _table(text, t))
+    counts["event_table"] = counts["event_table"].map(lambda t: table_label(text, t))
     counts["resolved_by"] = counts["resolved_by"].map(lambda r: _label(text, "resolved_by", r))
     return _style(text, _headers(text, counts))
-
-
-def _table(text: Catalog, table: str) -> str:
-    key = f"audit.tables.{table}"
-    return text(key) if key in text else table

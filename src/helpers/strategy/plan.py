@@ -679,8 +679,7 @@ def capitalized(label: str) -> str:
 
 def team_label(name: str, text: Catalog) -> str:
     """A team's name for readers: the catalog's, or the config name in plain words for a team it lacks."""
-    key = f"strategy.teams.{name}"
-    return text(key) if key in text else name.replace("_", " ").capitalize()
+    return text.label(f"strategy.teams.{name}", name.replace("_", " ").capitalize())
 
 
 def segment_label(segment_id: int, name: str, text: Catalog) -> str:
