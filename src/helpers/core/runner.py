@@ -403,8 +403,15 @@ def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:
     raw_dir = resolve_path(config["data"]["raw_dir"])
     if not demo or (raw_dir.is_dir() and any(raw_dir.iterdir())):
         return
-    _say(progress, f"Generating the demo world ({demo['customers']} customers) into {raw_dir}")
-    generate_configured_demo(config, progress=progress)
+    # Processes that need the same world at once (parallel test workers) take turns: the first
+    # generates it, the others find it complete (generation stages into one shared hidden folder).
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(raw_dir.parent / f".{raw_dir.name}.demo-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if raw_dir.is_dir() and any(raw_dir.iterdir()):
+            return
+        _say(progress, f"Generating the demo world ({demo['customers']} customers) into {raw_dir}")
+        generate_configured_demo(config, progress=progress)
 
 
 def generate_configured_demo(config: dict[str, Any], progress: bool = False) -> dict[str, int]:
