@@ -253,6 +253,15 @@ class ReportSettings(Section):
     language: Literal["zh", "en"] = "zh"  # what managers and agents read: reports, call list, playbook
 
 
+class EngineSettings(Section):
+    """Which SQL engine runs the steps' queries (`helpers.engine.connect`): embedded DuckDB by default,
+    or Apache Spark (the optional `spark` extra) on `spark_master` with extra `spark_conf` settings."""
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"  # e.g. spark://host:7077, yarn, k8s://...
+    spark_conf: dict[str, str] = Field(default_factory=dict)  # e.g. {spark.executor.memory: 8g}
+
+
 class WorkbenchConfig(Section):
     """The whole run config."""
 
@@ -266,6 +275,7 @@ class WorkbenchConfig(Section):
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     strategy: StrategySettingsSection = Field(default_factory=StrategySettingsSection)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
 
 def validation_messages(error: ValidationError) -> list[str]:
