@@ -18,6 +18,9 @@ Pipeline:
    probabilistic link between records with different mobiles needs the same name and birth date.
 6. Outputs: crosswalk, golden records (`helpers.identity.golden`), identifiers, suspicious identifiers,
    review pairs and a merge summary.
+7. `run_step` carries the ids of the previous run over (`helpers.identity.history`, config
+   `identity.previous_run`): unchanged customers keep their ids, merges keep the oldest and
+   retire the others, split parts get new ids; `id_history` records every retirement and split.
 """
 
 from __future__ import annotations
@@ -50,6 +53,16 @@ from helpers.identity.events import (
     resolve_events,
     row_trace,
     trace_files,
+)
+from helpers.identity.history import (
+    KEY,
+    PreviousIdentity,
+    empty_history,
+    find_previous_identity,
+    method_fingerprint,
+    read_previous_identity,
+    stable_ids,
+    unchanged_records,
 )
 from helpers.identity.keys import customer_ids, name_similarity
 from helpers.identity.splink_scoring import empty_scores
@@ -159,6 +172,8 @@ class IdentityResult:
     # run_step only: identifier-keyed events resolved to customers, and every input row's fate
     event_customers: pd.DataFrame = field(default_factory=pd.DataFrame)
     row_trace: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # run_step only: retired and split ids of this run and the runs before it (`helpers.identity.history`)
+    id_history: pd.DataFrame = field(default_factory=empty_history)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,11 +542,19 @@ def deterministic_clusters(
 # ---------------------------------------------------------------------------------------------
 # The step
 def merge_identities(
-    tables: dict[str, pd.DataFrame], settings: IdentitySettings, seed: int
+    tables: dict[str, pd.DataFrame],
+    settings: IdentitySettings,
+    seed: int,
+    keep: pd.DataFrame | None = None,
 ) -> IdentityResult:
     """Merge clean identity tables (keyed by source system) into customers, with the knobs of the
     config section `identity` (`method`, `match_threshold`, `max_people_per_identifier`,
-    `review_sample`)."""
+    `review_sample`).
+
+    `keep` (`source_system, source_record_id, customer_id`: the unchanged records of a previous run
+    and their customer there, `helpers.identity.history`) keeps each previous customer's records
+    together (constraints still apply; `match_method` `previous_run`) and drops probabilistic links
+    between records of two different previous customers."""
     method, match_threshold = settings.method, settings.match_threshold
     if method not in ("deterministic", "probabilistic"):
         raise ValueError(f"identity method must be 'deterministic' or 'probabilistic', not {method!r}")
@@ -574,6 +597,11 @@ def merge_identities(
         "probabilistic_links_applied": 0,
         "probabilistic_links_refused": 0,
     }
+    group = _previous_groups(records, keep)
+    if keep is not None:
+        labels, stats["previous_links_kept"], stats["previous_links_refused"] = _keep_previous(
+            labels, group, records
+        )
     scored = empty_scores()
     applied_scores = pd.DataFrame(columns=["label", "match_probability"])
     if method == "probabilistic":
@@ -592,6 +620,12 @@ def merge_identities(
         links = scored[scored["match_probability"] >= match_threshold].sort_values(
             ["match_probability", "left_index", "right_index"], ascending=[False, True, True]
         )
+        if keep is not None:  # two unchanged customers of the previous run stay apart without new evidence
+            left_group = group[links["left_index"].to_numpy()]
+            right_group = group[links["right_index"].to_numpy()]
+            apart = (left_group >= 0) & (right_group >= 0) & (left_group != right_group)
+            stats["probabilistic_links_kept_apart"] = int(apart.sum())
+            links = links[~apart]
         labels, applied = merge_with_constraints(
             labels,
             links["left_index"].to_numpy(),
@@ -637,6 +671,31 @@ def merge_identities(
     )
 
 
+def _previous_groups(records: pd.DataFrame, keep: pd.DataFrame | None) -> np.ndarray:
+    """Per record: a code of its previous customer when `keep` lists it (unchanged), else -1."""
+    if keep is None or keep.empty:
+        return np.full(len(records), -1, dtype=np.int64)
+    index = pd.MultiIndex.from_frame(keep[KEY].astype(str))
+    position = index.get_indexer(pd.MultiIndex.from_frame(records[KEY].astype(str)))
+    codes = pd.factorize(keep["customer_id"].astype(str))[0]
+    return np.where(position >= 0, codes[np.maximum(position, 0)], -1).astype(np.int64)
+
+
+def _keep_previous(
+    labels: np.ndarray, group: np.ndarray, records: pd.DataFrame
+) -> tuple[np.ndarray, int, int]:
+    """Union the records of each previous customer (`group` >= 0) with its first record, through
+    `merge_with_constraints`; returns the labels and how many links were kept and refused."""
+    members = np.flatnonzero(group >= 0)
+    first = pd.Series(members).groupby(group[members]).transform("min").to_numpy()
+    linked = members != first
+    left, right = first[linked], members[linked]
+    if not len(left):
+        return labels, 0, 0
+    labels, applied = merge_with_constraints(labels, left, right, records)
+    return labels, int(applied.sum()), int((~applied).sum())
+
+
 def _crosswalk(
     records: pd.DataFrame,
     deterministic_labels: np.ndarray,
@@ -657,10 +716,11 @@ def _crosswalk(
         rule[has] = rule[has] + np.where(rule[has] == "", "", "+") + kind
     rule = rule.replace("", None)
     probability = pd.Series(deterministic_labels).map(applied_scores.set_index("label")["match_probability"])
+    # Neither an identifier group nor a probabilistic link: kept with the records of its previous customer.
     method = np.select(
         [cluster_size.to_numpy() == 1, probability.notna().to_numpy(), group_size.to_numpy() > 1],
         ["single", "probabilistic", "deterministic"],
-        "probabilistic",
+        "previous_run",
     )
     crosswalk = pd.DataFrame(
         {
@@ -675,6 +735,7 @@ def _crosswalk(
         }
     )
     crosswalk.loc[crosswalk["match_method"] == "probabilistic", "match_rule"] = "splink"
+    crosswalk.loc[crosswalk["match_method"] == "previous_run", "match_rule"] = "previous run"
     return crosswalk
 
 
@@ -796,6 +857,69 @@ def add_event_customers(result: IdentityResult, new_records: pd.DataFrame) -> No
     result.stats["customers"] = int(result.crosswalk["customer_id"].nunique())
 
 
+def previous_identity(
+    ctx: StepContext, tables: dict[str, pd.DataFrame]
+) -> tuple[PreviousIdentity | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The run whose ids this run carries over (`identity.previous_run`), the clean records unchanged
+    since then, and those records with their previous customer when its links are kept (same
+    identity method and `identity.keep_previous_links`)."""
+    settings = ctx.settings.identity
+    method = method_fingerprint(settings, ctx.seed)
+    ctx.record(method_fingerprint=method)
+    previous_dir = find_previous_identity(ctx.run_dir, settings.previous_run)
+    if previous_dir is None:
+        return None, None, None
+    previous = read_previous_identity(previous_dir)
+    unchanged = unchanged_records(tables, previous_dir)
+    keep = None
+    if settings.keep_previous_links and previous.method == method:
+        keep = unchanged.merge(previous.crosswalk, on=KEY)
+    ctx.record(
+        records_unchanged=len(unchanged),
+        previous_links=("kept" if keep is not None else "re-decided (another identity method)")
+        if settings.keep_previous_links
+        else "re-decided (identity.keep_previous_links is off)",
+    )
+    return previous, unchanged, keep
+
+
+def keep_previous_ids(
+    ctx: StepContext,
+    result: IdentityResult,
+    previous: PreviousIdentity | None,
+    unchanged: pd.DataFrame | None,
+) -> None:
+    """Give `result`'s customers the ids of `previous` (`helpers.identity.history.stable_ids`) and
+    set its `id_history`."""
+    started = time.perf_counter()
+    stable = stable_ids(result.crosswalk, previous, ctx.run_dir.name, unchanged)
+    rename_customers(result, stable.mapping)
+    result.id_history = stable.history
+    result.stats.update(stable.stats)
+    result.stats["seconds_stable_ids"] = round(time.perf_counter() - started, 1)
+
+
+def rename_customers(result: IdentityResult, mapping: pd.Series) -> None:
+    """Replace every customer id in `result` by `mapping[id]` (ids not in `mapping` stay)."""
+    if bool((mapping.index == mapping.to_numpy()).all()):
+        return
+
+    def renamed(ids: pd.Series) -> pd.Series:
+        return ids.map(mapping).fillna(ids).astype(ids.dtype)
+
+    for frame, columns in (
+        (result.crosswalk, ["customer_id"]),
+        (result.golden, ["customer_id"]),
+        (result.identifiers, ["customer_id"]),
+        (result.records, ["customer_id"]),
+        (result.event_customers, ["customer_id"]),
+        (result.review_pairs, ["left_customer_id", "right_customer_id"]),
+    ):
+        for column in columns:
+            if column in frame:
+                frame[column] = renamed(frame[column])
+
+
 def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFrame) -> pd.DataFrame:
     """`row_trace` of the run: every data row of every file step 01 read, checked against its ledger."""
     files = trace_files(ctx.settings.data)
@@ -829,7 +953,8 @@ def run_step(ctx: StepContext) -> IdentityResult:
             flush=True,
         )
     tables = {system: frame for system, frame in tables.items() if not frame.empty}
-    result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed)
+    previous, unchanged, keep = previous_identity(ctx, tables)
+    result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed, keep=keep)
     check_crosswalk(result.crosswalk, tables)
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
     events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
@@ -843,6 +968,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     )
     add_event_customers(result, new_records)
     result.event_customers = resolution
+    keep_previous_ids(ctx, result, previous, unchanged)
     result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
     result.stats["events_keyed_by_identifier"] = len(resolution)
     result.stats["events_resolved_by"] = {
@@ -862,6 +988,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
         "merge_summary",
         "event_customers",
         "row_trace",
+        "id_history",
     ):
         ctx.write(name, getattr(result, name))
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
