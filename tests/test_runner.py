@@ -183,8 +183,50 @@ def test_config_overrides_and_extends(tmp_path: Path) -> None:
     child = tmp_path / "child.yml"
     child.write_text("extends: base.yml\nrun: {seed: 5}\n")
     config = load_config(child, ["identity.match_threshold=0.95", "clustering.choose=kmeans:6"])
-    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01"}
+    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01", "kernel": "shared"}
     assert config["identity"]["match_threshold"] == 0.95
     assert config["clustering"]["choose"] == "kmeans:6"
     with pytest.raises(ConfigError, match=r"section\.key=value"):
         apply_override(config, "no-equals-sign")
+
+
+@pytest.mark.parametrize("kernel", ["shared", "per_step"])
+def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str, Path], kernel: str) -> None:
+    """One kernel for the whole run (the default) or one per step: either way a notebook starts from
+    a fresh namespace, the project folder and execution count 1 (imported modules stay)."""
+    probe = (
+        "import os, warnings\n"
+        "from helpers.core.context import open_step\n"
+        "ctx = open_step({step!r}, run_dir, config_path)\n"
+        "ctx.record(pid=os.getpid(), cwd=os.getcwd(),\n"
+        "           names=sorted(n for n in globals() if not n.startswith('_')))\n"
+    )
+    leave_behind = (
+        "import pandas as pd\n"
+        "ctx.write('numbers', pd.DataFrame({'x': [1, 2, 3]}))\n"
+        "leftover = 'step one'\n"
+        "os.chdir('/')"
+    )
+    _notebook(workspace["notebooks"] / "01_first.ipynb", probe.format(step="01_first") + leave_behind)
+    _notebook(workspace["notebooks"] / "02_second.ipynb", probe.format(step="02_second"))
+    result = run_workbench(
+        workspace["config"],
+        overrides=[f"run.kernel={kernel}"],
+        outputs_dir=workspace["outputs"],
+        notebooks_dir=workspace["notebooks"],
+        progress=False,
+        steps=STAND_INS,
+    )
+    manifest = json.loads((result.run_dir / "run.json").read_text())
+    first, second = (manifest["steps"][step]["recorded"] for step in ("01_first", "02_second"))
+    assert (first["pid"] == second["pid"]) is (kernel == "shared")
+    assert ("kernel_start_seconds" in manifest) is (kernel == "shared")
+    assert "leftover" not in second["names"] and second["names"] == first["names"]
+    assert {"ctx", "open_step", "os", "warnings", "run_dir", "config_path"} <= set(second["names"])
+    assert second["cwd"] == first["cwd"] == str(ROOT)
+    executed = nbformat.read(result.run_dir / "notebooks" / "02_second.ipynb", as_version=4)
+    counts = [cell.execution_count for cell in executed.cells if cell.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+    for step in ("01_first", "02_second"):
+        record = manifest["steps"][step]
+        assert record["status"] == "ok" and record["cpu_seconds"] > 0 and record["render_seconds"] > 0

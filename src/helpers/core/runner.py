@@ -1,6 +1,14 @@
 """Run every step's notebook (the registry `helpers.core.steps.STEPS`, in order) with papermill,
 into a fresh run folder.
 
+By default (`run.kernel: shared`) every notebook runs in ONE kernel, so the kernel start and the
+imports are paid once; before each notebook the kernel's user namespace is reset (variables,
+output history, open figures, working folder, execution count), so no notebook depends on what an
+earlier one left in memory: steps still exchange only artifacts. Imported modules (and the warning
+filters their imports installed) stay, as in a JupyterLab kernel. `run.kernel: per_step` starts a
+fresh kernel per notebook (all memory returned between steps). Each step's HTML pages are written
+by a background thread while the next step runs; a step whose pages could not be written fails.
+
 A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
 timings, status and recorded values), the executed notebooks, each step's artifacts and
 two HTML renders per notebook (full, and a management version without code).
@@ -25,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -35,6 +44,11 @@ from typing import Any
 import papermill
 import psutil
 import yaml
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.log import logger as papermill_logger
 
 from helpers.core.config import load_config, resolve_path
 from helpers.core.context import STEP_MANIFEST
@@ -45,6 +59,11 @@ from helpers.core.runs import mark_stale_runs, now, write_manifest
 from helpers.core.steps import STEPS, Step
 
 LOCK_FILE = ".run.lock"  # in the outputs folder: held by the active run
+KERNEL_NAME = "python3"
+# The kernel's own log (e.g. "running over TCP without encryption" on a local kernel) is noise for
+# analysts; cell output and errors are unaffected.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+SHARED_ENGINE = "workbench-shared-kernel"  # the papermill engine that runs in an existing kernel
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
@@ -125,7 +144,15 @@ def run_workbench(
             )
             write_manifest(run_dir, manifest)
             _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
-            _run_steps(run_dir, frozen_config, [s.name for s in steps], notebooks, manifest, stop, progress)
+            shared = config["run"]["kernel"] == "shared"
+            with (
+                SharedKernel() if shared else contextlib.nullcontext() as kernel,
+                ThreadPoolExecutor(1, thread_name_prefix="render") as renders,
+            ):
+                names = [s.name for s in steps]
+                _run_steps(
+                    run_dir, frozen_config, names, notebooks, manifest, stop, progress, kernel, renders
+                )
         except RunInterruptedError as interruption:
             stop_kernels()
             manifest.update(status="interrupted", signal=interruption.signal_name, finished_at=now())
@@ -149,28 +176,26 @@ def _run_steps(
     manifest: dict[str, Any],
     stop: StopOnSignal,
     progress: bool,
+    kernel: SharedKernel | None,
+    renders: ThreadPoolExecutor,
 ) -> None:
-    """Execute the notebooks in order, recording each step in `manifest` (and run.json)."""
+    """Execute the notebooks in order (in `kernel`, else a fresh kernel each), recording each step in
+    `manifest` (and run.json). A step's pages are rendered in `renders` while the next step runs;
+    a render failure fails its step once it is known (at the latest before the run ends)."""
+    pending: tuple[str, Path, Future[tuple[float, str | None]]] | None = None
     for position, (step, notebook) in enumerate(zip(names, notebooks, strict=True), 1):
         _say(progress, f"[{position}/{len(notebooks)}] {step} ...")
         manifest["running_step"] = step
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
+        parameters = {"run_dir": str(run_dir), "config_path": str(frozen_config)}
         error: Exception | None = None
-        with PeakMemory() as memory, ChildCpu() as cpu:
+        with PeakMemory() as memory, KernelCpu() as cpu:
             try:
-                papermill.execute_notebook(
-                    str(notebook),
-                    str(executed),
-                    parameters={"run_dir": str(run_dir), "config_path": str(frozen_config)},
-                    kernel_name="python3",
-                    cwd=str(PROJECT_ROOT),
-                    progress_bar=progress,
-                    request_save_on_cell_execute=False,
-                    # The kernel's own log (e.g. "running over TCP without encryption" on a local
-                    # kernel) is noise for analysts; cell output and errors are unaffected.
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                )
+                if kernel is not None:
+                    kernel.prepare()  # started on first use, else its namespace reset
+                    manifest.setdefault("kernel_start_seconds", kernel.start_seconds)
+                execute_notebook(notebook, executed, parameters, kernel, progress)
             except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
                 error = caught
         if stop.signal_number is not None:  # the kernel saw Ctrl-C first and papermill reported it
@@ -185,31 +210,99 @@ def _run_steps(
         step_manifest = run_dir / step / STEP_MANIFEST
         if step_manifest.is_file():
             step_record["recorded"] = json.loads(step_manifest.read_text())
-        unrendered = None
-        if executed.is_file():
-            render = partial(render_reports, executed, run_dir / "reports", failed=error is not None)
-            unrendered = _render_safely(manifest, step, render)
-        if error is not None or unrendered is not None:
-            cause = (
-                describe_error(error) if error is not None else f"its reports were not written: {unrendered}"
-            )
-            step_record["status"] = "failed"
-            step_record["error"] = cause
-            manifest["steps"][step] = step_record
-            manifest.update(status="failed", failed_step=step, finished_at=now())
-            manifest.pop("running_step")
-            _record_end(run_dir, manifest)
-            raise StepFailedError(
-                f"Step {step} failed: {cause}\n"
-                f"  executed notebook with the error: {executed}\n"
-                f"  outputs/latest was not changed.{disk_note(run_dir)}"
-            ) from error
         manifest["steps"][step] = step_record
+        if pending is not None:  # the previous step's pages, rendered while this step ran
+            _check_render(run_dir, manifest, *pending)
+            pending = None
+        if error is not None:
+            if executed.is_file():  # a failure to render is recorded in render_errors
+                _rendered(manifest, step, _render_step(executed, run_dir / "reports", failed=True))
+            _fail_step(run_dir, manifest, step, describe_error(error), executed, error)
         write_manifest(run_dir, manifest)
+        pending = (step, executed, renders.submit(_render_step, executed, run_dir / "reports"))
         _say(progress, f"[{position}/{len(notebooks)}] {step} done in {seconds:.1f} s")
+    if pending is not None:
+        _check_render(run_dir, manifest, *pending)
     manifest.pop("running_step", None)
     manifest.update(status="ok", finished_at=now())
     _record_end(run_dir, manifest)
+
+
+def execute_notebook(
+    notebook: Path,
+    executed: Path,
+    parameters: dict[str, Any],
+    kernel: SharedKernel | None = None,
+    progress: bool = False,
+) -> None:
+    """Execute `notebook` with papermill into `executed` (parameters injected), in `kernel` when
+    given (it must be prepared), else in a fresh kernel that is stopped afterwards."""
+    engine: dict[str, Any] = (
+        kernel.engine_arguments() if kernel is not None else {"extra_arguments": KERNEL_ARGUMENTS}
+    )
+    papermill.execute_notebook(
+        str(notebook),
+        str(executed),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        cwd=str(PROJECT_ROOT),
+        progress_bar=progress,
+        request_save_on_cell_execute=False,
+        **engine,
+    )
+
+
+def _render_step(executed: Path, reports: Path, failed: bool = False) -> tuple[float, str | None]:
+    """Render a step's pages; the seconds it took and, when it failed, the cause (never raises: a
+    partial notebook's render must never hide the step's own error)."""
+    started = time.perf_counter()
+    try:
+        render_reports(executed, reports, failed=failed)
+    except Exception as error:  # nbconvert, templates, a full disk: all recorded, none raised
+        return round(time.perf_counter() - started, 2), describe_error(error)
+    return round(time.perf_counter() - started, 2), None
+
+
+def _rendered(manifest: dict[str, Any], step: str, outcome: tuple[float, str | None]) -> str | None:
+    """Record a render's seconds in the step's record and its failure in `render_errors`."""
+    seconds, cause = outcome
+    manifest["steps"][step]["render_seconds"] = seconds
+    if cause is not None:
+        manifest.setdefault("render_errors", []).append(f"{step}: {cause}")
+    return cause
+
+
+def _check_render(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    step: str,
+    executed: Path,
+    render: Future[tuple[float, str | None]],
+) -> None:
+    """Wait for `step`'s pages; a failed render fails that step (and the run)."""
+    cause = _rendered(manifest, step, render.result())
+    if cause is not None:
+        _fail_step(run_dir, manifest, step, f"its reports were not written: {cause}", executed)
+
+
+def _fail_step(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    step: str,
+    cause: str,
+    executed: Path,
+    error: Exception | None = None,
+) -> None:
+    """Record `step` and the run as failed (run.json, index page) and raise `StepFailedError`."""
+    manifest["steps"][step].update(status="failed", error=cause)
+    manifest.update(status="failed", failed_step=step, finished_at=now())
+    manifest.pop("running_step", None)
+    _record_end(run_dir, manifest)
+    raise StepFailedError(
+        f"Step {step} failed: {cause}\n"
+        f"  executed notebook with the error: {executed}\n"
+        f"  outputs/latest was not changed.{disk_note(run_dir)}"
+    ) from error
 
 
 def _render_safely(manifest: dict[str, Any], label: str, render: Callable[[], object]) -> str | None:
@@ -375,25 +468,168 @@ class PeakMemory:
         self._thread.join()
 
 
-class ChildCpu:
-    """CPU seconds (user + system) of this process's children that ended while active: the notebook
-    kernel, which the runner waits for, and every process the kernel waited for (`getrusage`)."""
+class KernelCpu:
+    """CPU seconds (user + system) of this process's child processes while active: the notebook
+    kernel and every process it waited for. Children alive at the start or the end are read with
+    psutil; children that ended meanwhile and were waited for, with `getrusage(RUSAGE_CHILDREN)`.
+    A shared kernel that lives through many steps is thus charged per step."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self._start = 0.0
+        self._ended = 0.0
+        self._alive = 0.0
 
     @staticmethod
-    def _used() -> float:
+    def _ended_children() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
-    def __enter__(self) -> ChildCpu:
-        self._start = self._used()
+    @staticmethod
+    def _alive_children() -> float:
+        total = 0.0
+        for child in psutil.Process().children():  # direct children: each counts its own waited-for
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def __enter__(self) -> KernelCpu:
+        self._ended, self._alive = self._ended_children(), self._alive_children()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.seconds = round(self._used() - self._start, 2)
+        used = self._ended_children() - self._ended + self._alive_children() - self._alive
+        self.seconds = round(max(used, 0.0), 2)
+
+
+class KernelError(RuntimeError):
+    """The shared kernel could not be started or reset."""
+
+
+# Run once in a new shared kernel: the working folder every reset returns to.
+KERNEL_SETUP = """
+import os as _os
+get_ipython().workbench_folder = _os.getcwd()
+del _os
+"""
+# Run before each notebook in the shared kernel: the notebook finds a namespace as fresh as a new
+# kernel's (modules stay imported: that is the point), and the memory of the last one is returned.
+KERNEL_RESET = """
+def _workbench_reset():
+    import ctypes, gc, os, sys
+
+    shell = get_ipython()
+    shell.reset(new_session=False)  # user variables, Out and the _ / __ / ___ history
+    os.chdir(shell.workbench_folder)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back to the OS (glibc)
+    except (OSError, AttributeError):
+        pass
+    shell.execution_count = 1
+
+
+_workbench_reset()
+"""
+
+
+class SharedKernel:
+    """One IPython kernel for all the notebooks of a run, started on first use (`prepare`) in the
+    project folder, its user namespace reset before every later notebook, shut down on exit."""
+
+    def __init__(self, cwd: Path = PROJECT_ROOT, startup_timeout: float = 120.0) -> None:
+        self.cwd = cwd
+        self.startup_timeout = startup_timeout
+        self.start_seconds: float | None = None
+        self._km: AsyncKernelManager | None = None
+        self._kc: Any = None
+
+    def prepare(self) -> None:
+        """Start the kernel on first use; else reset its namespace for the next notebook."""
+        if self._km is None:
+            started = time.perf_counter()
+            self._km = AsyncKernelManager(kernel_name=KERNEL_NAME)
+            run_sync(self._km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(self.cwd))
+            self._kc = self._km.client()
+            self._kc.start_channels()
+            run_sync(self._kc.wait_for_ready)(timeout=self.startup_timeout)
+            self.run_code(KERNEL_SETUP)
+            self.start_seconds = round(time.perf_counter() - started, 2)
+        else:
+            self.run_code(KERNEL_RESET)
+
+    def run_code(self, code: str, timeout: float = 120.0) -> None:
+        """Run `code` silently in the kernel; raise `KernelError` with the kernel's error."""
+        if self._kc is None:
+            raise KernelError("the shared kernel is not started")
+        reply = run_sync(self._kc.execute_interactive)(
+            code, silent=True, output_hook=lambda _message: None, timeout=timeout
+        )
+        content = reply["content"]
+        if content.get("status") != "ok":
+            raise KernelError(f"{content.get('ename', 'error')}: {content.get('evalue', '')}")
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """papermill arguments that execute a notebook in this kernel."""
+        return {"engine_name": SHARED_ENGINE, "km": self._km, "kc": self._kc}
+
+    def close(self) -> None:
+        """Stop the client and the kernel (at once: nothing is left to run in it)."""
+        with contextlib.suppress(Exception):
+            if self._kc is not None:
+                self._kc.stop_channels()
+        with contextlib.suppress(Exception):
+            if self._km is not None and self._km.has_kernel:
+                run_sync(self._km.shutdown_kernel)(now=True)
+        self._km = self._kc = None
+
+    def __enter__(self) -> SharedKernel:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class SharedKernelEngine(NBClientEngine):
+    """papermill's nbclient engine, executing in a running kernel (engine arguments `km`, `kc`)
+    instead of starting and stopping one per notebook."""
+
+    @classmethod
+    def execute_managed_notebook(  # type: ignore[override]
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: float | None = None,
+        km: AsyncKernelManager | None = None,
+        kc: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs = {k: v for k, v in kwargs.items() if k not in {"input_path", "timeout", "startup_timeout"}}
+        client = PapermillNotebookClient(
+            nb_man,
+            km=km,
+            timeout=execution_timeout,
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=papermill_logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            **kwargs,
+        )
+        client.kc = kc  # reuse the kernel's client: nbclient neither starts nor stops one
+        return client.execute()
+
+
+papermill_engines.register(SHARED_ENGINE, SharedKernelEngine)
 
 
 def ensure_demo_data(config: dict[str, Any], progress: bool = True) -> None:

@@ -32,6 +32,9 @@ class Section(BaseModel):
 class RunSettings(Section):
     seed: int = 42
     reference_date: date = Field(description="'as of' date for features, lifecycle and call lists")
+    # shared: every notebook in one kernel (imports paid once; the namespace is reset between
+    # notebooks); per_step: a fresh kernel per notebook (all memory returned between steps)
+    kernel: Literal["shared", "per_step"] = "shared"
 
 
 class DemoSettings(Section):
@@ -137,12 +140,6 @@ class IdentitySettings(Section):
     match_threshold: Share = 0.9
     max_people_per_identifier: PositiveInt = 4
     review_sample: Annotated[int, Field(ge=0)] = 40
-    # whose customer ids this run carries over: auto (the newest earlier run on the same raw data),
-    # none, or a run id / run folder (`helpers.identity.history`)
-    previous_run: str = "auto"
-    # keep the unchanged records of each previous customer together when the previous run used the
-    # same identity method (off: every run re-decides all links; ids are still carried over)
-    keep_previous_links: bool = True
 
 
 class FeaturesSettings(Section):
