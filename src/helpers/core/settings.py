@@ -140,6 +140,12 @@ class IdentitySettings(Section):
     match_threshold: Share = 0.9
     max_people_per_identifier: PositiveInt = 4
     review_sample: Annotated[int, Field(ge=0)] = 40
+    # whose customer ids this run carries over: auto (the newest earlier run on the same raw data),
+    # none, or a run id / run folder (`helpers.identity.history`)
+    previous_run: str = "auto"
+    # keep the unchanged records of each previous customer together when the previous run used the
+    # same identity method (off: every run re-decides all links; ids are still carried over)
+    keep_previous_links: bool = True
 
 
 class FeaturesSettings(Section):
