@@ -256,12 +256,16 @@ def test_label_from_transactions_tiny_log_known_answers() -> None:
         "gone": "churned",
         "lapsing": "at_risk",
         "new": "conversion",
+        "refund_only": "contact",  # every customer of the log gets a label: no purchase, a contact
         "steady": "retention",
     }
     assert labels.loc["lapsing", "stage_rule"] == "at_risk: gap >= 1.5x own purchase rhythm"
+    assert labels.loc["refund_only", "stage_rule"] == "contact: no purchase, known but not engaged"
     risk = labels["churn_risk"]
     assert risk.between(0, 1).all()
     assert risk["steady"] < risk["lapsing"] < risk["gone"]
+    assert risk["refund_only"] == 0.0
+    assert labels.attrs["lifecycle"]["contacts_only"] == 1
     assert labels.attrs["lifecycle"]["method"] == "mbgnbd"  # too few customers to backtest
     assert set(labels.attrs["lifecycle"]["mbgnbd"]) == {"r", "alpha", "a", "b"}
 

@@ -149,6 +149,21 @@ def point_params(fitted, names: tuple[str, ...]) -> dict[str, float]:
     return {name: float(np.asarray(posterior[name]).squeeze()) for name in names}
 
 
+def purchase_outlook(fitted, summary: pd.DataFrame, horizons_weeks: list[float]) -> dict[str, object]:
+    """A fitted MBG/NBD's outlook per row of `summary`: `p_alive` (array), and per horizon t (weeks)
+    `p_no_purchase` and `expected_purchases` in (T, T+t] (lists of arrays, in the horizons' order)."""
+    data = summary[["customer_id", "frequency", "recency", "T"]].reset_index(drop=True)
+    p_alive = _squeeze(fitted.expected_probability_alive(data=data))
+    params = point_params(fitted, TRANSACTION_PARAMS)
+    return {
+        "p_alive": p_alive,
+        "p_no_purchase": [probability_no_purchase(p_alive, params, data, t) for t in horizons_weeks],
+        "expected_purchases": [
+            _squeeze(fitted.expected_purchases(data=data, future_t=t)) for t in horizons_weeks
+        ],
+    }
+
+
 def _squeeze(values) -> np.ndarray:
     return np.asarray(values).reshape(-1)
 
@@ -242,3 +257,100 @@ def fit_and_predict(
         fit_seconds=fit_seconds,
         predictions=predict(transaction_model, spend_model, summary, model, period_days, horizon_months),
     )
+
+
+def summary_from_transactions(
+    log: pd.DataFrame,
+    reference_date,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str | None = "amount",
+) -> pd.DataFrame:
+    """The RFM summary (`SUMMARY_COLUMNS`) of a transaction log as of `reference_date` (inclusive).
+
+    Purchase days as step 03 and lifetimes count them: every calendar day with a transaction of
+    non-negative amount (zero-amount rows included, as in Fader-Hardie-Lee's CDNOW data; negative
+    amounts, refunds, left out); `monetary_value` is the mean total of the repeat purchase days
+    (0 without repeats). Whole-number dates like 19970101 are read as YYYYMMDD. Raises ValueError
+    naming missing columns or unreadable values.
+    """
+    needed = [customer_col, time_col] + ([amount_col] if amount_col else [])
+    missing = [c for c in needed if c not in log.columns]
+    if missing:
+        raise ValueError(
+            f"transaction log: missing column(s) {missing}; it has {list(log.columns)}. "
+            "Pass customer_col/time_col/amount_col to name yours."
+        )
+    raw_times = log[time_col]
+    if pd.api.types.is_integer_dtype(raw_times):
+        times = pd.to_datetime(raw_times.astype(str), format="%Y%m%d", errors="coerce")
+    elif pd.api.types.is_object_dtype(raw_times) or pd.api.types.is_string_dtype(raw_times):
+        times = pd.to_datetime(raw_times, errors="coerce", format="mixed")
+    else:
+        times = pd.to_datetime(raw_times, errors="coerce")
+    amounts = (
+        pd.to_numeric(log[amount_col], errors="coerce") if amount_col else pd.Series(0.0, index=log.index)
+    )
+    bad = times.isna() | amounts.isna() | log[customer_col].isna()
+    if bad.any():
+        raise ValueError(
+            f"transaction log: {int(bad.sum())} row(s) with an empty id or an unreadable {time_col!r}"
+            + (f" or {amount_col!r}" if amount_col else "")
+            + ", e.g.\n"
+            + log.loc[bad, needed].head(3).to_string()
+        )
+    reference = pd.Timestamp(reference_date).normalize()
+    keep = ((times < reference + pd.Timedelta(days=1)) & (amounts >= 0)).to_numpy()
+    days = (
+        pd.DataFrame(
+            {
+                "customer_id": log[customer_col].to_numpy()[keep],
+                "day": times.dt.normalize().to_numpy()[keep],
+                "amount": amounts.to_numpy(float)[keep],
+            }
+        )
+        .groupby(["customer_id", "day"], sort=True)["amount"]
+        .sum()
+        .reset_index()
+    )
+    if days.empty:
+        raise ValueError(f"transaction log: no purchase on or before {reference.date()}")
+    grouped = days.groupby("customer_id", sort=True)
+    first, last = grouped["day"].min(), grouped["day"].max()
+    count = grouped.size()
+    repeat_total = grouped["amount"].sum() - grouped["amount"].first()
+    frequency = (count - 1).astype(float)
+    return pd.DataFrame(
+        {
+            "customer_id": first.index.to_numpy(),
+            "frequency": frequency.to_numpy(),
+            "recency": ((last - first).dt.days / DAYS_PER_WEEK).to_numpy(float),
+            "T": ((reference - first).dt.days / DAYS_PER_WEEK).to_numpy(float),
+            "monetary_value": (repeat_total / frequency.where(frequency > 0)).fillna(0.0).to_numpy(float),
+        }
+    )
+
+
+def fit_from_transactions(
+    log: pd.DataFrame,
+    reference_date,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str = "amount",
+    model: TransactionModelName = "mbgnbd",
+    period_days: float = 90,
+    horizon_months: int = 12,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> ClvResult:
+    """Fit the CLV models straight from a transaction log (one row per transaction) as of
+    `reference_date`: `summary_from_transactions`, then `fit_and_predict` (BG/NBD or MBG/NBD and
+    Gamma-Gamma by maximum likelihood; predictions per customer for the next `period_days` and
+    `horizon_months`).
+
+        from helpers.features.clv import fit_from_transactions
+        result = fit_from_transactions(log, "1997-09-30", customer_col="id", time_col="date", model="bgnbd")
+        result.transaction_params, result.predictions.head()
+    """
+    summary = summary_from_transactions(log, reference_date, customer_col, time_col, amount_col)
+    return fit_and_predict(summary, model, period_days, horizon_months, sample_size, seed)

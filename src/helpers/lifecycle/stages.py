@@ -36,10 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.special import expit, logit
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 from helpers.core import runs
 from helpers.core.config import resolve_path
@@ -47,6 +44,7 @@ from helpers.core.context import StepContext
 from helpers.core.i18n import Catalog
 from helpers.engine.base import SqlEngine, connect
 from helpers.features import clv
+from helpers.lifecycle import churn
 
 STAGES: tuple[str, ...] = (
     "contact",
@@ -111,7 +109,22 @@ def _examples(frame: pd.DataFrame, mask: pd.Series | np.ndarray, columns: list[s
     return frame.loc[np.asarray(mask), columns].head(3).to_string()
 
 
-def purchase_days(
+def _parse_times(values: pd.Series) -> pd.Series:
+    """Timestamps from a log column; whole numbers of 8 digits (20240630) are read as YYYYMMDD dates,
+    not as nanoseconds since 1970."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if (
+        pd.api.types.is_numeric_dtype(values)
+        and numeric.notna().all()
+        and numeric.between(1e7, 1e8 - 1).all()
+    ):
+        return pd.to_datetime(numeric.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
+    if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+        return pd.to_datetime(values, errors="coerce", format="mixed")  # each value in its own format
+    return pd.to_datetime(values, errors="coerce")
+
+
+def daily_log(
     transactions: pd.DataFrame,
     reference_date: Any,
     customer_col: str = "customer_id",
@@ -119,15 +132,11 @@ def purchase_days(
     amount_col: str | None = "amount",
     frame_name: str = "transactions",
 ) -> pd.DataFrame:
-    """Validated purchase occasions as of `reference_date` (inclusive): `customer_id, day, amount`.
-
-    A purchase occasion is a calendar day with transactions of positive total amount (several
-    purchases the same day count once, as in the CLV literature; a day whose amounts net to zero
-    or less, e.g. refunds only, is not a purchase). The whole reference day counts; later rows
-    are ignored. Raises
-    `LifecycleInputError` naming the frame, column and example rows on missing columns, empty
-    ids, unparseable timestamps or non-numeric amounts.
-    """
+    """Every customer-day with rows as of `reference_date` (inclusive): `customer_id, day, amount`
+    (the day's net amount). Days with a positive total are purchases (`purchase_days`); the others
+    (zero-amount rows, refunds only) are contacts. Raises `LifecycleInputError` naming the frame,
+    column and example rows on missing columns, empty ids, unparseable timestamps or non-numeric
+    amounts."""
     needed = [customer_col, time_col] + ([amount_col] if amount_col else [])
     missing = [c for c in needed if c not in transactions.columns]
     if missing:
@@ -141,7 +150,7 @@ def purchase_days(
             f"{frame_name}: {int(null_ids.sum())} row(s) with empty {customer_col!r}, e.g.\n"
             + _examples(transactions, null_ids, needed)
         )
-    times = pd.to_datetime(transactions[time_col], errors="coerce")
+    times = _parse_times(transactions[time_col])
     bad_times = times.isna()
     if bad_times.any():
         raise LifecycleInputError(
@@ -166,7 +175,27 @@ def purchase_days(
             "amount": amounts.to_numpy(float)[keep],
         }
     )
-    days = log.groupby(["customer_id", "day"], sort=False)["amount"].sum().reset_index()
+    return log.groupby(["customer_id", "day"], sort=False)["amount"].sum().reset_index()
+
+
+def purchase_days(
+    transactions: pd.DataFrame,
+    reference_date: Any,
+    customer_col: str = "customer_id",
+    time_col: str = "txn_at",
+    amount_col: str | None = "amount",
+    frame_name: str = "transactions",
+) -> pd.DataFrame:
+    """Validated purchase occasions as of `reference_date` (inclusive): `customer_id, day, amount`.
+
+    A purchase occasion is a calendar day with transactions of positive total amount (several
+    purchases the same day count once, as in the CLV literature; a day whose amounts net to zero
+    or less, e.g. zero-amount rows or refunds only, is not a purchase: `daily_log` keeps those days
+    as contacts). The whole reference day counts; later rows are ignored. Raises
+    `LifecycleInputError` naming the frame, column and example rows on missing columns, empty
+    ids, unparseable timestamps or non-numeric amounts.
+    """
+    days = daily_log(transactions, reference_date, customer_col, time_col, amount_col, frame_name)
     return days[days["amount"] > 0].reset_index(drop=True)
 
 
@@ -174,20 +203,24 @@ def summarize_purchase_days(days: pd.DataFrame, reference_date: Any) -> pd.DataF
     """Per-customer purchase history from `purchase_days` output, as of `reference_date`.
 
     One row per customer with a purchase on or before the date: `customer_id, first_purchase_at,
-    last_purchase_at, n_purchases, monetary_total, recency_days, tenure_days,
-    mean_interpurchase_days` (tenure counts from the first purchase; NaN rhythm for one-timers).
+    last_purchase_at, n_purchases, monetary_total, last_gap_days` (days between the last two
+    purchases), `n_recent_purchases` (in the last `churn.RECENT_DAYS` days), `recency_days,
+    tenure_days, mean_interpurchase_days` (tenure counts from the first purchase; NaN rhythm and
+    last gap for one-timers).
     """
     reference = pd.Timestamp(reference_date).normalize()
-    summary = (
-        days[days["day"] <= reference]
-        .groupby("customer_id", sort=True)
-        .agg(
-            first_purchase_at=("day", "min"),
-            last_purchase_at=("day", "max"),
-            n_purchases=("day", "size"),
-            monetary_total=("amount", "sum"),
-        )
+    upto = days[days["day"] <= reference].sort_values(["customer_id", "day"])
+    grouped = upto.groupby("customer_id", sort=True)
+    summary = grouped.agg(
+        first_purchase_at=("day", "min"),
+        last_purchase_at=("day", "max"),
+        n_purchases=("day", "size"),
+        monetary_total=("amount", "sum"),
     )
+    gaps = upto["day"].diff().dt.days.where(upto["customer_id"].eq(upto["customer_id"].shift()))
+    summary["last_gap_days"] = gaps.groupby(upto["customer_id"]).last().reindex(summary.index)
+    recent = upto["day"] > reference - pd.Timedelta(days=churn.RECENT_DAYS)
+    summary["n_recent_purchases"] = recent.groupby(upto["customer_id"]).sum().reindex(summary.index)
     return finish_summary(summary.reset_index(), reference)
 
 
@@ -231,48 +264,26 @@ def backtest_from_days(days: pd.DataFrame, reference_date: Any, horizon_days: fl
 
 
 def _rfm(summary: pd.DataFrame) -> pd.DataFrame:
-    """A purchase summary in the `helpers.features.clv` convention: repeat purchase days, recency and age
-    in weeks."""
-    tenure = summary["tenure_days"].to_numpy(float)
-    return pd.DataFrame(
-        {
-            "customer_id": summary["customer_id"].to_numpy(),
-            "frequency": summary["n_purchases"].to_numpy(float) - 1.0,
-            "recency": (tenure - summary["recency_days"].to_numpy(float)) / clv.DAYS_PER_WEEK,
-            "T": tenure / clv.DAYS_PER_WEEK,
-        }
-    )
+    """A purchase summary in the `helpers.features.clv` convention (see `churn.rfm_weeks`)."""
+    return churn.rfm_weeks(summary)
 
 
 # ---------------------------------------------------------------------------------------------
-# Churn risk: MBG/NBD (pymc-marketing), re-weighted by a backtest inside the customers' own history
+# Churn risk: a backtest-fitted model of the customer's rhythm, the MBG/NBD outlook and service signals
+# (helpers.lifecycle.churn)
 # ---------------------------------------------------------------------------------------------
 
 
-def _no_purchase(model: Any, summary: pd.DataFrame, horizons_days: list[float]) -> list[np.ndarray]:
-    """The model's P(no purchase in the next h days) per summary row, for each horizon h."""
-    weeks = [days / clv.DAYS_PER_WEEK for days in horizons_days]
-    return [np.clip(p, 1e-6, 1 - 1e-6) for p in clv.no_purchase_probabilities(model, _rfm(summary), weeks)]
+@dataclass
+class ChurnScore:
+    """`score_churn_risk` output: the risk per summary row and what the recall calibration replays."""
 
-
-def _risk_features(p_none: np.ndarray, summary: pd.DataFrame) -> np.ndarray:
-    """Per summary row: logit P(no purchase), log recency, log repeat purchases, log age (weeks) and
-    log(1 + gap ratio), days since the last purchase over the customer's own mean gap (0 with one
-    purchase: no rhythm yet)."""
-    recency = summary["recency_days"].to_numpy(float)
-    rhythm = summary["mean_interpurchase_days"].to_numpy(float)
-    gap_ratio = np.divide(
-        recency, rhythm, out=np.zeros_like(recency), where=np.isfinite(rhythm) & (rhythm > 0)
-    )
-    return np.column_stack(
-        [
-            logit(p_none),
-            np.log1p(recency / clv.DAYS_PER_WEEK),
-            np.log1p(summary["n_purchases"].to_numpy(float) - 1.0),
-            np.log1p(summary["tenure_days"].to_numpy(float) / clv.DAYS_PER_WEEK),
-            np.log1p(gap_ratio),
-        ]
-    )
+    risk: np.ndarray  # P(no purchase in the horizon)
+    p_none: np.ndarray  # the MBG/NBD alone: P(no purchase in the horizon)
+    info: dict[str, Any]  # for the manifest
+    past: pd.DataFrame | None = None  # backtest customers at the cut (None: no backtest model)
+    past_outcome: np.ndarray | None = None  # no purchase between the cut and the reference date
+    past_risk: np.ndarray | None = None  # their out-of-fold risk for the backtest window
 
 
 def score_churn_risk(
@@ -285,23 +296,22 @@ def score_churn_risk(
     max_backtest_customers: int = 200_000,
     seed: int = 0,
     params: dict[str, float] | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> ChurnScore:
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
 
     1. MBG/NBD (pymc-marketing through `helpers.features.clv`, MAP with flat priors, fitted on at most
-       `max_fit_customers` customers) gives P(no purchase in the horizon); unlike BG/NBD it lets
-       one-time buyers drop out.
-    2. With a `backtest` long enough (the history as of `reference - h`, h = min(horizon, half the
-       history), outcome = no purchase in the following h days), a logistic re-weighting of
-       [logit P, log recency, log frequency, log age, log gap ratio] is fitted: it learns how much
-       the data's own rhythm departs from the model's assumptions (e.g. regular buyers who stop abruptly).
-    3. The re-weighted probability is for the backtest window h; the model carries it to the
-       actual horizon by adding, per customer, logit P(horizon) - logit P(h).
+       `max_fit_customers` customers): P(alive), expected purchases and P(no purchase) per customer;
+       unlike BG/NBD it lets one-time buyers drop out.
+    2. With a `backtest` long enough (the history as of `reference - w`, w = min(horizon, half the
+       history), outcome = no purchase in the following w days), `churn.fit_churn_model` fits a
+       logistic model of `churn.churn_features` (recency, frequency, age, own rhythm and its trend,
+       the MBG/NBD outlook refitted at the cut, service signals: whatever columns the summary and
+       `backtest.past` carry) on that outcome.
+    3. Its probability is for w days; the MBG/NBD carries it to the horizon (`churn.to_horizon`).
 
+    Without a usable backtest the risk is the MBG/NBD's P(no purchase in the horizon).
     `params`: MBG/NBD parameters already fitted on this same summary (step 03's fit): used instead
     of fitting again (the backtest, an earlier date, is always fitted).
-
-    Returns (churn_risk, model P(no purchase), info dict for the manifest).
     """
     if params is None:
         model = clv.fit_no_purchase_model(_rfm(summary), max_fit_customers, seed)
@@ -321,37 +331,31 @@ def score_churn_risk(
     elif min(backtest.no_purchase_since.sum(), (~backtest.no_purchase_since).sum()) < min_backtest_class:
         skip = f"fewer than {min_backtest_class} buyers or non-buyers in the backtest"
     if skip is not None:
-        (p_none,) = _no_purchase(model, summary, [horizon_days])
+        p_none = churn.model_outlook(model, summary, [horizon_days])[f"p_none_{horizon_days:g}"]
         info["backtest_skipped"] = skip
-        return p_none, p_none, info
-    past, outcome = backtest.past, backtest.no_purchase_since
-    if len(past) > max_backtest_customers:  # four weights need far fewer rows than a big base has
-        rows = np.random.default_rng(seed).choice(len(past), max_backtest_customers, replace=False)
-        past, outcome = past.iloc[rows], outcome[rows]
+        return ChurnScore(p_none, p_none, info)
+    past, outcome = backtest.past.reset_index(drop=True), backtest.no_purchase_since
+    if len(past) > max_backtest_customers:  # a dozen weights need far fewer rows than a big base has
+        rows = np.sort(np.random.default_rng(seed).choice(len(past), max_backtest_customers, replace=False))
+        past, outcome = past.iloc[rows].reset_index(drop=True), outcome[rows]
+    window = float(backtest.days)
     past_model = clv.fit_no_purchase_model(_rfm(past), max_fit_customers, seed)
-    (p_past,) = _no_purchase(past_model, past, [backtest.days])
-    past_features = _risk_features(p_past, past)
-    scaler = StandardScaler().fit(past_features)
-    reweight = LogisticRegression(max_iter=1000).fit(scaler.transform(past_features), outcome)
-    p_none_window, p_none = _no_purchase(model, summary, [backtest.days, horizon_days])
-    horizon_shift = logit(p_none) - logit(p_none_window)
-    risk = expit(
-        reweight.decision_function(scaler.transform(_risk_features(p_none_window, summary))) + horizon_shift
-    )
+    past_features = churn.churn_features(past, churn.model_outlook(past_model, past, [window]), window)
+    fitted = churn.fit_churn_model(past_features, outcome, backtest.days, seed)
+    outlook = churn.model_outlook(model, summary, [window, horizon_days])
+    risk_window = fitted.predict(churn.churn_features(summary, outlook, window))
+    p_none = outlook[f"p_none_{horizon_days:g}"]
+    risk = churn.to_horizon(risk_window, outlook[f"p_none_{window:g}"], p_none)
     info.update(
-        method="mbgnbd+backtest",
+        method="backtest model (rhythm, MBG/NBD outlook, service)",
         backtest_days=backtest.days,
-        backtest_customers=len(backtest.past),
+        backtest_customers=len(past),
         backtest_no_purchase_share=float(outcome.mean()),
-        backtest_weights=dict(
-            zip(
-                ["logit_p_none", "log_recency", "log_frequency", "log_age", "log_gap_ratio"],
-                reweight.coef_[0].round(4).tolist(),
-                strict=True,
-            )
-        ),
+        backtest_weights=fitted.weights(),
+        backtest_feature_set=fitted.feature_set,
+        backtest_auc={name: round(value, 4) for name, value in fitted.backtest_auc.items()},
     )
-    return risk, p_none, info
+    return ChurnScore(risk, p_none, info, past, np.asarray(outcome, bool), fitted.out_of_fold)
 
 
 def auto_risk_threshold(
@@ -425,22 +429,63 @@ def check_rhythm_rule(
     }
 
 
-def resolve_risk_threshold(customers: pd.DataFrame, rules: dict[str, Any], rhythm_rule: bool = True) -> float:
+def resolve_risk_threshold(
+    customers: pd.DataFrame, rules: dict[str, Any], rhythm_rule: bool = True, target: float | None = None
+) -> float:
     """The at-risk churn-risk threshold: a number from the rules, or `auto`: `auto_risk_threshold`
     for the whole churn label (at_risk + churned), counting the customers its other rules flag
     anyway and deciding only on those the churn-risk rule reaches (`customers` as for `assign_stages`);
-    customers an earlier rule keeps out of at_risk (new customers in conversion) do not count."""
+    customers an earlier rule keeps out of at_risk (new customers in conversion) do not count.
+    `target`: the expected recall to reach (default the rules' `target_recall`; see
+    `calibrate_recall`)."""
     setting_value = rules["at_risk"]["min_churn_risk"]
     if setting_value != "auto":
         return float(setting_value)
-    never = assign_stages(customers, rules, np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
-    always = assign_stages(customers, rules, -np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
+    never, always = _threshold_masks(customers, rules, rhythm_rule)
     return auto_risk_threshold(
         _column(customers, "churn_risk", 0.0).fillna(0.0).to_numpy(),
-        float(rules["at_risk"]["target_recall"]),
+        float(rules["at_risk"]["target_recall"] if target is None else target),
         flagged=never,
         candidates=always,
     )
+
+
+def _threshold_masks(
+    customers: pd.DataFrame, rules: dict[str, Any], rhythm_rule: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Customers in the churn label whatever the threshold, and those it can reach at all."""
+    never = assign_stages(customers, rules, np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
+    always = assign_stages(customers, rules, -np.inf, rhythm_rule)["stage"].isin(CHURN_STAGES).to_numpy()
+    return never, always
+
+
+def calibrate_recall(score: ChurnScore, rules: dict[str, Any], rhythm_rule: bool = True) -> dict[str, Any]:
+    """The expected-recall setting at which the label's *realized* recall on the backtest reaches the
+    rules' `target_recall` (`churn.calibrate_recall_target`).
+
+    Replays the stage rules on the backtest customers as of the cut, with their out-of-fold churn
+    risks, for a candidate setting, and counts the share of the customers who then bought nothing
+    that the at_risk + churned label flags, among those the label can reach (as the expected recall
+    does: new customers an earlier rule keeps in conversion do not count). Without a backtest model
+    (or with a fixed threshold in the rules) the setting is the target itself.
+    """
+    target = float(rules["at_risk"]["target_recall"])
+    if rules["at_risk"]["min_churn_risk"] != "auto" or score.past is None:
+        return {"setting": target, "calibrated": False}
+    past = score.past.assign(churn_risk=score.past_risk)
+    outcome = np.asarray(score.past_outcome, bool)
+    never, always = _threshold_masks(past, rules, rhythm_rule)
+    risk = past["churn_risk"].to_numpy(float)
+    reachable = never | always  # as for the expected recall: an earlier rule keeps the others out
+    if not (outcome & reachable).any():
+        return {"setting": target, "calibrated": False}
+
+    def realized(setting: float) -> float:
+        threshold = auto_risk_threshold(risk, setting, flagged=never, candidates=always)
+        flagged = never | (always & (risk >= threshold))
+        return float(flagged[outcome & reachable].mean())
+
+    return {**churn.calibrate_recall_target(realized, target), "calibrated": True}
 
 
 def assign_stages(
@@ -545,32 +590,74 @@ def label_from_transactions(
     time_col: str = "txn_at",
     amount_col: str | None = "amount",
     rules: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Lifecycle stage, rule and churn risk for every buyer in a plain transaction log.
+    """Lifecycle stage, rule and churn risk for every customer in a plain transaction log.
 
-    `transactions`: one row per purchase (customer id, timestamp, amount; refunds or zero
-    amounts are not purchases, rows after `reference_date` are ignored). `rules` overrides
-    `config/lifecycle_rules.yml` key by key, e.g. `{"horizon_days": 91}`.
+    `transactions`: one row per transaction (customer id, timestamp, amount; rows after
+    `reference_date` are ignored; timestamps may also be whole numbers like 20240630). `rules`
+    overrides `config/lifecycle_rules.yml` key by key, e.g. `{"horizon_days": 91}`.
 
-    Returns `customer_id, stage, stage_rule, churn_risk`, one row per customer with a purchase on
-    or before the reference date, sorted by id. `churn_risk` is the probability of no purchase in
-    the `horizon_days` after the reference date (default 273 days = 39 weeks); stages `at_risk`
-    and `churned` together are the "will not buy in that period" label. Model details (fitted
-    parameters, backtest weights, the threshold used) are in `result.attrs["lifecycle"]`.
+    A day whose rows total a positive amount is a purchase. Rows that are not purchases (zero
+    amounts, refunds only) count as **contacts**: a customer with only such rows is labelled
+    `contact` (rule "no purchase, known but not engaged") with `churn_risk` 0, like step 05's
+    prospects (there is no purchasing relationship to lose); for buyers, the number of such contact
+    days is one of the churn model's inputs.
+
+    Returns `customer_id, stage, stage_rule, churn_risk`, one row per customer with a row on or
+    before the reference date, sorted by id. `churn_risk` is the probability of no purchase in the
+    `horizon_days` after the reference date (default 273 days = 39 weeks), from a model fitted on a
+    backtest inside the log (`score_churn_risk`); stages `at_risk` and `churned` together are the
+    "will not buy in that period" label, their threshold set so that the label's realized recall
+    on the backtest reaches `at_risk.target_recall` (`calibrate_recall`). Model details (MBG/NBD
+    parameters, backtest weights, the threshold and the recall calibration) are in
+    `result.attrs["lifecycle"]`.
     """
     merged = _rules(rules)
-    days = purchase_days(transactions, reference_date, customer_col, time_col, amount_col)
-    summary = summarize_purchase_days(days, reference_date)
+    log = daily_log(transactions, reference_date, customer_col, time_col, amount_col)
+    purchases = log[log["amount"] > 0].reset_index(drop=True)
+    if purchases.empty:
+        raise LifecycleInputError(
+            f"transactions: no purchase (a day with a positive {amount_col!r} total) on or before "
+            f"{pd.Timestamp(reference_date).date()}; nothing to model"
+        )
+    summary = summarize_purchase_days(purchases, reference_date)
     horizon = float(merged["horizon_days"])
-    backtest = backtest_from_days(days, reference_date, horizon) if merged["backtest"] else None
-    risk, _, info = score_churn_risk(summary, horizon, backtest=backtest)
-    summary["churn_risk"] = risk
+    backtest = backtest_from_days(purchases, reference_date, horizon) if merged["backtest"] else None
+    contacts = log[log["amount"] <= 0]
+    summary = summary.merge(_contact_counts(contacts, reference_date), on="customer_id", how="left")
+    if backtest is not None:
+        cut = pd.Timestamp(reference_date).normalize() - pd.Timedelta(days=backtest.days)
+        past = backtest.past.merge(_contact_counts(contacts, cut), on="customer_id", how="left")
+        backtest = Backtest(backtest.days, past, backtest.no_purchase_since)
+    score = score_churn_risk(summary, horizon, backtest=backtest, seed=seed)
+    summary["churn_risk"] = score.risk
     rhythm = check_rhythm_rule(backtest, merged)
-    threshold = resolve_risk_threshold(summary, merged, rhythm["use"])
+    calibration = calibrate_recall(score, merged, rhythm["use"])
+    threshold = resolve_risk_threshold(summary, merged, rhythm["use"], calibration["setting"])
     stages = assign_stages(summary, merged, threshold, rhythm["use"])
-    result = pd.concat([summary[["customer_id"]], stages, summary[["churn_risk"]]], axis=1)
-    result.attrs["lifecycle"] = {**info, "rhythm_rule": rhythm, "risk_threshold": threshold}
+    buyers = pd.concat([summary[["customer_id"]], stages, summary[["churn_risk"]]], axis=1)
+    prospects = pd.DataFrame(
+        {"customer_id": np.setdiff1d(log["customer_id"].unique(), summary["customer_id"])}
+    )
+    prospects = pd.concat(
+        [prospects, assign_stages(prospects.assign(n_purchases=0), merged, threshold)], axis=1
+    ).assign(churn_risk=0.0)
+    result = pd.concat([buyers, prospects], ignore_index=True).sort_values("customer_id", ignore_index=True)
+    result.attrs["lifecycle"] = {
+        **score.info,
+        "rhythm_rule": rhythm,
+        "risk_threshold": threshold,
+        "recall_calibration": calibration,
+        "contacts_only": len(prospects),
+    }
     return result[LIFECYCLE_COLUMNS]
+
+
+def _contact_counts(contacts: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+    """Days with rows but no purchase, per customer, on or before `as_of`: `customer_id, n_contacts`."""
+    upto = contacts[contacts["day"] <= pd.Timestamp(as_of).normalize()]
+    return upto.groupby("customer_id").size().rename("n_contacts").reset_index()
 
 
 def evaluate_against_holdout(
@@ -585,9 +672,12 @@ def evaluate_against_holdout(
     """Score `label_from_transactions` on a log that extends past the reference date.
 
     Labels as of `reference_date` with `horizon_days = holdout_days`; the truth is "no purchase
-    in (reference, reference + holdout]" for every customer labeled. Reports the baseline (days
-    since last purchase) next to ours: ROC AUC, the best precision either score reaches at recall
-    >= 0.90 with a hindsight threshold, and the precision/recall of the at_risk+churned label.
+    in (reference, reference + holdout]". Scored on the customers with a purchase on or before the
+    reference date (the churn label is about them; contacts-only customers are counted in
+    `contacts_only`). Reports the baseline (days since last purchase) next to ours: ROC AUC, the
+    best precision either score reaches at recall >= 0.90 with a hindsight threshold, the
+    precision/recall of the at_risk+churned label, and the precision of flagging the same number
+    of customers by days since the last purchase (`recency_precision_same_count`).
     """
     reference = pd.Timestamp(reference_date)
     labels = label_from_transactions(
@@ -601,13 +691,16 @@ def evaluate_against_holdout(
     days = purchase_days(
         transactions, reference + pd.Timedelta(days=holdout_days), customer_col, time_col, amount_col
     )
+    last = days[days["day"] <= reference].groupby("customer_id")["day"].max()
+    contacts_only = int((~labels["customer_id"].isin(last.index)).sum())
+    labels = labels[labels["customer_id"].isin(last.index)].reset_index(drop=True)
     bought = days.loc[days["day"] > reference.normalize(), "customer_id"].unique()
     no_purchase = ~labels["customer_id"].isin(bought).to_numpy()
-    last = days[days["day"] <= reference].groupby("customer_id")["day"].max()
     recency = (reference.normalize() - last.reindex(labels["customer_id"])).dt.days.to_numpy(float)
     flagged = labels["stage"].isin(CHURN_STAGES).to_numpy()
     return {
         "customers": len(labels),
+        "contacts_only": contacts_only,
         "no_purchase_rate": float(no_purchase.mean()),
         "auc_recency": float(roc_auc_score(no_purchase, recency)),
         "auc_churn_risk": float(roc_auc_score(no_purchase, labels["churn_risk"])),
@@ -615,8 +708,21 @@ def evaluate_against_holdout(
         "risk_precision_at_recall_0.90": _best_precision_at_recall(no_purchase, labels["churn_risk"], 0.9),
         "label_precision": float(no_purchase[flagged].mean()) if flagged.any() else float("nan"),
         "label_recall": float(flagged[no_purchase].mean()),
+        "label_flagged": int(flagged.sum()),
+        "recency_precision_same_count": _precision_of_top(no_purchase, recency, int(flagged.sum())),
         "risk_threshold": float(labels.attrs["lifecycle"]["risk_threshold"]),
     }
+
+
+def _precision_of_top(truth: np.ndarray, score: np.ndarray, count: int) -> float:
+    """Precision of flagging the `count` highest scores (a tie at the cut-off counts at its mean)."""
+    if count <= 0:
+        return float("nan")
+    score, truth = np.asarray(score, float), np.asarray(truth, bool)
+    cutoff = np.sort(score)[::-1][min(count, len(score)) - 1]
+    above, tied = score > cutoff, score == cutoff  # customers tied at the cut-off count by their mean
+    hits = truth[above].sum() + (count - above.sum()) * truth[tied].mean()
+    return float(hits / count)
 
 
 def _best_precision_at_recall(truth: np.ndarray, score: np.ndarray, min_recall: float) -> float:
@@ -704,7 +810,8 @@ class StepInputs:
 
 def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
     """Read step 05's inputs from the run folder: 03's features, and the purchase summaries and
-    service trends aggregated in SQL over 01's clean events through 02's crosswalk."""
+    service trends aggregated in SQL over 01's clean events through 02's crosswalk. The backtest's
+    customers carry their service trends as of the backtest cut (the churn model's service inputs)."""
     import pyarrow.parquet as pq
 
     from helpers.identity.events import register_events  # here: step 06 imports this module, not step 02's
@@ -724,6 +831,13 @@ def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
         start = time.perf_counter()
         window = int(rules["at_risk"]["trend_window_days"])
         trends = load_service_trends(engine, ctx.reference_date, window, STEP_TABLES)
+        summary, backtest = purchases
+        if backtest is not None:  # the service signals as of the backtest cut, for the churn model's fit
+            cut = pd.Timestamp(ctx.reference_date).normalize() - pd.Timedelta(days=backtest.days)
+            past = backtest.past.merge(
+                load_service_trends(engine, cut, window, STEP_TABLES), on="customer_id", how="left"
+            )
+            purchases = (summary, Backtest(backtest.days, past, backtest.no_purchase_since))
         seconds["service_trends"] = time.perf_counter() - start
     return StepInputs(features, purchases, trends, seconds)
 
@@ -736,13 +850,15 @@ def label_customers(
     trends: pd.DataFrame | None = None,
     seed: int = 0,
     mbgnbd_params: dict[str, float] | None = None,
+    trends_past: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Stage, rule and churn risk for every customer of the step-03 `features` table.
 
     `purchases` (summary and backtest from `load_purchase_summaries`) gives the purchase history used
     for the rhythm, the model and its backtest; without it the history comes from the features'
     `n_purchases, first_purchase_at, last_purchase_at` (no backtest). `trends` (from
-    `load_service_trends`) adds the complaint and satisfaction rules. Prospects (no purchase) get
+    `load_service_trends`) adds the complaint and satisfaction rules and, with `trends_past` (the
+    same as of the backtest cut), the service signals of the churn model. Prospects (no purchase) get
     `churn_risk` 0: there is no purchasing relationship to lose; their stage (contact or
     acquisition) says where they are. `mbgnbd_params` (step 03's fit of the same purchase summary,
     see `reusable_clv_params`) replaces the current-date fit.
@@ -768,28 +884,41 @@ def label_customers(
         summary = summary[summary["customer_id"].isin(features["customer_id"])].reset_index(drop=True)
     else:
         summary = _summary_from_features(features, reference)
-    risk, p_none, info = score_churn_risk(
-        summary,
-        float(merged["horizon_days"]),
-        backtest=backtest if merged["backtest"] else None,
-        seed=seed,
-        params=mbgnbd_params,
+    backtest = backtest if merged["backtest"] else None
+    if trends is not None:
+        summary = summary.merge(trends, on="customer_id", how="left")
+    if backtest is not None and trends_past is not None:
+        backtest = Backtest(
+            backtest.days,
+            backtest.past.merge(trends_past, on="customer_id", how="left"),
+            backtest.no_purchase_since,
+        )
+    score = score_churn_risk(
+        summary, float(merged["horizon_days"]), backtest=backtest, seed=seed, params=mbgnbd_params
     )
-    summary["churn_risk"] = risk
-    summary["p_no_purchase_model"] = p_none
+    summary["churn_risk"] = score.risk
+    summary["p_no_purchase_model"] = score.p_none
     service = [
         c for c in ("n_inquiries", "n_inbound", "n_calls", "nps_mean", "csat_mean") if c in features.columns
     ]
     customers = features[["customer_id", *service]].merge(summary, on="customer_id", how="left")
-    if trends is not None:
-        customers = customers.merge(trends, on="customer_id", how="left")
+    if trends is not None:  # prospects' service trends too (the summary carries the buyers')
+        customers = customers.drop(columns=[c for c in trends if c != "customer_id"]).merge(
+            trends, on="customer_id", how="left"
+        )
     customers["n_purchases"] = customers["n_purchases"].fillna(0).astype("int64")
     customers["churn_risk"] = customers["churn_risk"].fillna(0.0)
-    rhythm = check_rhythm_rule(backtest if merged["backtest"] else None, merged)
-    threshold = resolve_risk_threshold(customers, merged, rhythm["use"])
+    rhythm = check_rhythm_rule(backtest, merged)
+    calibration = calibrate_recall(score, merged, rhythm["use"])
+    threshold = resolve_risk_threshold(customers, merged, rhythm["use"], calibration["setting"])
     customers[["stage", "stage_rule"]] = assign_stages(customers, merged, threshold, rhythm["use"])
     customers["gap_ratio"] = customers["recency_days"] / customers["mean_interpurchase_days"]
-    customers.attrs["lifecycle"] = {**info, "rhythm_rule": rhythm, "risk_threshold": threshold}
+    customers.attrs["lifecycle"] = {
+        **score.info,
+        "rhythm_rule": rhythm,
+        "risk_threshold": threshold,
+        "recall_calibration": calibration,
+    }
     return customers[LIFECYCLE_COLUMNS + [c for c in customers.columns if c not in LIFECYCLE_COLUMNS]]
 
 
