@@ -3,6 +3,7 @@ and writes to a scratch folder `outputs/interactive/<step>-<UTC time>/`."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -166,3 +167,29 @@ def test_notebook_03_opened_like_jupyterlab_leaves_the_finished_run_untouched(
     assert {p.name for p in (scratch[0] / "figures").glob("*.png")} == {
         p.name for p in (small_run.run_dir / FEATURES.name / "figures").glob("*.png")
     }
+
+
+def test_a_saved_figure_is_drawn_once_and_the_page_shows_the_saved_png(tmp_path: Path) -> None:
+    """In a kernel, `ctx.save_figure` displays the PNG it wrote (at the inline size) and closes the
+    figure, so the `plt.show()` after it adds no second image; outside a kernel it only saves."""
+    code = (
+        "import base64, matplotlib.pyplot as plt\n"
+        "from helpers.core.context import StepContext\n"
+        f"ctx = StepContext(run_dir=__import__('pathlib').Path({str(tmp_path)!r}), step='s', config={{}})\n"
+        "figure, axes = plt.subplots(figsize=(4, 2), dpi=100)\n"
+        "axes.plot([1, 2, 3])\n"
+        "path = ctx.save_figure(figure, 'line')\n"
+        "plt.show()\n"
+        "print(plt.get_fignums())"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 1
+    saved = (tmp_path / "s" / "figures" / "line.png").read_bytes()
+    assert images[0]["data"]["image/png"].replace("\n", "") == base64.b64encode(saved).decode()
+    pixels_wide = int.from_bytes(saved[16:20], "big")
+    assert 300 < pixels_wide < 500  # 4 inches at 110 dpi, tight around the drawing
+    assert images[0]["metadata"]["image/png"]["width"] == round(pixels_wide * 100 / 110)
+    assert [output["text"] for output in outputs if output.get("name") == "stdout"] == ["[]\n"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -41,6 +42,7 @@ INTERACTIVE_DIR = "interactive"
 RUN_MANIFEST = "run.json"
 RUNNING = "running"
 STEP_MANIFEST = "step.json"
+FIGURE_DPI = 110  # saved figures (PNG files and the pages' images)
 
 
 class ArtifactMissingError(FileNotFoundError):
@@ -135,9 +137,14 @@ class StepContext:
         manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default))
 
     def save_figure(self, figure: Any, name: str) -> Path:
-        """Save a matplotlib figure as PNG next to the step's artifacts."""
+        """Save a matplotlib figure as PNG next to the step's artifacts.
+
+        In a notebook kernel the page shows that same PNG (at the figure's on-screen size) and the
+        figure is closed, so it is drawn once: `plt.show()` after it has nothing left to draw."""
         path = self.figures_dir / f"{name}.png"
-        figure.savefig(path, dpi=110, bbox_inches="tight")
+        figure.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+        if _in_kernel():
+            show_saved_figure(figure, path)
         return path
 
 
@@ -208,6 +215,24 @@ def new_scratch_dir(step: str, source_run: Path) -> Path:
         except FileExistsError:
             number += 1
             candidate = base.with_name(f"{base.name}-{number}")
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where displayed output goes to the notebook)."""
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def show_saved_figure(figure: Any, path: Path) -> None:
+    """Display the PNG `path` (saved from `figure` at `FIGURE_DPI`) at the size the inline backend
+    would show the figure, then close the figure."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    png = path.read_bytes()
+    pixels_wide = int.from_bytes(png[16:20], "big")  # the PNG header's IHDR width
+    display(Image(data=png, format="png", width=round(pixels_wide * figure.dpi / FIGURE_DPI)))
+    plt.close(figure)
 
 
 def _json_default(value: Any) -> Any:

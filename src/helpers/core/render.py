@@ -9,11 +9,13 @@ loads anything from the internet (figures are embedded PNGs).
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,7 @@ TECHNICAL_OUTPUT = re.compile(
 NBCONVERT_ALT = 'alt="No description has been provided for this image"'
 EXPORTER_LOG = logging.getLogger("helpers.render.nbconvert")
 EXPORTER_LOG.setLevel(logging.ERROR)
+EXPORTER_LOCK = threading.Lock()  # one conversion at a time per process (the runner renders in a thread)
 FONT_STACK = (
     '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", '
     '"Helvetica Neue", Arial, sans-serif'
@@ -109,9 +112,29 @@ def render_reports(executed: Path, reports_dir: Path, failed: bool = False) -> N
     notebook = nbformat.read(executed, as_version=4)
     notebook.metadata["title"] = page_title(executed.stem, text)
     figure_alt = f'alt="{html.escape(text("common.figure"))}"'
-    full_html, _ = HTMLExporter(language_code=language, log=EXPORTER_LOG).from_notebook_node(notebook)
+    full, management = exporters(language)
+    if failed:
+        notice = nbformat.v4.new_markdown_cell(text("common.failed_page", step=notebook.metadata["title"]))
+        shown = nbformat.v4.new_notebook(cells=[notice], metadata=notebook.metadata)
+    with EXPORTER_LOCK:
+        full_html, _ = full.from_notebook_node(notebook)
     full_html = full_html.replace(NBCONVERT_ALT, figure_alt)
     write_atomic(reports_dir / f"{executed.stem}.html", self_contained(full_html))
+    with EXPORTER_LOCK:
+        management_html, _ = management.from_notebook_node(shown if failed else for_management(notebook))
+    nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
+    management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1).replace(
+        NBCONVERT_ALT, figure_alt
+    )
+    management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
+    write_atomic(reports_dir / f"{executed.stem}.management.html", self_contained(management_html))
+
+
+@functools.cache
+def exporters(language: Language) -> tuple[HTMLExporter, HTMLExporter]:
+    """The full-page and the management-page exporters of `language`, made once per process (an
+    exporter compiles its templates on first use; a run renders twelve pages)."""
+    full = HTMLExporter(language_code=language, log=EXPORTER_LOG)
     management = HTMLExporter(
         exclude_input=True,
         exclude_input_prompt=True,
@@ -122,16 +145,7 @@ def render_reports(executed: Path, reports_dir: Path, failed: bool = False) -> N
     management.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={PII_TAG, ANALYST_TAG}), enabled=True
     )
-    if failed:
-        notice = nbformat.v4.new_markdown_cell(text("common.failed_page", step=notebook.metadata["title"]))
-        shown = nbformat.v4.new_notebook(cells=[notice], metadata=notebook.metadata)
-    management_html, _ = management.from_notebook_node(shown if failed else for_management(notebook))
-    nav = f'<nav class="wb-nav"><a href="{INDEX_PAGE}">{html.escape(text("common.home"))}</a></nav>'
-    management_html = management_html.replace("</head>", MANAGEMENT_CSS + "</head>", 1).replace(
-        NBCONVERT_ALT, figure_alt
-    )
-    management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
-    write_atomic(reports_dir / f"{executed.stem}.management.html", self_contained(management_html))
+    return full, management
 
 
 def for_management(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
