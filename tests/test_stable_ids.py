@@ -261,6 +261,9 @@ def test_without_kept_links_ids_are_still_carried_over(months: dict) -> None:
     kept, relinked = artifact(runs["m1"], "crosswalk"), artifact(runs["m1_relinked"], "crosswalk")
     manifest = json.loads((runs["m1_relinked"] / "02_identity_merge" / "step.json").read_text())
     assert manifest["previous_links"].startswith("re-decided") and "previous_links_kept" not in manifest
-    assert "previous_run" not in set(relinked["match_method"])
+    assert "previous run" not in set(relinked["match_rule"].dropna())
+    # With kept links, records only their previous customer holds together keep the previous method.
+    placed = kept[kept["match_rule"] == "previous run"]
+    assert len(placed) and set(placed["match_method"]) <= {"deterministic", "probabilistic"}
     same = kept.merge(relinked, on=KEY)
     assert np.mean(same["customer_id_x"] == same["customer_id_y"]) > 0.99

@@ -67,7 +67,7 @@ class PreviousIdentity:
     its id history."""
 
     run_id: str
-    crosswalk: pd.DataFrame  # source_system, source_record_id, customer_id
+    crosswalk: pd.DataFrame  # source_system, source_record_id, customer_id (match_method, match_probability)
     first_seen: pd.Series = field(default_factory=lambda: pd.Series(dtype="datetime64[ns]"))
     history: pd.DataFrame = field(default_factory=lambda: empty_history())
     method: str | None = None  # `method_fingerprint` of the run, when it recorded one
@@ -118,7 +118,9 @@ def find_previous_identity(run_dir: Path, choice: str | None) -> Path | None:
 def read_previous_identity(path: Path) -> PreviousIdentity:
     """The crosswalk, first-seen times and id history a run's step 02 wrote."""
     folder = Path(path) / IDENTITY_STEP
-    crosswalk = pd.read_parquet(folder / "crosswalk.parquet", columns=[*KEY, "customer_id"])
+    source = folder / "crosswalk.parquet"
+    columns = [*KEY, "customer_id", "match_method", "match_probability"]
+    crosswalk = pd.read_parquet(source, columns=[c for c in columns if c in pq.read_schema(source).names])
     first_seen = pd.Series(dtype="datetime64[ns]")
     golden = folder / "golden.parquet"
     if golden.is_file():

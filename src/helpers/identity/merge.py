@@ -553,7 +553,8 @@ def merge_identities(
 
     `keep` (`source_system, source_record_id, customer_id`: the unchanged records of a previous run
     and their customer there, `helpers.identity.history`) keeps each previous customer's records
-    together (constraints still apply; `match_method` `previous_run`) and drops probabilistic links
+    together (constraints still apply; a record placed only so keeps its previous `match_method` and
+    `match_probability`, `match_rule` `previous run`) and drops probabilistic links
     between records of two different previous customers."""
     method, match_threshold = settings.method, settings.match_threshold
     if method not in ("deterministic", "probabilistic"):
@@ -654,6 +655,8 @@ def merge_identities(
         stats["seconds_probabilistic"] = round(time.perf_counter() - clock, 1)
     clock = time.perf_counter()
     crosswalk = _crosswalk(records, deterministic_labels, labels, accepted, applied_scores)
+    if keep is not None:
+        _previous_methods(crosswalk, keep)
     stats["customers"] = int(crosswalk["customer_id"].nunique())
     records = records.assign(
         customer_id=crosswalk["customer_id"].to_numpy(), deterministic_cluster=deterministic_labels
@@ -679,6 +682,21 @@ def _previous_groups(records: pd.DataFrame, keep: pd.DataFrame | None) -> np.nda
     position = index.get_indexer(pd.MultiIndex.from_frame(records[KEY].astype(str)))
     codes = pd.factorize(keep["customer_id"].astype(str))[0]
     return np.where(position >= 0, codes[np.maximum(position, 0)], -1).astype(np.int64)
+
+
+def _previous_methods(crosswalk: pd.DataFrame, keep: pd.DataFrame) -> None:
+    """Records placed only by a kept previous link take the match method and probability the previous
+    run gave them (`match_rule` says `previous run`)."""
+    placed = crosswalk["match_method"] == "previous_run"
+    if not placed.any() or "match_method" not in keep:
+        return
+    before = keep.set_index(KEY)
+    index = pd.MultiIndex.from_frame(crosswalk.loc[placed, KEY].astype(str))
+    method = before["match_method"].reindex(index).to_numpy()
+    usable = pd.notna(method) & pd.Series(method).isin(["deterministic", "probabilistic"]).to_numpy()
+    rows = crosswalk.index[placed][usable]
+    crosswalk.loc[rows, "match_method"] = method[usable]
+    crosswalk.loc[rows, "match_probability"] = before["match_probability"].reindex(index).to_numpy()[usable]
 
 
 def _keep_previous(
