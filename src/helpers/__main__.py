@@ -78,6 +78,10 @@ def _run(args: argparse.Namespace) -> int:
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # jsonschema (papermill -> nbformat) imports rfc3987_syntax when installed (JupyterLab's event
+    # schemas want it) to check IRI formats; building its grammar costs ~2 CPU s per command and no
+    # notebook schema has an IRI format, so this process goes without it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     from helpers.core.runner import (
         OutputsWriteError,
         RunInterruptedError,
