@@ -32,6 +32,7 @@ to today's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -144,20 +145,29 @@ def read_previous_identity(path: Path) -> PreviousIdentity:
     )
 
 
-def method_fingerprint(settings: object, seed: int) -> str:
-    """SHA-1 of what decides the clusters: the identity code (helpers/identity, normalize, the
-    identity SQL), the `identity` settings that matter and the run seed."""
+@functools.cache
+def _code_digest() -> str:
+    """SHA-1 of the code that decides the clusters, read once per process (the code it runs)."""
     package = Path(helpers.__file__).parent
-    files = sorted(
-        [*(package / "identity").glob("*.py"), package / "core" / "normalize.py",
-         *(package / "engine" / "queries" / "identity").glob("*.sql")]
-    )  # fmt: skip
+    identity = package / "identity"
+    files = [
+        *(identity / name for name in ("merge.py", "splink_scoring.py", "keys.py", "events.py")),
+        package / "core" / "normalize.py",
+        *sorted((package / "engine" / "queries" / "identity").glob("*.sql")),
+    ]
     digest = hashlib.sha1()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    values = {k: v for k, v in settings.model_dump(mode="json").items() if k not in NOT_METHOD}  # type: ignore[attr-defined]
-    digest.update(json.dumps({"settings": values, "seed": seed}, sort_keys=True).encode())
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def method_fingerprint(settings: object, seed: int) -> str:
+    """SHA-1 of what decides the clusters: the merge code (merge, Splink scoring, keys, events,
+    normalize, the identity SQL), the `identity` settings that matter and the run seed."""
+    values = {k: v for k, v in settings.model_dump(mode="json").items() if k not in NOT_METHOD}  # type: ignore[attr-defined]
+    text = json.dumps({"code": _code_digest(), "settings": values, "seed": seed}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def unchanged_records(tables: dict[str, pd.DataFrame], previous_run: Path) -> pd.DataFrame:
