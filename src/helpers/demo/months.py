@@ -538,11 +538,11 @@ def stable_id_report(
     `before`/`after` are the two runs' crosswalks, `history` the later run's `id_history`,
     `truth_dir` the later month's truth. Figures: `unchanged_people` (people of the earlier month
     no change touched) and the share of them whose id moved (`unchanged_moved_share`, goal 0);
-    `joined_known` / `new_records_of_known_people` (a new record of a known person took that
-    person's id); `merges_planted`, `merges_needed` (the person's records were in several
-    customers), `merges_done`, `merges_retired_to_survivor` (the survivor is one of the earlier ids
-    and `id_history` retires the others to it); `splits_planted`, `splits_done` (the record left
-    for an id no earlier run used).
+    `joined_known` / `new_records_of_known_people` (a new record of a known person took an id
+    the person's earlier records carry); `merges_planted`, `merges_needed` (the person's records
+    were in several customers), `merges_done`, `merges_retired_to_survivor` (the survivor is one
+    of the earlier ids and `id_history` retires the others to it); `splits_planted`, `splits_done`
+    (the record left for an id no earlier run used).
     """
     changes = pd.read_parquet(truth_dir / CHANGES_FILE)
     changes = changes[changes["month"] == month]
@@ -560,13 +560,11 @@ def stable_id_report(
         "unchanged_moved": int(moved.sum()),
         "unchanged_moved_share": round(float(moved.mean()), 6) if len(moved) else 0.0,
     }
-    # A new record of a known person: the id most of the person's earlier records now carry.
+    # A new record of a known person: one of the ids the person's earlier records now carry.
     known = changes[changes["change"].isin(["new_system_record", "merge_bridge"])]
-    home = earlier.groupby("person_id")["new_id"].agg(lambda ids: ids.value_counts().index[0])
-    joined = (
-        new.reindex(pd.MultiIndex.from_frame(known[key])).to_numpy()
-        == known["person_id"].map(home).to_numpy()
-    )
+    held = set(zip(earlier["person_id"], earlier["new_id"], strict=True))
+    ids = new.reindex(pd.MultiIndex.from_frame(known[key])).to_numpy()
+    joined = np.array([(p, i) in held for p, i in zip(known["person_id"], ids, strict=True)], dtype=bool)
     report.update(new_records_of_known_people=len(known), joined_known=int(joined.sum()))
     merged = history[history["reason"] == "merged"]
     bridges = changes[changes["change"] == "merge_bridge"]
