@@ -11,10 +11,10 @@ Printed: per file, the rows of the truth (`export_rows`), how many appear exactl
 recall and the false-quarantine share of the other rows; identity pairwise precision/recall/F1 over the
 clean rows of a planted person (all files, identity files only, and the pairs touching each hard case:
 household members sharing a landline, company contacts behind a switchboard, persons whose e-mail
-changed); the planted-segment ARI and stage macro F1 of both worlds, with customers mapped to persons
+changed, persons whose mobile changed and both holders of a recycled mobile, from `export_recycled`);
+the planted-segment ARI and stage macro F1 of both worlds, with customers mapped to persons
 by their identity records (what steps 04/05 record) and by all their rows (row_trace + export_rows,
-which also covers customers made from events). The demo world plants no recycled numbers and no
-phone changes: those cases cannot be measured here. Wall and CPU seconds (this process and its
+which also covers customers made from events). Wall and CPU seconds (this process and its
 children: the workbench runs in child processes) are printed for every phase.
 
     .venv/bin/python benchmarks/bench_export.py --customers 2000
@@ -56,6 +56,8 @@ CASES = {  # hard case -> persons column that is non-empty for the case's person
     "switchboard contact": "company_id",
     "e-mail changed": "previous_email",
     "moved city": "moved_from_city",
+    "mobile changed": "phone_changed",
+    "recycled mobile (both holders)": "recycled_number",
 }
 
 
@@ -266,6 +268,21 @@ def person_by_rows(trace: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]
 
 
+def with_recycled(persons: pd.DataFrame, truth: Path) -> pd.DataFrame:
+    """`persons` with `recycled_number` (both holders of a recycled mobile) and `phone_changed` (its
+    previous holder, who moved to a new number) from the export truth; empty where not planted."""
+    persons = persons.assign(recycled_number="", phone_changed="")
+    path = truth / "export_recycled.parquet"
+    if not path.is_file():
+        return persons
+    recycled = pd.read_parquet(path)
+    number = recycled.set_index("person_id")["number"]
+    changed = recycled[recycled["role"] == "previous holder"].set_index("person_id")["new_number"]
+    persons["recycled_number"] = persons["person_id"].map(number).fillna("")
+    persons["phone_changed"] = persons["person_id"].map(changed).fillna("")
+    return persons
+
+
 def planted_agreement(run_dir: Path, owner: pd.Series, persons: pd.DataFrame) -> dict[str, float]:
     """ARI of the clustered customers' segments (segment 0, the prospects, left out, as step 04 does)
     and the stage macro F1 against the planted segments and stages of their `owner` persons."""
@@ -408,7 +425,7 @@ def main() -> None:
     trace = pd.read_parquet(export_run / "02_identity_merge" / "row_trace.parquet")
     rows = pd.read_parquet(truth / "export_rows.parquet")
     defects = pd.read_parquet(truth / "export_defects.parquet")
-    persons = pd.read_parquet(truth / "persons.parquet")
+    persons = with_recycled(pd.read_parquet(truth / "persons.parquet"), truth)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         report_files(trace, rows, defects)
         clean = clean_rows(trace, rows, defects)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import zipfile
 from pathlib import Path
@@ -593,3 +594,85 @@ def openpyxl_rows(path: Path) -> list[tuple]:
     import openpyxl
 
     return list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))
+
+
+def test_export_marketing_file_is_a_chinese_campaign_export_keyed_by_the_contact(export_world) -> None:
+    raw, truth, counts = export_world
+    data = (raw / "营销触达记录.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    touches = pd.read_csv(raw / "营销触达记录.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert list(touches.columns) == [
+        "发送编号",
+        "联系方式",
+        "发送时间",
+        "活动名称",
+        "触达渠道",
+        "是否响应",
+        "是否转化",
+    ]
+    assert set(touches["触达渠道"]) == {"短信", "外呼", "微信", "邮件"}
+    assert set(touches["是否响应"]) == set(touches["是否转化"]) == {"是", "否"}
+    assert (
+        touches["活动名称"].str.contains("优惠券").any() and not touches["活动名称"].str.contains("_").any()
+    )
+    contact = touches["联系方式"]
+    phone, email = contact.str.contains(r"\d{7}") & ~contact.str.contains("@"), contact.str.contains("@")
+    assert phone.mean() > 0.5 and (touches.loc[email, "触达渠道"] == "邮件").mean() > 0.5
+    assert counts["营销触达记录.csv"] == len(touches)
+    rows = pd.read_parquet(truth / "export_rows.parquet")
+    assert (rows.loc[rows.file == "营销触达记录.csv", "person_id"] != "").mean() > 0.98
+
+
+def _references(raw: Path, truth: Path) -> pd.DataFrame:
+    """Every event row's reference digits, time and person (calls, orders, surveys, marketing)."""
+    files = {
+        "呼叫记录.csv": ("gbk", "来电号码", "开始时间", "%Y年%m月%d日 %H:%M"),
+        "订单明细.csv": ("utf-8-sig", "下单账号", "下单时间", "%Y/%m/%d %H:%M:%S"),
+        "survey_results.csv": ("utf-8", "Phone No.", "Submitted", "%m/%d/%Y"),
+        "营销触达记录.csv": ("utf-8-sig", "联系方式", "发送时间", "%Y-%m-%d %H:%M"),
+    }
+    rows = pd.read_parquet(truth / "export_rows.parquet")
+    parts = []
+    for file, (encoding, reference, time, fmt) in files.items():
+        with (raw / file).open(encoding=encoding, newline="") as handle:
+            lines = list(csv.reader(handle))
+        at, ref = lines[0].index(time), lines[0].index(reference)
+        frame = pd.DataFrame(
+            {
+                "file": file,
+                "row_no": np.arange(1, len(lines)),
+                "digits": [line[ref] if len(line) > ref else "" for line in lines[1:]],
+                "when": pd.to_datetime(
+                    [line[at] if len(line) > at else "" for line in lines[1:]], format=fmt, errors="coerce"
+                ),
+            }
+        )
+        parts.append(frame.merge(rows[["file", "row_no", "person_id"]], on=["file", "row_no"]))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["digits"] = frame["digits"].str.normalize("NFKC").str.replace(r"\D", "", regex=True).str[-11:]
+    return frame
+
+
+def test_export_recycled_mobiles_change_hands_at_their_date(export_world) -> None:
+    raw, truth, _ = export_world
+    recycled = pd.read_parquet(truth / "export_recycled.parquet")
+    roles = recycled.role.value_counts()
+    assert (
+        roles["previous holder"] == roles["new holder"] == round(demo_export.RECYCLED_SHARE * EXPORT_PEOPLE)
+    )
+    assert recycled.groupby("number").role.nunique().eq(2).all() and recycled.person_id.is_unique
+    events = _references(raw, truth).merge(recycled, on="person_id")
+    previous, new = events[events.role == "previous holder"], events[events.role == "new holder"]
+    # the previous holder: the number before the switch, the new number from then on
+    assert (previous.digits == previous.number).any() and (previous.digits == previous.new_number).any()
+    assert not ((previous.digits == previous.number) & (previous.when >= previous.switched_at)).any()
+    # (the caller's number; files keyed by what the CRM record shows now may carry it earlier)
+    early = (previous.digits == previous.new_number) & (previous.when < previous.switched_at)
+    assert not (early & (previous.file == "呼叫记录.csv")).any()
+    # the new holder: events with the recycled number, none before the switch
+    assert (new.digits == new.number).mean() > 0.3
+    assert not ((new.digits == new.number) & (new.when < new.switched_at)).any()
+    # identity files: the new holder's records show the number, the previous holder's member record too
+    members = pd.read_csv(raw / "会员积分.csv", dtype=str, keep_default_na=False)
+    digits = members["手机号"].str.replace(r"\D", "", regex=True).str[-11:]
+    assert recycled.loc[recycled.role == "previous holder", "number"].isin(digits).all()

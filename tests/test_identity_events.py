@@ -2,8 +2,9 @@
 
 A hand-built run folder holds step 01's artifacts as they are written for a config whose calls are
 keyed by the caller number, orders by the shop account (phone or e-mail) and surveys by the member
-number. Planted: a household landline, a company switchboard, a placeholder number, a recycled
-mobile (two holders in different periods) and numbers nobody holds.
+number. Planted: a household landline, a family landline only one member's record shows, a company
+switchboard, a placeholder number, a recycled mobile (two holders in different periods) and numbers
+nobody holds.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CONFIG = {
 HOUSEHOLD, SWITCHBOARD = "021-65521234", "010-62345678"
 RECYCLED, PLACEHOLDER = "13922223333", "13800000000"
 COMPANY, UNKNOWN = "021-68881234", "021-61234567"
+FAMILY = "021-65529999"  # only 徐明's record shows the family landline; his wife 林芳 calls from it too
 STRANGERS = ("刘一", "陈二", "张三", "李四", "王五")
 
 
@@ -66,6 +68,7 @@ CRM_ROWS = [
     # One customer with a mobile, an e-mail and a loyalty card.
     crm("W1", "吴刚", mobile="13933334444", email="wugang@qq.com", member_no="M100"),
     crm("B1", "蒋文", landline=COMPANY, customer_type="business"),
+    crm("F1", "徐明", landline=FAMILY, birth_date="1975-09-10"),
 ]
 LOYALTY_ROWS = [
     {"member_no": "M100", "member_name": "吴刚", "phone": "13933334444", "joined_on": "2022-01-01"},
@@ -98,6 +101,13 @@ CALLS = [
     (COMPANY, "蒋文", "2025-03-02 10:00", "crm:B1"),
     # A number nobody holds, called under five names: a switchboard, not a new customer.
     *((UNKNOWN, name, "2025-03-03 10:00", "shared identifier") for name in STRANGERS),
+    # One holder: his own name, a bare surname with a title and no name link to him; another
+    # person's name is not his call: a customer of its own for that number and name.
+    (FAMILY, "徐明", "2025-04-01 10:00", "crm:F1"),
+    (FAMILY, "徐先生", "2025-04-02 10:00", "crm:F1"),
+    (FAMILY, None, "2025-04-03 10:00", "crm:F1"),
+    (FAMILY, "林芳", "2025-04-04 10:00", "event:landline:+86-21-65529999/fang lin"),
+    (FAMILY, "林芳", "2025-04-05 10:00", "event:landline:+86-21-65529999/fang lin"),
 ]
 # (shop account, kind step 01 found, expected)
 ORDERS = [
@@ -233,12 +243,15 @@ def test_how_each_call_was_resolved(result: IdentityResult) -> None:
     assert rules["K10"] == rules["K11"] == rules["K12"] == "identifier+time"
     assert rules["K14"] == rules["K15"] == rules["K16"] == "new customer"
     assert rules["K24"] == "identifier+name"
+    assert rules["K30"] == rules["K31"] == rules["K32"] == "identifier"
+    assert rules["K33"] == rules["K34"] == "identifier, other name"
 
 
 def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) -> None:
     events = result.crosswalk[result.crosswalk["source_system"] == "event"]
     assert sorted(events["source_record_id"]) == [
         "email:new.buyer@163.com",
+        "landline:+86-21-65529999/fang lin",
         "member_no:M999",
         "mobile:+8613712345678",
     ]
@@ -246,6 +259,8 @@ def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) 
     golden = result.golden.set_index("customer_id")
     caller = expected_customer(result, "event:mobile:+8613712345678")
     assert golden.loc[caller, "full_name"] == "郑新" and golden.loc[caller, "mobile"] == "+8613712345678"
+    wife = expected_customer(result, "event:landline:+86-21-65529999/fang lin")
+    assert golden.loc[wife, "full_name"] == "林芳" and wife != expected_customer(result, "crm:F1")
     assert set(golden.index) == set(result.crosswalk["customer_id"])
     # The placeholder without a holder made nobody.
     assert not result.identifiers["identifier_value"].eq("+8613700000000").any()

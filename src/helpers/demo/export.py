@@ -4,12 +4,22 @@ center's own exports (`demo.style: export`, matching `config/demo_export.yml`).
 The default world is generated first (same people, events and truth for the same seed) and then
 rewritten file by file: Chinese headers and values, a CRM workbook with a title row, mixed birth-date
 and amount forms, a GBK CRLF call log keyed only by the caller number, an order file keyed by the
-shop account, a pinyin-only member file, an English survey keyed by phone. There is no caller
-table, shop-account master or marketing file. Ragged rows, a truncated last row and values outside
-every vocabulary are planted on top of the default world's defects. Truth written next to the
-default truth: `export_rows` (file, row_no, source record, person of every data row) and
-`export_defects` (file, row_no, defect of every planted bad row, a row may have several; `quarantine`
-false for a value outside an optional column's vocabulary, which is counted but keeps its row).
+shop account, a pinyin-only member file, an English survey keyed by phone, a marketing platform's
+campaign-response export keyed by the contact's phone (短信/外呼/微信/邮件, 是/否). There is no caller
+table and no shop-account master. Ragged rows, a truncated last row and values outside every
+vocabulary are planted on top of the default world's defects.
+
+Recycled numbers: for `RECYCLED_SHARE` of the people a mobile passes from its previous holder to a
+new one at a date. The previous holder has a CRM and a member record with that mobile; the CRM
+record now shows a new number (the member record was never updated), and the previous holder's
+events after the date carry the new number. Every record of the new holder shows the recycled
+number; the new holder's records and events all date from after the switch.
+
+Truth written next to the default truth: `export_rows` (file, row_no, source record, person of every
+data row), `export_defects` (file, row_no, defect of every planted bad row, a row may have several;
+`quarantine` false for a value outside an optional column's vocabulary, which is counted but keeps
+its row) and `export_recycled` (person_id, role `previous holder` | `new holder`, number, the
+previous holder's new number, switched_at).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ EXPORT_FILES = {
     "transactions": "订单明细.csv",
     "loyalty_members": "会员积分.csv",
     "surveys": "survey_results.csv",
+    "marketing_contacts": "营销触达记录.csv",
 }
 CRM_SHEET = "客户主档"
 GENDER = {"M": "男", "F": "女"}
@@ -77,6 +88,23 @@ MUNICIPALITIES = {"北京", "上海", "天津", "重庆"}
 AUTONOMOUS = {"广西": "广西壮族自治区"}
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 PLANT_SHARE = 0.001  # share of rows per planted export defect kind
+MARKETING_CHANNEL = {"sms": "短信", "phone": "外呼", "social": "微信", "email": "邮件"}
+CAMPAIGN = {
+    "app_push": "APP推送",
+    "family_weekend": "家庭周末",
+    "618_sale": "618大促",
+    "social_livestream": "直播带货",
+    "discount_coupon": "优惠券",
+    "back_to_school": "开学季",
+    "valentine": "情人节",
+    "spring_festival": "春节",
+    "vip_preview": "VIP新品预览",
+    "double11": "双十一",
+    "b2b_bulk": "企业采购",
+    "vip_gala": "VIP答谢会",
+}
+RECYCLED_SHARE = 0.01  # share of people who get a recycled mobile (as many previous holders)
+RECYCLE_GAP_DAYS = 30  # the previous holder's member record is at least this much older than the switch
 # Values outside the vocabulary of an optional column are counted and set to null; the row stays.
 KEPT_DEFECTS = ("gender_outside_vocabulary", "tier_outside_vocabulary")
 
@@ -117,14 +145,20 @@ def write_export_world(
     persons = pd.read_parquet(
         truth_dir / "persons.parquet", columns=["person_id", "full_name", "is_business"]
     )
+    # Its own stream: the rest of the export draws the same numbers with or without recycling.
+    recycled = _Recycled.plant(np.random.default_rng([seed, 11, 1]), records, owners, persons, default_raw)
     truths = [
         _crm(rng, records.crm, defects, raw_dir, reference_date),
         _members(rng, records.loyalty, owners, persons, defects, raw_dir),
-        _calls(rng, default_raw, records, owners, persons, defects, raw_dir),
-        _orders(rng, default_raw, records, defects, raw_dir),
-        _surveys(rng, default_raw, records, defects, raw_dir),
+        _calls(rng, default_raw, records, owners, persons, defects, raw_dir, recycled),
+        _orders(rng, default_raw, records, defects, raw_dir, recycled),
+        _surveys(rng, default_raw, records, defects, raw_dir, recycled),
+        _marketing(rng, default_raw, records, defects, raw_dir, recycled),
     ]
     _write_truth(truths, owners, truth_dir)
+    pq.write_table(
+        pa.Table.from_pandas(recycled.truth, preserve_index=False), truth_dir / "export_recycled.parquet"
+    )
     return {truth.file: truth.rows for truth in truths}
 
 
@@ -167,6 +201,17 @@ class _Records:
             ]
         )
 
+    def email(self) -> pd.Series:
+        """(system, record id) -> the record's e-mail ('' without one; caller records have none)."""
+        return _by_record(
+            [
+                ("crm", self.crm.crm_id, self.crm.email.to_numpy()),
+                ("cti", self.cti.cti_id, np.full(len(self.cti), "")),
+                ("shop", self.shop.shop_user_id, self.shop.email.to_numpy()),
+                ("loyalty", self.loyalty.member_no, self.loyalty.email.to_numpy()),
+            ]
+        )
+
     def phone(self) -> pd.Series:
         """(system, record id) -> what a survey is keyed by: the record's phone, its e-mail without one."""
         return _by_record(
@@ -181,6 +226,227 @@ class _Records:
                 ("loyalty", self.loyalty.member_no, _first_filled(self.loyalty.phone, self.loyalty.email)),
             ]
         )
+
+
+def _mobile_digits(values: pd.Series) -> pd.Series:
+    """The 11 digits of a mobile in any format ('' for a landline, an e-mail, a placeholder or nothing)."""
+    digits = values.astype(str).str.replace(r"\D", "", regex=True)
+    digits = digits.str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+    mobile = digits.str.fullmatch(r"1\d{10}") & ~digits.isin(ref.PLACEHOLDER_PHONES)
+    return digits.where(mobile & ~values.astype(str).str.contains("@"), "")
+
+
+def _swap_digits(text: str, digits: str) -> str:
+    """`text` with its last len(digits) digits replaced by `digits`, its format kept."""
+    chars, todo = list(text), list(digits)
+    for i in range(len(chars) - 1, -1, -1):
+        if not todo:
+            break
+        if chars[i].isdigit():
+            chars[i] = todo.pop()
+    return "".join(chars)
+
+
+def _first_events(default_raw: Path, person: pd.Series) -> pd.Series:
+    """Each person's first event (call, order, survey, marketing touch) of the default world."""
+    calls = pd.read_csv(default_raw / RAW_FILES["calls"].file, dtype=str, usecols=["cti_id", "call_at"])
+    firsts = [
+        pd.DataFrame(
+            {
+                "system": "cti",
+                "record": calls["cti_id"],
+                "at": pd.to_datetime(
+                    calls["call_at"], format=RAW_FILES["calls"].datetime_format, errors="coerce"
+                ),
+            }
+        )
+    ]
+    for table, column in (
+        ("transactions", "txn_at"),
+        ("surveys", "answered_at"),
+        ("marketing_contacts", "sent_at"),
+    ):
+        frame = pd.read_csv(
+            default_raw / RAW_FILES[table].file,
+            dtype=str,
+            usecols=["source_system", "source_customer_id", column],
+        )
+        firsts.append(
+            pd.DataFrame(
+                {
+                    "system": frame["source_system"],
+                    "record": frame["source_customer_id"],
+                    "at": pd.to_datetime(frame[column], format="ISO8601", errors="coerce"),
+                }
+            )
+        )
+    first = pd.concat(firsts, ignore_index=True).groupby(["system", "record"])["at"].min()
+    owner = person.reindex(first.index).to_numpy()
+    return first.groupby(owner).min()
+
+
+@dataclass
+class _Recycled:
+    """Recycled mobiles: the truth (one row per holder) and the previous holders, by person: the
+    number, their new number and the switch date."""
+
+    truth: pd.DataFrame
+    previous: pd.DataFrame
+    person: pd.Series  # (source_system, source_record_id) -> person_id
+
+    @classmethod
+    def plant(
+        cls,
+        rng: np.random.Generator,
+        records: _Records,
+        owners: pd.DataFrame,
+        persons: pd.DataFrame,
+        default_raw: Path,
+    ) -> _Recycled:
+        """Pick previous and new holders, rewrite their records' phones in `records` (in place)."""
+        person = owners.set_index(["source_system", "source_record_id"])["person_id"]
+        phones = {  # system -> (records, id column, phone column, date column, date format)
+            "crm": (records.crm, "crm_id", "mobile", "created_at", "ISO8601"),
+            "cti": (
+                records.cti,
+                "cti_id",
+                "phone",
+                "first_call_at",
+                RAW_FILES["cti_contacts"].datetime_format,
+            ),
+            "shop": (records.shop, "shop_user_id", "mobile", "registered_at", "ISO8601"),
+            "loyalty": (records.loyalty, "member_no", "phone", "joined_on", "ISO8601"),
+        }
+        parts = []
+        for system, (frame, key, phone, date, fmt) in phones.items():
+            ids = pd.MultiIndex.from_arrays([np.full(len(frame), system), frame[key]])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "system": system,
+                        "row": np.arange(len(frame)),
+                        "person_id": person.reindex(ids).to_numpy(),
+                        "mobile": _mobile_digits(frame[phone]).to_numpy(),
+                        "since": pd.to_datetime(frame[date], format=fmt, errors="coerce").to_numpy(),
+                    }
+                )
+            )
+        held = pd.concat(parts, ignore_index=True).dropna(subset=["person_id"])
+        business = held["person_id"].map(persons.set_index("person_id")["is_business"]).fillna(True)
+        held = held[~business.astype(bool).to_numpy()]
+        mobiles = held[held["mobile"] != ""]
+        holders = mobiles.groupby("mobile")["person_id"].nunique()
+        own = mobiles[mobiles["mobile"].map(holders) == 1]  # nobody else holds it
+        per_person = own.groupby("person_id")["mobile"].nunique()
+        own = own[own["person_id"].map(per_person) == 1]
+        # Previous holders: a CRM record and a member record with the same mobile.
+        crm, loyalty = own[own["system"] == "crm"], own[own["system"] == "loyalty"]
+        previous = loyalty.merge(crm[["person_id", "mobile"]].drop_duplicates(), on=["person_id", "mobile"])
+        previous = previous.dropna(subset=["since"]).sort_values("since").drop_duplicates("person_id")
+        # New holders: all their records and events date from after the switch.
+        first_event = _first_events(default_raw, person)
+        since = held.groupby("person_id")["since"].min()
+        new = own.drop_duplicates("person_id")[["person_id", "mobile"]].assign(
+            since=lambda f: f["person_id"].map(since).to_numpy(),
+            first_event=lambda f: f["person_id"].map(first_event).to_numpy(),
+        )
+        new = new[new["since"].notna() & ~(new["first_event"] < new["since"]).fillna(False)]
+        new = new[~new["person_id"].isin(previous["person_id"])]
+        wanted = round(RECYCLED_SHARE * len(persons))
+        order = rng.permutation(len(new))
+        earliest = previous["since"].to_numpy()
+        used = np.zeros(len(previous), dtype=bool)
+        pairs: list[tuple[int, int, np.datetime64]] = []
+        for position in order:
+            if len(pairs) == wanted:
+                break
+            switched = new["since"].iloc[position] - pd.Timedelta(days=int(rng.integers(0, 31)))
+            limit = np.searchsorted(earliest, np.datetime64(switched - pd.Timedelta(days=RECYCLE_GAP_DAYS)))
+            for _ in range(5):
+                pick = int(rng.integers(0, limit)) if limit else -1
+                if (
+                    pick >= 0
+                    and not used[pick]
+                    and previous["person_id"].iloc[pick] != new["person_id"].iloc[position]
+                ):
+                    used[pick] = True
+                    pairs.append((pick, position, switched.floor("D")))
+                    break
+        taken = set(mobiles["mobile"])
+        fresh = []
+        while len(fresh) < len(pairs):
+            number = f"19{int(rng.integers(0, 10**9)):09d}"
+            if number not in taken:
+                taken.add(number)
+                fresh.append(number)
+        old = previous.iloc[[pick for pick, _, _ in pairs]]
+        got = new.iloc[[position for _, position, _ in pairs]]
+        switched_at = pd.to_datetime([when for _, _, when in pairs])
+        previous_map = pd.DataFrame(
+            {"number": old["mobile"].to_numpy(), "new_number": fresh, "switched_at": switched_at},
+            index=pd.Index(old["person_id"].to_numpy(), name="person_id"),
+        )
+        # The new holder's records show the recycled number; the previous holder's CRM record the new one.
+        recycled_for = dict(zip(got["person_id"], old["mobile"], strict=True))
+        renumbered = dict(zip(old["person_id"], fresh, strict=True))
+        for system, (frame, _, phone, _, _) in phones.items():
+            rows = own[own["system"] == system]
+            pairs_of = list(zip(rows["row"], rows["person_id"], strict=True))
+            swaps = [(row, recycled_for[p]) for row, p in pairs_of if p in recycled_for]
+            if system == "crm":
+                swaps += [(row, renumbered[p]) for row, p in pairs_of if p in renumbered]
+            if swaps:
+                column = frame.columns.get_loc(phone)
+                for row, digits in swaps:
+                    frame.iat[row, column] = _swap_digits(str(frame.iat[row, column]), digits)
+        truth = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "person_id": old["person_id"].to_numpy(),
+                        "role": "previous holder",
+                        "number": old["mobile"].to_numpy(),
+                        "new_number": fresh,
+                        "switched_at": switched_at,
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "person_id": got["person_id"].to_numpy(),
+                        "role": "new holder",
+                        "number": old["mobile"].to_numpy(),
+                        "new_number": "",
+                        "switched_at": switched_at,
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
+        return cls(truth, previous_map, person)
+
+    def owners(self, systems, ids) -> pd.Series:
+        """The person behind each (system, record id)."""
+        keys = pd.MultiIndex.from_arrays([np.asarray(systems, dtype=object), np.asarray(ids, dtype=object)])
+        return pd.Series(self.person.reindex(keys).to_numpy())
+
+    def rekey(self, values: pd.Series, person: pd.Series, when: pd.Series) -> pd.Series:
+        """Event references of previous holders: their recycled number becomes their new number on and
+        after the switch (`person` and `when` per event)."""
+        hit = person.isin(self.previous.index).to_numpy()
+        if not hit.any():
+            return values
+        rows = np.flatnonzero(hit)
+        info = self.previous.reindex(person.to_numpy()[rows])
+        late = pd.to_datetime(when).to_numpy()[rows] >= info["switched_at"].to_numpy()
+        digits = _mobile_digits(values.iloc[rows].fillna("")).to_numpy()
+        swap = late & (digits == info["number"].to_numpy())
+        out = values.copy()
+        targets = rows[swap]
+        out.iloc[targets] = [
+            _swap_digits(str(value), number)
+            for value, number in zip(values.iloc[targets], info["new_number"].to_numpy()[swap], strict=True)
+        ]
+        return out
 
 
 def _by_record(parts: list[tuple[str, pd.Series, np.ndarray]]) -> pd.Series:
@@ -400,7 +666,9 @@ def _caller_numbers(rng, phones: pd.Series, business: np.ndarray) -> np.ndarray:
     return np.where(extension, out.astype(str) + marks + numbers, out)
 
 
-def _calls(rng, default_raw: Path, records: _Records, owners, persons, defects, raw_dir: Path) -> _Rows:
+def _calls(
+    rng, default_raw: Path, records: _Records, owners, persons, defects, raw_dir: Path, recycled: _Recycled
+) -> _Rows:
     """The GBK CRLF call log, keyed only by the caller number (and the name the agent typed)."""
     truth = _Rows(EXPORT_FILES["calls"])
     cti = records.cti.set_index("cti_id")
@@ -420,6 +688,10 @@ def _calls(rng, default_raw: Path, records: _Records, owners, persons, defects, 
             phone = chunk.cti_id.map(cti.phone).fillna("")
             unknown = np.flatnonzero(~known)  # orphans: numbers nobody in the world holds
             phone.iloc[unknown] = [f"17{n:09d}" for n in rng.integers(0, 10**9, len(unknown))]
+            called_at = _dates(chunk.call_at, fmt)
+            phone = recycled.rekey(
+                phone, recycled.owners(np.full(len(chunk), "cti"), chunk.cti_id), called_at
+            )
             direction = chunk.direction.map(DIRECTION).to_numpy(dtype=object)
             bad = _pick(rng, len(chunk), PLANT_SHARE)
             direction[bad] = "转接"
@@ -430,7 +702,7 @@ def _calls(rng, default_raw: Path, records: _Records, owners, persons, defects, 
                     "通话编号": chunk.call_id,
                     "来电号码": _caller_numbers(rng, phone, chunk.cti_id.map(business).eq(True).to_numpy()),
                     "客户姓名": chunk.cti_id.map(cti.caller_name).fillna(""),
-                    "开始时间": _chinese_datetime(chunk.call_at, _dates(chunk.call_at, fmt)),
+                    "开始时间": _chinese_datetime(chunk.call_at, called_at),
                     "呼叫方向": direction,
                     "业务类型": chunk.reason.map(REASON),
                     "通话时长(秒)": chunk.duration_sec,
@@ -469,7 +741,7 @@ def _amounts(rng, amounts: pd.Series) -> np.ndarray:
     return np.where(values < 0, plain, out)
 
 
-def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
+def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path, recycled: _Recycled) -> _Rows:
     """The UTF-8-BOM order file keyed by the shop account (a phone or an e-mail); last row cut off."""
     truth = _Rows(EXPORT_FILES["transactions"])
     account = records.account(rng)
@@ -491,6 +763,10 @@ def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -
             unknown = np.flatnonzero(~known)  # orphans: accounts no system knows
             login.iloc[unknown] = [f"guest{n}@163.com" for n in rng.integers(10**6, 10**7, len(unknown))]
             truth.plant(numbers[(login == "").to_numpy()], "missing_account")
+            parsed = _dates(chunk.txn_at, fmt)
+            login = recycled.rekey(
+                login, recycled.owners(chunk.source_system, chunk.source_customer_id), parsed
+            )
             channel = chunk.channel.map(lambda value: CHANNEL[value][0]).to_numpy(dtype=object)
             app = (chunk.channel == "app").to_numpy() & (rng.random(len(chunk)) < 0.4)
             channel[app] = CHANNEL["app"][1]
@@ -499,7 +775,6 @@ def _orders(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -
             amount[bad] = "待定"
             truth.plant(numbers[bad], "amount_not_a_number")
             _defect_rows(defects, "transactions", chunk.txn_id, numbers, truth)
-            parsed = _dates(chunk.txn_at, fmt)
             frame = pd.DataFrame(
                 {
                     "订单号": chunk.txn_id,
@@ -529,7 +804,7 @@ def _truncate_last_row(path: Path, truth: _Rows) -> None:
     truth.plant(np.array([truth.rows]), "truncated_row")
 
 
-def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) -> _Rows:
+def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path, recycled: _Recycled) -> _Rows:
     """The survey tool's export: English headers, keyed by phone (e-mail without one), dates MM/DD/YYYY."""
     truth = _Rows(EXPORT_FILES["surveys"])
     phone = records.phone()
@@ -540,6 +815,7 @@ def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) 
     truth.plant(numbers[(number == "").to_numpy()], "missing_reference")
     _defect_rows(defects, "surveys", survey.survey_id, numbers, truth)
     parsed = _dates(survey.answered_at, ISO_DATETIME)
+    number = recycled.rekey(number, recycled.owners(survey.source_system, survey.source_customer_id), parsed)
     frame = pd.DataFrame(
         {
             "Response ID": survey.survey_id,
@@ -553,6 +829,54 @@ def _surveys(rng, default_raw: Path, records: _Records, defects, raw_dir: Path) 
         }
     )
     frame.to_csv(raw_dir / truth.file, index=False, encoding="utf-8")
+    return truth
+
+
+def _campaign(names: pd.Series) -> pd.Series:
+    """`discount_coupon_2026q2` -> `2026Q2优惠券`; a name of an unknown kind stays as it is."""
+    parts = names.str.extract(r"^(?P<kind>.+)_(?P<year>\d{4})(?P<part>[qh]\d)?$")
+    label = parts["kind"].map(CAMPAIGN)
+    text = parts["year"] + parts["part"].fillna("").str.upper() + label
+    return text.where(label.notna(), names)
+
+
+def _marketing(
+    rng, default_raw: Path, records: _Records, defects, raw_dir: Path, recycled: _Recycled
+) -> _Rows:
+    """The marketing platform's campaign-response export: keyed by the contact's phone (the e-mail for
+    邮件 touches and for records without a phone), channels 短信/外呼/微信/邮件, responses 是/否."""
+    truth = _Rows(EXPORT_FILES["marketing_contacts"])
+    touches = pd.read_csv(
+        default_raw / RAW_FILES["marketing_contacts"].file, dtype=str, keep_default_na=False
+    )
+    keys = pd.MultiIndex.from_arrays([touches.source_system, touches.source_customer_id])
+    phone = pd.Series(records.phone().reindex(keys).to_numpy(), index=touches.index)
+    email = pd.Series(records.email().reindex(keys).to_numpy(), index=touches.index).fillna("")
+    known = phone.notna().to_numpy()
+    numbers = truth.add(
+        np.where(known, touches.source_system, ""), np.where(known, touches.source_customer_id, "")
+    )
+    unknown = np.flatnonzero(~known)  # orphans: contacts no system knows
+    phone.iloc[unknown] = [f"15{n:09d}" for n in rng.integers(0, 10**9, len(unknown))]
+    contact = phone.where(~((touches.channel == "email") & (email != "")), email).fillna("")
+    truth.plant(numbers[(contact == "").to_numpy()], "missing_reference")
+    _defect_rows(defects, "marketing_contacts", touches.contact_id, numbers, truth)
+    parsed = _dates(touches.sent_at, ISO_DATETIME)
+    contact = recycled.rekey(
+        contact, recycled.owners(touches.source_system, touches.source_customer_id), parsed
+    )
+    frame = pd.DataFrame(
+        {
+            "发送编号": touches.contact_id,
+            "联系方式": contact,
+            "发送时间": _formatted(touches.sent_at, parsed, "%Y-%m-%d %H:%M"),
+            "活动名称": _campaign(touches.campaign),
+            "触达渠道": touches.channel.map(MARKETING_CHANNEL).fillna(touches.channel),
+            "是否响应": touches.responded.map(YES_NO).fillna(touches.responded),
+            "是否转化": touches.converted.map(YES_NO).fillna(touches.converted),
+        }
+    )
+    frame.to_csv(raw_dir / truth.file, index=False, encoding="utf-8-sig")
     return truth
 
 

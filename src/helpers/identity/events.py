@@ -4,7 +4,11 @@ An event table read with `data.tables.<table>.key_by` other than `record` points
 `customer_ref` (a phone, e-mail or member number as in the file, its kind in `customer_ref_kind`) and
 may carry `customer_name`. `resolve_events` looks the normalized identifier up among the record
 identifiers of the merged customers:
-- held by one customer and not suspicious: that customer (`identifier`);
+- held by one customer and not suspicious: that customer (`identifier`), unless the event's name is
+  clearly another person's (best similarity to the holder's names below `OTHER_NAME_BELOW`: a
+  household member calling from the family landline only one member's record shows, or the new
+  holder of a recycled number nobody's record shows yet): then a new customer for that identifier
+  and name (`identifier, other name`);
 - held by several customers, or suspicious (switchboard, household landline, placeholder): the name on
   the event picks the one holder whose name agrees (`identifier+name`; suspicious identifiers need
   the same name); failing that, a mobile that changed hands belongs to the holder who had it at the
@@ -50,6 +54,10 @@ TRACE_COLUMNS = ["file", "table", "row_no", "status", "reason", "customer_id"]
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
 # Lowest name similarity that lets an event's name pick one holder of a shared identifier.
 EVENT_NAME_FLOOR = {"mobile": 0.75, "email": 0.75, "member_no": 0.75, "landline": 1.0}
+# Below this similarity to every name of an identifier's only holder, an event's name is another
+# person's (a shared surname, a typo or a bare surname with 先生/女士 stay at or above it).
+OTHER_NAME_BELOW = 0.75
+OTHER_NAME = "identifier, other name"
 
 
 class EventInputError(ValueError):
@@ -273,6 +281,9 @@ def resolve_events(
     single = readable & (n_holders == 1) & ~risky
     customer[single] = only[single]
     rule[single] = "identifier"
+    other = np.zeros(len(frame), dtype=bool)
+    other[single] = _other_name(frame[single], holders)
+    customer[other] = pd.NA
     shared = readable & ((n_holders > 1) | (risky & (n_holders > 0)))
     if shared.any():
         picked, how = _pick_holder(frame[shared], holders, suspicious)
@@ -281,25 +292,51 @@ def resolve_events(
     rule[readable & (n_holders == 0) & risky] = "shared identifier"
     rule[readable & (n_holders == 0) & frame["placeholder"].to_numpy()] = "placeholder"
     new = readable & (n_holders == 0) & ~risky
-    new_records = _new_records(frame[new])
-    if new.any():
-        ids = frame.loc[new, "identifier_type"] + ":" + frame.loc[new, "identifier_value"]
-        customer[new] = ids.map(new_records.set_index("source_record_id")["customer_id"]).to_numpy()
+    frame["new_key"] = frame["identifier_type"] + ":" + frame["identifier_value"]
+    frame.loc[other, "new_key"] += "/" + frame.loc[other, "name_key"]
+    new_records = _new_records(frame[new | other])
+    if (new | other).any():
+        ids = frame.loc[new | other, "new_key"]
+        customer[new | other] = ids.map(new_records.set_index("source_record_id")["customer_id"]).to_numpy()
         rule[new] = "new customer"
+        rule[other] = OTHER_NAME
     resolution = frame[["event_table", "source_row", "event_id"]].assign(
         customer_id=customer.to_numpy(), resolved_by=rule.to_numpy()
     )
     return resolution[RESOLUTION_COLUMNS], new_records
 
 
+def _other_name(events: pd.DataFrame, holders: pd.DataFrame) -> np.ndarray:
+    """Events on an identifier with one holder whose name is clearly not one of the holder's names."""
+    names = holders.drop_duplicates(["identifier_type", "identifier_value"]).set_index(
+        ["identifier_type", "identifier_value"]
+    )["names"]
+    key = pd.MultiIndex.from_arrays([events["identifier_type"], events["identifier_value"]])
+    known = names.reindex(key).to_numpy()
+    similarity: dict[tuple[str, tuple[str, ...]], float] = {}
+    out = np.zeros(len(events), dtype=bool)
+    for i, (name, held) in enumerate(zip(events["name_key"], known, strict=True)):
+        if pd.isna(name) or not name or not isinstance(held, tuple) or not held:
+            continue
+        if (name, held) not in similarity:
+            similarity[name, held] = max(name_similarity(name, other) for other in held)
+        out[i] = similarity[name, held] < OTHER_NAME_BELOW
+    return out
+
+
 def _new_records(unmatched: pd.DataFrame) -> pd.DataFrame:
-    """One `event` record per distinct unmatched identifier: the most frequent name its events give,
-    the identifier as mobile or e-mail, the first event time as `seen_at`."""
+    """One `event` record per distinct unmatched identifier (`new_key`: the identifier, with the name
+    when the identifier's holder has another name): the most frequent name its events give, the
+    identifier as mobile or e-mail, the first event time as `seen_at`."""
     columns = ["source_system", "source_record_id", "record_key", "customer_id", "name", "name_key",
                "mobile", "email", "seen_at", "identifier_type", "identifier_value"]  # fmt: skip
     if unmatched.empty:
         return pd.DataFrame(columns=columns)
-    ids = unmatched["identifier_type"] + ":" + unmatched["identifier_value"]
+    ids = (
+        unmatched["new_key"]
+        if "new_key" in unmatched
+        else unmatched["identifier_type"] + ":" + unmatched["identifier_value"]
+    )
     frame = unmatched.assign(source_record_id=ids.to_numpy())
     named = frame.dropna(subset=["name"])
     names = (
