@@ -34,7 +34,7 @@ def test_export_world_proposal_places_every_file_like_the_hand_written_config(pr
     text, config = proposed
     hand = yaml.safe_load((PROJECT_ROOT / "config" / "demo_export.yml").read_text(encoding="utf-8"))
     tables, expected = config["data"]["tables"], hand["data"]["tables"]
-    assert set(tables) == set(expected)  # no caller table, shop master or marketing file
+    assert set(tables) == set(expected)  # no caller table or shop master
     for name, spec in expected.items():
         assert tables[name]["file"] == spec["file"], name
         assert tables[name]["columns"] == spec["columns"], name
@@ -43,7 +43,7 @@ def test_export_world_proposal_places_every_file_like_the_hand_written_config(pr
             assert mapping == spec["values"][column], (name, column)
     assert config["data"]["home_area_code"] == "21"
     assert "# not placed: 当前积分" in text
-    assert "no file found for: cti_contacts, shop_accounts, marketing_contacts" in text
+    assert "no file found for: cti_contacts, shop_accounts (left out" in text
 
 
 def test_export_world_proposal_reads_formats_layouts_and_vocabularies(proposed) -> None:
@@ -76,6 +76,18 @@ def test_export_world_proposal_reads_formats_layouts_and_vocabularies(proposed) 
         "钻石": "platinum",
     }
     assert tables["surveys"]["datetime_format"] == ["%m/%d/%Y"]
+    marketing = tables["marketing_contacts"]  # a campaign export keyed by phone (e-mail for 邮件)
+    assert (marketing["encoding"], marketing["key_by"]) == ("utf-8-sig", "identifier")
+    assert marketing["datetime_format"] == ["%Y-%m-%d %H:%M"]
+    assert marketing["values"]["channel"] == {
+        "短信": "sms",
+        "外呼": "phone",
+        "微信": "social",
+        "邮件": "email",
+    }
+    assert (
+        marketing["values"]["responded"] == marketing["values"]["converted"] == {"是": "true", "否": "false"}
+    )
     # the last busy event day, not a stray planted future date
     assert str(config["run"]["reference_date"]) in {"2026-06-28", "2026-06-29", "2026-06-30"}
 
