@@ -100,6 +100,29 @@ def test_normalized_phones_are_fixed_points_without_garbage() -> None:
     assert len(once) == len(raws) and once.index.equals(raws.index)
 
 
+def test_trunk_prefixed_fast_path_agrees_with_phonenumbers() -> None:
+    """Landlines and 400/800 numbers written with the trunk 0 skip phonenumbers' parse; the answer is
+    the one the parse gives (each text checked against the per-value path), with or without area code."""
+    from helpers.core.normalize import _split_one
+
+    raws = ["010 12345678", "010-2345678", "(010)62345678", "0797-2683075", "(0797) 268 3075", "04001234567",
+            "0400-123-4567", "08001234567", "0 21 6888 1234", "021234567890", "0311 1234567", "03111234567",
+            "0(21)68881234", "(0) 21 68881234", "01012345678", "0123456789", "0999 9999999", "0852 21234567",
+            "0755 0888 8888", "075588888888", "0201234567", "02123456789"]  # fmt: skip
+    for area in (None, "21"):
+        fast = split_phone(_s(*raws), home_area_code=area)
+        for raw, number, extension in zip(raws, fast["number"], fast["extension"], strict=True):
+            expected = _split_one(raw, "CN", area)
+            assert (
+                None if pd.isna(number) else number,
+                None if pd.isna(extension) else extension,
+            ) == expected, raw
+    assert split_phone(_s("(0797) 268 3075", "0400-123-4567"))["number"].tolist() == [
+        "+86-797-2683075",
+        "+86-400-1234567",
+    ]
+
+
 def test_phone_kinds() -> None:
     phones = normalize_phone(
         _s("13812345678", "010-62345678", "400-820-8820", "+1 415 555 2671", "+61 8 8635 5214", None)

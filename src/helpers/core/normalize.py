@@ -48,6 +48,8 @@ _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _CN_SERVICE = re.compile(r"([48]00)(\d{7})")  # 400 (shared cost) and 800 (toll free) numbers
 _CN_LANDLINE = re.compile(r"(10|2\d|[3-9]\d{2})([2-9]\d{6,7})")  # area code (2 or 3 digits) + local
 _LOCAL_NUMBER = re.compile(r"[2-9]\d{6,7}")  # a 7-8 digit local number written without its area code
+# Trunk 0, then a Chinese area code and a local number (or a 400/800 number), digits only.
+_CN_TRUNK_NATIONAL = re.compile(r"0(?:10|2\d|[3-9]\d{2})[2-9]\d{6,7}|0[48]00\d{7}")
 # Numbers that reach an organisation, not a person (phonenumbers' types).
 SERVICE_TYPES = frozenset(
     {
@@ -126,8 +128,19 @@ def split_phone(
     mobile = mobile if region == "CN" else pd.Series(pd.NA, index=mobile.index, dtype="string")
     number = np.append(("+86" + mobile).to_numpy(dtype=object), None)  # the extra last item: code -1
     extension = np.full(len(number), None, dtype=object)
+    # Second fast path: trunk 0 + area code + local number in plain ASCII (`(0797) 268 3075`,
+    # `0512-79150486`): what phonenumbers would parse is the digits after the trunk 0, read as a
+    # domestic number, so `_chinese_number` gives the same answer without the parse (~50 µs each).
+    domestic = (
+        compact.str.fullmatch(_CN_TRUNK_NATIONAL.pattern).fillna(False).to_numpy(dtype=bool)
+        if region == "CN"
+        else np.zeros(len(compact), dtype=bool)
+    )
     for i in np.flatnonzero(mobile.isna().to_numpy()):
-        number[i], extension[i] = _split_one(unique.iat[i], region, area_code)
+        if domestic[i]:
+            number[i] = _chinese_number(compact.iat[i][1:], True)
+        else:
+            number[i], extension[i] = _split_one(unique.iat[i], region, area_code)
     frame = pd.DataFrame({"number": number[codes], "extension": extension[codes]}, index=phones.index)
     return frame.astype("string").fillna(pd.NA)
 
