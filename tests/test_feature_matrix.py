@@ -88,3 +88,46 @@ def test_zero_heavy_column_does_not_dominate():
 def test_unknown_group_is_rejected(build):
     with pytest.raises(ValueError, match="unknown factor groups"):
         feature_matrix.model_matrix(build.features, build.dictionary, {"valu": 1.0}, SETTINGS.winsor_quantile)
+
+
+def test_customers_without_a_profile_group_take_it_from_their_nearest_neighbour():
+    """Customers made from events alone (no age, gender or city) get the demographic columns of the
+    nearest customer by the groups they have, not a corner of their own made of medians and
+    `unknown` levels; the group's variance stays weight^2."""
+    rng = np.random.default_rng(1)
+    n = 600
+    segment = rng.integers(0, 2, n)  # planted: segment 1 buys big and is older and male
+    absent = rng.random(n) < 0.3
+    age = np.where(segment == 1, rng.normal(55, 3, n), rng.normal(28, 3, n))
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "avg_order_value": np.where(segment == 1, rng.normal(900, 50, n), rng.normal(90, 10, n)),
+            "age": np.where(absent, np.nan, age),
+            "gender": np.where(absent, "unknown", np.where(segment == 1, "M", "F")),
+        }
+    )
+    dictionary = pd.DataFrame(
+        {
+            "name": ["avg_order_value", "age", "gender"],
+            "group": ["value", "demographic", "demographic"],
+            "treatment": ["log", "scale", "onehot"],
+            "lifecycle_dependent": False,
+        }
+    )
+    groups = {"value": 1.0, "demographic": 0.5}
+    matrix, record = feature_matrix.model_matrix(frame, dictionary, groups, SETTINGS.winsor_quantile)
+    demographic = record["groups"]["demographic"]
+    assert demographic["imputed_from_nearest"] == int(absent.sum())
+    assert "gender=unknown" in demographic["dropped_constant"]  # only the absent customers had it
+    block = matrix[demographic["columns"]].to_numpy(dtype=float)
+    assert block.var(axis=0, ddof=1).sum() == pytest.approx(0.5**2, rel=1e-4)
+    # each imputed row is a real customer's row, and one of the same planted segment
+    present = {tuple(np.round(row, 4)): s for row, s in zip(block[~absent], segment[~absent], strict=True)}
+    donors = [present.get(tuple(np.round(row, 4))) for row in block[absent]]
+    assert None not in donors
+    assert np.mean(np.array(donors) == segment[absent]) > 0.95
+    # without a neighbour to copy from, the absent customers sat apart: the median age and `unknown`
+    few = feature_matrix.model_matrix(frame.iloc[:40], dictionary, groups, SETTINGS.winsor_quantile)[1]
+    assert "imputed_from_nearest" not in few["groups"]["demographic"]
+    assert "gender=unknown" in few["groups"]["demographic"]["columns"]
