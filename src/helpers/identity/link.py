@@ -13,7 +13,7 @@ import pandas as pd
 from helpers.core.normalize import normalize_email, normalize_phone
 from helpers.core.settings import DataSettings, IdentitySettings
 from helpers.core.tables import TABLES
-from helpers.identity.merge import merge_identities
+from helpers.identity.merge import IdentityResult, merge_identities
 
 # Columns `link_records` compares; any other column is not used by the method.
 LINK_COLUMNS = (
@@ -38,6 +38,21 @@ def link_records(
     `identity` config section (default: the schema's), `seed` the run seed. The result is indexed
     by `id`, named `cluster`.
     """
+    result = link_result(records, settings, data=data, seed=seed)
+    ids = records["id"].astype("string").to_numpy()
+    cluster = result.crosswalk.set_index("source_record_id")["customer_id"].reindex(ids)
+    return pd.Series(np.asarray(cluster), index=pd.Index(ids, name="id"), name="cluster")
+
+
+def link_result(
+    records: pd.DataFrame,
+    settings: IdentitySettings | None = None,
+    *,
+    data: DataSettings | None = None,
+    seed: int = 42,
+) -> IdentityResult:
+    """`link_records` with the whole merge result (records with their deterministic clusters,
+    crosswalk keyed by `source_record_id` = `id`, scored pairs, stats), for diagnostics."""
     if "id" not in records:
         raise ValueError(f"link_records needs an `id` column (has {sorted(records.columns)})")
     ids = records["id"].astype("string")
@@ -84,6 +99,4 @@ def link_records(
             crm[phone], home_region=data.home_region, home_area_code=data.home_area_code
         )
     crm["email_norm"] = normalize_email(crm["email"])
-    result = merge_identities({"crm": crm.reset_index(drop=True)}, settings or IdentitySettings(), seed=seed)
-    cluster = result.crosswalk.set_index("source_record_id")["customer_id"].reindex(ids.to_numpy())
-    return pd.Series(np.asarray(cluster), index=pd.Index(ids.to_numpy(), name="id"), name="cluster")
+    return merge_identities({"crm": crm.reset_index(drop=True)}, settings or IdentitySettings(), seed=seed)

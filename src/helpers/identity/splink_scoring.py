@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from splink import DuckDBAPI, Linker
 
+from helpers.engine.base import DuckDBEngine
+
 MODEL_COLUMNS = [
     "record_index",
     "cluster",
@@ -43,26 +45,40 @@ MODEL_COLUMNS = [
     "postcode",
 ]
 
-# Candidate pairs: records in different deterministic clusters that agree on one of these.
-BLOCKING_RULES = [
-    "l.name_key = r.name_key AND l.birth_date = r.birth_date",
-    "l.name_key = r.name_key AND l.city_key = r.city_key",
-    "l.name_key = r.name_key AND l.mobile_tail = r.mobile_tail",
-    "l.birth_date = r.birth_date AND l.mobile_tail = r.mobile_tail",
-    "l.name_first = r.name_first AND l.name_last = r.name_last AND l.birth_date = r.birth_date",
-    "l.email_local = r.email_local",
-    "l.email_handle = r.email_handle",
-    "l.name_rare = r.name_rare",
-    # A typo in the name: birth date and place, or birth date and one name part agree.
-    "l.birth_date = r.birth_date AND l.city_key = r.city_key",
-    "l.birth_date = r.birth_date AND l.name_first = r.name_first",
-    "l.birth_date = r.birth_date AND l.name_last = r.name_last",
-    "l.birth_date = r.birth_date AND l.postcode = r.postcode",
-    # A typo in the name and no birth date in common: the same address, or a name part and postcode.
-    "l.address_key = r.address_key",
-    "l.name_first = r.name_first AND l.postcode = r.postcode",
-    "l.name_last = r.name_last AND l.postcode = r.postcode",
+# Candidate pairs: records in different deterministic clusters that agree on every key of one rule
+# (`{s}` is the side, l or r). `bench_identity.py` / `bench_febrl.py` print what each adds.
+BLOCKING_KEYS: list[tuple[str, ...]] = [
+    ("{s}.name_key", "{s}.birth_date"),
+    ("{s}.name_key", "{s}.city_key"),
+    ("{s}.name_key", "{s}.mobile_tail"),
+    ("{s}.birth_date", "{s}.mobile_tail"),
+    ("{s}.name_first", "{s}.name_last", "{s}.birth_date"),
+    ("{s}.email_local",),
+    ("{s}.email_handle",),
+    ("{s}.name_rare",),
+    # A typo in the name: birth date and place, or birth date and a name part or initial agree.
+    ("{s}.birth_date", "{s}.city_key"),
+    ("{s}.birth_date", "left({s}.name_key, 1)"),
+    ("{s}.birth_date", "{s}.name_last"),
+    ("{s}.birth_date", "{s}.postcode"),
+    # A typo in the name and no birth date in common: the same address, or postcode and a name part
+    # or the place.
+    ("{s}.address_key",),
+    ("{s}.name_first", "{s}.postcode"),
+    ("{s}.name_last", "{s}.postcode"),
+    ("{s}.city_key", "{s}.postcode"),
 ]
+BLOCKING_RULES = [
+    " AND ".join(f"{key.format(s='l')} = {key.format(s='r')}" for key in keys) for keys in BLOCKING_KEYS
+]
+# A rule that would pair more than this many records per record (counted before scoring) is left out
+# and named in the stats: a key far less selective on some file than on the files measured (all
+# records in one city with one postcode) must not blow up memory and time.
+MAX_RULE_PAIRS_PER_RECORD = 20
+MIN_RULE_PAIRS_BUDGET = 1_000_000
+# DuckDB memory for Splink; beyond it DuckDB spills to its temporary folder instead of growing.
+SPLINK_MEMORY_LIMIT = "1GB"
+ARROW_STRING = "string[pyarrow]"
 # Names shared by at most this many records are blocked on alone (common names need more).
 RARE_NAME_MAX_RECORDS = 20
 # Deterministic duplicates are found already; the prior allows for this many more per found one.
@@ -177,39 +193,59 @@ COMPARISONS: list[dict[str, Any]] = [
 
 
 def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """The columns the Splink model compares, one row per record."""
+    """The columns the Splink model compares, one row per record.
+
+    Text columns are Arrow strings (`string[pyarrow]`), each converted as soon as it is made: at
+    2.2M records Python string objects took about 2 GB here, Arrow strings a quarter of that.
+    """
+
+    def text(values: pd.Series) -> pd.Series:
+        return values.astype("string").astype(ARROW_STRING)
+
+    def empty() -> pd.Series:
+        return pd.Series(pd.NA, index=records.index, dtype=ARROW_STRING)
+
+    name_key = text(records["name_key"])
     tokens = records["name_key"].astype("string").str.split(" ")
+    # A one-token name has no separate first and last token to block on.
+    single = (tokens.str.len() < 2).fillna(True).to_numpy()
+    name_first, name_last = text(tokens.str[0]), text(tokens.str[-1])
+    del tokens
+    name_first[single], name_last[single] = pd.NA, pd.NA
     local = records["email_key"].astype("string").str.split("@").str[0]
+    # A QQ number or other digit run people reuse across providers: "wangqin1551327", "1551327".
+    email_handle = text(local.str.extract(r"(\d{5,})$", expand=False))
+    email_local = text(local)
+    del local
+    counts = name_key.map(name_key.value_counts())
+    address, postcode = records.get("address"), records.get("postcode")
     frame = pd.DataFrame(
         {
             "record_index": np.arange(len(records)),
             "cluster": labels,
-            "name_key": records["name_key"].astype("string"),
-            "name_first": tokens.str[0],
-            "name_last": tokens.str[-1],
+            "name_key": name_key,
+            "name_rare": name_key.where(counts <= RARE_NAME_MAX_RECORDS),
+            "name_first": name_first,
+            "name_last": name_last,
             "birth_date": pd.to_datetime(records["birth_date"]).dt.date,
-            "gender": records["gender"].astype("string"),
-            "city_key": records["city_key"].astype("string"),
-            "mobile": records["mobile"].astype("string"),
-            "mobile_tail": records["mobile_tail"].astype("string"),
-            "email_key": records["email_key"].astype("string"),
-            "email_local": local,
-            # A QQ number or other digit run people reuse across providers: "wangqin1551327", "1551327".
-            "email_handle": local.str.extract(r"(\d{5,})$", expand=False),
+            "gender": text(records["gender"]),
+            "city_key": text(records["city_key"]),
+            "mobile": text(records["mobile"]),
+            "mobile_tail": text(records["mobile_tail"]),
+            "email_key": text(records["email_key"]),
+            "email_local": email_local,
+            "email_handle": email_handle,
+            "address_key": empty()
+            if address is None
+            else text(
+                address.astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
+            ),
+            "postcode": empty()
+            if postcode is None
+            else text(postcode.astype("string").str.replace(r"\D", "", regex=True).replace("", pd.NA)),
         }
     )
-    address = records["address"] if "address" in records else pd.Series(pd.NA, index=records.index)
-    frame["address_key"] = (
-        address.astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
-    )
-    postcode = records["postcode"] if "postcode" in records else pd.Series(pd.NA, index=records.index)
-    frame["postcode"] = postcode.astype("string").str.replace(r"\D", "", regex=True).replace("", pd.NA)
-    counts = frame["name_key"].map(frame["name_key"].value_counts())
-    frame["name_rare"] = frame["name_key"].where(counts <= RARE_NAME_MAX_RECORDS)
-    # A one-token name has no separate first and last token to block on.
-    single = tokens.str.len() < 2
-    frame.loc[single.fillna(True).to_numpy(), ["name_first", "name_last"]] = pd.NA
-    return frame[MODEL_COLUMNS]
+    return frame[MODEL_COLUMNS].reset_index(drop=True)
 
 
 def settings(prior: float, blocking_rules: list[str], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
@@ -272,30 +308,65 @@ def score_pairs(
         agreeing = _pairs_agreeing(frame[list(prior_columns)].dropna().astype(str).agg("|".join, axis=1))
         all_pairs = len(frame) * (len(frame) - 1) / 2
         prior = float(np.clip(max(agreeing, 1) / PRIOR_RECALL / all_pairs, 1e-9, 0.5))
-    rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in blocking_rules]
-    db_api = DuckDBAPI()
-    linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
-    if label_pairs >= min_label_pairs:
+    engine = DuckDBEngine(memory_limit=SPLINK_MEMORY_LIMIT)
+    try:
+        engine.register("splink_input", frame)
+        kept, skipped = affordable_rules(engine, "splink_input", blocking_rules, len(frame))
+        if skipped:
+            stats["splink_rules_skipped"] = skipped
+        rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in kept]
+        db_api = DuckDBAPI(connection=engine.connection)
+        linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
         linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        linker.training.estimate_m_from_label_column("cluster")
-        stats["splink_training"] = "m from deterministic links, u from random pairs"
-    else:
-        linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        for column in em_blocks:
-            linker.training.estimate_parameters_using_expectation_maximisation(f"l.{column} = r.{column}")
-        stats["splink_training"] = f"EM on records agreeing on {' / '.join(em_blocks)}, u from random pairs"
-    stats["splink_prior"] = prior
-    predictions = linker.inference.predict(threshold_match_probability=min_probability).as_pandas_dataframe()
-    pairs = pd.DataFrame(
-        {
-            "left_index": predictions["record_index_l"].to_numpy(dtype=np.int64),
-            "right_index": predictions["record_index_r"].to_numpy(dtype=np.int64),
-            "match_weight": predictions["match_weight"].to_numpy(dtype=float),
-            "match_probability": predictions["match_probability"].to_numpy(dtype=float),
-        }
-    )
+        if label_pairs >= min_label_pairs:
+            linker.training.estimate_m_from_label_column("cluster")
+            stats["splink_training"] = "m from deterministic links, u from random pairs"
+        else:
+            for column in em_blocks:
+                linker.training.estimate_parameters_using_expectation_maximisation(f"l.{column} = r.{column}")
+            blocks = " / ".join(em_blocks)
+            stats["splink_training"] = f"EM on records agreeing on {blocks}, u from random pairs"
+        stats["splink_prior"] = prior
+        predictions = linker.inference.predict(threshold_match_probability=min_probability)
+        pairs = predictions.as_pandas_dataframe()
+        pairs = pd.DataFrame(
+            {
+                "left_index": pairs["record_index_l"].to_numpy(dtype=np.int64),
+                "right_index": pairs["record_index_r"].to_numpy(dtype=np.int64),
+                "match_weight": pairs["match_weight"].to_numpy(dtype=float),
+                "match_probability": pairs["match_probability"].to_numpy(dtype=float),
+            }
+        )
+    finally:
+        engine.connection.close()  # frees DuckDB's tables and buffers now, not at garbage collection
     stats["splink_pairs_above_min"] = len(pairs)
     return pairs, stats
+
+
+def rule_pair_counts(engine: DuckDBEngine, table: str, rules: list[str]) -> list[int]:
+    """Record pairs each blocking rule yields in `table` (all pairs agreeing on its keys, whatever
+    the deterministic cluster), counted by grouping, without forming the pairs."""
+    counts = []
+    for rule in rules:
+        keys = [re.sub(r"\bl\.", "", part.split(" = ")[0]) for part in rule.split(" AND ")]
+        filled = " AND ".join(f"{key} IS NOT NULL" for key in keys)
+        sql = (
+            f"SELECT coalesce(sum(n * (n - 1) // 2), 0) AS pairs FROM "
+            f"(SELECT count(*) AS n FROM {table} WHERE {filled} GROUP BY {', '.join(keys)})"
+        )
+        counts.append(int(engine.query(sql)["pairs"].iloc[0]))
+    return counts
+
+
+def affordable_rules(
+    engine: DuckDBEngine, table: str, rules: list[str], n_records: int
+) -> tuple[list[str], dict[str, int]]:
+    """The blocking rules that yield at most `MAX_RULE_PAIRS_PER_RECORD` pairs per record (at least
+    `MIN_RULE_PAIRS_BUDGET` pairs), and the left-out rules with their pair counts."""
+    budget = max(MIN_RULE_PAIRS_BUDGET, MAX_RULE_PAIRS_PER_RECORD * n_records)
+    counts = rule_pair_counts(engine, table, rules)
+    kept = [rule for rule, n in zip(rules, counts, strict=True) if n <= budget]
+    return kept, {rule: n for rule, n in zip(rules, counts, strict=True) if n > budget}
 
 
 def compared_column(comparison: dict[str, Any]) -> str:
