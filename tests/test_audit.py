@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from test_contract import fixture_config, make_context, write_world
 
 import helpers.core.plots
-from helpers.audit import plots
+from helpers.audit import display, plots
 from helpers.audit import report as audit
 from helpers.audit.display import reason_label
 from helpers.core.config import resolve_path, setting
@@ -225,3 +226,37 @@ def test_distinct_counts_never_exceed_the_filled_values(demo_run: tuple[StepCont
     # Event-table counts are HyperLogLog estimates, which overshoot on unique keys unless capped.
     assert (keys["distinct"] == keys["rows"] - keys["missing"] - keys["invalid"]).any()
     assert (profile["distinct"] <= profile["rows"] - profile["missing"]).all()
+
+
+def test_coverage_view_counts_events_keyed_by_an_identifier_as_data() -> None:
+    """Calls keyed by the caller number and orders keyed by the shop account feed service, value and
+    behaviour although no record key ties them to a record in step 01: those groups show their event
+    rows and no record share (unknown before step 02), not 0 %."""
+    groups = ["value", "behaviour", "service", "demographic", "firmographic"]
+    report = SimpleNamespace(
+        coverage=pd.DataFrame(
+            {"group": groups, "feeds": "", "records_with": [0, 0, 0, 5, 0], "records": 8,
+             "share": [0.0, 0.0, 0.0, 5 / 8, 0.0]}
+        ),
+        column_profile=pd.DataFrame(
+            [("calls", "customer_ref", 7, 0), ("calls", "reason", 7, 0), ("calls", "satisfaction", 7, 7),
+             ("transactions", "customer_ref", 9, 1), ("transactions", "amount", 9, 0),
+             ("transactions", "txn_at", 9, 0), ("crm_customers", "gender", 8, 3)],
+            columns=["table", "column", "rows", "missing"],
+        ),
+        ledger=pd.DataFrame(
+            {"table": ["crm_customers", "transactions", "calls"], "accepted_rows": [8, 9, 7]}
+        ),
+    )  # fmt: skip
+    view = display.coverage_view(report).set_index("group")
+    assert view["identifier_event_rows"].to_dict() == {
+        "value": 9, "behaviour": 9, "service": 7, "demographic": 0, "firmographic": 0
+    }  # fmt: skip
+    assert view.loc[["value", "behaviour", "service"], "records_with"].isna().all()
+    assert view.loc[["value", "behaviour", "service"], "share"].isna().all()
+    assert view.loc["demographic", "records_with"] == 5 and view.loc["demographic", "share"] == 5 / 8
+    assert view.loc["firmographic", "records_with"] == 0  # no data at all stays 0
+    for language in ("zh", "en"):
+        shown = display.coverage_table(catalog(language), report).data
+        assert list(shown.iloc[:, -1]) == [9, 9, 7, 0, 0]
+        assert "audit.headers" not in shown.columns[-1]

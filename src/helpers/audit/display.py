@@ -9,8 +9,14 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from helpers.audit.report import QUALITY_PARTS, AuditReport, profile_for_report, table_overview
+from helpers.core.factors import SOURCE_GROUPS
 from helpers.core.i18n import Catalog
 
+# Until the catalogs carry `audit.headers.identifier_event_rows` (then the catalog text wins).
+_IDENTIFIER_EVENT_ROWS = {
+    "zh": "按电话、邮箱或账号关联的事件行",
+    "en": "event rows keyed by phone, e-mail or account",
+}
 _COLUMN_REASON = re.compile(r"^(missing|unparseable|invalid|negative|out-of-range) (\w+)$")
 _AFTER_REFERENCE = re.compile(r"^(\w+) after reference date$")
 _INVALID_CHECK = re.compile(r"^invalid (\w+) format \(kept, _norm null\)$")
@@ -233,12 +239,52 @@ def _feeds_label(text: Catalog, feeds: str) -> str:
     return _join(text, [column_label(text, feed.split(".")[1]) for feed in feeds.split(", ") if feed])
 
 
+def identifier_event_rows(report: AuditReport) -> pd.Series:
+    """Per factor group: accepted rows of the event tables keyed by an identifier (a phone, e-mail or
+    account in `customer_ref`, not a record key) that have one of the group's source columns. Step 01
+    cannot tie them to records; step 02 finds their customers, so they are data for the group."""
+    profile = report.column_profile
+    keyed = set(profile.loc[profile["column"] == "customer_ref", "table"])
+    filled = profile[profile["missing"] < profile["rows"]]
+    has = set(zip(filled["table"], filled["column"], strict=True))
+    accepted = report.ledger.set_index("table")["accepted_rows"]
+    rows = {}
+    for group in SOURCE_GROUPS:
+        tables = {
+            feed.split(".")[0] for feed in group.feeds
+            if feed.split(".")[0] in keyed and tuple(feed.split(".")) in has
+        }  # fmt: skip
+        rows[group.name] = int(sum(int(accepted.get(table, 0)) for table in tables))
+    return pd.Series(rows, name="identifier_event_rows", dtype="int64")
+
+
+def coverage_view(report: AuditReport) -> pd.DataFrame:
+    """`report.coverage` with `identifier_event_rows`; a group whose data so far come only from events
+    keyed by an identifier shows no record count or share (unknown before step 02), not 0."""
+    frame = report.coverage.copy()
+    rows = frame["group"].map(identifier_event_rows(report)).fillna(0)
+    frame["identifier_event_rows"] = rows.astype("int64")
+    from_events = (frame["records_with"] == 0) & (frame["identifier_event_rows"] > 0)
+    frame["records_with"] = frame["records_with"].astype("Int64").mask(from_events)
+    frame["share"] = frame["share"].astype("Float64").mask(from_events)
+    return frame
+
+
 def coverage_table(text: Catalog, report: AuditReport) -> Styler:
-    frame = report.coverage.assign(
+    frame = coverage_view(report).assign(
         group=lambda f: f["group"].map(lambda g: group_label(text, g)),
         feeds=lambda f: f["feeds"].map(lambda feeds: _feeds_label(text, feeds)),
     )
-    shown = _headers(text, frame, ["group", "feeds", "records_with", "records", "share"])
+    columns = ["group", "feeds", "records_with", "records", "share"]
+    if frame["identifier_event_rows"].any():
+        columns.append("identifier_event_rows")
+    shown = _headers(text, frame, [c for c in columns if c != "identifier_event_rows"])
+    if "identifier_event_rows" in columns:
+        header = text.label(
+            "audit.headers.identifier_event_rows",
+            _IDENTIFIER_EVENT_ROWS.get(text.language, _IDENTIFIER_EVENT_ROWS["en"]),
+        )
+        shown[header] = frame["identifier_event_rows"].to_numpy()
     return _style(text, shown, shares=(text("audit.headers.share"),))
 
 
