@@ -39,9 +39,19 @@ class SqlEngine(Protocol):
     def run(self, step: str, name: str, tables: dict[str, str] | None = None, **params: Any) -> pd.DataFrame:
         """Run a stored query, filling `{placeholders}` with table names."""
 
+    def write_parquet(
+        self, sql: str, path: str | Path, metadata: dict[str, str] | None = None, **params: Any
+    ) -> None:
+        """Write the result of a SELECT to one Parquet file (row order kept, optional key-value metadata)."""
+
+    def close(self) -> None:
+        """Release the engine's tables (and its connection)."""
+
 
 class DuckDBEngine:
     """DuckDB in-process engine: Parquet files are queried in place, not loaded."""
+
+    name = "duckdb"
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
         # Leave enable_progress_bar alone: inside a Jupyter kernel DuckDB keeps it off, and any attempt
@@ -65,6 +75,18 @@ class DuckDBEngine:
     def run(self, step: str, name: str, tables: dict[str, str] | None = None, **params: Any) -> pd.DataFrame:
         return self.query(load_query(step, name).format(**(tables or {})), **params)
 
+    def write_parquet(
+        self, sql: str, path: str | Path, metadata: dict[str, str] | None = None, **params: Any
+    ) -> None:
+        target = str(path).replace("'", "''")
+        options = ""
+        if metadata:
+            pairs = ", ".join(
+                f"{key}: '{value.replace(chr(39), chr(39) * 2)}'" for key, value in metadata.items()
+            )
+            options = f", KV_METADATA {{{pairs}}}"
+        self.connection.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet{options})", params or None)
+
     def close(self) -> None:
         self.connection.close()
 
@@ -75,6 +97,28 @@ class DuckDBEngine:
         self.close()
 
 
-def connect(**options: Any) -> SqlEngine:
-    """The default engine (DuckDB)."""
-    return DuckDBEngine(**options)
+ENGINES = ("duckdb", "spark")
+
+
+def connect(engine: str = "duckdb", **options: Any) -> SqlEngine:
+    """An engine by name: `duckdb` (the embedded default) or `spark` (the optional `spark` extra;
+    `master`, `conf` and `work_dir` options, see `helpers.engine.spark.SparkEngine`)."""
+    if engine == "duckdb":
+        return DuckDBEngine(**{k: v for k, v in options.items() if k in ("threads", "memory_limit")})
+    if engine == "spark":
+        try:
+            from helpers.engine.spark import SparkEngine
+        except ImportError as missing:
+            raise RuntimeError(
+                "engine.name: spark needs the spark extra: pip install -e '.[spark]'"
+            ) from missing
+        return SparkEngine(**options)
+    raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+
+
+def connect_configured(settings: Any, **options: Any) -> SqlEngine:
+    """The engine the config's `engine` section names (`settings`: a WorkbenchConfig)."""
+    section = settings.engine
+    if section.name == "spark":
+        options = {"master": section.spark_master, "conf": dict(section.spark_conf), **options}
+    return connect(section.name, **options)

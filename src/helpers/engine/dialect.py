@@ -1,0 +1,331 @@
+"""Engine-specific SQL spellings, in one place.
+
+The query files under `queries/` (and the SQL steps build in Python) are written in ONE source
+dialect, DuckDB's: DuckDB runs them verbatim (`DuckDBDialect` changes nothing, so the default
+engine's behaviour and speed are exactly those of the text). Every other engine gets them through
+`Dialect.translate`, which parses the text with SQLGlot (`read="duckdb"`), applies this module's
+explicit overrides to the tree, and writes the engine's spelling (`write="spark"`).
+
+Why SQLGlot transpilation with explicit overrides (and not Ibis, nor per-engine copies of each file):
+- the queries stay SQL files that an analyst reads and DuckDB runs unchanged; Ibis would turn 18
+  query files (and the SQL step 01 generates) into Python expression code, and per-engine copies
+  drift apart;
+- Splink, the one multi-engine SQL code base this project already depends on, does the same: its
+  `splink.internals.dialects.SplinkDialect` subclasses name the spellings SQLGlot cannot know
+  (`jaro_winkler_function_name`, `array_first_index`, `hash_function_expression`, date parsing)
+  and everything else is `sqlglot.transpile`. Its Spark jar also gives us `jaro_winkler`;
+- a clean transpile is NOT evidence of equal results: SQLGlot 30 writes, without an error,
+  `LIST_HAS_ALL`, `HAMMING`, `JAROWINKLER_SIMILARITY`, `TO_DAYS` (functions Spark lacks),
+  `LENGTH(list)` (string length on Spark), `COLLECT_LIST(DISTINCT x)` for a sorted DuckDB list,
+  `PERCENTILE_CONT(x, ARRAY(...))` (not Spark's syntax), `HASH` (a different function),
+  `DATEDIFF(DAY, a, b)` (full 24-hour periods on Spark, day boundaries on DuckDB), DuckDB-only
+  statements (`COPY`, `UPDATE ... FROM`, `* REPLACE`, `CREATE TABLE` on temp views), and leaves
+  `AVG` over a DECIMAL (DuckDB: DOUBLE; Spark: a DECIMAL rounded to a few places). Each of these is
+  an override below, and `tests/test_engines.py` runs every query file on both engines and compares
+  the frames: that comparison, not the transpile, is the evidence.
+
+Statements Spark cannot run as SQL on temporary views come back as `Statement`s that the engine
+carries out (`kind`): `table` (materialize a SELECT under a name: `CREATE TABLE AS`, `UPDATE`,
+`INSERT`), `view` (a temporary view), `copy` (write a SELECT to Parquet) and `query`.
+Parameters are written `$name` in the source and passed to Spark as named arguments (`:name`).
+
+What stays engine-specific by design (no portable spelling): `hash()` values (xxhash64 on Spark:
+only equality is used), `approx_quantile` (T-digest on DuckDB, Greenwald-Khanna on Spark: use
+`quantile_cont` where results are compared), and `rowid` (refused on Spark: join on a key column).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import sqlglot
+from sqlglot import exp
+
+StatementKind = Literal["query", "table", "view", "copy"]
+
+
+class DialectError(ValueError):
+    """A construct of the source dialect that the target engine cannot run."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement in the target engine's spelling and what the engine does with it."""
+
+    kind: StatementKind
+    sql: str  # the SELECT (or, for `query`, the whole statement)
+    name: str | None = None  # table or view name (`table`, `view`)
+    path: str | None = None  # Parquet file (`copy`)
+    metadata: dict[str, str] = field(default_factory=dict)  # Parquet key-value metadata (`copy`)
+
+
+class Dialect:
+    """The source dialect (DuckDB's): queries run as written."""
+
+    name = "duckdb"
+
+    def translate(self, sql: str, columns_of: Callable[[str], list[str]] | None = None) -> list[Statement]:
+        """The statements of `sql` for this engine (`columns_of(table)`: a table's column names)."""
+        return [Statement("query", sql)]
+
+
+DuckDBDialect = Dialect
+
+# Functions whose result is an array: `len()` of them is Spark's SIZE, not the string LENGTH.
+_ARRAY_FUNCTIONS = {"list_intersect", "list_distinct", "list_filter", "string_split", "str_split", "list"}
+_ARRAY_TYPES = (exp.ArrayAgg, exp.Array, exp.Split, exp.ArrayIntersect, exp.Transform, exp.Filter)
+
+
+def _name(node: exp.Expression) -> str:
+    return node.name.lower() if isinstance(node, exp.Anonymous) else ""
+
+
+def _is_array(node: exp.Expression) -> bool:
+    return isinstance(node, _ARRAY_TYPES) or _name(node) in _ARRAY_FUNCTIONS
+
+
+def _func(name: str, *args: exp.Expression) -> exp.Anonymous:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _parse(sql: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read="spark")
+
+
+class SparkDialect(Dialect):
+    """Spark SQL (3.5/4.x) from the DuckDB source text."""
+
+    name = "spark"
+    jaro_winkler_function_name = "jaro_winkler"  # registered from Splink's Scala jar (as Splink does)
+
+    def translate(self, sql: str, columns_of: Callable[[str], list[str]] | None = None) -> list[Statement]:
+        statements = []
+        for tree in sqlglot.parse(sql, read="duckdb"):
+            if tree is None:
+                continue
+            statements.append(self._statement(tree, columns_of))
+        return statements
+
+    # -- statements ------------------------------------------------------------------------------
+    def _statement(self, tree: exp.Expression, columns_of: Callable[[str], list[str]] | None) -> Statement:
+        if isinstance(tree, exp.Copy):
+            return self._copy(tree, columns_of)
+        if isinstance(tree, exp.Update):
+            return self._update(tree, _need(columns_of))
+        if isinstance(tree, exp.Insert):
+            target = tree.this.name
+            select = exp.union(
+                exp.select("*").from_(target), self._expression(tree.expression, columns_of), distinct=False
+            )
+            return Statement("table", self._sql(select), name=target)
+        if isinstance(tree, exp.Create) and tree.kind in ("TABLE", "VIEW"):
+            target = tree.this
+            if isinstance(target, exp.Schema):  # CREATE TABLE t (a type, ...): an empty table
+                columns = [
+                    exp.alias_(exp.cast(exp.null(), column.args["kind"]), column.name)
+                    for column in target.expressions
+                ]
+                select = exp.select(*columns).where(exp.false())
+                return Statement("table", self._sql(select), name=target.this.name)
+            query = self._expression(tree.expression, columns_of)
+            kind: StatementKind = "table" if tree.kind == "TABLE" else "view"
+            return Statement(kind, self._sql(query), name=target.name)
+        return Statement("query", self._sql(self._expression(tree, columns_of)))
+
+    def _copy(self, tree: exp.Copy, columns_of: Callable[[str], list[str]] | None) -> Statement:
+        source = tree.this.this if isinstance(tree.this, exp.Subquery) else exp.select("*").from_(tree.this)
+        params = {p.this.name.upper(): p.expression for p in tree.args.get("params") or []}
+        if "FORMAT" in params and params["FORMAT"].name.lower() != "parquet":
+            raise DialectError(f"COPY to {params['FORMAT'].name}: only Parquet is written")
+        metadata = {}
+        if isinstance(params.get("KV_METADATA"), exp.Struct):
+            for item in params["KV_METADATA"].expressions:
+                metadata[item.this.name] = item.expression.name
+        return Statement(
+            "copy",
+            self._sql(self._expression(source, columns_of)),
+            path=tree.args["files"][0].name,
+            metadata=metadata,
+        )
+
+    def _update(self, tree: exp.Update, columns_of: Callable[[str], list[str]]) -> Statement:
+        """`UPDATE t AS r SET c = e, ... [FROM s AS d] WHERE w` as a SELECT of the whole new table:
+        each set column becomes `CASE WHEN <row matched> THEN e ELSE r.c END`. With FROM, `s` is
+        LEFT JOINed on `w` and must match each row at most once (as DuckDB's UPDATE assumes)."""
+        table = tree.this
+        target, alias = table.name, table.alias_or_name
+        assignments = {eq.this.name: eq.expression for eq in tree.expressions}
+        where = tree.args.get("where")
+        condition = where.this if where else exp.true()
+        source = tree.args.get("from_") or tree.args.get("from")
+        if source is not None:
+            joined = source.this
+            joined_alias = joined.alias_or_name
+            inner = exp.select(
+                exp.Column(this=exp.Star(), table=exp.to_identifier(joined_alias)),
+                exp.alias_(exp.true(), "__matched"),
+            ).from_(joined.copy())
+            hit: exp.Expression = exp.func("coalesce", exp.column("__matched", joined_alias), exp.false())
+        else:
+            hit = exp.func("coalesce", condition.copy(), exp.false())
+        columns = []
+        for column in columns_of(target):
+            old = exp.column(column, alias)
+            if column in assignments:
+                new = exp.Case(ifs=[exp.If(this=hit.copy(), true=assignments[column].copy())], default=old)
+                columns.append(exp.alias_(new, column))
+            else:
+                columns.append(old)
+        select = exp.select(*columns).from_(exp.to_table(target).as_(alias))
+        if source is not None:
+            select = select.join(
+                exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(joined_alias))),
+                on=condition,
+                join_type="left",
+            )
+        return Statement("table", self._sql(self._expression(select, columns_of)), name=target)
+
+    # -- expressions -----------------------------------------------------------------------------
+    def _expression(
+        self, tree: exp.Expression, columns_of: Callable[[str], list[str]] | None
+    ) -> exp.Expression:
+        tree = tree.copy()
+        if columns_of is not None:
+            tree = _expand_star_replace(tree, columns_of)
+        # Children before parents (reverse pre-order), so an override sees its arguments already rewritten.
+        for node in reversed(list(tree.walk(bfs=False))):
+            new = self._override(node)
+            if new is not node:
+                if node is tree:
+                    return new
+                node.replace(new)
+        return tree
+
+    def _override(self, node: exp.Expression) -> exp.Expression:
+        name = _name(node)
+        if isinstance(node, exp.Column) and node.name.lower() == "rowid" and not node.table:
+            raise DialectError("rowid has no Spark equivalent: join on a key column (e.g. source_row)")
+        if isinstance(node, exp.ArrayAgg):  # list(DISTINCT x ORDER BY x) -> array_sort(collect_set(x))
+            return _list_aggregate(node)
+        if name == "list_has_all":  # every element of b is in a
+            a, b = node.expressions
+            return exp.EQ(this=_func("SIZE", _func("ARRAY_EXCEPT", b, a)), expression=exp.Literal.number(0))
+        if name == "list_has_any":
+            return _func("ARRAYS_OVERLAP", *node.expressions)
+        if name == "list_intersect":
+            return exp.ArrayIntersect(expressions=node.expressions)
+        if isinstance(node, exp.Length) and _is_array(node.this):
+            return _func("SIZE", node.this)
+        if name in ("len", "array_length") and node.expressions and _is_array(node.expressions[0]):
+            return _func("SIZE", node.expressions[0])
+        if isinstance(node, exp.JarowinklerSimilarity):
+            return _func(self.jaro_winkler_function_name, node.this, node.expression)
+        if name == "jaro_winkler_similarity":
+            return _func(self.jaro_winkler_function_name, *node.expressions)
+        if name == "hamming":  # equal-length strings (DuckDB refuses others)
+            a, b = (e.sql("spark") for e in node.expressions)
+            return _parse(
+                f"AGGREGATE(SEQUENCE(1, LENGTH({a})), 0, (acc, i) -> acc + "
+                f"IF(SUBSTRING({a}, i, 1) <> SUBSTRING({b}, i, 1), 1, 0))"
+            )
+        if name == "hash":
+            return _func("XXHASH64", *node.expressions)
+        if isinstance(node, exp.ToDays):
+            return _func("MAKE_DT_INTERVAL", node.this)
+        if isinstance(node, exp.DateDiff) and (node.unit is None or node.unit.name.upper() == "DAY"):
+            # DuckDB counts day boundaries crossed; Spark's DATEDIFF(DAY, ...) counts whole 24-hour periods.
+            return _func(
+                "DATEDIFF", exp.cast(node.this, exp.DataType.Type.DATE), exp.cast(node.expression, "DATE")
+            )
+        if isinstance(node, exp.PercentileCont) and not isinstance(node.parent, exp.WithinGroup):
+            return _func("PERCENTILE", node.this, node.expression)  # exact, linear interpolation
+        if isinstance(node, exp.Extract) and node.this.name.upper() == "ISODOW":
+            return exp.Extract(this=exp.var("DAYOFWEEK_ISO"), expression=node.expression)
+        if isinstance(node, exp.Avg):
+            return _average(node)
+        return node
+
+    def _sql(self, tree: exp.Expression) -> str:
+        return tree.sql(dialect="spark")
+
+
+def _need(columns_of: Callable[[str], list[str]] | None) -> Callable[[str], list[str]]:
+    if columns_of is None:
+        raise DialectError("this statement needs the target table's columns (columns_of)")
+    return columns_of
+
+
+def _list_aggregate(node: exp.ArrayAgg) -> exp.Expression:
+    inner = node.this
+    order = None
+    if isinstance(inner, exp.Order):
+        order, inner = inner, inner.this
+    distinct = isinstance(inner, exp.Distinct)
+    value = inner.expressions[0] if distinct else inner
+    collected = _func("COLLECT_SET" if distinct else "COLLECT_LIST", value)
+    if order is None:
+        return collected if not distinct else _func("ARRAY_SORT", collected)  # DuckDB: first-seen order
+    keys = order.expressions
+    if len(keys) != 1 or keys[0].this != value or keys[0].args.get("desc"):
+        raise DialectError(f"list(... ORDER BY ...) by another key or descending: {node.sql('duckdb')}")
+    return _func("ARRAY_SORT", collected)
+
+
+def _average(node: exp.Avg) -> exp.Expression:
+    """AVG as DuckDB computes it: DOUBLE. Spark averages a DECIMAL (`1.0` literals, DECIMAL casts) as a
+    DECIMAL rounded to a few places; an explicit DECIMAL cast (an exact sum) stays exact, then DOUBLE."""
+    argument = node.this
+    if isinstance(argument, exp.Cast) and argument.to.is_type(exp.DataType.Type.DECIMAL):
+        return exp.cast(exp.Avg(this=argument), "DOUBLE")
+    if isinstance(argument, exp.Cast) and argument.to.is_type("double"):
+        return node
+    return exp.Avg(this=exp.cast(argument, "DOUBLE"))
+
+
+def _expand_star_replace(tree: exp.Expression, columns_of: Callable[[str], list[str]]) -> exp.Expression:
+    """`t.* REPLACE (e AS c)` -> every column of `t`, `e AS c` in place of `c` (Spark has no REPLACE)."""
+    for star in list(tree.find_all(exp.Star)):
+        replace = star.args.get("replace")
+        if not replace:
+            continue
+        column = star.parent if isinstance(star.parent, exp.Column) else None
+        select = star.find_ancestor(exp.Select)
+        qualifier = column.table if column is not None else ""
+        source = _source_table(select, qualifier)
+        replaced = {alias.alias: alias for alias in replace}
+        expanded = [
+            replaced[name].copy() if name in replaced else exp.column(name, qualifier or None)
+            for name in columns_of(source)
+        ]
+        node = column if column is not None else star
+        index = select.expressions.index(node)
+        select.set("expressions", select.expressions[:index] + expanded + select.expressions[index + 1 :])
+    return tree
+
+
+def _source_table(select: exp.Select, qualifier: str) -> str:
+    """The table name behind alias `qualifier` (or the only FROM table) of a SELECT."""
+    tables = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+    for table in tables:
+        if not qualifier or table.alias_or_name == qualifier:
+            return table.name
+    raise DialectError(f"* REPLACE over {qualifier or 'a subquery'}: name a table")
+
+
+_PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def parameters_used(sql: str) -> set[str]:
+    """The `$name` parameters a query text uses."""
+    return set(_PARAMETER.findall(sql))
+
+
+def dialect_for(engine: str) -> Dialect:
+    """The dialect object of an engine name (`duckdb`, `spark`)."""
+    dialects: dict[str, Dialect] = {"duckdb": Dialect(), "spark": SparkDialect()}
+    if engine not in dialects:
+        raise DialectError(f"unknown engine {engine!r}; one of {', '.join(dialects)}")
+    return dialects[engine]

