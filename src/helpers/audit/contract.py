@@ -29,6 +29,8 @@ null; a free-text column with a value map keeps the value as it is.
 from __future__ import annotations
 
 import csv
+import gc
+import itertools
 import json
 import re
 import shutil
@@ -45,6 +47,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
@@ -418,36 +421,65 @@ def tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int = 
     blank lines are skipped, as DuckDB does) and `__read_problem`: a row with too few or too many
     fields is padded or cut to the header and named as ragged; a last row cut inside a quoted field
     is named as truncated. Returns the data rows written.
+
+    Rows are read in batches and turned into columns by one transposition per batch (`zip`), empty
+    fields to null by pyarrow: only ragged rows are handled one by one. The garbage collector is
+    paused meanwhile: a batch holds 200,000 row lists, and its scans of them cost more than the parse.
     """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _tolerant_csv(path, layout, target, batch_rows)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int) -> int:
     width = len(layout.names)
     schema = pyarrow.schema(
         [(name, pyarrow.string()) for name in layout.names]
         + [(SOURCE_ROW, pyarrow.int64()), (READ_PROBLEM, pyarrow.string())]
     )
-    columns: list[list[str | None]] = [[] for _ in range(width + 2)]
     rows = 0
+    pending: list[pyarrow.Array] | None = None  # held back: the last batch may get the truncation note
     with path.open(encoding="utf-8-sig", newline="") as handle, pq.ParquetWriter(target, schema) as writer:
         for _ in range(layout.skip_lines):
             handle.readline()
-        for fields in csv.reader(handle, delimiter=layout.delimiter, strict=False):
-            if not fields:
+        reader = csv.reader(handle, delimiter=layout.delimiter, strict=False)
+        while True:
+            chunk = list(itertools.islice(reader, batch_rows))
+            if not chunk:
+                break
+            batch = [fields for fields in chunk if fields]
+            if not batch:
                 continue
-            if len(columns[width]) >= batch_rows:  # flushed before a row: the last row stays pending
-                writer.write_table(pyarrow.table(columns, schema=schema))
-                columns = [[] for _ in range(width + 2)]
-            rows += 1
-            problem = None
-            if len(fields) != width:
-                problem = f"ragged row: {len(fields)} fields, the header has {width}"
-                fields = (fields + [""] * width)[:width]
-            for values, value in zip(columns, fields, strict=False):
-                values.append(value or None)
-            columns[width].append(rows)
-            columns[width + 1].append(problem)
-        if rows and _ends_inside_quotes(path):
-            columns[width + 1][-1] = "truncated last row: the file ends inside a quoted field"
-        writer.write_table(pyarrow.table(columns, schema=schema))
+            problems: list[str | None] = [None] * len(batch)
+            for i in [i for i, fields in enumerate(batch) if len(fields) != width]:
+                problems[i] = f"ragged row: {len(batch[i])} fields, the header has {width}"
+                batch[i] = (batch[i] + [""] * width)[:width]
+            arrays = [_text_array(values) for values in zip(*batch, strict=True)]
+            arrays.append(pyarrow.array(range(rows + 1, rows + len(batch) + 1), pyarrow.int64()))
+            arrays.append(pyarrow.array(problems, pyarrow.string()))
+            rows += len(batch)
+            if pending is not None:
+                writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
+            pending = arrays
+        if pending is not None:
+            if _ends_inside_quotes(path):
+                problems_column = pending[-1].to_pylist()
+                problems_column[-1] = "truncated last row: the file ends inside a quoted field"
+                pending[-1] = pyarrow.array(problems_column, pyarrow.string())
+            writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
+        else:
+            writer.write_table(schema.empty_table())
     return rows
+
+
+def _text_array(values: tuple[str, ...]) -> pyarrow.Array:
+    """CSV fields as a text column, empty fields as null."""
+    array = pyarrow.array(values, pyarrow.string())
+    return pc.if_else(pc.equal(array, ""), pyarrow.scalar(None, pyarrow.string()), array)
 
 
 def _empty_relation(names: list[str], status: str) -> SourceRelation:
