@@ -164,6 +164,22 @@ def flows_table(flows: pd.DataFrame, text: Catalog) -> Styler:
     return _left(frame.reset_index(drop=True), [])
 
 
+def risk_model_markdown(result: LifecycleResult, text: Catalog) -> str:
+    """How the churn risk was worked out (backtest model and the recall its limit reached there, or the
+    CLV model alone), and that non-purchase rows are contacts: two paragraphs of the page language."""
+    info = result.model_info
+    calibration = info.get("recall_calibration", {})
+    if "backtest_days" in info and "backtest_recall" in calibration:
+        first = text(
+            "lifecycle.risk_model.backtest",
+            days=text.number(info["backtest_days"]),
+            recall=text.share(calibration["backtest_recall"], 0),
+        )
+    else:
+        first = text("lifecycle.risk_model.model_only")
+    return first + "\n\n" + text("lifecycle.risk_model.contacts")
+
+
 def rhythm_markdown(result: LifecycleResult, text: Catalog) -> str:
     """How many repeat buyers are far beyond their own rhythm, and whether that counts as a warning."""
     at_risk = result.rules["at_risk"]

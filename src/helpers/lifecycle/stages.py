@@ -38,13 +38,13 @@ import pandas as pd
 import yaml
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
+import helpers.lifecycle.churn as churn
 from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
 from helpers.core.i18n import Catalog
 from helpers.engine.base import SqlEngine, connect
 from helpers.features import clv
-from helpers.lifecycle import churn
 
 STAGES: tuple[str, ...] = (
     "contact",
