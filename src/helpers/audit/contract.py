@@ -355,6 +355,8 @@ class SourceRelation:
     `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows;
     `read_problem` is an SQL expression over `numbered`: why a row could not be read whole
     (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
+    `may_be_wide` is False when the file holds no full-width form at all (its values need no
+    translation, and no row needs the per-row test).
     """
 
     relation: str
@@ -363,6 +365,7 @@ class SourceRelation:
     row_number: str
     read_problem: str = "NULL"
     status: str = "loaded"
+    may_be_wide: bool = True
 
 
 @dataclass(frozen=True)
@@ -541,14 +544,40 @@ def _source_relation(
         except UnicodeDecodeError:
             _raise_encoding_error(source)
         relation = f"read_parquet({_literal(str(target))})"
-        return SourceRelation(relation, layout.names, relation, SOURCE_ROW, read_problem=READ_PROBLEM)
+        return SourceRelation(
+            relation,
+            layout.names,
+            relation,
+            SOURCE_ROW,
+            read_problem=READ_PROBLEM,
+            may_be_wide=_has_wide_bytes(path),
+        )
     columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in layout.names)
     relation = (
         f"read_csv({_literal(str(path))}, header = false, skip = {layout.skip_lines}, "
         f"columns = {{{columns}}}, delim = {_literal(layout.delimiter)}, quote = '\"', escape = '\"', "
         "auto_detect = false, strict_mode = true)"
     )
-    return SourceRelation(relation, layout.names, f"{relation} WITH ORDINALITY", "ordinality")
+    return SourceRelation(
+        relation, layout.names, f"{relation} WITH ORDINALITY", "ordinality", may_be_wide=_has_wide_bytes(path)
+    )
+
+
+# UTF-8 lead bytes of U+FF00-U+FF7F (the full-width ASCII forms among them) and the ideographic space.
+WIDE_BYTES = (b"\xef\xbc", b"\xef\xbd", b"\xe3\x80\x80")
+
+
+def _has_wide_bytes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
+    """Whether a UTF-8 file may hold a full-width ASCII form or the ideographic space (a byte scan;
+    True also for a few neighbours of those characters, never False when one is there)."""
+    carry = b""
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_bytes):
+            data = carry + block
+            if any(marker in data for marker in WIDE_BYTES):
+                return True
+            carry = data[-2:]
+    return False
 
 
 def _read_excel(source: TableSource) -> pyarrow.Table | None:
@@ -907,6 +936,9 @@ def _create_rows(
         "earliest_birth": reference - pd.DateOffset(years=settings.audit.max_age),
     }
     names = table.column_names
+    # Without a full-width character in the file or the mapped constants, no row needs translating.
+    constants = mapped.replace(_literal(FULLWIDTH), "")  # a condition's own translation is no constant
+    wide = relation.may_be_wide or re.search("[\uff01-\uff5e\u3000]", constants) is not None
     unmapped = {
         c.name: found for c in table.columns if (found := _unmapped_expression(table, c, source)) is not None
     }
@@ -936,9 +968,10 @@ def _create_rows(
             "row_number": relation.row_number,
             "mapped_columns": mapped,
             "read_problem": relation.read_problem,
-            "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})"),
+            "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})") if wide else "false",
             "trimmed_columns": ", ".join(
-                f"nullif(trim({_fullwidth_to_ascii(_quote(c), 'wide')}), '') AS t_{c}" for c in names
+                f"nullif(trim({_fullwidth_to_ascii(_quote(c), 'wide') if wide else _quote(c)}), '') AS t_{c}"
+                for c in names
             ),
             "typed_columns": ", ".join(
                 f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
