@@ -15,7 +15,7 @@ import yaml
 
 from helpers.core.config import ConfigError, apply_override, load_config
 from helpers.core.paths import NOTEBOOKS_DIR
-from helpers.core.runner import StepFailedError, run_workbench, step_notebooks
+from helpers.core.runner import StepFailedError, run_workbench, step_notebooks, uses_shared_kernel
 from helpers.core.steps import STEPS, Step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_config_overrides_and_extends(tmp_path: Path) -> None:
     child = tmp_path / "child.yml"
     child.write_text("extends: base.yml\nrun: {seed: 5}\n")
     config = load_config(child, ["identity.match_threshold=0.95", "clustering.choose=kmeans:6"])
-    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01", "kernel": "shared"}
+    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01", "kernel": "auto"}
     assert config["identity"]["match_threshold"] == 0.95
     assert config["clustering"]["choose"] == "kmeans:6"
     with pytest.raises(ConfigError, match=r"section\.key=value"):
@@ -219,7 +219,7 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str
     )
     manifest = json.loads((result.run_dir / "run.json").read_text())
     first, second = (manifest["steps"][step]["recorded"] for step in ("01_first", "02_second"))
-    assert (first["pid"] == second["pid"]) is (kernel == "shared")
+    assert (first["pid"] == second["pid"]) is (kernel == "shared") and manifest["kernel"] == kernel
     assert ("kernel_start_seconds" in manifest) is (kernel == "shared")
     assert "leftover" not in second["names"] and second["names"] == first["names"]
     assert {"ctx", "open_step", "os", "warnings", "run_dir", "config_path"} <= set(second["names"])
@@ -230,3 +230,11 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str
     for step in ("01_first", "02_second"):
         record = manifest["steps"][step]
         assert record["status"] == "ok" and record["cpu_seconds"] > 0 and record["render_seconds"] > 0
+
+
+def test_auto_shares_one_kernel_below_a_gibibyte_of_raw_files() -> None:
+    files = {"calls": {"bytes": 600 * 2**20}, "crm_customers": {"bytes": 300 * 2**20}}
+    assert uses_shared_kernel("auto", files) and uses_shared_kernel("auto", {"calls": {"missing": True}})
+    assert not uses_shared_kernel("auto", {**files, "surveys": {"bytes": 200 * 2**20}})
+    assert uses_shared_kernel("shared", {"calls": {"bytes": 2**40}})
+    assert not uses_shared_kernel("per_step", {})

@@ -1,13 +1,15 @@
 """Run every step's notebook (the registry `helpers.core.steps.STEPS`, in order) with papermill,
 into a fresh run folder.
 
-By default (`run.kernel: shared`) every notebook runs in ONE kernel, so the kernel start and the
-imports are paid once; before each notebook the kernel's user namespace is reset (variables,
-output history, open figures, working folder, execution count), so no notebook depends on what an
-earlier one left in memory: steps still exchange only artifacts. Imported modules (and the warning
-filters their imports installed) stay, as in a JupyterLab kernel. `run.kernel: per_step` starts a
-fresh kernel per notebook (all memory returned between steps). Each step's HTML pages are written
-by a background thread while the next step runs; a step whose pages could not be written fails.
+With `run.kernel: shared` (what `auto`, the default, chooses below 1 GiB of raw files, e.g. the
+20k and 100k demo worlds) every notebook runs in ONE kernel, so the kernel start and the imports
+are paid once; before each notebook the kernel's user namespace is reset (variables, output
+history, open figures, working folder, execution count), so no notebook depends on what an earlier
+one left in memory: steps still exchange only artifacts. Imported modules (and the warning filters
+their imports installed) stay, as in a JupyterLab kernel. `run.kernel: per_step` (auto's choice for
+larger inputs) starts a fresh kernel per notebook: all memory is returned between steps. Each
+step's HTML pages are written by a background thread while the next step runs; a step whose pages
+could not be written fails.
 
 A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
 timings, status and recorded values), the executed notebooks, each step's artifacts and
@@ -63,6 +65,7 @@ KERNEL_NAME = "python3"
 # The kernel's own log (e.g. "running over TCP without encryption" on a local kernel) is noise for
 # analysts; cell output and errors are unaffected.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+SHARED_KERNEL_MAX_INPUT_BYTES = 2**30  # run.kernel auto: one kernel below 1 GiB of raw files
 SHARED_ENGINE = "workbench-shared-kernel"  # the papermill engine that runs in an existing kernel
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn",
@@ -144,7 +147,8 @@ def run_workbench(
             )
             write_manifest(run_dir, manifest)
             _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
-            shared = config["run"]["kernel"] == "shared"
+            shared = uses_shared_kernel(config["run"]["kernel"], manifest["input_fingerprints"])
+            manifest["kernel"] = "shared" if shared else "per_step"
             with (
                 SharedKernel() if shared else contextlib.nullcontext() as kernel,
                 ThreadPoolExecutor(1, thread_name_prefix="render") as renders,
@@ -226,6 +230,15 @@ def _run_steps(
     manifest.pop("running_step", None)
     manifest.update(status="ok", finished_at=now())
     _record_end(run_dir, manifest)
+
+
+def uses_shared_kernel(kernel: str, fingerprints: dict[str, dict[str, Any]]) -> bool:
+    """`run.kernel`: shared, per_step, or auto: shared while the raw files total under
+    `SHARED_KERNEL_MAX_INPUT_BYTES` (at a million customers a kernel per step returns each step's
+    memory; its extra starts are a few per cent of the run there)."""
+    if kernel != "auto":
+        return kernel == "shared"
+    return sum(entry.get("bytes", 0) for entry in fingerprints.values()) < SHARED_KERNEL_MAX_INPUT_BYTES
 
 
 def execute_notebook(

@@ -33,8 +33,9 @@ class RunSettings(Section):
     seed: int = 42
     reference_date: date = Field(description="'as of' date for features, lifecycle and call lists")
     # shared: every notebook in one kernel (imports paid once; the namespace is reset between
-    # notebooks); per_step: a fresh kernel per notebook (all memory returned between steps)
-    kernel: Literal["shared", "per_step"] = "shared"
+    # notebooks); per_step: a fresh kernel per notebook (all memory returned between steps);
+    # auto: shared below 1 GiB of raw files (helpers.core.runner.uses_shared_kernel)
+    kernel: Literal["auto", "shared", "per_step"] = "auto"
 
 
 class DemoSettings(Section):
