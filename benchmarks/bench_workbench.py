@@ -2,7 +2,7 @@
 where each step's time goes, and step 03's transactions aggregate against a hand-written DuckDB
 reference statement.
 
-Usage: python benchmarks/bench_workbench.py [N_CUSTOMERS ...] [--rerun STEP ...] [--kernel shared|per_step]
+Usage: python benchmarks/bench_workbench.py [N_CUSTOMERS ...] [--rerun STEP ...] [--kernel KERNEL]
 (default sizes: 20000 100000 1000000; --help lists every option). Wrap it in `flock /tmp/heavy.lock`
 on a shared machine.
 The demo world of each size is generated once into data/raw/bench_<N>/ and reused; generation is
@@ -189,7 +189,7 @@ def bench(
     span = (
         datetime.fromisoformat(manifest["finished_at"]) - datetime.fromisoformat(manifest["started_at"])
     ).total_seconds()
-    print(f"\n== {customers:,} customers ({kernel} kernel): run folder {result.run_dir}")
+    print(f"\n== {customers:,} customers, run.kernel {kernel} ({manifest['kernel']}): {result.run_dir}")
     print(f"total {total:.1f} s wall ({span:.1f} s started->finished), {cpu:.1f} CPU s; "
           f"world generation {generation:.1f} s not counted")  # fmt: skip
     print(
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         help="after the run, re-execute these steps' notebooks in a cold, then a warm kernel",
     )  # fmt: skip
     parser.add_argument(
-        "--kernel", choices=["shared", "per_step"], default="shared",
-        help="run.kernel: one kernel for the run (default) or a fresh kernel per step",
+        "--kernel", choices=["auto", "shared", "per_step"], default="auto",
+        help="run.kernel: auto (as make run: shared below 1 GiB of raw files), shared, or a kernel per step",
     )  # fmt: skip
     parser.add_argument("--no-reference", action="store_true", help="skip the DuckDB reference comparison")
     args = parser.parse_args(argv)
