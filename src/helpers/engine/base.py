@@ -1,9 +1,12 @@
 """The SQL seam: every heavy table query lives in `src/helpers/engine/queries/<step>/<name>.sql`.
 
 Queries are plain SQL over named tables (`{placeholders}` name the inputs; the text is filled
-with `str.format`, so write a literal brace as `{{`/`}}`, in comments too). Prefer standard SQL
-so the same text can later run on Spark; DuckDB-only functions in a query are a porting cost.
-`SqlEngine` is the small interface steps use; DuckDB is the embedded default.
+with `str.format`, so write a literal brace as `{{`/`}}`, in comments too) in DuckDB's spelling,
+with `$name` parameters. `SqlEngine` is the small interface steps use; `connect(name)` returns
+DuckDB (the embedded default, runs the text as written) or Spark (`helpers.engine.spark`, which
+translates the text through `helpers.engine.dialect`). A construct the dialect cannot translate
+raises `DialectError` on Spark; `tests/test_engines.py` runs every query file on both engines.
+Nothing outside this package imports an engine library.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class SqlEngine(Protocol):
 
     def close(self) -> None:
         """Release the engine's tables (and its connection)."""
+
+    def __enter__(self) -> SqlEngine: ...
+
+    def __exit__(self, *_: object) -> None: ...
 
 
 class DuckDBEngine:
