@@ -622,3 +622,44 @@ def test_without_java_the_spark_engine_says_how_to_get_it(
         spark.ensure_java()
     monkeypatch.setenv("JAVA_HOME", "/opt/some-jdk")
     assert spark.ensure_java() == "/opt/some-jdk"
+
+
+def _write_and_read(engine: SqlEngine, path: Path) -> tuple[pd.DataFrame, dict[bytes, bytes]]:
+    engine.register("people", RECORDS)
+    engine.write_parquet(
+        "SELECT record_index, name_key, birth_date FROM people WHERE record_index >= $low "
+        "ORDER BY record_index DESC",
+        path,
+        metadata={"written_by": "test"},
+        low=2,
+    )
+    return pd.read_parquet(path), pq.read_schema(path).metadata
+
+
+def test_duckdb_writes_one_parquet_file_in_query_order_with_metadata(tmp_path: Path) -> None:
+    with DuckDBEngine() as engine:
+        frame, metadata = _write_and_read(engine, tmp_path / "people.parquet")
+    assert frame["record_index"].tolist() == [7, 6, 5, 4, 3, 2]
+    assert metadata[b"written_by"] == b"test"
+
+
+def test_spark_writes_the_same_parquet_file(spark_engine, tmp_path: Path) -> None:
+    with DuckDBEngine() as engine:
+        duck, _ = _write_and_read(engine, tmp_path / "duckdb.parquet")
+    spark, metadata = _write_and_read(spark_engine, tmp_path / "spark.parquet")
+    assert list(tmp_path.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "duckdb.parquet",
+        "spark.parquet",
+    ]
+    assert metadata[b"written_by"] == b"test"
+    pd.testing.assert_frame_equal(normalized(duck), normalized(spark), check_dtype=False)
+    assert spark["record_index"].tolist() == [7, 6, 5, 4, 3, 2]  # the query's order, not sorted by the check
+
+
+def test_text_sqlglot_cannot_parse_is_refused_not_passed_on() -> None:
+    # SQLGlot falls back to an opaque Command for DuckDB text it cannot parse (here a SELECT as a bare
+    # FROM item); Spark would get DuckDB's text unchanged and fail later or, worse, read it differently.
+    with pytest.raises(DialectError, match="not parsed"):
+        SparkDialect().translate(
+            "CREATE OR REPLACE VIEW v AS SELECT e.* FROM SELECT 1 AS a, 2 AS b AS e LEFT JOIN u ON TRUE"
+        )

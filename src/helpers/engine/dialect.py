@@ -106,6 +106,8 @@ class SparkDialect(Dialect):
         for tree in sqlglot.parse(sql, read="duckdb"):
             if tree is None:
                 continue
+            if isinstance(tree, exp.Command):  # SQLGlot's fallback for text it cannot parse: never pass it on
+                raise DialectError(f"cannot translate for Spark (not parsed): {tree.sql('duckdb')[:200]}")
             statements.append(self._statement(tree, columns_of))
         return statements
 

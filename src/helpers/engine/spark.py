@@ -9,6 +9,7 @@ source dialect, translated by `helpers.engine.dialect.SparkDialect`; tables are 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -230,7 +231,7 @@ class SparkEngine:
 
 def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """The named arguments a statement uses (Spark refuses unused ones in some versions)."""
-    used = {name: _plain(value) for name, value in params.items() if f":{name}" in sql}
+    used = {name: _plain(value) for name, value in params.items() if re.search(rf":{name}\b", sql)}
     return used or None
 
 
