@@ -89,13 +89,13 @@ def _absent(values: pd.Series, treatment: str) -> np.ndarray:
 
 
 def _nearest(anchor: np.ndarray, donors: np.ndarray) -> np.ndarray:
-    """Index of the nearest donor row (Euclidean) for each anchor row."""
-    norms = (donors.astype(np.float64) ** 2).sum(axis=1)
+    """Index of the nearest donor row (Euclidean, float32) for each anchor row."""
+    donors = np.ascontiguousarray(donors, dtype=np.float32)
+    norms = (donors**2).sum(axis=1)
     out = np.empty(len(anchor), dtype=np.int64)
     for start in range(0, len(anchor), DONOR_CHUNK):
-        block = anchor[start : start + DONOR_CHUNK].astype(np.float64)
-        distance = norms[None, :] - 2.0 * block @ donors.T.astype(np.float64)
-        out[start : start + DONOR_CHUNK] = distance.argmin(axis=1)
+        block = np.ascontiguousarray(anchor[start : start + DONOR_CHUNK], dtype=np.float32)
+        out[start : start + DONOR_CHUNK] = (norms[None, :] - 2.0 * block @ donors.T).argmin(axis=1)
     return out
 
 
