@@ -910,7 +910,7 @@ def keep_previous_ids(
     """Give `result`'s customers the ids of `previous` (`helpers.identity.history.stable_ids`) and
     set its `id_history`."""
     started = time.perf_counter()
-    stable = stable_ids(result.crosswalk, previous, ctx.run_dir.name, unchanged)
+    stable = stable_ids(result.crosswalk, previous, ctx.run_dir.resolve().name, unchanged)
     rename_customers(result, stable.mapping)
     result.id_history = stable.history
     result.stats.update(stable.stats)
