@@ -590,21 +590,24 @@ class SharedKernel:
         """papermill arguments that execute a notebook in this kernel."""
         return {"engine_name": SHARED_ENGINE, "km": self._km, "kc": self._kc}
 
-    def close(self) -> None:
-        """Stop the client and the kernel (at once: nothing is left to run in it)."""
+    def close(self, stop_kernel: bool = True) -> None:
+        """Stop the client and (unless the caller kills it) the kernel, at once: nothing is left to
+        run in it."""
         with contextlib.suppress(Exception):
             if self._kc is not None:
                 self._kc.stop_channels()
         with contextlib.suppress(Exception):
-            if self._km is not None and self._km.has_kernel:
+            if stop_kernel and self._km is not None and self._km.has_kernel:
                 run_sync(self._km.shutdown_kernel)(now=True)
         self._km = self._kc = None
 
     def __enter__(self) -> SharedKernel:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        # After Ctrl-C the interrupted cell's task is still on the event loop: running the loop again
+        # to shut the kernel down would wake it to a "Kernel died" traceback; `stop_kernels` kills it.
+        self.close(stop_kernel=kind is None or issubclass(kind, Exception))
 
 
 class SharedKernelEngine(NBClientEngine):
