@@ -1,8 +1,19 @@
 """Benchmark of step 04 at scale: the full comparison (all candidates, k sweep, stability), the
-assignment of every customer, profiles, merge/split suggestions and the 2-D map on a sample.
+assignment of every customer, profiles, merge/split suggestions and the 2-D map on a sample; and
+whether the selection finds the planted segments of skewed matrices.
 
     .venv/bin/python benchmarks/bench_clustering.py 100000 1000000        # synthetic, 144 columns
     .venv/bin/python benchmarks/bench_clustering.py --run-dir RUN           # a run folder's step 03
+    .venv/bin/python benchmarks/bench_clustering.py --run-dir RUN --config config/demo.yml \
+        --truth-dir data/truth/demo                                         # + the demo world's ARI
+    .venv/bin/python benchmarks/bench_clustering.py --planted 10000 100000 --seeds 5
+
+`--planted`: `helpers.clustering.synthetic.make_skewed_matrix` (8 segments of 30/22/15/12/9/6/4/2 %,
+log-normal spend, count columns, one-hots, 3 noise columns; raw columns) through
+`helpers.clustering.compare_segmentations` with the schema's default settings, one line per seed:
+the chosen candidate, its k against the planted 8, the ARI against the planted segments, the best
+ARI among all candidates and k-means at the planted k (both on the fit sample), wall and CPU
+seconds. Wrap sizes of 20k and more in `flock /tmp/heavy.lock`.
 
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
@@ -25,12 +36,19 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as clustering
+from helpers.clustering import compare_segmentations
 from helpers.clustering import profiles as clustering_profiles
 from helpers.clustering.embedding import map_embedding
-from helpers.clustering.synthetic import make_world
+from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make_world, planted_segments
 from helpers.core.config import load_config, parse_config
 from helpers.core.settings import ClusteringSettingsSection, RunSettings
 from helpers.features import matrix as feature_matrix
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_gb() -> float:
@@ -60,14 +78,30 @@ def synthetic(n_customers: int, width: int) -> tuple[pd.DataFrame, pd.DataFrame,
     return widened(world.model_matrix, width, seed=2), world.features, dictionary, truth.to_numpy()
 
 
-def from_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, None]:
-    """Step 03's model matrix, features (the columns step 04 reads) and dictionary of a run folder."""
+def from_run(
+    run_dir: Path, truth_dir: Path | None, rows: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray | None]:
+    """Step 03's model matrix, features (the columns step 04 reads) and dictionary of a run folder,
+    and the planted segment per matrix row when `truth_dir` holds the demo world's truth."""
     step = run_dir / "03_features"
     dictionary = pd.read_parquet(step / "feature_dictionary.parquet")
     features = pd.read_parquet(
         step / "features.parquet", columns=clustering_profiles.feature_columns(dictionary)
     )
-    return pd.read_parquet(step / "model_matrix.parquet"), features, dictionary, None
+    matrix = pd.read_parquet(step / "model_matrix.parquet")
+    truth = None
+    if truth_dir is not None and (truth_dir / "persons.parquet").is_file():
+        planted = planted_segments(
+            pd.read_parquet(run_dir / "02_identity_merge" / "crosswalk.parquet"),
+            pd.read_parquet(truth_dir / "source_records.parquet"),
+            pd.read_parquet(truth_dir / "persons.parquet", columns=["person_id", "segment", "stage"]),
+        )
+        truth = planted.set_index("customer_id")["segment"].reindex(matrix["customer_id"]).to_numpy()
+    if rows is not None:
+        matrix = matrix.iloc[:rows]
+        features = features[features["customer_id"].isin(matrix["customer_id"])]
+        truth = None if truth is None else truth[:rows]
+    return matrix, features, dictionary, truth
 
 
 def run(
@@ -78,6 +112,7 @@ def run(
     started = time.perf_counter()
     model_matrix, features, dictionary, truth = load()
     loaded = time.perf_counter()
+    cpu_started = cpu_seconds()
     matrix = clustering.validate_model_matrix(model_matrix)
     del model_matrix
     prospects = clustering.prospect_mask(features, matrix.index)
@@ -88,7 +123,7 @@ def run(
     business = clustering.business_frame(features, matrix.index)
     comparison = clustering.compare(x[clustered], business[clustered].reset_index(drop=True), settings)
     scored = clustering.combined_scores(comparison.table, settings)
-    chosen, _ = clustering.select(scored, settings.choose)
+    chosen, _ = clustering.select(scored, settings.choose, settings.prefer)
     compared = time.perf_counter()
     segments = clustering.segment_all(comparison.candidates[chosen], x, prospects, matrix.index)
     means = clustering.segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy())
@@ -127,7 +162,37 @@ def run(
         f"map              {finished - profiled:7.1f} s  "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in map_seconds.items())
     )
-    print(f"step total       {finished - loaded:7.1f} s   peak RSS {peak_rss_gb():.2f} GB")
+    print(
+        f"step total       {finished - loaded:7.1f} s   CPU {cpu_seconds() - cpu_started:.1f} s   "
+        f"peak RSS {peak_rss_gb():.2f} GB"
+    )
+
+
+def planted(sizes: list[int], seeds: int, settings: clustering.ClusteringSettings) -> None:
+    """The selection on skewed planted matrices: chosen k vs planted k and ARI, per size and seed."""
+    for size in sizes:
+        hits, aris = 0, []
+        print(f"\n== planted skewed matrix, {size:,} rows, {len(SKEWED_SHARES)} segments")
+        print("seed  chosen                k  ARI    best candidate ARI   kmeans:8 ARI   wall s  CPU s")
+        for seed in range(seeds):
+            world = make_skewed_matrix(size, seed=seed)
+            started, cpu_started = time.perf_counter(), cpu_seconds()
+            result = compare_segmentations(world.matrix, settings, business=world.business)
+            wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+            ari = adjusted_rand_score(world.truth, result.labels)
+            rows = result.comparison.fit_rows
+            per_candidate = clustering.agreement(result.comparison, result.x[rows], world.truth[rows])
+            best = per_candidate.idxmax()
+            kmeans = per_candidate.get(f"kmeans:{len(SKEWED_SHARES)}", np.nan)
+            hits += result.k == len(SKEWED_SHARES)
+            aris.append(ari)
+            print(
+                f"{seed:<5} {result.chosen:<20} {result.k:>2}  {ari:.3f}  {best:<14} "
+                f"{per_candidate[best]:.3f}  {kmeans:.3f}          {wall:6.1f}  {cpu:5.1f}"
+            )
+        print(
+            f"planted k in {hits} of {seeds} seeds; ARI mean {np.mean(aris):.3f}, min {min(aris):.3f}"
+        )
 
 
 def main() -> None:
@@ -137,21 +202,35 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
     parser.add_argument("--width", type=int, default=144, help="model-matrix columns of the synthetic world")
     parser.add_argument("--run-dir", type=Path, help="use this run folder's step-03 artifacts instead")
+    parser.add_argument("--config", type=Path, help="with --run-dir: these settings instead of the run's")
+    parser.add_argument("--truth-dir", type=Path, help="with --run-dir: the demo world's truth (planted ARI)")
+    parser.add_argument("--rows", type=int, help="with --run-dir: only the first ROWS customers")
+    parser.add_argument("--planted", type=int, nargs="+", help="skewed planted matrices of these sizes")
+    parser.add_argument("--seeds", type=int, default=5, help="with --planted: seeds 0..SEEDS-1")
     arguments = parser.parse_args()
     if arguments.run_dir:  # the run's own clustering settings and seed, as notebook 04 uses them
-        config = parse_config(load_config(arguments.run_dir / "config.yml"))
+        config = parse_config(load_config(arguments.config or arguments.run_dir / "config.yml"))
         settings = clustering.ClusteringSettings.from_section(config.clustering, config.run.seed)
     else:  # the schema's defaults
         default_seed = RunSettings.model_fields["seed"].default
         settings = clustering.ClusteringSettings.from_section(ClusteringSettingsSection(), default_seed)
     print(
         f"settings: sample {settings.sample_size}, small sample {settings.small_sample_size}, "
-        f"k {settings.k_min}..{settings.k_max}, {settings.stability_refits} stability refits, "
+        f"k {settings.k_min}..{settings.k_max}, {settings.stability_refits} stability refits "
+        f"(z {settings.stability_z:g}), min segment share {settings.min_segment_share:g} / size "
+        f"{settings.min_segment_size} / Jaccard {settings.min_segment_jaccard:g}, prefer {settings.prefer}, "
         f"{settings.components} components, map fit {settings.map_fit_size} / shown "
         f"{settings.map_max_points}, threads {settings.threads}"
     )
+    if arguments.planted:
+        planted(arguments.planted, arguments.seeds, settings)
+        return
     if arguments.run_dir:
-        run(str(arguments.run_dir), lambda: from_run(arguments.run_dir), settings)
+        run(
+            str(arguments.run_dir),
+            lambda: from_run(arguments.run_dir, arguments.truth_dir, arguments.rows),
+            settings,
+        )
         return
     for size in arguments.sizes:
         run(f"synthetic {size:,}", lambda size=size: synthetic(size, arguments.width), settings)

@@ -14,11 +14,11 @@ import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as cl
+from helpers.clustering import compare_segmentations, run_step
 from helpers.clustering import profiles as cp
-from helpers.clustering import run_step
 from helpers.clustering.algorithms import REGISTRY
 from helpers.clustering.evaluation import evaluate_planted
-from helpers.clustering.synthetic import make_world, planted_segments
+from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make_world, planted_segments
 from helpers.core.config import ConfigError, load_config, parse_config
 from helpers.core.context import open_step
 from helpers.core.i18n import catalog
@@ -561,3 +561,136 @@ def test_segment_charts_use_the_segment_colours_and_the_page_language():
     colours = [mcolors.to_hex(c.get_facecolor()[0]) for c in figure.axes[0].collections]
     assert colours == [segment_colors([1])[1], segment_colors([2])[2]]
     assert "UMAP" not in figure.axes[0].get_title()
+
+
+# ----------------------------------------------------------------------------- bootstrap stability, size rule
+
+
+def blobs_with_small_segment(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """4 separated Gaussian blobs (40/30/17/11 %) and a separated 2 % segment, in 5 dims."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(5, size=n, p=[0.40, 0.30, 0.17, 0.11, 0.02])
+    centres = np.array([[0, 0, 0, 0, 0], [6, 0, 0, 0, 0], [0, 6, 0, 0, 0], [0, 0, 6, 0, 0], [6, 6, 6, 0, 0]])
+    return centres[truth] + rng.normal(0, 1, size=(n, 5)), truth
+
+
+def test_bootstrap_stability_flags_the_split_segments_and_extends_without_refitting(toy):
+    x, _, _ = toy
+    settings = cl.ClusteringSettings(seed=SEED, stability_sample_size=600, stability_refits=8)
+    planted = cl.fit_candidate("kmeans", PLANTED_K, x, seed=SEED)
+    result = cl.bootstrap_stability(planted, x, settings)
+    assert result.refits == 8 and len(result.aris) == 8 and result.jaccards.shape == (8, PLANTED_K)
+    assert result.mean > 0.95 and 0 <= result.se < 0.05
+    assert result.lower == pytest.approx(result.mean - settings.stability_z * result.se)
+    assert (result.jaccard > 0.9).all()  # every planted blob comes back on every refit
+    split = cl.fit_candidate("kmeans", PLANTED_K + 2, x, seed=SEED)  # two blobs cut in halves
+    split_result = cl.bootstrap_stability(split, x, settings)
+    assert (split_result.jaccard < settings.min_segment_jaccard).sum() >= 2
+    assert split_result.min_jaccard < 0.75 <= result.min_jaccard
+    # 3 screening refits extended to 8 give the same figures as 8 at once
+    screened = cl.bootstrap_stability(planted, x, settings, refits=3)
+    extended = cl.bootstrap_stability(planted, x, settings, previous=screened)
+    np.testing.assert_allclose(extended.aris, result.aris)
+    np.testing.assert_allclose(extended.jaccard, result.jaccard)
+
+
+def test_stability_verdict_does_not_depend_on_the_seed(toy):
+    """The gates' verdict on the planted and on an over-split candidate is the same for every seed."""
+    x, _, _ = toy
+    for seed in range(1, 6):
+        settings = cl.ClusteringSettings(seed=seed, stability_sample_size=400, stability_refits=5)
+        planted = cl.bootstrap_stability(cl.fit_candidate("kmeans", PLANTED_K, x, seed=seed), x, settings)
+        split = cl.bootstrap_stability(cl.fit_candidate("kmeans", PLANTED_K + 2, x, seed=seed), x, settings)
+        assert planted.lower >= settings.min_stability and planted.min_jaccard >= settings.min_segment_jaccard
+        assert split.min_jaccard < settings.min_segment_jaccard, seed
+
+
+def test_best_jaccard_per_segment():
+    own = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    new = np.array([5, 5, 5, 7, 7, 7, 9, 9])
+    np.testing.assert_allclose(cl.best_jaccard(own, new, 4), [3 / 4, 2 / 3, 1.0, np.nan])
+
+
+def test_size_rule_keeps_a_small_real_segment():
+    """A separated 2 % segment (40 customers) is kept: the 3 % share gate of old refused it."""
+    x, truth = blobs_with_small_segment()
+    settings = cl.ClusteringSettings(
+        seed=SEED, algorithms=["kmeans", "gmm_diag", "ward"], k_max=8, sample_size=2000,
+        small_sample_size=2000, stability_sample_size=1000,
+    )  # fmt: skip
+    result = compare_segmentations(x, settings, transform=False)
+    assert result.k == 5, result.table[["algorithm", "k", "min_jaccard", "failed_gates"]]
+    assert adjusted_rand_score(truth, result.labels) > 0.95
+    shares = np.bincount(result.labels) / len(x)
+    assert shares.min() == pytest.approx((truth == 4).mean(), abs=0.005)
+    old_rule = settings.model_copy(update={"min_segment_share": 0.03})
+    assert compare_segmentations(x, old_rule, transform=False).k == 4  # what the 3 % gate did
+
+
+def test_size_rule_refuses_a_small_segment_of_noise():
+    """A count of noise points may not become a segment: scattered points fail the Jaccard gate."""
+    x, _ = blobs_with_small_segment()
+    rng = np.random.default_rng(1)
+    keep = x[np.isin(blobs_with_small_segment()[1], [0, 1, 2, 3])]
+    scattered = rng.uniform(-20, 20, size=(40, 5))  # 2 %, no structure
+    data = np.vstack([keep, scattered])
+    settings = cl.ClusteringSettings(
+        seed=SEED, algorithms=["kmeans", "ward"], k_max=8, sample_size=2000, small_sample_size=2000,
+        stability_sample_size=1000,
+    )  # fmt: skip
+    result = compare_segmentations(data, settings, transform=False)
+    assert result.k == 4, result.table[["algorithm", "k", "min_jaccard", "failed_gates"]]
+    assert "unstable small segment" in set(", ".join(result.table["failed_gates"]).split(", "))
+
+
+def test_compare_segmentations_on_a_raw_matrix_without_business_columns():
+    """Any numeric matrix: without business columns every candidate no longer fails the business gate
+    (the ward:3 fallback of old); the separation in the matrix's own columns takes its place."""
+    world = make_skewed_matrix(3000, seed=5)
+    settings = cl.ClusteringSettings(
+        seed=SEED, algorithms=["kmeans", "ward"], k_max=9, sample_size=3000, small_sample_size=2000,
+        stability_refits=6, stability_sample_size=1000,
+    )  # fmt: skip
+    matrix = world.matrix.drop(columns=["spend", "recency_days", "calls", "complaint_rate"])
+    result = compare_segmentations(matrix, settings)
+    # no business columns: the segments' separation in the clustered columns stands in for it
+    assert (result.table["separation_basis"] == "matrix columns").all()
+    assert result.table["matrix_separation"].between(0, 1).all()
+    assert result.table["business_separation"].equals(result.table["matrix_separation"])
+    assert result.reason == "highest combined score among admissible candidates"
+    assert result.labels.shape == (len(matrix),) and result.labels.min() == 0
+    assert np.bincount(result.labels)[0] == np.bincount(result.labels).max()  # 0 = the largest
+    assert adjusted_rand_score(world.truth, result.labels) > 0.5
+    stability = result.segment_stability
+    assert list(stability["segment_id"]) == list(range(result.k))
+    assert stability["share"].sum() == pytest.approx(1)
+    with pytest.raises(cl.ClusteringInputError, match="not numeric"):
+        compare_segmentations(matrix.assign(city="x"), settings)
+
+
+def test_skewed_matrix_generator_plants_unequal_heavy_tailed_segments():
+    world = make_skewed_matrix(20_000, seed=0)
+    shares = np.bincount(world.truth) / len(world.truth)
+    np.testing.assert_allclose(shares, SKEWED_SHARES, atol=0.01)
+    spend = world.matrix["spend"]
+    assert spend.mean() > 2 * spend.median()  # heavy right tail
+    assert {"noise_0", "noise_1", "noise_2", "channel=app", "app_installed"} <= set(world.matrix.columns)
+    assert set(world.business.columns) == {"monetary_total", "recency_days", "n_calls"}
+
+
+def test_select_prefers_the_score_or_more_segments_among_admissible_candidates():
+    scored = pd.DataFrame(
+        {
+            "algorithm": ["kmeans", "kmeans", "kmeans", "ward", "ward"],
+            "k": [3, 5, 6, 5, 9],
+            "n_segments": [3, 5, 6, 5, 9],
+            "admissible": [True, True, False, True, True],
+            "score": [0.9, 0.7, 0.95, 0.75, 0.2],
+        }
+    )
+    assert cl.select(scored) == ("kmeans:3", "highest combined score among admissible candidates")
+    chosen, reason = cl.select(scored, prefer="more_segments")
+    # kmeans:6 is not admissible; ward:9 has the most segments but scores below the median (0.725)
+    assert chosen == "ward:5" and reason.startswith("most segments among the better half")
+    none = scored.assign(admissible=False)
+    assert cl.select(none)[0] == "kmeans:6" and "review" in cl.select(none)[1]

@@ -2,10 +2,14 @@
 
 The model matrix is standardized per column and projected on its leading principal components
 (`Space`); every candidate (algorithm x k) is fitted on the same sample in that space, scored
-(internal indices, BIC, stability across resamples and seeds, segment sizes, business
-separation), and one is chosen by a transparent combined rule, or by the analyst
-(`clustering.choose: "algorithm:k"`). The chosen model then assigns every customer, in chunks.
-Customers without purchases ("prospects") get the rule-based segment 0.
+(internal indices, BIC, segment sizes, business separation) and its stability measured as R's
+fpc::clusterboot does (`bootstrap_stability`: refits on bootstrap resamples against the
+candidate's own segments; ARI with a standard error, mean Jaccard per segment; every candidate
+screened with `SCREENING_REFITS`, the contenders given all `clustering.stability_refits`). One is
+chosen by transparent gates and a preference (`select`), or by the analyst (`clustering.choose:
+"algorithm:k"`). The chosen model then assigns every customer, in chunks. Customers without
+purchases ("prospects") get the rule-based segment 0. `helpers.clustering.compare_segmentations`
+runs the same comparison on any numeric matrix.
 
 Why principal components: a customer matrix has many weakly informative columns (one-hot levels,
 interest flags, sparse shares). In 100+ standardized dimensions their noise swamps the distances
@@ -18,8 +22,8 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
@@ -47,6 +52,13 @@ PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this man
 MIN_ROWS_PER_SEGMENT = 5  # k is capped so every segment can hold this many fitted customers
 CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
 PROSPECT_ID = 0
+STABILITY_COLUMNS = (
+    "min_small_jaccard", "stability", "stability_se", "stability_lower", "stability_refits", "min_jaccard",
+    "min_jaccard_lower", "n_unstable_segments",
+)  # fmt: skip
+SCREENING_REFITS = 2  # every candidate's stability is screened with this many bootstrap refits
+SCREENING_MARGIN = 0.1  # candidates this close to the stability gates are contenders
+STABILITY_CONTENDERS = 10  # the best contenders get all `clustering.stability_refits`
 # Business areas and the feature columns that measure them (first one present is used).
 BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
     "value": ("clv_12m", "monetary_total"),
@@ -245,6 +257,8 @@ class Candidate:
     fit_seconds: float
     label_map: np.ndarray  # model label -> centroid row (-1: the model's cluster owns no fit row)
     variance: float  # pooled within-segment variance per dimension
+    stability: Stability | None = None  # bootstrap stability (`bootstrap_stability`), once computed
+    shares: np.ndarray | None = None  # share of the fit rows per centroid row
 
     @property
     def key(self) -> str:
@@ -382,6 +396,21 @@ def business_separation(labels: np.ndarray, business: pd.DataFrame) -> dict[str,
     return scores
 
 
+def matrix_separation(labels: np.ndarray, x: np.ndarray) -> float:
+    """Mean over the columns of `x` of the eta-squared of their ranks between segments: the
+    business separation's stand-in when there are no business columns (it grows with k as the
+    business separation does, the counterweight to indices that favour few segments)."""
+    ranks = pd.DataFrame(x).rank().to_numpy()
+    centred = ranks - ranks.mean(axis=0)
+    total = (centred**2).sum(axis=0)
+    counts = np.bincount(labels)
+    sums = np.zeros((len(counts), x.shape[1]))
+    np.add.at(sums, labels, centred)
+    present = counts > 0
+    between = (sums[present] ** 2 / counts[present, None]).sum(axis=0)
+    return float(np.mean(np.where(total > 0, between / np.where(total > 0, total, 1), 0.0)))
+
+
 def business_columns(features: pd.DataFrame) -> dict[str, str]:
     """The feature column measuring each business area (areas without any column are skipped)."""
     found = {}
@@ -392,23 +421,110 @@ def business_columns(features: pd.DataFrame) -> dict[str, str]:
     return found
 
 
-def stability(algorithm: str, k: int, x: np.ndarray, settings: ClusteringSettings) -> float:
-    """Mean ARI between refits on resamples (80 % subsamples, each with its own seed).
+@dataclass
+class Stability:
+    """How reproducible a candidate is (fpc::clusterboot): refits on bootstrap resamples of a
+    reference sample, each compared with the candidate's own partition of the resampled points.
 
-    Every refit labels the same reference rows, so the ARI compares partitions of identical points.
+    `mean` / `se`: adjusted Rand index over the refits and its standard error; `lower` = mean -
+    z x se, the figure selection uses. `jaccard`: per segment (centroid row order), the mean over
+    refits of its best Jaccard similarity with a refit cluster (1: always found again; below 0.5:
+    it dissolves); NaN for a segment without reference rows. `jaccard_se`: its standard error.
     """
-    rng = np.random.default_rng(settings.seed + 1000 * k + ALGORITHMS.index(algorithm))
+
+    mean: float
+    se: float
+    lower: float
+    jaccard: np.ndarray
+    jaccard_se: np.ndarray
+    refits: int
+    aris: np.ndarray  # per refit
+    jaccards: np.ndarray  # refits x segments
+
+    @property
+    def min_jaccard(self) -> float:
+        present = self.jaccard[~np.isnan(self.jaccard)]
+        return float(present.min()) if len(present) else np.nan
+
+
+def best_jaccard(own: np.ndarray, new: np.ndarray, n_own: int) -> np.ndarray:
+    """For every own label 0..n_own-1, its largest Jaccard similarity with a label of `new` (NaN: absent)."""
+    new_codes = np.unique(new, return_inverse=True)[1]
+    table = np.zeros((n_own, new_codes.max() + 1))
+    np.add.at(table, (own, new_codes), 1)
+    own_sizes, new_sizes = table.sum(axis=1), table.sum(axis=0)
+    union = own_sizes[:, None] + new_sizes[None, :] - table
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = (table / union).max(axis=1)
+    return np.where(own_sizes > 0, best, np.nan)
+
+
+def bootstrap_stability(
+    candidate: Candidate,
+    x: np.ndarray,
+    settings: ClusteringSettings,
+    refits: int | None = None,
+    previous: Stability | None = None,
+) -> Stability:
+    """Refit `candidate`'s algorithm and k on `refits` (default `settings.stability_refits`) bootstrap
+    resamples of a reference sample of `x` (`settings.stability_sample_size` rows) and compare each
+    refit with the candidate's own labels on the resampled points (adjusted Rand index overall,
+    best Jaccard per segment).
+
+    Resample b depends only on the seed, k, the algorithm and b, so `previous` (the first refits,
+    e.g. a screening) is extended to `refits` without refitting it."""
+    refits = settings.stability_refits if refits is None else refits
+    algorithm, k = candidate.algorithm, candidate.k
+    base = settings.seed + 1000 * k + ALGORITHMS.index(algorithm)
+    rng = np.random.default_rng(base)
     size = min(settings.stability_sample_size, len(x))
-    reference = x[rng.choice(len(x), size=size, replace=False)]
-    partitions = []
-    for refit in range(settings.stability_refits):
-        rows = rng.choice(len(x), size=min(len(x), max(2 * k, int(0.8 * size))), replace=False)
-        candidate = fit_candidate(
-            algorithm, k, x[rows], settings.seed + 7919 * (refit + 1), settings.min_segment_share
-        )
-        partitions.append(predict_labels(candidate, reference))
-    pairs = list(combinations(range(len(partitions)), 2))
-    return float(np.mean([adjusted_rand_score(partitions[a], partitions[b]) for a, b in pairs]))
+    reference = x[np.sort(rng.choice(len(x), size=size, replace=False))]
+    own = predict_labels(candidate, reference)
+    n_own = len(candidate.centroids)
+    aris = [] if previous is None else list(previous.aris)
+    jaccards = [] if previous is None else list(previous.jaccards)
+    for refit in range(len(aris), refits):
+        resample = np.random.default_rng([base, refit]).choice(size, size=size, replace=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = fit_candidate(
+                algorithm,
+                k,
+                reference[resample],
+                settings.seed + 7919 * (refit + 1),
+                settings.min_segment_share,
+            )
+        inside = np.unique(resample)
+        new = predict_labels(fitted, reference[inside])
+        aris.append(adjusted_rand_score(own[inside], new))
+        jaccards.append(best_jaccard(own[inside], new, n_own))
+    return summarize_stability(
+        np.array(aris), np.array(jaccards).reshape(len(aris), n_own), settings.stability_z
+    )
+
+
+def summarize_stability(aris: np.ndarray, jaccards: np.ndarray, z: float) -> Stability:
+    """Mean, se and lower bound of the refits' ARIs; mean and se of each segment's Jaccard."""
+    n_own = jaccards.shape[1]
+    if not len(aris):
+        empty = np.full(n_own, np.nan)
+        return Stability(np.nan, np.nan, np.nan, empty, empty, 0, aris, jaccards)
+    mean = float(aris.mean())
+    se = float(aris.std(ddof=1) / np.sqrt(len(aris))) if len(aris) > 1 else np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a segment absent from every resample
+        jaccard = np.nanmean(jaccards, axis=0)
+        counts = (~np.isnan(jaccards)).sum(axis=0)
+        jaccard_se = np.nanstd(jaccards, axis=0, ddof=1) / np.sqrt(np.maximum(counts, 1))
+    lower = mean - z * (0.0 if np.isnan(se) else se)
+    return Stability(mean, se, lower, jaccard, jaccard_se, len(aris), aris, jaccards)
+
+
+def stability(algorithm: str, k: int, x: np.ndarray, settings: ClusteringSettings) -> float:
+    """Mean adjusted Rand index of bootstrap refits against a fit of `algorithm` with k on `x`
+    (`bootstrap_stability` of that fit)."""
+    candidate = fit_candidate(algorithm, k, x, settings.seed, settings.min_segment_share)
+    return bootstrap_stability(candidate, x, settings).mean
 
 
 def score_candidate(
@@ -430,12 +546,18 @@ def score_candidate(
         row["calinski_harabasz"] = float(calinski_harabasz_score(x, labels))
         row["davies_bouldin"] = float(davies_bouldin_score(x, labels))
     row["bic"] = mixture_bic(candidate, x)
-    shares = np.bincount(labels) / len(labels)
+    counts = np.bincount(labels)
+    shares = counts / len(labels)
     row["smallest_share"] = float(shares.min())
-    row["n_small_segments"] = int((shares < settings.min_segment_share).sum())
+    row["smallest_size"] = int(counts.min())
+    row["n_small_segments"] = int(
+        ((shares < settings.min_segment_share) | (counts < settings.min_segment_size)).sum()
+    )
     separation = business_separation(labels, business)
     row.update({f"separation_{area}": value for area, value in separation.items()})
     row["business_separation"] = float(np.mean(list(separation.values()))) if separation else np.nan
+    # Without business columns, how much the segments differ in the clustered columns themselves.
+    row["matrix_separation"] = np.nan if separation else matrix_separation(labels, x)
     row["fit_seconds"] = candidate.fit_seconds
     return row
 
@@ -446,6 +568,34 @@ def mixture_bic(candidate: Candidate, x: np.ndarray) -> float:
         return np.nan
     reduced = candidate.model[0].transform(x) if len(candidate.model) > 1 else x
     return float(candidate.model[-1].bic(reduced))
+
+
+def stability_columns(candidate: Candidate, settings: ClusteringSettings) -> dict[str, float]:
+    """The comparison-table columns of a candidate's bootstrap stability (NaN when there is none).
+
+    `min_small_jaccard`: the lowest Jaccard among the segments smaller than
+    `clustering.small_segment_share` (NaN when there is none): the size rule's noise check."""
+    result = candidate.stability
+    if result is None:
+        return dict.fromkeys(STABILITY_COLUMNS, np.nan)
+    min_jaccard, z = settings.min_segment_jaccard, settings.stability_z
+    lower = result.jaccard - z * np.nan_to_num(result.jaccard_se)
+    small = (
+        result.jaccard[candidate.shares < settings.small_segment_share]
+        if candidate.shares is not None
+        else []
+    )
+    small = np.asarray(small)[~np.isnan(small)]
+    return {
+        "min_small_jaccard": float(small.min()) if len(small) else np.nan,
+        "stability": result.mean,
+        "stability_se": result.se,
+        "stability_lower": result.lower,
+        "stability_refits": float(result.refits),
+        "min_jaccard": result.min_jaccard,
+        "min_jaccard_lower": float(np.nanmin(lower)) if (~np.isnan(lower)).any() else np.nan,
+        "n_unstable_segments": float(np.sum(result.jaccard < min_jaccard)),
+    }
 
 
 @dataclass
@@ -500,7 +650,8 @@ def _compare(
         settings = settings.model_copy(update={"k_max": k_max})
     fit_rows = sample_rows(len(x), settings.sample_size, settings.seed, strata)
     small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
-    rows, candidates, seconds = [], {}, {}
+    screen = min(SCREENING_REFITS, settings.stability_refits)
+    rows, candidates, seconds, fitted_on = [], {}, {}, {}
     for algorithm in settings.algorithms:
         spec = algorithm_spec(algorithm)
         started = time.perf_counter()
@@ -517,14 +668,45 @@ def _compare(
                 continue
             row = score_candidate(candidate, x_fit, business_fit, settings, score_rows)
             row["fit_rows"] = len(rows_used)
-            row["stability"] = (
-                stability(algorithm, candidate.k, x_fit, settings) if candidate.k > 1 else np.nan
-            )
+            candidate.shares = np.bincount(candidate.labels, minlength=len(candidate.centroids)) / len(x_fit)
+            if candidate.k > 1:
+                candidate.stability = bootstrap_stability(candidate, x_fit, settings, refits=screen)
+            row.update(stability_columns(candidate, settings))
             rows.append(row)
             candidate.labels = None  # only needed for scoring
             candidates[candidate.key] = candidate
+            fitted_on[candidate.key] = rows_used
         seconds[algorithm] = time.perf_counter() - started
-    return Comparison(pd.DataFrame(rows), candidates, fit_rows, seconds, k_max, k_note)
+    table = pd.DataFrame(rows)
+    # Screening done: the contenders get every refit (a standard error worth selecting on).
+    for position in stability_contenders(table, settings):
+        started = time.perf_counter()
+        key = f"{table.at[position, 'algorithm']}:{table.at[position, 'k']}"
+        candidate = candidates[key]
+        candidate.stability = bootstrap_stability(
+            candidate, x[fitted_on[key]], settings, previous=candidate.stability
+        )
+        for column, value in stability_columns(candidate, settings).items():
+            table.at[position, column] = value
+        seconds[candidate.algorithm] += time.perf_counter() - started
+    return Comparison(table, candidates, fit_rows, seconds, k_max, k_note)
+
+
+def stability_contenders(table: pd.DataFrame, settings: ClusteringSettings) -> list[int]:
+    """Rows of `table` (screened with `SCREENING_REFITS` refits) that get every stability refit:
+    those passing every gate on the screening means (stability and segment Jaccard within
+    `SCREENING_MARGIN` of their gates), the `STABILITY_CONTENDERS` best by combined score."""
+    if table.empty or settings.stability_refits <= min(SCREENING_REFITS, settings.stability_refits):
+        return []
+    lenient = settings.model_copy(
+        update={
+            "min_stability": max(settings.min_stability - SCREENING_MARGIN, 0.0),
+            "min_segment_jaccard": max(settings.min_segment_jaccard - SCREENING_MARGIN, 0.0),
+        }
+    )
+    screened = combined_scores(table.assign(stability_lower=table["stability"]), lenient)
+    passing = screened[screened["admissible"]].sort_values("score", ascending=False, kind="stable")
+    return passing.index[:STABILITY_CONTENDERS].tolist()
 
 
 # ----------------------------------------------------------------------------- selection
@@ -533,23 +715,35 @@ def _compare(
 def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.DataFrame:
     """Add the selection columns: `failed_gates`, `admissible` (passes every gate), `part_*` and `score`.
 
-    Gates: at least 2 segments, none below `min_segment_share`, stability >= `min_stability`,
-    business separation >= `min_business_ratio` x the best candidate's (segments must differ in
-    value, churn risk or service load, not only geometrically). Each weighted metric becomes its
+    Gates: at least 2 segments; none below `min_segment_share` or `min_segment_size` fitted
+    customers; every segment smaller than `small_segment_share` with a mean bootstrap Jaccard >=
+    `min_segment_jaccard` (small segments are allowed when they are real, not noise; larger
+    segments below it are flagged, not gated); the stability's lower bound (mean - `stability_z` se) >=
+    `min_stability`; where business columns exist, business separation >= `min_business_ratio` x
+    the best candidate's (segments must differ in value, churn risk or service load, not only
+    geometrically; without business columns, `matrix_separation` of the clustered columns stands in
+    for it, in the gate and the score, and `separation_basis` says so). Each weighted metric becomes its
     percentile rank across candidates (robust to outliers; Davies-Bouldin: lower ranks higher);
     `score` is the weighted mean of the ranks. `failed_gates` names the gates a candidate failed
     (comma-separated, "" when admissible).
     """
     scored = table.copy()
-    best_business = scored["business_separation"].max()
     gates = {
         "<2 segments": scored["n_segments"] >= 2,
         "small segment": scored["n_small_segments"] == 0,
-        "stability": scored["stability"].fillna(0) >= settings.min_stability,
-        "business separation": (
-            scored["business_separation"].fillna(0) >= settings.min_business_ratio * best_business
-        ),
+        "stability": scored["stability_lower"].fillna(0) >= settings.min_stability,
+        "unstable small segment": scored["min_small_jaccard"].fillna(1) >= settings.min_segment_jaccard,
     }
+    if scored["business_separation"].isna().all() and "matrix_separation" in scored:
+        # no business columns: segments must differ in the clustered columns instead
+        scored["business_separation"] = scored["matrix_separation"]
+        scored["separation_basis"] = "matrix columns"
+    else:
+        scored["separation_basis"] = "business columns"
+    best_business = scored["business_separation"].max()
+    gates["business separation"] = (
+        scored["business_separation"].fillna(0) >= settings.min_business_ratio * best_business
+    )
     passed_by_row = zip(*(passed.to_numpy() for passed in gates.values()), strict=True)
     scored["failed_gates"] = [
         ", ".join(name for name, ok in zip(gates, row, strict=True) if not ok) for row in passed_by_row
@@ -558,18 +752,24 @@ def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.Dat
     total = sum(settings.weights.values())
     scored["score"] = 0.0
     for metric, weight in settings.weights.items():
-        values = scored[metric].astype(float)
+        values = scored["stability_lower" if metric == "stability" else metric].astype(float)
         ranks = (-values if metric == "davies_bouldin" else values).rank(pct=True).fillna(0.0)
         scored[f"part_{metric}"] = weight / total * ranks
         scored["score"] += scored[f"part_{metric}"]
     return scored
 
 
-def select(scored: pd.DataFrame, choose: str = "auto") -> tuple[str, str]:
+def select(scored: pd.DataFrame, choose: str = "auto", prefer: str = "score") -> tuple[str, str]:
     """The chosen candidate key ("algorithm:k") and why.
 
-    auto: the admissible candidate with the highest combined score (if none is admissible, the
-    best score among all, flagged). Otherwise `choose` names the candidate.
+    auto: among the admissible candidates (every gate passed: each segment large enough and
+    coming back on bootstrap refits, the whole partition stable on its lower bound), with
+    `prefer` "more_segments" the one with the most segments among those scoring at least the
+    admissible candidates' median (ties: the highest combined score): a segment that passes the
+    gates is structure worth keeping, a split that is noise fails the segment-stability gate,
+    and the median keeps a many-segment candidate that is poor on every other score out; with
+    "score" the highest combined score. If none is admissible, the
+    best score among all, flagged. Otherwise `choose` names the candidate.
     """
     keys = scored["algorithm"] + ":" + scored["k"].astype(str)
     if choose and choose != "auto":
@@ -582,6 +782,13 @@ def select(scored: pd.DataFrame, choose: str = "auto") -> tuple[str, str]:
     if admissible.empty:
         best = scored["score"].idxmax()
         return keys[best], "no candidate passed the gates; best combined score taken (review!)"
+    if prefer == "more_segments":
+        upper = admissible[admissible["score"] >= admissible["score"].median()]
+        most = upper[upper["n_segments"] == upper["n_segments"].max()]
+        best = most["score"].idxmax()
+        return keys[best], (
+            "most segments among the better half of the admissible candidates (ties: highest combined score)"
+        )
     best = admissible["score"].idxmax()
     return keys[best], "highest combined score among admissible candidates"
 
@@ -645,13 +852,21 @@ def segment_all(
     `x` holds every customer in the clustering space (row order of `customer_ids`). Returns
     customer_id, segment_id (1 = the largest segment), distance and membership_probability.
     """
+    return segment_all_with_ids(candidate, x, prospects, customer_ids)[0]
+
+
+def segment_all_with_ids(
+    candidate: Candidate, x: np.ndarray, prospects: np.ndarray, customer_ids: pd.Index
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """`segment_all` and the segment_id of each of the candidate's centroid rows."""
     segment_id = np.full(len(x), PROSPECT_ID, dtype=np.int64)
     distance = np.full(len(x), np.nan)
     probability = np.ones(len(x))
     clustered = np.flatnonzero(~prospects)
     labels, distance[clustered], probability[clustered] = assign(candidate, x[clustered])
-    segment_id[clustered] = segment_order(labels, len(candidate.centroids))[labels]
-    return pd.DataFrame(
+    mapping = segment_order(labels, len(candidate.centroids))
+    segment_id[clustered] = mapping[labels]
+    frame = pd.DataFrame(
         {
             "customer_id": customer_ids.to_numpy(),
             "segment_id": segment_id,
@@ -659,6 +874,26 @@ def segment_all(
             "membership_probability": probability,
         }
     )
+    return frame, mapping
+
+
+def segment_stability(candidate: Candidate, segment_ids: np.ndarray, min_jaccard: float) -> pd.DataFrame:
+    """Per segment of `candidate` (`segment_ids`: the id of each centroid row), sorted by id: its mean
+    bootstrap Jaccard over the refits (fpc::clusterboot), the standard error and `unstable` (below
+    `min_jaccard`, `clustering.min_segment_jaccard`; a segment without a figure is not flagged)."""
+    result = candidate.stability
+    n = len(candidate.centroids)
+    jaccard = np.full(n, np.nan) if result is None else result.jaccard
+    jaccard_se = np.full(n, np.nan) if result is None else result.jaccard_se
+    table = pd.DataFrame(
+        {
+            "segment_id": segment_ids,
+            "jaccard": jaccard,
+            "jaccard_se": jaccard_se,
+            "unstable": jaccard < min_jaccard,
+        }
+    )
+    return table.sort_values("segment_id").reset_index(drop=True)
 
 
 def segment_means(values: np.ndarray, segment_id: np.ndarray, chunk: int = CHUNK) -> pd.DataFrame:

@@ -96,17 +96,20 @@ def selection_chart(scored: pd.DataFrame, chosen: str, top: int = 15) -> plt.Fig
 
 
 def stability_bars(scored: pd.DataFrame, min_stability: float) -> plt.Figure:
-    """Stability (mean ARI between refits) per algorithm and k, with the gate line.
+    """Stability's lower bound (mean ARI of the bootstrap refits against the candidate, minus z
+    standard errors: the figure the gate uses) per algorithm and k, with the gate line.
 
-    Candidates without a stability score (fewer than 2 segments, e.g. HDBSCAN finding one
-    cluster) are left out: a segmentation into one segment has no stability to show.
+        Candidates without a stability score (fewer than 2 segments, e.g. HDBSCAN finding one
+        cluster) are left out: a segmentation into one segment has no stability to show.
     """
-    data = scored[(scored["n_segments"] >= 2) & scored["stability"].notna()]
+    data = scored[(scored["n_segments"] >= 2) & scored["stability_lower"].notna()]
     fig, ax = plt.subplots(figsize=(13, 4.5))
     sns.barplot(
-        data=data.astype({"algorithm": str, "k": str}),
+        data=data.astype({"algorithm": str, "k": str}).assign(
+            stability_lower=data["stability_lower"].clip(lower=0)
+        ),
         x="k",
-        y="stability",
+        y="stability_lower",
         hue="algorithm",
         hue_order=sorted(data["algorithm"].unique()),
         ax=ax,
@@ -114,7 +117,7 @@ def stability_bars(scored: pd.DataFrame, min_stability: float) -> plt.Figure:
     )
     ax.axhline(min_stability, color="black", linestyle="--", linewidth=1, label="gate")
     ax.set_ylim(0, 1.05)
-    ax.set_title("Stability: mean adjusted Rand index between refits on resamples with new seeds")
+    ax.set_title("Stability: lower bound of the mean adjusted Rand index of bootstrap refits")
     ax.set_xlabel("number of segments k")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()

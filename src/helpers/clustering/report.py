@@ -17,13 +17,16 @@ from helpers.core.i18n import Catalog
 
 COMPARISON_COLUMNS = [
     "algorithm", "k", "n_segments", "silhouette", "calinski_harabasz", "davies_bouldin", "bic",
-    "stability", "smallest_share", "business_separation", "admissible", "score",
+    "stability", "stability_se", "min_jaccard", "smallest_share", "business_separation", "admissible",
+    "score",
 ]  # fmt: skip
 COMPARISON_HEADERS = {
     "n_segments": "segments",
     "calinski_harabasz": "Calinski-<br>Harabasz",
     "davies_bouldin": "Davies-<br>Bouldin",
     "smallest_share": "smallest<br>share",
+    "stability_se": "stability<br>se",
+    "min_jaccard": "weakest segment<br>Jaccard",
     "business_separation": "business<br>separation",
     "admissible": "passes<br>gates",
 }
@@ -117,7 +120,8 @@ def comparison_table(scored: pd.DataFrame, top: int = 20) -> Styler:
     """The `top` candidates by combined score with their scores, as a styled table."""
     formats = {
         "silhouette": "{:.3f}", "calinski_harabasz": "{:,.0f}", "davies_bouldin": "{:.3f}", "bic": "{:,.0f}",
-        "stability": "{:.3f}", "smallest_share": "{:.1%}", "business_separation": "{:.3f}", "score": "{:.3f}",
+        "stability": "{:.3f}", "stability_se": "{:.3f}", "min_jaccard": "{:.2f}",
+        "smallest_share": "{:.1%}", "business_separation": "{:.3f}", "score": "{:.3f}",
         "admissible": lambda ok: "yes" if ok else "no",
     }  # fmt: skip
     return (
@@ -206,6 +210,10 @@ def summary_markdown(result: ClusteringResult, text: Catalog) -> str:
     stability = result.chosen_row["stability"]
     if pd.notna(stability):
         lines.append(_stability_words(float(stability), text))
+    unstable = result.segment_stability[result.segment_stability["unstable"]]
+    if len(unstable):
+        names = text("clustering.separator").join(f"**{name}**" for name in unstable["segment_name"])
+        lines.append(text(say + "unstable", names=names))
     lines.append(text(say + "who_not_when"))
     return f"**{text(say + 'heading')}**\n\n" + "\n".join(f"- {line}" for line in lines)
 
@@ -247,6 +255,60 @@ def segments_table(result: ClusteringResult, text: Catalog, clv_period_days: int
         .set_table_styles({name: left, description: left}, overwrite=False)
         .set_properties(subset=[name], **{"text-align": "left", "min-width": "120px"})
         .set_properties(subset=[description], **{"text-align": "left", "min-width": "220px"})
+    )
+
+
+def reliability_intro(result: ClusteringResult, text: Catalog) -> str:
+    """The paragraph introducing the per-segment stability table (refits and the flag threshold)."""
+    stability = result.candidate.stability
+    return text(
+        "clustering.page.reliability_intro",
+        refits=text.number(0 if stability is None else stability.refits),
+        threshold=text.number(result.settings.min_segment_jaccard, decimals=2),
+    )
+
+
+def reliability_table(result: ClusteringResult, text: Catalog) -> Styler:
+    """Per clustered segment: name, share of customers, mean bootstrap Jaccard (fpc::clusterboot)
+    and stable / unstable, headers in the page language; unstable rows highlighted."""
+    table = result.segment_stability
+    shares = result.profiles.set_index("segment_id")["share"]
+    col = "clustering.page.reliability."
+    status = text(col + "status")
+    shown = pd.DataFrame(
+        {
+            text(col + "segment"): table["segment_name"].astype(str),
+            text(col + "share"): table["segment_id"].map(shares).map(text.share),
+            text(col + "agreement"): table["jaccard"].map(lambda value: text.number(value, decimals=2)),
+            status: [text(col + ("unstable" if flag else "stable")) for flag in table["unstable"]],
+        }
+    )
+    flagged = table["unstable"].to_numpy()
+    return (
+        shown.style.hide(axis="index")
+        .apply(
+            lambda column: ["font-weight: bold; color: #b30000" if f else "" for f in flagged],
+            subset=[status],
+        )
+        .set_table_styles([{"selector": "th, td", "props": "padding: 3px 8px"}])
+    )
+
+
+def stability_detail(result: ClusteringResult) -> str:
+    """Analyst line: the chosen candidate's stability with its standard error and lower bound."""
+    row = result.chosen_row
+    stability = result.candidate.stability
+    if stability is None:
+        return "No stability figures (a single segment)."
+    return (
+        f"Stability of {result.chosen}: mean ARI {row['stability']:.3f} over {stability.refits} bootstrap "
+        f"refits (se {row['stability_se']:.3f}; lower bound {row['stability_lower']:.3f} = mean - "
+        f"{result.settings.stability_z:g} se, the figure the gate uses). Per segment, mean Jaccard "
+        "with its best match in each refit (fpc::clusterboot): "
+        + ", ".join(
+            f"{r.segment_id} {r.jaccard:.2f} (se {r.jaccard_se:.2f})"
+            for r in result.segment_stability.itertuples()
+        )
     )
 
 

@@ -54,6 +54,7 @@ class ClusteringResult:
     centroids: pd.DataFrame
     profiles: pd.DataFrame
     names: dict[int, str]
+    segment_stability: pd.DataFrame  # per clustered segment: bootstrap Jaccard, its se, unstable
     suggestions: pd.DataFrame  # merge / split suggestions
     lifecycle_left_out: list[str]
     dominant: pd.DataFrame  # columns holding > 20 % of the step-03 matrix's variance
@@ -88,9 +89,10 @@ def run_step(ctx: StepContext) -> ClusteringResult:
     business = cl.business_frame(features, matrix.index)
     comparison = cl.compare(x[clustered], business[clustered].reset_index(drop=True), settings)
     scored = cl.combined_scores(comparison.table, settings)
-    chosen, reason = cl.select(scored, settings.choose)
+    chosen, reason = cl.select(scored, settings.choose, settings.prefer)
     candidate = comparison.candidates[chosen]
-    segments = cl.segment_all(candidate, x, prospects, matrix.index)
+    segments, segment_of_centroid = cl.segment_all_with_ids(candidate, x, prospects, matrix.index)
+    stability = cl.segment_stability(candidate, segment_of_centroid, settings.min_segment_jaccard)
     means = cl.segment_means(matrix.to_numpy(), segments["segment_id"].to_numpy())  # one pass, used twice
     centroids = cl.segment_centroids(matrix, segments, space, means)
     described = feature_matrix.standardized_columns(
@@ -104,6 +106,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
     segments["segment_name"] = segments["segment_id"].map(names)
     profiles.insert(1, "segment_name", profiles["segment_id"].map(names))
     segments = segments[SEGMENT_COLUMNS]
+    stability.insert(1, "segment_name", stability["segment_id"].map(names))
 
     left_out = dictionary.loc[
         dictionary["lifecycle_dependent"]
@@ -132,6 +135,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         centroids=centroids,
         profiles=profiles,
         names=names,
+        segment_stability=stability,
         suggestions=cp.merge_split_suggestions(x, segments["segment_id"].to_numpy()),
         lifecycle_left_out=left_out,
         dominant=cl.dominant_columns(matrix, clustered),
@@ -159,6 +163,15 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
         k_max_used=result.comparison.k_max,  # clustering.k_max, or lower when the data is small
         k_note=result.comparison.k_note,  # "" unless k_max was lowered
         n_segments=len(result.names),
+        stability=_rounded(result.chosen_row["stability"]),
+        stability_se=_rounded(result.chosen_row["stability_se"]),
+        stability_refits=0 if result.candidate.stability is None else result.candidate.stability.refits,
+        segment_jaccard={
+            int(row.segment_id): _rounded(row.jaccard) for row in result.segment_stability.itertuples()
+        },
+        unstable_segments=result.segment_stability.loc[result.segment_stability["unstable"], "segment_id"]
+        .astype(int)
+        .tolist(),
         prospects=int(result.prospects.sum()),
         components=0 if pca is None else int(pca.n_components_),
         explained_variance=round(result.space.explained_variance, 3),
@@ -168,3 +181,8 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
         map_method=MAP_METHOD,
         map_seconds={key: round(value, 2) for key, value in result.segment_map.seconds.items()},
     )
+
+
+def _rounded(value: float) -> float | None:
+    """A figure for the manifest: 3 decimals, None when missing."""
+    return None if pd.isna(value) else round(float(value), 3)

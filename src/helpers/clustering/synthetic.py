@@ -7,6 +7,7 @@ planted truth is returned separately and must never reach the clustering logic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,93 @@ def planted_segments(
     return owner.merge(persons[["person_id", "segment", "stage"]], on="person_id")[
         ["customer_id", "segment", "stage"]
     ]
+
+
+# ----------------------------------------------------------------------------- planted skewed matrix
+
+SKEWED_SHARES: tuple[float, ...] = (0.30, 0.22, 0.15, 0.12, 0.09, 0.06, 0.04, 0.02)
+# Per planted segment (order of SKEWED_SHARES): spend log-mean, orders mean, calls mean, complaint
+# share, age, sessions per month, discount share, P(app), channel weights (app, web, store, phone),
+# city tier weights (1, 2, 3).
+SKEWED_SEGMENTS: tuple[tuple[Any, ...], ...] = (
+    (5.4, 1.5, 0.3, 0.05, 48, 2, 0.15, 0.10, (0.05, 0.15, 0.75, 0.05), (0.1, 0.3, 0.6)),  # occasional
+    (6.4, 6.0, 0.5, 0.05, 25, 40, 0.35, 0.95, (0.85, 0.10, 0.03, 0.02), (0.5, 0.4, 0.1)),  # young digital
+    (7.4, 9.0, 1.5, 0.08, 38, 10, 0.20, 0.50, (0.20, 0.65, 0.10, 0.05), (0.3, 0.5, 0.2)),  # families
+    (6.2, 4.0, 7.0, 0.55, 44, 6, 0.40, 0.30, (0.10, 0.20, 0.15, 0.55), (0.2, 0.4, 0.4)),  # complainers
+    (5.0, 3.0, 0.5, 0.10, 66, 1, 0.70, 0.05, (0.02, 0.08, 0.60, 0.30), (0.05, 0.25, 0.7)),  # bargain seniors
+    (9.0, 12.0, 4.0, 0.10, 46, 5, 0.10, 0.40, (0.05, 0.70, 0.05, 0.20), (0.7, 0.3, 0.0)),  # business bulk
+    (7.0, 2.5, 2.0, 0.15, 31, 18, 0.05, 0.85, (0.55, 0.40, 0.03, 0.02), (0.85, 0.15, 0.0)),  # new urban
+    (9.8, 30.0, 2.0, 0.02, 52, 20, 0.05, 0.95, (0.50, 0.30, 0.20, 0.00), (0.95, 0.05, 0.0)),  # VIP (2 %)
+)
+SKEWED_BUSINESS = {"monetary_total": "spend", "recency_days": "recency_days", "n_calls": "calls"}
+
+
+@dataclass(frozen=True)
+class PlantedMatrix:
+    """A raw numeric customer matrix with planted segments (`truth`, evaluation only)."""
+
+    matrix: pd.DataFrame  # numeric columns as a business would export them (heavy tails, counts, one-hots)
+    truth: np.ndarray  # planted segment per row, 0 = the largest
+
+    @property
+    def business(self) -> pd.DataFrame:
+        """The business columns (spend, recency, calls) under step 03's names."""
+        return pd.DataFrame({name: self.matrix[column] for name, column in SKEWED_BUSINESS.items()})
+
+
+def make_skewed_matrix(
+    n_rows: int = 10_000,
+    seed: int = 0,
+    shares: tuple[float, ...] = SKEWED_SHARES,
+    n_noise: int = 3,
+    tail: float = 0.5,
+) -> PlantedMatrix:
+    """Customers in 8 planted segments of unequal shares (30 % down to 2 %): log-normal spend
+    (spread `tail`), negative-binomial order and call counts, shares, age, one-hot channel and city
+    tier, an app flag and `n_noise` columns unrelated to the segments (normal, log-normal, uniform).
+
+    The columns are raw, untransformed; segments overlap (the best possible ARI is below 1).
+    """
+    rng = np.random.default_rng(seed)
+    k = len(shares)
+    profile = SKEWED_SEGMENTS[:k]
+    p = np.asarray(shares, dtype=float)
+    truth = rng.choice(k, size=n_rows, p=p / p.sum())
+
+    def param(position: int) -> np.ndarray:
+        return np.array([segment[position] for segment in profile], dtype=float)[truth]
+
+    def counts(mean: np.ndarray, dispersion: float = 8.0) -> np.ndarray:
+        return rng.negative_binomial(dispersion, dispersion / (dispersion + mean)).astype(float)
+
+    def one_hot(position: int, levels: list[str], prefix: str) -> dict[str, np.ndarray]:
+        weights = np.array([segment[position] for segment in profile], dtype=float)
+        cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)[truth]
+        level = (rng.random(n_rows)[:, None] > cumulative).sum(axis=1)
+        return {f"{prefix}={name}": (level == j).astype(float) for j, name in enumerate(levels)}
+
+    orders = 1 + counts(param(1))
+    spend = np.exp(param(0) + rng.normal(0, tail, n_rows)) * np.sqrt(orders)
+    calls = counts(param(2), dispersion=4.0)
+    complaint = rng.beta(1 + 20 * param(3), 20 * (1 - param(3)) + 1)
+    columns: dict[str, np.ndarray] = {
+        "spend": spend,
+        "orders": orders,
+        "recency_days": np.clip(np.exp(rng.normal(np.log(400 / orders), 0.8)), 1, 1500),
+        "calls": calls,
+        "complaint_rate": np.where(calls > 0, complaint, 0.0),
+        "age": np.clip(rng.normal(param(4), 6), 16, 90),
+        "sessions_per_month": np.exp(np.log(param(5)) + rng.normal(0, tail, n_rows)),
+        "discount_share": rng.beta(1 + 10 * param(6), 10 * (1 - param(6)) + 1),
+        "app_installed": (rng.random(n_rows) < param(7)).astype(float),
+        **one_hot(8, ["app", "web", "store", "phone"], "channel"),
+        **one_hot(9, ["1", "2", "3"], "city_tier"),
+    }
+    noise = {
+        0: lambda: rng.normal(0, 1, n_rows),
+        1: lambda: np.exp(rng.normal(3, 1, n_rows)),
+        2: lambda: rng.uniform(0, 100, n_rows),
+    }
+    for column in range(n_noise):
+        columns[f"noise_{column}"] = noise[column % 3]()
+    return PlantedMatrix(pd.DataFrame(columns), truth)

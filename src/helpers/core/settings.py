@@ -185,9 +185,13 @@ class ClusteringSettingsSection(Section):
     sample_size: PositiveInt = 6_000
     small_sample_size: PositiveInt = 3_000
     score_sample_size: PositiveInt = 2_000
-    stability_refits: Annotated[int, Field(ge=0)] = 3
-    stability_sample_size: PositiveInt = 1_500
-    min_segment_share: Share = 0.03
+    stability_refits: Annotated[int, Field(ge=0)] = 10  # bootstrap refits per candidate (2+ for an se)
+    stability_sample_size: PositiveInt = 1_000
+    stability_z: Annotated[float, Field(ge=0)] = 2.0  # selection uses stability mean - z x its se
+    min_segment_share: Share = 0.01
+    min_segment_size: PositiveInt = 20  # fitted customers a segment needs (and min_segment_share)
+    small_segment_share: Share = 0.03  # segments smaller than this must pass min_segment_jaccard
+    min_segment_jaccard: Share = 0.75  # mean bootstrap Jaccard of a stable segment (fpc::clusterboot)
     min_stability: Share = 0.7
     min_business_ratio: Share = 0.5
     weights: dict[Literal["stability", "silhouette", "davies_bouldin", "business_separation"], float] = Field(
@@ -196,6 +200,7 @@ class ClusteringSettingsSection(Section):
         }
     )  # fmt: skip
     choose: str = Field("auto", pattern=r"^(auto|[a-z_]+:\d+)$")
+    prefer: Literal["score", "more_segments"] = "score"  # auto choice among admissible candidates
     column_scaling: Literal["standardize", "as_is"] = "standardize"
     components: Annotated[int, Field(ge=0)] = 20
     prospects: Literal["separate", "cluster"] = "separate"
