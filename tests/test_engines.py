@@ -663,3 +663,48 @@ def test_text_sqlglot_cannot_parse_is_refused_not_passed_on() -> None:
         SparkDialect().translate(
             "CREATE OR REPLACE VIEW v AS SELECT e.* FROM SELECT 1 AS a, 2 AS b AS e LEFT JOIN u ON TRUE"
         )
+
+
+CONSTRUCTS = {  # one DuckDB spelling each, over the small frames below; the Spark result must be equal
+    "decimal average": "SELECT g, AVG(CASE WHEN v THEN 1.0 ELSE 0.0 END) AS share FROM flags GROUP BY g",
+    "day difference across midnight": "SELECT date_diff('day', a, b) AS days FROM spans",
+    "ISO day of week": "SELECT EXTRACT(ISODOW FROM a) AS dow FROM spans",
+    "split on a regex character": "SELECT unnest(string_split(s, '.')) AS part FROM words",
+    "list lambda": "SELECT s, list_transform(string_split(s, '.'), lambda x: upper(x)) AS parts FROM words",
+    "integer division and casts": "SELECT n // 2 AS half, n::VARCHAR AS text, n::DOUBLE / 4 AS q FROM nums",
+    "interval parameter": "SELECT $when - to_days(n) AS back FROM nums",
+    "list intersection size": (
+        "SELECT a, b, len(list_intersect(string_split(a, ' '), string_split(b, ' '))) AS shared FROM names"
+    ),
+    "jaro-winkler": "SELECT a, b, jaro_winkler_similarity(a, b) AS jw FROM names",
+    "hamming": "SELECT hamming(strftime(d1, '%Y%m%d'), strftime(d2, '%Y%m%d')) AS h FROM dates",
+}
+CONSTRUCT_TABLES = {
+    "flags": pd.DataFrame(
+        {"g": [1, 1, 1, 2, 2, 2, 2, 2, 2, 2], "v": [True, False, False] + [True] * 2 + [False] * 5}
+    ),
+    "spans": pd.DataFrame(
+        {"a": _ts("2026-01-01 23:00", "2026-01-04 08:00"), "b": _ts("2026-01-02 01:00", "2026-01-06 07:00")}
+    ),
+    "words": pd.DataFrame({"s": ["a.b", "x.yz.w", "plain"]}),
+    "nums": pd.DataFrame({"n": [0, 7, 10]}),
+    "names": pd.DataFrame(
+        {
+            "a": ["wang wei", "martha", "dixon", "zhou xue", "li na", "abc"],
+            "b": ["wang", "marhta", "dicksonx", "zhou jing", "na li", "xyz"],
+        }
+    ),
+    "dates": pd.DataFrame({"d1": _ts("1980-03-04", "1990-01-12"), "d2": _ts("1980-04-03", "1990-01-12")}),
+}
+
+
+@pytest.mark.parametrize("construct", list(CONSTRUCTS))
+def test_construct_gives_the_same_result_on_spark_and_duckdb(construct: str, spark_engine) -> None:
+    sql, when = CONSTRUCTS[construct], pd.Timestamp("2026-06-30 12:00")
+    params = {"when": when} if "$when" in sql else {}
+    with DuckDBEngine() as duck:
+        for name, frame in CONSTRUCT_TABLES.items():
+            duck.register(name, frame)
+            spark_engine.register(name, frame)
+        expected = duck.query(sql, **params)
+    assert_same(expected, spark_engine.query(sql, **params), construct)
