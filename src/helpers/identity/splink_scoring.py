@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -195,8 +196,9 @@ COMPARISONS: list[dict[str, Any]] = [
 def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """The columns the Splink model compares, one row per record.
 
-    Text columns are Arrow strings (`string[pyarrow]`), each converted as soon as it is made: at
-    2.2M records Python string objects took about 2 GB here, Arrow strings a quarter of that.
+    Text columns are Arrow strings (`string[pyarrow]`), each converted as soon as it is made: on the
+    20k demo world's 44,140 records the frame takes 11.4 MB instead of 40.7 MB with Python strings
+    (at 2.2M records about 0.6 GB instead of 2 GB).
     """
 
     def text(values: pd.Series) -> pd.Series:
@@ -308,8 +310,10 @@ def score_pairs(
         agreeing = _pairs_agreeing(frame[list(prior_columns)].dropna().astype(str).agg("|".join, axis=1))
         all_pairs = len(frame) * (len(frame) - 1) / 2
         prior = float(np.clip(max(agreeing, 1) / PRIOR_RECALL / all_pairs, 1e-9, 0.5))
+    spill = tempfile.TemporaryDirectory(prefix="splink-")  # not DuckDB's default `.tmp` in the working folder
     engine = DuckDBEngine(memory_limit=SPLINK_MEMORY_LIMIT)
     try:
+        engine.connection.execute(f"SET temp_directory = '{spill.name}'")
         engine.register("splink_input", frame)
         kept, skipped = affordable_rules(engine, "splink_input", blocking_rules, len(frame))
         if skipped:
@@ -339,6 +343,7 @@ def score_pairs(
         )
     finally:
         engine.connection.close()  # frees DuckDB's tables and buffers now, not at garbage collection
+        spill.cleanup()
     stats["splink_pairs_above_min"] = len(pairs)
     return pairs, stats
 
