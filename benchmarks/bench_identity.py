@@ -12,6 +12,12 @@ Data sets:
                            as step 01 (`helpers.audit.run_step`) cleans it; with :<n>, only the
                            records of random people up to n records
 
+For the step (demo worlds and FEBRL) it prints what blocking lets through: the share of true pairs
+scored or linked by identifiers (`scored_recall_all_pairs`), the share the merge can reach through
+scored pairs and identifier links (`reachable_recall_all_pairs`), and per blocking rule the pairs it
+adds, the true pairs among them, the true pairs only it yields and the cumulative recall of the true
+pairs across deterministic clusters (`blocking_report`).
+
 Each (system, data set) runs in its own process so peak memory (max RSS) is its own; a run past
 `--timeout-min` or `--max-gb` is stopped and reported as such. On demo worlds, seconds and peak
 memory cover reading step 01's clean tables and the merge, not the truth comparison.
