@@ -11,23 +11,15 @@ Nothing outside this package imports an engine library.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
 
-SQL_DIR = Path(__file__).parent / "queries"
+from helpers.engine.sql_files import SQL_DIR, load_query
 
-
-@cache
-def load_query(step: str, name: str) -> str:
-    """The text of `queries/<step>/<name>.sql`."""
-    path = SQL_DIR / step / f"{name}.sql"
-    if not path.is_file():
-        raise FileNotFoundError(f"No query {path}")
-    return path.read_text(encoding="utf-8")
+__all__ = ["SQL_DIR", "DuckDBEngine", "SqlEngine", "connect", "connect_configured", "load_query"]
 
 
 class SqlEngine(Protocol):

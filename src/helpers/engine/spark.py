@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from helpers.engine.base import load_query
 from helpers.engine.dialect import SparkDialect, Statement
+from helpers.engine.sql_files import load_query
 
 _SESSION: Any = None
 SESSION_SECONDS: dict[str, float] = {}  # how long the process's session took to start
