@@ -442,8 +442,12 @@ SMALL_DATA_CONF = {
 @pytest.fixture(scope="session")
 def spark_engine(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
-    from helpers.engine.spark import stop_spark
+    from helpers.engine.spark import ensure_java, stop_spark
 
+    try:
+        ensure_java()
+    except RuntimeError as missing:
+        pytest.skip(str(missing))
     engine = connect("spark", conf=SMALL_DATA_CONF)
     yield engine
     engine.close()
