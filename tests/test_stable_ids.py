@@ -267,3 +267,40 @@ def test_without_kept_links_ids_are_still_carried_over(months: dict) -> None:
     assert len(placed) and set(placed["match_method"]) <= {"deterministic", "probabilistic"}
     same = kept.merge(relinked, on=KEY)
     assert np.mean(same["customer_id_x"] == same["customer_id_y"]) > 0.99
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "12 kept, 5 new customers, 1 new ids for records that split off, 3 ids retired"),
+        ("zh", "12 个保留,5 个新客户,1 个拆分出的新编号,3 个编号停用"),
+    ],
+)
+def test_page_02_summary_says_how_many_ids_were_carried_over(language: str, expected: str) -> None:
+    from helpers.core.i18n import Catalog
+    from helpers.identity.display import summary_block
+    from helpers.identity.merge import IdentityResult
+
+    empty = pd.DataFrame()
+    result = IdentityResult(
+        records=empty,
+        crosswalk=pd.DataFrame({"match_method": ["deterministic", "single"]}),
+        golden=empty,
+        identifiers=empty,
+        suspicious_identifiers=empty,
+        review_pairs=empty,
+        merge_summary=pd.DataFrame({"source_system": ["all"], "records": [2], "customers": [2]}),
+        scored_pairs=empty,
+        stats={
+            "previous_run": "m0",
+            "ids_kept": 12,
+            "ids_new": 5,
+            "ids_new_from_split": 1,
+            "ids_retired_merged": 2,
+            "ids_retired_removed": 1,
+        },
+    )
+    text = Catalog(language)
+    assert expected in summary_block(text, result)  # retired: 2 merged + 1 removed
+    result.stats = {}
+    assert expected not in summary_block(text, result)

@@ -47,6 +47,18 @@ def summary_block(text: Catalog, result: IdentityResult) -> str:
         text("identity.summary.suspicious", suspicious=text.number(len(result.suspicious_identifiers))),
         text("identity.summary.review", review=text.number(len(result.review_pairs))),
     ]
+    stats = result.stats
+    if stats.get("previous_run"):
+        retired = int(stats["ids_retired_merged"]) + int(stats["ids_retired_removed"])
+        lines.append(
+            text(
+                "identity.summary.ids",
+                kept=text.number(int(stats["ids_kept"])),
+                new=text.number(int(stats["ids_new"])),
+                split=text.number(int(stats["ids_new_from_split"])),
+                retired=text.number(retired),
+            )
+        )
     return "\n".join(lines)
 
 
