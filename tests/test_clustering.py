@@ -697,3 +697,29 @@ def test_select_prefers_the_score_or_more_segments_among_admissible_candidates()
     assert chosen == "ward:5" and reason.startswith("most segments among the better half")
     none = scored.assign(admissible=False)
     assert cl.select(none)[0] == "kmeans:6" and "review" in cl.select(none)[1]
+
+
+def test_page_shows_each_segments_stability_and_flags_the_unstable(step_run):
+    from helpers.clustering import report
+
+    ctx, result, _ = step_run
+    table = result.segment_stability
+    clustered = sorted(set(result.segments["segment_id"]) - {cl.PROSPECT_ID})
+    assert table["segment_id"].tolist() == clustered
+    assert table["jaccard"].between(0, 1).all() and table["segment_name"].notna().all()
+    np.testing.assert_array_equal(table["unstable"], table["jaccard"] < result.settings.min_segment_jaccard)
+    manifest = json.loads(ctx.path("step.json").read_text())
+    expected = {str(i): round(j, 3) for i, j in zip(clustered, table["jaccard"], strict=True)}
+    assert manifest["segment_jaccard"] == expected
+    assert manifest["stability_refits"] == result.candidate.stability.refits >= 2
+    zh = catalog("zh")
+    shown = report.reliability_table(result, zh).data
+    assert list(shown.columns) == ["客户群", "占全部客户", "重现度（0-1）", "状态"]
+    assert shown["状态"].tolist() == ["不稳定，需复核" if flag else "稳定" for flag in table["unstable"]]
+    flagged = result.segment_stability.assign(unstable=[True] + [False] * (len(table) - 1))
+    summary = report.summary_markdown(dataclasses.replace(result, segment_stability=flagged), zh)
+    assert f"注意：**{table['segment_name'].iloc[0]}** 在重复计算时不能稳定重现" in summary
+    assert "在重复计算时不能稳定重现" not in report.summary_markdown(
+        dataclasses.replace(result, segment_stability=flagged.assign(unstable=False)), zh
+    )
+    assert report.stability_detail(result).startswith(f"Stability of {result.chosen}: mean ARI")
