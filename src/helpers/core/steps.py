@@ -52,7 +52,7 @@ IDENTITY = Step(
     writes=tuple(
         f"02_identity_merge/{name}" for name in
         ("crosswalk", "golden", "identifiers", "suspicious_identifiers", "review_pairs", "merge_summary",
-         "event_customers", "row_trace")
+         "event_customers", "row_trace", "id_history")
     ),
 )  # fmt: skip
 FEATURES = Step(
