@@ -20,7 +20,8 @@ fitted probability is for the backtest window `w`; the MBG/NBD carries it to the
 logit P0(horizon) - logit P0(w) per customer. The label's threshold is then **recall-calibrated**
 (`calibrate_recall_target`): the at_risk + churned rules are replayed on the backtest with
 out-of-fold risks, and the expected-recall target is raised until the replay's *realized* recall
-reaches the chosen one, so the recall asked for is the recall obtained, not an expectation that
+reaches the chosen one (less one standard error: a shortfall within the noise is accepted), so
+the recall asked for is the recall obtained, not an expectation that
 holds only when the risk is a perfectly calibrated probability.
 """
 
@@ -230,26 +231,33 @@ def to_horizon(risk_window: np.ndarray, p_none_window: np.ndarray, p_none_horizo
 
 
 def calibrate_recall_target(
-    realized_recall: Callable[[float], float], target: float, ceiling: float = 0.995, steps: int = 14
+    realized_recall: Callable[[float], float],
+    target: float,
+    tolerance: float = 0.0,
+    ceiling: float = 0.995,
+    steps: int = 14,
 ) -> dict[str, float]:
-    """The expected-recall setting whose realized backtest recall reaches `target`.
+    """The expected-recall setting whose realized backtest recall reaches `target` (less `tolerance`).
 
     `realized_recall(setting)`: the recall of non-buyers the label reaches on the backtest when its
-    threshold is chosen for expected recall `setting` (monotone in the setting). Bisects between
-    `target` and `ceiling`; when the target already reaches it, the target is kept (no lowering: the
-    label never asks for less than the chosen recall).
+    threshold is chosen for expected recall `setting` (monotone in the setting). `tolerance`: the
+    shortfall the backtest cannot tell from sampling noise (one standard error of a recall), which
+    is accepted rather than flagging more customers. Bisects between `target` and `ceiling`; when
+    the target already reaches it, the target is kept (no lowering: the label never asks for less
+    than the chosen recall).
     """
+    goal = target - tolerance
     at_target = realized_recall(target)
-    if at_target >= target:
+    if at_target >= goal:
         return {"setting": target, "backtest_recall_at_target": at_target, "backtest_recall": at_target}
     low, high = target, ceiling
     reached = realized_recall(high)
-    if reached < target:
+    if reached < goal:
         return {"setting": high, "backtest_recall_at_target": at_target, "backtest_recall": reached}
     for _ in range(steps):
         middle = (low + high) / 2
         value = realized_recall(middle)
-        if value >= target:
+        if value >= goal:
             high, reached = middle, value
         else:
             low = middle

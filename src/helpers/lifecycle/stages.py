@@ -461,7 +461,8 @@ def _threshold_masks(
 
 def calibrate_recall(score: ChurnScore, rules: dict[str, Any], rhythm_rule: bool = True) -> dict[str, Any]:
     """The expected-recall setting at which the label's *realized* recall on the backtest reaches the
-    rules' `target_recall` (`churn.calibrate_recall_target`).
+    rules' `target_recall` (`churn.calibrate_recall_target`), less one standard error of that recall
+    (a shortfall the backtest cannot tell from noise does not move the threshold).
 
     Replays the stage rules on the backtest customers as of the cut, with their out-of-fold churn
     risks, for a candidate setting, and counts the share of the customers who then bought nothing
@@ -485,7 +486,12 @@ def calibrate_recall(score: ChurnScore, rules: dict[str, Any], rhythm_rule: bool
         flagged = never | (always & (risk >= threshold))
         return float(flagged[outcome & reachable].mean())
 
-    return {**churn.calibrate_recall_target(realized, target), "calibrated": True}
+    tolerance = float(np.sqrt(target * (1 - target) / (outcome & reachable).sum()))  # one standard error
+    return {
+        **churn.calibrate_recall_target(realized, target, tolerance),
+        "tolerance": tolerance,
+        "calibrated": True,
+    }
 
 
 def assign_stages(
