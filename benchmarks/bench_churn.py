@@ -12,7 +12,8 @@ or before the cut (customers with only zero-amount rows get the `contact` stage 
 
 Printed per cut: base rate; ROC AUC of our `churn_risk`, of days since the last purchase, of the
 Pareto/NBD P(alive) (lifetimes' `ParetoNBDFitter`, 1 - P(alive) as the score) and of the MBG/NBD
-P(no purchase in the holdout) alone; the at_risk + churned label's precision and realized recall,
+P(no purchase in the holdout) alone (`helpers.features.clv`, no backtest); the at_risk + churned
+label's precision and realized recall,
 the precision of flagging the same number of customers by days since the last purchase, and the
 goals (AUC >= recency + 0.03; label precision >= recency-at-same-count + 0.02 at recall >= 0.90).
 `--demo-run`: step 05 rerun on a copy of a finished demo run (steps 01-04 kept), its stage macro F1
@@ -34,7 +35,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from helpers.lifecycle.stages import CHURN_STAGES, label_from_transactions, purchase_days
+from helpers.lifecycle.stages import (
+    CHURN_STAGES,
+    label_from_transactions,
+    purchase_days,
+    score_churn_risk,
+    summarize_purchase_days,
+)
 
 CUTS = ["1997-09-30", "1997-12-31"]
 AUC_GAIN, PRECISION_GAIN, MIN_RECALL = 0.03, 0.02, 0.90
@@ -100,6 +107,8 @@ def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
     flagged = buyers["stage"].isin(CHURN_STAGES).to_numpy()
     info = labels.attrs["lifecycle"]
     pareto = pareto_nbd_score(log, reference).reindex(ids).to_numpy(float)
+    summary = summarize_purchase_days(purchase_days(log, reference), reference)
+    mbgnbd = pd.Series(score_churn_risk(summary, holdout).p_none, index=summary["customer_id"])
     row: dict[str, float | str | bool] = {
         "cut": cut,
         "holdout_days": holdout,
@@ -109,6 +118,7 @@ def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
         "auc_ours": float(roc_auc_score(truth, buyers["churn_risk"])),
         "auc_recency": float(roc_auc_score(truth, recency)),
         "auc_pareto_nbd": float(roc_auc_score(truth, pareto)),
+        "auc_mbgnbd": float(roc_auc_score(truth, mbgnbd.reindex(ids).to_numpy(float))),
         "label_precision": float(truth[flagged].mean()),
         "label_recall": float(flagged[truth].mean()),
         "flagged": int(flagged.sum()),
