@@ -768,7 +768,11 @@ def test_label_recall_is_calibrated_on_the_backtest_replay() -> None:
     overconfident = truth_p**3  # same order, far too low for the customers in the middle
     rules = load_rules()
     score = ChurnScore(overconfident, overconfident, {}, past, outcome, overconfident)
+    measured = calibrate_recall(score, rules)  # default: measured on the backtest, the setting kept
+    assert not measured["calibrated"] and measured["setting"] == 0.9
+    rules["at_risk"]["calibrate_recall"] = True
     calibration = calibrate_recall(score, rules)
+    assert calibration["backtest_recall_at_target"] == measured["backtest_recall_at_target"]
     goal = 0.9 - calibration["tolerance"]  # one standard error of the backtest recall
     assert calibration["tolerance"] == pytest.approx(np.sqrt(0.09 / outcome.sum()))
     assert calibration["calibrated"] and calibration["backtest_recall_at_target"] < goal

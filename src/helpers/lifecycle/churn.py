@@ -17,7 +17,9 @@ inputs, per customer and as of the date scored (`churn_features`):
 
 A column that is constant in the backtest (e.g. no service data) is left out of the fit. The
 fitted probability is for the backtest window `w`; the MBG/NBD carries it to the horizon by adding
-logit P0(horizon) - logit P0(w) per customer. The label's threshold is then **recall-calibrated**
+logit P0(horizon) - logit P0(w) per customer. With `at_risk.calibrate_recall: true` in the lifecycle
+rules (off by default; otherwise the backtest recall is only measured) the label's threshold is
+**recall-calibrated**
 (`calibrate_recall_target`): the at_risk + churned rules are replayed on the backtest with
 out-of-fold risks, and the expected-recall target is raised until the replay's *realized* recall
 reaches the chosen one (less one standard error: a shortfall within the noise is accepted), so
