@@ -387,19 +387,14 @@ class _Month:
         """A chunk of new people drawn by the demo generator, ids after every existing one."""
         first = int(self.persons.index.str[1:].astype(np.int64).max()) + 1
         first += sum(len(extra) for extra in self.extra_persons)
-        for attempt in range(20):  # a tiny chunk may draw no orphan event, which the generator cannot plant
-            world = _World(self.reference, ref.campaigns(self.reference))
-            world.record_counters = dict(self.counters)
-            world.event_counters = {name: _next_event_number(raw_dir, name) for name in EVENT_TABLES}
-            try:
-                raw, truth = world.chunk(
-                    np.random.default_rng([seed, 2000 + self.month, attempt]), 50 + self.month, first, size
-                )
-            except ValueError:
-                continue
-            self.counters = dict(world.record_counters)
-            return raw, truth
-        raise RuntimeError("could not draw the month's new people")
+        world = _World(self.reference, ref.campaigns(self.reference))
+        world.record_counters = dict(self.counters)
+        world.event_counters = {name: _next_event_number(raw_dir, name) for name in EVENT_TABLES}
+        raw, truth = world.chunk(
+            np.random.default_rng([seed, 2000 + self.month]), 50 + self.month, first, size
+        )
+        self.counters = dict(world.record_counters)
+        return raw, truth
 
 
 def _next_event_number(raw_dir: Path, name: str) -> int:

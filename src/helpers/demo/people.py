@@ -60,7 +60,8 @@ def cat(*parts: np.ndarray | str) -> np.ndarray:
 
 def zpad(values: np.ndarray, width: int) -> np.ndarray:
     """Integers as zero-padded strings."""
-    return np.strings.zfill(np.asarray(values, dtype=np.int64).astype(str), width)
+    digits = np.asarray(values, dtype=np.int64).astype(str)
+    return np.strings.zfill(digits, width) if digits.size else digits.astype(f"<U{width}")
 
 
 def scrambled(index: np.ndarray, width: int, multiplier: int, offset: int) -> np.ndarray:
