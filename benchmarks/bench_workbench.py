@@ -16,98 +16,49 @@ The total CPU is the kernel's (child processes) plus this process's (papermill, 
 machine's busy CPU seconds not spent by the benchmark are printed too (0 on a quiet machine).
 `--rerun STEP` re-executes that step's notebook twice in one kernel against the finished run, as
 an analyst does in JupyterLab (it writes to a scratch folder): first with a cold kernel, then warm.
-The reference: after the run, step 03's transactions query (44 columns) and one DuckDB statement
-computing a 7-column per-customer value summary run on the same engine over the run's Parquet
-files; wall and CPU (this process, every DuckDB thread) of each and their ratio are printed.
+The reference: after the run, step 03's transactions query and one hand-written DuckDB statement
+computing the same 44 columns (`benchmarks/bench_references.py`) run on the same engine over the
+run's Parquet files; wall and CPU (this process, every DuckDB thread), their ratio and the largest
+difference between the two results are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import pandas as pd
 import psutil
 
 from helpers.core.config import load_config
-from helpers.core.context import StepContext
 from helpers.core.paths import OUTPUTS_DIR
 from helpers.core.runner import KernelCpu, SharedKernel, ensure_demo_data, execute_notebook, run_workbench
 from helpers.core.steps import STEP_BY_NAME
-from helpers.engine.base import connect
-from helpers.features.build import (
-    EVENT_TABLES,
-    FeatureSettings,
-    aggregate_table,
-    find_levels,
-    query_params,
-)
-from helpers.identity.events import register_events
 
 BENCH_OUTPUTS = OUTPUTS_DIR / "bench"
-REFERENCE_SQL = """
-SELECT
-    x.customer_id,
-    count(*) FILTER (WHERE NOT t.is_refund) AS n_purchases,
-    count(DISTINCT date_trunc('day', t.txn_at)) FILTER (WHERE NOT t.is_refund) AS purchase_days,
-    sum(t.amount) FILTER (WHERE NOT t.is_refund) AS monetary_total,
-    sum(t.amount) FILTER (WHERE NOT t.is_refund AND t.txn_at >= $start_12m) AS monetary_12m,
-    sum(t.amount) FILTER (WHERE t.is_refund) AS refund_amount,
-    min(t.txn_at) AS first_txn_at,
-    max(t.txn_at) AS last_txn_at
-FROM transactions AS t
-LEFT JOIN crosswalk AS x ON x.source_system = t.source_system AND x.source_record_id = t.source_customer_id
-WHERE t.txn_at < $as_of_end
-GROUP BY x.customer_id
-"""
+
+
+def transactions_vs_reference(run_dir: Path) -> None:
+    """Step 03's transactions aggregate against the same 44 columns written by hand in one DuckDB
+    statement (`bench_references.compare_transactions`), timed on the finished run."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_references", Path(__file__).with_name("bench_references.py")
+    )
+    bench_references = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_references)
+    bench_references.compare_transactions(run_dir)
 
 
 def _cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _timed(work: Callable[[], pd.DataFrame]) -> tuple[float, float, int]:
-    """Wall and CPU seconds (this process, all threads) of `work`, and the rows it returned."""
-    cpu, started = time.process_time(), time.perf_counter()
-    rows = len(work())
-    return time.perf_counter() - started, time.process_time() - cpu, rows
-
-
-def transactions_vs_reference(run_dir: Path) -> None:
-    """Print step 03's transactions aggregate and the reference statement, each timed on the run."""
-    ctx = StepContext(run_dir=run_dir, step="03_features", config=load_config(run_dir / "config.yml"))
-    settings = FeatureSettings.from_config(ctx.settings.features, ctx.reference_date, ctx.seed)
-    index = pd.Index(ctx.read("02_identity_merge", "golden", columns=["customer_id"])["customer_id"])
-    tables = {**{name: name for name in EVENT_TABLES}, "crosswalk": "crosswalk"}
-    engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
-    try:
-        register_events(engine, ctx, tables)
-        levels, other = find_levels(engine, tables, settings)
-        params = query_params(settings.reference_date)
-        step = _timed(
-            lambda: aggregate_table(engine, "transactions", tables, settings, levels, index, other)[0]
-        )
-        bounds = {name: params[name] for name in ("as_of_end", "start_12m")}
-        reference = _timed(lambda: engine.query(REFERENCE_SQL, **bounds))
-    finally:
-        engine.close()
-    print(f"{'transactions aggregate':<34}{'wall s':>8}{'CPU s':>8}{'rows':>10}")
-    for label, (wall, cpu, rows) in (
-        ("step 03 query (44 columns)", step),
-        ("DuckDB reference (7 columns)", reference),
-    ):
-        print(f"{label:<34}{wall:>8.2f}{cpu:>8.2f}{rows:>10,}")
-    ratios = step[0] / reference[0], step[1] / max(reference[1], 1e-3)
-    print(f"{'ratio step / reference':<34}{ratios[0]:>8.1f}{ratios[1]:>8.1f}")
 
 
 def machine_busy_seconds() -> float:
