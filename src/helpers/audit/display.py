@@ -12,11 +12,6 @@ from helpers.audit.report import QUALITY_PARTS, AuditReport, profile_for_report,
 from helpers.core.factors import SOURCE_GROUPS
 from helpers.core.i18n import Catalog
 
-# Until the catalogs carry `audit.headers.identifier_event_rows` (then the catalog text wins).
-_IDENTIFIER_EVENT_ROWS = {
-    "zh": "按电话、邮箱或账号关联的事件行",
-    "en": "event rows keyed by phone, e-mail or account",
-}
 _COLUMN_REASON = re.compile(r"^(missing|unparseable|invalid|negative|out-of-range) (\w+)$")
 _AFTER_REFERENCE = re.compile(r"^(\w+) after reference date$")
 _INVALID_CHECK = re.compile(r"^invalid (\w+) format \(kept, _norm null\)$")
@@ -280,11 +275,7 @@ def coverage_table(text: Catalog, report: AuditReport) -> Styler:
         columns.append("identifier_event_rows")
     shown = _headers(text, frame, [c for c in columns if c != "identifier_event_rows"])
     if "identifier_event_rows" in columns:
-        header = text.label(
-            "audit.headers.identifier_event_rows",
-            _IDENTIFIER_EVENT_ROWS.get(text.language, _IDENTIFIER_EVENT_ROWS["en"]),
-        )
-        shown[header] = frame["identifier_event_rows"].to_numpy()
+        shown[text("audit.headers.identifier_event_rows")] = frame["identifier_event_rows"].to_numpy()
     return _style(text, shown, shares=(text("audit.headers.share"),))
 
 
