@@ -26,12 +26,18 @@ Pipeline:
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -47,6 +53,7 @@ from helpers.core.normalize import (
 from helpers.core.settings import IdentitySettings
 from helpers.engine.base import DuckDBEngine
 from helpers.identity.events import (
+    TRACE_COLUMNS,
     check_row_trace,
     read_clean,
     resolution_columns,
@@ -148,10 +155,26 @@ NAME_SIMILARITY_FLOOR = {
 # Two names this dissimilar never end up in one customer.
 CLUSTER_NAME_FLOOR = 0.7
 MAX_RECORDS_PER_IDENTIFIER = 50
+# DuckDB memory for the identifier queries (DuckDB's default is 80 % of the machine's memory); beyond it
+# DuckDB spills to a temporary folder of its own, as Splink scoring does (`SPLINK_MEMORY_LIMIT`).
+MERGE_MEMORY_LIMIT = "1GB"
+# Rows of `row_trace` converted to plain strings and written at a time (the frame itself is categorical).
+TRACE_WRITE_ROWS = 1_000_000
 
 
 class IdentityInputError(ValueError):
     """A clean identity table cannot be merged as it is."""
+
+
+@contextmanager
+def merge_engine() -> Iterator[DuckDBEngine]:
+    """A DuckDB engine limited to `MERGE_MEMORY_LIMIT` that spills to a temporary folder (removed after)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="identity-merge-") as spill,
+        DuckDBEngine(memory_limit=MERGE_MEMORY_LIMIT) as engine,
+    ):
+        engine.connection.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
+        yield engine
 
 
 @dataclass
@@ -565,17 +588,13 @@ def merge_identities(
         if system in SYSTEM_TABLES:
             _check_table(system, table)
     clock = time.perf_counter()
-    # A canonical record order makes the result independent of the order rows arrive in.
-    ordered = {
-        system: tables[system]
-        .sort_values("source_record_id", key=lambda ids: ids.astype(str))
-        .reset_index(drop=True)
-        for system in SYSTEM_PRIORITY
-        if system in tables
-    }
+    # A canonical record order makes the result independent of the order rows arrive in (tables already
+    # in it, as `run_step` passes them, are not copied).
+    ordered = {system: in_record_order(tables[system]) for system in SYSTEM_PRIORITY if system in tables}
     records = build_records({**tables, **ordered})
     identifiers = build_identifiers(ordered, records)
-    with DuckDBEngine() as engine:
+    del ordered
+    with merge_engine() as engine:
         suspicious = find_suspicious_identifiers(
             identifiers, records, settings.max_people_per_identifier, engine
         )
@@ -658,9 +677,8 @@ def merge_identities(
     if keep is not None:
         _previous_methods(crosswalk, keep)
     stats["customers"] = int(crosswalk["customer_id"].nunique())
-    records = records.assign(
-        customer_id=crosswalk["customer_id"].to_numpy(), deterministic_cluster=deterministic_labels
-    )
+    records["customer_id"] = crosswalk["customer_id"].to_numpy()  # in place: no copy of every record
+    records["deterministic_cluster"] = deterministic_labels
 
     from helpers.identity.golden import build_golden
 
@@ -764,7 +782,7 @@ def _identifier_table(
     customers = pd.DataFrame(
         {"record_index": np.arange(len(records)), "customer_id": records["customer_id"].to_numpy()}
     )
-    with DuckDBEngine() as engine:
+    with merge_engine() as engine:
         engine.register("identifiers", identifiers)
         engine.register("customers", customers)
         engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
@@ -835,6 +853,14 @@ def merge_summary(crosswalk: pd.DataFrame) -> pd.DataFrame:
     )
     total["duplicates_merged"] = total["records"] - total["customers"]
     return pd.concat([summary, total]).reset_index()
+
+
+def in_record_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` sorted by `source_record_id` (as text), fresh index; `frame` itself when it already is."""
+    ids = frame["source_record_id"].astype(str)
+    if ids.is_monotonic_increasing and frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame
+    return frame.sort_values("source_record_id", key=lambda _: ids).reset_index(drop=True)
 
 
 def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
@@ -938,15 +964,65 @@ def rename_customers(result: IdentityResult, mapping: pd.Series) -> None:
                 frame[column] = renamed(frame[column])
 
 
+class _AuditTables(Mapping[str, pd.DataFrame]):
+    """Step 01's `<prefix><table>` for each of `tables`, read when asked for (one at a time in memory):
+    only those of `columns` the file has, text columns dictionary-encoded (categoricals)."""
+
+    def __init__(self, ctx: StepContext, prefix: str, tables: list[str], columns: list[str]) -> None:
+        self.ctx, self.prefix, self.tables, self.columns = ctx, prefix, tables, columns
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        if table not in self.tables:
+            raise KeyError(table)
+        path = self.ctx.path(f"{self.prefix}{table}.parquet", AUDIT_STEP)
+        schema = pq.read_schema(path)
+        columns = [c for c in self.columns if c in schema.names]
+        text = [c for c in columns if pa.types.is_string(schema.field(c).type)]
+        return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tables)
+
+    def __len__(self) -> int:
+        return len(self.tables)
+
+
 def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFrame) -> pd.DataFrame:
-    """`row_trace` of the run: every data row of every file step 01 read, checked against its ledger."""
+    """`row_trace` of the run: every data row of every file step 01 read, checked against its ledger.
+
+    The clean and quarantine tables are read one at a time, with only the columns that link a row."""
     files = trace_files(ctx.settings.data)
-    keys = {"source_record_id", "cti_id", "source_system", "source_customer_id"}  # what links a row
-    clean = {table: read_clean(ctx, table, ["source_row", *sorted(keys)]) for table in files}
-    quarantine = {table: ctx.read(AUDIT_STEP, f"quarantine_{table}") for table in files}
+    keys = ["source_row", "source_record_id", "cti_id", "source_system", "source_customer_id"]
+    clean = _AuditTables(ctx, "clean_", list(files), keys)
+    quarantine = _AuditTables(ctx, "quarantine_", list(files), ["source_row", "reason"])
     trace = row_trace(files, clean, quarantine, crosswalk, resolution)
     check_row_trace(trace, ctx.read(AUDIT_STEP, "ledger"))
     return trace
+
+
+def write_row_trace(ctx: StepContext, trace: pd.DataFrame) -> Path:
+    """Write `row_trace` as plain strings (the artifact readers know), `TRACE_WRITE_ROWS` rows at a time,
+    atomically like `StepContext.write`."""
+    # The pandas metadata of the string frame, so the artifact reads back as `string` columns.
+    schema = pa.Schema.from_pandas(
+        pd.DataFrame({c: pd.Series(dtype="int64" if c == "row_no" else "string") for c in TRACE_COLUMNS}),
+        preserve_index=False,
+    )
+    path = ctx.path("row_trace.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".parquet.partial")
+    with pq.ParquetWriter(partial, schema) as writer:
+        for start in range(0, max(len(trace), 1), TRACE_WRITE_ROWS):
+            part = trace.iloc[start : start + TRACE_WRITE_ROWS]
+            arrays = [
+                pa.array(part[c].astype("int64").to_numpy())
+                if c == "row_no"
+                else pa.array(part[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+                for c in TRACE_COLUMNS
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+    partial.replace(path)
+    return path
 
 
 def run_step(ctx: StepContext) -> IdentityResult:
@@ -971,9 +1047,12 @@ def run_step(ctx: StepContext) -> IdentityResult:
             flush=True,
         )
     tables = {system: frame for system, frame in tables.items() if not frame.empty}
+    for system in tables:  # one table at a time, so the merge keeps no second copy of them
+        tables[system] = in_record_order(tables[system])
     previous, unchanged, keep = previous_identity(ctx, tables)
     result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed, keep=keep)
     check_crosswalk(result.crosswalk, tables)
+    del tables  # not needed any more (1.8 GB at a million customers)
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
     events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
     resolution, new_records = resolve_events(
@@ -984,6 +1063,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
         ctx.settings.data,
         ctx.settings.identity.max_people_per_identifier,
     )
+    del events
     add_event_customers(result, new_records)
     result.event_customers = resolution
     keep_previous_ids(ctx, result, previous, unchanged)
@@ -1005,10 +1085,10 @@ def run_step(ctx: StepContext) -> IdentityResult:
         "review_pairs",
         "merge_summary",
         "event_customers",
-        "row_trace",
         "id_history",
     ):
         ctx.write(name, getattr(result, name))
+    write_row_trace(ctx, result.row_trace)
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
     result.stats["empty_tables"] = empty
     ctx.record(**result.stats)
