@@ -24,11 +24,14 @@ from helpers.identity import link_records
 from helpers.identity import run_step as identity_run_step
 from helpers.identity.merge import (
     AUDIT_STEP,
+    MERGE_MEMORY_LIMIT,
     IdentityInputError,
     IdentityResult,
     check_crosswalk,
+    in_record_order,
     load_clean_tables,
     mask_value,
+    merge_engine,
     merge_identities,
 )
 
@@ -257,6 +260,32 @@ def test_customer_ids_are_stable_across_runs_and_input_order(
     det_a = merge(world_tables, method="deterministic").crosswalk.set_index(key)["customer_id"]
     det_b = merge(shuffled, method="deterministic").crosswalk.set_index(key)["customer_id"]
     assert np.array_equal(det_a.to_numpy(), det_b.reindex(det_a.index).to_numpy())
+
+
+def test_in_record_order_sorts_by_record_id_as_text_and_keeps_an_ordered_table() -> None:
+    frame = pd.DataFrame({"source_record_id": ["9", "10", "1"], "name": ["c", "b", "a"]}, index=[5, 6, 7])
+    ordered = in_record_order(frame)
+    assert ordered["source_record_id"].tolist() == ["1", "10", "9"]
+    assert ordered["name"].tolist() == ["a", "b", "c"] and ordered.index.equals(pd.RangeIndex(3))
+    # Already in order (what run_step passes to merge_identities): the same frame, no copy.
+    assert in_record_order(ordered) is ordered
+    # In order but with another index: re-indexed, as the merge's positions need.
+    assert in_record_order(ordered.set_axis([3, 4, 5])).index.equals(pd.RangeIndex(3))
+
+
+def test_merge_engine_limits_duckdb_memory_and_spills_to_a_folder_it_removes() -> None:
+    import duckdb
+
+    with duckdb.connect() as reference:
+        default = reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        reference.execute(f"SET memory_limit = '{MERGE_MEMORY_LIMIT}'")
+        limited = reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with merge_engine() as engine:
+        limit = engine.connection.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        spill = Path(engine.connection.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert spill.is_dir() and spill.name.startswith("identity-merge-")
+    assert limit == limited != default
+    assert not spill.exists()
 
 
 def test_masking_hides_names_phones_and_emails() -> None:
