@@ -21,7 +21,7 @@ from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import run_step
-from helpers.identity.events import _placeholder, check_row_trace, register_events
+from helpers.identity.events import TRACE_COLUMNS, _placeholder, check_row_trace, register_events
 from helpers.identity.merge import AUDIT_STEP, IdentityResult
 
 CONFIG = {
@@ -292,6 +292,38 @@ def test_row_trace_lists_every_input_row_once_and_matches_the_ledger(
     wrong = ledger.reset_index().assign(accepted_rows=lambda f: f["accepted_rows"] + (f["table"] == "calls"))
     with pytest.raises(AssertionError, match="row_trace of calls"):
         check_row_trace(trace, wrong)
+
+
+def test_row_trace_in_memory_is_categorical_and_written_as_strings(
+    run_dir: Path, result: IdentityResult
+) -> None:
+    """At a million customers the trace has 27M rows: in memory its text columns are categoricals,
+    the artifact keeps plain string columns with the same values."""
+    trace = result.row_trace
+    text = [column for column in TRACE_COLUMNS if column != "row_no"]
+    assert all(isinstance(trace[column].dtype, pd.CategoricalDtype) for column in text)
+    written = pd.read_parquet(artifact_path(run_dir, "02_identity_merge/row_trace"))
+    assert written.dtypes.drop("row_no").eq("string").all() and written["row_no"].dtype == "int64"
+    pd.testing.assert_frame_equal(trace.astype(dict.fromkeys(text, "string")), written)
+    # Categoricals answer the questions readers ask as strings do.
+    accepted = trace["status"].eq("accepted")
+    linked = accepted & trace["customer_id"].notna() & trace["customer_id"].ne("")
+    assert int(linked.sum()) == int((written["status"].eq("accepted") & written["customer_id"].notna()).sum())
+    assert (trace["table"] == "calls").sum() == (written["table"] == "calls").sum() > 0
+
+
+def test_check_row_trace_finds_repeated_rows_in_any_order(run_dir: Path, result: IdentityResult) -> None:
+    ledger = pd.read_parquet(run_dir / AUDIT_STEP / "ledger.parquet")
+    for trace in (result.row_trace, pd.read_parquet(artifact_path(run_dir, "02_identity_merge/row_trace"))):
+        check_row_trace(trace, ledger)
+        check_row_trace(trace.sample(frac=1.0, random_state=1), ledger)  # any row order
+        calls = trace[trace["table"] == "calls"]
+        repeated = pd.concat([trace, calls.iloc[[2]]]).sample(frac=1.0, random_state=2)
+        with pytest.raises(AssertionError, match=r"row_trace repeats 1 rows of \['calls'\]"):
+            check_row_trace(repeated, ledger)
+        # A row missing: the ledger's counts disagree.
+        with pytest.raises(AssertionError, match="row_trace of calls: "):
+            check_row_trace(trace.drop(index=calls.index[0]), ledger)
 
 
 def test_later_steps_join_identifier_keyed_events_through_the_crosswalk(

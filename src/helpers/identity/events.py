@@ -24,6 +24,7 @@ identifiers of the merged customers:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -363,96 +364,172 @@ def _new_records(unmatched: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # The row trace
-def _customers_of_clean(
-    table: str, clean: pd.DataFrame, crosswalk: pd.DataFrame, resolution: pd.DataFrame
-) -> pd.Series:
-    """Customer of each accepted row of one table (null where no customer claims it)."""
-    lookup = crosswalk.set_index(["source_system", "source_record_id"])["customer_id"]
+def _labels(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes (-1 for null) and the labels they stand for: a categorical's own, else factorized."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), pd.Index(values.cat.categories)
+    codes, uniques = pd.factorize(values)
+    return codes, pd.Index(uniques)
+
+
+class _CustomerLookup:
+    """Customer code (a position in `customers`, -1 for none) of a source record key, per source system."""
+
+    def __init__(self, crosswalk: pd.DataFrame, customers: pd.Index) -> None:
+        codes = customers.get_indexer(crosswalk["customer_id"])
+        systems = crosswalk["source_system"].astype(str).to_numpy()
+        self.keys: dict[str, tuple[pd.Index, np.ndarray]] = {}
+        for system in pd.unique(systems):
+            mine = systems == system
+            ids = pd.Index(crosswalk["source_record_id"].to_numpy()[mine].astype(str))
+            self.keys[str(system)] = (ids, codes[mine])
+
+    def __call__(self, system: str, ids: pd.Series) -> np.ndarray:
+        """Customer codes of records `ids` (any dtype; compared as text) of `system`."""
+        if system not in self.keys or not len(ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        keys, codes = self.keys[system]
+        positions, labels = _labels(ids)
+        hit = keys.get_indexer(labels.astype("string").astype(object))
+        per_label = np.where(hit >= 0, codes[hit], -1)
+        return np.where(positions >= 0, per_label[positions], -1)
+
+
+def _customer_codes(
+    table: str, clean: pd.DataFrame, lookup: _CustomerLookup, resolution: pd.DataFrame, customers: pd.Index
+) -> np.ndarray:
+    """Customer code of each accepted row of one table (-1 where no customer claims it)."""
     if TABLES[table].kind == "identity":
-        keys = pd.MultiIndex.from_arrays(
-            [np.full(len(clean), SYSTEM_OF_TABLE[table]), clean["source_record_id"].astype(str)]
-        )
-        return pd.Series(lookup.reindex(keys).to_numpy(), index=clean.index, dtype="string")
-    resolved = resolution[resolution["event_table"] == table]
+        return lookup(SYSTEM_OF_TABLE[table], clean["source_record_id"])
+    resolved = resolution[(resolution["event_table"] == table).to_numpy()]
     if not resolved.empty:
-        by_row = resolved.set_index("source_row")["customer_id"]
-        return pd.Series(by_row.reindex(clean["source_row"]).to_numpy(), index=clean.index, dtype="string")
+        rows = pd.Index(resolved["source_row"].astype("int64").to_numpy())
+        codes = customers.get_indexer(resolved["customer_id"])
+        position = rows.get_indexer(clean["source_row"].astype("int64").to_numpy())
+        return np.where(position >= 0, codes[position], -1)
     if table == "calls":
-        systems = np.full(len(clean), "cti")
-        ids = clean["cti_id"]
-    else:
-        systems, ids = clean["source_system"].astype(str).to_numpy(), clean["source_customer_id"]
-    keys = pd.MultiIndex.from_arrays([systems, ids.astype("string").to_numpy()])
-    return pd.Series(lookup.reindex(keys).to_numpy(), index=clean.index, dtype="string")
+        return lookup("cti", clean["cti_id"])
+    codes = np.full(len(clean), -1, dtype=np.int64)
+    system_codes, systems = _labels(clean["source_system"])
+    for i, system in enumerate(systems):
+        mine = system_codes == i
+        codes[mine] = lookup(str(system), clean["source_customer_id"][mine])
+    return codes
 
 
 def row_trace(
     files: dict[str, str],
-    clean: dict[str, pd.DataFrame],
-    quarantine: dict[str, pd.DataFrame],
+    clean: Mapping[str, pd.DataFrame],
+    quarantine: Mapping[str, pd.DataFrame],
     crosswalk: pd.DataFrame,
     resolution: pd.DataFrame,
 ) -> pd.DataFrame:
     """Every data row of every input file: `file, table, row_no, status, reason, customer_id`.
 
     `files` maps each table read to its file name; `clean` and `quarantine` are step 01's tables
-    (with `source_row`), `crosswalk` and `resolution` step 02's."""
-    parts = []
-    for table, file in files.items():
-        accepted, rejected = clean[table], quarantine[table]
-        customer = _customers_of_clean(table, accepted, crosswalk, resolution)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "file": file,
-                    "table": table,
-                    "row_no": accepted["source_row"].astype("int64").to_numpy(),
-                    "status": "accepted",
-                    "reason": "",
-                    "customer_id": customer.to_numpy(),
-                }
-            )
-        )
-        parts.append(
-            pd.DataFrame(
-                {
-                    "file": file,
-                    "table": table,
-                    "row_no": rejected["source_row"].astype("int64").to_numpy(),
-                    "status": "quarantined",
-                    "reason": rejected["reason"].astype("string").fillna("").to_numpy(),
-                    "customer_id": pd.Series(pd.NA, index=rejected.index, dtype="string").to_numpy(),
-                }
-            )
-        )
-    if not parts:
+    (with `source_row`; `clean` needs only the columns that link a row, and may read each table when
+    asked, see `helpers.identity.merge`), `crosswalk` and `resolution` step 02's. Rows are in table
+    (canonical order) and row order; `row_no` is int64, the other columns categorical (a million
+    customers' 27M rows fit in a few hundred MB), compared, grouped and null-tested as strings are."""
+    if not files:
         return pd.DataFrame({column: pd.Series(dtype="string") for column in TRACE_COLUMNS}).astype(
             {"row_no": "int64"}
         )
+    customers = pd.Index(
+        pd.unique(pd.concat([crosswalk["customer_id"], resolution["customer_id"]]).dropna().astype(str))
+    )
+    lookup = _CustomerLookup(crosswalk, customers)
     order = {table: i for i, table in enumerate(TABLES)}
-    trace = pd.concat(parts, ignore_index=True)
-    trace = trace.sort_values(["table", "row_no"], key=lambda c: c.map(order) if c.name == "table" else c)
-    return trace.astype(
-        {"file": "string", "table": "string", "status": "string", "reason": "string", "customer_id": "string"}
-    ).reset_index(drop=True)[TRACE_COLUMNS]
+    tables = sorted(files, key=lambda t: order.get(t, len(order)))
+    file_names = pd.Index(pd.unique(pd.Series([files[t] for t in tables], dtype=object)))
+    reasons: dict[str, int] = {"": 0}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("table", "row", "status", "reason", "customer")}
+    for i, table in enumerate(tables):
+        accepted = clean[table]
+        n = len(accepted)
+        parts["table"].append(np.full(n, i, dtype=np.int16))
+        parts["row"].append(accepted["source_row"].astype("int64").to_numpy())
+        parts["status"].append(np.zeros(n, dtype=np.int8))
+        parts["reason"].append(np.zeros(n, dtype=np.int32))
+        parts["customer"].append(
+            _customer_codes(table, accepted, lookup, resolution, customers).astype(np.int32)
+        )
+        del accepted
+        rejected = quarantine[table]
+        n = len(rejected)
+        reason_codes, labels = _labels(rejected["reason"])
+        global_codes = np.array(
+            [reasons.setdefault(str(label), len(reasons)) for label in labels], dtype=np.int32
+        )
+        parts["table"].append(np.full(n, i, dtype=np.int16))
+        parts["row"].append(rejected["source_row"].astype("int64").to_numpy())
+        parts["status"].append(np.ones(n, dtype=np.int8))
+        parts["reason"].append(np.where(reason_codes >= 0, global_codes[np.maximum(reason_codes, 0)], 0))
+        parts["customer"].append(np.full(n, -1, dtype=np.int32))
+        del rejected
+    table_code, row = np.concatenate(parts.pop("table")), np.concatenate(parts.pop("row"))
+    sort = np.lexsort((row, table_code))
+    table_code, row = table_code[sort], row[sort]
+    file_of_table = file_names.get_indexer([files[t] for t in tables]).astype(np.int16)
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate(parts.pop(name))[sort]
+
+    return pd.DataFrame(
+        {
+            "file": pd.Categorical.from_codes(file_of_table[table_code], categories=file_names),
+            "table": pd.Categorical.from_codes(table_code, categories=pd.Index(tables, dtype=object)),
+            "row_no": row,
+            "status": pd.Categorical.from_codes(column("status"), categories=["accepted", "quarantined"]),
+            "reason": pd.Categorical.from_codes(
+                column("reason"), categories=pd.Index(list(reasons), dtype=object)
+            ),
+            "customer_id": pd.Categorical.from_codes(column("customer"), categories=customers),
+        }
+    )[TRACE_COLUMNS]
 
 
 def check_row_trace(trace: pd.DataFrame, ledger: pd.DataFrame) -> None:
     """Each row of each table once; rows, accepted and quarantined per table equal step 01's ledger."""
-    repeated = trace.duplicated(["table", "row_no"])
-    if repeated.any():
-        tables = sorted(trace.loc[repeated, "table"].unique())
-        raise AssertionError(f"row_trace repeats {int(repeated.sum())} rows of {tables}")
-    counts = trace.groupby("table")["status"].value_counts().unstack(fill_value=0)
-    counts = counts.reindex(columns=["accepted", "quarantined"], fill_value=0)
+    table_code, tables = _labels(trace["table"])
+    row = trace["row_no"].to_numpy(dtype=np.int64, na_value=-1)
+    if len(row) > 1:
+        same_table = table_code[1:] == table_code[:-1]
+        in_order = (table_code[1:] > table_code[:-1]) | (same_table & (row[1:] >= row[:-1]))
+        if not in_order.all():  # a trace not in table and row order (row_trace's is)
+            sort = np.lexsort((row, table_code))
+            table_code, row = table_code[sort], row[sort]
+            same_table = table_code[1:] == table_code[:-1]
+        repeated = same_table & (row[1:] == row[:-1])
+        if repeated.any():
+            named = sorted({str(tables[c]) for c in np.unique(table_code[1:][repeated]) if c >= 0})
+            raise AssertionError(f"row_trace repeats {int(repeated.sum())} rows of {named}")
+    table_code, _ = _labels(trace["table"])
+    known = table_code >= 0
+    status = trace["status"]
+    counts = pd.DataFrame(
+        {
+            state: np.bincount(
+                table_code[known & status.eq(state).to_numpy(dtype=bool, na_value=False)],
+                minlength=len(tables),
+            )
+            for state in ("accepted", "quarantined")
+        },
+        index=tables.astype(str),
+    )
+    present = np.bincount(table_code[known], minlength=len(tables)) > 0
+    counts = counts[present]
     expected = ledger.set_index("table")
     expected = expected[expected["input_rows"] > 0]
-    for table, row in expected.iterrows():
+    for table, row_counts in expected.iterrows():
         got = counts.loc[table] if table in counts.index else pd.Series({"accepted": 0, "quarantined": 0})
-        if (got["accepted"], got["quarantined"]) != (row["accepted_rows"], row["quarantined_rows"]):
+        if (got["accepted"], got["quarantined"]) != (
+            row_counts["accepted_rows"],
+            row_counts["quarantined_rows"],
+        ):
             raise AssertionError(
                 f"row_trace of {table}: {got['accepted']} accepted, {got['quarantined']} quarantined; "
-                f"the ledger says {row['accepted_rows']} and {row['quarantined_rows']}"
+                f"the ledger says {row_counts['accepted_rows']} and {row_counts['quarantined_rows']}"
             )
     extra = sorted(set(counts.index) - set(expected.index))
     if extra:
