@@ -163,15 +163,25 @@ def event_frame(events: dict[str, pd.DataFrame], data: DataSettings) -> pd.DataF
     return pd.concat(parts, ignore_index=True)
 
 
-def holder_table(records: pd.DataFrame, record_identifiers: pd.DataFrame) -> pd.DataFrame:
+def holder_table(
+    records: pd.DataFrame, record_identifiers: pd.DataFrame, only: pd.Series | None = None
+) -> pd.DataFrame:
     """One row per identifier and customer holding it: when the customer's records first show it
-    (`since`) and the customer's name keys."""
+    (`since`) and the customer's name keys. With `only`, just the identifiers with one of those values
+    (the events' identifiers: a run without identifier-keyed events groups no identifiers at all)."""
+    if only is not None:
+        wanted = pd.unique(only.dropna().astype(object))
+        record_identifiers = record_identifiers[
+            record_identifiers["identifier_value"].isin(wanted).to_numpy()
+        ]
     linked = record_identifiers.join(
         records[["customer_id", "seen_at", "name_key"]].reset_index(drop=True), on="record_index"
     )
     keys = ["identifier_type", "identifier_value", "customer_id"]
     holders = linked.groupby(keys, sort=True).agg(since=("seen_at", "min")).reset_index()
-    names = records[["customer_id", "name_key"]].dropna().drop_duplicates()
+    names = records[["customer_id", "name_key"]]
+    names = names[names["customer_id"].isin(pd.unique(holders["customer_id"])).to_numpy()]
+    names = names.dropna().drop_duplicates()
     holders["names"] = holders["customer_id"].map(names.groupby("customer_id")["name_key"].agg(tuple))
     holders["n_holders"] = holders.groupby(["identifier_type", "identifier_value"])["customer_id"].transform(
         "size"
@@ -260,7 +270,7 @@ def resolve_events(
     mobile or e-mail, first event time as `seen_at`).
     """
     frame = event_frame(events, data)
-    holders = holder_table(records, record_identifiers)
+    holders = holder_table(records, record_identifiers, only=frame["identifier_value"])
     counts = holders.drop_duplicates(["identifier_type", "identifier_value"]).set_index(
         ["identifier_type", "identifier_value"]
     )
