@@ -190,7 +190,8 @@ class IdentityResult:
     merge_summary: pd.DataFrame
     scored_pairs: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
-    # record_index, identifier_type, identifier_value of every record (events are resolved through them)
+    # record_index, identifier_type, identifier_value of every record (events are resolved through them;
+    # `run_step` keeps only the columns once it has resolved them)
     record_identifiers: pd.DataFrame = field(default_factory=pd.DataFrame)
     # run_step only: identifier-keyed events resolved to customers, and every input row's fate
     event_customers: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -1064,6 +1065,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
         ctx.settings.identity.max_people_per_identifier,
     )
     del events
+    result.record_identifiers = result.record_identifiers.iloc[:0]  # millions of rows at a million customers
     add_event_customers(result, new_records)
     result.event_customers = resolution
     keep_previous_ids(ctx, result, previous, unchanged)
