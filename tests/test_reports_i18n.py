@@ -324,7 +324,7 @@ def test_management_pages_of_a_run_are_titled_clean_and_in_the_run_language(smal
         shown = DATA_URI.sub("", page)
         problems += [
             f"{step.name}: shows {word!r}"
-            for word in ("Warning", "Traceback", "/work", "/home", "site-packages", ".venv")
+            for word in ("Warning", "Traceback", "ERROR", "/work", "/home", "site-packages", ".venv")
             if word in shown
         ]
         seen = visible_text(page)

@@ -534,7 +534,9 @@ def _workbench_reset():
     import ctypes, gc, os, sys
 
     shell = get_ipython()
-    shell.reset(new_session=False)  # user variables, Out and the _ / __ / ___ history
+    # user variables, Out, the _ / __ / ___ history; a new history session, so the execution count
+    # starts at 1 again without IPython's "Session/line number was not unique" error in the output
+    shell.reset(new_session=True)
     os.chdir(shell.workbench_folder)
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
@@ -543,7 +545,6 @@ def _workbench_reset():
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back to the OS (glibc)
     except (OSError, AttributeError):
         pass
-    shell.execution_count = 1
 
 
 _workbench_reset()
