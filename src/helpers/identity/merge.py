@@ -26,10 +26,8 @@ Pipeline:
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,15 +164,10 @@ class IdentityInputError(ValueError):
     """A clean identity table cannot be merged as it is."""
 
 
-@contextmanager
-def merge_engine() -> Iterator[DuckDBEngine]:
-    """A DuckDB engine limited to `MERGE_MEMORY_LIMIT` that spills to a temporary folder (removed after)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="identity-merge-") as spill,
-        DuckDBEngine(memory_limit=MERGE_MEMORY_LIMIT) as engine,
-    ):
-        engine.connection.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
-        yield engine
+def merge_engine() -> DuckDBEngine:
+    """A DuckDB engine limited to `MERGE_MEMORY_LIMIT` that spills to a temporary folder of its own
+    (removed when the engine closes)."""
+    return DuckDBEngine(memory_limit=MERGE_MEMORY_LIMIT, spill_prefix="identity-merge-")
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -310,10 +309,8 @@ def score_pairs(
         agreeing = _pairs_agreeing(frame[list(prior_columns)].dropna().astype(str).agg("|".join, axis=1))
         all_pairs = len(frame) * (len(frame) - 1) / 2
         prior = float(np.clip(max(agreeing, 1) / PRIOR_RECALL / all_pairs, 1e-9, 0.5))
-    spill = tempfile.TemporaryDirectory(prefix="splink-")  # not DuckDB's default `.tmp` in the working folder
-    engine = DuckDBEngine(memory_limit=SPLINK_MEMORY_LIMIT)
+    engine = DuckDBEngine(memory_limit=SPLINK_MEMORY_LIMIT, spill_prefix="splink-")
     try:
-        engine.connection.execute(f"SET temp_directory = '{spill.name}'")
         engine.register("splink_input", frame)
         kept, skipped = affordable_rules(engine, "splink_input", blocking_rules, len(frame))
         if skipped:
@@ -342,8 +339,7 @@ def score_pairs(
             }
         )
     finally:
-        engine.connection.close()  # frees DuckDB's tables and buffers now, not at garbage collection
-        spill.cleanup()
+        engine.close()  # frees DuckDB's tables and buffers now, not at garbage collection; removes the spill
     stats["splink_pairs_above_min"] = len(pairs)
     return pairs, stats
 
