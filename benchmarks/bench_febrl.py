@@ -26,7 +26,7 @@ import pandas as pd
 
 from helpers.core.settings import IdentitySettings
 from helpers.identity.link import link_result
-from helpers.identity.merge import link_components
+from helpers.identity.rules import link_components
 
 DATASETS = ("febrl1", "febrl2", "febrl3", "febrl4")
 THRESHOLD = IdentitySettings().match_threshold  # both systems cluster at the step's match threshold

@@ -43,7 +43,8 @@ import pandas as pd
 
 from helpers.core.config import load_config, parse_config
 from helpers.identity.link import link_result
-from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, link_components, merge_identities
+from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, merge_identities
+from helpers.identity.rules import link_components
 from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, settings
 
 DEMO_ROOT = Path("/tmp/bench_identity")

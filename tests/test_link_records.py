@@ -11,7 +11,7 @@ import pytest
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import link_records, splink_scoring
 from helpers.identity.link import link_result
-from helpers.identity.merge import birth_dates_compatible
+from helpers.identity.rules import birth_dates_compatible
 from helpers.identity.splink_scoring import BIRTH_TYPO, BLOCKING_RULES, model_input
 
 

@@ -101,7 +101,7 @@ def _null(column: str) -> dict[str, Any]:
 
 
 _ELSE = _level("ELSE", "else")
-# A typo of a birth date, as `helpers.identity.merge.birth_dates_compatible` defines it: one digit of
+# A typo of a birth date, as `helpers.identity.rules.birth_dates_compatible` defines it: one digit of
 # YYYYMMDD differs, day and month swapped or a day's or month's digits transposed in the same year,
 # within two days of the same day of the year a year apart, or a day apart.
 BIRTH_TYPO = (
