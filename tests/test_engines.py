@@ -2,9 +2,10 @@
 
 A hand-made fixture (a raw export with duplicates, orphans and bad values; identity records with
 name and birth-date typos; events around the windows' edges) goes through every query file under
-`engine/queries/{audit,identity,lifecycle}` on both engines, in the order the steps run them, and
-the frames are compared sorted, with a float tolerance. The Spark half is skipped when pyspark is
-not installed (`pip install -e '.[spark]'`); the dialect and import checks always run.
+`engine/queries/` (the features queries with the level columns step 03 generates) on both engines,
+in the order the steps run them, and the frames are compared sorted, with a float tolerance. The
+Spark half is skipped when pyspark is not installed (`pip install -e '.[spark]'`); the dialect and
+import checks always run.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from helpers.core.settings import FeaturesSettings
 from helpers.engine.base import SQL_DIR, DuckDBEngine, SqlEngine, connect, connect_configured
 from helpers.engine.dialect import DialectError, SparkDialect
+from helpers.features.build import QUERY_OF_TABLE, FeatureSettings, aggregate_table, find_levels
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "helpers"
-OWNED_QUERY_DIRS = ("audit", "identity", "lifecycle")  # queries/features/ is checked by its owner
+OWNED_QUERY_DIRS = ("audit", "identity", "lifecycle", "features")
 REFERENCE = pd.Timestamp("2026-06-30")
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +172,9 @@ TRANSACTIONS = pd.DataFrame(
             "2026-06-29 08:00",
         ),
         "amount": [100.0, 50.5, 80.25, 10.0, 30.0, 45.0, 999.0, 5.0, -3.0],
+        "quantity": pd.array([1, 2, 1, 1, 3, 1, 1, None, 1], dtype="Int64"),
+        "category": ["服装", "服装", "electronics", "home & garden", "服装", "服装", "toys", None, "books"],
+        "channel": ["store", "online", "app", "phone", "store", "store", "online", "app", "store"],
         "is_refund": [False, False, False, False, False, True, False, False, False],
     }
 )
@@ -176,17 +182,34 @@ CALLS = pd.DataFrame(
     {
         "source_row": [1, 2, 3, 4, 5],
         "cti_id": ["t1", "t1", "zz", "t2", "t2"],
-        "call_at": _ts("2026-06-01", "2026-03-20", "2026-06-10", "2026-05-01 12:00", "2026-02-01"),
+        "call_at": _ts("2026-06-01", "2026-05-25 16:00", "2026-06-10", "2026-05-01 12:00", "2026-02-01"),
         "reason": ["complaint", "inquiry", "complaint", "complaint", "complaint"],
+        "direction": ["inbound", "outbound", "inbound", "inbound", "inbound"],
+        "duration_sec": [300, 120, 45, 600, 90],
+        "resolved": pd.array([True, False, None, True, True], dtype="boolean"),
         "satisfaction": pd.array([2, 4, 1, None, 3], dtype="Int64"),
     }
 )
 SURVEYS = pd.DataFrame(
     {
-        "source_system": ["crm", "crm", "shop"],
-        "source_customer_id": ["r1", "r2", "s1"],
-        "answered_at": _ts("2026-06-15", "2026-04-15", "2026-01-01"),
-        "csat": pd.array([5, 4, 3], dtype="Int64"),
+        "source_system": ["crm", "crm", "shop", "crm", "crm"],
+        "source_customer_id": ["r1", "r2", "s1", "r1", "r3"],
+        "answered_at": _ts("2026-06-15", "2026-04-15", "2026-01-01", "2026-05-01", "2026-07-02"),
+        "csat": pd.array([5, 4, 3, None, 1], dtype="Int64"),
+        "nps": pd.array([9, 6, None, 10, 0], dtype="Int64"),
+        "interests": ["travel; 美食", "", "美食;sports ;travel", None, "travel"],
+        "lifestyle": ["family", None, "urban", "outdoor", "late"],
+        "stated_need": [None, "price", "quality", None, "late"],
+    }
+)
+MARKETING = pd.DataFrame(
+    {
+        "source_system": ["crm", "crm", "shop", "crm", "crm"],
+        "source_customer_id": ["r1", "r1", "s1", "r2", "zz"],
+        "sent_at": _ts("2026-06-01 18:30", "2026-03-01", "2026-06-29", "2026-07-01", "2026-01-01"),
+        "campaign": ["spring", "spring", "summer", "summer", "spring"],
+        "responded": [True, False, True, False, True],
+        "converted": [False, False, True, False, None],
     }
 )
 
@@ -243,6 +266,7 @@ def run_all(engine: SqlEngine, out: Path) -> dict[str, pd.DataFrame]:
         ("events_raw", TRANSACTIONS),
         ("calls_raw", CALLS),
         ("surveys", SURVEYS),
+        ("marketing_contacts", MARKETING),
     ]:
         engine.register(name, frame)
     # Step 01 (audit): check, flag, count, profile, write.
@@ -373,6 +397,17 @@ def run_all(engine: SqlEngine, out: Path) -> dict[str, pd.DataFrame]:
         recent_start=recent,
         before_start=recent - pd.Timedelta(days=90),
     )
+    # Step 03 (features), with the columns features.build generates for the levels it finds.
+    features = {**lifecycle, "marketing_contacts": "marketing_contacts"}
+    settings = FeatureSettings.from_config(FeaturesSettings(max_levels=2), REFERENCE, seed=0)
+    results["features/levels"] = engine.run("features", "levels", features, as_of_end=as_of_end)
+    levels, other_categories = find_levels(engine, features, settings)
+    customers = pd.Index(sorted({*CROSSWALK["customer_id"], *RESOLUTION["customer_id"].dropna()}))
+    for table, query in QUERY_OF_TABLE.items():
+        aligned, unmatched = aggregate_table(
+            engine, table, features, settings, levels, customers.rename("customer_id"), other_categories
+        )
+        results[f"features/{query}"] = aligned.reset_index().assign(unmatched_events=unmatched)
     return results
 
 
@@ -484,6 +519,14 @@ def test_the_fixture_exercises_the_cases_the_queries_exist_for(
     assert pairs.loc[(5, 6), "national_id_conflict"] == False  # noqa: E712 (a numpy bool)
     assert pairs.loc[(5, 6), "gender_conflict"] and 0.8 < pairs.loc[(5, 6), "name_similarity"] < 1
     assert pairs.loc[(2, 3), "name_similarity"] >= 0.8 and not pairs.loc[(2, 3), "birth_date_conflict"]
+    # Step 03: generated (quoted, non-ASCII) level columns, fractional shares, a repeat call, breadth
+    # outside the levels, interests trimmed out of a list.
+    spend = duckdb_results["features/transactions"].set_index("customer_id")
+    assert spend.loc["C1", "category_spend_服装"] == 150.5 and spend.loc["C1", "other_category_breadth"] == 1
+    assert 0 < spend.loc["C1", "season_share_spring"] < 1 and spend.loc["C1", "weekend_share"] == 1.0
+    assert duckdb_results["features/calls"].set_index("customer_id").loc["C1", "n_repeat_contacts"] == 1
+    surveys = duckdb_results["features/surveys"].set_index("customer_id")
+    assert surveys.loc["C1", ["interest_travel", "interest_美食"]].tolist() == [1, 1]
 
 
 @pytest.mark.parametrize("query", OWNED)

@@ -1,17 +1,13 @@
 """Step 03: one row of multi-factor features per merged customer, a feature dictionary, and the
 model-ready matrix clustering uses.
 
-Event aggregation is DuckDB SQL (`sql/features/*.sql`, one pass per source table); this module
-adds per-customer derivations (RFM scores and segment names, shares, entropy, profile bands) and
-the lifetime-value predictions (`helpers.features.clv`). The feature catalogue lives in
-`helpers.features.catalog`, the matrix transformations in `helpers.features.matrix`.
-
-The queries are standard SQL (CASE aggregates, windows with LAG/FIRST_VALUE, EXTRACT(HOUR|MONTH ...),
-IS NOT DISTINCT FROM) except, for Spark to translate: `date_diff('day', a, b)` (Spark
-`datediff(DAY, a, b)`), `EXTRACT(ISODOW ...)` (Spark `DOW_ISO`), `max_by` (same in Spark), the
-survey-interest lists `string_split` / `list_transform(..., lambda i: trim(i))` / `list_contains`
-/ `unnest` (Spark `split` / `transform` / `array_contains` / `explode`), `date_trunc('day', ts)`
-(same in Spark and PostgreSQL; truncates, never rounds) and the `$name` parameters of the seam.
+Event aggregation is SQL (`engine/queries/features/*.sql`, one pass per source table) on the
+configured engine (`engine.name`: DuckDB runs the text as written, Spark gets it through
+`helpers.engine.dialect`); this module adds per-customer derivations (RFM scores and segment names,
+shares, entropy, profile bands) and the lifetime-value predictions (`helpers.features.clv`). The
+feature catalogue lives in `helpers.features.catalog`, the matrix transformations in
+`helpers.features.matrix`. `tests/test_engines.py` runs every features query (with the columns
+generated here) on both engines and compares the frames.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ import helpers.features.clv as clv
 from helpers.core.context import ArtifactMissingError, StepContext
 from helpers.core.factors import GROUP_NAMES
 from helpers.core.settings import FeaturesSettings
-from helpers.engine.base import SqlEngine, connect
+from helpers.engine.base import SqlEngine, connect_configured
 from helpers.features.catalog import CHANNELS, NO_PURCHASE, VALUE_TIERS, feature_dictionary, slug
 from helpers.features.matrix import model_matrix
 
@@ -642,7 +638,7 @@ def run_step(ctx: StepContext) -> StepOutputs:
     and `model_matrix` with the settings of config section `features`, and record the choices in the
     step manifest.
 
-    DuckDB reads the event tables and the crosswalk straight from their Parquet files; pandas
+    The configured engine reads the event tables and the crosswalk straight from their Parquet files; pandas
     holds only the golden columns the profile features use and the crosswalk's customer ids.
     """
     from helpers.identity.events import register_events  # here: steps 04-06 import this module, not step 02's
@@ -652,7 +648,9 @@ def run_step(ctx: StepContext) -> StepOutputs:
     start = time.perf_counter()
     golden = ctx.read(IDENTITY_STEP, "golden", columns=GOLDEN_COLUMNS)
     crosswalk = ctx.read(IDENTITY_STEP, "crosswalk", columns=["customer_id"])
-    engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
+    engine = connect_configured(
+        ctx.settings, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
+    )
     try:
         for step, name in [
             *((AUDIT_STEP, f"clean_{table}") for table in EVENT_TABLES),

@@ -5,11 +5,11 @@ FROM {transactions}
 WHERE NOT is_refund AND txn_at < $as_of_end
 GROUP BY category
 UNION ALL
-SELECT 'interest' AS kind, level, COUNT(*) AS n
-FROM (
-    SELECT trim(unnest(string_split(interests, ';'))) AS level
+SELECT 'interest' AS kind, trim(listed) AS level, COUNT(*) AS n
+FROM (  -- unnest alone in its SELECT item: Spark refuses a generator nested in an expression
+    SELECT unnest(string_split(interests, ';')) AS listed
     FROM {surveys}
     WHERE answered_at < $as_of_end
 ) AS i
-WHERE level <> ''
-GROUP BY level
+WHERE trim(listed) <> ''
+GROUP BY trim(listed)
