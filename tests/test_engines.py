@@ -26,6 +26,8 @@ from helpers.engine.base import SQL_DIR, DuckDBEngine, SqlEngine, connect, conne
 from helpers.engine.dialect import DialectError, SparkDialect
 from helpers.features.build import QUERY_OF_TABLE, FeatureSettings, aggregate_table, find_levels
 
+pytest_plugins = ["spark_support"]  # the shared Spark session (fixture spark_engine)
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "helpers"
 OWNED_QUERY_DIRS = ("audit", "identity", "lifecycle", "features")
 REFERENCE = pd.Timestamp("2026-06-30")
@@ -464,31 +466,6 @@ def _hash_classes(frame: pd.DataFrame) -> pd.DataFrame:
 OWNED = sorted(f"{p.parent.name}/{p.stem}" for d in OWNED_QUERY_DIRS for p in (SQL_DIR / d).glob("*.sql"))
 
 
-# Tiny tables: compiling generated code and adaptive re-planning cost more than they save (about a
-# third of the parity run on 2 busy cores). Results do not depend on these settings.
-SMALL_DATA_CONF = {
-    "spark.sql.shuffle.partitions": "1",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.sql.adaptive.enabled": "false",
-}
-
-
-@pytest.fixture(scope="session")
-def spark_engine(tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
-    from helpers.engine.spark import ensure_java, stop_spark
-
-    try:
-        ensure_java()
-    except RuntimeError as missing:
-        pytest.skip(str(missing))
-    engine = connect("spark", conf=SMALL_DATA_CONF)
-    yield engine
-    engine.close()
-    stop_spark()
-
-
 @pytest.fixture(scope="session")
 def duckdb_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     with DuckDBEngine() as engine:
@@ -567,7 +544,10 @@ def spark_sql(sql: str, columns: Callable[[str], list[str]] | None = None) -> st
             "SELECT list(DISTINCT x ORDER BY x) FROM t GROUP BY y",
             "SELECT ARRAY_SORT(COLLECT_SET(x)) FROM t GROUP BY y",
         ),
-        ("SELECT jaro_winkler_similarity(a, b) FROM t", "SELECT JARO_WINKLER(a, b) FROM t"),
+        (
+            "SELECT jaro_winkler_similarity(a, b) FROM t",
+            "SELECT IF(a IS NULL OR b IS NULL, NULL, JARO_WINKLER(a, b)) FROM t",
+        ),
         ("SELECT hash(a, b) FROM t", "SELECT XXHASH64(a, b) FROM t"),
         ("SELECT date_diff('day', a, b) FROM t", "SELECT DATEDIFF(CAST(b AS DATE), CAST(a AS DATE)) FROM t"),
         ("SELECT $end - to_days(n) FROM t", "SELECT :end - MAKE_DT_INTERVAL(n) FROM t"),

@@ -26,6 +26,8 @@ __all__ = ["SQL_DIR", "DuckDBEngine", "SqlEngine", "connect", "connect_configure
 class SqlEngine(Protocol):
     """What a step needs from a SQL engine."""
 
+    name: str  # duckdb, spark
+
     def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
         """Make a DataFrame or a Parquet file queryable as table `name`."""
 

@@ -71,6 +71,10 @@ class Dialect:
         """The statements of `sql` for this engine (`columns_of(table)`: a table's column names)."""
         return [Statement("query", sql)]
 
+    def expression(self, sql: str) -> str:
+        """One scalar expression in this engine's spelling."""
+        return sql
+
 
 DuckDBDialect = Dialect
 
@@ -224,9 +228,9 @@ class SparkDialect(Dialect):
         if name in ("len", "array_length") and node.expressions and _is_array(node.expressions[0]):
             return _func("SIZE", node.expressions[0])
         if isinstance(node, exp.JarowinklerSimilarity):
-            return _func(self.jaro_winkler_function_name, node.this, node.expression)
+            return self._jaro_winkler(node.this, node.expression)
         if name == "jaro_winkler_similarity":
-            return _func(self.jaro_winkler_function_name, *node.expressions)
+            return self._jaro_winkler(*node.expressions)
         if name == "hamming":  # equal-length strings (DuckDB refuses others)
             a, b = (e.sql("spark") for e in node.expressions)
             return _parse(
@@ -249,6 +253,20 @@ class SparkDialect(Dialect):
         if isinstance(node, exp.Avg):
             return _average(node)
         return node
+
+    def _jaro_winkler(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """The jar's function gives 0 where DuckDB gives NULL (a NULL argument): NULL kept."""
+        either_null = exp.or_(
+            exp.Is(this=a.copy(), expression=exp.null()), exp.Is(this=b.copy(), expression=exp.null())
+        )
+        return exp.If(this=either_null, true=exp.null(), false=_func(self.jaro_winkler_function_name, a, b))
+
+    def expression(self, sql: str) -> str:
+        """One scalar expression (a Splink comparison level's condition, say) in Spark's spelling."""
+        select = sqlglot.parse_one(f"SELECT {sql}", read="duckdb")
+        if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+            raise DialectError(f"not one expression: {sql[:200]}")
+        return self._sql(self._expression(select.expressions[0], None))
 
     def _sql(self, tree: exp.Expression) -> str:
         return tree.sql(dialect="spark")
