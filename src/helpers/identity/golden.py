@@ -65,17 +65,18 @@ GOLDEN_COLUMNS = [
 ]
 
 
-def _winners(records: pd.DataFrame, attribute: str, rule: Rule, systems: tuple[str, ...]) -> pd.DataFrame:
+def _winners(
+    records: pd.DataFrame, customer_code: np.ndarray, attribute: str, rule: Rule, systems: tuple[str, ...]
+) -> pd.DataFrame:
     """customer_id, value, source_system of the winning record for one attribute.
 
-    `records` carries `customer_code`, an integer per customer_id (sorting on it is faster).
+    `customer_code` is an integer per record's customer_id (sorting on it is faster).
     """
     column = _FIELD.get(attribute, attribute)
-    candidates = records.loc[
-        records["source_system"].isin(systems),
-        ["customer_id", "customer_code", "source_system", "seen_at", column],
-    ]
+    allowed = records["source_system"].isin(systems).to_numpy()
+    candidates = records.loc[allowed, ["customer_id", "source_system", "seen_at", column]]
     candidates = candidates.rename(columns={column: "value"})
+    candidates.insert(1, "customer_code", customer_code[allowed])
     values = candidates["value"]
     empty = values.isna()
     if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
@@ -101,10 +102,10 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
     golden = records.groupby("customer_id").agg(
         first_seen_at=("seen_at", "min"), n_source_records=("record_key", "size")
     )
-    coded = records.assign(customer_code=pd.factorize(records["customer_id"])[0])
+    customer_code = pd.factorize(records["customer_id"])[0]  # not a copy of `records` (millions of rows)
     lineage: dict[str, pd.Series] = {}
     for attribute, (rule, systems) in GOLDEN_RULES.items():
-        winners = _winners(coded, attribute, rule, systems)
+        winners = _winners(records, customer_code, attribute, rule, systems)
         golden[attribute] = winners["value"].reindex(golden.index)
         lineage[attribute] = winners["source_system"].reindex(golden.index)
     # Customers known only outside the CRM are consumers.

@@ -164,7 +164,7 @@ def merge_engine() -> DuckDBEngine:
 class IdentityResult:
     """Everything the identity step produces."""
 
-    records: pd.DataFrame
+    records: pd.DataFrame  # `run_step` keeps only `customer_id` once golden records and events are done
     crosswalk: pd.DataFrame
     golden: pd.DataFrame
     identifiers: pd.DataFrame
@@ -366,21 +366,47 @@ def merge_identities(
     together (constraints still apply; a record placed only so keeps its previous `match_method` and
     `match_probability`, `match_rule` `previous run`) and drops probabilistic links
     between records of two different previous customers."""
-    method, match_threshold = settings.method, settings.match_threshold
-    if method not in ("deterministic", "probabilistic"):
-        raise ValueError(f"identity method must be 'deterministic' or 'probabilistic', not {method!r}")
-    if not 0 < match_threshold < 1:
-        raise ValueError(f"match_threshold must be between 0 and 1, not {match_threshold}")
+    _check_settings(settings)
+    clock = time.perf_counter()
+    records, identifiers = merge_inputs(tables)
+    return link_records(records, identifiers, settings, seed, keep, started=clock)
+
+
+def _check_settings(settings: IdentitySettings) -> None:
+    if settings.method not in ("deterministic", "probabilistic"):
+        raise ValueError(
+            f"identity method must be 'deterministic' or 'probabilistic', not {settings.method!r}"
+        )
+    if not 0 < settings.match_threshold < 1:
+        raise ValueError(f"match_threshold must be between 0 and 1, not {settings.match_threshold}")
+
+
+def merge_inputs(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The unified records (`build_records`) and their identifiers (`build_identifiers`) of clean identity
+    tables, in a canonical record order that makes the merge independent of the order rows arrive in
+    (tables already in it, as `run_step` passes them, are not copied). Both hold copies of the columns
+    they use, so the caller may release `tables` before linking them (`link_records`)."""
     for system, table in tables.items():
         if system in SYSTEM_TABLES:
             _check_table(system, table)
-    clock = time.perf_counter()
-    # A canonical record order makes the result independent of the order rows arrive in (tables already
-    # in it, as `run_step` passes them, are not copied).
     ordered = {system: in_record_order(tables[system]) for system in SYSTEM_PRIORITY if system in tables}
     records = build_records({**tables, **ordered})
-    identifiers = build_identifiers(ordered, records)
-    del ordered
+    return records, build_identifiers(ordered, records)
+
+
+def link_records(
+    records: pd.DataFrame,
+    identifiers: pd.DataFrame,
+    settings: IdentitySettings,
+    seed: int,
+    keep: pd.DataFrame | None = None,
+    started: float | None = None,
+) -> IdentityResult:
+    """`merge_identities` on the records and identifiers of `merge_inputs` (`started`: the
+    `time.perf_counter()` the deterministic stage's seconds count from, by default now)."""
+    _check_settings(settings)
+    method, match_threshold = settings.method, settings.match_threshold
+    clock = time.perf_counter() if started is None else started
     with merge_engine() as engine:
         suspicious = find_suspicious_identifiers(
             identifiers, records, settings.max_people_per_identifier, engine
@@ -801,10 +827,11 @@ def write_row_trace(ctx: StepContext, trace: pd.DataFrame) -> Path:
     with pq.ParquetWriter(partial, schema) as writer:
         for start in range(0, max(len(trace), 1), TRACE_WRITE_ROWS):
             part = trace.iloc[start : start + TRACE_WRITE_ROWS]
+            # Categorical columns arrive as Arrow dictionaries and are decoded to plain strings by Arrow.
             arrays = [
                 pa.array(part[c].astype("int64").to_numpy())
                 if c == "row_no"
-                else pa.array(part[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+                else pa.array(part[c], from_pandas=True).cast(pa.string())
                 for c in TRACE_COLUMNS
             ]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
@@ -837,9 +864,17 @@ def run_step(ctx: StepContext) -> IdentityResult:
     for system in tables:  # one table at a time, so the merge keeps no second copy of them
         tables[system] = in_record_order(tables[system])
     previous, unchanged, keep = previous_identity(ctx, tables)
-    result = merge_identities(tables, ctx.settings.identity, seed=ctx.seed, keep=keep)
-    check_crosswalk(result.crosswalk, tables)
-    del tables  # not needed any more (1.8 GB at a million customers)
+    _check_settings(ctx.settings.identity)
+    clock = time.perf_counter()
+    records, identifiers = merge_inputs(tables)
+    # Only the record keys stay for the crosswalk check: the clean tables go before the merge links
+    # anything (1.8 GB at a million customers).
+    keys = {system: frame[["source_record_id"]] for system, frame in tables.items()}
+    del tables
+    result = link_records(records, identifiers, ctx.settings.identity, ctx.seed, keep, started=clock)
+    del records, identifiers
+    check_crosswalk(result.crosswalk, keys)
+    del keys
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
     events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
     resolution, new_records = resolve_events(
@@ -853,6 +888,9 @@ def run_step(ctx: StepContext) -> IdentityResult:
     del events
     result.record_identifiers = result.record_identifiers.iloc[:0]  # millions of rows at a million customers
     add_event_customers(result, new_records)
+    # Golden records are built: later stages need only the customers of the records (the whole frame is
+    # ~3 GB at a million customers).
+    result.records = result.records[["customer_id"]]
     result.event_customers = resolution
     keep_previous_ids(ctx, result, previous, unchanged)
     result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
