@@ -582,6 +582,26 @@ def test_run_step_writes_labels_reports_flows_and_evaluates_only_with_truth(tmp_
     assert json.loads((second / "05_lifecycle" / "step.json").read_text())["previous_run"] == "first"
 
 
+def test_step_inputs_are_read_on_the_configured_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from helpers.core.context import open_step
+    from helpers.engine.base import DuckDBEngine
+    from helpers.lifecycle import stages
+    from helpers.lifecycle.stages import load_step_inputs
+
+    _bench_module().synthetic_run(tmp_path / "run", 300, seed=3)
+    ctx = open_step("05_lifecycle", str(tmp_path / "run"), overrides={"engine.name": "spark"})
+    opened: list[str] = []
+
+    def configured(settings, **options):  # records the section step 05 asked for, runs on DuckDB
+        opened.append(settings.engine.name)
+        return DuckDBEngine()
+
+    monkeypatch.setattr(stages, "connect_configured", configured)
+    inputs = load_step_inputs(ctx, load_rules())
+    assert opened == ["spark"]
+    assert 0 < len(inputs.purchases[0]) <= 300 and inputs.purchases[1] is not None
+
+
 # --------------------------------------------------------------------------- display in the page language
 
 

@@ -43,7 +43,7 @@ from helpers.core import runs
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
 from helpers.core.i18n import Catalog
-from helpers.engine.base import SqlEngine, connect
+from helpers.engine.base import SqlEngine, connect_configured
 from helpers.features import clv
 
 STAGES: tuple[str, ...] = (
@@ -839,7 +839,7 @@ def load_step_inputs(ctx: StepContext, rules: dict[str, Any]) -> StepInputs:
     extra = [c for c in CLV_FIT_COLUMNS if c in available and c not in FEATURE_INPUTS]  # step 03's fit
     features = ctx.read("03_features", "features", columns=FEATURE_INPUTS + extra)
     seconds: dict[str, float] = {}
-    with connect() as engine:
+    with connect_configured(ctx.settings) as engine:  # the config's engine (duckdb or spark)
         # Events keyed by record or by an identifier both reach their customer through the crosswalk.
         names = {**{t: f"clean_{t}" for t in ("transactions", "calls", "surveys")}, "crosswalk": "crosswalk"}
         register_events(engine, ctx, names)
