@@ -11,6 +11,7 @@ that cannot be written or is nearly full.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import os
 import shutil
@@ -68,11 +69,7 @@ def check_run(config: dict[str, Any], outputs_dir: Path, today: date | None = No
     today = today or date.today()
     problems = outputs_problems(outputs_dir)
     problems += reference_date_problems(settings.run.reference_date, today)
-    if settings.engine.name != "duckdb":
-        problems.append(
-            f"engine.name is {settings.engine.name}: a full run on it is not available yet (steps 01 and 02 "
-            "read and score on DuckDB); use engine.name duckdb (make test-spark checks the queries on Spark)"
-        )
+    problems += engine_problems(settings)
     raw_dir = resolve_path(settings.data.raw_dir)
     generated = "demo" in config and not (raw_dir.is_dir() and any(raw_dir.iterdir()))
     if generated:  # ensure_demo_data will write the files the config names
@@ -85,6 +82,25 @@ def check_run(config: dict[str, Any], outputs_dir: Path, today: date | None = No
         problems += data_problems(settings, raw_dir)
     if problems:
         raise PreflightError(problems)
+
+
+def engine_problems(settings: WorkbenchConfig) -> list[str]:
+    """`engine.name: spark` needs pyspark and a Java for it (steps that still run on DuckDB say so in
+    the run's progress and `run.json`)."""
+    if settings.engine.name != "spark":
+        return []
+    if importlib.util.find_spec("pyspark") is None:
+        return [
+            "engine.name is spark but pyspark is not installed: run make setup-spark "
+            "(pip install -e '.[spark]')"
+        ]
+    from helpers.engine.spark import ensure_java
+
+    try:
+        ensure_java()
+    except RuntimeError as missing:
+        return [f"engine.name is spark: {missing}"]
+    return []
 
 
 def outputs_problems(outputs_dir: Path) -> list[str]:

@@ -59,6 +59,7 @@ from helpers.core.preflight import MIN_FREE_BYTES, check_run
 from helpers.core.render import render_reports, write_index
 from helpers.core.runs import mark_stale_runs, now, write_manifest
 from helpers.core.steps import STEPS, Step
+from helpers.engine.base import step_engine
 
 LOCK_FILE = ".run.lock"  # in the outputs folder: held by the active run
 KERNEL_NAME = "python3"
@@ -187,8 +188,15 @@ def _run_steps(
     `manifest` (and run.json). A step's pages are rendered in `renders` while the next step runs;
     a render failure fails its step once it is known (at the latest before the run ends)."""
     pending: tuple[str, Path, Future[tuple[float, str | None]]] | None = None
+    configured = (manifest["config"].get("engine") or {}).get("name", "duckdb")
     for position, (step, notebook) in enumerate(zip(names, notebooks, strict=True), 1):
-        _say(progress, f"[{position}/{len(notebooks)}] {step} ...")
+        sql_engine = step_engine(step, configured)
+        note = ""
+        if configured != "duckdb" and sql_engine is not None:
+            note = f" (SQL on {sql_engine}" + (
+                ", not yet behind the engine seam)" if sql_engine != configured else ")"
+            )
+        _say(progress, f"[{position}/{len(notebooks)}] {step} ...{note}")
         manifest["running_step"] = step
         started = time.perf_counter()
         executed = run_dir / "notebooks" / notebook.name
@@ -210,6 +218,7 @@ def _run_steps(
             "cpu_seconds": cpu.seconds,
             "peak_kernel_rss_mb": memory.peak_mb,
             "status": "failed" if error else "ok",
+            "sql_engine": sql_engine,
         }
         step_manifest = run_dir / step / STEP_MANIFEST
         if step_manifest.is_file():

@@ -20,7 +20,16 @@ import pandas as pd
 
 from helpers.engine.sql_files import SQL_DIR, load_query
 
-__all__ = ["SQL_DIR", "DuckDBEngine", "SqlEngine", "connect", "connect_configured", "load_query"]
+__all__ = [
+    "DUCKDB_ONLY_STEPS",
+    "SQL_DIR",
+    "DuckDBEngine",
+    "SqlEngine",
+    "connect",
+    "connect_configured",
+    "load_query",
+    "step_engine",
+]
 
 
 class SqlEngine(Protocol):
@@ -111,6 +120,26 @@ class DuckDBEngine:
 
 
 ENGINES = ("duckdb", "spark")
+
+# The steps whose SQL runs on DuckDB whatever `engine.name` says, and the modules that still reach
+# DuckDB directly (DuckDB, Splink's DuckDBAPI, DuckDBEngine or an unconfigured `connect()`); issue 14
+# moves them behind the seam. `tests/test_seam.py` checks these modules against the code.
+DUCKDB_ONLY_STEPS: dict[str, tuple[str, ...]] = {
+    "01_data_audit": ("helpers.audit.contract",),
+    "02_identity_merge": (
+        "helpers.identity.merge",
+        "helpers.identity.rules",
+        "helpers.identity.splink_scoring",
+    ),
+}
+SQL_STEPS = ("01_data_audit", "02_identity_merge", "03_features", "05_lifecycle")  # the others run no SQL
+
+
+def step_engine(step: str, configured: str) -> str | None:
+    """The engine a step's SQL runs on when `configured` is `engine.name` (None: the step runs no SQL)."""
+    if step not in SQL_STEPS:
+        return None
+    return "duckdb" if step in DUCKDB_ONLY_STEPS else configured
 
 
 def connect(engine: str = "duckdb", **options: Any) -> SqlEngine:

@@ -146,7 +146,7 @@ class SparkEngine:
             if frame is None:
                 raise ValueError(f"cannot register {name}: a DataFrame without columns")
         else:
-            frame = self.spark.read.parquet(str(source))
+            frame = _typed_nulls(self.spark.read.parquet(str(source)))
         self._view(name, frame)
 
     def query(self, sql: str, **params: Any) -> pd.DataFrame:
@@ -233,6 +233,17 @@ def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """The named arguments a statement uses (Spark refuses unused ones in some versions)."""
     used = {name: _plain(value) for name, value in params.items() if re.search(rf":{name}\b", sql)}
     return used or None
+
+
+def _typed_nulls(frame: Any) -> Any:
+    """Columns of Parquet's null type (pandas writes an empty object column so) as STRING: DuckDB
+    compares such a column with anything, Spark casts the other side to BIGINT and fails on text."""
+    from pyspark.sql.types import NullType, StringType
+
+    untyped = [field.name for field in frame.schema.fields if isinstance(field.dataType, NullType)]
+    if not untyped:
+        return frame
+    return frame.withColumns({name: frame[name].cast(StringType()) for name in untyped})
 
 
 def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
