@@ -33,8 +33,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from helpers.features import clv
+from helpers.lifecycle import churn
 from helpers.lifecycle.stages import (
     CHURN_STAGES,
     label_from_transactions,
@@ -90,6 +97,25 @@ def precision_same_count(truth: np.ndarray, score: np.ndarray, count: int) -> fl
     return float((truth[above].sum() + (count - above.sum()) * truth[tied].mean()) / count)
 
 
+def hindsight_ceiling(summary: pd.DataFrame, truth: np.ndarray, horizon_days: float) -> dict[str, np.ndarray]:
+    """Out-of-fold scores (5 folds) of a logistic and a gradient-boosted model of the churn inputs as of
+    the cut, fitted on the holdout truth itself: the best these inputs give when the future is known."""
+    outlook = churn.model_outlook(
+        clv.fit_no_purchase_model(churn.rfm_weeks(summary)), summary, [horizon_days]
+    )
+    features = churn.churn_features(summary, outlook, horizon_days)
+    x = features.loc[:, features.std() > 0].to_numpy(float)
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    models = {
+        "logistic": make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
+        "boosted": HistGradientBoostingClassifier(learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=40),
+    }
+    return {
+        name: cross_val_predict(model, x, truth, cv=folds, method="predict_proba")[:, 1]
+        for name, model in models.items()
+    }
+
+
 def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
     """Every figure of one cut (see the module docstring)."""
     reference = pd.Timestamp(cut)
@@ -109,6 +135,8 @@ def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
     pareto = pareto_nbd_score(log, reference).reindex(ids).to_numpy(float)
     summary = summarize_purchase_days(purchase_days(log, reference), reference)
     mbgnbd = pd.Series(score_churn_risk(summary, holdout).p_none, index=summary["customer_id"])
+    order = pd.Index(summary["customer_id"]).get_indexer(ids)
+    ceiling = hindsight_ceiling(summary.iloc[order].reset_index(drop=True), truth, float(holdout))
     row: dict[str, float | str | bool] = {
         "cut": cut,
         "holdout_days": holdout,
@@ -123,6 +151,11 @@ def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
         "label_recall": float(flagged[truth].mean()),
         "flagged": int(flagged.sum()),
         "recency_precision_same_count": precision_same_count(truth, recency, int(flagged.sum())),
+        **{f"ceiling_auc_{name}": float(roc_auc_score(truth, score)) for name, score in ceiling.items()},
+        **{
+            f"ceiling_precision_same_count_{name}": precision_same_count(truth, score, int(flagged.sum()))
+            for name, score in ceiling.items()
+        },
         "feature_set": str(info.get("backtest_feature_set", "-")),
         "recall_setting": float(info["recall_calibration"]["setting"]),
         "label_seconds": seconds,
