@@ -28,6 +28,7 @@ config `init-config` proposes and on the default world of the same seed and size
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py 20000 100000
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py 100000 --export 100000
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py --skip-step01 100000
+    flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py --skip-step03 --root /tmp/w 1000000
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -131,9 +133,11 @@ def cpu_seconds() -> float:
     return time.process_time()
 
 
-def show(label: str, wall: float, cpu: float, unit: str = " s") -> None:
-    """One printed line: a label, wall and CPU figures (seconds, or a ratio with unit "x")."""
-    print(f"  {label + ':':<52}{wall:8.2f}{unit} wall {cpu:8.2f}{unit} CPU")
+def show(label: str, wall: float, cpu: float, unit: str = " s", peak: float | None = None) -> None:
+    """One printed line: a label, wall and CPU figures (seconds, or a ratio with unit "x") and the
+    process's peak RSS (GB) when given."""
+    memory = f" {peak:6.2f} GB peak RSS" if peak is not None else ""
+    print(f"  {label + ':':<52}{wall:8.2f}{unit} wall {cpu:8.2f}{unit} CPU{memory}")
 
 
 def timed(work: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -265,7 +269,8 @@ def run_phase(phase: str, config_file: Path, folder: Path) -> None:
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     work = (lambda: step01(config, folder)) if phase == "step01" else (lambda: reference_read(config, folder))
     wall, cpu, rows = timed(work)
-    print(json.dumps({"wall": wall, "cpu": cpu, "rows": rows}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kilobytes on Linux
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_gb": peak, "rows": rows}))
 
 
 def compare_step01(config: dict, label: str, scratch: Path) -> tuple[dict, dict]:
@@ -279,8 +284,8 @@ def compare_step01(config: dict, label: str, scratch: Path) -> tuple[dict, dict]
         results[phase] = child(phase, config_file, folder)
         shutil.rmtree(folder, ignore_errors=True)
     step, reference = results["step01"], results["reference"]
-    show("step 01 (read, check, quarantine, clean, profile)", step["wall"], step["cpu"])
-    show("reference (read + cast to Parquet)", reference["wall"], reference["cpu"])
+    show("step 01 (read, check, quarantine, clean, profile)", step["wall"], step["cpu"], peak=step["peak_gb"])
+    show("reference (read + cast to Parquet)", reference["wall"], reference["cpu"], peak=reference["peak_gb"])
     show("ratio step 01 / reference", step["wall"] / reference["wall"], step["cpu"] / reference["cpu"], "x")
     return step, reference
 
@@ -382,6 +387,19 @@ def compare_transactions(run_dir: Path, repeats: int = 2) -> None:
           f"null patterns differ in {nulls_differ or 'no column'}")  # fmt: skip
 
 
+def default_world_config(customers: int, seed: int, root: Path | None) -> dict:
+    """The run config of the default demo world of `customers` people (generated when missing): under
+    `root` as `bench_export` names it (seed `seed`), else `data/raw/bench_<customers>` (the demo seed)."""
+    if root is not None:
+        raw, truth, _ = load_bench_export().world(root.resolve(), "default", customers, seed)
+        return load_config(None, [f"data.raw_dir={raw}", f"demo.truth_dir={truth}"])
+    from helpers.core.runner import ensure_demo_data
+
+    config = load_config(None, [f"demo.customers={customers}", f"data.raw_dir=data/raw/bench_{customers}"])
+    ensure_demo_data(config, progress=False)
+    return config
+
+
 def load_bench_export() -> Any:
     spec = importlib.util.spec_from_file_location("bench_export", Path(__file__).with_name("bench_export.py"))
     module = importlib.util.module_from_spec(spec)
@@ -389,12 +407,19 @@ def load_bench_export() -> Any:
     return module
 
 
-def compare_export(customers: int, seed: int, root: Path, scratch: Path) -> None:
-    """Step 01 on the export-style world (proposed config) and the default world, each in a child."""
+def compare_export(customers: int, seed: int, root: Path, scratch: Path, measured: dict[str, dict]) -> None:
+    """Step 01 on the export-style world (proposed config) and the default world, each in a child
+    (the default world's figures reused from `measured`, by raw folder, when step 01 already ran on it)."""
     bench_export = load_bench_export()
     seconds = {}
     for style in ("export", "default"):
         raw, truth, reference_date = bench_export.world(root, style, customers, seed)
+        if str(raw) in measured:
+            seconds[style] = found = measured[str(raw)]
+            show(
+                f"step 01, {style} style (measured above)", found["wall"], found["cpu"], peak=found["peak_gb"]
+            )
+            continue
         if style == "export":
             proposed = root / f"proposed_{customers}_{seed}.yml"
             if not proposed.is_file():
@@ -408,7 +433,8 @@ def compare_export(customers: int, seed: int, root: Path, scratch: Path) -> None
         folder.mkdir(parents=True, exist_ok=True)
         seconds[style] = child("step01", config_file, folder)
         shutil.rmtree(folder, ignore_errors=True)
-        show(f"step 01, {style} style", seconds[style]["wall"], seconds[style]["cpu"])
+        found = seconds[style]
+        show(f"step 01, {style} style", found["wall"], found["cpu"], peak=found["peak_gb"])
     export, default = seconds["export"], seconds["default"]
     show("export / default", export["wall"] / default["wall"], export["cpu"] / default["cpu"], "x")
 
@@ -423,6 +449,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="finished run for the step 03 comparison (one size)")
     parser.add_argument("--export", type=int, metavar="N", help="also step 01 export vs default style at N")
     parser.add_argument("--export-root", type=Path, default=Path("/tmp/bench_export"))
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="default-style worlds as ROOT/raw_default_<N>_<seed> (as --export names them) instead of "
+        "data/raw/bench_<N>",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--phase", choices=["step01", "reference"], help=argparse.SUPPRESS)
     parser.add_argument("--config-file", type=Path, help=argparse.SUPPRESS)
@@ -432,17 +464,16 @@ def main() -> None:
         run_phase(args.phase, args.config_file, args.folder)
         return
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    measured: dict[str, dict] = {}  # raw folder -> step 01's figures on it
     with tempfile.TemporaryDirectory(prefix="bench_references_") as scratch:
         for size in args.sizes:
             print(f"== {size:,} customers")
             if not args.skip_step01:
-                from helpers.core.runner import ensure_demo_data
-
-                overrides = [f"demo.customers={size}", f"data.raw_dir=data/raw/bench_{size}"]
-                config = load_config(None, overrides)
-                ensure_demo_data(config, progress=False)
+                config = default_world_config(size, args.seed, args.root)
                 print(f" step 01 vs read+cast reference on {config['data']['raw_dir']}")
-                compare_step01(config, f"default_{size}", Path(scratch))
+                measured[str(config["data"]["raw_dir"])] = compare_step01(
+                    config, f"default_{size}", Path(scratch)
+                )[0]
             if not args.skip_step03:
                 run_dir = args.run or finished_run(size)
                 if run_dir is None:
@@ -453,7 +484,7 @@ def main() -> None:
                     compare_transactions(run_dir)
         if args.export:
             print(f"== step 01 export vs default style at {args.export:,} customers")
-            compare_export(args.export, args.seed, args.export_root.resolve(), Path(scratch))
+            compare_export(args.export, args.seed, args.export_root.resolve(), Path(scratch), measured)
     print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
 
 

@@ -23,9 +23,10 @@ from helpers.core.i18n import catalog
 from helpers.core.steps import AUDIT
 from helpers.core.tables import TABLES
 
-# Planted defect kind (helpers.demo.world truth) -> the quarantine reason that must name it.
+# Planted defect kind (helpers.demo.world truth) -> the quarantine reason that must name it. An impossible
+# birth date is an optional attribute of an identity record: dropped, the record kept (IMPOSSIBLE_BIRTH).
+IMPOSSIBLE_BIRTH = "birth_date gives an impossible age, set to null"
 DEFECT_REASONS = {
-    "impossible_birth_date": "impossible age",
     "unparseable_date": "unparseable ",
     "future_date": "after reference date",
     "negative_amount": "negative amount on non-refund",
@@ -68,16 +69,17 @@ def test_quality_weights_come_from_the_config(fixture_report: audit.AuditReport)
 
 
 def test_coverage_per_factor_group_on_the_fixture(fixture_report: audit.AuditReport) -> None:
-    # Accepted identity records: CRM001, CRM006, CTI01, S1, L001. Purchases (value, behaviour): CRM001
-    # and S1; marketing touches: CRM001 and L001. The groups are those of helpers.core.factors with
+    # Accepted identity records: CRM001, CRM002, CRM003, CRM005, CRM006 (bad birth dates dropped, the
+    # records kept), CTI01, S1, S2, L001. Purchases (value, behaviour): CRM001 and S1; marketing
+    # touches: CRM001 and L001; a company: CRM002. The groups are those of helpers.core.factors with
     # source columns (lifetime_value is modelled from the value group's purchases).
     coverage = fixture_report.coverage.set_index("group")
-    expected = {"value": 2, "behaviour": 2, "service": 2, "marketing": 2, "demographic": 4, "geographic": 3,
-                "technographic": 1, "psychographic": 1, "firmographic": 0}  # fmt: skip
+    expected = {"value": 2, "behaviour": 2, "service": 2, "marketing": 2, "demographic": 6, "geographic": 4,
+                "technographic": 1, "psychographic": 1, "firmographic": 1}  # fmt: skip
     assert list(coverage.index) == [group.name for group in FACTOR_GROUPS if group.name != "lifetime_value"]
     assert coverage["records_with"].to_dict() == expected
-    assert (coverage["records"] == 5).all()
-    assert coverage.loc["demographic", "share"] == pytest.approx(0.8)
+    assert (coverage["records"] == 9).all()
+    assert coverage.loc["demographic", "share"] == pytest.approx(6 / 9)
     by_system = fixture_report.coverage_by_system.set_index("system")
     assert by_system.loc["cti", "service"] == 1 and by_system.loc["crm", "service"] == 1
     assert "shop_accounts.primary_device" in coverage.loc["technographic", "feeds"]
@@ -93,6 +95,8 @@ def test_column_profile_counts_missing_and_invalid(fixture_report: audit.AuditRe
     assert profile.loc[("calls", "call_at"), "max"] == "2024-01-06 09:15:00"
     checks = fixture_report.invalid_values.set_index(["table", "check"])["rows"]
     assert checks[("crm_customers", "unknown gender value (kept, set to null)")] == 1
+    assert checks[("crm_customers", "birth_date gives an impossible age (kept, set to null)")] == 2
+    assert profile.loc[("crm_customers", "birth_date"), "invalid"] == 1  # unparseable; impossible ages parse
     assert checks[("transactions", "orphan reference (quarantined)")] == 1
     assert checks[("transactions", "reference to a quarantined record (quarantined)")] == 1
 
@@ -112,7 +116,7 @@ def test_integrity_ranges_and_months_on_the_fixture(fixture_report: audit.AuditR
 
 def test_summary_and_figures_render(fixture_report: audit.AuditReport) -> None:
     summary = audit.summary_text(fixture_report).splitlines()
-    assert summary[0].split() == ["crm_customers", "in", "8", "ok", "2", "quarantined", "6", "score",
+    assert summary[0].split() == ["crm_customers", "in", "8", "ok", "5", "quarantined", "3", "score",
                                   f"{fixture_report.quality.score.iloc[0]:.1f}"]  # fmt: skip
     report = fixture_report
     helpers.core.plots.setup()  # the CJK font, as every notebook does
@@ -148,10 +152,12 @@ def test_knobs_override_the_config(tmp_path: Path) -> None:
     assert ctx.config["audit"]["min_age"] == 5 and ctx.config["audit"]["max_age"] == 100
     assert ctx.settings.audit.min_age == 5 and ctx.settings.audit.max_age == 100
     report = audit.run_step(ctx)
-    reasons = report.quarantine_reasons.set_index(["table", "reason"])["rows"]
-    assert reasons[("crm_customers", "impossible age")] == 1  # the 11-year-old is now plausible
+    dropped = report.contract.dropped_values.set_index(["table", "column", "reason"])["rows"]
+    assert (
+        dropped[("crm_customers", "birth_date", "gives an impossible age")] == 1
+    )  # the 11-year-old's is plausible
     manifest = json.loads(ctx.path("step.json").read_text())
-    assert manifest["ledger"]["crm_customers"] == {"input_rows": 8, "accepted_rows": 3, "quarantined_rows": 5}
+    assert manifest["ledger"]["crm_customers"] == {"input_rows": 8, "accepted_rows": 5, "quarantined_rows": 3}
     assert set(manifest["quality"]) == set(TABLES)
     assert list(manifest["coverage"]) == [group.name for group in SOURCE_GROUPS]
     for name in ("quality", "coverage", "column_profile", "quarantine_reasons"):
@@ -206,8 +212,14 @@ def test_demo_world_planted_defects_are_all_quarantined(demo_run: tuple[StepCont
     ctx, config = demo_run
     truth_dir = resolve_path(Path("data/truth") / resolve_path(setting(config, "data.raw_dir")).name)
     planted = pd.read_parquet(truth_dir / "planted_defects.parquet")
+    births = planted[planted["defect"] == "impossible_birth_date"]
+    for table, defects in births.groupby("table"):  # kept, the birth date dropped and noted
+        clean = ctx.read("01_data_audit", f"clean_{table}").set_index(TABLES[table].key)
+        kept = clean.reindex(defects["key"])
+        assert kept["birth_date"].isna().all() and kept["notes"].str.contains(IMPOSSIBLE_BIRTH).all(), table
+    assert len(births) > 5
     missed = []
-    for table, defects in planted.groupby("table"):
+    for table, defects in planted[planted["defect"] != "impossible_birth_date"].groupby("table"):
         quarantine = ctx.read("01_data_audit", f"quarantine_{table}")
         key = TABLES[table].key
         reasons = quarantine.groupby(quarantine[key].str.strip())["reason"].agg("; ".join)

@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from helpers.audit.contract import DataContractError, Workspace, run_contract
+from helpers.audit.contract import DataContractError, run_contract
 from helpers.core.context import StepContext
 from helpers.core.tables import TABLES
+from helpers.engine.reading import Workspace
 
 REFERENCE_DATE = "2026-06-30"
 CONFIG: dict[str, Any] = {
@@ -97,7 +98,7 @@ CRM = [
         "上海",
         "",
         "2023-02-01 09:30:00",
-    ],  # bad date; bad email
+    ],  # bad birth date (dropped, record kept); bad email
     [
         "CRM003",
         "张三",
@@ -117,7 +118,7 @@ CRM = [
         "",
         "",
         "2023-03-01 00:00:00",
-    ],  # impossible age; bad phone; bad gender
+    ],  # impossible age (birth date dropped); bad phone; bad gender (kept)
     [
         "CRM004",
         "",
@@ -157,7 +158,7 @@ CRM = [
         "",
         "",
         "2023-03-03 00:00:00",
-    ],  # younger than min_age
+    ],  # younger than min_age: birth date dropped, record kept
     [
         "CRM006",
         "钱七",
@@ -240,7 +241,7 @@ SHOP = [
         "12.5",
         "300",
     ],
-    ["S2", "lina", "", "", "", "", "", "", "2023-02-10 12:00:00", "blackberry", "maybe", "", ""],  # bad bool
+    ["S2", "lina", "", "", "", "", "", "", "2023-02-10 12:00:00", "blackberry", "maybe", "", "-3"],  # kept
 ]
 LOYALTY = [
     ["L001", "王伟", "13812345678", "", "1980-05-01", "2023-01-15", "Gold"],
@@ -253,7 +254,7 @@ TRANSACTIONS = [
     ["T4", "crm", "CRM999", "2024-03-02 10:00:00", "10", "1", "food", "store", "false"],  # orphan
     ["T5", "crm", "CRM001", "2026-07-02 10:00:00", "10", "1", "food", "app", "false"],  # after reference
     ["T1", "crm", "CRM001", "2024-01-01 10:00:00", "100.5", "2", "food", "store", "false"],  # exact duplicate
-    ["T6", "crm", "CRM002", "2024-03-03 10:00:00", "10", "1", "food", "store", "0"],  # CRM002 quarantined
+    ["T6", "crm", "CRM004", "2024-03-03 10:00:00", "10", "1", "food", "store", "0"],  # CRM004 quarantined
     ["T7", "loyalty", "L001", "2024-03-04", "abc", "1", "toys", "phone", "1"],  # unparseable amount
     ["T8", "crm", "CRM006", "2024-03-05 10:00:00", "10", "1", "food", "fax", "no"],  # invalid channel
 ]
@@ -283,15 +284,11 @@ ROWS = {
 }
 # (table, source_row) -> every reason the row must carry.
 EXPECTED_QUARANTINE = {
-    ("crm_customers", 2): {"unparseable birth_date"},
-    ("crm_customers", 3): {"impossible age"},
     ("crm_customers", 4): {"missing full_name"},
-    ("crm_customers", 5): {"impossible age"},
     ("crm_customers", 7): {"duplicate crm_id"},
     ("crm_customers", 8): {"created_at after reference date"},
     ("cti_contacts", 2): {"unparseable first_call_at"},
     ("cti_contacts", 3): {"missing phone"},
-    ("shop_accounts", 2): {"unparseable app_installed"},
     ("loyalty_members", 2): {"unparseable joined_on"},
     ("transactions", 3): {"negative quantity", "negative amount on non-refund"},
     ("transactions", 4): {"orphan reference"},
@@ -378,8 +375,10 @@ def test_ledger_balances_and_counts_the_fixture(fixture_run: StepContext) -> Non
 
 def test_quarantine_keeps_original_strings(fixture_run: StepContext) -> None:
     quarantine = fixture_run.read("01_data_audit", "quarantine_crm_customers").set_index("source_row")
-    assert quarantine.loc[2, "birth_date"] == "1990-02-30"
-    assert quarantine.loc[3, "gender"] == "X"
+    assert (
+        quarantine.loc[8, "created_at"] == "2027-01-01 00:00:00" and quarantine.loc[8, "crm_id"] == "CRM007"
+    )
+    assert quarantine.loc[4, "gender"] == "M" and pd.isna(quarantine.loc[4, "full_name"])
     assert set(quarantine.columns) == set(TABLES["crm_customers"].column_names) | {"reason"}
     calls = fixture_run.read("01_data_audit", "quarantine_calls").set_index("source_row")
     assert calls.loc[2, "reason_raw"] == "inquiry" and calls.loc[2, "reason"] == "orphan reference"
@@ -387,7 +386,8 @@ def test_quarantine_keeps_original_strings(fixture_run: StepContext) -> None:
 
 def test_clean_tables_are_typed_mapped_and_normalized(fixture_run: StepContext) -> None:
     crm = fixture_run.read("01_data_audit", "clean_crm_customers")
-    assert crm["crm_id"].tolist() == ["CRM001", "CRM006"]  # mapped from CustomerNo; first of the duplicates
+    # mapped from CustomerNo; the first of the duplicates; records with bad optional attributes kept
+    assert crm["crm_id"].tolist() == ["CRM001", "CRM002", "CRM003", "CRM005", "CRM006"]
     first = crm.iloc[0]
     assert first.full_name == "王伟" and first.source_system == "crm" and first.source_record_id == "CRM001"
     assert first.mobile_norm == "+8613812345678" and first.landline_norm == "+86-10-62345678"
@@ -428,8 +428,41 @@ def test_clean_tables_are_typed_mapped_and_normalized(fixture_run: StepContext) 
 def test_optional_values_stay_null_and_invalid_contacts_keep_the_row(fixture_run: StepContext) -> None:
     crm = fixture_run.read("01_data_audit", "clean_crm_customers").set_index("crm_id")
     assert pd.isna(crm.loc["CRM006", "email"]) and pd.isna(crm.loc["CRM006", "employee_count"])
-    shop = fixture_run.read("01_data_audit", "clean_shop_accounts")
-    assert len(shop) == 1  # the unknown device alone does not reject S2; its bad bool does
+    shop = fixture_run.read("01_data_audit", "clean_shop_accounts").set_index("shop_user_id")
+    assert shop.index.tolist() == ["S1", "S2"]  # neither the unknown device nor the bad bool rejects S2
+    assert pd.isna(shop.loc["S2", "primary_device"]) and pd.isna(shop.loc["S2", "app_installed"])
+
+
+def test_bad_optional_attributes_of_identity_records_are_dropped_and_flagged(
+    fixture_run: StepContext,
+) -> None:
+    """A birth date that cannot be read or gives an impossible age, a negative optional number or a bad
+    optional bool of an identity record: the value is set to null, the record kept and named."""
+    crm = fixture_run.read("01_data_audit", "clean_crm_customers").set_index("crm_id")
+    assert crm.loc[["CRM002", "CRM003", "CRM005"], "birth_date"].isna().all()
+    assert crm.loc["CRM001", "birth_date"] == pd.Timestamp("1980-05-01")
+    assert crm.loc["CRM002", "notes"] == "birth_date unparseable, set to null"
+    assert crm.loc["CRM003", "notes"] == (
+        "gender outside its values, set to null; birth_date gives an impossible age, set to null"
+    )
+    assert crm.loc["CRM002", "source_row"] == 2 and pd.isna(crm.loc["CRM001", "notes"])
+    shop = fixture_run.read("01_data_audit", "clean_shop_accounts").set_index("shop_user_id")
+    assert pd.isna(shop.loc["S2", "online_minutes_per_month"])
+    assert shop.loc["S2", "notes"] == (
+        "primary_device outside its values, set to null; app_installed outside its values, set to null; "
+        "online_minutes_per_month negative, set to null"
+    )
+    dropped = fixture_run.read("01_data_audit", "dropped_values")
+    assert {(r.table, r.column, r.reason): r.rows for r in dropped.itertuples()} == {
+        ("crm_customers", "birth_date", "unparseable"): 1,
+        ("crm_customers", "birth_date", "gives an impossible age"): 2,
+        ("shop_accounts", "online_minutes_per_month", "negative"): 1,
+    }
+    unmapped = fixture_run.read("01_data_audit", "unmapped_values").set_index(["table", "column"])
+    assert unmapped.loc[("shop_accounts", "app_installed"), "action"] == "kept, value set to null"
+    # Event rows keep their quarantine rules: an out-of-range rating still rejects the call.
+    calls = fixture_run.read("01_data_audit", "quarantine_calls").set_index("source_row")
+    assert "out-of-range satisfaction" in calls.loc[3, "reason"]
 
 
 def test_invalid_optional_category_becomes_null(tmp_path: Path) -> None:

@@ -16,19 +16,17 @@ import yaml
 from helpers.audit.contract import (
     ContractResult,
     DataContractError,
-    Workspace,
     add_identity_columns,
-    csv_layout,
     reference_kinds,
     run_contract,
     table_sources,
-    tolerant_csv,
     unify_region,
 )
 from helpers.core.context import StepContext
 from helpers.core.factors import GROUP_NAMES
 from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import TABLES
+from helpers.engine.reading import Workspace, csv_layout, has_wide_bytes, tolerant_csv
 
 STEP = "01_data_audit"
 CONFIG: dict[str, Any] = {
@@ -353,11 +351,9 @@ def test_the_worked_example_of_data_readme_is_a_valid_config() -> None:
 def test_wide_byte_scan_finds_full_width_forms_across_chunks(tmp_path: Path) -> None:
     """The file-level test that lets step 01 skip the per-row full-width handling: never False when a
     full-width form or the ideographic space is there, also split across read chunks."""
-    from helpers.audit.contract import _has_wide_bytes
-
     path = tmp_path / "x.csv"
     for text, expected in [("a,b\n1,广东省\n", False), ("a,b\n1,１３８\n", True), ("a,b\n1,x\u3000y\n", True),
                            ("a,b\n1,ｚ\n", True), ("a,b\n1,¥12\n", False)]:  # fmt: skip
         path.write_text(text, encoding="utf-8")
         for chunk in (1, 2, 3, 1 << 20):
-            assert _has_wide_bytes(path, chunk) is expected, (text, chunk)
+            assert has_wide_bytes(path, chunk) is expected, (text, chunk)

@@ -28,28 +28,18 @@ null; a free-text column with a value map keeps the value as it is.
 
 from __future__ import annotations
 
-import csv
-import gc
-import itertools
 import json
 import re
-import shutil
 import sys
-import tempfile
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import duckdb
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from python_calamine import CalamineWorkbook
 
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
@@ -64,15 +54,17 @@ from helpers.core.tables import (
     Column,
     Table,
 )
-from helpers.engine.base import DuckDBEngine
+from helpers.engine.base import DuckDBEngine, SqlEngine
+from helpers.engine.reading import DataContractError as DataContractError
+from helpers.engine.reading import SourceRelation, read_source
+from helpers.engine.reading import literal as _literal
+from helpers.engine.reading import quote as _quote
+from helpers.engine.reading import safe_engine_message as safe_engine_message
 
 STEP = "audit"
 PHONE_COLUMNS = ("mobile", "landline", "phone")
 EMAIL_COLUMN = "email"
 QUARANTINE_COLUMNS = ("source_row", "reason")
-SOURCE_ROW = "__source_row"
-READ_PROBLEM = "__read_problem"
-CSV_DELIMITERS = (",", "\t", ";", "|")
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
 TRUE_WORDS = ("true", "t", "1", "yes", "y", "是")
 FALSE_WORDS = ("false", "f", "0", "no", "n", "否")
@@ -128,10 +120,6 @@ _ARROW_TYPES = {
     "date": pyarrow.timestamp("us"),
     "datetime": pyarrow.timestamp("us"),
 }
-
-
-class DataContractError(ValueError):
-    """A raw export breaks the data contract in a way no row-level quarantine can fix."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +180,8 @@ class ContractResult:
     table_status: pd.DataFrame = field(default_factory=pd.DataFrame)
     # table, column, value, rows, action: values outside the value map and the canonical vocabulary
     unmapped_values: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # table, column, reason, rows: bad optional attributes of identity records set to null, rows kept
+    dropped_values: pd.DataFrame = field(default_factory=pd.DataFrame)
     groups_without_data: list[str] = field(default_factory=list)  # factor groups no present table feeds
 
 
@@ -252,401 +242,7 @@ def table_sources(data: DataSettings) -> dict[str, TableSource]:
     return sources
 
 
-class Workspace:
-    """A DuckDB engine on a temporary work database (spills to disk), removed on close."""
-
-    def __init__(self, parent: Path, memory_limit: str, threads: int) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix=".work-", dir=parent))
-        self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
-        database = str(self.directory / "work.duckdb").replace("'", "''")
-        self.engine.query(f"SET temp_directory = '{self.directory / 'spill'}'")
-        self.engine.query("SET preserve_insertion_order = true")
-        # Work tables live for minutes: skipping compression saves about a third of the write CPU.
-        self.engine.query("PRAGMA force_compression = 'uncompressed'")
-        self.engine.query(f"ATTACH '{database}' AS work")
-        self.engine.query("USE work")
-
-    def close(self) -> None:
-        self.engine.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def find_encoding_error(
-    path: Path, encoding: str, chunk_bytes: int = 1 << 24
-) -> tuple[int, int, bytes] | None:
-    """First undecodable byte of a text file: (byte offset, 1-based line, the bytes around it)."""
-    offset = 0
-    line = 1
-    carry = b""
-    with path.open("rb") as handle:
-        while True:
-            block = handle.read(chunk_bytes)
-            data = carry + block
-            # Cut at the last newline: 0x0A is never part of a multi-byte UTF-8 or GBK character.
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            piece, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-            try:
-                piece.decode(encoding)
-            except UnicodeDecodeError as error:
-                return (
-                    offset + error.start,
-                    line + piece.count(b"\n", 0, error.start),
-                    piece[error.start : error.start + 8],
-                )
-            offset += len(piece)
-            line += piece.count(b"\n")
-            if not block:
-                return None
-
-
-def _transcode_to_utf8(source: TableSource, target: Path, chunk_bytes: int = 1 << 24) -> None:
-    """Stream-transcode a non-UTF-8 CSV to UTF-8 (DuckDB reads only UTF-8 without extensions)."""
-    with source.path.open("rb") as reader, target.open("wb") as writer:
-        carry = b""
-        while True:
-            block = reader.read(chunk_bytes)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            piece, carry = data[:cut], data[cut:]
-            try:
-                writer.write(piece.decode(source.encoding).encode("utf-8"))
-            except UnicodeDecodeError:
-                _raise_encoding_error(source)
-            except LookupError as error:
-                raise DataContractError(
-                    f"{source.path}: unknown encoding {source.encoding!r} "
-                    f"in data.tables.{source.table}.encoding."
-                ) from error
-            if not block:
-                return
-
-
-def _raise_encoding_error(source: TableSource) -> NoReturn:
-    found = find_encoding_error(source.path, source.encoding)
-    # The first undecodable byte only: the bytes around it may be part of a name.
-    where = f" at byte offset {found[0]} (line {found[1]}, byte 0x{found[2][0]:02X})" if found else ""
-    raise DataContractError(
-        f"{source.path}: cannot decode table {source.table} as {source.encoding}{where}. "
-        f"Set data.tables.{source.table}.encoding to the file's real encoding (e.g. gbk, utf-8-sig)."
-    )
-
-
-@dataclass(frozen=True)
-class SourceRelation:
-    """An export as DuckDB sees it: a relation, its column names, and a numbered variant.
-
-    `numbered` exposes `row_number` (the 1-based data row in the file) for re-reading rows;
-    `read_problem` is an SQL expression over `numbered`: why a row could not be read whole
-    (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
-    `may_be_wide` is False when the file holds no full-width form at all (its values need no
-    translation, and no row needs the per-row test).
-    """
-
-    relation: str
-    names: list[str]
-    numbered: str
-    row_number: str
-    read_problem: str = "NULL"
-    status: str = "loaded"
-    may_be_wide: bool = True
-
-
-@dataclass(frozen=True)
-class CsvLayout:
-    """Where the data of a CSV starts: the header's column names, the delimiter and the physical lines
-    before the first data row (title rows, blank lines and the header)."""
-
-    names: list[str]
-    delimiter: str
-    skip_lines: int
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    """Header names stripped, NFKC-normalized and made unique (a repeated name gets `_2`, `_3` ...)."""
-    seen: dict[str, int] = {}
-    unique = []
-    for position, raw in enumerate(names):
-        name = unicodedata.normalize("NFKC", str(raw or "")).strip() or f"column_{position + 1}"
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return unique
-
-
-def csv_layout(path: Path, skip_rows: int, delimiter: str | None) -> CsvLayout | None:
-    """Read the header of a UTF-8 CSV below `skip_rows` title lines (and any blank lines); None when
-    the file has no header line. Without a configured delimiter the most frequent of `, \\t ; |` in
-    the header line is used."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for _ in range(skip_rows):
-            handle.readline()
-        consumed = skip_rows
-        for line in handle:
-            consumed += 1
-            if line.strip():
-                break
-        else:
-            return None
-    chosen = delimiter or max(CSV_DELIMITERS, key=line.count)
-    header = next(csv.reader([line], delimiter=chosen))
-    return CsvLayout(_unique_names(header), chosen, consumed)
-
-
-def _ends_inside_quotes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
-    """True when a file holds an odd number of double quotes: its last field was cut inside quotes."""
-    quotes = 0
-    with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
-            quotes += block.count(b'"')
-    return quotes % 2 == 1
-
-
-def tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int = 200_000) -> int:
-    """Parse a UTF-8 CSV with Python's csv module into Parquet, keeping every data row.
-
-    Used when DuckDB's strict reader refuses the file. Each row gets `__source_row` (1-based data row;
-    blank lines are skipped, as DuckDB does) and `__read_problem`: a row with too few or too many
-    fields is padded or cut to the header and named as ragged; a last row cut inside a quoted field
-    is named as truncated. Returns the data rows written.
-
-    Rows are read in batches and turned into columns by one transposition per batch (`zip`), empty
-    fields to null by pyarrow: only ragged rows are handled one by one. The garbage collector is
-    paused meanwhile: a batch holds 200,000 row lists, and its scans of them cost more than the parse.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _tolerant_csv(path, layout, target, batch_rows)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int) -> int:
-    width = len(layout.names)
-    schema = pyarrow.schema(
-        [(name, pyarrow.string()) for name in layout.names]
-        + [(SOURCE_ROW, pyarrow.int64()), (READ_PROBLEM, pyarrow.string())]
-    )
-    rows = 0
-    pending: list[pyarrow.Array] | None = None  # held back: the last batch may get the truncation note
-    with path.open(encoding="utf-8-sig", newline="") as handle, pq.ParquetWriter(target, schema) as writer:
-        for _ in range(layout.skip_lines):
-            handle.readline()
-        reader = csv.reader(handle, delimiter=layout.delimiter, strict=False)
-        while True:
-            chunk = list(itertools.islice(reader, batch_rows))
-            if not chunk:
-                break
-            batch = [fields for fields in chunk if fields]
-            if not batch:
-                continue
-            problems: list[str | None] = [None] * len(batch)
-            for i in [i for i, fields in enumerate(batch) if len(fields) != width]:
-                problems[i] = f"ragged row: {len(batch[i])} fields, the header has {width}"
-                batch[i] = (batch[i] + [""] * width)[:width]
-            arrays = [_text_array(values) for values in zip(*batch, strict=True)]
-            arrays.append(pyarrow.array(range(rows + 1, rows + len(batch) + 1), pyarrow.int64()))
-            arrays.append(pyarrow.array(problems, pyarrow.string()))
-            rows += len(batch)
-            if pending is not None:
-                writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
-            pending = arrays
-        if pending is not None:
-            if _ends_inside_quotes(path):
-                problems_column = pending[-1].to_pylist()
-                problems_column[-1] = "truncated last row: the file ends inside a quoted field"
-                pending[-1] = pyarrow.array(problems_column, pyarrow.string())
-            writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
-        else:
-            writer.write_table(schema.empty_table())
-    return rows
-
-
-def _text_array(values: tuple[str, ...]) -> pyarrow.Array:
-    """CSV fields as a text column, empty fields as null."""
-    array = pyarrow.array(values, pyarrow.string())
-    return pc.if_else(pc.equal(array, ""), pyarrow.scalar(None, pyarrow.string()), array)
-
-
-def _empty_relation(names: list[str], status: str) -> SourceRelation:
-    """A relation with `names` as text columns and no rows (an absent or empty export)."""
-    columns = ", ".join(
-        [*(f"NULL::VARCHAR AS {_quote(name)}" for name in names), f"0::BIGINT AS {SOURCE_ROW}"]
-    )
-    relation = f"(SELECT {columns} WHERE false)"
-    return SourceRelation(relation, names, relation, SOURCE_ROW, status=status)
-
-
-def _source_relation(
-    engine: DuckDBEngine, source: TableSource, work_dir: Path, tolerant: bool = False
-) -> SourceRelation:
-    """A DuckDB relation over the export (all values as text); `tolerant` reads a CSV row by row in
-    Python (ragged and truncated rows kept and named) instead of with DuckDB's strict reader."""
-    canonical = source.contract.column_names
-    if source.path is None:
-        return _empty_relation(canonical, "not configured")
-    if not source.path.is_file():
-        raise DataContractError(
-            f"{source.path}: file for table {source.table} not found. Check data.raw_dir and "
-            f"data.tables.{source.table}.file in the run config (leave the table out if there is none)."
-        )
-    if source.path.stat().st_size == 0:
-        return _empty_relation(canonical, "empty file")
-    if source.format == "excel":
-        sheet = _read_excel(source)
-        if sheet is None:
-            return _empty_relation(canonical, "empty file")
-        name = f"excel_{source.table}"
-        engine.connection.register(name, sheet)
-        return SourceRelation(name, sheet.column_names[:-1], name, SOURCE_ROW)
-    if source.format == "parquet":
-        path = _literal(str(source.path))
-        relation = f"read_parquet({path})"
-        names = list(engine.query(f"DESCRIBE SELECT * FROM {relation}")["column_name"])
-        numbered = f"read_parquet({path}, file_row_number = true)"
-        return SourceRelation(relation, names, numbered, "file_row_number + 1")
-    if source.format != "csv":
-        raise DataContractError(
-            f"data.tables.{source.table}.format is {source.format!r}; use csv, excel or parquet."
-        )
-    path = source.path
-    if source.encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "ascii"):
-        path = work_dir / f"{source.table}.utf8.csv"
-        if not path.exists():
-            _transcode_to_utf8(source, path)
-    try:
-        layout = csv_layout(path, source.skip_rows, source.delimiter)
-    except UnicodeDecodeError:
-        _raise_encoding_error(source)
-    if layout is None:
-        return _empty_relation(canonical, "empty file")
-    if tolerant:
-        target = work_dir / f"{source.table}.rows.parquet"
-        try:
-            tolerant_csv(path, layout, target)
-        except UnicodeDecodeError:
-            _raise_encoding_error(source)
-        relation = f"read_parquet({_literal(str(target))})"
-        return SourceRelation(
-            relation,
-            layout.names,
-            relation,
-            SOURCE_ROW,
-            read_problem=READ_PROBLEM,
-            may_be_wide=_has_wide_bytes(path),
-        )
-    columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in layout.names)
-    relation = (
-        f"read_csv({_literal(str(path))}, header = false, skip = {layout.skip_lines}, "
-        f"columns = {{{columns}}}, delim = {_literal(layout.delimiter)}, quote = '\"', escape = '\"', "
-        "auto_detect = false, strict_mode = true)"
-    )
-    return SourceRelation(
-        relation, layout.names, f"{relation} WITH ORDINALITY", "ordinality", may_be_wide=_has_wide_bytes(path)
-    )
-
-
-# UTF-8 lead bytes of U+FF00-U+FF7F (the full-width ASCII forms among them) and the ideographic space.
-WIDE_BYTES = (b"\xef\xbc", b"\xef\xbd", b"\xe3\x80\x80")
-
-
-def _has_wide_bytes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
-    """Whether a UTF-8 file may hold a full-width ASCII form or the ideographic space (a byte scan;
-    True also for a few neighbours of those characters, never False when one is there)."""
-    carry = b""
-    with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
-            data = carry + block
-            if any(marker in data for marker in WIDE_BYTES):
-                return True
-            carry = data[-2:]
-    return False
-
-
-def _read_excel(source: TableSource) -> pyarrow.Table | None:
-    """One worksheet as text columns plus `__source_row` (python-calamine: fast, no per-cell pandas
-    conversion). The header is the first non-blank row below `skip_rows` rows; blank rows are skipped.
-    None when the sheet has no header row."""
-    workbook = CalamineWorkbook.from_path(str(source.path))
-    names = workbook.sheet_names
-    sheet = (
-        names[source.sheet] if isinstance(source.sheet, int) and source.sheet < len(names) else source.sheet
-    )
-    if sheet not in names:
-        raise DataContractError(
-            f"{source.path}: no sheet {source.sheet!r} for table {source.table}. "
-            f"Sheets in the workbook: {names}; set data.tables.{source.table}.sheet."
-        )
-    cells = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)[source.skip_rows :]
-    rows = [[_cell_text(value) for value in row] for row in cells]
-    rows = [row for row in rows if any(value is not None for value in row)]
-    if not rows:
-        return None
-    header = _unique_names(rows[0])
-    width = len(header)
-    data = [(row + [None] * width)[:width] for row in rows[1:]]
-    columns = list(zip(*data, strict=True)) if data else [() for _ in header]
-    arrays = {
-        name: pyarrow.array(list(values), pyarrow.string())
-        for name, values in zip(header, columns, strict=True)
-    }
-    arrays[SOURCE_ROW] = pyarrow.array(range(1, len(data) + 1), pyarrow.int64())
-    return pyarrow.table(arrays)
-
-
-def _cell_text(value: Any) -> str | None:
-    """A worksheet cell as the text a CSV export would hold: whole numbers without `.0` (ids Excel
-    stored as numbers stay exact), dates in ISO form."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def _raise_read_error(source: TableSource, error: duckdb.Error) -> NoReturn:
-    message = str(error)
-    if "unicode" in message.lower() or "utf" in message.lower():
-        found = find_encoding_error(source.path, source.encoding) if source.format == "csv" else None
-        if found or source.format != "csv":
-            _raise_encoding_error(source)
-    raise DataContractError(
-        f"{source.path}: cannot read table {source.table} as {source.format}: {safe_engine_message(message)}"
-    ) from error
-
-
-def safe_engine_message(message: str) -> str:
-    """The first line of a DuckDB error, without the row contents it may quote.
-
-    DuckDB's CSV errors go on with "Original Line: <the row>" and hints; only the first line (kind
-    of error and line number) is kept, and quoted values in it become `<value>`.
-    """
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    first = first.split("Original Line")[0]
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "<value>", first).strip().rstrip(":").strip()
+# ---------------------------------------------------------------- mapping
 
 
 def _nfkc(text: str) -> str:
@@ -813,7 +409,7 @@ def _unmapped_expression(table: Table, column: Column, source: TableSource) -> t
     if column.type == "bool":
         return (
             f"CASE WHEN ({_parse_expression(table, column, source)}) IS NULL THEN {text} END",
-            "quarantined",
+            NULLED if drops_bad_values(table, column) else "quarantined",
         )
     mapping = source.values.get(column.name)
     if mapping and column.type == "str":
@@ -822,50 +418,86 @@ def _unmapped_expression(table: Table, column: Column, source: TableSource) -> t
     return None
 
 
-def _problem_cases(table: Table) -> list[str]:
-    """SQL CASE expressions, one per possible value problem, yielding the reason text or NULL."""
-    cases = []
+@dataclass(frozen=True)
+class ValueCheck:
+    """One value problem a row can have: an SQL condition, the reason, and what it does to the row.
+
+    `drops` names the column whose value is set to null instead (the row is kept, its `notes` say so):
+    a bad optional attribute of an identity record (a birth date that cannot be read or gives an
+    impossible age, a negative company size, an id in scientific notation) does not throw the record
+    out of identity. Every other check quarantines the row.
+    """
+
+    condition: str
+    reason: str
+    drops: str | None = None
+
+    @property
+    def note(self) -> str:
+        """The note a kept row carries for a dropped value."""
+        return f"{self.drops} {self.reason}, set to null"
+
+
+def drops_bad_values(table: Table, column: Column) -> bool:
+    """Whether a bad value of `column` is set to null (an optional attribute of an identity record)
+    rather than quarantining the row."""
+    return table.kind == "identity" and not column.required and column.name != table.key
+
+
+def _value_checks(table: Table) -> list[ValueCheck]:
+    """Every possible value problem of a table's rows (quarantining or dropping the value)."""
+    checks = []
     ids = _id_columns(table)
     for column in table.columns:
-        raw = f"t_{column.name}"
-        parsed = f"v_{column.name}"
+        raw, parsed, name = f"t_{column.name}", f"v_{column.name}", column.name
+        drops = name if drops_bad_values(table, column) else None
+        found: list[tuple[str, str, str]] = []  # condition, quarantine reason, note of a dropped value
         if column.required:
-            cases.append(f"CASE WHEN {raw} IS NULL THEN 'missing {column.name}' END")
-        if column.type != "str":
-            cases.append(
-                f"CASE WHEN {raw} IS NOT NULL AND {parsed} IS NULL THEN 'unparseable {column.name}' END"
-            )
-        if column.name in ids:  # Excel turned a long number into 1.23E+11: the digits are lost
-            cases.append(
-                f"CASE WHEN contains(upper({raw}), 'E') AND regexp_full_match({raw}, "
-                f"'\\d(\\.\\d+)?[eE]\\+?\\d+') THEN '{column.name} in scientific notation' END"
-            )
-        allowed = CATEGORIES.get((table.name, column.name))
+            found.append((f"{raw} IS NULL", f"missing {name}", ""))
+        if column.type != "str" and not (column.type == "bool" and drops):  # bools: unmapped_values
+            found.append((f"{raw} IS NOT NULL AND {parsed} IS NULL", f"unparseable {name}", "unparseable"))
+        if name in ids:  # Excel turned a long number into 1.23E+11: the digits are lost
+            found.append((
+                f"(contains({raw}, 'E') OR contains({raw}, 'e')) AND "
+                f"regexp_full_match({raw}, '\\d(\\.\\d+)?[eE]\\+?\\d+')",
+                f"{name} in scientific notation", "in scientific notation",
+            ))  # fmt: skip
+        allowed = CATEGORIES.get((table.name, name))
         if allowed and column.required:
-            cases.append(
-                f"CASE WHEN {parsed} NOT IN ({', '.join(map(_literal, allowed))}) "
-                f"THEN 'invalid {column.name}' END"
-            )
-        low, high = BOUNDS.get((table.name, column.name), (None, None))
+            found.append((f"{parsed} NOT IN ({', '.join(map(_literal, allowed))})", f"invalid {name}", ""))
+        low, high = BOUNDS.get((table.name, name), (None, None))
         label = "negative" if low == 0 and high is None else "out-of-range"
         if low is not None:
-            cases.append(f"CASE WHEN {parsed} < {low} THEN '{label} {column.name}' END")
+            found.append((f"{parsed} < {low}", f"{label} {name}", label))
         if high is not None:
-            cases.append(f"CASE WHEN {parsed} > {high} THEN '{label} {column.name}' END")
-        if column.name == "birth_date":
-            cases.append(
-                f"CASE WHEN {parsed} > $latest_birth OR {parsed} < $earliest_birth THEN 'impossible age' END"
-            )
+            found.append((f"{parsed} > {high}", f"{label} {name}", label))
+        if name == "birth_date":
+            too_young_or_old = f"{parsed} > $latest_birth OR {parsed} < $earliest_birth"
+            found.append((too_young_or_old, "impossible age", "gives an impossible age"))
         elif column.type in ("date", "datetime"):
-            cases.append(
-                f"CASE WHEN {parsed} >= $after_reference THEN '{column.name} after reference date' END"
+            found.append(
+                (f"{parsed} >= $after_reference", f"{name} after reference date", "after the reference date")
             )
+        for condition, reason, note in found:
+            checks.append(ValueCheck(condition, note if drops else reason, drops))
     if table.name == "transactions":
-        cases.append(
-            "CASE WHEN v_amount < 0 AND NOT coalesce(v_is_refund, false) "
-            "THEN 'negative amount on non-refund' END"
+        checks.append(
+            ValueCheck("v_amount < 0 AND NOT coalesce(v_is_refund, false)", "negative amount on non-refund")
         )
-    return cases
+    return checks
+
+
+def _problems_expression(checks: list[ValueCheck]) -> str:
+    """SQL: the quarantine reasons of a row joined by '; ', NULL when it has none. The reasons are put
+    together only for rows with a problem (most rows have none)."""
+    quarantining = [check for check in checks if check.drops is None]
+    if not quarantining:
+        return "NULL"
+    any_problem = " OR ".join(f"({check.condition})" for check in quarantining)
+    reasons = ", ".join(
+        f"CASE WHEN {check.condition} THEN {_literal(check.reason)} END" for check in quarantining
+    )
+    return f"CASE WHEN {any_problem} THEN concat_ws('; ', {reasons}) END"
 
 
 @dataclass(frozen=True)
@@ -878,6 +510,7 @@ class CheckedTable:
     profile: pd.DataFrame
     status: str  # loaded | not configured | empty file | header only
     unmapped_actions: dict[str, str]  # column -> what happens to a row with an unmapped value
+    dropped: pd.DataFrame  # table, column, reason, rows: bad optional values set to null, rows kept
 
 
 def check_rows(
@@ -886,27 +519,16 @@ def check_rows(
     """Read one export into work table `rows_<table>` and flag every row problem.
 
     Parsed columns, read problems (ragged or truncated rows), value problems, orphans (against
-    `identity_keys`) and duplicates. A CSV DuckDB's strict reader refuses for anything but a real
-    decoding error is read again row by row (`tolerant_csv`), so one bad row never loses the file.
+    `identity_keys`) and duplicates. Reading is `helpers.engine.reading.read_source` (a CSV the strict
+    reader refuses is read again row by row, so one bad row never loses the file).
     """
     table = source.contract
-    relation = _source_relation(engine, source, work_dir)
-    try:
-        mapped, unmapped = _create_rows(engine, source, relation, settings)
-    except duckdb.Error as error:
-        if source.format != "csv":
-            _raise_read_error(source, error)
-        message = str(error).lower()
-        if ("unicode" in message or "utf" in message) and find_encoding_error(source.path, source.encoding):
-            _raise_encoding_error(source)
-        relation = _source_relation(engine, source, work_dir, tolerant=True)
-        try:
-            mapped, unmapped = _create_rows(engine, source, relation, settings)
-        except duckdb.Error as again:
-            _raise_read_error(source, again)
+    relation, (mapped, unmapped) = read_source(
+        engine, source, work_dir, lambda relation: _create_rows(engine, source, relation, settings)
+    )
     rows = f"rows_{table.name}"
     status = relation.status
-    if status == "loaded" and int(engine.query(f"SELECT count(*) AS n FROM {rows}")["n"].iloc[0]) == 0:
+    if status == "loaded" and int(engine.run(STEP, "count_rows", tables={"rows": rows})["rows"].iloc[0]) == 0:
         status = "header only"
     if table.references:
         column, parent, _ = table.references[0]
@@ -916,20 +538,31 @@ def check_rows(
     if source.key_by == "identifier":
         _classify_references(engine, rows, settings.data)
     absent = [] if status != "loaded" else map_columns(source, relation.names)[1]
-    checked = CheckedTable(relation, mapped, absent, profile_columns(engine, table), status, unmapped)
+    profile = profile_columns(engine, table)
+    checked = CheckedTable(relation, mapped, absent, profile, status, unmapped, dropped_values(engine, table))
     _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
     return checked
 
 
+def _trimmed(expression: str) -> str:
+    """SQL: the text without surrounding spaces (DuckDB's `trim`: the ASCII space and the other space
+    separators). `trim` costs about as much as reading the value, so it runs only on values that start
+    or end with an ASCII space or hold any non-ASCII character (byte length above character length)."""
+    x = expression
+    spaced = f"prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x})"
+    return f"CASE WHEN {spaced} THEN trim({x}) ELSE {x} END"
+
+
 def _create_rows(
-    engine: DuckDBEngine, source: TableSource, relation: SourceRelation, settings: WorkbenchConfig
+    engine: SqlEngine, source: TableSource, relation: SourceRelation, settings: WorkbenchConfig
 ) -> tuple[str, dict[str, str]]:
     """Run `check_rows.sql` over one relation; returns the mapped-column SELECT list and, per column
     whose unmapped values are kept (`u_<column>`), what happens to their rows."""
     table = source.contract
     mapped, _ = map_columns(source, relation.names)
     reference = pd.Timestamp(settings.run.reference_date)
-    problems = ", ".join(_problem_cases(table))
+    checks = _value_checks(table)
+    problems = _problems_expression(checks)
     limits = {
         "after_reference": reference + pd.Timedelta(days=1),
         "latest_birth": reference - pd.DateOffset(years=settings.audit.min_age),
@@ -950,15 +583,26 @@ def _create_rows(
     if table.kind == "event":
         kind = None if source.key_by in ("record", "identifier") else source.key_by
         extra.append(f"{_literal(kind) if kind else 'NULL'}::VARCHAR AS customer_ref_kind")
-    # What was changed on a row that is kept: an optional value outside its vocabulary, set to null.
+    # What was changed on a row that is kept: an optional value outside its vocabulary or a bad optional
+    # attribute of an identity record, set to null.
+    dropped = [check for check in checks if check.drops is not None]
     notes = [
         f"CASE WHEN u_{name} IS NOT NULL THEN '{name} outside its values, set to null' END"
         for name, (_, action) in unmapped.items()
         if action == NULLED
-    ]
+    ] + [f"CASE WHEN {check.condition} THEN {_literal(check.note)} END" for check in dropped]
     extra.append(
         f"nullif(concat_ws('; ', {', '.join(notes)}), '') AS notes" if notes else "NULL::VARCHAR AS notes"
     )
+    drop_conditions: dict[str, list[str]] = {}
+    for check in dropped:
+        drop_conditions.setdefault(check.drops, []).append(f"({check.condition})")
+    typed_names = [
+        f"CASE WHEN {' OR '.join(drop_conditions[c])} THEN NULL ELSE v_{c} END AS v_{c}"
+        if c in drop_conditions
+        else f"v_{c}"
+        for c in names
+    ]
     engine.run(
         STEP,
         "check_rows",
@@ -970,19 +614,23 @@ def _create_rows(
             "read_problem": relation.read_problem,
             "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})") if wide else "false",
             "trimmed_columns": ", ".join(
-                f"nullif(trim({_fullwidth_to_ascii(_quote(c), 'wide') if wide else _quote(c)}), '') AS t_{c}"
-                for c in names
+                f"nullif({_trimmed(_fullwidth_to_ascii(q, 'wide') if wide else q)}, '') AS t_{c}"
+                for c, q in zip(names, map(_quote, names), strict=True)
             ),
             "typed_columns": ", ".join(
                 f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
             ),
-            "typed_names": ", ".join(f"v_{c}" for c in names),
+            "typed_names": ", ".join(typed_names),
             "extra_columns": "".join(f", {column}" for column in extra),
             "problem_cases": problems,
             "filled_mask": " | ".join(f"((t_{c} IS NOT NULL)::BIGINT << {i})" for i, c in enumerate(names)),
             "raw_names": ", ".join(map(_quote, names)),
         },
-        **{name: value.to_pydatetime() for name, value in limits.items() if f"${name}" in problems},
+        **{
+            name: value.to_pydatetime()
+            for name, value in limits.items()
+            if any(f"${name}" in check.condition for check in checks)
+        },
     )
     return mapped, {name: action for name, (_, action) in unmapped.items()}
 
@@ -999,33 +647,52 @@ def reference_kinds(references: pd.Series, data: DataSettings | None = None) -> 
     return kinds
 
 
-def _classify_references(engine: DuckDBEngine, rows: str, data: DataSettings) -> None:
-    """Set `customer_ref_kind` per row of a table keyed by `identifier` (one lookup per distinct value)."""
-    references = engine.query(
-        f"SELECT DISTINCT v_customer_ref AS ref FROM {rows} WHERE v_customer_ref IS NOT NULL"
-    )
-    kinds = references.assign(kind=reference_kinds(references["ref"], data))
-    engine.connection.register("reference_kinds", kinds)
-    engine.query(
-        f"UPDATE {rows} SET customer_ref_kind = k.kind FROM reference_kinds AS k WHERE v_customer_ref = k.ref"
-    )
-    engine.connection.unregister("reference_kinds")
+def _classify_references(engine: SqlEngine, rows: str, data: DataSettings) -> None:
+    """Set `customer_ref_kind` per accepted row of a table keyed by `identifier` (one lookup per distinct
+    value)."""
+    references = engine.run(STEP, "value_counts", tables={"rows": rows, "column": "v_customer_ref"})
+    kinds = pd.DataFrame({"ref": references["value"], "kind": reference_kinds(references["value"], data)})
+    engine.register("reference_kinds", kinds)
+    engine.run(STEP, "set_reference_kinds", tables={"rows": rows, "kinds": "reference_kinds"})
 
 
-def unmapped_values(
-    engine: DuckDBEngine, table: Table, actions: dict[str, str], top: int = 20
-) -> pd.DataFrame:
+def unmapped_values(engine: SqlEngine, table: Table, actions: dict[str, str], top: int = 20) -> pd.DataFrame:
     """Per column with a vocabulary or value map: the most frequent values outside both (at most
     `top` per column, cut to 40 characters) with their row counts and what happened to the rows."""
     frames = []
     for column, action in actions.items():
-        found = engine.query(
-            f"SELECT left(u_{column}, 40) AS value, count(*) AS rows FROM rows_{table.name} "
-            f"WHERE u_{column} IS NOT NULL GROUP BY 1 ORDER BY rows DESC, value LIMIT {top}"
+        found = engine.run(
+            STEP,
+            "unmapped_values",
+            tables={"rows": f"rows_{table.name}", "column": f"u_{column}", "top": str(top)},
         )
         frames.append(found.assign(table=table.name, column=column, action=action))
     columns = ["table", "column", "value", "rows", "action"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def dropped_values(engine: SqlEngine, table: Table) -> pd.DataFrame:
+    """Per bad optional attribute of the table's kept rows (`ValueCheck.drops`): the column, the reason
+    and how many rows had the value set to null."""
+    checks = [check for check in _value_checks(table) if check.drops is not None]
+    columns = ["table", "column", "reason", "rows"]
+    if not checks:
+        return pd.DataFrame(columns=columns)
+    aggregates = ", ".join(
+        f"count(*) FILTER (WHERE problems = '' AND contains(notes, {_literal(check.note)})) AS n{i}"
+        for i, check in enumerate(checks)
+    )
+    counts = engine.run(
+        STEP, "column_profile", tables={"aggregates": aggregates, "rows": f"rows_{table.name}"}
+    )
+    found = pd.DataFrame(
+        [
+            (table.name, check.drops, check.reason, int(counts[f"n{i}"].iloc[0]))
+            for i, check in enumerate(checks)
+        ],
+        columns=columns,
+    )
+    return found[found["rows"] > 0].reset_index(drop=True)
 
 
 def _filled(table: Table, column: str) -> str:
@@ -1033,10 +700,11 @@ def _filled(table: Table, column: str) -> str:
     return f"(filled & {1 << table.column_names.index(column)}) <> 0"
 
 
-def profile_columns(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
+def profile_columns(engine: SqlEngine, table: Table) -> pd.DataFrame:
     """Per column of one work table: missing, distinct and invalid values, accepted range.
 
-    `invalid` counts filled values that did not parse (or, for categories, are not allowed).
+    `invalid` counts filled values that did not parse (or, for categories, are not allowed); a value
+    that parsed but was dropped for another reason (an impossible age) is not counted.
     Distinct counts (of parsed values) are exact for identity tables, HyperLogLog estimates for
     event tables.
     """
@@ -1044,11 +712,18 @@ def profile_columns(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
     distinct = (
         "count(DISTINCT {0})" if table.kind == "identity" else "least(approx_count_distinct({0}), count({0}))"
     )
+    parsed_but_dropped: dict[str, list[str]] = {}
+    for check in _value_checks(table):
+        if check.drops is not None and check.reason != "unparseable":
+            parsed_but_dropped.setdefault(check.drops, []).append(f"contains(notes, {_literal(check.note)})")
     parts = []
     for column in table.columns:
         filled, parsed = _filled(table, column.name), f"v_{column.name}"
         validates = column.type != "str" or (table.name, column.name) in CATEGORIES
-        invalid = f"count(*) FILTER (WHERE {filled} AND {parsed} IS NULL)" if validates else "0"
+        unparsed = f"{filled} AND {parsed} IS NULL"
+        if column.name in parsed_but_dropped:
+            unparsed += f" AND NOT coalesce({' OR '.join(parsed_but_dropped[column.name])}, false)"
+        invalid = f"count(*) FILTER (WHERE {unparsed})" if validates else "0"
         parts += [
             f"count(*) FILTER (WHERE NOT {filled}) AS {_quote(f'{column.name}|missing')}",
             f"{distinct.format(parsed)} AS {_quote(f'{column.name}|distinct')}",
@@ -1087,7 +762,7 @@ def profile_columns(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
 
 
 def _check_mostly_unparseable(
-    engine: DuckDBEngine, source: TableSource, checked: CheckedTable, max_share: float
+    engine: SqlEngine, source: TableSource, checked: CheckedTable, max_share: float
 ) -> None:
     table = source.contract
     for row in checked.profile.itertuples():
@@ -1095,12 +770,17 @@ def _check_mostly_unparseable(
         filled = row.rows - row.missing
         if column.type == "str" or not filled or row.invalid / filled <= max_share:
             continue
-        examples = engine.query(
-            f"SELECT source_row, {_quote(column.name)} AS value FROM (SELECT {checked.source.row_number} "
-            f"AS source_row, {checked.mapped_columns} FROM {checked.source.numbered}) "
-            f"WHERE source_row IN (SELECT source_row FROM rows_{table.name} "
-            f"WHERE {_filled(table, column.name)} AND v_{column.name} IS NULL ORDER BY source_row LIMIT 5) "
-            "ORDER BY source_row"
+        examples = engine.run(
+            STEP,
+            "unparseable_examples",
+            tables={
+                "column": _quote(column.name),
+                "row_number": checked.source.row_number,
+                "mapped_columns": checked.mapped_columns,
+                "numbered_source": checked.source.numbered,
+                "rows": f"rows_{table.name}",
+                "unparsed": f"{_filled(table, column.name)} AND v_{column.name} IS NULL",
+            },
         )
         # Row numbers and the shape of the value (digits as 9, letters as a), never the value itself.
         shown = "; ".join(
@@ -1150,55 +830,55 @@ def clean_dtypes(table: Table) -> dict[str, str]:
     return {**dtypes, "notes": "object", "source_row": "int64"}
 
 
-def _arrow_schema(table: Table) -> pyarrow.Schema:
-    fields = [(c.name, _ARROW_TYPES[c.type]) for c in clean_columns(table)]
+def _clean_layout(table: Table) -> list[tuple[str, str, pyarrow.DataType, str]]:
+    """The columns of `clean_<table>` in order: name, pandas dtype, Arrow type and the SQL over the
+    work table (joined to `norm_<column>` lookups for the normalized phones and e-mails of identity
+    tables)."""
+    have = set(table.column_names)
+    layout = [
+        (c.name, dtype, _ARROW_TYPES[c.type], f"v_{c.name}" if c.name in have else "NULL::VARCHAR")
+        for c, dtype in zip(clean_columns(table), clean_dtypes(table).values(), strict=False)
+    ]
+    text = pyarrow.string()
     if table.kind == "event":
-        fields.append(("customer_ref_kind", pyarrow.string()))
-    return pyarrow.schema([*fields, ("notes", pyarrow.string()), ("source_row", pyarrow.int64())])
+        layout.append(("customer_ref_kind", "object", text, "customer_ref_kind"))
+    layout += [("notes", "object", text, "notes"), ("source_row", "int64", pyarrow.int64(), "source_row")]
+    if table.kind == "identity":
+        system = ("source_system", "object", text, _literal(SYSTEM_OF_TABLE[table.name]))
+        layout = [system, ("source_record_id", "object", text, f"v_{table.key}"), *layout]
+        layout += [(f"{c}_norm", "object", text, f"norm_{c}.norm") for c in identifier_columns(table)]
+    return layout
 
 
 def _pandas_metadata(table: Table) -> str:
-    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in clean_dtypes(table).items()})
-    metadata = pyarrow.Table.from_pandas(
-        empty, schema=_arrow_schema(table), preserve_index=False
-    ).schema.metadata
+    """The pandas metadata of a clean table's Parquet file (nullable ints read as Int64, optional bools
+    as boolean)."""
+    layout = _clean_layout(table)
+    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype, _, _ in layout})
+    schema = pyarrow.schema([(name, arrow) for name, _, arrow, _ in layout])
+    metadata = pyarrow.Table.from_pandas(empty, schema=schema, preserve_index=False).schema.metadata
     return metadata[b"pandas"].decode()
 
 
-def _clean_select(table: Table) -> str:
-    """SELECT list of a clean table over its work table."""
-    have = set(table.column_names)
-    columns = [
-        f"v_{c.name} AS {_quote(c.name)}" if c.name in have else f"NULL::VARCHAR AS {_quote(c.name)}"
-        for c in clean_columns(table)
-    ]
-    if table.kind == "event":
-        columns.append("customer_ref_kind")
-    return ", ".join([*columns, "notes", "source_row"])
-
-
-def _write_event_table(engine: DuckDBEngine, ctx: StepContext, table: Table) -> None:
+def _write_clean(engine: SqlEngine, ctx: StepContext, table: Table) -> None:
+    """Write the accepted rows of a work table as `clean_<table>`, typed, in file order; an identity
+    table's phones and e-mails are looked up in `norm_<column>` (`_normalize_identifiers`)."""
     path = ctx.path(f"clean_{table.name}.parquet")
     partial = path.with_suffix(".parquet.partial")
+    rows = f"rows_{table.name}"
+    if table.kind == "identity":
+        rows += "".join(f" LEFT JOIN norm_{c} ON norm_{c}.value = v_{c}" for c in identifier_columns(table))
     engine.run(
         STEP,
         "write_clean",
         tables={
-            "columns": _clean_select(table),
-            "rows": f"rows_{table.name}",
+            "columns": ", ".join(f"{sql} AS {_quote(name)}" for name, _, _, sql in _clean_layout(table)),
+            "rows": rows,
             "path": str(partial).replace("'", "''"),
             "pandas_metadata": _pandas_metadata(table).replace("'", "''"),
         },
     )
     partial.replace(path)
-
-
-def _accepted_rows(engine: DuckDBEngine, table: Table) -> pd.DataFrame:
-    """Accepted rows of a work table as typed canonical columns and `source_row`, in file order."""
-    frame = engine.query(
-        f"SELECT {_clean_select(table)} FROM rows_{table.name} WHERE problems = '' ORDER BY source_row"
-    )
-    return frame.astype(clean_dtypes(table))
 
 
 def identifier_columns(table: Table) -> list[str]:
@@ -1212,39 +892,40 @@ def phone_settings(data: DataSettings | None) -> dict[str, str | None]:
     return {"home_region": data.home_region, "home_area_code": data.home_area_code}
 
 
+def _normalized(values: pd.Series, column: str, data: DataSettings | None) -> pd.Series:
+    """Canonical phones (with the config's home region and area code) or e-mails; None if unresolved."""
+    if column in PHONE_COLUMNS:
+        normalized = normalize_phone(values, **phone_settings(data))
+    else:
+        normalized = normalize_email(values)
+    return normalized.astype(object).where(normalized.notna(), None)
+
+
 def add_identity_columns(frame: pd.DataFrame, table: Table, data: DataSettings | None = None) -> pd.DataFrame:
     """Prepend `source_system` and `source_record_id`, add `<column>_norm` per phone/e-mail column
-    (phones read with the config's home region and area code).
-
-    This is what makes a typed identity table a `clean_<table>` artifact; it works in place.
-    """
+    (phones read with the config's home region and area code), in place: a typed identity table as
+    `clean_<table>` holds it (step 01 writes it in SQL, `_write_clean`)."""
     frame.insert(0, "source_record_id", frame[table.key])
     frame.insert(0, "source_system", SYSTEM_OF_TABLE[table.name])
     for column in identifier_columns(table):
-        if column in PHONE_COLUMNS:
-            normalized = normalize_phone(frame[column], **phone_settings(data))
-        else:
-            normalized = normalize_email(frame[column])
-        frame[f"{column}_norm"] = normalized.astype(object).where(normalized.notna(), None)
+        frame[f"{column}_norm"] = _normalized(frame[column], column, data)
     return frame
 
 
-def _finish_identity_table(
-    ctx: StepContext, table: Table, frame: pd.DataFrame, sample_rows: int
-) -> tuple[list[dict[str, Any]], int]:
-    """Add source and normalized columns, write and check `clean_<table>`.
-
-    Returns the invalid phone/e-mail counts and the rows pandera checked. Runs in a worker
-    thread while DuckDB reads the next tables (the regex normalizers are pure Python).
-    """
-    add_identity_columns(frame, table, ctx.settings.data)
-    invalid = []
+def _normalize_identifiers(engine: SqlEngine, table: Table, data: DataSettings) -> list[dict[str, Any]]:
+    """Register `norm_<column>` (value, norm) for each phone/e-mail column of an identity table: each
+    distinct value of its accepted rows normalized once in Python. Returns the filled and invalid
+    (not normalizable) counts per column."""
+    counts = []
     for column in identifier_columns(table):
-        filled = int(frame[column].notna().sum())
-        invalid.append({"table": table.name, "column": column, "filled": filled,
-                        "invalid": int(filled - frame[f"{column}_norm"].notna().sum())})  # fmt: skip
-    ctx.write(f"clean_{table.name}", frame)
-    return invalid, validate_clean(ctx, table, sample_rows)
+        values = engine.run(
+            STEP, "value_counts", tables={"rows": f"rows_{table.name}", "column": f"v_{column}"}
+        )
+        values["norm"] = _normalized(values["value"], column, data)
+        engine.register(f"norm_{column}", values[["value", "norm"]])
+        counts.append({"table": table.name, "column": column, "filled": int(values["rows"].sum()),
+                       "invalid": int(values["rows"][values["norm"].isna()].sum())})  # fmt: skip
+    return counts
 
 
 def pandera_schema(table: Table) -> pa.DataFrameSchema:
@@ -1328,7 +1009,7 @@ def _schema_error_summary(table: Table, errors: pa.errors.SchemaErrors) -> str:
 
 def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> ContractResult:
     """Load, validate, quarantine and clean every table; write clean_*, quarantine_*, ledger,
-    table_status and unmapped_values.
+    table_status, unmapped_values and dropped_values.
 
     Identity tables go first: an event keyed by record is quarantined unless it points at an accepted
     identity record (reason `orphan reference`, or `reference to a quarantined record` when the record
@@ -1339,51 +1020,39 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     sample_rows = ctx.settings.audit.contract_sample_rows
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
     warnings: list[str] = []
-    statuses, unmapped = [], []
-    engine.query(
-        "CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR, accepted BOOLEAN)"
-    )
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        identity_jobs = {}
-        for name in [
-            *(t.name for t in IDENTITY_TABLES),
-            *(t.name for t in TABLES.values() if t.kind == "event"),
-        ]:
-            source = sources[name]
-            table = source.contract
-            checked = check_rows(engine, source, ctx.settings, work_dir)
-            table_ledger = engine.run(STEP, "ledger", tables={"table": name, "rows": f"rows_{name}"})
-            # Checked before anything of this table is written: a stop leaves no clean table behind.
-            warning = check_quarantine_share(engine, ctx.settings, name, table_ledger)
-            if warning:
-                warnings.append(warning)
-                print(f"WARNING {warning}", file=sys.stderr, flush=True)
-            if checked.status != "loaded":
-                print(
-                    f"table {name} is absent ({checked.status}): written empty", file=sys.stderr, flush=True
-                )
-            statuses.append({"table": name, "status": checked.status,
-                             "file": source.path.name if source.path else None,
-                             "input_rows": int(table_ledger["input_rows"].iloc[0])})  # fmt: skip
-            unmapped.append(unmapped_values(engine, table, checked.unmapped_actions))
-            absent[name] = checked.absent_columns
-            profiles.append(checked.profile)
-            if table.kind == "identity":
-                frame = _accepted_rows(engine, table)
-                identity_jobs[name] = worker.submit(_finish_identity_table, ctx, table, frame, sample_rows)
-                system = _literal(SYSTEM_OF_TABLE[name])
-                engine.query(
-                    f"INSERT INTO identity_keys SELECT {system}, v_{table.key}, problems = '' "
-                    f"FROM rows_{name} WHERE v_{table.key} IS NOT NULL"
-                )
-            else:
-                _write_event_table(engine, ctx, table)
-                checked_rows[name] = validate_clean(ctx, table, sample_rows)
-            _write_quarantine(engine, ctx, table, checked)
-            ledgers.append(table_ledger)
-        for name, job in identity_jobs.items():
-            counts, checked_rows[name] = job.result()
-            invalid.extend(counts)
+    statuses, unmapped, dropped = [], [], []
+    engine.run(STEP, "identity_keys")
+    for name in [*(t.name for t in IDENTITY_TABLES), *(t.name for t in TABLES.values() if t.kind == "event")]:
+        source = sources[name]
+        table = source.contract
+        checked = check_rows(engine, source, ctx.settings, work_dir)
+        table_ledger = engine.run(STEP, "ledger", tables={"table": name, "rows": f"rows_{name}"})
+        # Checked before anything of this table is written: a stop leaves no clean table behind.
+        warning = check_quarantine_share(engine, ctx.settings, name, table_ledger)
+        if warning:
+            warnings.append(warning)
+            print(f"WARNING {warning}", file=sys.stderr, flush=True)
+        if checked.status != "loaded":
+            print(f"table {name} is absent ({checked.status}): written empty", file=sys.stderr, flush=True)
+        statuses.append({"table": name, "status": checked.status,
+                         "file": source.path.name if source.path else None,
+                         "input_rows": int(table_ledger["input_rows"].iloc[0])})  # fmt: skip
+        unmapped.append(unmapped_values(engine, table, checked.unmapped_actions))
+        dropped.append(checked.dropped)
+        absent[name] = checked.absent_columns
+        profiles.append(checked.profile)
+        if table.kind == "identity":
+            invalid.extend(_normalize_identifiers(engine, table, ctx.settings.data))
+            system = _literal(SYSTEM_OF_TABLE[name])
+            engine.run(
+                STEP,
+                "add_identity_keys",
+                tables={"system": system, "key": f"v_{table.key}", "rows": f"rows_{name}"},
+            )
+        _write_clean(engine, ctx, table)
+        checked_rows[name] = validate_clean(ctx, table, sample_rows)
+        _write_quarantine(engine, ctx, table, checked)
+        ledgers.append(table_ledger)
     order = {name: position for position, name in enumerate(TABLES)}
     ledger = pd.concat(ledgers, ignore_index=True).sort_values("table", key=lambda t: t.map(order))
     ledger = ledger.reset_index(drop=True)
@@ -1394,6 +1063,8 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     ctx.write("table_status", status)
     unmapped_frame = pd.concat(unmapped, ignore_index=True)
     ctx.write("unmapped_values", unmapped_frame)
+    dropped_frame = pd.concat(dropped, ignore_index=True)
+    ctx.write("dropped_values", dropped_frame)
     missing_groups = groups_without_data(ledger, absent)
     if missing_groups:
         print(f"factor groups without data: {', '.join(missing_groups)}", file=sys.stderr, flush=True)
@@ -1408,6 +1079,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
         quarantine_warnings=warnings,
         table_status=status,
         unmapped_values=unmapped_frame,
+        dropped_values=dropped_frame,
         groups_without_data=missing_groups,
     )
 
@@ -1452,7 +1124,7 @@ def _reason_hint(table: str, reason: str, settings: WorkbenchConfig) -> str:
 
 
 def check_quarantine_share(
-    engine: DuckDBEngine, settings: WorkbenchConfig, table: str, ledger: pd.DataFrame
+    engine: SqlEngine, settings: WorkbenchConfig, table: str, ledger: pd.DataFrame
 ) -> str | None:
     """Loud quarantine: above `audit.max_quarantine_share` of a table's rows a `DataContractError`
     stops the step; above `audit.warn_quarantine_share` the one-line warning is returned (else None).
@@ -1480,7 +1152,7 @@ def check_quarantine_share(
     return f"{what}, above audit.warn_quarantine_share ({warn:.0%}): {hint}."
 
 
-def _write_quarantine(engine: DuckDBEngine, ctx: StepContext, table: Table, checked: CheckedTable) -> None:
+def _write_quarantine(engine: SqlEngine, ctx: StepContext, table: Table, checked: CheckedTable) -> None:
     path = ctx.path(f"quarantine_{table.name}.parquet")
     partial = path.with_suffix(".parquet.partial")
     engine.run(

@@ -3,7 +3,7 @@
 The figures of notebook 01 are in `helpers.audit.plots`.
 
 `run_step` runs the data contract (`helpers.audit.contract`) and then profiles the work tables it
-leaves in DuckDB (`sql/audit/*.sql`): missingness, distinct and invalid values, duplicates,
+leaves in the engine (`engine/queries/audit/*.sql`): missingness, distinct and invalid values, duplicates,
 quarantine reasons, numeric ranges and outliers, referential integrity and date coverage.
 
 Quality score per table (0-100), from four shares of the table's input rows:
@@ -22,19 +22,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from helpers.audit.contract import (
-    CATEGORIES,
-    STEP,
-    ContractResult,
-    Workspace,
-    ledger_json,
-    run_contract,
-)
+from helpers.audit.contract import CATEGORIES, STEP, ContractResult, ledger_json, run_contract
 from helpers.core.context import StepContext
 from helpers.core.factors import SOURCE_GROUPS
 from helpers.core.settings import AuditSettings, DataSettings
 from helpers.core.tables import EVENT_REFERENCE_COLUMNS, IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
-from helpers.engine.base import DuckDBEngine
+from helpers.engine.base import SqlEngine
+from helpers.engine.reading import Workspace
 
 QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
@@ -65,14 +59,14 @@ def _quote(identifier: str) -> str:
 # ---------------------------------------------------------------- profiling queries
 
 
-def quarantine_reasons(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+def quarantine_reasons(engine: SqlEngine, table_name: str) -> pd.DataFrame:
     """Rows per quarantine reason for one table."""
     reasons = engine.run(STEP, "quarantine_reasons", tables={"rows": f"rows_{table_name}"})
     reasons.insert(0, "table", table_name)
     return reasons
 
 
-def numeric_ranges(engine: DuckDBEngine, table_name: str, columns: list[str] | None = None) -> pd.DataFrame:
+def numeric_ranges(engine: SqlEngine, table_name: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Range, exact percentiles and outlier counts of the numeric columns of one table (accepted rows),
     or of `columns` only; the same data in any row order gives the same figures."""
     frames = []
@@ -98,7 +92,7 @@ def date_columns(table_name: str) -> list[str]:
     ]
 
 
-def monthly_rows(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
+def monthly_rows(engine: SqlEngine, table_name: str) -> pd.DataFrame:
     """Accepted rows per month of the table's main date column."""
     column = date_columns(table_name)[0]
     counts = engine.run(
@@ -109,7 +103,7 @@ def monthly_rows(engine: DuckDBEngine, table_name: str) -> pd.DataFrame:
     return counts
 
 
-def coverage_by_system(engine: DuckDBEngine, ctx: StepContext) -> pd.DataFrame:
+def coverage_by_system(engine: SqlEngine, ctx: StepContext) -> pd.DataFrame:
     """Per source system: identity records, and how many have each factor group (the groups with
     source columns of their own, `helpers.core.factors.SOURCE_GROUPS`)."""
     groups = [group.name for group in SOURCE_GROUPS]
@@ -201,7 +195,8 @@ def integrity_table(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def invalid_values(profile: pd.DataFrame, reasons: pd.DataFrame, contract: ContractResult) -> pd.DataFrame:
-    """Invalid values by check: bad phones/e-mails (rows kept), bad categories, quarantine reasons."""
+    """Invalid values by check: bad phones/e-mails (rows kept), bad categories and bad optional attributes
+    of identity records (set to null, rows kept), quarantine reasons."""
     identifiers = contract.invalid_identifiers.assign(
         check=lambda f: "invalid " + f["column"] + " format (kept, _norm null)"
     )[["table", "check", "invalid"]].rename(columns={"invalid": "rows"})
@@ -211,11 +206,14 @@ def invalid_values(profile: pd.DataFrame, reasons: pd.DataFrame, contract: Contr
     ].assign(check=lambda f: "unknown " + f["column"] + " value (kept, set to null)")[
         ["table", "check", "invalid"]
     ]
+    dropped = contract.dropped_values.assign(
+        check=lambda f: f["column"] + " " + f["reason"] + " (kept, set to null)"
+    )[["table", "check", "rows"]]
     quarantined = reasons.rename(columns={"reason": "check"}).assign(
         check=lambda f: f["check"] + " (quarantined)"
     )
     frame = pd.concat(
-        [identifiers, categories.rename(columns={"invalid": "rows"}), quarantined], ignore_index=True
+        [identifiers, categories.rename(columns={"invalid": "rows"}), dropped, quarantined], ignore_index=True
     )
     return frame[frame["rows"] > 0].reset_index(drop=True)
 

@@ -1,0 +1,2 @@
+-- Rows of one work table.
+SELECT count(*) AS rows FROM {rows}
