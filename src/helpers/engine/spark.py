@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.engine.dialect import SparkDialect, Statement
@@ -146,7 +147,7 @@ class SparkEngine:
             if frame is None:
                 raise ValueError(f"cannot register {name}: a DataFrame without columns")
         else:
-            frame = _typed_nulls(self.spark.read.parquet(str(source)))
+            frame = _typed_nulls(self.spark.read.parquet(str(source)), Path(source))
         self._view(name, frame)
 
     def query(self, sql: str, **params: Any) -> pd.DataFrame:
@@ -235,15 +236,15 @@ def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
     return used or None
 
 
-def _typed_nulls(frame: Any) -> Any:
-    """Columns of Parquet's null type (pandas writes an empty object column so) as STRING: DuckDB
-    compares such a column with anything, Spark casts the other side to BIGINT and fails on text."""
-    from pyspark.sql.types import NullType, StringType
-
-    untyped = [field.name for field in frame.schema.fields if isinstance(field.dataType, NullType)]
+def _typed_nulls(frame: Any, path: Path) -> Any:
+    """Columns of Parquet's null type (pandas writes an empty object column so) as STRING: Spark reads
+    them as INT and then casts text compared with them to a number (DuckDB compares them with anything)."""
+    if not path.is_file():  # a folder of parts Spark wrote: never of the null type
+        return frame
+    untyped = [field.name for field in pq.read_schema(path) if pa.types.is_null(field.type)]
     if not untyped:
         return frame
-    return frame.withColumns({name: frame[name].cast(StringType()) for name in untyped})
+    return frame.withColumns({name: frame[name].cast("string") for name in untyped})
 
 
 def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
