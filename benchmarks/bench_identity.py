@@ -11,12 +11,15 @@ Data sets:
   demo:<customers>[:<n>]   the demo world (generated into /tmp if missing) and its planted truth,
                            as step 01 (`helpers.audit.run_step`) cleans it; with :<n>, only the
                            records of random people up to n records
+  namesake:<records>[:<seed>]  a held-out namesake-heavy person file (`namesakes.py`: Zipf-like
+                           name frequencies, birth-date typos and swaps, phones of other countries,
+                           changed phones and e-mails, moves, name typos), as `link_records` reads it
 
-For the step (demo worlds and FEBRL) it prints what blocking lets through: the share of true pairs
-scored or linked by identifiers (`scored_recall_all_pairs`), the share the merge can reach through
-scored pairs and identifier links (`reachable_recall_all_pairs`), and per blocking rule the pairs it
-adds, the true pairs among them, the true pairs only it yields and the cumulative recall of the true
-pairs across deterministic clusters (`blocking_report`).
+For the step (demo worlds, namesake files and FEBRL) it prints what blocking lets through: the
+share of true pairs scored or linked by identifiers (`scored_recall_all_pairs`), the share the merge
+can reach through scored pairs and identifier links (`reachable_recall_all_pairs`), and per blocking
+rule the pairs it adds, the true pairs among them, the true pairs only it yields and the cumulative
+recall of the true pairs across deterministic clusters (`blocking_report`).
 
 Each (system, data set) runs in its own process so peak memory (max RSS) is its own; a run past
 `--timeout-min` or `--max-gb` is stopped and reported as such. On demo worlds, seconds and peak
@@ -35,6 +38,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.config import load_config, parse_config
-from helpers.identity.link import link_result
+from helpers.core.settings import DataSettings
+from helpers.identity.link import crm_table, link_result
 from helpers.identity.merge import AUDIT_STEP, SYSTEM_TABLES, build_records, merge_identities
 from helpers.identity.rules import link_components
 from helpers.identity.splink_scoring import BLOCKING_RULES, COMPARISONS, model_input, settings
@@ -326,11 +331,26 @@ def usage() -> dict[str, float]:
     return {"peak_mb": round(own.ru_maxrss / 1024), "cpu_seconds": round(own.ru_utime + own.ru_stime, 1)}
 
 
-def run_demo(customers: int, system: str, max_records: int | None = None) -> dict[str, Any]:
-    """One system on the demo world: seconds and peak memory cover loading step 01's tables and
-    the merge; the truth comparison and blocking diagnostics come after they are taken."""
+def namesake_world(n_records: int, seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The held-out namesake-heavy person file (`namesakes.namesake_records`) as a clean CRM table, as
+    `link_records` makes it, and the true person per record."""
+    from namesakes import namesake_records
+
+    records, person = namesake_records(n_records, seed)
+    truth = pd.DataFrame(
+        {"source_system": "crm", "source_record_id": records["id"].to_numpy(), "person_id": person.to_numpy()}
+    )
+    return {"crm": crm_table(records, DataSettings())}, truth
+
+
+def run_world(
+    load: Callable[[], tuple[dict[str, pd.DataFrame], pd.DataFrame]], system: str
+) -> dict[str, Any]:
+    """One system on clean identity tables and their truth (`load()`, a demo world or the namesake
+    file): seconds and peak memory cover loading the tables and the merge; the truth comparison and
+    blocking diagnostics come after they are taken."""
     start = time.perf_counter()
-    tables, truth = demo_world(customers, max_records)
+    tables, truth = load()
     loaded = time.perf_counter()
     if system == "step":
         result = merge_identities(tables, DEMO_SETTINGS.identity, seed=DEMO_SETTINGS.run.seed)
@@ -376,9 +396,11 @@ def run(system: str, dataset: str) -> dict[str, Any]:
         start = time.perf_counter()
         result = run_febrl(dataset, system)
         return {**result, "seconds": round(time.perf_counter() - start, 2), **usage()}
+    kind, size, *extra = dataset.split(":")
+    if kind == "namesake":  # namesake:<records>[:<seed>]
+        return run_world(lambda: namesake_world(int(size), int(extra[0]) if extra else 1), system)
     # demo:<customers>[:<max records>]
-    _, customers, *limit = dataset.split(":")
-    return run_demo(int(customers), system, int(limit[0]) if limit else None)
+    return run_world(lambda: demo_world(int(size), int(extra[0]) if extra else None), system)
 
 
 def watch(command: list[str], timeout_s: float, max_mb: float) -> tuple[str, str, str | None]:

@@ -53,6 +53,13 @@ def link_result(
 ) -> IdentityResult:
     """`link_records` with the whole merge result (records with their deterministic clusters,
     crosswalk keyed by `source_record_id` = `id`, scored pairs, stats), for diagnostics."""
+    return merge_identities(
+        {"crm": crm_table(records, data or DataSettings())}, settings or IdentitySettings(), seed=seed
+    )
+
+
+def crm_table(records: pd.DataFrame, data: DataSettings) -> pd.DataFrame:
+    """`records` (`link_records` columns) as a clean CRM table, phones and e-mails normalized."""
     if "id" not in records:
         raise ValueError(f"link_records needs an `id` column (has {sorted(records.columns)})")
     ids = records["id"].astype("string")
@@ -61,7 +68,6 @@ def link_result(
         raise ValueError(f"link_records: `id` must be filled and unique ({bad} rows are empty or repeated)")
     if "name" not in records and not {"given_name", "surname"} <= set(records.columns):
         raise ValueError("link_records needs `name`, or `given_name` and `surname`")
-    data = data or DataSettings()
 
     def column(name: str) -> pd.Series:
         """A column as text; a missing column is an empty one."""
@@ -99,4 +105,4 @@ def link_result(
             crm[phone], home_region=data.home_region, home_area_code=data.home_area_code
         )
     crm["email_norm"] = normalize_email(crm["email"])
-    return merge_identities({"crm": crm.reset_index(drop=True)}, settings or IdentitySettings(), seed=seed)
+    return crm.reset_index(drop=True)
