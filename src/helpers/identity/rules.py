@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jellyfish
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
@@ -98,21 +99,116 @@ class _ClusterFacts:
     mobiles: set[str]
 
 
-def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool) -> bool:
+# A probabilistic link whose own two records corroborate it keeps its cluster merge in spite of one
+# conflict (`corroborated_pairs`): NAME_AGREES is the name similarity of "the same name, maybe a typo";
+# CORROBORATING are the fields besides name and birth date whose agreement counts (an identifier or
+# the place a person lives, not the city or gender many people share).
+NAME_AGREES = 0.9
+ADDRESS_AGREES = 0.9  # Jaro-Winkler of the addresses (lower-case, letters and digits only)
+CORROBORATING = ("mobile", "email_key", "address_key", "postcode")
+
+
+def _comparable(records: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The record fields the constraints compare, as object arrays with None for missing values."""
+    columns = {
+        "name_key": records["name_key"],
+        "birth_date": records["birth_date"],
+        "national_id_hash": records["national_id_hash"],
+        "mobile": records.get("mobile"),
+        "email_key": records.get("email_key"),
+        "address_key": records["address"].astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True)
+        if "address" in records
+        else None,
+        "postcode": records["postcode"].astype("string").str.replace(r"\D", "", regex=True)
+        if "postcode" in records
+        else None,
+    }
+    arrays = {}
+    for key, column in columns.items():
+        if column is None:
+            arrays[key] = np.full(len(records), None, dtype=object)
+            continue
+        values = column.astype(object)
+        arrays[key] = values.where(values.notna() & (values != ""), None).to_numpy()
+    return arrays
+
+
+def corroborated_pairs(values: dict[str, np.ndarray], left: np.ndarray, right: np.ndarray) -> set[tuple]:
+    """Value pairs (`("name", a, b)`, `("birth_date", a, b)`, `("mobile", a, b)`, both orders) that
+    a link between two records carrying them excuses, from the links `left[i]`-`right[i]` whose own
+    records disagree on that field but corroborate each other otherwise:
+
+    - names (similarity below `CLUSTER_NAME_FLOOR`): the same birth date and two `CORROBORATING`
+      fields agree (a wrong or replaced name on one record);
+    - birth dates that are no typo of each other: the same name key and two `CORROBORATING` fields
+      agree (a wrong birth date on one record);
+    - mobiles (the person changed phones): names agree (similarity >= `NAME_AGREES`), birth dates
+      are equal or a typo, and one other `CORROBORATING` field agrees; with a birth date missing, two.
+    """
+
+    def agree(field: str, i: int, j: int) -> bool:
+        left_value, right_value = values[field][i], values[field][j]
+        if left_value is None or right_value is None:
+            return False
+        if field == "address_key" and left_value != right_value:
+            return jellyfish.jaro_winkler_similarity(left_value, right_value) >= ADDRESS_AGREES
+        return bool(left_value == right_value)
+
+    def agreeing(i: int, j: int, fields: tuple[str, ...]) -> int:
+        return sum(agree(field, i, j) for field in fields)
+
+    vouched: set[tuple] = set()
+    names, births, mobiles = values["name_key"], values["birth_date"], values["mobile"]
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        name_i, name_j, birth_i, birth_j = names[i], names[j], births[i], births[j]
+        if name_i is None or name_j is None:
+            continue
+        births_known = birth_i is not None and birth_j is not None
+        similarity = 1.0 if name_i == name_j else name_similarity(name_i, name_j)
+        same_birth = births_known and birth_i == birth_j
+        if same_birth and similarity < CLUSTER_NAME_FLOOR and agreeing(i, j, CORROBORATING) >= 2:
+            vouched |= {("name", name_i, name_j), ("name", name_j, name_i)}
+        typo = same_birth or (births_known and birth_dates_compatible(birth_i, birth_j))
+        if births_known and not typo and similarity >= NAME_AGREES and agreeing(i, j, CORROBORATING) >= 2:
+            vouched |= {("birth_date", birth_i, birth_j), ("birth_date", birth_j, birth_i)}
+        mobile_i, mobile_j = mobiles[i], mobiles[j]
+        if (
+            mobile_i is not None
+            and mobile_j is not None
+            and mobile_i != mobile_j
+            and similarity >= NAME_AGREES
+        ):
+            others = agreeing(i, j, CORROBORATING[1:])
+            if (typo and others >= 1) or (not births_known and others >= 2):
+                vouched |= {("mobile", mobile_i, mobile_j), ("mobile", mobile_j, mobile_i)}
+    return vouched
+
+
+def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool, vouched: set[tuple]) -> bool:
     if len(a.national_ids | b.national_ids) > 1:
         return False
-    # Phones change: different mobiles veto a probabilistic link unless name and birth date agree exactly.
+    # Phones change: different mobiles veto a probabilistic link unless name and birth date agree
+    # exactly, or a corroborated link joins two of the mobiles.
     if (
         check_mobiles
         and a.mobiles
         and b.mobiles
         and not a.mobiles & b.mobiles
         and not (a.names & b.names and a.birth_dates & b.birth_dates)
+        and not any(("mobile", x, y) in vouched for x in a.mobiles for y in b.mobiles)
     ):
         return False
-    if any(not birth_dates_compatible(x, y) for x in a.birth_dates for y in b.birth_dates - a.birth_dates):
+    if any(
+        not birth_dates_compatible(x, y) and ("birth_date", x, y) not in vouched
+        for x in a.birth_dates
+        for y in b.birth_dates - a.birth_dates
+    ):
         return False
-    return all(name_similarity(x, y) >= CLUSTER_NAME_FLOOR for x in a.names for y in b.names - a.names)
+    return all(
+        name_similarity(x, y) >= CLUSTER_NAME_FLOOR or ("name", x, y) in vouched
+        for x in a.names
+        for y in b.names - a.names
+    )
 
 
 def merge_with_constraints(
@@ -126,19 +222,20 @@ def merge_with_constraints(
 
     A merge is refused when the two clusters together would hold two national-ID hashes,
     birth dates that cannot be typos of each other, or dissimilar names; with `check_mobiles`
-    also when both clusters have mobiles and share none (for probabilistic links, where no
-    identifier vouches for the match) unless they share a name key and a birth date. Returns the
-    new label of every record and a bool array saying which edges were applied (or already inside
-    one cluster).
+    (probabilistic links, where no identifier vouches for the match) also when both clusters have
+    mobiles and share none, unless they share a name key and a birth date. With `check_mobiles`, a
+    conflicting pair of names, birth dates or mobiles that one of the links itself joins and whose
+    records corroborate each other (`corroborated_pairs`) does not refuse the merge. Returns the new
+    label of every record and a bool array saying which edges were applied (or already inside one
+    cluster).
     """
-    columns = {
-        "names": records["name_key"],
-        "birth_dates": records["birth_date"],
-        "national_ids": records["national_id_hash"],
-        "mobiles": records["mobile"] if "mobile" in records else pd.Series(pd.NA, index=records.index),
-    }
-    values = {
-        key: column.astype(object).where(column.notna(), None).to_numpy() for key, column in columns.items()
+    values = _comparable(records)
+    vouched = corroborated_pairs(values, left, right) if check_mobiles else set()
+    facts_of = {
+        "names": values["name_key"],
+        "birth_dates": values["birth_date"],
+        "national_ids": values["national_id_hash"],
+        "mobiles": values["mobile"],
     }
     order = np.argsort(labels, kind="stable")
     sorted_labels = labels[order]
@@ -152,7 +249,7 @@ def merge_with_constraints(
         rows = order[
             np.searchsorted(sorted_labels, label) : np.searchsorted(sorted_labels, label, side="right")
         ]
-        sets = {key: {array[i] for i in rows} - {None} for key, array in values.items()}
+        sets = {key: {array[i] for i in rows} - {None} for key, array in facts_of.items()}
         facts[label] = _ClusterFacts(**sets)
 
     def find(node: int) -> int:
@@ -167,12 +264,12 @@ def merge_with_constraints(
         touch(b)
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
-            if not _compatible(facts[root_a], facts[root_b], check_mobiles):
+            if not _compatible(facts[root_a], facts[root_b], check_mobiles, vouched):
                 continue
             keep, gone = min(root_a, root_b), max(root_a, root_b)
             parent[gone] = keep
             kept, merged = facts[keep], facts.pop(gone)
-            for key in values:
+            for key in facts_of:
                 getattr(kept, key).update(getattr(merged, key))
         applied[position] = True
     new_labels = labels.copy()
