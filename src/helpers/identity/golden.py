@@ -68,7 +68,7 @@ GOLDEN_COLUMNS = [
 def _winners(
     records: pd.DataFrame, customer_code: np.ndarray, attribute: str, rule: Rule, systems: tuple[str, ...]
 ) -> pd.DataFrame:
-    """customer_id, value, source_system of the winning record for one attribute.
+    """customer_code, value, source_system of the winning record of each customer for one attribute.
 
     `customer_code` is an integer per record's customer_id (sorting on it is faster).
     """
@@ -78,10 +78,11 @@ def _winners(
     candidates = candidates.rename(columns={column: "value"})
     candidates.insert(1, "customer_code", customer_code[allowed])
     values = candidates["value"]
-    empty = values.isna()
-    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        empty |= (values.astype("string").str.strip() == "").fillna(False)
-    candidates = candidates[~empty.to_numpy()]
+    empty = values.isna().to_numpy()
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):  # blank text is empty too
+        text = values.to_numpy(dtype=object)[~empty]
+        empty[~empty] = np.fromiter((not str(v).strip() for v in text), dtype=bool, count=len(text))
+    candidates = candidates[~empty]
     candidates = candidates.assign(
         priority=candidates["source_system"].map({s: i for i, s in enumerate(systems)})
     )
@@ -94,20 +95,25 @@ def _winners(
         candidates = candidates.assign(count=counts)
         order, ascending = ["customer_code", "count", "priority", "seen_at"], [True, False, True, False]
     best = candidates.sort_values(order, ascending=ascending, kind="stable").drop_duplicates("customer_code")
-    return best.set_index("customer_id")[["value", "source_system"]]
+    return best[["customer_code", "value", "source_system"]].reset_index(drop=True)
 
 
 def build_golden(records: pd.DataFrame) -> pd.DataFrame:
     """One golden row per `customer_id` of `records` (the unified records with `customer_id`)."""
-    golden = records.groupby("customer_id").agg(
+    # Customers coded in customer_id order (the golden row order); the records themselves are not copied.
+    customer_code, customers = pd.factorize(records["customer_id"], sort=True)
+    golden = records.groupby(customer_code).agg(
         first_seen_at=("seen_at", "min"), n_source_records=("record_key", "size")
     )
-    customer_code = pd.factorize(records["customer_id"])[0]  # not a copy of `records` (millions of rows)
+    golden.index = pd.Index(customers, name="customer_id")
     lineage: dict[str, pd.Series] = {}
     for attribute, (rule, systems) in GOLDEN_RULES.items():
         winners = _winners(records, customer_code, attribute, rule, systems)
-        golden[attribute] = winners["value"].reindex(golden.index)
-        lineage[attribute] = winners["source_system"].reindex(golden.index)
+        position = np.full(len(golden), -1, dtype=np.int64)  # each customer's winner row, -1: none
+        position[winners["customer_code"].to_numpy()] = np.arange(len(winners))
+        placed = winners.reindex(position).set_axis(golden.index)
+        golden[attribute] = placed["value"]
+        lineage[attribute] = placed["source_system"]
     # Customers known only outside the CRM are consumers.
     lineage["customer_type"] = lineage["customer_type"].fillna("default")
     golden["customer_type"] = golden["customer_type"].fillna("consumer")

@@ -272,7 +272,7 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) -> pd.DataFrame:
     """Long table `record_index, identifier_type, identifier_value` of every strong identifier."""
-    offsets = records.reset_index().groupby("source_system", sort=False)["record_index"].min()
+    offsets = records.index.to_series().groupby(records["source_system"].to_numpy(), sort=False).min()
     parts = [
         pd.DataFrame(
             {"record_index": np.array([], dtype=np.int64), "identifier_type": [], "identifier_value": []}
@@ -317,7 +317,7 @@ def find_suspicious_identifiers(
     `MAX_RECORDS_PER_IDENTIFIER` records.
     """
     engine.register("identifiers", identifiers)
-    engine.register("records", records.reset_index()[["record_index", "name_key", "birth_date"]])
+    engine.register("records", records[["name_key", "birth_date"]].reset_index())
     stats = engine.run(
         "identity", "identifier_stats", tables={"identifiers": "identifiers", "records": "records"}
     )
@@ -326,14 +326,12 @@ def find_suspicious_identifiers(
     phones, emails = kind.isin(["mobile", "landline"]).to_numpy(), (kind == "email").to_numpy()
     placeholder[phones] = is_placeholder_phone(value[phones]).to_numpy()
     placeholder[emails] = is_placeholder_email(value[emails]).to_numpy()
-    placeholders = identifiers.loc[placeholder, ["identifier_type", "identifier_value"]].drop_duplicates()
-    stats = stats.merge(
-        placeholders.assign(placeholder=True), how="outer", on=["identifier_type", "identifier_value"]
-    )
+    keys = ["identifier_type", "identifier_value"]
+    # Records per placeholder (the query counts only identifiers of several records).
+    placeholders = identifiers.loc[placeholder, keys].value_counts(sort=False).rename("placeholder_records")
+    stats = stats.merge(placeholders.reset_index().assign(placeholder=True), how="outer", on=keys)
     stats["placeholder"] = stats["placeholder"].eq(True)
-    counts = identifiers.groupby(["identifier_type", "identifier_value"]).size().rename("records_total")
-    stats = stats.join(counts, on=["identifier_type", "identifier_value"])
-    stats["n_records"] = stats["records_total"]
+    stats["n_records"] = stats["n_records"].fillna(stats["placeholder_records"]).astype("int64")
     stats[["n_names", "n_birth_dates"]] = stats[["n_names", "n_birth_dates"]].fillna(0).astype(int)
     people = stats[["n_names", "n_birth_dates"]].max(axis=1)
     reason = pd.Series("", index=stats.index)
