@@ -5,8 +5,9 @@ reference statement.
 Usage: python benchmarks/bench_workbench.py [N_CUSTOMERS ...] [--rerun STEP ...] [--kernel KERNEL]
 (default sizes: 20000 100000 1000000; --help lists every option). Wrap it in `flock /tmp/heavy.lock`
 on a shared machine.
-The demo world of each size is generated once into data/raw/bench_<N>/ and reused; generation is
-not counted. The run folder is kept under outputs/bench/runs/ (printed), so the per-phase timings
+The demo world of each size is generated once into data/raw/bench_<N>/ (truth: data/truth/bench_<N>/;
+`--data-root` moves both) and reused; generation is not counted. The run folder is kept under
+outputs/bench/runs/ (`--outputs` moves it; printed), so the per-phase timings
 the step manifests record (step 03's phases, step 02's merge seconds, step 04's map seconds) stay.
 Per step: wall, CPU (the kernel's user + system time, `cpu_seconds` in run.json), peak kernel RSS,
 and the wall split by the executed notebook's cell timings: setup (cells before the `run_step`
@@ -38,11 +39,12 @@ import nbformat
 import psutil
 
 from helpers.core.config import load_config
-from helpers.core.paths import OUTPUTS_DIR
+from helpers.core.paths import OUTPUTS_DIR, PROJECT_ROOT
 from helpers.core.runner import KernelCpu, SharedKernel, ensure_demo_data, execute_notebook, run_workbench
 from helpers.core.steps import STEP_BY_NAME
 
 BENCH_OUTPUTS = OUTPUTS_DIR / "bench"
+DATA_ROOT = PROJECT_ROOT / "data"
 
 
 def transactions_vs_reference(run_dir: Path) -> None:
@@ -122,18 +124,27 @@ def rerun(run_dir: Path, step: str) -> None:
 
 
 def bench(
-    customers: int, kernel: str = "shared", reruns: tuple[str, ...] = (), reference: bool = True
+    customers: int,
+    kernel: str = "shared",
+    reruns: tuple[str, ...] = (),
+    reference: bool = True,
+    data_root: Path = DATA_ROOT,
+    outputs: Path = BENCH_OUTPUTS,
 ) -> Path:
-    """Run the workbench on the demo world of `customers`; print the figures; return the run folder."""
+    """Run the workbench on the demo world of `customers` (`<data_root>/raw/bench_<customers>`, its truth
+    in `<data_root>/truth/`) with runs under `outputs`; print the figures; return the run folder."""
     overrides = [
-        f"demo.customers={customers}", f"data.raw_dir=data/raw/bench_{customers}", f"run.kernel={kernel}"
-    ]  # fmt: skip
+        f"demo.customers={customers}",
+        f"data.raw_dir={data_root / 'raw' / f'bench_{customers}'}",
+        f"demo.truth_dir={data_root / 'truth' / f'bench_{customers}'}",
+        f"run.kernel={kernel}",
+    ]
     started = time.perf_counter()
     ensure_demo_data(load_config(None, overrides), progress=True)  # not timed below
     generation = time.perf_counter() - started
     load_before = os.getloadavg()
     busy, cpu, started = machine_busy_seconds(), _cpu_seconds(), time.perf_counter()
-    result = run_workbench(None, overrides, outputs_dir=BENCH_OUTPUTS, progress=True)
+    result = run_workbench(None, overrides, outputs_dir=outputs, progress=True)
     total, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     others = machine_busy_seconds() - busy - cpu
     manifest = json.loads((result.run_dir / "run.json").read_text())
@@ -175,9 +186,19 @@ def main(argv: list[str] | None = None) -> None:
         help="run.kernel: auto (as make run: shared below 1 GiB of raw files), shared, or a kernel per step",
     )  # fmt: skip
     parser.add_argument("--no-reference", action="store_true", help="skip the DuckDB reference comparison")
+    parser.add_argument(
+        "--data-root", type=Path, default=DATA_ROOT,
+        help="worlds in DATA_ROOT/raw/bench_<N>, their truth in DATA_ROOT/truth/bench_<N> (default: data)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--outputs", type=Path, default=BENCH_OUTPUTS, help="runs go to OUTPUTS/runs (default: outputs/bench)"
+    )
     args = parser.parse_args(argv)
     for size in args.sizes or [20000, 100000, 1000000]:
-        bench(size, args.kernel, tuple(args.rerun), reference=not args.no_reference)
+        bench(
+            size, args.kernel, tuple(args.rerun), reference=not args.no_reference,
+            data_root=args.data_root.resolve(), outputs=args.outputs.resolve(),
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
