@@ -492,9 +492,10 @@ class PeakMemory:
 
 class KernelCpu:
     """CPU seconds (user + system) of this process's child processes while active: the notebook
-    kernel and every process it waited for. Children alive at the start or the end are read with
-    psutil; children that ended meanwhile and were waited for, with `getrusage(RUSAGE_CHILDREN)`.
-    A shared kernel that lives through many steps is thus charged per step."""
+    kernel, the processes it runs (a Spark JVM lives as long as the kernel) and every process they
+    waited for. Descendants alive at the start or the end are read with psutil; children that ended
+    meanwhile and were waited for, with `getrusage(RUSAGE_CHILDREN)`. A shared kernel that lives
+    through many steps is thus charged per step."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -509,7 +510,8 @@ class KernelCpu:
     @staticmethod
     def _alive_children() -> float:
         total = 0.0
-        for child in psutil.Process().children():  # direct children: each counts its own waited-for
+        # Every live descendant; each also counts the ended processes it waited for.
+        for child in psutil.Process().children(recursive=True):
             try:
                 times = child.cpu_times()
             except psutil.Error:

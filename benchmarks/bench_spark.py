@@ -1,0 +1,116 @@
+"""DuckDB vs local Spark, side by side: the whole workbench once per engine on the same demo world,
+per step wall, CPU and peak memory, and whether the two runs' artifacts agree.
+
+Usage: python benchmarks/bench_spark.py [--customers N] [--raw-dir DIR] [--outputs DIR]
+(default: the small test world, config/small.yml; --customers N: the demo config's world of N
+customers, generated once into --raw-dir, default data/raw/bench_<N>/). Wrap it in
+`flock /tmp/heavy.lock` on a shared machine; it needs the spark extra (`make setup-spark`).
+
+Per step and engine: wall seconds, CPU seconds of the kernel and everything it runs (the Spark JVM
+included, `cpu_seconds` in run.json), peak resident memory of the kernel and its processes (the JVM
+included), and which engine ran the step's SQL (`duckdb` for steps not yet behind the seam, `-`
+for steps without SQL). Spark's wall includes starting its session in the first step that uses it.
+Then the artifacts of `ARTIFACTS` of the two runs are compared (sorted by key, floats to 1e-9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.config import load_config
+from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
+from helpers.core.paths import OUTPUTS_DIR
+from helpers.core.runner import ensure_demo_data, run_workbench
+
+ENGINES = ("duckdb", "spark")
+ARTIFACTS = {  # artifact -> the key its rows are sorted by
+    "02_identity_merge/golden": ["customer_id"],
+    "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
+    "03_features/features": ["customer_id"],
+    "04_clustering/segments": ["customer_id"],
+    "05_lifecycle/lifecycle": ["customer_id"],
+}
+
+
+def run_on(engine: str, config: Path | None, overrides: list[str], outputs: Path) -> tuple[Path, float]:
+    """One whole run with `engine.name` set; its run folder and wall seconds."""
+    started = time.perf_counter()
+    result = run_workbench(config, [*overrides, f"engine.name={engine}"], outputs_dir=outputs, progress=False)
+    return result.run_dir, time.perf_counter() - started
+
+
+def print_side_by_side(steps: dict[str, dict[str, Any]], totals: dict[str, float]) -> None:
+    """One line per step: each engine's wall s, CPU s, peak MB, and Spark's wall over DuckDB's."""
+    head = "".join(f"{f'{e} {m}':>16}" for e in ENGINES for m in ("wall s", "CPU s", "peak MB"))
+    print(f"{'step':<20}{'SQL on':>8}{head}{'wall x':>9}")
+    for step in steps[ENGINES[0]]:
+        records = [steps[engine][step] for engine in ENGINES]
+        sql = records[-1].get("sql_engine") or "-"
+        figures = "".join(
+            f"{r['seconds']:>16.1f}{r.get('cpu_seconds') or 0.0:>16.1f}{r['peak_kernel_rss_mb']:>16.0f}"
+            for r in records
+        )
+        print(f"{step:<20}{sql:>8}{figures}{records[-1]['seconds'] / records[0]['seconds']:>9.2f}")
+    cpu = {engine: sum(r.get("cpu_seconds") or 0.0 for r in steps[engine].values()) for engine in ENGINES}
+    peak = {engine: max(r["peak_kernel_rss_mb"] for r in steps[engine].values()) for engine in ENGINES}
+    line = "".join(f"{totals[e]:>16.1f}{cpu[e]:>16.1f}{peak[e]:>16.0f}" for e in ENGINES)
+    print(f"{'whole run':<20}{'':>8}{line}{totals['spark'] / totals['duckdb']:>9.2f}")
+
+
+def compare_artifacts(duckdb_run: Path, spark_run: Path) -> int:
+    """Print whether each artifact of the two runs is equal; the number that differ."""
+    differing = 0
+    for artifact, key in ARTIFACTS.items():
+        frames = [
+            pd.read_parquet(run / f"{artifact}.parquet").sort_values(key).reset_index(drop=True)
+            for run in (duckdb_run, spark_run)
+        ]
+        try:
+            pd.testing.assert_frame_equal(*frames, rtol=1e-9, atol=1e-12)
+            print(f"  {artifact}: equal ({len(frames[0]):,} rows)")
+        except AssertionError as difference:
+            differing += 1
+            print(f"  {artifact}: DIFFERS: {' '.join(str(difference).split())[:300]}")
+    return differing
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, help="demo world size (default: the small world)")
+    parser.add_argument(
+        "--raw-dir", type=Path, help="where the demo world is generated (default data/raw/bench_N)"
+    )
+    parser.add_argument("--outputs", type=Path, default=OUTPUTS_DIR / "bench_spark", help="run folders")
+    args = parser.parse_args(argv)
+    if args.customers:
+        config = None
+        raw_dir = args.raw_dir or Path(f"data/raw/bench_{args.customers}")
+        overrides = [f"demo.customers={args.customers}", f"data.raw_dir={raw_dir}"]
+    else:
+        config, overrides = SMALL_WORLD_CONFIG, []
+    ensure_demo_data(load_config(config, overrides), progress=True)  # not timed
+    load_before = os.getloadavg()[0]
+    runs, totals, steps = {}, {}, {}
+    for engine in ENGINES:
+        runs[engine], totals[engine] = run_on(engine, config, overrides, args.outputs / engine)
+        steps[engine] = json.loads((runs[engine] / "run.json").read_text())["steps"]
+    world = f"{args.customers:,} customers" if args.customers else "the small world"
+    print(f"\n== {world}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print("\n".join(f"{engine}: {runs[engine]}" for engine in ENGINES))
+    print_side_by_side(steps, totals)
+    print("artifacts, Spark run vs DuckDB run:")
+    differing = compare_artifacts(runs["duckdb"], runs["spark"])
+    print(f"{differing} of {len(ARTIFACTS)} artifacts differ")
+
+
+if __name__ == "__main__":
+    main()
