@@ -313,7 +313,7 @@ def test_tolerant_reader_pads_cuts_and_numbers_rows(tmp_path: Path) -> None:
     path.write_text("title\n\na;b;c\n1;2;3\n\n4;5\n6;7;8;9\n", encoding="utf-8")
     layout = csv_layout(path, 1, None)
     assert layout.names == ["a", "b", "c"] and layout.delimiter == ";" and layout.skip_lines == 3
-    rows = tolerant_csv(path, layout, tmp_path / "x.parquet", batch_rows=1)
+    rows = tolerant_csv(path, layout, tmp_path / "x.parquet", block_bytes=8)
     frame = pd.read_parquet(tmp_path / "x.parquet")
     assert rows == 3 and frame["__source_row"].tolist() == [1, 2, 3]
     assert frame["c"].tolist() == ["3", None, "8"]
@@ -321,6 +321,35 @@ def test_tolerant_reader_pads_cuts_and_numbers_rows(tmp_path: Path) -> None:
         "ragged row: 2 fields, the header has 3",
         "ragged row: 4 fields, the header has 3",
     ]
+
+
+def test_tolerant_reader_numbers_rows_across_read_blocks(tmp_path: Path) -> None:
+    """Ragged rows, blank lines and a quoted field with a line break, read in blocks of several sizes:
+    every data row once, numbered as in the file, ragged ones padded or cut and named."""
+    lines, expected = ["a,b,c"], {}
+    for number in range(1, 201):
+        if number % 7 == 0:
+            lines.append(f"r{number},x")  # too few fields
+            expected[number] = (f"r{number}", "x", None, "ragged row: 2 fields, the header has 3")
+        elif number % 11 == 0:
+            lines.append(f'r{number},"two\nlines",z,extra')  # too many fields, a line break inside quotes
+            expected[number] = (f"r{number}", "two\nlines", "z", "ragged row: 4 fields, the header has 3")
+        else:
+            lines.append(f"r{number},{number},")
+            expected[number] = (f"r{number}", str(number), None, None)
+        if number % 50 == 0:
+            lines.append("")
+    path = tmp_path / "x.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    layout = csv_layout(path, 0, None)
+    for block in (64, 256, 1 << 20):
+        assert tolerant_csv(path, layout, tmp_path / "x.parquet", block_bytes=block) == 200
+        frame = pd.read_parquet(tmp_path / "x.parquet").sort_values("__source_row")
+        found = {
+            row[3]: (row[0], row[1], None if pd.isna(row[2]) else row[2], row[4])
+            for row in frame.itertuples(index=False)
+        }
+        assert found == expected, block
 
 
 def test_unify_region() -> None:

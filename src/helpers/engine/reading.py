@@ -14,8 +14,7 @@ refuses it for anything but a real decoding error, so one bad row never loses th
 from __future__ import annotations
 
 import csv
-import gc
-import itertools
+import io
 import re
 import shutil
 import tempfile
@@ -27,8 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow
 import pyarrow.compute as pc
+import pyarrow.csv as pyarrow_csv
 import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
@@ -232,72 +233,105 @@ def _ends_inside_quotes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
     return quotes % 2 == 1
 
 
-def tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int = 200_000) -> int:
-    """Parse a UTF-8 CSV with Python's csv module into Parquet, keeping every data row.
+def tolerant_csv(path: Path, layout: CsvLayout, target: Path, block_bytes: int = 1 << 24) -> int:
+    """Parse a UTF-8 CSV into Parquet keeping every data row, when DuckDB's strict reader refuses it.
 
-    Used when DuckDB's strict reader refuses the file. Each row gets `__source_row` (1-based data row;
-    blank lines are skipped, as DuckDB does) and `__read_problem`: a row with too few or too many
-    fields is padded or cut to the header and named as ragged; a last row cut inside a quoted field
-    is named as truncated. Returns the data rows written.
-
-    Rows are read in batches and turned into columns by one transposition per batch (`zip`), empty
-    fields to null by pyarrow: only ragged rows are handled one by one. The garbage collector is
-    paused meanwhile: a batch holds 200,000 row lists, and its scans of them cost more than the parse.
+    Arrow's CSV reader parses the file (in C++, one block of `block_bytes` at a time) and hands each
+    row with too few or too many fields to Python, which pads or cuts it to the header and names it as
+    ragged; a last row cut inside a quoted field is named as truncated. Each row gets `__source_row`
+    (the 1-based data row; blank lines are skipped and not counted, as DuckDB does) and
+    `__read_problem`. Returns the data rows written.
     """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _tolerant_csv(path, layout, target, batch_rows)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _tolerant_csv(path: Path, layout: CsvLayout, target: Path, batch_rows: int) -> int:
     width = len(layout.names)
     schema = pyarrow.schema(
         [(name, pyarrow.string()) for name in layout.names]
         + [(SOURCE_ROW, pyarrow.int64()), (READ_PROBLEM, pyarrow.string())]
     )
-    rows = 0
-    pending: list[pyarrow.Array] | None = None  # held back: the last batch may get the truncation note
-    with path.open(encoding="utf-8-sig", newline="") as handle, pq.ParquetWriter(target, schema) as writer:
+    ragged: list[tuple[int, list[str]]] = []  # (data row, fields) in file order
+
+    def set_aside(row: pyarrow_csv.InvalidRow) -> str:
+        fields = next(csv.reader(io.StringIO(row.text, newline=""), delimiter=layout.delimiter), [])
+        ragged.append((row.number, fields))
+        return "skip"
+
+    with path.open("rb") as handle:
         for _ in range(layout.skip_lines):
             handle.readline()
-        reader = csv.reader(handle, delimiter=layout.delimiter, strict=False)
-        while True:
-            chunk = list(itertools.islice(reader, batch_rows))
-            if not chunk:
-                break
-            batch = [fields for fields in chunk if fields]
-            if not batch:
-                continue
-            problems: list[str | None] = [None] * len(batch)
-            for i in [i for i, fields in enumerate(batch) if len(fields) != width]:
-                problems[i] = f"ragged row: {len(batch[i])} fields, the header has {width}"
-                batch[i] = (batch[i] + [""] * width)[:width]
-            arrays = [_text_array(values) for values in zip(*batch, strict=True)]
-            arrays.append(pyarrow.array(range(rows + 1, rows + len(batch) + 1), pyarrow.int64()))
-            arrays.append(pyarrow.array(problems, pyarrow.string()))
-            rows += len(batch)
-            if pending is not None:
-                writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
-            pending = arrays
-        if pending is not None:
-            if _ends_inside_quotes(path):
-                problems_column = pending[-1].to_pylist()
-                problems_column[-1] = "truncated last row: the file ends inside a quoted field"
-                pending[-1] = pyarrow.array(problems_column, pyarrow.string())
-            writer.write_table(pyarrow.Table.from_arrays(pending, schema=schema))
-        else:
-            writer.write_table(schema.empty_table())
-    return rows
+        reader = pyarrow_csv.open_csv(
+            handle,
+            read_options=pyarrow_csv.ReadOptions(
+                column_names=layout.names, use_threads=False, block_size=block_bytes
+            ),
+            parse_options=pyarrow_csv.ParseOptions(
+                delimiter=layout.delimiter, newlines_in_values=True, invalid_row_handler=set_aside
+            ),
+            convert_options=pyarrow_csv.ConvertOptions(
+                column_types=dict.fromkeys(layout.names, pyarrow.string()),
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+        with pq.ParquetWriter(target, schema, compression="none", use_dictionary=False) as writer:
+            numbering = _GoodRows(ragged)
+            last: pyarrow.RecordBatch | None = None  # held back: its last row may be the truncated one
+            for batch in reader:
+                if batch.num_rows:
+                    numbered = batch.append_column(SOURCE_ROW, numbering.next(batch.num_rows))
+                    if last is not None:
+                        writer.write_batch(last)
+                    last = numbered.append_column(
+                        READ_PROBLEM, pyarrow.nulls(batch.num_rows, pyarrow.string())
+                    )
+            truncated = _ends_inside_quotes(path)
+            problems = [f"ragged row: {len(fields)} fields, the header has {width}" for _, fields in ragged]
+            if truncated and (last is None or (ragged and ragged[-1][0] > last[SOURCE_ROW][-1].as_py())):
+                problems[-1] = TRUNCATED
+            elif truncated and last is not None:
+                marked = [None] * (last.num_rows - 1) + [TRUNCATED]
+                last = last.set_column(width + 1, READ_PROBLEM, pyarrow.array(marked, pyarrow.string()))
+            if last is not None:
+                writer.write_batch(last)
+            if ragged:
+                columns = list(zip(*[(fields + [""] * width)[:width] for _, fields in ragged], strict=True))
+                arrays = [
+                    pc.if_else(pc.equal(a := pyarrow.array(c, pyarrow.string()), ""), None, a)
+                    for c in columns
+                ]
+                arrays += [
+                    pyarrow.array([number for number, _ in ragged], pyarrow.int64()),
+                    pyarrow.array(problems),
+                ]
+                writer.write_table(pyarrow.Table.from_arrays(arrays, schema=schema))
+    return numbering.rows + len(ragged)
 
 
-def _text_array(values: tuple[str, ...]) -> pyarrow.Array:
-    """CSV fields as a text column, empty fields as null."""
-    array = pyarrow.array(values, pyarrow.string())
-    return pc.if_else(pc.equal(array, ""), pyarrow.scalar(None, pyarrow.string()), array)
+TRUNCATED = "truncated last row: the file ends inside a quoted field"
+
+
+class _GoodRows:
+    """Data-row numbers of the rows Arrow's reader keeps, in order: every number that is not a ragged
+    row's (`ragged` grows while the file is read; a ragged row is reported before the rows after it)."""
+
+    def __init__(self, ragged: list[tuple[int, list[str]]]) -> None:
+        self.ragged = ragged
+        self.skipped = 0  # ragged rows passed so far
+        self.number = 1  # the next data row number
+        self.rows = 0  # rows numbered
+
+    def next(self, count: int) -> pyarrow.Array:
+        numbers = np.empty(count, dtype=np.int64)
+        done = 0
+        while done < count:
+            upcoming = self.ragged[self.skipped][0] if self.skipped < len(self.ragged) else None
+            take = count - done if upcoming is None else min(count - done, upcoming - self.number)
+            numbers[done : done + take] = np.arange(self.number, self.number + take)
+            done += take
+            self.number += take
+            if done < count:  # the next number is a ragged row's
+                self.number += 1
+                self.skipped += 1
+        self.rows += count
+        return pyarrow.array(numbers)
 
 
 # ---------------------------------------------------------------- Excel
