@@ -846,7 +846,10 @@ def _clean_layout(table: Table) -> list[tuple[str, str, pyarrow.DataType, str]]:
     if table.kind == "identity":
         system = ("source_system", "object", text, _literal(SYSTEM_OF_TABLE[table.name]))
         layout = [system, ("source_record_id", "object", text, f"v_{table.key}"), *layout]
-        layout += [(f"{c}_norm", "object", text, f"norm_{c}.norm") for c in identifier_columns(table)]
+        layout += [
+            (f"{c}_norm", "object", text, f"CAST(norm_{c}.norm AS VARCHAR)")
+            for c in identifier_columns(table)
+        ]
     return layout
 
 
@@ -929,9 +932,10 @@ def _normalize_identifiers(engine: SqlEngine, table: Table, data: DataSettings) 
 
 
 def pandera_schema(table: Table) -> pa.DataFrameSchema:
-    """The pandera contract of a clean table, derived from helpers.core.tables."""
+    """The pandera contract of a clean table, derived from helpers.core.tables, over the table as read
+    with Arrow-backed pandas dtypes (the Parquet file's own types; no Python objects per value)."""
+    text = pd.ArrowDtype(pyarrow.string())
     columns = {}
-    dtypes = clean_dtypes(table)
     for column in clean_columns(table):
         allowed = CATEGORIES.get((table.name, column.name))
         checks = [pa.Check.isin(list(allowed))] if allowed else []
@@ -941,25 +945,30 @@ def pandera_schema(table: Table) -> pa.DataFrameSchema:
         if high is not None:
             checks.append(pa.Check.le(high))
         columns[column.name] = pa.Column(
-            dtypes[column.name], checks=checks, nullable=not column.required, unique=column.name == table.key
+            pd.ArrowDtype(_ARROW_TYPES[column.type]),
+            checks=checks,
+            nullable=not column.required,
+            unique=column.name == table.key,
         )
-    columns["source_row"] = pa.Column("int64", pa.Check.ge(1), unique=True)
-    columns["notes"] = pa.Column(object, nullable=True)
+    columns["source_row"] = pa.Column(pd.ArrowDtype(pyarrow.int64()), pa.Check.ge(1), unique=True)
+    columns["notes"] = pa.Column(text, nullable=True)
     if table.kind == "event":
         columns["customer_ref_kind"] = pa.Column(
-            object, pa.Check.isin(["phone", "email", "member_no"]), nullable=True
+            text, pa.Check.isin(["phone", "email", "member_no"]), nullable=True
         )
     if table.kind == "identity":
-        columns["source_system"] = pa.Column(str, pa.Check.eq(SYSTEM_OF_TABLE[table.name]))
-        columns["source_record_id"] = pa.Column(str, unique=True)
+        columns["source_system"] = pa.Column(text, pa.Check.eq(SYSTEM_OF_TABLE[table.name]))
+        columns["source_record_id"] = pa.Column(text, unique=True)
         for column in table.column_names:
-            if column in PHONE_COLUMNS:
+            if column in PHONE_COLUMNS:  # Chinese numbers in their canonical form, others in E.164
                 columns[f"{column}_norm"] = pa.Column(
-                    object, pa.Check.str_matches(r"^\+86(?:1\d{10}|-\d{2,3}-\d{7,8})$"), nullable=True
+                    text,
+                    pa.Check.str_matches(r"^\+(?:86(?:1\d{10}|-\d{2,3}-\d{7,8})|\d{7,15})$"),
+                    nullable=True,
                 )
             if column == EMAIL_COLUMN:
                 columns["email_norm"] = pa.Column(
-                    object, pa.Check.str_matches(r"^[^@\s]+@[^@\s]+$"), nullable=True
+                    text, pa.Check.str_matches(r"^[^@\s]+@[^@\s]+$"), nullable=True
                 )
     return pa.DataFrameSchema(columns, strict=True, ordered=False)
 
@@ -970,19 +979,17 @@ def validate_clean(ctx: StepContext, table: Table, sample_rows: int) -> int:
     The whole table is checked up to `sample_rows` rows; bigger tables are checked on their
     first `sample_rows` rows (whole row groups), and the file schema is compared in full.
     """
-    path = ctx.path(f"clean_{table.name}.parquet")
-    parquet = pq.ParquetFile(path)
-    if parquet.metadata.num_rows <= sample_rows:
-        frame = pd.read_parquet(path)
-    else:
-        batches = []
-        rows = 0
-        for batch in parquet.iter_batches(batch_size=min(sample_rows, 65536)):
-            batches.append(batch)
-            rows += batch.num_rows
-            if rows >= sample_rows:
-                break
-        frame = pyarrow.Table.from_batches(batches, schema=parquet.schema_arrow).to_pandas()
+    parquet = pq.ParquetFile(ctx.path(f"clean_{table.name}.parquet"))
+    batches = []
+    rows = 0
+    for batch in parquet.iter_batches(batch_size=min(sample_rows, 65536)):
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= sample_rows:
+            break
+    frame = pyarrow.Table.from_batches(batches, schema=parquet.schema_arrow).to_pandas(
+        types_mapper=pd.ArrowDtype
+    )
     try:
         pandera_schema(table).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
