@@ -723,3 +723,17 @@ def test_an_empty_parquet_column_of_no_type_compares_with_text_on_both_engines(
         expected = duck.query(sql)
     spark_engine.register("empty_t", path)
     assert expected["n"].tolist() == spark_engine.query(sql)["n"].tolist() == [0]
+
+
+def test_dates_and_timestamps_come_back_in_duckdbs_types(spark_engine) -> None:
+    # A step writes its artifacts from these frames: the same types give the same Parquet schema.
+    # (Microsecond input, as the Parquet artifacts hold: Spark has no nanosecond timestamps.)
+    spans = CONSTRUCT_TABLES["spans"].astype("datetime64[us]")
+    sql = "SELECT CAST(a AS DATE) AS day, a AS at, date_trunc('day', b) AS truncated FROM spans"
+    with DuckDBEngine() as duck:
+        duck.register("spans", spans)
+        spark_engine.register("spans", spans)
+        expected = duck.query(sql)
+    result = spark_engine.query(sql)
+    assert result.dtypes.to_dict() == expected.dtypes.to_dict() == dict.fromkeys(expected, "datetime64[us]")
+    pd.testing.assert_frame_equal(result, expected)

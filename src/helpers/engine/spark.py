@@ -190,7 +190,7 @@ class SparkEngine:
     def _execute(self, statement: Statement, params: dict[str, Any]) -> pd.DataFrame:
         frame = self.spark.sql(statement.sql, args=_args(statement.sql, params))
         if statement.kind == "query":
-            return frame.toPandas()
+            return _as_duckdb_returns(frame)
         if statement.kind == "view":
             self._view(statement.name, frame)
         elif statement.kind == "table":
@@ -234,6 +234,19 @@ def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """The named arguments a statement uses (Spark refuses unused ones in some versions)."""
     used = {name: _plain(value) for name, value in params.items() if re.search(rf":{name}\b", sql)}
     return used or None
+
+
+def _as_duckdb_returns(frame: Any) -> pd.DataFrame:
+    """A Spark result as a pandas frame with the types DuckDB returns: timestamps and dates as
+    datetime64[us] (Spark gives datetime64[ns] and `datetime.date` objects), so the artifacts a step
+    writes from it have the same Parquet schema on both engines."""
+    from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
+
+    out = frame.toPandas()
+    for field in frame.schema.fields:
+        if isinstance(field.dataType, DateType | TimestampType | TimestampNTZType):
+            out[field.name] = pd.to_datetime(out[field.name]).astype("datetime64[us]")
+    return out
 
 
 def _typed_nulls(frame: Any, path: Path) -> Any:
