@@ -3,8 +3,9 @@ per step wall, CPU and peak memory, and whether the two runs' artifacts agree.
 
 Usage: python benchmarks/bench_spark.py [--customers N] [--raw-dir DIR] [--outputs DIR]
 (default: the small test world, config/small.yml; --customers N: the demo config's world of N
-customers, generated once into --raw-dir, default data/raw/bench_<N>/). Wrap it in
-`flock /tmp/heavy.lock` on a shared machine; it needs the spark extra (`make setup-spark`).
+customers, generated once into --raw-dir, its truth beside it, or by default into data/raw/bench_<N>/
+and data/truth/). Wrap it in `flock /tmp/heavy.lock` on a shared machine; it needs the spark extra
+(`make setup-spark`).
 
 Per step and engine: wall seconds, CPU seconds of the kernel and everything it runs (the Spark JVM
 included, `cpu_seconds` in run.json), peak resident memory of the kernel and its processes (the JVM
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         config = None
         raw_dir = args.raw_dir or Path(f"data/raw/bench_{args.customers}")
         overrides = [f"demo.customers={args.customers}", f"data.raw_dir={raw_dir}"]
+        if args.raw_dir:  # the planted truth beside it, not in the checkout's data/truth
+            overrides.append(f"demo.truth_dir={raw_dir.parent / (raw_dir.name + '_truth')}")
     else:
         config, overrides = SMALL_WORLD_CONFIG, []
     ensure_demo_data(load_config(config, overrides), progress=True)  # not timed
