@@ -812,29 +812,44 @@ def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFra
 
 
 def write_row_trace(ctx: StepContext, trace: pd.DataFrame) -> Path:
-    """Write `row_trace` as plain strings (the artifact readers know), `TRACE_WRITE_ROWS` rows at a time,
-    atomically like `StepContext.write`."""
-    # The pandas metadata of the string frame, so the artifact reads back as `string` columns.
-    schema = pa.Schema.from_pandas(
+    """Write `row_trace`, `TRACE_WRITE_ROWS` rows at a time, atomically like `StepContext.write`.
+
+    Categorical columns go to Parquet as Arrow dictionaries (no decoded copy); the file's Arrow schema
+    is left out and the pandas metadata is the string frame's, so the artifact reads back, in pandas,
+    pyarrow and DuckDB alike, as the plain string columns readers know."""
+    plain = pa.Schema.from_pandas(
         pd.DataFrame({c: pd.Series(dtype="int64" if c == "row_no" else "string") for c in TRACE_COLUMNS}),
         preserve_index=False,
     )
     path = ctx.path("row_trace.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".parquet.partial")
-    with pq.ParquetWriter(partial, schema) as writer:
+    writer: pq.ParquetWriter | None = None
+    try:
         for start in range(0, max(len(trace), 1), TRACE_WRITE_ROWS):
             part = trace.iloc[start : start + TRACE_WRITE_ROWS]
-            # Categorical columns arrive as Arrow dictionaries and are decoded to plain strings by Arrow.
-            arrays = [
-                pa.array(part[c].astype("int64").to_numpy())
-                if c == "row_no"
-                else pa.array(part[c], from_pandas=True).cast(pa.string())
-                for c in TRACE_COLUMNS
-            ]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            table = pa.Table.from_arrays(
+                [_trace_array(part[c], plain.field(c).type) for c in TRACE_COLUMNS], names=TRACE_COLUMNS
+            )
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema, store_schema=False)
+            writer.write_table(table.cast(writer.schema))
+        writer.add_key_value_metadata({b"pandas": plain.metadata[b"pandas"]})
+    finally:
+        if writer is not None:
+            writer.close()
     partial.replace(path)
     return path
+
+
+def _trace_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    """A `row_trace` column in Arrow: `kind` (int64 or string), a dictionary of strings when categorical."""
+    if pa.types.is_integer(kind):
+        return pa.array(values.astype("int64").to_numpy(), type=kind)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        array = pa.array(values, from_pandas=True)
+        return array.cast(pa.dictionary(array.type.index_type, kind))
+    return pa.array(values, type=kind, from_pandas=True)
 
 
 def run_step(ctx: StepContext) -> IdentityResult:
