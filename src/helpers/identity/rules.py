@@ -99,13 +99,13 @@ class _ClusterFacts:
     mobiles: set[str]
 
 
-# A probabilistic link whose own two records corroborate it keeps its cluster merge in spite of one
-# conflict (`corroborated_pairs`): NAME_AGREES is the name similarity of "the same name, maybe a typo";
+# A probabilistic link whose own two records corroborate each other excuses their different mobiles
+# (`excused_conflicts`): NAME_AGREES is the name similarity of "the same name, maybe a typo";
 # CORROBORATING are the fields besides name and birth date whose agreement counts (an identifier or
 # the place a person lives, not the city or gender many people share).
 NAME_AGREES = 0.9
 ADDRESS_AGREES = 0.9  # Jaro-Winkler of the addresses (lower-case, letters and digits only)
-CORROBORATING = ("mobile", "email_key", "address_key", "postcode")
+CORROBORATING = ("email_key", "address_key", "postcode")
 
 
 def _comparable(records: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -133,17 +133,17 @@ def _comparable(records: pd.DataFrame) -> dict[str, np.ndarray]:
     return arrays
 
 
-def corroborated_pairs(values: dict[str, np.ndarray], left: np.ndarray, right: np.ndarray) -> set[tuple]:
-    """Value pairs (`("name", a, b)`, `("birth_date", a, b)`, `("mobile", a, b)`, both orders) that
-    a link between two records carrying them excuses, from the links `left[i]`-`right[i]` whose own
-    records disagree on that field but corroborate each other otherwise:
+def excused_conflicts(values: dict[str, np.ndarray], left: np.ndarray, right: np.ndarray) -> set[tuple]:
+    """Conflicting value pairs (`("name", a, b)`, `("birth_date", a, b)`, `("mobile", a, b)`, both
+    orders) that the probabilistic links `left[i]`-`right[i]` (`values`: `_comparable` fields) excuse.
 
-    - names (similarity below `CLUSTER_NAME_FLOOR`): the same birth date and two `CORROBORATING`
-      fields agree (a wrong or replaced name on one record);
-    - birth dates that are no typo of each other: the same name key and two `CORROBORATING` fields
-      agree (a wrong birth date on one record);
-    - mobiles (the person changed phones): names agree (similarity >= `NAME_AGREES`), birth dates
-      are equal or a typo, and one other `CORROBORATING` field agrees; with a birth date missing, two.
+    A link's own two records were scored as a match with their disagreement counted (the model weighs
+    a different name or birth date against a match), so their names below `CLUSTER_NAME_FLOOR` and
+    birth dates that are no typo of each other are excused: the veto is kept for records that no link
+    joins directly, which is what chaining would bring together. The model cannot tell a new phone
+    from another person's, so different mobiles are excused only when the two records corroborate
+    each other: names agree (similarity >= `NAME_AGREES`), birth dates are equal or a typo, and one
+    `CORROBORATING` field agrees (two when a birth date is missing).
     """
 
     def agree(field: str, i: int, j: int) -> bool:
@@ -154,58 +154,50 @@ def corroborated_pairs(values: dict[str, np.ndarray], left: np.ndarray, right: n
             return jellyfish.jaro_winkler_similarity(left_value, right_value) >= ADDRESS_AGREES
         return bool(left_value == right_value)
 
-    def agreeing(i: int, j: int, fields: tuple[str, ...]) -> int:
-        return sum(agree(field, i, j) for field in fields)
-
-    vouched: set[tuple] = set()
+    excused: set[tuple] = set()
     names, births, mobiles = values["name_key"], values["birth_date"], values["mobile"]
     for i, j in zip(left.tolist(), right.tolist(), strict=True):
         name_i, name_j, birth_i, birth_j = names[i], names[j], births[i], births[j]
+        births_known = birth_i is not None and birth_j is not None
+        typo = births_known and (birth_i == birth_j or birth_dates_compatible(birth_i, birth_j))
+        if births_known and not typo:
+            excused |= {("birth_date", birth_i, birth_j), ("birth_date", birth_j, birth_i)}
         if name_i is None or name_j is None:
             continue
-        births_known = birth_i is not None and birth_j is not None
         similarity = 1.0 if name_i == name_j else name_similarity(name_i, name_j)
-        same_birth = births_known and birth_i == birth_j
-        if same_birth and similarity < CLUSTER_NAME_FLOOR and agreeing(i, j, CORROBORATING) >= 2:
-            vouched |= {("name", name_i, name_j), ("name", name_j, name_i)}
-        typo = same_birth or (births_known and birth_dates_compatible(birth_i, birth_j))
-        if births_known and not typo and similarity >= NAME_AGREES and agreeing(i, j, CORROBORATING) >= 2:
-            vouched |= {("birth_date", birth_i, birth_j), ("birth_date", birth_j, birth_i)}
+        if similarity < CLUSTER_NAME_FLOOR:
+            excused |= {("name", name_i, name_j), ("name", name_j, name_i)}
         mobile_i, mobile_j = mobiles[i], mobiles[j]
-        if (
-            mobile_i is not None
-            and mobile_j is not None
-            and mobile_i != mobile_j
-            and similarity >= NAME_AGREES
-        ):
-            others = agreeing(i, j, CORROBORATING[1:])
-            if (typo and others >= 1) or (not births_known and others >= 2):
-                vouched |= {("mobile", mobile_i, mobile_j), ("mobile", mobile_j, mobile_i)}
-    return vouched
+        if mobile_i is None or mobile_j is None or mobile_i == mobile_j or similarity < NAME_AGREES:
+            continue
+        others = sum(agree(field, i, j) for field in CORROBORATING)
+        if (typo and others >= 1) or (not births_known and others >= 2):
+            excused |= {("mobile", mobile_i, mobile_j), ("mobile", mobile_j, mobile_i)}
+    return excused
 
 
-def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool, vouched: set[tuple]) -> bool:
+def _compatible(a: _ClusterFacts, b: _ClusterFacts, check_mobiles: bool, excused: set[tuple]) -> bool:
     if len(a.national_ids | b.national_ids) > 1:
         return False
     # Phones change: different mobiles veto a probabilistic link unless name and birth date agree
-    # exactly, or a corroborated link joins two of the mobiles.
+    # exactly, or a corroborated link joins two of the mobiles (`excused_conflicts`).
     if (
         check_mobiles
         and a.mobiles
         and b.mobiles
         and not a.mobiles & b.mobiles
         and not (a.names & b.names and a.birth_dates & b.birth_dates)
-        and not any(("mobile", x, y) in vouched for x in a.mobiles for y in b.mobiles)
+        and not any(("mobile", x, y) in excused for x in a.mobiles for y in b.mobiles)
     ):
         return False
     if any(
-        not birth_dates_compatible(x, y) and ("birth_date", x, y) not in vouched
+        not birth_dates_compatible(x, y) and ("birth_date", x, y) not in excused
         for x in a.birth_dates
         for y in b.birth_dates - a.birth_dates
     ):
         return False
     return all(
-        name_similarity(x, y) >= CLUSTER_NAME_FLOOR or ("name", x, y) in vouched
+        name_similarity(x, y) >= CLUSTER_NAME_FLOOR or ("name", x, y) in excused
         for x in a.names
         for y in b.names - a.names
     )
@@ -224,13 +216,13 @@ def merge_with_constraints(
     birth dates that cannot be typos of each other, or dissimilar names; with `check_mobiles`
     (probabilistic links, where no identifier vouches for the match) also when both clusters have
     mobiles and share none, unless they share a name key and a birth date. With `check_mobiles`, a
-    conflicting pair of names, birth dates or mobiles that one of the links itself joins and whose
-    records corroborate each other (`corroborated_pairs`) does not refuse the merge. Returns the new
-    label of every record and a bool array saying which edges were applied (or already inside one
-    cluster).
+    conflicting pair of names or birth dates that one of the links itself joins, or of mobiles that
+    a link whose records corroborate each other joins, does not refuse the merge
+    (`excused_conflicts`). Returns the new label of every record and a bool array saying which
+    edges were applied (or already inside one cluster).
     """
     values = _comparable(records)
-    vouched = corroborated_pairs(values, left, right) if check_mobiles else set()
+    excused = excused_conflicts(values, left, right) if check_mobiles else set()
     facts_of = {
         "names": values["name_key"],
         "birth_dates": values["birth_date"],
@@ -264,7 +256,7 @@ def merge_with_constraints(
         touch(b)
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
-            if not _compatible(facts[root_a], facts[root_b], check_mobiles, vouched):
+            if not _compatible(facts[root_a], facts[root_b], check_mobiles, excused):
                 continue
             keep, gone = min(root_a, root_b), max(root_a, root_b)
             parent[gone] = keep
