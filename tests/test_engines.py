@@ -61,6 +61,12 @@ IDENTITY_KEYS = pd.DataFrame(
 EVENTS_OF = pd.DataFrame(  # raw rows of an event export keyed by c8 (quarantined) and c9 (unknown)
     {"n": [1, 2, 3], "customer_id": ["c8", "c9", "c1"], "amount": ["1", "2", "3"], "signup": [None] * 3}
 )
+REFERENCES = pd.DataFrame(  # customer references of a table keyed by identifier
+    {"n": [1, 2, 3, 4], "v_customer_ref": ["13800000001", "a@b.cn", None, "M001"]}
+)
+REFERENCE_KINDS = pd.DataFrame(
+    {"ref": ["13800000001", "a@b.cn", "M001"], "kind": ["phone", "email", "member_no"]}
+)
 
 RECORDS = pd.DataFrame(
     {
@@ -280,13 +286,41 @@ def run_all(engine: SqlEngine, out: Path) -> dict[str, pd.DataFrame]:
         {**CHECK_ROWS, "rows": "rows_e", "source": "raw_events"},
         after_reference=(REFERENCE + pd.Timedelta(days=1)).to_pydatetime(),
     )
-    engine.query(
-        "CREATE OR REPLACE TABLE identity_keys (ref_system VARCHAR, ref_key VARCHAR, accepted BOOLEAN)"
-    )
+    engine.run("audit", "identity_keys")
     engine.register("keys_in", IDENTITY_KEYS)
     engine.query("INSERT INTO identity_keys SELECT 'crm', ref_key, accepted FROM keys_in")
+    results["audit/identity_keys"] = table("identity_keys")
     engine.run("audit", "flag_orphans", {"rows": "rows_e", "reference": "v_customer_id", "system": "'crm'"})
     results["audit/flag_orphans"] = table("rows_e")
+    engine.run("audit", "add_identity_keys", {"system": "'shop'", "key": "v_customer_id", "rows": "rows_t"})
+    results["audit/add_identity_keys"] = table("identity_keys")
+    results["audit/count_rows"] = engine.run("audit", "count_rows", {"rows": "rows_t"})
+    results["audit/value_counts"] = engine.run(
+        "audit", "value_counts", {"rows": "rows_t", "column": "v_customer_id"}
+    )
+    results["audit/unmapped_values"] = engine.run(
+        "audit", "unmapped_values", {"rows": "rows_t", "column": "v_customer_id", "top": 3}
+    )
+    results["audit/unparseable_examples"] = engine.run(
+        "audit",
+        "unparseable_examples",
+        {
+            "column": '"amount"',
+            "row_number": "n",
+            "mapped_columns": CHECK_ROWS["mapped_columns"],
+            "numbered_source": "raw_t",
+            "rows": "rows_t",
+            "unparsed": "problems LIKE '%not a number%'",
+        },
+    )
+    engine.register("references_in", REFERENCES)
+    engine.query(
+        "CREATE OR REPLACE TABLE references_t AS SELECT n, v_customer_ref, "
+        "CAST(NULL AS VARCHAR) AS customer_ref_kind FROM references_in"
+    )
+    engine.register("kinds", REFERENCE_KINDS)
+    engine.run("audit", "set_reference_kinds", {"rows": "references_t", "kinds": "kinds"})
+    results["audit/set_reference_kinds"] = table("references_t")
     engine.run("audit", "flag_duplicates", {"rows": "rows_t", "key": "customer_id"})
     results["audit/flag_duplicates"] = table("rows_t")
     results["audit/ledger"] = engine.run("audit", "ledger", {"table": "t", "rows": "rows_t"})
