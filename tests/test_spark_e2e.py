@@ -1,0 +1,57 @@
+"""The small world end to end with `engine.name=spark`: its customers, crosswalk, features, segments
+and stages equal those of the DuckDB run (`small_run`, the suite's shared run), floats to 1e-9.
+
+Skipped without pyspark or Java. The run's notebooks execute in a kernel of their own, which starts
+its own Spark session (about 25 s); the steps that still run on DuckDB (`DUCKDB_ONLY_STEPS`) say so
+in the run's progress and `run.json`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from spark_support import require_spark
+
+from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
+from helpers.core.runner import RunResult, run_workbench
+from helpers.engine.base import DUCKDB_ONLY_STEPS
+
+ARTIFACTS = {  # artifact -> the key its rows are sorted by
+    "02_identity_merge/golden": ["customer_id"],
+    "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
+    "03_features/features": ["customer_id"],
+    "04_clustering/segments": ["customer_id"],
+    "05_lifecycle/lifecycle": ["customer_id"],
+}
+
+
+@pytest.fixture(scope="module")
+def spark_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    require_spark()
+    outputs = tmp_path_factory.mktemp("spark-outputs")
+    return run_workbench(SMALL_WORLD_CONFIG, ["engine.name=spark"], outputs_dir=outputs, progress=False)
+
+
+def _read(run: RunResult, artifact: str) -> pd.DataFrame:
+    frame = pd.read_parquet(run.run_dir / f"{artifact}.parquet")
+    return frame.sort_values(ARTIFACTS[artifact]).reset_index(drop=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("artifact", list(ARTIFACTS))
+def test_spark_run_gives_the_duckdb_runs_artifact(
+    artifact: str, spark_run: RunResult, small_run: RunResult
+) -> None:
+    duck, spark = _read(small_run, artifact), _read(spark_run, artifact)
+    assert len(duck) > 0
+    pd.testing.assert_frame_equal(duck, spark, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_spark_run_records_which_steps_sql_ran_where(spark_run: RunResult) -> None:
+    steps = json.loads((spark_run.run_dir / "run.json").read_text())["steps"]
+    engines = {step: record["sql_engine"] for step, record in steps.items()}
+    assert engines["03_features"] == "spark" and engines["04_clustering"] is None
+    assert {step for step, engine in engines.items() if engine == "duckdb"} == set(DUCKDB_ONLY_STEPS)
