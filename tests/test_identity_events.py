@@ -12,17 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from helpers.audit.contract import add_identity_columns
-from helpers.core.context import open_step
+from helpers.core.context import StepContext, open_step
 from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import run_step
 from helpers.identity.events import TRACE_COLUMNS, _placeholder, check_row_trace, register_events
-from helpers.identity.merge import AUDIT_STEP, IdentityResult
+from helpers.identity.merge import AUDIT_STEP, IdentityResult, write_row_trace
 
 CONFIG = {
     "run": {"seed": 42, "reference_date": "2026-06-30"},
@@ -310,6 +311,28 @@ def test_row_trace_in_memory_is_categorical_and_written_as_strings(
     linked = accepted & trace["customer_id"].notna() & trace["customer_id"].ne("")
     assert int(linked.sum()) == int((written["status"].eq("accepted") & written["customer_id"].notna()).sum())
     assert (trace["table"] == "calls").sum() == (written["table"] == "calls").sum() > 0
+
+
+def test_row_trace_file_holds_plain_strings_for_every_reader(
+    run_dir: Path, result: IdentityResult, tmp_path: Path
+) -> None:
+    """The categoricals are written as Parquet dictionaries, yet pyarrow and DuckDB read plain strings
+    (no Arrow dictionary schema in the file); a trace without any customer (no categories) writes too."""
+    path = artifact_path(run_dir, "02_identity_merge/row_trace").with_suffix(".parquet")
+    schema = pq.read_schema(path)
+    assert [str(schema.field(c).type) for c in TRACE_COLUMNS] == [
+        "string", "string", "int64", "string", "string", "string"
+    ]  # fmt: skip
+    with DuckDBEngine() as engine:
+        kinds = engine.query(f"SELECT DISTINCT typeof(customer_id) AS kind FROM read_parquet('{path}')")
+    assert kinds["kind"].tolist() == ["VARCHAR"]
+    nobody = result.row_trace.head(3).assign(
+        customer_id=pd.Categorical.from_codes([-1, -1, -1], categories=pd.Index([], dtype=object))
+    )
+    ctx = StepContext(run_dir=tmp_path, step=IDENTITY.name, config={})
+    written = pd.read_parquet(write_row_trace(ctx, nobody))
+    assert written["customer_id"].dtype == "string" and written["customer_id"].isna().all()
+    assert written["file"].tolist() == nobody["file"].astype(str).tolist()
 
 
 def test_check_row_trace_finds_repeated_rows_in_any_order(run_dir: Path, result: IdentityResult) -> None:
