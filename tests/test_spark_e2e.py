@@ -27,7 +27,7 @@ ARTIFACTS = {  # artifact -> the key its rows are sorted by
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, as small_run: set up (or skipped) before it
 def spark_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     require_spark()
     outputs = tmp_path_factory.mktemp("spark-outputs")
