@@ -372,6 +372,52 @@ def report_identity(
     print(worst.to_string())
 
 
+def customer_kinds(clean: pd.DataFrame, crosswalk: pd.DataFrame) -> pd.Series:
+    """Kind of each clean row's customer: `identity` (it holds identity-file records), `event-only`
+    (made from an event identifier no identity record carries) or `unlinked` (the row has none)."""
+    event_only = crosswalk.groupby("customer_id")["match_method"].agg(lambda m: bool((m == "event").all()))
+    kind = event_only.map({True: "event-only", False: "identity"})
+    return clean["customer"].map(kind).fillna("unlinked").rename("kind")
+
+
+def report_losses(clean: pd.DataFrame, crosswalk: pd.DataFrame, truth: Path) -> None:
+    """Print where identity pairs are lost: missed pairs (rows of one person in two customers) by the
+    kinds of the two customers, the figures over persons the identity files hold and over the others,
+    and false pairs by whether the customer's own identity records hold several persons (a record
+    merge) or only its events belong to another person (event resolution)."""
+    frame = clean.assign(kind=customer_kinds(clean, crosswalk).to_numpy())
+    cells = frame.groupby(["person_id", "customer", "kind"]).size().rename("n").reset_index()
+    missed: dict[str, float] = {}
+    for _, person in cells.groupby("person_id"):
+        n, kinds = person["n"].to_numpy(float), person["kind"].to_numpy()
+        for a in range(len(person)):
+            for b in range(a + 1, len(person)):
+                key = " / ".join(sorted((kinds[a], kinds[b])))
+                missed[key] = missed.get(key, 0.0) + n[a] * n[b]
+    table = pd.Series(missed, name="missed_pairs").sort_values(ascending=False)
+    print("\nmissed pairs by the kinds of the two customers (identity / event-only / unlinked):")
+    print(pd.DataFrame({"missed_pairs": table, "share": (table / table.sum()).round(4)}).to_string())
+    known = frame["person_id"].isin(frame.loc[frame["file"].isin(IDENTITY_FILES), "person_id"])
+    for label, rows in (("persons in the identity files", known), ("persons only in event files", ~known)):
+        scores = pairwise_scores(frame.loc[rows, "person_id"], frame.loc[rows, "customer"])
+        print(
+            f"{label}: "
+            + ", ".join(f"{k} {v:.4f}" if k != "rows" else f"rows {v:,}" for k, v in scores.items())
+        )
+    owners = crosswalk[crosswalk["match_method"] != "event"].merge(
+        pd.read_parquet(truth / "source_records.parquet"), on=["source_system", "source_record_id"]
+    )
+    merged = owners.groupby("customer_id")["person_id"].nunique().loc[lambda n: n > 1].index
+    false = false_pair_customers(frame, top=len(frame))
+    in_merged = false.index.isin(merged)
+    print(
+        f"false pairs {false['false_pairs'].sum():,.0f}: in customers whose identity records hold several "
+        f"persons {false.loc[in_merged, 'false_pairs'].sum():,.0f} ({int(in_merged.sum())} customers), "
+        f"events of another person only {false.loc[~in_merged, 'false_pairs'].sum():,.0f} "
+        f"({int((~in_merged & (false['false_pairs'] > 0)).sum())} customers)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -431,6 +477,7 @@ def main() -> None:
         clean = clean_rows(trace, rows, defects)
         identifiers = pd.read_parquet(export_run / "02_identity_merge" / "identifiers.parquet")
         report_identity(clean, persons, row_keys(export_run, trace), identifiers)
+        report_losses(clean, pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"), truth)
         figures = {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
