@@ -500,6 +500,7 @@ def test_run_step_records_the_values_of_the_step(step_run):
     assert set(manifest["seconds_per_algorithm"]) == set(STEP_OVERRIDES["clustering.algorithms"])
     assert set(manifest["map_seconds"]) == {"import", "fit", "transform"}
     assert (manifest["k_max_used"], manifest["k_note"]) == (result.comparison.k_max, result.comparison.k_note)
+    assert manifest["assigned_not_fitted"] == 0 and (result.fitted == result.clustered).all()  # all profiled
 
 
 def test_evaluate_planted_compares_with_the_truth_and_records_it(step_run):
@@ -681,22 +682,86 @@ def test_skewed_matrix_generator_plants_unequal_heavy_tailed_segments():
     assert set(world.business.columns) == {"monetary_total", "recency_days", "n_calls"}
 
 
-def test_select_prefers_the_score_or_more_segments_among_admissible_candidates():
+def test_select_prefers_the_score_or_the_most_reproducing_segments_near_the_best_score():
     scored = pd.DataFrame(
         {
-            "algorithm": ["kmeans", "kmeans", "kmeans", "ward", "ward"],
-            "k": [3, 5, 6, 5, 9],
-            "n_segments": [3, 5, 6, 5, 9],
-            "admissible": [True, True, False, True, True],
-            "score": [0.9, 0.7, 0.95, 0.75, 0.2],
+            "algorithm": ["kmeans", "kmeans", "kmeans", "ward", "ward", "birch", "gmm_diag"],
+            "k": [3, 5, 6, 5, 9, 5, 8],
+            "n_segments": [3, 5, 6, 5, 9, 5, 8],
+            "admissible": [True, True, False, True, True, True, True],
+            "stable_choice": [True, True, False, True, False, True, True],
+            "score": [0.9, 0.86, 0.95, 0.88, 0.89, 0.87, 0.7],
         }
     )
     assert cl.select(scored) == ("kmeans:3", "highest combined score among admissible candidates")
     chosen, reason = cl.select(scored, prefer="more_segments")
-    # kmeans:6 is not admissible; ward:9 has the most segments but scores below the median (0.725)
-    assert chosen == "ward:5" and reason.startswith("most segments among the better half")
+    # kmeans:6 is not admissible, ward:9 loses a segment on refits, gmm_diag:8 scores far below the
+    # best (0.9 - SCORE_TIE); of the three 5s within the tie, the best score
+    assert chosen == "ward:5" and reason.startswith("most segments among the admissible candidates within")
+    unstable = scored.assign(stable_choice=False)
+    assert cl.select(unstable, prefer="more_segments") == cl.select(scored)  # no reproducing one: the score
     none = scored.assign(admissible=False)
     assert cl.select(none)[0] == "kmeans:6" and "review" in cl.select(none)[1]
+
+
+def test_stable_choice_needs_every_segment_on_all_refits():
+    table = pd.DataFrame(
+        {
+            "algorithm": ["kmeans"] * 4,
+            "k": [2, 3, 4, 5],
+            "n_segments": [2, 3, 4, 5],
+            "n_small_segments": 0,
+            "stability_lower": 0.9,
+            "min_small_jaccard": np.nan,
+            "business_separation": 0.5,
+            "min_jaccard": [0.95, 0.9, 0.6, 0.9],
+            "stability_refits": [10.0, 10.0, 10.0, 2.0],  # k 5: screened only
+            "silhouette": 0.2,
+            "davies_bouldin": 1.5,
+        }
+    )
+    scored = cl.combined_scores(table, TOY_SETTINGS)
+    assert scored["stable_choice"].tolist() == [True, True, False, False]
+    assert cl.select(scored, prefer="more_segments")[0] == "kmeans:3"
+
+
+def test_most_segments_choice_refits_from_the_most_segments_down(toy):
+    x, business, truth = toy
+    settings = TOY_SETTINGS.model_copy(update={"prefer": "more_segments", "algorithms": ["kmeans", "ward"]})
+    comparison = cl.compare(x, business, settings)
+    scored = cl.combined_scores(comparison.table, settings)
+    chosen, reason = cl.select(scored, "auto", settings.prefer)
+    row = scored[scored["algorithm"] + ":" + scored["k"].astype(str) == chosen].iloc[0]
+    assert reason.startswith("most segments") and row["stable_choice"]
+    assert row["stability_refits"] == settings.stability_refits
+    # no fully refitted candidate with more segments keeps all of them near the best score
+    best = scored.loc[scored["admissible"], "score"].max()
+    more = scored[(scored["n_segments"] > row["n_segments"]) & (scored["score"] >= best - cl.SCORE_TIE)]
+    assert not more["stable_choice"].any()
+    assert row["n_segments"] == PLANTED_K
+    labels = cl.predict_labels(comparison.candidates[chosen], x)
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_thin_profile_customers_are_assigned_not_fitted():
+    features = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d", "e"],
+            "age": [30.0, np.nan, np.nan, np.nan, np.nan],
+            "gender": ["unknown", "F", "unknown", None, "unknown"],
+            "city_tier": ["unknown", "unknown", "unknown", "2", " Unknown "],
+        }
+    )
+    ids = pd.Index(["e", "d", "c", "b", "a", "z"])  # z: no feature row
+    np.testing.assert_array_equal(
+        cl.thin_profile_mask(features, ids), [True, False, True, False, False, True]
+    )
+    assert not cl.thin_profile_mask(features[["customer_id"]], ids).any()  # cannot tell: nobody thin
+    clustered = np.array([True, True, True, True, False, True])
+    thin = np.array([True, False, True, False, False, True])
+    np.testing.assert_array_equal(cl.fitted_mask(clustered, thin), [False, True, False, True, False, False])
+    mostly_thin = np.array([True, True, True, False, False, True])  # 1 of 5 profiled < 25 %
+    np.testing.assert_array_equal(cl.fitted_mask(clustered, mostly_thin), clustered)
 
 
 def test_page_shows_each_segments_stability_and_flags_the_unstable(step_run):

@@ -9,6 +9,7 @@ specs; adding an algorithm is one entry in `REGISTRY` (and its name in the confi
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ FitFunction = Callable[[np.ndarray, int, int, float, Any], tuple[Any, np.ndarray
 class Algorithm:
     """How one algorithm is fitted and used.
 
-    `prepare` (optional) computes something shared by every k on the same rows (Ward's merge tree),
-    passed to `fit` as `prepared` (None when fitting alone, e.g. for stability refits).
+    `prepare` (optional) computes something shared by every k on the same rows (Ward's merge tree,
+    BIRCH's CF trees), passed to `fit` as `prepared` (None when fitting alone, e.g. for stability refits).
     """
 
     name: str
@@ -86,16 +87,23 @@ def _ward(x: np.ndarray, k: int, seed: int, min_share: float, prepared: Any) -> 
 
 
 def _birch(x: np.ndarray, k: int, seed: int, min_share: float, prepared: Any) -> tuple[Any, np.ndarray]:
-    """BIRCH with a subcluster radius scaled to the data, halved until there are >= 3k subclusters."""
+    """BIRCH with a subcluster radius scaled to the data, halved once when it gives fewer than 3k
+    subclusters. The CF tree depends on the radius only: `prepared` (a cache of trees by radius,
+    shared by every k on the same rows) builds it once, and each k refits only the global step."""
+    trees: dict[float, Birch] = {} if prepared is None else prepared
     threshold = 0.3 * float(np.sqrt(np.var(x, axis=0).sum()))
     for _ in range(2):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model = Birch(n_clusters=k, threshold=threshold).fit(x)
-        if len(model.subcluster_centers_) >= 3 * k:
+        if threshold not in trees:
+            trees[threshold] = Birch(n_clusters=None, threshold=threshold, compute_labels=False).fit(x)
+        tree = trees[threshold]
+        if len(tree.subcluster_centers_) >= 3 * k:
             break
         threshold /= 2
-    return model, model.labels_
+    model = copy.copy(tree)  # the tree is shared, read only; the global step sets its own labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.set_params(n_clusters=k).partial_fit()
+    return model, model.predict(x)
 
 
 def _hdbscan(x: np.ndarray, k: int, seed: int, min_share: float, prepared: Any) -> tuple[Any, np.ndarray]:
@@ -112,7 +120,7 @@ _SPECS = (
     Algorithm("gmm_diag", _gmm("diag"), mixture=True),
     Algorithm("gmm_full", _gmm("full"), mixture=True),
     Algorithm("ward", _ward, small_sample=True, assigns_by="nearest_centroid", prepare=ward),
-    Algorithm("birch", _birch, small_sample=True),
+    Algorithm("birch", _birch, small_sample=True, prepare=lambda x: {}),
     Algorithm("hdbscan", _hdbscan, small_sample=True, finds_k=True, assigns_by="nearest_centroid"),
 )
 # The order is part of the results: it is the comparison order and seeds the stability resamples.

@@ -37,6 +37,7 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
+    pairwise_distances,
     silhouette_score,
 )
 from threadpoolctl import threadpool_limits
@@ -51,6 +52,7 @@ ALGORITHMS: tuple[str, ...] = tuple(REGISTRY)  # names, in registry order
 PCA_FIT_ROWS = 50_000  # the principal components are fitted on at most this many clustered customers
 MIN_ROWS_PER_SEGMENT = 5  # k is capped so every segment can hold this many fitted customers
 CHUNK = 100_000  # rows per block when scaling, projecting and assigning everyone
+SILHOUETTE_MATRIX_ROWS = 5_000  # up to this many score rows, their distances are computed once (<= 100 MB)
 PROSPECT_ID = 0
 STABILITY_COLUMNS = (
     "min_small_jaccard", "stability", "stability_se", "stability_lower", "stability_refits", "min_jaccard",
@@ -59,6 +61,13 @@ STABILITY_COLUMNS = (
 SCREENING_REFITS = 2  # every candidate's stability is screened with this many bootstrap refits
 SCREENING_MARGIN = 0.1  # candidates this close to the stability gates are contenders
 STABILITY_CONTENDERS = 10  # the best contenders get all `clustering.stability_refits`
+SCORE_TIE = 0.05  # prefer more_segments: combined scores this close to the best count as a tie
+# Features that say who a customer is (step 03's demographic and geographic coverage): a customer
+# with none of them known is known only from events (e.g. a caller number or a shop account).
+PROFILE_COLUMNS = ("age", "gender", "age_band", "city_tier", "province")
+# Segments are fitted on the profiled customers when they are at least this share of the clustered
+# ones; the customers known only from events are then assigned to the nearest segment.
+MIN_PROFILED_SHARE = 0.25
 # Business areas and the feature columns that measure them (first one present is used).
 BUSINESS_AREAS: dict[str, tuple[str, ...]] = {
     "value": ("clv_12m", "monetary_total"),
@@ -224,6 +233,38 @@ def prospect_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
             f"e.g. model-matrix rows {(np.flatnonzero(customer_ids.isin(missing))[:3] + 1).tolist()}"
         )
     return purchases.fillna(0).to_numpy(dtype=float) <= 0
+
+
+def thin_profile_mask(features: pd.DataFrame, customer_ids: pd.Index) -> np.ndarray:
+    """True for customers of whom nothing is known beyond their events: no value in any of the
+    `PROFILE_COLUMNS` present in `features` (missing, or the level "unknown"). All False when
+    `features` has none of those columns (the data cannot tell)."""
+    present = [column for column in PROFILE_COLUMNS if column in features.columns]
+    if not present:
+        return np.zeros(len(customer_ids), dtype=bool)
+    table = features.set_index("customer_id")[present].reindex(customer_ids)
+    known = np.zeros(len(customer_ids), dtype=bool)
+    for column in present:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values):
+            known |= values.notna().to_numpy()
+        else:
+            text = values.astype("string").str.strip().str.lower()
+            known |= (text.notna() & ~text.isin(["", "unknown"])).to_numpy(dtype=bool)
+    return ~known
+
+
+def fitted_mask(clustered: np.ndarray, thin: np.ndarray) -> np.ndarray:
+    """The clustered customers the segments are fitted on: those with a profile (`thin` False) when
+    they are at least `MIN_PROFILED_SHARE` of the clustered ones, else every clustered customer.
+
+    Customers known only from events have every profile column imputed; fitted with the others they
+    form segments of their own ("nobody knows who they are") instead of joining the segment their
+    behaviour matches. Fitted without them, they are assigned to the nearest segment like anyone."""
+    profiled = clustered & ~thin
+    if profiled.sum() >= MIN_PROFILED_SHARE * clustered.sum():
+        return profiled
+    return clustered.copy()
 
 
 def sample_rows(n_rows: int, size: int, seed: int, strata: np.ndarray | None = None) -> np.ndarray:
@@ -533,8 +574,12 @@ def score_candidate(
     business: pd.DataFrame,
     settings: ClusteringSettings,
     score_rows: np.ndarray,
+    score_distances: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Internal indices, BIC, size balance and business separation of a candidate on its fit rows."""
+    """Internal indices, BIC, size balance and business separation of a candidate on its fit rows.
+
+    `score_distances`: the Euclidean distances between the `score_rows` (shared by every candidate
+    fitted on the same rows), for the silhouette; None: computed by chunks for this candidate."""
     labels = candidate.labels
     n_found = len(np.unique(labels))
     row: dict[str, Any] = {"algorithm": candidate.algorithm, "k": candidate.k, "n_segments": n_found}
@@ -542,7 +587,12 @@ def score_candidate(
         row.update(silhouette=np.nan, calinski_harabasz=np.nan, davies_bouldin=np.nan)
     else:
         sub = labels[score_rows]
-        row["silhouette"] = float(silhouette_score(x[score_rows], sub)) if len(np.unique(sub)) > 1 else np.nan
+        if len(np.unique(sub)) < 2:
+            row["silhouette"] = np.nan
+        elif score_distances is None:
+            row["silhouette"] = float(silhouette_score(x[score_rows], sub))
+        else:
+            row["silhouette"] = float(silhouette_score(score_distances, sub, metric="precomputed"))
         row["calinski_harabasz"] = float(calinski_harabasz_score(x, labels))
         row["davies_bouldin"] = float(davies_bouldin_score(x, labels))
     row["bic"] = mixture_bic(candidate, x)
@@ -660,13 +710,16 @@ def _compare(
         business_fit = business.iloc[rows_used].reset_index(drop=True)
         score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
         prepared = spec.prepare(x_fit) if spec.prepare else None
+        score_distances = (  # one distance matrix for every k's silhouette, when it is small enough
+            pairwise_distances(x_fit[score_rows]) if len(score_rows) <= SILHOUETTE_MATRIX_ROWS else None
+        )
         for k in [0] if spec.finds_k else settings.ks:
             candidate = fit_candidate(
                 algorithm, k, x_fit, settings.seed, settings.min_segment_share, prepared
             )
             if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
                 continue
-            row = score_candidate(candidate, x_fit, business_fit, settings, score_rows)
+            row = score_candidate(candidate, x_fit, business_fit, settings, score_rows, score_distances)
             row["fit_rows"] = len(rows_used)
             candidate.shares = np.bincount(candidate.labels, minlength=len(candidate.centroids)) / len(x_fit)
             if candidate.k > 1:
@@ -678,8 +731,8 @@ def _compare(
             fitted_on[candidate.key] = rows_used
         seconds[algorithm] = time.perf_counter() - started
     table = pd.DataFrame(rows)
-    # Screening done: the contenders get every refit (a standard error worth selecting on).
-    for position in stability_contenders(table, settings):
+
+    def refit_fully(position: int) -> None:
         started = time.perf_counter()
         key = f"{table.at[position, 'algorithm']}:{table.at[position, 'k']}"
         candidate = candidates[key]
@@ -689,6 +742,18 @@ def _compare(
         for column, value in stability_columns(candidate, settings).items():
             table.at[position, column] = value
         seconds[candidate.algorithm] += time.perf_counter() - started
+
+    # Screening done: the contenders get every refit (a standard error worth selecting on).
+    for position in stability_contenders(table, settings):
+        refit_fully(position)
+    if settings.prefer == "more_segments":
+        # most segments first: refit until one keeps every segment on all refits and ties the best
+        for position in most_segments_contenders(table, settings):
+            refit_fully(position)
+            scored = combined_scores(table, settings)
+            best = scored.loc[scored["admissible"], "score"].max()
+            if scored.at[position, "stable_choice"] and scored.at[position, "score"] >= best - SCORE_TIE:
+                break
     return Comparison(table, candidates, fit_rows, seconds, k_max, k_note)
 
 
@@ -707,6 +772,29 @@ def stability_contenders(table: pd.DataFrame, settings: ClusteringSettings) -> l
     screened = combined_scores(table.assign(stability_lower=table["stability"]), lenient)
     passing = screened[screened["admissible"]].sort_values("score", ascending=False, kind="stable")
     return passing.index[:STABILITY_CONTENDERS].tolist()
+
+
+def most_segments_contenders(table: pd.DataFrame, settings: ClusteringSettings) -> list[int]:
+    """Rows of `table` that may be the `prefer: more_segments` choice, most segments first (ties:
+    highest combined score): passing every gate on the screening means with every segment's Jaccard
+    within `SCREENING_MARGIN` of `min_segment_jaccard` and a combined score within twice
+    `SCORE_TIE` of the best. Rows already refitted fully come too (they are not refitted again)."""
+    if table.empty or settings.stability_refits < 2:
+        return []
+    lenient = settings.model_copy(
+        update={
+            "min_stability": max(settings.min_stability - SCREENING_MARGIN, 0.0),
+            "min_segment_jaccard": max(settings.min_segment_jaccard - SCREENING_MARGIN, 0.0),
+        }
+    )
+    screened = combined_scores(table.assign(stability_lower=table["stability"]), lenient)
+    admissible = screened[screened["admissible"]]
+    hopeful = admissible[
+        (admissible["min_jaccard"] >= lenient.min_segment_jaccard)
+        & (admissible["score"] >= admissible["score"].max() - 2 * SCORE_TIE)
+    ]
+    ordered = hopeful.sort_values(["n_segments", "score"], ascending=False, kind="stable")
+    return ordered.index.tolist()
 
 
 # ----------------------------------------------------------------------------- selection
@@ -749,6 +837,12 @@ def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.Dat
         ", ".join(name for name, ok in zip(gates, row, strict=True) if not ok) for row in passed_by_row
     ]
     scored["admissible"] = scored["failed_gates"] == ""
+    # every segment comes back on all the refits (fpc::clusterboot's "stable" for each cluster)
+    scored["stable_choice"] = (
+        scored["admissible"]
+        & (scored["min_jaccard"] >= settings.min_segment_jaccard)
+        & (scored["stability_refits"] >= max(settings.stability_refits, 2))
+    )
     total = sum(settings.weights.values())
     scored["score"] = 0.0
     for metric, weight in settings.weights.items():
@@ -762,14 +856,15 @@ def combined_scores(table: pd.DataFrame, settings: ClusteringSettings) -> pd.Dat
 def select(scored: pd.DataFrame, choose: str = "auto", prefer: str = "score") -> tuple[str, str]:
     """The chosen candidate key ("algorithm:k") and why.
 
-    auto: among the admissible candidates (every gate passed: each segment large enough and
-    coming back on bootstrap refits, the whole partition stable on its lower bound), with
-    `prefer` "more_segments" the one with the most segments among those scoring at least the
-    admissible candidates' median (ties: the highest combined score): a segment that passes the
-    gates is structure worth keeping, a split that is noise fails the segment-stability gate,
-    and the median keeps a many-segment candidate that is poor on every other score out; with
-    "score" the highest combined score. If none is admissible, the
-    best score among all, flagged. Otherwise `choose` names the candidate.
+    auto: among the admissible candidates (every gate passed: each segment large enough, small
+    ones coming back on bootstrap refits, the whole partition stable on its lower bound), with
+    `prefer` "score" the highest combined score. With "more_segments", among the candidates
+    scoring within `SCORE_TIE` of the best (a near tie) whose every segment comes back on all
+    `clustering.stability_refits` (`stable_choice`: mean Jaccard >= `min_segment_jaccard`, as
+    fpc::clusterboot reads it), the most segments (ties: the highest score): the internal indices
+    favour few segments on overlapping customer data, so near the top a segment that reproduces
+    is structure worth keeping. Without such a candidate, the highest score. If none is
+    admissible, the best score among all, flagged. Otherwise `choose` names the candidate.
     """
     keys = scored["algorithm"] + ":" + scored["k"].astype(str)
     if choose and choose != "auto":
@@ -783,12 +878,15 @@ def select(scored: pd.DataFrame, choose: str = "auto", prefer: str = "score") ->
         best = scored["score"].idxmax()
         return keys[best], "no candidate passed the gates; best combined score taken (review!)"
     if prefer == "more_segments":
-        upper = admissible[admissible["score"] >= admissible["score"].median()]
-        most = upper[upper["n_segments"] == upper["n_segments"].max()]
-        best = most["score"].idxmax()
-        return keys[best], (
-            "most segments among the better half of the admissible candidates (ties: highest combined score)"
-        )
+        tied = admissible["score"] >= admissible["score"].max() - SCORE_TIE
+        stable = admissible[admissible["stable_choice"] & tied]
+        if not stable.empty:
+            most = stable[stable["n_segments"] == stable["n_segments"].max()]
+            best = most["score"].idxmax()
+            return keys[best], (
+                "most segments among the admissible candidates within the score tie of the best whose "
+                "every segment comes back on all bootstrap refits (ties: highest combined score)"
+            )
     best = admissible["score"].idxmax()
     return keys[best], "highest combined score among admissible candidates"
 

@@ -86,7 +86,7 @@ def evaluate_planted(ctx: StepContext, result: ClusteringResult) -> PlantedEvalu
         ari=float(ari),
         n_planted=n_planted,
         n_known=int(known.sum()),
-        per_candidate=agreement(result.comparison, result.x[clustered], planted[clustered]),
+        per_candidate=agreement(result.comparison, result.x[result.fitted], planted[result.fitted]),
         index_choices=result.index_choices,
         crosstab=pd.crosstab(
             result.segments["segment_name"].to_numpy()[known],

@@ -13,6 +13,7 @@ import yaml
 from helpers.clustering.candidates import (
     BUSINESS_AREAS,
     CHUNK,
+    PROFILE_COLUMNS,
     PROSPECT_ID,
     business_columns,
     column_moments,
@@ -41,8 +42,10 @@ def described_features(dictionary: pd.DataFrame) -> list[str]:
 
 def feature_columns(dictionary: pd.DataFrame) -> list[str]:
     """The columns of the step-03 feature table step 04 reads: customer_id, n_purchases (prospects),
-    monetary_total (value share), the business-area columns and `described_features`."""
+    monetary_total (value share), the business-area columns, the profile columns (customers known
+    only from events) and `described_features`."""
     wanted = ["customer_id", "n_purchases", "monetary_total", *sum(BUSINESS_AREAS.values(), ())]
+    wanted += PROFILE_COLUMNS
     wanted += described_features(dictionary)
     return [c for c in dict.fromkeys(wanted) if c in set(dictionary["name"])]
 

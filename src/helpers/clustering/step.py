@@ -44,6 +44,7 @@ class ClusteringResult:
     dictionary: pd.DataFrame
     prospects: np.ndarray  # True: segment 0, not clustered
     clustered: np.ndarray  # ~prospects
+    fitted: np.ndarray  # clustered customers the comparison was fitted on (`candidates.fitted_mask`)
     space: cl.Space
     x: np.ndarray  # every customer in the clustering space (float32)
     comparison: cl.Comparison
@@ -83,11 +84,12 @@ def run_step(ctx: StepContext) -> ClusteringResult:
     if settings.prospects == "cluster":
         prospects[:] = False
     clustered = ~prospects
-    space = cl.fit_space(matrix, clustered, settings)
+    fitted = cl.fitted_mask(clustered, cl.thin_profile_mask(features, matrix.index))
+    space = cl.fit_space(matrix, fitted, settings)
     x = space.transform(matrix.to_numpy())
 
     business = cl.business_frame(features, matrix.index)
-    comparison = cl.compare(x[clustered], business[clustered].reset_index(drop=True), settings)
+    comparison = cl.compare(x[fitted], business[fitted].reset_index(drop=True), settings)
     scored = cl.combined_scores(comparison.table, settings)
     chosen, reason = cl.select(scored, settings.choose, settings.prefer)
     candidate = comparison.candidates[chosen]
@@ -125,6 +127,7 @@ def run_step(ctx: StepContext) -> ClusteringResult:
         dictionary=dictionary,
         prospects=prospects,
         clustered=clustered,
+        fitted=fitted,
         space=space,
         x=x,
         comparison=comparison,
@@ -173,6 +176,7 @@ def write_outputs(ctx: StepContext, result: ClusteringResult) -> None:
         .astype(int)
         .tolist(),
         prospects=int(result.prospects.sum()),
+        assigned_not_fitted=int((result.clustered & ~result.fitted).sum()),  # known only from events
         components=0 if pca is None else int(pca.n_components_),
         explained_variance=round(result.space.explained_variance, 3),
         lifecycle_left_out=result.lifecycle_left_out,
