@@ -27,6 +27,7 @@ memory cover reading step 01's clean tables and the merge, not the truth compari
 
     .venv/bin/python benchmarks/bench_identity.py febrl1 febrl2 febrl3 demo:20000
     .venv/bin/python benchmarks/bench_identity.py demo:1000000 --timeout-min 20 --max-gb 12
+    flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_identity.py namesake:100000 --systems step,splink
 """
 
 from __future__ import annotations
