@@ -788,3 +788,18 @@ def test_page_shows_each_segments_stability_and_flags_the_unstable(step_run):
         dataclasses.replace(result, segment_stability=flagged.assign(unstable=False)), zh
     )
     assert report.stability_detail(result).startswith(f"Stability of {result.chosen}: mean ARI")
+
+
+def test_silhouette_from_distances_equals_sklearns_and_label_sums_equal_add_at():
+    from sklearn.metrics import pairwise_distances, silhouette_score
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    distances = pairwise_distances(x)
+    for labels in (rng.integers(0, 2, 300), np.append(rng.integers(3, 9, 299), 42)):  # 42: alone
+        expected = silhouette_score(distances, labels, metric="precomputed")
+        assert cl.silhouette_from_distances(distances, labels) == pytest.approx(expected, abs=1e-6)
+    labels = rng.integers(0, 5, 300)
+    expected = np.zeros((6, 4))
+    np.add.at(expected, labels, x)
+    np.testing.assert_array_equal(cl.label_sums(labels, x, 6), expected)  # label 5: no rows
