@@ -342,7 +342,7 @@ def fixture_config(raw_dir: Path) -> dict[str, Any]:
 def run_on(tmp_path: Path, config: dict[str, Any]) -> StepContext:
     ctx = make_context(tmp_path, config)
     with Workspace(ctx.step_dir, memory_limit="1GB", threads=1) as workspace:
-        run_contract(ctx, workspace.engine, workspace.directory)
+        run_contract(ctx, workspace)
     return ctx
 
 

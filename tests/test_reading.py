@@ -147,7 +147,7 @@ def run_world(tmp_path: Path, config: dict[str, Any]) -> tuple[StepContext, Cont
     ctx = StepContext(run_dir=tmp_path / "run", step=STEP, config=config)
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
     with Workspace(ctx.step_dir, memory_limit="1GB", threads=1) as workspace:
-        return ctx, run_contract(ctx, workspace.engine, workspace.directory)
+        return ctx, run_contract(ctx, workspace)
 
 
 @pytest.fixture(scope="module")

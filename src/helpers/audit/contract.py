@@ -54,9 +54,9 @@ from helpers.core.tables import (
     Column,
     Table,
 )
-from helpers.engine.base import DuckDBEngine, SqlEngine
+from helpers.engine.base import SqlEngine
 from helpers.engine.reading import DataContractError as DataContractError
-from helpers.engine.reading import SourceRelation, read_source
+from helpers.engine.reading import SourceRelation, Workspace, read_source
 from helpers.engine.reading import literal as _literal
 from helpers.engine.reading import quote as _quote
 from helpers.engine.reading import safe_engine_message as safe_engine_message
@@ -506,9 +506,7 @@ class CheckedTable:
     dropped: pd.DataFrame  # table, column, reason, rows: bad optional values set to null, rows kept
 
 
-def check_rows(
-    engine: DuckDBEngine, source: TableSource, settings: WorkbenchConfig, work_dir: Path
-) -> CheckedTable:
+def check_rows(workspace: Workspace, source: TableSource, settings: WorkbenchConfig) -> CheckedTable:
     """Read one export into work table `rows_<table>` and flag every row problem.
 
     Parsed columns, read problems (ragged or truncated rows), value problems, orphans (against
@@ -516,8 +514,9 @@ def check_rows(
     reader refuses is read again row by row, so one bad row never loses the file).
     """
     table = source.contract
+    engine = workspace.engine
     relation, (mapped, unmapped) = read_source(
-        engine, source, work_dir, lambda relation: _create_rows(engine, source, relation, settings)
+        workspace, source, lambda relation: _create_rows(engine, source, relation, settings)
     )
     rows = f"rows_{table.name}"
     status = relation.status
@@ -1007,15 +1006,16 @@ def _schema_error_summary(table: Table, errors: pa.errors.SchemaErrors) -> str:
 # ---------------------------------------------------------------- the whole contract pass
 
 
-def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> ContractResult:
+def run_contract(ctx: StepContext, workspace: Workspace) -> ContractResult:
     """Load, validate, quarantine and clean every table; write clean_*, quarantine_*, ledger,
     table_status, unmapped_values and dropped_values.
 
     Identity tables go first: an event keyed by record is quarantined unless it points at an accepted
     identity record (reason `orphan reference`, or `reference to a quarantined record` when the record
     exists but was rejected). An absent table is written empty and named on stderr.
-    Leaves the work tables `rows_<table>` in `engine` for profiling.
+    Leaves the work tables `rows_<table>` in the workspace's engine for profiling.
     """
+    engine = workspace.engine
     sources = table_sources(ctx.settings.data)
     sample_rows = ctx.settings.audit.contract_sample_rows
     ledgers, invalid, absent, profiles, checked_rows = [], [], {}, [], {}
@@ -1025,7 +1025,7 @@ def run_contract(ctx: StepContext, engine: DuckDBEngine, work_dir: Path) -> Cont
     for name in [*(t.name for t in IDENTITY_TABLES), *(t.name for t in TABLES.values() if t.kind == "event")]:
         source = sources[name]
         table = source.contract
-        checked = check_rows(engine, source, ctx.settings, work_dir)
+        checked = check_rows(workspace, source, ctx.settings)
         table_ledger = engine.run(STEP, "ledger", tables={"table": name, "rows": f"rows_{name}"})
         # Checked before anything of this table is written: a stop leaves no clean table behind.
         warning = check_quarantine_share(engine, ctx.settings, name, table_ledger)

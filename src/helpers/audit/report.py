@@ -228,7 +228,7 @@ def run_step(ctx: StepContext) -> AuditReport:
     with Workspace(ctx.step_dir, memory_limit=ctx.settings.audit.memory_limit,
                    threads=ctx.settings.audit.threads) as workspace:  # fmt: skip
         engine = workspace.engine
-        contract = run_contract(ctx, engine, workspace.directory)
+        contract = run_contract(ctx, workspace)
         profile = without_inapplicable(contract, ctx.settings.data)
         reasons = pd.concat([quarantine_reasons(engine, t) for t in TABLES], ignore_index=True)
         ranges = pd.concat([numeric_ranges(engine, t) for t in TABLES], ignore_index=True)

@@ -461,11 +461,12 @@ def source_relation(
 
 
 def read_source(
-    engine: DuckDBEngine, source: TableSource, work_dir: Path, build: Callable[[SourceRelation], T]
+    workspace: Workspace, source: TableSource, build: Callable[[SourceRelation], T]
 ) -> tuple[SourceRelation, T]:
-    """`build` (the checks) over the export's relation. A CSV the strict reader refuses for anything but
-    a real decoding error is read again row by row (`tolerant_csv`) and `build` runs on that; any other
-    read failure stops with one line naming the file (`DataContractError`)."""
+    """`build` (the checks) over the export's relation in the workspace. A CSV the strict reader refuses
+    for anything but a real decoding error is read again row by row (`tolerant_csv`) and `build` runs
+    on that; any other read failure stops with one line naming the file (`DataContractError`)."""
+    engine, work_dir = workspace.engine, workspace.directory
     relation = source_relation(engine, source, work_dir)
     try:
         return relation, build(relation)
