@@ -11,7 +11,8 @@ Per step and engine: wall seconds, CPU seconds of the kernel and everything it r
 included, `cpu_seconds` in run.json), peak resident memory of the kernel and its processes (the JVM
 included), and which engine ran the step's SQL (`duckdb` for steps not yet behind the seam, `-`
 for steps without SQL). Spark's wall includes starting its session in the first step that uses it.
-Then the artifacts of `ARTIFACTS` of the two runs are compared (sorted by key, floats to 1e-9).
+Then the artifacts of `ARTIFACTS` of the two runs are compared (sorted by key, floats to 1e-9,
+relative or absolute).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def compare_artifacts(duckdb_run: Path, spark_run: Path) -> int:
             for run in (duckdb_run, spark_run)
         ]
         try:
-            pd.testing.assert_frame_equal(*frames, rtol=1e-9, atol=1e-12)
+            pd.testing.assert_frame_equal(*frames, rtol=1e-9, atol=1e-9)
             print(f"  {artifact}: equal ({len(frames[0]):,} rows)")
         except AssertionError as difference:
             differing += 1

@@ -46,7 +46,7 @@ def test_spark_run_gives_the_duckdb_runs_artifact(
 ) -> None:
     duck, spark = _read(small_run, artifact), _read(spark_run, artifact)
     assert len(duck) > 0
-    pd.testing.assert_frame_equal(duck, spark, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(duck, spark, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.slow
