@@ -730,35 +730,26 @@ def _compare(
     fit_rows = sample_rows(len(x), settings.sample_size, settings.seed, strata)
     small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
     screen = min(SCREENING_REFITS, settings.stability_refits)
-    rows, candidates, seconds, fitted_on = [], {}, {}, {}
-    for algorithm in settings.algorithms:
-        spec = algorithm_spec(algorithm)
-        started = time.perf_counter()
-        rows_used = small_rows if spec.small_sample else fit_rows
-        x_fit = x[rows_used]
-        business_fit = business.iloc[rows_used].reset_index(drop=True)
-        score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
-        prepared = spec.prepare(x_fit) if spec.prepare else None
-        score_distances = (  # one distance matrix for every k's silhouette, when it is small enough
-            pairwise_distances(x_fit[score_rows]) if len(score_rows) <= SILHOUETTE_MATRIX_ROWS else None
+    jobs = [
+        (
+            algorithm,
+            x,
+            business,
+            settings,
+            small_rows if algorithm_spec(algorithm).small_sample else fit_rows,
+            screen,
         )
-        for k in [0] if spec.finds_k else settings.ks:
-            candidate = fit_candidate(
-                algorithm, k, x_fit, settings.seed, settings.min_segment_share, prepared
-            )
-            if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
-                continue
-            row = score_candidate(candidate, x_fit, business_fit, settings, score_rows, score_distances)
-            row["fit_rows"] = len(rows_used)
-            candidate.shares = np.bincount(candidate.labels, minlength=len(candidate.centroids)) / len(x_fit)
-            if candidate.k > 1:
-                candidate.stability = bootstrap_stability(candidate, x_fit, settings, refits=screen)
-            row.update(stability_columns(candidate, settings))
-            rows.append(row)
-            candidate.labels = None  # only needed for scoring
-            candidates[candidate.key] = candidate
-            fitted_on[candidate.key] = rows_used
-        seconds[algorithm] = time.perf_counter() - started
+        for algorithm in settings.algorithms
+    ]
+    results = [_compare_algorithm(*job) for job in jobs]
+    rows, candidates, seconds, fitted_on = [], {}, {}, {}
+    for (algorithm, *_, rows_used, _), (algorithm_rows, algorithm_candidates, spent) in zip(
+        jobs, results, strict=True
+    ):
+        rows += algorithm_rows
+        candidates |= algorithm_candidates
+        fitted_on |= dict.fromkeys(algorithm_candidates, rows_used)
+        seconds[algorithm] = spent
     table = pd.DataFrame(rows)
 
     def refit_fully(position: int) -> None:
@@ -784,6 +775,42 @@ def _compare(
             if scored.at[position, "stable_choice"] and scored.at[position, "score"] >= best - SCORE_TIE:
                 break
     return Comparison(table, candidates, fit_rows, seconds, k_max, k_note)
+
+
+def _compare_algorithm(
+    algorithm: str,
+    x: np.ndarray,
+    business: pd.DataFrame,
+    settings: ClusteringSettings,
+    rows_used: np.ndarray,
+    screen: int,
+) -> tuple[list[dict[str, Any]], dict[str, Candidate], float]:
+    """Fit, score and screen (`screen` bootstrap refits) one algorithm for every k on `x[rows_used]`:
+    the comparison-table rows, the candidates by key and the seconds spent."""
+    spec = algorithm_spec(algorithm)
+    started = time.perf_counter()
+    x_fit = x[rows_used]
+    business_fit = business.iloc[rows_used].reset_index(drop=True)
+    score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
+    prepared = spec.prepare(x_fit) if spec.prepare else None
+    score_distances = (  # one distance matrix for every k's silhouette, when it is small enough
+        pairwise_distances(x_fit[score_rows]) if len(score_rows) <= SILHOUETTE_MATRIX_ROWS else None
+    )
+    rows, candidates = [], {}
+    for k in [0] if spec.finds_k else settings.ks:
+        candidate = fit_candidate(algorithm, k, x_fit, settings.seed, settings.min_segment_share, prepared)
+        if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
+            continue
+        row = score_candidate(candidate, x_fit, business_fit, settings, score_rows, score_distances)
+        row["fit_rows"] = len(rows_used)
+        candidate.shares = np.bincount(candidate.labels, minlength=len(candidate.centroids)) / len(x_fit)
+        if candidate.k > 1:
+            candidate.stability = bootstrap_stability(candidate, x_fit, settings, refits=screen)
+        row.update(stability_columns(candidate, settings))
+        rows.append(row)
+        candidate.labels = None  # only needed for scoring
+        candidates[candidate.key] = candidate
+    return rows, candidates, time.perf_counter() - started
 
 
 def stability_contenders(table: pd.DataFrame, settings: ClusteringSettings) -> list[int]:
