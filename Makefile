@@ -39,7 +39,7 @@ setup-spark: $(INSTALLED)
 	$(PY) -m pip install --quiet -e '.[spark]' -c constraints.txt
 
 test-spark: setup-spark
-	$(PY) -m pytest tests/test_engines.py
+	$(PY) -m pytest tests/test_engines.py tests/test_spark_*.py tests/test_seam.py
 
 run: $(INSTALLED)
 	$(PY) -m helpers run --config $(CONFIG) $(foreach s,$(SET),--set $(s))

@@ -122,7 +122,7 @@ def test_reference_date_before_all_data_stops_step_01_naming_table_share_and_rea
     with pytest.raises(DataContractError) as error:
         audit.run_step(ctx)
     message = str(error.value)
-    assert message.startswith("table crm_customers: 100% of rows quarantined (2 of 2)"), message
+    assert message.startswith("table crm_customers: 100% of rows quarantined (5 of 5)"), message
     assert "main reason: created_at after reference date" in message
     assert "run.reference_date is 2015-01-01" in message and "audit.max_quarantine_share (50%)" in message
     assert_one_line_without_personal_data(message)

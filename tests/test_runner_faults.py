@@ -209,14 +209,6 @@ def test_too_few_customers_for_the_k_range_names_the_setting(raw: Path, tmp_path
     assert _problems(config, tmp_path / "out") == ["demo.customers is 150; the demo world needs at least 200"]
 
 
-def test_an_engine_that_cannot_run_every_step_is_refused_before_the_run(raw: Path, tmp_path: Path) -> None:
-    problems = _problems(_config(raw, GOOD_TABLES, engine={"name": "spark"}), tmp_path / "out")
-    assert problems == [
-        "engine.name is spark: a full run on it is not available yet (steps 01 and 02 read and score on "
-        "DuckDB); use engine.name duckdb (make test-spark checks the queries on Spark)"
-    ]
-
-
 def test_unwritable_or_full_outputs_give_one_line(
     raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,8 +105,9 @@ CAMPAIGN = {
 }
 RECYCLED_SHARE = 0.01  # share of people who get a recycled mobile (as many previous holders)
 RECYCLE_GAP_DAYS = 30  # the previous holder's member record is at least this much older than the switch
-# Values outside the vocabulary of an optional column are counted and set to null; the row stays.
-KEPT_DEFECTS = ("gender_outside_vocabulary", "tier_outside_vocabulary")
+# Values outside the vocabulary of an optional column, and impossible birth dates of identity records, are
+# counted and set to null; the row stays (step 01 drops a bad optional attribute, not the record).
+KEPT_DEFECTS = ("gender_outside_vocabulary", "tier_outside_vocabulary", "impossible_birth_date")
 
 
 @dataclass
