@@ -1,4 +1,5 @@
-"""Probabilistic matching for the identity step: Splink (DuckDB backend) between deterministic clusters.
+"""Probabilistic matching for the identity step: Splink between deterministic clusters, through
+`helpers.engine.splink_api` (the database API and comparison spelling of the engine; DuckDB today).
 
 The model compares name keys (exact with term-frequency adjustment, partial, Jaro-Winkler),
 birth dates (exact, one typo, else), gender, city, address, postcode, mobile (exact, same last 4
@@ -22,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from splink import DuckDBAPI, Linker
+from splink import Linker
 
-from helpers.engine.base import DuckDBEngine
+from helpers.engine.base import DuckDBEngine, SqlEngine
+from helpers.engine.splink_api import comparisons_for, database_api
 
 MODEL_COLUMNS = [
     "record_index",
@@ -316,8 +318,9 @@ def score_pairs(
         if skipped:
             stats["splink_rules_skipped"] = skipped
         rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in kept]
-        db_api = DuckDBAPI(connection=engine.connection)
-        linker = Linker(db_api.register(frame), settings(prior, rules, comparisons), log_level=logging.ERROR)
+        db_api = database_api(engine)
+        model = settings(prior, rules, comparisons_for(engine, comparisons))
+        linker = Linker(db_api.register(frame), model, log_level=logging.ERROR)
         linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
         if label_pairs >= min_label_pairs:
             linker.training.estimate_m_from_label_column("cluster")
@@ -344,7 +347,7 @@ def score_pairs(
     return pairs, stats
 
 
-def rule_pair_counts(engine: DuckDBEngine, table: str, rules: list[str]) -> list[int]:
+def rule_pair_counts(engine: SqlEngine, table: str, rules: list[str]) -> list[int]:
     """Record pairs each blocking rule yields in `table` (all pairs agreeing on its keys, whatever
     the deterministic cluster), counted by grouping, without forming the pairs."""
     counts = []
@@ -360,7 +363,7 @@ def rule_pair_counts(engine: DuckDBEngine, table: str, rules: list[str]) -> list
 
 
 def affordable_rules(
-    engine: DuckDBEngine, table: str, rules: list[str], n_records: int
+    engine: SqlEngine, table: str, rules: list[str], n_records: int
 ) -> tuple[list[str], dict[str, int]]:
     """The blocking rules that yield at most `MAX_RULE_PAIRS_PER_RECORD` pairs per record (at least
     `MIN_RULE_PAIRS_BUDGET` pairs), and the left-out rules with their pair counts."""
