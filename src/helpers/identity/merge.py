@@ -15,7 +15,8 @@ Pipeline:
 5. `merge_with_constraints` unions clusters edge by edge, strongest first, and refuses any merge
    that would put two national-ID hashes, incompatible birth dates (not a typo of each other) or
    incompatible names in one customer, so chains of weak links cannot glue strangers together; a
-   probabilistic link between records with different mobiles needs the same name and birth date.
+   scored link excuses its own two records' different names or birth dates, and different mobiles
+   when its records corroborate each other (`rules.excused_conflicts`); the vetoes stop chains.
 6. Outputs: crosswalk, golden records (`helpers.identity.golden`), identifiers, suspicious identifiers,
    review pairs and a merge summary.
 7. `run_step` carries the ids of the previous run over (`helpers.identity.history`, config
