@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pandas as pd
+from identity_tables import clean_table
 
-from helpers.audit.contract import add_identity_columns
 from helpers.core.settings import IdentitySettings
-from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity.golden import GOLDEN_COLUMNS, GOLDEN_RULES, build_golden
 from helpers.identity.merge import (
@@ -82,18 +81,6 @@ def test_placeholders_of_one_record_are_counted_with_the_shared_identifiers() ->
     counted = suspicious.set_index("identifier_value")
     assert counted["n_records"].to_dict() == {"+8613800000000": 2, "test@test.com": 1}
     assert set(counted["reason"]) == {"placeholder value"} and suspicious["n_records"].dtype == "int64"
-
-
-def clean_table(system: str, rows: list[dict]) -> pd.DataFrame:
-    """A clean identity table as step 01 writes it, from a few hand-written rows."""
-    table = TABLES[SOURCE_SYSTEMS[system]]
-    frame = pd.DataFrame(rows).reindex(columns=table.column_names)
-    for column in table.columns:
-        if column.type in ("date", "datetime"):
-            frame[column.name] = pd.to_datetime(frame[column.name])
-        elif column.type == "str":
-            frame[column.name] = frame[column.name].astype("string")
-    return add_identity_columns(frame, table)
 
 
 def test_linking_prepared_inputs_is_merging_the_tables() -> None:

@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from identity_tables import clean_table
 
 from helpers.audit import run_step as run_audit_step
-from helpers.audit.contract import add_identity_columns
 from helpers.core.context import open_step
 from helpers.core.settings import IdentitySettings
 from helpers.core.steps import IDENTITY, artifact_path
-from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.identity import link_records
 from helpers.identity import run_step as identity_run_step
 from helpers.identity.merge import (
@@ -36,18 +35,6 @@ from helpers.identity.merge import (
 )
 
 SEED = 42  # the run seed the expectations below were written with
-
-
-def clean_table(system: str, rows: list[dict]) -> pd.DataFrame:
-    """A clean identity table as step 01 writes it, from a few hand-written rows."""
-    table = TABLES[SOURCE_SYSTEMS[system]]
-    frame = pd.DataFrame(rows).reindex(columns=table.column_names)
-    for column in table.columns:
-        if column.type in ("date", "datetime"):
-            frame[column.name] = pd.to_datetime(frame[column.name])
-        elif column.type == "str":
-            frame[column.name] = frame[column.name].astype("string")
-    return add_identity_columns(frame, table)
 
 
 def crm(crm_id: str, name: str, **values: object) -> dict:

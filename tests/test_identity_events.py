@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from identity_tables import clean_identity_table
 
-from helpers.audit.contract import add_identity_columns
 from helpers.core.context import StepContext, open_step
 from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
@@ -123,14 +123,7 @@ QUARANTINED_CALL_ROWS = {4: "unparseable call_at", 9: "direction outside its val
 
 
 def identity_table(name: str, rows: list[dict]) -> pd.DataFrame:
-    table = TABLES[name]
-    frame = pd.DataFrame(rows).reindex(columns=table.column_names)
-    for column in table.columns:
-        if column.type in ("date", "datetime"):
-            frame[column.name] = pd.to_datetime(frame[column.name])
-        elif column.type == "str":
-            frame[column.name] = frame[column.name].astype("string")
-    frame = add_identity_columns(frame, table)
+    frame = clean_identity_table(name, rows)
     return frame.assign(source_row=range(1, len(frame) + 1))
 
 

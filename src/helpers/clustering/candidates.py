@@ -813,18 +813,24 @@ def _compare_algorithm(
     return rows, candidates, time.perf_counter() - started
 
 
+def screening_settings(settings: ClusteringSettings) -> ClusteringSettings:
+    """`settings` with the stability and segment-Jaccard gates lowered by `SCREENING_MARGIN`, for
+    judging candidates on the screening refits' means."""
+    return settings.model_copy(
+        update={
+            "min_stability": max(settings.min_stability - SCREENING_MARGIN, 0.0),
+            "min_segment_jaccard": max(settings.min_segment_jaccard - SCREENING_MARGIN, 0.0),
+        }
+    )
+
+
 def stability_contenders(table: pd.DataFrame, settings: ClusteringSettings) -> list[int]:
     """Rows of `table` (screened with `SCREENING_REFITS` refits) that get every stability refit:
     those passing every gate on the screening means (stability and segment Jaccard within
     `SCREENING_MARGIN` of their gates), the `STABILITY_CONTENDERS` best by combined score."""
     if table.empty or settings.stability_refits <= min(SCREENING_REFITS, settings.stability_refits):
         return []
-    lenient = settings.model_copy(
-        update={
-            "min_stability": max(settings.min_stability - SCREENING_MARGIN, 0.0),
-            "min_segment_jaccard": max(settings.min_segment_jaccard - SCREENING_MARGIN, 0.0),
-        }
-    )
+    lenient = screening_settings(settings)
     screened = combined_scores(table.assign(stability_lower=table["stability"]), lenient)
     passing = screened[screened["admissible"]].sort_values("score", ascending=False, kind="stable")
     return passing.index[:STABILITY_CONTENDERS].tolist()
@@ -837,12 +843,7 @@ def most_segments_contenders(table: pd.DataFrame, settings: ClusteringSettings) 
     `SCORE_TIE` of the best. Rows already refitted fully come too (they are not refitted again)."""
     if table.empty or settings.stability_refits < 2:
         return []
-    lenient = settings.model_copy(
-        update={
-            "min_stability": max(settings.min_stability - SCREENING_MARGIN, 0.0),
-            "min_segment_jaccard": max(settings.min_segment_jaccard - SCREENING_MARGIN, 0.0),
-        }
-    )
+    lenient = screening_settings(settings)
     screened = combined_scores(table.assign(stability_lower=table["stability"]), lenient)
     admissible = screened[screened["admissible"]]
     hopeful = admissible[
