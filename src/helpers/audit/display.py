@@ -16,6 +16,7 @@ _COLUMN_REASON = re.compile(r"^(missing|unparseable|invalid|negative|out-of-rang
 _AFTER_REFERENCE = re.compile(r"^(\w+) after reference date$")
 _INVALID_CHECK = re.compile(r"^invalid (\w+) format \(kept, _norm null\)$")
 _UNKNOWN_CHECK = re.compile(r"^unknown (\w+) value \(kept, set to null\)$")
+_DROPPED_CHECK = re.compile(r"^(\w+) (.+) \(kept, set to null\)$")  # a bad optional attribute of a record
 
 
 def table_label(text: Catalog, table: str) -> str:
@@ -38,6 +39,10 @@ def reason_label(text: Catalog, reason: str) -> str:
     for pattern, key in ((_INVALID_CHECK, "invalid_format"), (_UNKNOWN_CHECK, "unknown_value")):
         if match := pattern.match(code):
             return text(f"audit.reasons.{key}", column=column_label(text, match.group(1))) + suffix
+    if (match := _DROPPED_CHECK.match(code)) and f"audit.reasons.dropped.{match.group(2)}" in text:
+        column, problem = match.groups()
+        problem_label = text(f"audit.reasons.dropped.{problem}")
+        return text("audit.reasons.dropped_value", column=column_label(text, column), problem=problem_label)
     if match := _AFTER_REFERENCE.match(code):
         return text("audit.reasons.after_reference", column=column_label(text, match.group(1))) + suffix
     if match := _COLUMN_REASON.match(code):

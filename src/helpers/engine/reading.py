@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import duckdb
 import numpy as np
@@ -33,10 +33,22 @@ import pyarrow.csv as pyarrow_csv
 import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
+from helpers.core.tables import Table
 from helpers.engine.base import DuckDBEngine
 
-if TYPE_CHECKING:
-    from helpers.audit.contract import TableSource
+
+class TableSource(Protocol):
+    """Where and how one canonical table is read (`helpers.audit.contract.TableSource` fills it)."""
+
+    table: str
+    path: Path | None
+    format: str
+    encoding: str
+    sheet: str | int
+    skip_rows: int
+    delimiter: str | None
+    contract: Table
+
 
 T = TypeVar("T")
 SOURCE_ROW = "__source_row"
