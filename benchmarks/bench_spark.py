@@ -30,15 +30,7 @@ from helpers.core.config import load_config
 from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
 from helpers.core.paths import OUTPUTS_DIR
 from helpers.core.runner import ensure_demo_data, run_workbench
-
-ENGINES = ("duckdb", "spark")
-ARTIFACTS = {  # artifact -> the key its rows are sorted by
-    "02_identity_merge/golden": ["customer_id"],
-    "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
-    "03_features/features": ["customer_id"],
-    "04_clustering/segments": ["customer_id"],
-    "05_lifecycle/lifecycle": ["customer_id"],
-}
+from helpers.engine.base import ENGINES, PARITY_ARTIFACTS, read_parity_artifact
 
 
 def run_on(engine: str, config: Path | None, overrides: list[str], outputs: Path) -> tuple[Path, float]:
@@ -69,11 +61,8 @@ def print_side_by_side(steps: dict[str, dict[str, Any]], totals: dict[str, float
 def compare_artifacts(duckdb_run: Path, spark_run: Path) -> int:
     """Print whether each artifact of the two runs is equal; the number that differ."""
     differing = 0
-    for artifact, key in ARTIFACTS.items():
-        frames = [
-            pd.read_parquet(run / f"{artifact}.parquet").sort_values(key).reset_index(drop=True)
-            for run in (duckdb_run, spark_run)
-        ]
+    for artifact in PARITY_ARTIFACTS:
+        frames = [read_parity_artifact(run, artifact) for run in (duckdb_run, spark_run)]
         try:
             pd.testing.assert_frame_equal(*frames, rtol=1e-9, atol=1e-9)
             print(f"  {artifact}: equal ({len(frames[0]):,} rows)")
@@ -113,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     print_side_by_side(steps, totals)
     print("artifacts, Spark run vs DuckDB run:")
     differing = compare_artifacts(runs["duckdb"], runs["spark"])
-    print(f"{differing} of {len(ARTIFACTS)} artifacts differ")
+    print(f"{differing} of {len(PARITY_ARTIFACTS)} artifacts differ")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,7 @@ from spark_support import require_spark
 
 from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
 from helpers.core.runner import RunResult, run_workbench
-from helpers.engine.base import DUCKDB_ONLY_STEPS
-
-ARTIFACTS = {  # artifact -> the key its rows are sorted by
-    "02_identity_merge/golden": ["customer_id"],
-    "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
-    "03_features/features": ["customer_id"],
-    "04_clustering/segments": ["customer_id"],
-    "05_lifecycle/lifecycle": ["customer_id"],
-}
+from helpers.engine.base import DUCKDB_ONLY_STEPS, PARITY_ARTIFACTS, read_parity_artifact
 
 
 @pytest.fixture(scope="session")  # session, as small_run: set up (or skipped) before it
@@ -34,17 +26,12 @@ def spark_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     return run_workbench(SMALL_WORLD_CONFIG, ["engine.name=spark"], outputs_dir=outputs, progress=False)
 
 
-def _read(run: RunResult, artifact: str) -> pd.DataFrame:
-    frame = pd.read_parquet(run.run_dir / f"{artifact}.parquet")
-    return frame.sort_values(ARTIFACTS[artifact]).reset_index(drop=True)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("artifact", list(ARTIFACTS))
+@pytest.mark.parametrize("artifact", list(PARITY_ARTIFACTS))
 def test_spark_run_gives_the_duckdb_runs_artifact(
     artifact: str, spark_run: RunResult, small_run: RunResult
 ) -> None:
-    duck, spark = _read(small_run, artifact), _read(spark_run, artifact)
+    duck, spark = (read_parity_artifact(run.run_dir, artifact) for run in (small_run, spark_run))
     assert len(duck) > 0
     pd.testing.assert_frame_equal(duck, spark, rtol=1e-9, atol=1e-9)
 

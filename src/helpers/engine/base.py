@@ -22,12 +22,14 @@ from helpers.engine.sql_files import SQL_DIR, load_query
 
 __all__ = [
     "DUCKDB_ONLY_STEPS",
+    "PARITY_ARTIFACTS",
     "SQL_DIR",
     "DuckDBEngine",
     "SqlEngine",
     "connect",
     "connect_configured",
     "load_query",
+    "read_parity_artifact",
     "step_engine",
 ]
 
@@ -134,6 +136,21 @@ DUCKDB_ONLY_STEPS: dict[str, tuple[str, ...]] = {
     ),
 }
 SQL_STEPS = ("01_data_audit", "02_identity_merge", "03_features", "05_lifecycle")  # the others run no SQL
+# The artifacts a run on either engine must give equal (floats to 1e-9), each with the key its rows
+# are sorted by: what `tests/test_spark_e2e.py` and `benchmarks/bench_spark.py` compare.
+PARITY_ARTIFACTS: dict[str, list[str]] = {
+    "02_identity_merge/golden": ["customer_id"],
+    "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
+    "03_features/features": ["customer_id"],
+    "04_clustering/segments": ["customer_id"],
+    "05_lifecycle/lifecycle": ["customer_id"],
+}
+
+
+def read_parity_artifact(run_dir: Path, artifact: str) -> pd.DataFrame:
+    """One of `PARITY_ARTIFACTS` of a run folder, rows sorted by its key."""
+    frame = pd.read_parquet(run_dir / f"{artifact}.parquet")
+    return frame.sort_values(PARITY_ARTIFACTS[artifact]).reset_index(drop=True)
 
 
 def step_engine(step: str, configured: str) -> str | None:
