@@ -29,6 +29,7 @@ from helpers.core.settings import AuditSettings, DataSettings
 from helpers.core.tables import EVENT_REFERENCE_COLUMNS, IDENTITY_TABLES, SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import SqlEngine
 from helpers.engine.reading import Workspace
+from helpers.engine.reading import quote as _quote
 
 QUALITY_PARTS = ("validity", "completeness", "uniqueness", "integrity")
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
@@ -50,10 +51,6 @@ class AuditReport:
     quality: pd.DataFrame
     coverage: pd.DataFrame
     coverage_by_system: pd.DataFrame
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------- profiling queries
