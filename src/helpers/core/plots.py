@@ -12,15 +12,14 @@ and per segment (`segment_colors(ids)`) keeps every page's charts consistent.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.resources import files
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib import colors, font_manager
 
+from helpers.core.fonts import CJK_FONT_FILE
+
 PALETTE = "tab10"
-# Noto Sans CJK SC ships with mplfonts (SIL Open Font License; its SimHei.ttf is not used: licence).
-CJK_FONT_FILE = files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf"
 # The first installed font wins; Noto is always registered, the rest cover machines where it is not.
 FONT_FAMILIES = [
     "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", "PingFang SC", "WenQuanYi Zen Hei", "DejaVu Sans",

@@ -3,8 +3,9 @@ and the run's start page `reports/index.html` (首页).
 
 The management page drops code, every cell tagged `pii` or `analyst`, and every output a manager
 should not see (stderr, warnings, tracebacks, file-system paths); it has a real `<title>` in the
-run's language (`report.language`), a reading width and a Chinese-friendly font stack. No page
-loads anything from the internet (figures are embedded PNGs).
+run's language (`report.language`), a reading width and a Chinese-friendly font stack ending in the
+shipped CJK font, embedded as the subset of glyphs the page shows (Chinese renders on a machine
+without a CJK font). No page loads anything from the internet (figures are embedded PNGs).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from helpers.core.fonts import EMBEDDED_FONT_FAMILY, embedded_font_css
 from helpers.core.i18n import Catalog, Language, catalog
 from helpers.core.settings import ReportSettings
 from helpers.core.steps import STEP_BY_NAME, STEPS
@@ -56,7 +58,7 @@ EXPORTER_LOG.setLevel(logging.ERROR)
 EXPORTER_LOCK = threading.Lock()  # one conversion at a time per process (the runner renders in a thread)
 FONT_STACK = (
     '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", '
-    '"Helvetica Neue", Arial, sans-serif'
+    f'"Helvetica Neue", Arial, "{EMBEDDED_FONT_FAMILY}", sans-serif'
 )
 MANAGEMENT_CSS = f"""<style type="text/css">
 :root {{ --jp-content-font-family: {FONT_STACK}; --jp-ui-font-family: {FONT_STACK}; }}
@@ -127,6 +129,7 @@ def render_reports(executed: Path, reports_dir: Path, failed: bool = False) -> N
         NBCONVERT_ALT, figure_alt
     )
     management_html = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, management_html, count=1)
+    management_html = management_html.replace("</head>", embedded_font_css(management_html) + "</head>", 1)
     write_atomic(reports_dir / f"{executed.stem}.management.html", self_contained(management_html))
 
 
@@ -243,7 +246,7 @@ def write_index(run_dir: Path) -> Path:
     page = (
         f'<!DOCTYPE html>\n<html lang="{language}">\n<head>\n<meta charset="utf-8" />\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1.0">\n<title>{title}</title>\n'
-        f"{INDEX_CSS}</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"{INDEX_CSS}{embedded_font_css(body)}</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
     index = reports / INDEX_PAGE
     write_atomic(index, page)
