@@ -33,7 +33,7 @@ def test_page_without_chinese_embeds_nothing() -> None:
     assert embedded_font_css("<p>Segment 3: 1,234 customers, ¥5,678</p>") == ""
 
 
-def test_index_page_embeds_its_characters_after_the_system_fonts(tmp_path) -> None:
+def test_index_page_leads_its_font_stack_with_the_embedded_characters(tmp_path) -> None:
     (tmp_path / "reports").mkdir()
     page = write_index(tmp_path).read_text(encoding="utf-8")
     assert "@font-face" in page
@@ -41,5 +41,7 @@ def test_index_page_embeds_its_characters_after_the_system_fonts(tmp_path) -> No
     assert re.search(r"[\u4e00-\u9fff]", title), title  # the default language is Chinese
     assert embedded_characters(page) >= set(re.sub(r"[\x00-\u2e7f]", "", title))
     families = [family.strip().strip('"') for family in FONT_STACK.split(",")]
-    assert families.index(EMBEDDED_FONT_FAMILY) > families.index("Microsoft YaHei")  # system fonts first
-    assert families[-1] == "sans-serif"
+    assert families[0] == EMBEDDED_FONT_FAMILY and families[-1] == "sans-serif"  # a browser awaits the first
+    face = re.search(r"@font-face \{(.+?)\}", page).group(1)
+    assert 'local("Microsoft YaHei")' in face.split("url(")[0]  # an installed CJK font before the subset
+    assert "unicode-range: U+2E80-9FFF" in face  # Latin text keeps its own fonts

@@ -20,20 +20,29 @@ CJK_FONT_FILE = files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf"
 EMBEDDED_FONT_FAMILY = "Workbench CJK"
 # Characters a Latin font lacks: CJK radicals to ideographs, compatibility ideographs, full-width forms.
 CJK_CHARACTER = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+CJK_RANGES = "U+2E80-9FFF, U+F900-FAFF, U+FE30-FE4F, U+FF00-FFEF"  # the same ranges, for CSS
+# Installed CJK fonts the pages prefer to the embedded subset (full and PostScript names, as
+# `local()` matches them): Mac, Windows, Linux.
+SYSTEM_CJK_FONTS = (
+    "PingFang SC", "PingFangSC-Regular", "Microsoft YaHei", "MicrosoftYaHei",
+    "Noto Sans CJK SC", "NotoSansCJKsc-Regular", "Source Han Sans SC", "SourceHanSansSC-Regular",
+)  # fmt: skip
 
 
 def embedded_font_css(page: str) -> str:
-    """A `<style>` with an @font-face of the CJK characters in `page` (a WOFF subset of Noto Sans
-    CJK SC in a data URI, family `EMBEDDED_FONT_FAMILY`); '' for a page without CJK text."""
+    """A `<style>` with the @font-face `EMBEDDED_FONT_FAMILY` for the CJK characters in `page`: the
+    machine's own CJK font where it has one (`local()`), else a WOFF subset of Noto Sans CJK SC in a
+    data URI; '' for a page without CJK text. The family leads the page's font stack, limited to
+    CJK code points (`unicode-range`): a browser waits for the first family of a stack, whereas a
+    web font further down is not awaited and text laid out before it decodes shows as boxes."""
     characters = frozenset(CJK_CHARACTER.findall(page))
     if not characters:
         return ""
+    system_fonts = ", ".join(f'local("{name}")' for name in SYSTEM_CJK_FONTS)
     return (
-        '<style type="text/css">@font-face { font-family: "'
-        + EMBEDDED_FONT_FAMILY
-        + '"; src: url(data:font/woff;base64,'
-        + font_subset(characters)
-        + ') format("woff"); }</style>\n'
+        f'<style type="text/css">@font-face {{ font-family: "{EMBEDDED_FONT_FAMILY}"; src: {system_fonts}, '
+        f'url(data:font/woff;base64,{font_subset(characters)}) format("woff"); '
+        f"unicode-range: {CJK_RANGES}; }}</style>\n"
     )
 
 

@@ -3,9 +3,9 @@ and the run's start page `reports/index.html` (首页).
 
 The management page drops code, every cell tagged `pii` or `analyst`, and every output a manager
 should not see (stderr, warnings, tracebacks, file-system paths); it has a real `<title>` in the
-run's language (`report.language`), a reading width and a Chinese-friendly font stack ending in the
-shipped CJK font, embedded as the subset of glyphs the page shows (Chinese renders on a machine
-without a CJK font). No page loads anything from the internet (figures are embedded PNGs).
+run's language (`report.language`), a reading width and a Chinese-friendly font stack led by the
+shipped CJK font, embedded as the subset of glyphs the page shows, where the machine has no CJK
+font of its own. No page loads anything from the internet (figures are embedded PNGs).
 """
 
 from __future__ import annotations
@@ -56,9 +56,11 @@ NBCONVERT_ALT = 'alt="No description has been provided for this image"'
 EXPORTER_LOG = logging.getLogger("helpers.render.nbconvert")
 EXPORTER_LOG.setLevel(logging.ERROR)
 EXPORTER_LOCK = threading.Lock()  # one conversion at a time per process (the runner renders in a thread)
+# The embedded family first (CJK code points only: a system CJK font where installed, else the
+# page's own glyphs; helpers.core.fonts), then Latin text's fonts and the system CJK fonts.
 FONT_STACK = (
-    '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", '
-    f'"Helvetica Neue", Arial, "{EMBEDDED_FONT_FAMILY}", sans-serif'
+    f'"{EMBEDDED_FONT_FAMILY}", "Helvetica Neue", Arial, "PingFang SC", "Microsoft YaHei", '
+    '"Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif'
 )
 MANAGEMENT_CSS = f"""<style type="text/css">
 :root {{ --jp-content-font-family: {FONT_STACK}; --jp-ui-font-family: {FONT_STACK}; }}
