@@ -36,6 +36,7 @@ QUERY_OF_TABLE = {
     "marketing_contacts": "marketing",
 }
 ONLINE_CHANNELS = ("online", "app")
+SHARE_NOISE = 1e-9  # a share remainder below this is rounding noise (category_share_other)
 AGE_BINS = [0, 25, 35, 45, 55, 65, 200]
 AGE_LABELS = ["<25", "25-34", "35-44", "45-54", "55-64", "65+"]
 SIZE_BINS = [0, 10, 50, 250, np.inf]
@@ -325,7 +326,10 @@ def derive_value_behaviour(
     named = np.zeros(len(out))
     for name in share_names:
         named += out[name].fillna(0.0).to_numpy()
-    out["category_share_other"] = np.clip(1 - named, 0, None)
+    # Below one part in 10^9 the remainder is float noise of the sum (every category a level), which
+    # standardizing would blow up to order 1 and whose value depends on the engine's summation order.
+    other = 1 - named
+    out["category_share_other"] = np.where(other < SHARE_NOISE, 0.0, other)
     out.loc[gross.isna(), "category_share_other"] = np.nan
     breadth = txn["other_category_breadth"].fillna(0).to_numpy(dtype="int64")
     for level in category_levels:  # amounts are positive: spend > 0 means a purchase in the category
