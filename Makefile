@@ -48,7 +48,7 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check src tests benchmarks notebooks
 
 test: $(INSTALLED) lint
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 demo: $(INSTALLED)
 	$(PY) -m helpers demo --config $(CONFIG)

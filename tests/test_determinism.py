@@ -1,6 +1,7 @@
 """Determinism: the same config and data give the same results. The session's end-to-end run of the
 small world is compared with one more run of it; the artifacts managers and agents act on must be
-identical, not just close."""
+identical, not just close. The second run does not wait for the first: with two xdist workers the
+two runs happen at the same time (see conftest)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from helpers.core.notebook_checks import SMALL_WORLD_CONFIG
 from helpers.core.runner import RunResult, run_workbench
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("small_world")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("determinism")]
 
 # (artifact, sort columns): each must be equal cell for cell; the sort only removes row order.
 IDENTICAL = [
@@ -29,9 +30,11 @@ IDENTICAL = [
 NEAR = [("05_lifecycle/lifecycle.parquet", ["customer_id"]), ("06_strategy/plan.parquet", None)]
 
 
-@pytest.fixture(scope="module")
-def second_run(small_run: RunResult, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """One more complete run of the small world, into its own outputs folder."""
+@pytest.fixture(scope="session")
+def second_run(small_world_config: dict, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """One more complete run of the small world, into its own outputs folder. Session-scoped like
+    `small_run` and named before it by every test, so it is made first: a worker that starts here
+    runs it while another worker makes `small_run`."""
     return run_workbench(SMALL_WORLD_CONFIG, outputs_dir=tmp_path_factory.mktemp("again"), progress=False)
 
 
@@ -42,7 +45,7 @@ def _read(run_dir: Path, artifact: str, order: list[str] | None) -> pd.DataFrame
 
 @pytest.mark.parametrize(("artifact", "order"), IDENTICAL, ids=[a for a, _ in IDENTICAL])
 def test_two_runs_give_identical_artifacts(
-    small_run: RunResult, second_run: RunResult, artifact: str, order: list[str] | None
+    second_run: RunResult, small_run: RunResult, artifact: str, order: list[str] | None
 ) -> None:
     first = _read(small_run.run_dir, artifact, order)
     again = _read(second_run.run_dir, artifact, order)
@@ -50,7 +53,7 @@ def test_two_runs_give_identical_artifacts(
     pd.testing.assert_frame_equal(first, again, check_exact=True)
 
 
-def test_two_runs_give_the_same_call_list_file(small_run: RunResult, second_run: RunResult) -> None:
+def test_two_runs_give_the_same_call_list_file(second_run: RunResult, small_run: RunResult) -> None:
     first = (small_run.run_dir / "06_strategy" / "call_list.csv").read_bytes()
     assert first.count(b"\n") > 1
     assert first == (second_run.run_dir / "06_strategy" / "call_list.csv").read_bytes()
@@ -58,7 +61,7 @@ def test_two_runs_give_the_same_call_list_file(small_run: RunResult, second_run:
 
 @pytest.mark.parametrize(("artifact", "order"), NEAR, ids=[a for a, _ in NEAR])
 def test_two_runs_give_the_same_stages_and_plan(
-    small_run: RunResult, second_run: RunResult, artifact: str, order: list[str] | None
+    second_run: RunResult, small_run: RunResult, artifact: str, order: list[str] | None
 ) -> None:
     first = _read(small_run.run_dir, artifact, order)
     again = _read(second_run.run_dir, artifact, order)

@@ -167,7 +167,7 @@ def test_bad_input_names_table_column_and_rows() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The small demo world
-pytestmark_world = pytest.mark.xdist_group("small_world")
+pytestmark_world = pytest.mark.xdist_group("identity_world")
 
 
 @pytest.fixture(scope="module")

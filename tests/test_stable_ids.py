@@ -141,7 +141,7 @@ def test_the_previous_run_is_found_by_setting(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Consecutive months of the small demo world
-pytestmark_world = pytest.mark.xdist_group("small_world")
+pytestmark_world = pytest.mark.xdist_group("stable_ids_months")
 MONTHS = ["2026-07-31", "2026-08-31"]
 
 
