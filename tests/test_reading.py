@@ -26,6 +26,7 @@ from helpers.core.context import StepContext
 from helpers.core.factors import GROUP_NAMES
 from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import TABLES
+from helpers.engine.base import DuckDBEngine
 from helpers.engine.reading import Workspace, csv_layout, has_wide_bytes, tolerant_csv
 
 STEP = "01_data_audit"
@@ -386,3 +387,25 @@ def test_wide_byte_scan_finds_full_width_forms_across_chunks(tmp_path: Path) -> 
         path.write_text(text, encoding="utf-8")
         for chunk in (1, 2, 3, 1 << 20):
             assert has_wide_bytes(path, chunk) is expected, (text, chunk)
+
+
+def test_checks_on_another_engine_get_the_exports_handed_over_and_give_the_same_artifacts(
+    tmp_path: Path, messy: StepContext
+) -> None:
+    """The checks on an engine other than the reader (here a second DuckDB, as Spark would be): every
+    export, ragged and truncated CSVs, GBK and the Excel sheet included, goes over as Parquet
+    (`Workspace.hand_over`) and every artifact equals the one-engine run's."""
+    config = {**CONFIG, "data": {**CONFIG["data"], "raw_dir": str(messy.run_dir.parent / "raw")}}
+    ctx = StepContext(run_dir=tmp_path / "run", step=STEP, config=config)
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    with Workspace(ctx.step_dir, memory_limit="1GB", threads=1) as workspace:
+        workspace.engine = DuckDBEngine(threads=1)
+        run_contract(ctx, workspace)
+        handed = sorted(path.name for path in workspace.directory.glob("*.source.parquet"))
+    assert handed == sorted(f"{table}.source.parquet" for table in TABLES)
+    written = sorted(path.name for path in messy.step_dir.glob("*.parquet"))
+    assert written == sorted(path.name for path in ctx.step_dir.glob("*.parquet"))
+    for name in written:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(ctx.step_dir / name), pd.read_parquet(messy.step_dir / name), obj=name
+        )

@@ -541,7 +541,7 @@ def _trimmed(expression: str) -> str:
     separators). `trim` costs about as much as reading the value, so it runs only on values that start
     or end with an ASCII space or hold any non-ASCII character (byte length above character length)."""
     x = expression
-    spaced = f"prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x})"
+    spaced = f"starts_with({x}, ' ') OR ends_with({x}, ' ') OR strlen({x}) <> length({x})"
     return f"CASE WHEN {spaced} THEN trim({x}) ELSE {x} END"
 
 
@@ -863,17 +863,29 @@ def _write_clean(engine: SqlEngine, ctx: StepContext, table: Table) -> None:
     rows = f"rows_{table.name}"
     if table.kind == "identity":
         rows += "".join(f" LEFT JOIN norm_{c} ON norm_{c}.value = v_{c}" for c in identifier_columns(table))
+    layout = _clean_layout(table)
     engine.run(
         STEP,
         "write_clean",
         tables={
-            "columns": ", ".join(f"{sql} AS {_quote(name)}" for name, _, _, sql in _clean_layout(table)),
+            "columns": ", ".join(f"{sql} AS {_quote(name)}" for name, _, _, sql in layout),
             "rows": rows,
             "path": str(partial).replace("'", "''"),
             "pandas_metadata": _pandas_metadata(table).replace("'", "''"),
         },
     )
+    _conform_schema(partial, pyarrow.schema([(name, arrow) for name, _, arrow, _ in layout]))
     partial.replace(path)
+
+
+def _conform_schema(path: Path, schema: pyarrow.Schema) -> None:
+    """Rewrite a written clean table with the declared Arrow types when the engine wrote others (Spark:
+    timestamps as INT96 or with a time zone); a file that has them (DuckDB's) is left as it is."""
+    written = pq.read_schema(path)
+    if [(f.name, f.type) for f in written] == [(f.name, f.type) for f in schema]:
+        return
+    table = pq.read_table(path)
+    pq.write_table(table.cast(schema.with_metadata(written.metadata)), path)
 
 
 def identifier_columns(table: Table) -> list[str]:

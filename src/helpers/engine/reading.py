@@ -8,7 +8,9 @@ named), an Excel sheet (python-calamine) or a Parquet file as a relation of text
 and turning an engine error into one line without row contents.
 
 `read_source` gives the checks a relation and retries a CSV row by row when the strict reader
-refuses it for anything but a real decoding error, so one bad row never loses the file.
+refuses it for anything but a real decoding error, so one bad row never loses the file. With another
+engine configured for the checks (`engine.name: spark`), the relation is handed over as Parquet in the
+work folder (`Workspace.hand_over`): reading stays here, the checks run there.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -34,7 +36,7 @@ import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
 from helpers.core.tables import Table
-from helpers.engine.base import DuckDBEngine
+from helpers.engine.base import DuckDBEngine, SqlEngine, connect_configured
 
 
 class TableSource(Protocol):
@@ -63,20 +65,50 @@ class DataContractError(ValueError):
 
 
 class Workspace:
-    """A DuckDB engine whose work tables live in memory up to `memory_limit` and spill to a temporary
-    folder beyond it (the folder, with any transcoded or re-read files, is removed on close).
+    """Where step 01 reads and checks: a DuckDB engine that reads the exports (`reader`), whose work
+    tables live in memory up to `memory_limit` and spill to a temporary folder beyond it, and the
+    engine the checks, quarantine and profiling run on (`engine`). With `engine.name: duckdb` (the
+    default) both are the same DuckDB engine; with another engine (`settings.engine`, e.g. Spark) each
+    export is handed over as Parquet in the work folder (`hand_over`) and that engine materializes its
+    work tables there too. The folder, with any transcoded or re-read files, is removed on close.
 
     In-memory tables cost about half the CPU of an on-disk work database to write and read (100k
     demo transactions: 1.5 vs 3.9 CPU s to create, 1.3 vs 2.9 s to copy out)."""
 
-    def __init__(self, parent: Path, memory_limit: str, threads: int) -> None:
+    def __init__(self, parent: Path, memory_limit: str, threads: int, settings: Any = None) -> None:
+        """`settings`: the run's WorkbenchConfig, whose `engine` section names the engine of the checks
+        (None: DuckDB)."""
         self.directory = Path(tempfile.mkdtemp(prefix=".work-", dir=parent))
-        self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
-        self.engine.query(f"SET temp_directory = {literal(str(self.directory / 'spill'))}")
-        self.engine.query("SET preserve_insertion_order = true")
+        self.reader = DuckDBEngine(threads=threads, memory_limit=memory_limit)
+        self.reader.query(f"SET temp_directory = {literal(str(self.directory / 'spill'))}")
+        self.reader.query("SET preserve_insertion_order = true")
+        self.engine: SqlEngine = self.reader
+        if settings is not None and settings.engine.name != self.reader.name:
+            self.engine = connect_configured(settings, work_dir=self.directory / "engine")
+
+    def hand_over(self, table: str, relation: SourceRelation) -> SourceRelation:
+        """`relation` as the checks' engine sees it: unchanged when that is the reader; else its text
+        columns, `__source_row` and `__read_problem` written to Parquet in the work folder by the
+        reader (a strict CSV read fails here, as a DuckDB error) and registered as `source_<table>`."""
+        if self.engine is self.reader:
+            return relation
+        target = self.directory / f"{table}.source.parquet"
+        columns = ", ".join(f"CAST({quote(name)} AS VARCHAR) AS {quote(name)}" for name in relation.names)
+        self.reader.write_parquet(
+            f"SELECT {relation.row_number} AS {SOURCE_ROW}, {columns}, "
+            f"CAST({relation.read_problem} AS VARCHAR) AS {READ_PROBLEM} FROM {relation.numbered}",
+            target,
+        )
+        name = f"source_{table}"
+        self.engine.register(name, target)
+        return replace(
+            relation, relation=name, numbered=name, row_number=SOURCE_ROW, read_problem=READ_PROBLEM
+        )
 
     def close(self) -> None:
-        self.engine.close()
+        if self.engine is not self.reader:
+            self.engine.close()
+        self.reader.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> Workspace:
@@ -475,12 +507,13 @@ def source_relation(
 def read_source(
     workspace: Workspace, source: TableSource, build: Callable[[SourceRelation], T]
 ) -> tuple[SourceRelation, T]:
-    """`build` (the checks) over the export's relation in the workspace. A CSV the strict reader refuses
-    for anything but a real decoding error is read again row by row (`tolerant_csv`) and `build` runs
-    on that; any other read failure stops with one line naming the file (`DataContractError`)."""
-    engine, work_dir = workspace.engine, workspace.directory
-    relation = source_relation(engine, source, work_dir)
+    """`build` (the checks) over the export's relation as the workspace's engine sees it
+    (`Workspace.hand_over`), and that relation. A CSV the strict reader refuses for anything but a real
+    decoding error is read again row by row (`tolerant_csv`) and `build` runs on that; any other read
+    failure stops with one line naming the file (`DataContractError`)."""
+    reader, work_dir = workspace.reader, workspace.directory
     try:
+        relation = workspace.hand_over(source.table, source_relation(reader, source, work_dir))
         return relation, build(relation)
     except duckdb.Error as error:
         if source.format != "csv":
@@ -488,8 +521,8 @@ def read_source(
         message = str(error).lower()
         if ("unicode" in message or "utf" in message) and find_encoding_error(source.path, source.encoding):
             raise_encoding_error(source)
-    relation = source_relation(engine, source, work_dir, tolerant=True)
     try:
+        relation = workspace.hand_over(source.table, source_relation(reader, source, work_dir, tolerant=True))
         return relation, build(relation)
     except duckdb.Error as again:
         _raise_read_error(source, again)
