@@ -541,7 +541,7 @@ def _trimmed(expression: str) -> str:
     separators). `trim` costs about as much as reading the value, so it runs only on values that start
     or end with an ASCII space or hold any non-ASCII character (byte length above character length)."""
     x = expression
-    spaced = f"starts_with({x}, ' ') OR ends_with({x}, ' ') OR strlen({x}) <> length({x})"
+    spaced = f"prefix({x}, ' ') OR suffix({x}, ' ') OR strlen({x}) <> length({x})"
     return f"CASE WHEN {spaced} THEN trim({x}) ELSE {x} END"
 
 
