@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -65,16 +64,23 @@ def small_world_truth_dir(small_world_raw_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of this test session that all its xdist workers share and no other session uses:
     the controller's numbered temp folder (`pytest-N`, or `--basetemp`), which holds each worker's
     own `popen-gwX`; without xdist, the session's temp folder."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return base.parent if _worker(request.config) != "master" else base
+
+
+def _worker(config: pytest.Config) -> str:
+    """This process's xdist worker id ("gw0", ...), or "master" outside xdist workers (also with
+    `-p no:xdist`, and in a nested pytest that inherited a worker's environment)."""
+    workerinput = getattr(config, "workerinput", None)  # set by xdist on its workers only
+    return workerinput["workerid"] if workerinput else "master"
 
 
 @pytest.fixture(scope="session")
-def small_run(small_world_config: dict, session_dir: Path) -> RunResult:
+def small_run(request: pytest.FixtureRequest, small_world_config: dict, session_dir: Path) -> RunResult:
     """One complete papermill run of every notebook on the small world, made once per test session
     by whichever worker asks first; the others wait for it. A failed build is recorded, so the
     other workers fail at once naming it instead of running it again."""
@@ -87,7 +93,7 @@ def small_run(small_world_config: dict, session_dir: Path) -> RunResult:
                 message = f"small_run failed in worker {stored['worker']}: {stored['error']}"
                 pytest.fail(message, pytrace=False)
             return RunResult(run_id=stored["run_id"], run_dir=Path(stored["run_dir"]))
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+        worker = _worker(request.config)
         try:
             result = run_workbench(SMALL_WORLD_CONFIG, outputs_dir=session_dir / "small_run", progress=False)
         except Exception as error:
