@@ -116,6 +116,51 @@ def hindsight_ceiling(summary: pd.DataFrame, truth: np.ndarray, horizon_days: fl
     }
 
 
+def history_features(log: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
+    """Per customer, from the whole purchase history up to the cut (one row per purchase day): recency,
+    age, count, span, spend (sum, mean, max, last), gaps between purchase days (mean, spread, last,
+    longest), how overdue against the own mean gap, and purchases and spend in the last 30/90/180 days."""
+    past = log[log["txn_at"] <= reference].assign(day=lambda frame: frame["txn_at"].dt.normalize())
+    days = past.groupby(["customer_id", "day"], as_index=False)["amount"].sum()
+    days = days.sort_values(["customer_id", "day"])
+    days["gap"] = days.groupby("customer_id")["day"].diff().dt.days
+    grouped = days.groupby("customer_id")
+    features = pd.DataFrame(
+        {
+            "recency": (reference - grouped["day"].max()).dt.days,
+            "age": (reference - grouped["day"].min()).dt.days,
+            "purchase_days": grouped.size(),
+            "spend": grouped["amount"].sum(),
+            "spend_mean": grouped["amount"].mean(),
+            "spend_max": grouped["amount"].max(),
+            "spend_last": grouped["amount"].last(),
+            "gap_mean": grouped["gap"].mean(),
+            "gap_std": grouped["gap"].std(),
+            "gap_last": grouped["gap"].last(),
+            "gap_max": grouped["gap"].max(),
+        }
+    )
+    features["span"] = features["age"] - features["recency"]
+    features["overdue"] = features["recency"] / features["gap_mean"]
+    for window in (30, 90, 180):
+        recent = days[days["day"] > reference - pd.Timedelta(days=window)].groupby("customer_id")
+        features[f"purchase_days_{window}"] = recent.size().reindex(features.index, fill_value=0)
+        features[f"spend_{window}"] = recent["amount"].sum().reindex(features.index, fill_value=0)
+    return features.fillna(-1.0)
+
+
+def history_ceiling(
+    log: pd.DataFrame, reference: pd.Timestamp, ids: pd.Series, truth: np.ndarray
+) -> np.ndarray:
+    """Out-of-fold scores (5 folds) of a logistic model of `history_features` (signed log) fitted on the
+    holdout truth itself: what the purchase history as a whole carries, beyond the churn model's inputs."""
+    values = history_features(log, reference).reindex(ids).to_numpy(float)
+    x = np.sign(values) * np.log1p(np.abs(values))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return cross_val_predict(model, x, truth, cv=folds, method="predict_proba")[:, 1]
+
+
 def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
     """Every figure of one cut (see the module docstring)."""
     reference = pd.Timestamp(cut)
@@ -137,6 +182,7 @@ def evaluate_cut(log: pd.DataFrame, cut: str) -> dict[str, float | str | bool]:
     mbgnbd = pd.Series(score_churn_risk(summary, holdout).p_none, index=summary["customer_id"])
     order = pd.Index(summary["customer_id"]).get_indexer(ids)
     ceiling = hindsight_ceiling(summary.iloc[order].reset_index(drop=True), truth, float(holdout))
+    ceiling["history"] = history_ceiling(log, reference, ids, truth)
     row: dict[str, float | str | bool] = {
         "cut": cut,
         "holdout_days": holdout,
