@@ -13,7 +13,8 @@ log-normal spend, count columns, one-hots, 3 noise columns; raw columns) through
 `helpers.clustering.compare_segmentations` with the schema's default settings, one line per seed:
 the chosen candidate, its k against the planted 8, the ARI against the planted segments, the best
 ARI among all candidates and k-means at the planted k (both on the fit sample), wall and CPU
-seconds (with `--prefer more_segments`, also what the combined score alone would choose). Wrap
+seconds (with `--prefer more_segments`, also what the combined score alone would choose);
+`--keep-noise` skips the noise-column screen of `compare_segmentations`. Wrap
 sizes of 20k and more in `flock /tmp/heavy.lock`.
 
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
@@ -169,7 +170,9 @@ def run(
     )
 
 
-def planted(sizes: list[int], seeds: int, settings: clustering.ClusteringSettings) -> None:
+def planted(
+    sizes: list[int], seeds: int, settings: clustering.ClusteringSettings, screen_noise: bool = True
+) -> None:
     """The selection on skewed planted matrices: chosen k vs planted k and ARI, per size and seed."""
     for size in sizes:
         hits, aris = 0, []
@@ -178,7 +181,9 @@ def planted(sizes: list[int], seeds: int, settings: clustering.ClusteringSetting
         for seed in range(seeds):
             world = make_skewed_matrix(size, seed=seed)
             started, cpu_started = time.perf_counter(), cpu_seconds()
-            result = compare_segmentations(world.matrix, settings, business=world.business)
+            result = compare_segmentations(
+                world.matrix, settings, business=world.business, screen_noise=screen_noise
+            )
             wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
             ari = adjusted_rand_score(world.truth, result.labels)
             per_candidate = clustering.agreement(result.comparison, result.x, world.truth)
@@ -195,6 +200,7 @@ def planted(sizes: list[int], seeds: int, settings: clustering.ClusteringSetting
                 labels = clustering.predict_labels(result.comparison.candidates[alternative], result.x)
                 line += f"   prefer score: {alternative} ARI {adjusted_rand_score(world.truth, labels):.3f}"
             print(line, flush=True)
+        print(f"noise columns screened out (last seed): {result.noise_columns}")
         print(f"planted k in {hits} of {seeds} seeds; ARI mean {np.mean(aris):.3f}, min {min(aris):.3f}")
 
 
@@ -212,6 +218,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="with --planted: seeds 0..SEEDS-1")
     parser.add_argument(
         "--prefer", choices=["score", "more_segments"], help="clustering.prefer instead of the settings'"
+    )
+    parser.add_argument(
+        "--keep-noise", action="store_true", help="with --planted: no noise-column screen (as before it)"
     )
     arguments = parser.parse_args()
     if arguments.run_dir:  # the run's own clustering settings and seed, as notebook 04 uses them
@@ -231,7 +240,7 @@ def main() -> None:
         f"{settings.map_max_points}, threads {settings.threads}"
     )
     if arguments.planted:
-        planted(arguments.planted, arguments.seeds, settings)
+        planted(arguments.planted, arguments.seeds, settings, screen_noise=not arguments.keep_noise)
         return
     if arguments.run_dir:
         run(

@@ -18,6 +18,7 @@ from helpers.clustering import compare_segmentations, run_step
 from helpers.clustering import profiles as cp
 from helpers.clustering.algorithms import REGISTRY
 from helpers.clustering.evaluation import evaluate_planted
+from helpers.clustering.segmentations import noise_columns
 from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make_world, planted_segments
 from helpers.core.config import ConfigError, load_config, parse_config
 from helpers.core.context import open_step
@@ -659,6 +660,7 @@ def test_compare_segmentations_on_a_raw_matrix_without_business_columns():
     assert result.table["matrix_separation"].between(0, 1).all()
     assert result.table["business_separation"].equals(result.table["matrix_separation"])
     assert result.reason == "highest combined score among admissible candidates"
+    assert result.noise_columns == ["noise_0", "noise_1", "noise_2"]
     assert result.labels.shape == (len(matrix),) and result.labels.min() == 0
     assert np.bincount(result.labels)[0] == np.bincount(result.labels).max()  # 0 = the largest
     # weak without business columns at 3,000 rows (k-means:2 here; 0.69 with them), but a partition
@@ -670,6 +672,16 @@ def test_compare_segmentations_on_a_raw_matrix_without_business_columns():
     assert stability["share"].sum() == pytest.approx(1)
     with pytest.raises(cl.ClusteringInputError, match="not numeric"):
         compare_segmentations(matrix.assign(city="x"), settings)
+
+
+def test_noise_screen_drops_the_columns_unrelated_to_every_other_one():
+    world = make_skewed_matrix(5000, seed=3)
+    noise = ["noise_0", "noise_1", "noise_2"]
+    assert noise_columns(world.matrix, SEED) == noise
+    # a rare one-hot level and the weakly related discount share are structure, not noise
+    assert noise_columns(world.matrix.drop(columns=noise), SEED) == []
+    # two independent columns: nothing to tell noise by, both kept
+    assert noise_columns(world.matrix[noise[:2]], SEED) == []
 
 
 def test_skewed_matrix_generator_plants_unequal_heavy_tailed_segments():
