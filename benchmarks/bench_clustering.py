@@ -13,9 +13,10 @@ log-normal spend, count columns, one-hots, 3 noise columns; raw columns) through
 `helpers.clustering.compare_segmentations` with the schema's default settings, one line per seed:
 the chosen candidate, its k against the planted 8, the ARI against the planted segments, the best
 ARI among all candidates and k-means at the planted k (both on the fit sample), wall and CPU
-seconds (with `--prefer more_segments`, also what the combined score alone would choose);
-`--keep-noise` skips the noise-column screen of `compare_segmentations`. Wrap
-sizes of 20k and more in `flock /tmp/heavy.lock`.
+seconds, and whether k-means' objective favours the planted partition (`kmeans_optimum`); with
+`--prefer more_segments`, also what the combined score alone would choose. `--keep-noise` skips the
+noise-column screen of `compare_segmentations`. Wrap sizes of 20k and more in
+`flock /tmp/heavy.lock`.
 
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from helpers.clustering import candidates as clustering
@@ -170,6 +172,24 @@ def run(
     )
 
 
+def kmeans_optimum(x: np.ndarray, truth: np.ndarray, seed: int) -> tuple[float, float, float]:
+    """Does k-means' objective favour the planted partition? k-means at the planted k started from
+    the planted segment means vs the best of 10 k-means++ starts (on at most 20,000 rows of the
+    clustering space): the ARI of each against the planted segments and the within-segment sum of
+    squares of the first over the second (above 1: the planted partition is not k-means' optimum)."""
+    rows = np.random.default_rng(seed).permutation(len(x))[:20_000]
+    x, truth = x[rows], truth[rows]
+    k = int(truth.max()) + 1
+    means = np.stack([x[truth == segment].mean(axis=0) for segment in range(k)])
+    from_truth = KMeans(k, init=means, n_init=1).fit(x)
+    best = KMeans(k, n_init=10, random_state=seed).fit(x)
+    return (
+        adjusted_rand_score(truth, from_truth.labels_),
+        adjusted_rand_score(truth, best.labels_),
+        from_truth.inertia_ / best.inertia_,
+    )
+
+
 def planted(
     sizes: list[int], seeds: int, settings: clustering.ClusteringSettings, screen_noise: bool = True
 ) -> None:
@@ -177,7 +197,10 @@ def planted(
     for size in sizes:
         hits, aris = 0, []
         print(f"\n== planted skewed matrix, {size:,} rows, {len(SKEWED_SHARES)} segments")
-        print("seed  chosen                k  ARI    best candidate ARI   kmeans:8 ARI   wall s  CPU s")
+        print(
+            "seed  chosen                k  ARI    best candidate ARI   kmeans:8 ARI   wall s  CPU s"
+            "   kmeans:8 from planted means ARI / k-means++ ARI / SSE ratio"
+        )
         for seed in range(seeds):
             world = make_skewed_matrix(size, seed=seed)
             started, cpu_started = time.perf_counter(), cpu_seconds()
@@ -194,6 +217,7 @@ def planted(
             line = (
                 f"{seed:<5} {result.chosen:<20} {result.k:>2}  {ari:.3f}  {best:<14} "
                 f"{per_candidate[best]:.3f}  {kmeans:.3f}          {wall:6.1f}  {cpu:5.1f}"
+                "   {:.3f} / {:.3f} / {:.3f}".format(*kmeans_optimum(result.x, world.truth, seed))
             )
             if settings.prefer == "more_segments":  # the score's choice is refitted in both modes
                 alternative, _ = clustering.select(result.table, "auto", "score")
