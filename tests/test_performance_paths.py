@@ -176,3 +176,17 @@ def test_steps_after_the_merge_do_not_import_what_only_earlier_steps_or_fits_use
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.split() == []
+
+
+def test_warm_cache_compiles_the_clv_models_once_for_later_processes() -> None:
+    """`make setup` runs `python -m helpers warm-cache`: after it (here: after a first call, which
+    compiles whatever the project cache still lacks), a new process fitting the same models compiles
+    nothing: the modules were written to the persistent cache, not to a temporary folder."""
+
+    def warm() -> str:
+        command = [sys.executable, "-m", "helpers", "warm-cache"]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    first = warm()
+    assert "CLV models compiled:" in first and "/.cache/pytensor" in first
+    assert warm().startswith("CLV models compiled: 0 new modules")
