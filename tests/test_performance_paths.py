@@ -190,3 +190,17 @@ def test_warm_cache_compiles_the_clv_models_once_for_later_processes() -> None:
     first = warm()
     assert "CLV models compiled:" in first and "/.cache/pytensor" in first
     assert warm().startswith("CLV models compiled: 0 new modules")
+
+
+def test_the_runner_process_starts_without_plotting_or_font_subsetting_libraries() -> None:
+    """`make run`'s own process renders pages but draws no chart: importing the runner loads neither
+    matplotlib (mplfonts' package imports it) nor fontTools' subsetter (loaded for the first page)."""
+    code = (
+        "import sys\n"
+        "import helpers.core.runner\n"
+        "from helpers.core.fonts import CJK_FONT_FILE\n"
+        "assert CJK_FONT_FILE.is_file(), CJK_FONT_FILE\n"
+        "print(' '.join(m for m in ('matplotlib', 'mplfonts', 'fontTools.subset') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == []

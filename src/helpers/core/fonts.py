@@ -12,11 +12,12 @@ import base64
 import functools
 import io
 import re
-from importlib.resources import files
+from importlib.util import find_spec
+from pathlib import Path
 
-from fontTools import subset
-
-CJK_FONT_FILE = files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf"
+# Located without importing mplfonts (its package imports matplotlib, which the runner process
+# rendering pages never needs).
+CJK_FONT_FILE = Path(find_spec("mplfonts").origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
 EMBEDDED_FONT_FAMILY = "Workbench CJK"
 # Characters a Latin font lacks: CJK radicals to ideographs, compatibility ideographs, full-width forms.
 CJK_CHARACTER = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
@@ -49,6 +50,8 @@ def embedded_font_css(page: str) -> str:
 @functools.lru_cache(maxsize=32)
 def font_subset(characters: frozenset[str]) -> str:
     """Base64 WOFF of the shipped CJK font cut down to `characters` (~0.5 s, ~90 KB per 300)."""
+    from fontTools import subset  # imported on first use: a run's pages need it, its start does not
+
     options = subset.Options(flavor="woff")
     font = subset.load_font(str(CJK_FONT_FILE), options, lazy=True)
     subsetter = subset.Subsetter(options)
