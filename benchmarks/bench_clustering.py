@@ -121,11 +121,13 @@ def run(
     del model_matrix
     prospects = clustering.prospect_mask(features, matrix.index)
     clustered = ~prospects
-    space = clustering.fit_space(matrix, clustered, settings)
+    # as step 04: fitted on the customers with a profile, those known only from events assigned
+    fitted = clustering.fitted_mask(clustered, clustering.thin_profile_mask(features, matrix.index))
+    space = clustering.fit_space(matrix, fitted, settings)
     x = space.transform(matrix.to_numpy())
     prepared = time.perf_counter()
     business = clustering.business_frame(features, matrix.index)
-    comparison = clustering.compare(x[clustered], business[clustered].reset_index(drop=True), settings)
+    comparison = clustering.compare(x[fitted], business[fitted].reset_index(drop=True), settings)
     scored = clustering.combined_scores(comparison.table, settings)
     chosen, _ = clustering.select(scored, settings.choose, settings.prefer)
     compared = time.perf_counter()
@@ -146,7 +148,8 @@ def run(
     finished = time.perf_counter()
     alone = clustering.index_choices(scored)
     print(
-        f"\n== {label}: {len(matrix):,} customers x {matrix.shape[1]} columns ({clustered.sum():,} clustered)"
+        f"\n== {label}: {len(matrix):,} customers x {matrix.shape[1]} columns "
+        f"({clustered.sum():,} clustered, {fitted.sum():,} fitted)"
     )
     print(f"chosen {chosen} ({len(profiles)} segments incl. prospects, {len(centroids)} centroids)")
     if truth is not None:

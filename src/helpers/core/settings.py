@@ -200,7 +200,9 @@ class ClusteringSettingsSection(Section):
         }
     )  # fmt: skip
     choose: str = Field("auto", pattern=r"^(auto|[a-z_]+:\d+)$")
-    prefer: Literal["score", "more_segments"] = "score"  # auto choice among admissible candidates
+    # auto choice among admissible candidates: the most segments that all reproduce on the bootstrap
+    # refits among near-ties of the best combined score (else the best score), or the best score
+    prefer: Literal["score", "more_segments"] = "more_segments"
     column_scaling: Literal["standardize", "as_is"] = "standardize"
     components: Annotated[int, Field(ge=0)] = 20
     prospects: Literal["separate", "cluster"] = "separate"
