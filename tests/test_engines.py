@@ -580,7 +580,7 @@ def spark_sql(sql: str, columns: Callable[[str], list[str]] | None = None) -> st
             "SELECT jaro_winkler_similarity(a, b) FROM t",
             "SELECT IF(a IS NULL OR b IS NULL, NULL, JARO_WINKLER(a, b)) FROM t",
         ),
-        ("SELECT hash(a, b) FROM t", "SELECT XXHASH64(a, b) FROM t"),
+        ("SELECT hash(a, b) FROM t", "SELECT XXHASH64(a, b, a IS NULL, b IS NULL) FROM t"),
         ("SELECT date_diff('day', a, b) FROM t", "SELECT DATEDIFF(CAST(b AS DATE), CAST(a AS DATE)) FROM t"),
         ("SELECT $end - to_days(n) FROM t", "SELECT :end - MAKE_DT_INTERVAL(n) FROM t"),
         ("SELECT EXTRACT(ISODOW FROM d) FROM t", "SELECT EXTRACT(DAYOFWEEK_ISO FROM d) FROM t"),

@@ -223,7 +223,7 @@ def run_step(ctx: StepContext) -> AuditReport:
     tables, ledger, profiles, quality, coverage), records the key figures in the step manifest and
     returns what notebook 01 shows."""
     with Workspace(ctx.step_dir, memory_limit=ctx.settings.audit.memory_limit,
-                   threads=ctx.settings.audit.threads) as workspace:  # fmt: skip
+                   threads=ctx.settings.audit.threads, settings=ctx.settings) as workspace:  # fmt: skip
         engine = workspace.engine
         contract = run_contract(ctx, workspace)
         profile = without_inapplicable(contract, ctx.settings.data)

@@ -237,8 +237,13 @@ class SparkDialect(Dialect):
                 f"AGGREGATE(SEQUENCE(1, LENGTH({a})), 0, (acc, i) -> acc + "
                 f"IF(SUBSTRING({a}, i, 1) <> SUBSTRING({b}, i, 1), 1, 0))"
             )
-        if name == "hash":
-            return _func("XXHASH64", *node.expressions)
+        if (
+            name == "hash"
+        ):  # Spark's hash functions skip NULL arguments: (a, NULL) and (NULL, a) would collide
+            arguments = node.expressions
+            if len(arguments) > 1:
+                arguments = [*arguments, *(exp.Is(this=a.copy(), expression=exp.null()) for a in arguments)]
+            return _func("XXHASH64", *arguments)
         if isinstance(node, exp.ToDays):
             return _func("MAKE_DT_INTERVAL", node.this)
         if isinstance(node, exp.DateDiff) and (node.unit is None or node.unit.name.upper() == "DAY"):
@@ -252,7 +257,7 @@ class SparkDialect(Dialect):
             return exp.Extract(this=exp.var("DAYOFWEEK_ISO"), expression=node.expression)
         if isinstance(node, exp.Avg):
             return _average(node)
-        return node
+        return _text_override(node, name)
 
     def _jaro_winkler(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
         """The jar's function gives 0 where DuckDB gives NULL (a NULL argument): NULL kept."""
@@ -349,3 +354,114 @@ def dialect_for(engine: str) -> Dialect:
     if engine not in dialects:
         raise DialectError(f"unknown engine {engine!r}; one of {', '.join(dialects)}")
     return dialects[engine]
+
+
+def _text_override(node: exp.Expression, name: str) -> exp.Expression:
+    """Text, number and date spellings (the SQL step 01 generates, `helpers.audit.contract`) that SQLGlot
+    passes on as functions Spark lacks or reads differently."""
+    if name in ("prefix", "suffix"):  # DuckDB's own names of starts_with and ends_with
+        return _func("STARTSWITH" if name == "prefix" else "ENDSWITH", *node.expressions)
+    if name == "strlen":  # bytes of the UTF-8 text
+        return _func("OCTET_LENGTH", *node.expressions)
+    if isinstance(node, exp.RegexpFullMatch):  # the whole text: RLIKE finds a match anywhere
+        pattern = exp.Literal.string(f"^(?:{_java_pattern(node.expression.name)})\\z")
+        return exp.RegexpLike(this=node.this, expression=pattern)
+    if isinstance(node, exp.RegexpLike) and node.expression.is_string:
+        return exp.RegexpLike(
+            this=node.this, expression=exp.Literal.string(_java_pattern(node.expression.name))
+        )
+    if isinstance(node, exp.RegexpReplace):
+        return _regexp_replace(node)
+    if isinstance(node, exp.Trim) and node.expression is None and not node.args.get("position"):
+        # DuckDB's trim strips Unicode space separators (U+00A0, U+3000, ...), Spark's the ASCII space only.
+        return exp.RegexpReplace(
+            this=node.this,
+            expression=exp.Literal.string(r"^\p{Zs}+|\p{Zs}+\z"),
+            replacement=exp.Literal.string(""),
+        )
+    if name == "try_strptime":  # NULL where the text does not parse (Spark's TO_TIMESTAMP raises)
+        text, pattern = node.expressions
+        parsed = exp.StrToTime(this=text, format=pattern).sql("spark")  # DuckDB's format in Java's letters
+        return exp.cast(_parse(f"TRY_{parsed}"), "TIMESTAMP_NTZ")
+    if name == "isfinite":  # NULL stays NULL; NaN sorts above infinity on both engines
+        infinity = exp.cast(exp.Literal.string("Infinity"), "DOUBLE")
+        return exp.LT(this=exp.Abs(this=node.expressions[0]), expression=infinity)
+    if name == "to_microseconds":  # an interval of that many microseconds
+        seconds = exp.Div(
+            this=exp.cast(node.expressions[0], "DECIMAL(18, 0)"), expression=exp.Literal.number(10**6)
+        )
+        return _func("MAKE_DT_INTERVAL", *(exp.Literal.number(0) for _ in range(3)), seconds)
+    if isinstance(node, exp.TryCast) and node.to.is_type("timestamp", "timestampntz"):
+        return _iso_timestamp(node.this)
+    if isinstance(node, exp.Trunc) and node.args.get("decimals") is None:
+        # a BIGINT, NULL outside its range (DuckDB: NULL there; Spark's TRY_CAST: the nearest BIGINT)
+        value = node.this.sql("spark")
+        inside = f"{value} >= -9223372036854775808D AND {value} < 9223372036854775808D"
+        return _parse(f"CASE WHEN {inside} THEN TRY_CAST({value} AS BIGINT) END")
+    return node
+
+
+# The text DuckDB casts to a timestamp and Spark casts alike (once `/` or space between the date's parts
+# is `-`): Spark also reads `2024`, `2024-01`, `45300` (the year 45300) and text with a trailing newline.
+_ISO_TIMESTAMP = r"^\d{4}([-/ ])\d{1,2}\1\d{1,2}([T ]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,6})?)?)?\z"
+
+
+def _iso_timestamp(value: exp.Expression) -> exp.Expression:
+    """`TRY_CAST(text AS TIMESTAMP)` as DuckDB reads text: NULL unless it has the shape `_ISO_TIMESTAMP`
+    (DuckDB's other forms, years of 1-3 or 5+ digits, `24:00:00`, offsets, are NULL on Spark)."""
+    text = exp.cast(value, "STRING")
+    dashed = exp.RegexpReplace(
+        this=text.copy(),
+        expression=exp.Literal.string(r"^(\d{4})[/ ](\d{1,2})[/ ]"),
+        replacement=exp.Literal.string("$1-$2-"),
+    )
+    shaped = exp.RegexpLike(this=text, expression=exp.Literal.string(_ISO_TIMESTAMP))
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=shaped, true=exp.TryCast(this=dashed, to=exp.DataType.build("TIMESTAMP_NTZ"), safe=True)
+            )
+        ]
+    )
+
+
+def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
+    """DuckDB's regexp_replace on Spark: the first match only without the `g` option (Spark replaces
+    every match: allowed for a pattern anchored at the start, which matches once), `i` as `(?i)`, and
+    the replacement's `\\1` group references as Java's `$1` (a literal `$` escaped)."""
+    options = node.args.get("modifiers")
+    flags = set(options.name) if options is not None else set()
+    pattern = node.expression.name
+    if flags - {"g", "i"}:
+        raise DialectError(f"regexp_replace option(s) {''.join(sorted(flags - {'g', 'i'}))}: only g and i")
+    if "g" not in flags and not pattern.startswith("^"):
+        raise DialectError(
+            f"regexp_replace without 'g' replaces the first match on DuckDB, all on Spark: {pattern}"
+        )
+    pattern = _java_pattern(pattern)
+    if "i" in flags:
+        pattern = f"(?i){pattern}"
+    java = _GROUP_REFERENCE.sub(_java_reference, node.args["replacement"].name)
+    return exp.RegexpReplace(
+        this=node.this, expression=exp.Literal.string(pattern), replacement=exp.Literal.string(java)
+    )
+
+
+_GROUP_REFERENCE = re.compile(r"\\(.)|\$")  # in an RE2 replacement: `\1` a group, `\\` a backslash
+
+
+def _java_reference(match: re.Match[str]) -> str:
+    r"""One escape of an RE2 replacement in Java's spelling: `\1` -> `$1`, a literal `$` -> `\$`."""
+    escaped = match[1]
+    if escaped is None:
+        return "\\$"
+    return f"${escaped}" if escaped.isdigit() else f"\\{escaped}"
+
+
+_END_OF_TEXT = re.compile(r"(\\.)|(\[(?:\\.|[^]])*\])|\$")  # an escape, a character class, or `$`
+
+
+def _java_pattern(pattern: str) -> str:
+    """An RE2 pattern for Java: `$` as `\\z` (RE2's `$` is the end of the text; Java's also matches
+    before a final line terminator), escapes and character classes unchanged."""
+    return _END_OF_TEXT.sub(lambda match: match[0] if match[1] or match[2] else r"\z", pattern)

@@ -143,9 +143,9 @@ class SparkEngine:
     # -- the SqlEngine interface -------------------------------------------------------------------
     def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
         if isinstance(source, pd.DataFrame):
-            frame = self.spark.createDataFrame(_arrow_ready(source)) if len(source.columns) else None
-            if frame is None:
+            if not len(source.columns):
                 raise ValueError(f"cannot register {name}: a DataFrame without columns")
+            frame = self._frame_of(_arrow_ready(source))
         else:
             frame = _typed_nulls(self.spark.read.parquet(str(source)), Path(source))
         self._view(name, frame)
@@ -185,6 +185,17 @@ class SparkEngine:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _frame_of(self, source: pd.DataFrame) -> Any:
+        """A Spark DataFrame of a pandas one; without rows typed from its dtypes (Spark cannot infer
+        types from no rows), a column of no type (empty, object) as STRING."""
+        if len(source):
+            return self.spark.createDataFrame(source)
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        schema = pa.Schema.from_pandas(source, preserve_index=False)
+        schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+        return self.spark.createDataFrame([], from_arrow_schema(schema))
 
     # -- statements --------------------------------------------------------------------------------
     def _execute(self, statement: Statement, params: dict[str, Any]) -> pd.DataFrame:
