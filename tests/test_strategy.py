@@ -116,7 +116,8 @@ def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, 
     assert (usage["calls_planned"] <= usage["calls_capacity"]).all()
     assert plan.loc[plan["on_call_list"], "priority"].gt(0).all()
     assert plan.loc[plan["on_call_list"], "call_eligible"].all()
-    ranked = plan.sort_values(["priority", "customer_id"], ascending=[False, True])
+    cents = plan["priority"].round(strategy.PRIORITY_DECIMALS)
+    ranked = plan.assign(cents=cents).sort_values(["cents", "customer_id"], ascending=[False, True])
     taken = set()
     for team in settings.teams:
         members = plan.loc[plan["team"] == team.name]
@@ -139,7 +140,25 @@ def test_call_list_never_exceeds_capacity_and_fills_it(customers: pd.DataFrame, 
         taken |= set(members["customer_id"])
     on_list = plan.loc[plan["on_call_list"]].sort_values("call_rank")
     assert on_list["call_rank"].tolist() == list(range(1, len(on_list) + 1))
-    assert on_list["priority"].is_monotonic_decreasing
+    assert on_list["priority"].round(strategy.PRIORITY_DECIMALS).is_monotonic_decreasing
+
+
+def test_priorities_equal_to_the_cent_keep_input_order() -> None:
+    """Float noise (an engine's parallel sums) below a cent must not reorder the call list."""
+    noise = 1e-9
+    customers = hand_built(
+        [
+            {"stage": "at_risk", "value_tier": "high", "clv_12m": 20000.0, "churn_risk": 0.8},
+            {"stage": "at_risk", "value_tier": "high", "clv_12m": 20000.0 + noise, "churn_risk": 0.8},
+        ]
+    )
+    settings = settings_with(
+        {"all": {"agents": 1, "hours_per_day": 1, "calls_per_hour": 0.1, "tiers": ["high", "middle", "low"]}}
+    )
+    plan = strategy.assign_calls(strategy.build_plan(customers, PLAYBOOK, settings), settings)
+    by_id = plan.set_index("customer_id")
+    assert by_id.loc["C1", "priority"] > by_id.loc["C0", "priority"]  # by the noise alone
+    assert by_id["call_rank"].to_dict() == {"C0": 1, "C1": 0}  # room for one: the first in input order
 
 
 def test_call_list_export_carries_contacts_and_reasons(

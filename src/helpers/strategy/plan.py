@@ -40,6 +40,7 @@ from helpers.lifecycle.stages import STAGES, stage_labels
 
 STAGE_FIELDS = ("action", "script_theme", "offer", "frequency_days", "kpi", "call_tiers")
 PROSPECT_STAGES = ("contact", "acquisition")  # no purchase yet, so no value at risk
+PRIORITY_DECIMALS = 2  # priority (CNY) is ranked and shown to the cent
 CONTACT_COLUMNS = ["customer_id", "full_name", "mobile", "email", "city"]  # from 02_identity_merge/golden
 CALL_LIST_COLUMNS = [
     "call_rank", "team", "customer_id", "full_name", "mobile", "email", "city", "segment_name",
@@ -393,13 +394,14 @@ def assign_calls(plan: pd.DataFrame, settings: StrategySettings) -> pd.DataFrame
     """Fill each team's calls for the period with its tiers' highest-priority customers.
 
     Teams fill in config order; a team takes the longest run of its eligible customers (by
-    priority, ties in input order) whose planned calls fit its capacity, after dropping the
+    priority to the cent, as the call list shows it, ties in input order: float noise of an
+    engine's parallel sums cannot reorder the list) whose planned calls fit its capacity, after dropping the
     prospects whose calls would exceed `max_prospect_share` of that capacity. Adds `on_call_list`,
     `team`, `calls_planned` (0 when not called), `call_rank` (1 = call first, else 0) and
     `contact_cost` (the team's call cost on the list, else the tier's mass-channel cost).
     """
     plan = plan.copy()
-    order = np.argsort(-plan["priority"].to_numpy(), kind="stable")
+    order = np.argsort(-plan["priority"].round(PRIORITY_DECIMALS).to_numpy(), kind="stable")
     candidate = (plan["call_eligible"].to_numpy() & (plan["priority"].to_numpy() > 0))[order]
     tier_code = pd.Categorical(plan["value_tier"], categories=list(VALUE_TIERS)).codes[order]
     prospect = plan["stage"].isin(PROSPECT_STAGES).to_numpy()[order]
@@ -491,7 +493,7 @@ def build_call_list(
             calls.loc[missing, ["customer_id"]],
         )
     calls["reason"], calls["reason_code"] = call_reasons(calls, text)
-    calls["priority"] = calls["priority"].round(2)
+    calls["priority"] = calls["priority"].round(PRIORITY_DECIMALS)
     calls["clv_12m"] = calls["clv_12m"].round(2)
     calls["churn_risk"] = calls["churn_risk"].round(3)
     calls["as_of_date"] = as_of_date.isoformat()
