@@ -325,7 +325,8 @@ _U_VARIANTS = {
 @cache
 def _syllables() -> dict[str, str]:
     """Every toneless pinyin syllable in pypinyin's dictionary -> its key spelling (ü folded to u)."""
-    syllables = {_toneless(reading) for readings in pinyin_dict.values() for reading in readings.split(",")}
+    readings = {reading for readings in pinyin_dict.values() for reading in readings.split(",")}  # ~1,500
+    syllables = {_toneless(reading) for reading in readings}
     # Interjections without a vowel (m, n, ng, hm) are left out: they make Latin names look like pinyin.
     syllables = {s for s in syllables if s.isalpha() and s.isascii() and re.search("[aeiouv]", s)}
     return {**{s: s for s in syllables}, **_U_VARIANTS, "lue": "lue", "nue": "nue"}
