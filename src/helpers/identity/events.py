@@ -453,56 +453,63 @@ def row_trace(
     tables = sorted(files, key=lambda t: order.get(t, len(order)))
     file_names = pd.Index(pd.unique(pd.Series([files[t] for t in tables], dtype=object)))
     reasons: dict[str, int] = {"": 0}
+    # Each table's rows sorted on their own (tables come in canonical order), so no sort over all rows.
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("table", "row", "status", "reason", "customer")}
     for i, table in enumerate(tables):
         accepted = clean[table]
-        n = len(accepted)
-        parts["table"].append(np.full(n, i, dtype=np.int16))
-        parts["row"].append(accepted["source_row"].astype("int64").to_numpy())
-        parts["status"].append(np.zeros(n, dtype=np.int8))
-        parts["reason"].append(np.zeros(n, dtype=np.int32))
-        parts["customer"].append(
-            _customer_codes(table, accepted, lookup, resolution, customers).astype(np.int32)
-        )
+        accepted_rows = accepted["source_row"].astype("int64").to_numpy()
+        accepted_customers = _customer_codes(table, accepted, lookup, resolution, customers).astype(np.int32)
         del accepted
         rejected = quarantine[table]
-        n = len(rejected)
         reason_codes, labels = _labels(rejected["reason"])
         global_codes = np.array(
             [reasons.setdefault(str(label), len(reasons)) for label in labels], dtype=np.int32
         )
-        parts["table"].append(np.full(n, i, dtype=np.int16))
-        parts["row"].append(rejected["source_row"].astype("int64").to_numpy())
-        parts["status"].append(np.ones(n, dtype=np.int8))
-        parts["reason"].append(np.where(reason_codes >= 0, global_codes[np.maximum(reason_codes, 0)], 0))
-        parts["customer"].append(np.full(n, -1, dtype=np.int32))
-        del rejected
-    table_code, row = np.concatenate(parts.pop("table")), np.concatenate(parts.pop("row"))
-    sort = np.lexsort((row, table_code))
-    table_code, row = table_code[sort], row[sort]
-    file_of_table = file_names.get_indexer([files[t] for t in tables]).astype(np.int16)
+        row = np.concatenate([accepted_rows, rejected["source_row"].astype("int64").to_numpy()])
+        n_accepted, n = len(accepted_rows), len(row)
+        status = np.zeros(n, dtype=np.int8)
+        status[n_accepted:] = 1
+        reason = np.zeros(n, dtype=np.int32)
+        reason[n_accepted:] = np.where(reason_codes >= 0, global_codes[np.maximum(reason_codes, 0)], 0)
+        customer = np.full(n, -1, dtype=np.int32)
+        customer[:n_accepted] = accepted_customers
+        del rejected, accepted_rows, accepted_customers, reason_codes
+        if n > 1 and not (row[1:] >= row[:-1]).all():
+            order = np.argsort(row, kind="stable")
+            row, status, reason, customer = row[order], status[order], reason[order], customer[order]
+            del order
+        parts["table"].append(np.full(n, i, dtype=np.int8))
+        parts["row"].append(row)
+        parts["status"].append(status)
+        parts["reason"].append(reason)
+        parts["customer"].append(customer)
+    file_of_table = file_names.get_indexer([files[t] for t in tables]).astype(np.int8)
 
     def column(name: str) -> np.ndarray:
-        return np.concatenate(parts.pop(name))[sort]
+        """One column of every table, its per-table parts freed."""
+        return np.concatenate(parts.pop(name))
 
+    table_code = column("table")
     return pd.DataFrame(
         {
             "file": pd.Categorical.from_codes(file_of_table[table_code], categories=file_names),
             "table": pd.Categorical.from_codes(table_code, categories=pd.Index(tables, dtype=object)),
-            "row_no": row,
+            "row_no": column("row"),
             "status": pd.Categorical.from_codes(column("status"), categories=["accepted", "quarantined"]),
             "reason": pd.Categorical.from_codes(
                 column("reason"), categories=pd.Index(list(reasons), dtype=object)
             ),
             "customer_id": pd.Categorical.from_codes(column("customer"), categories=customers),
-        }
-    )[TRACE_COLUMNS]
+        },
+        copy=False,
+    )
 
 
 def check_row_trace(trace: pd.DataFrame, ledger: pd.DataFrame) -> None:
     """Each row of each table once; rows, accepted and quarantined per table equal step 01's ledger."""
     table_code, tables = _labels(trace["table"])
-    row = trace["row_no"].to_numpy(dtype=np.int64, na_value=-1)
+    row_no = trace["row_no"]  # int64 as `row_trace` makes it: no copy
+    row = row_no.to_numpy() if row_no.dtype == np.int64 else row_no.to_numpy(dtype=np.int64, na_value=-1)
     if len(row) > 1:
         same_table = table_code[1:] == table_code[:-1]
         in_order = (table_code[1:] > table_code[:-1]) | (same_table & (row[1:] >= row[:-1]))
