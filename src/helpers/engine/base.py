@@ -29,6 +29,7 @@ __all__ = [
     "SqlEngine",
     "connect",
     "connect_configured",
+    "connect_engine",
     "load_query",
     "read_parity_artifact",
     "step_engine",
@@ -126,16 +127,11 @@ ENGINES = ("duckdb", "spark")
 
 # The steps whose SQL runs on DuckDB whatever `engine.name` says, and the modules outside this package
 # that still reach DuckDB directly (DuckDB, Splink's DuckDBAPI, DuckDBEngine or an unconfigured
-# `connect()`); issue 14 moves them behind the seam. `tests/test_seam.py` checks these modules
+# `connect()`); issue 14 moved them all behind the seam. `tests/test_seam.py` checks these modules
 # against the code. Step 01 reads the exports with DuckDB on every engine (`engine.reading.Workspace`)
-# and runs its checks, quarantine and profiling on the configured one.
-DUCKDB_ONLY_STEPS: dict[str, tuple[str, ...]] = {
-    "02_identity_merge": (
-        "helpers.identity.merge",
-        "helpers.identity.rules",
-        "helpers.identity.splink_scoring",
-    ),
-}
+# and runs its checks, quarantine and profiling on the configured one; step 02 samples Splink's
+# u-probabilities on DuckDB on every engine (`engine.splink_api.model_with_u_from_duckdb`).
+DUCKDB_ONLY_STEPS: dict[str, tuple[str, ...]] = {}
 SQL_STEPS = ("01_data_audit", "02_identity_merge", "03_features", "05_lifecycle")  # the others run no SQL
 # The artifacts a run on either engine must give equal (floats to 1e-9), each with the key its rows
 # are sorted by: what `tests/test_spark_e2e.py` and `benchmarks/bench_spark.py` compare. Step 01's
@@ -150,6 +146,8 @@ PARITY_ARTIFACTS: dict[str, list[str]] = {
     "01_data_audit/coverage_by_system": ["system"],
     "02_identity_merge/golden": ["customer_id"],
     "02_identity_merge/crosswalk": ["source_system", "source_record_id"],
+    "02_identity_merge/identifiers": ["customer_id", "identifier_type", "identifier_value"],
+    "02_identity_merge/row_trace": ["file", "table", "row_no"],
     "03_features/features": ["customer_id"],
     "04_clustering/segments": ["customer_id"],
     "05_lifecycle/lifecycle": ["customer_id"],
@@ -171,9 +169,11 @@ def step_engine(step: str, configured: str) -> str | None:
 
 def connect(engine: str = "duckdb", **options: Any) -> SqlEngine:
     """An engine by name: `duckdb` (the embedded default) or `spark` (the optional `spark` extra;
-    `master`, `conf` and `work_dir` options, see `helpers.engine.spark.SparkEngine`)."""
+    `master`, `conf` and `work_dir` options, see `helpers.engine.spark.SparkEngine`; DuckDB takes
+    `threads`, `memory_limit` and `spill_prefix`, Spark ignores them)."""
     if engine == "duckdb":
-        return DuckDBEngine(**{k: v for k, v in options.items() if k in ("threads", "memory_limit")})
+        duckdb_options = ("threads", "memory_limit", "spill_prefix")
+        return DuckDBEngine(**{k: v for k, v in options.items() if k in duckdb_options})
     if engine == "spark":
         try:
             from helpers.engine.spark import SparkEngine
@@ -187,7 +187,12 @@ def connect(engine: str = "duckdb", **options: Any) -> SqlEngine:
 
 def connect_configured(settings: Any, **options: Any) -> SqlEngine:
     """The engine the config's `engine` section names (`settings`: a WorkbenchConfig)."""
-    section = settings.engine
+    return connect_engine(settings.engine, **options)
+
+
+def connect_engine(section: Any, **options: Any) -> SqlEngine:
+    """The engine an `engine` config section names (`section`: an EngineSettings), for code that is
+    given the section rather than the whole config (the identity merge, `link_records`)."""
     if section.name == "spark":
         options = {"master": section.spark_master, "conf": dict(section.spark_conf), **options}
     return connect(section.name, **options)

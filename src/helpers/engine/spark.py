@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -82,28 +83,40 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
     if _SESSION is not None:
         return _SESSION
     ensure_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers (Jaro-Winkler): our packages
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import DoubleType
 
     started = time.perf_counter()
     builder = SparkSession.builder.master(master).appName("segmentation-workbench")
     settings = {**DEFAULT_CONF, **(conf or {})}
     jar = _similarity_jar()
-    if jar:
+    if jar:  # Splink's SparkAPI registers its functions from it
         settings["spark.jars"] = ",".join(filter(None, [settings.get("spark.jars"), jar]))
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    if jar:
-        session.udf.registerJavaFunction(
-            SparkDialect.jaro_winkler_function_name,
-            "uk.gov.moj.dash.linkage.JaroWinklerSimilarity",
-            DoubleType(),
-        )
+    session.udf.register(SparkDialect.jaro_winkler_function_name, _jaro_winkler_udf())
     SESSION_SECONDS["start"] = time.perf_counter() - started
     _SESSION = session
     return session
+
+
+def _jaro_winkler_udf() -> Any:
+    """DuckDB's `jaro_winkler_similarity` as a vectorized UDF: jellyfish gives DuckDB's values (to
+    1e-16 on 124,750 name pairs of the small world), NULL for a NULL argument."""
+    import jellyfish
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("double")  # type: ignore[call-overload]
+    def jaro_winkler_similarity(left: pd.Series, right: pd.Series) -> pd.Series:
+        scores = [
+            None if a is None or b is None else jellyfish.jaro_winkler_similarity(a, b)
+            for a, b in zip(left, right, strict=True)
+        ]
+        return pd.Series(scores, dtype="float64")
+
+    return jaro_winkler_similarity
 
 
 def stop_spark() -> None:

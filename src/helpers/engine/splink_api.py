@@ -12,7 +12,11 @@ set of comparisons in DuckDB's spelling.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
+
+import pandas as pd
+from splink import Linker
 
 from helpers.engine.base import DuckDBEngine, SqlEngine
 from helpers.engine.dialect import dialect_for
@@ -48,3 +52,53 @@ def comparisons_for(engine: SqlEngine, comparisons: list[dict[str, Any]]) -> lis
             if level["sql_condition"].strip().upper() != "ELSE":
                 level["sql_condition"] = dialect.expression(level["sql_condition"])
     return translated
+
+
+def trained_linker(
+    engine: SqlEngine,
+    table: str,
+    frame: pd.DataFrame,
+    model: dict[str, Any],
+    max_pairs: float,
+    seed: int,
+    memory_limit: str,
+) -> Linker:
+    """A Splink linker over `table` (registered on `engine`; `frame` holds the same rows) with `model`
+    (Splink settings, comparisons in DuckDB's spelling) and its u-probabilities from Splink's random
+    sampling (`max_pairs`, `seed`), written in the engine's spelling.
+
+    u is sampled on DuckDB whatever the engine: Splink picks the sampled pairs with the engine's own
+    random sampling and hash function, so Spark would count other pairs and learn other weights. On
+    another engine the sample runs on a temporary DuckDB connection over `frame` (bounded by
+    `max_pairs`, DuckDB's `memory_limit`; `frame` is in the driver's memory already) and the trained
+    model moves over."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    if isinstance(engine, DuckDBEngine):
+        sampler = Linker(
+            DuckDBAPI(connection=engine.connection).register(frame), model, log_level=logging.ERROR
+        )
+        sampler.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+        return sampler
+    with DuckDBEngine(memory_limit=memory_limit, spill_prefix="splink-u-") as duck:
+        sampler = Linker(
+            DuckDBAPI(connection=duck.connection).register(frame), model, log_level=logging.ERROR
+        )
+        sampler.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+        trained = sampler.misc.save_model_to_json()
+    return Linker(database_api(engine).register(table), model_for(engine, trained), log_level=logging.ERROR)
+
+
+def model_for(engine: SqlEngine, model: dict[str, Any]) -> dict[str, Any]:
+    """A saved Splink model (`save_model_to_json`, DuckDB's spelling) for `engine`: its dialect, its
+    blocking rules' dialect and its comparison levels in the engine's spelling (`comparisons_for`)."""
+    moved = {
+        **model,
+        "sql_dialect": engine.name,
+        "comparisons": comparisons_for(engine, model["comparisons"]),
+    }
+    moved["blocking_rules_to_generate_predictions"] = [
+        {**rule, "sql_dialect": engine.name} if isinstance(rule, dict) else rule
+        for rule in model.get("blocking_rules_to_generate_predictions", [])
+    ]
+    return moved

@@ -47,8 +47,8 @@ from helpers.core.normalize import (
     normalize_city,
     normalize_name,
 )
-from helpers.core.settings import IdentitySettings
-from helpers.engine.base import DuckDBEngine
+from helpers.core.settings import EngineSettings, IdentitySettings
+from helpers.engine.base import SqlEngine, connect_engine
 from helpers.identity.events import (
     TRACE_COLUMNS,
     check_row_trace,
@@ -155,10 +155,13 @@ class IdentityInputError(ValueError):
     """A clean identity table cannot be merged as it is."""
 
 
-def merge_engine() -> DuckDBEngine:
-    """A DuckDB engine limited to `MERGE_MEMORY_LIMIT` that spills to a temporary folder of its own
-    (removed when the engine closes)."""
-    return DuckDBEngine(memory_limit=MERGE_MEMORY_LIMIT, spill_prefix="identity-merge-")
+def merge_engine(engine_settings: EngineSettings | None = None) -> SqlEngine:
+    """The engine `engine_settings` names (the config's `engine` section; DuckDB by default); DuckDB
+    limited to `MERGE_MEMORY_LIMIT`, spilling to a temporary folder of its own (removed when the
+    engine closes)."""
+    return connect_engine(
+        engine_settings or EngineSettings(), memory_limit=MERGE_MEMORY_LIMIT, spill_prefix="identity-merge-"
+    )
 
 
 @dataclass
@@ -309,7 +312,7 @@ def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) ->
 # ---------------------------------------------------------------------------------------------
 # Deterministic links
 def find_suspicious_identifiers(
-    identifiers: pd.DataFrame, records: pd.DataFrame, max_people: int, engine: DuckDBEngine
+    identifiers: pd.DataFrame, records: pd.DataFrame, max_people: int, engine: SqlEngine
 ) -> pd.DataFrame:
     """Identifiers that must not link records by themselves, with the reason.
 
@@ -355,10 +358,11 @@ def merge_identities(
     settings: IdentitySettings,
     seed: int,
     keep: pd.DataFrame | None = None,
+    engine_settings: EngineSettings | None = None,
 ) -> IdentityResult:
     """Merge clean identity tables (keyed by source system) into customers, with the knobs of the
     config section `identity` (`method`, `match_threshold`, `max_people_per_identifier`,
-    `review_sample`).
+    `review_sample`), the SQL and Splink on the engine `engine_settings` names (DuckDB by default).
 
     `keep` (`source_system, source_record_id, customer_id`: the unchanged records of a previous run
     and their customer there, `helpers.identity.history`) keeps each previous customer's records
@@ -368,7 +372,9 @@ def merge_identities(
     _check_settings(settings)
     clock = time.perf_counter()
     records, identifiers = merge_inputs(tables)
-    return link_records(records, identifiers, settings, seed, keep, started=clock)
+    return link_records(
+        records, identifiers, settings, seed, keep, started=clock, engine_settings=engine_settings
+    )
 
 
 def _check_settings(settings: IdentitySettings) -> None:
@@ -400,13 +406,14 @@ def link_records(
     seed: int,
     keep: pd.DataFrame | None = None,
     started: float | None = None,
+    engine_settings: EngineSettings | None = None,
 ) -> IdentityResult:
     """`merge_identities` on the records and identifiers of `merge_inputs` (`started`: the
     `time.perf_counter()` the deterministic stage's seconds count from, by default now)."""
     _check_settings(settings)
     method, match_threshold = settings.method, settings.match_threshold
     clock = time.perf_counter() if started is None else started
-    with merge_engine() as engine:
+    with merge_engine(engine_settings) as engine:
         suspicious = find_suspicious_identifiers(
             identifiers, records, settings.max_people_per_identifier, engine
         )
@@ -440,7 +447,9 @@ def link_records(
         from helpers.identity.splink_scoring import score_candidate_pairs
 
         clock = time.perf_counter()
-        scored, splink_stats = score_candidate_pairs(records, deterministic_labels, seed=seed)
+        scored, splink_stats = score_candidate_pairs(
+            records, deterministic_labels, seed=seed, engine_settings=engine_settings
+        )
         stats.update(splink_stats)
         if str(splink_stats["splink_training"]).startswith("skipped"):
             print(
@@ -495,7 +504,7 @@ def link_records(
     from helpers.identity.golden import build_golden
 
     golden = build_golden(records)
-    identifier_table = _identifier_table(identifiers, records, suspicious)
+    identifier_table = _identifier_table(identifiers, records, suspicious, engine_settings)
     review = _review_pairs(records, edges, refused, scored, match_threshold, settings.review_sample, seed)
     summary = merge_summary(crosswalk)
     stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
@@ -588,13 +597,16 @@ def _crosswalk(
 
 
 def _identifier_table(
-    identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame
+    identifiers: pd.DataFrame,
+    records: pd.DataFrame,
+    suspicious: pd.DataFrame,
+    engine_settings: EngineSettings | None = None,
 ) -> pd.DataFrame:
     """`customer_id, identifier_type, identifier_value, suspicious`, one row per customer and identifier."""
     customers = pd.DataFrame(
         {"record_index": np.arange(len(records)), "customer_id": records["customer_id"].to_numpy()}
     )
-    with merge_engine() as engine:
+    with merge_engine(engine_settings) as engine:
         engine.register("identifiers", identifiers)
         engine.register("customers", customers)
         engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
@@ -885,7 +897,15 @@ def run_step(ctx: StepContext) -> IdentityResult:
     # anything (1.8 GB at a million customers).
     keys = {system: frame[["source_record_id"]] for system, frame in tables.items()}
     del tables
-    result = link_records(records, identifiers, ctx.settings.identity, ctx.seed, keep, started=clock)
+    result = link_records(
+        records,
+        identifiers,
+        ctx.settings.identity,
+        ctx.seed,
+        keep,
+        started=clock,
+        engine_settings=ctx.settings.engine,
+    )
     del records, identifiers
     check_crosswalk(result.crosswalk, keys)
     del keys

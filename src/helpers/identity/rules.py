@@ -11,7 +11,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from helpers.engine.base import DuckDBEngine
+from helpers.engine.base import SqlEngine
 from helpers.identity.keys import name_similarity
 
 # Link strength of each identifier type: stronger links are merged first.
@@ -31,7 +31,7 @@ CLUSTER_NAME_FLOOR = 0.7
 
 
 def deterministic_edges(
-    identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame, engine: DuckDBEngine
+    identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame, engine: SqlEngine
 ) -> pd.DataFrame:
     """Record pairs sharing a usable identifier, each `accepted` or rejected with a `reason`."""
     usable = identifiers.merge(

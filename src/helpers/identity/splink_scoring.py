@@ -1,5 +1,6 @@
-"""Probabilistic matching for the identity step: Splink between deterministic clusters, through
-`helpers.engine.splink_api` (the database API and comparison spelling of the engine; DuckDB today).
+"""Probabilistic matching for the identity step: Splink between deterministic clusters on the
+configured engine (`engine` config section: Splink's DuckDBAPI or SparkAPI, the comparisons in the
+engine's spelling, through `helpers.engine.splink_api`).
 
 The model compares name keys (exact with term-frequency adjustment, partial, Jaro-Winkler),
 birth dates (exact, one typo, else), gender, city, address, postcode, mobile (exact, same last 4
@@ -7,7 +8,9 @@ digits, else) and e-mail (exact, same local part, same trailing digit handle, el
 whose column is empty in every record is left out. Disagreement levels get their own (negative)
 weights, so a different birth date, phone or e-mail counts against a match.
 
-Training: u-probabilities from random record pairs. With at least `min_label_pairs` pairs inside
+Training: u-probabilities from random record pairs, sampled by Splink on DuckDB whatever the engine
+(Splink's sample hashes record ids with the engine's hash function, so Spark would count other
+pairs and learn other weights). With at least `min_label_pairs` pairs inside
 deterministic clusters, m-probabilities come from them (`estimate_m_from_label_column`; EM tends
 to learn "same common name" as a match) and the prior is the deterministic duplicate rate.
 With fewer (a file without shared phones or e-mails, a small file), Splink's own estimation:
@@ -17,16 +20,15 @@ do not block on the compared field (birth date, then name). Nothing to train on:
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from splink import Linker
 
-from helpers.engine.base import DuckDBEngine, SqlEngine
-from helpers.engine.splink_api import comparisons_for, database_api
+from helpers.core.settings import EngineSettings
+from helpers.engine.base import SqlEngine, connect_engine
+from helpers.engine.splink_api import trained_linker
 
 MODEL_COLUMNS = [
     "record_index",
@@ -78,7 +80,8 @@ BLOCKING_RULES = [
 # records in one city with one postcode) must not blow up memory and time.
 MAX_RULE_PAIRS_PER_RECORD = 20
 MIN_RULE_PAIRS_BUDGET = 1_000_000
-# DuckDB memory for Splink; beyond it DuckDB spills to its temporary folder instead of growing.
+# DuckDB memory for Splink (Spark takes its memory from `engine.spark_conf`); beyond it DuckDB spills
+# to its temporary folder instead of growing.
 SPLINK_MEMORY_LIMIT = "1GB"
 ARROW_STRING = "string[pyarrow]"
 # Names shared by at most this many records are blocked on alone (common names need more).
@@ -282,8 +285,10 @@ def score_pairs(
     min_label_pairs: int = 50,
     em_columns: tuple[str, ...] = (),
     prior_columns: tuple[str, ...] = (),
+    engine_settings: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train a Splink model on `frame` and score the pairs `blocking_rules` generate across clusters.
+    """Train a Splink model on `frame` and score the pairs `blocking_rules` generate across clusters,
+    on the engine `engine_settings` names (the config's `engine` section; DuckDB by default).
 
     `frame` has `record_index` (0..n-1) and `cluster` (deterministic cluster label) columns plus
     the compared columns; comparisons of columns empty in every record are left out. With at least
@@ -291,8 +296,10 @@ def score_pairs(
     EM runs on each of `em_columns` (records agreeing on that column) with at least
     `MIN_EM_PAIRS` pairs, with the prior from the pairs agreeing on all `prior_columns`, taken to be
     `PRIOR_RECALL` of the matches (as Splink's `estimate_probability_two_random_records_match`).
-    With neither, nothing is scored. Returns `left_index, right_index, match_weight,
-    match_probability` at/above `min_probability` and the training figures.
+    With neither, nothing is scored. u comes from Splink's random sampling on DuckDB whatever the
+    engine (`helpers.engine.splink_api.trained_linker`). Returns
+    `left_index, right_index, match_weight, match_probability` at/above `min_probability` and the
+    training figures.
     """
     labels = frame["cluster"].to_numpy()
     label_pairs = _pairs_within_clusters(labels)
@@ -311,17 +318,17 @@ def score_pairs(
         agreeing = _pairs_agreeing(frame[list(prior_columns)].dropna().astype(str).agg("|".join, axis=1))
         all_pairs = len(frame) * (len(frame) - 1) / 2
         prior = float(np.clip(max(agreeing, 1) / PRIOR_RECALL / all_pairs, 1e-9, 0.5))
-    engine = DuckDBEngine(memory_limit=SPLINK_MEMORY_LIMIT, spill_prefix="splink-")
+    engine = connect_engine(
+        engine_settings or EngineSettings(), memory_limit=SPLINK_MEMORY_LIMIT, spill_prefix="splink-"
+    )
     try:
         engine.register("splink_input", frame)
         kept, skipped = affordable_rules(engine, "splink_input", blocking_rules, len(frame))
         if skipped:
             stats["splink_rules_skipped"] = skipped
         rules = [f"({rule}) AND l.cluster <> r.cluster" for rule in kept]
-        db_api = database_api(engine)
-        model = settings(prior, rules, comparisons_for(engine, comparisons))
-        linker = Linker(db_api.register(frame), model, log_level=logging.ERROR)
-        linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+        model = settings(prior, rules, comparisons)
+        linker = trained_linker(engine, "splink_input", frame, model, u_max_pairs, seed, SPLINK_MEMORY_LIMIT)
         if label_pairs >= min_label_pairs:
             linker.training.estimate_m_from_label_column("cluster")
             stats["splink_training"] = "m from deterministic links, u from random pairs"
@@ -403,9 +410,14 @@ def _pairs_within_clusters(labels: np.ndarray) -> int:
 
 
 def score_candidate_pairs(
-    records: pd.DataFrame, labels: np.ndarray, seed: int, min_probability: float = 0.5
+    records: pd.DataFrame,
+    labels: np.ndarray,
+    seed: int,
+    min_probability: float = 0.5,
+    engine_settings: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score identity records (from `helpers.identity.merge.build_records`) across deterministic clusters."""
+    """Score identity records (from `helpers.identity.merge.build_records`) across deterministic clusters,
+    on the engine `engine_settings` names (DuckDB by default)."""
     return score_pairs(
         model_input(records, labels),
         COMPARISONS,
@@ -414,4 +426,5 @@ def score_candidate_pairs(
         min_probability,
         em_columns=EM_COLUMNS,
         prior_columns=PRIOR_COLUMNS,
+        engine_settings=engine_settings,
     )
