@@ -506,3 +506,31 @@ def test_a_full_disk_is_named_and_leaves_no_half_files(
     assert runner.disk_note(tmp_path) == (
         f"\n  the disk of {tmp_path} is full (0 MB free): free space or use --outputs"
     )
+
+
+def test_stopping_kernels_spares_the_callers_other_children() -> None:
+    """Only notebook kernels and what they started are stopped: a process the caller runs itself
+    (a Spark JVM of a test session) survives."""
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    other = subprocess.Popen(sleep)
+    kernel = subprocess.Popen([*sleep, "ipykernel_launcher"])  # named like a kernel
+    try:
+        assert wait_until(lambda: {other.pid, kernel.pid} <= {p.pid for p in psutil.Process().children()})
+        assert {p.pid for p in runner.kernel_processes()} >= {kernel.pid}
+        assert other.pid not in {p.pid for p in runner.kernel_processes()}
+        runner.stop_kernels(timeout_seconds=5)
+        assert kernel.wait(timeout=10) is not None
+        assert other.poll() is None
+    finally:
+        for process in (other, kernel):
+            process.kill()
+            process.wait()
+
+
+def wait_until(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

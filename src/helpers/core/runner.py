@@ -430,9 +430,20 @@ class StopOnSignal:
             signal.signal(number, handler)
 
 
+def kernel_processes() -> list[psutil.Process]:
+    """This process's notebook kernels (ipykernel) and every process they started; not its other
+    children (e.g. a Spark JVM the calling process itself runs)."""
+    found: dict[int, psutil.Process] = {}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any("ipykernel" in part for part in child.cmdline()):
+                found |= {p.pid: p for p in [child, *child.children(recursive=True)]}
+    return list(found.values())
+
+
 def stop_kernels(timeout_seconds: float = 5.0) -> None:
-    """Terminate this process's children (the notebook kernel), killing those that do not exit."""
-    children = psutil.Process().children(recursive=True)
+    """Terminate this process's notebook kernels and their children, killing those that do not exit."""
+    children = kernel_processes()
     for child in children:
         with contextlib.suppress(psutil.Error):
             child.terminate()
@@ -457,7 +468,7 @@ def cannot_write(folder: Path, error: OSError) -> str:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process's children (the notebook kernel) while active."""
+    """Samples the resident memory of this process's notebook kernels and their children while active."""
 
     def __init__(self, interval_seconds: float = 0.25) -> None:
         self.interval_seconds = interval_seconds
@@ -470,10 +481,9 @@ class PeakMemory:
         return round(self.peak_bytes / 2**20, 1)
 
     def _sample(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
             total = 0
-            for child in me.children(recursive=True):
+            for child in kernel_processes():
                 try:
                     total += child.memory_info().rss
                 except psutil.Error:
