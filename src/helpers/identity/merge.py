@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.core.context import StepContext
+from helpers.core.measure import release_freed_memory
 from helpers.core.normalize import (
     canonical_email,
     is_mobile,
@@ -927,6 +928,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     result.records = result.records[["customer_id"]]
     result.event_customers = resolution
     keep_previous_ids(ctx, result, previous, unchanged)
+    release_freed_memory()  # ~1.3 GB of freed frames at a million customers, before the row trace's peak
     result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
     result.stats["events_keyed_by_identifier"] = len(resolution)
     result.stats["events_resolved_by"] = {
