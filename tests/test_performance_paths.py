@@ -168,14 +168,15 @@ def test_the_runner_records_the_kernels_cpu_seconds_per_step(tmp_path: Path) -> 
 
 def test_steps_after_the_merge_do_not_import_what_only_earlier_steps_or_fits_use() -> None:
     """Steps 04-06 (and step 03's module) load without step 02's libraries; pymc loads only to fit."""
-    code = (
-        "import sys\n"
-        "import helpers.clustering, helpers.features.build, helpers.lifecycle, helpers.strategy\n"
-        "print(' '.join(sorted(m for m in ('phonenumbers', 'pypinyin', 'splink', 'pymc', 'pytensor') "
-        "if m in sys.modules)))"
-    )
+    imports = "import helpers.clustering, helpers.features.build, helpers.lifecycle, helpers.strategy"
+    assert modules_loaded(imports, ("phonenumbers", "pypinyin", "splink", "pymc", "pytensor")) == []
+
+
+def modules_loaded(imports: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh interpreter has loaded after running `imports`."""
+    code = f"import sys\n{imports}\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert loaded.stdout.split() == []
+    return loaded.stdout.split()
 
 
 def test_warm_cache_compiles_the_clv_models_once_for_later_processes() -> None:
@@ -195,15 +196,12 @@ def test_warm_cache_compiles_the_clv_models_once_for_later_processes() -> None:
 def test_the_runner_process_starts_without_plotting_or_font_subsetting_libraries() -> None:
     """`make run`'s own process renders pages but draws no chart: importing the runner loads neither
     matplotlib (mplfonts' package imports it) nor fontTools' subsetter (loaded for the first page)."""
-    code = (
-        "import sys\n"
+    imports = (
         "import helpers.core.runner\n"
         "from helpers.core.fonts import CJK_FONT_FILE\n"
-        "assert CJK_FONT_FILE.is_file(), CJK_FONT_FILE\n"
-        "print(' '.join(m for m in ('matplotlib', 'mplfonts', 'fontTools.subset') if m in sys.modules))"
+        "assert CJK_FONT_FILE.is_file(), CJK_FONT_FILE"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert loaded.stdout.split() == []
+    assert modules_loaded(imports, ("matplotlib", "mplfonts", "fontTools.subset")) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
