@@ -13,7 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)$")
 IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
-RESOURCE = re.compile(r"files\(\"([A-Za-z_]\w*)\"\)")  # package data read with importlib.resources
+# package data read with importlib.resources, or found by importlib.util.find_spec without importing it
+RESOURCE = re.compile(r"(?:files|find_spec)\(\"([A-Za-z_]\w*)\"\)")
 # Direct dependencies the code never imports: the tools that run, edit, test and lint it.
 TOOLS = {"jupyterlab", "ipykernel", "jupytext", "pytest-xdist", "nbval", "ruff"}
 
