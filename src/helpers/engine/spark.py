@@ -36,6 +36,9 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
     "spark.sql.shuffle.partitions": "8",  # adaptive execution coalesces further; a cluster sets its own
     "spark.driver.extraJavaOptions": "-Dlog4j2.level=error",
+    # Spark's 1 GB default heap ran out at 20k customers in step 02 (pandas frames sent to the JVM
+    # through Arrow) and the step then hung; a cluster's driver sets its own in `engine.spark_conf`.
+    "spark.driver.memory": "4g",
 }
 
 
