@@ -85,7 +85,10 @@ def test_no_module_imports_a_later_step() -> None:
 def test_layering_rule_catches_later_steps_demo_and_core_importing_steps() -> None:
     planted = {
         "helpers.lifecycle.stages": {
-            "helpers.strategy.migration", "helpers.features.clv", "helpers.demo.truth", "helpers.core.runs",
+            "helpers.strategy.migration",
+            "helpers.features.clv",
+            "helpers.demo.truth",
+            "helpers.core.runs",
         },
         "helpers.features.build": {"helpers.demo.world"},
         "helpers.core.runs": {"helpers.identity.merge"},
@@ -109,7 +112,7 @@ def test_import_graph_has_no_cycles() -> None:
         state[node] = "open"
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join([*trail[trail.index(target):], target]))
+                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
             elif target not in state:
                 visit(target, [*trail, target])
         state[node] = "done"
