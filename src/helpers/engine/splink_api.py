@@ -74,18 +74,16 @@ def trained_linker(
     model moves over."""
     from splink.backends.duckdb import DuckDBAPI
 
-    if isinstance(engine, DuckDBEngine):
-        sampler = Linker(
-            DuckDBAPI(connection=engine.connection).register(frame), model, log_level=logging.ERROR
-        )
+    def sampled(duck: DuckDBEngine) -> Linker:
+        database = DuckDBAPI(connection=duck.connection).register(frame)
+        sampler = Linker(database, model, log_level=logging.ERROR)
         sampler.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
         return sampler
+
+    if isinstance(engine, DuckDBEngine):
+        return sampled(engine)
     with DuckDBEngine(memory_limit=memory_limit, spill_prefix="splink-u-") as duck:
-        sampler = Linker(
-            DuckDBAPI(connection=duck.connection).register(frame), model, log_level=logging.ERROR
-        )
-        sampler.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-        trained = sampler.misc.save_model_to_json()
+        trained = sampled(duck).misc.save_model_to_json()
     return Linker(database_api(engine).register(table), model_for(engine, trained), log_level=logging.ERROR)
 
 
