@@ -23,7 +23,7 @@ from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import run_step
 from helpers.identity.events import TRACE_COLUMNS, _placeholder, check_row_trace, register_events
-from helpers.identity.merge import AUDIT_STEP, IdentityResult, write_row_trace
+from helpers.identity.merge import AUDIT_STEP, IdentityResult, write_plain
 
 CONFIG = {
     "run": {"seed": 42, "reference_date": "2026-06-30"},
@@ -241,7 +241,7 @@ def test_how_each_call_was_resolved(result: IdentityResult) -> None:
     assert rules["K33"] == rules["K34"] == "identifier, other name"
 
 
-def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) -> None:
+def test_unmatched_identifiers_become_one_customer_each(run_dir: Path, result: IdentityResult) -> None:
     events = result.crosswalk[result.crosswalk["source_system"] == "event"]
     assert sorted(events["source_record_id"]) == [
         "email:new.buyer@163.com",
@@ -256,8 +256,18 @@ def test_unmatched_identifiers_become_one_customer_each(result: IdentityResult) 
     wife = expected_customer(result, "event:landline:+86-21-65529999/fang lin")
     assert golden.loc[wife, "full_name"] == "林芳" and wife != expected_customer(result, "crm:F1")
     assert set(golden.index) == set(result.crosswalk["customer_id"])
-    # The placeholder without a holder made nobody.
-    assert not result.identifiers["identifier_value"].eq("+8613700000000").any()
+    # run_step writes the identifiers without keeping them: the event customers' are in the file, in
+    # customer order with everyone else's; the placeholder without a holder made nobody.
+    assert result.identifiers.empty
+    identifiers = pd.read_parquet(artifact_path(run_dir, "02_identity_merge/identifiers"))
+    keys = ["customer_id", "identifier_type", "identifier_value"]
+    assert identifiers[keys].equals(identifiers[keys].sort_values(keys, ignore_index=True))
+    of_caller = identifiers[identifiers["customer_id"] == caller]
+    assert of_caller[["identifier_type", "identifier_value", "suspicious"]].values.tolist() == [
+        ["mobile", "+8613712345678", False]
+    ]
+    assert set(identifiers["customer_id"]) <= set(golden.index)
+    assert not identifiers["identifier_value"].eq("+8613700000000").any()
 
 
 def test_row_trace_lists_every_input_row_once_and_matches_the_ledger(
@@ -323,7 +333,7 @@ def test_row_trace_file_holds_plain_strings_for_every_reader(
         customer_id=pd.Categorical.from_codes([-1, -1, -1], categories=pd.Index([], dtype=object))
     )
     ctx = StepContext(run_dir=tmp_path, step=IDENTITY.name, config={})
-    written = pd.read_parquet(write_row_trace(ctx, nobody))
+    written = pd.read_parquet(write_plain(ctx, "row_trace", nobody))
     assert written["customer_id"].dtype == "string" and written["customer_id"].isna().all()
     assert written["file"].tolist() == nobody["file"].astype(str).tolist()
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def method_fingerprint(settings: object, seed: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def unchanged_records(tables: dict[str, pd.DataFrame], previous_run: Path) -> pd.DataFrame:
+def unchanged_records(tables: Mapping[str, pd.DataFrame], previous_run: Path) -> pd.DataFrame:
     """`source_system, source_record_id` of the clean identity records (`tables` by source system)
     whose every column (those both runs have, but `source_row`) equals the previous run's."""
     parts = [pd.DataFrame({key: pd.Series(dtype=str) for key in KEY})]

@@ -22,6 +22,9 @@ Pipeline:
 7. `run_step` carries the ids of the previous run over (`helpers.identity.history`, config
    `identity.previous_run`): unchanged customers keep their ids, merges keep the oldest and
    retire the others, split parts get new ids; `id_history` records every retirement and split.
+   It writes each large output once it is final and keeps little of it (a million customers fit in
+   under 5 GB): golden records after the events are resolved and the ids carried over, the identifier
+   table straight from the engine to Parquet, the row trace last, once the merge's frames are gone.
 """
 
 from __future__ import annotations
@@ -49,9 +52,8 @@ from helpers.core.normalize import (
     normalize_name,
 )
 from helpers.core.settings import EngineSettings, IdentitySettings
-from helpers.engine.base import SqlEngine, connect_engine
+from helpers.engine.base import SqlEngine, connect_engine, load_query
 from helpers.identity.events import (
-    TRACE_COLUMNS,
     check_row_trace,
     read_clean,
     resolution_columns,
@@ -59,6 +61,7 @@ from helpers.identity.events import (
     row_trace,
     trace_files,
 )
+from helpers.identity.golden import build_golden
 from helpers.identity.history import (
     KEY,
     PreviousIdentity,
@@ -148,8 +151,9 @@ MAX_RECORDS_PER_IDENTIFIER = 50
 # DuckDB memory for the identifier queries (DuckDB's default is 80 % of the machine's memory); beyond it
 # DuckDB spills to a temporary folder of its own, as Splink scoring does (`SPLINK_MEMORY_LIMIT`).
 MERGE_MEMORY_LIMIT = "1GB"
-# Rows of `row_trace` converted to plain strings and written at a time (the frame itself is categorical).
-TRACE_WRITE_ROWS = 1_000_000
+# Rows converted to plain columns and written at a time (`write_plain`: `row_trace` is categorical,
+# golden records' text Arrow-backed).
+WRITE_ROWS = 1_000_000
 
 
 class IdentityInputError(ValueError):
@@ -169,10 +173,11 @@ def merge_engine(engine_settings: EngineSettings | None = None) -> SqlEngine:
 class IdentityResult:
     """Everything the identity step produces."""
 
-    records: pd.DataFrame  # `run_step` keeps only `customer_id` once golden records and events are done
+    # `run_step` keeps only `customer_id` once golden records and events are done (event records appended)
+    records: pd.DataFrame
     crosswalk: pd.DataFrame
-    golden: pd.DataFrame
-    identifiers: pd.DataFrame
+    golden: pd.DataFrame  # text Arrow-backed (`helpers.identity.golden.GOLDEN_DTYPES`)
+    identifiers: pd.DataFrame  # `run_step` writes it straight from the engine and keeps none of its rows
     suspicious_identifiers: pd.DataFrame
     review_pairs: pd.DataFrame
     merge_summary: pd.DataFrame
@@ -190,11 +195,16 @@ class IdentityResult:
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
+def merge_columns(system: str) -> list[str]:
+    """The columns of a clean identity table the merge needs (`OPTIONAL_SOURCES` not among them)."""
+    needed = ["source_system", "source_record_id", *FIELD_SOURCES[system].values(), *PHONE_COLUMNS[system]]
+    needed += [column for ref_system, column, _ in REFERENCE_COLUMNS if ref_system == system]
+    return list(dict.fromkeys(needed))
+
+
 def _check_table(system: str, frame: pd.DataFrame) -> None:
     table = SYSTEM_TABLES[system]
-    needed = {"source_system", "source_record_id", *FIELD_SOURCES[system].values(), *PHONE_COLUMNS[system]}
-    needed |= {column for ref_system, column, _ in REFERENCE_COLUMNS if ref_system == system}
-    missing = sorted(needed - set(frame.columns))
+    missing = sorted(set(merge_columns(system)) - set(frame.columns))
     if missing:
         raise IdentityInputError(f"clean_{table} lacks columns {missing} (has {sorted(frame.columns)})")
     # Messages name columns and 1-based row numbers only, never the values (names, phones, ids).
@@ -411,6 +421,28 @@ def link_records(
 ) -> IdentityResult:
     """`merge_identities` on the records and identifiers of `merge_inputs` (`started`: the
     `time.perf_counter()` the deterministic stage's seconds count from, by default now)."""
+    result = link_customers(records, identifiers, settings, seed, keep, started, engine_settings)
+    clock = time.perf_counter()
+    result.golden = build_golden(records)
+    result.identifiers = _identifier_table(
+        identifiers, records, result.suspicious_identifiers, engine_settings
+    )
+    result.stats["seconds_outputs"] = round(result.stats["seconds_outputs"] + time.perf_counter() - clock, 1)
+    return result
+
+
+def link_customers(
+    records: pd.DataFrame,
+    identifiers: pd.DataFrame,
+    settings: IdentitySettings,
+    seed: int,
+    keep: pd.DataFrame | None = None,
+    started: float | None = None,
+    engine_settings: EngineSettings | None = None,
+) -> IdentityResult:
+    """`link_records` without its golden records and identifier table (left empty): the customer of
+    every record (crosswalk, `records` given their `customer_id` in place), review pairs and summary.
+    `run_step` builds the golden records and identifiers once the events are resolved and the ids final."""
     _check_settings(settings)
     method, match_threshold = settings.method, settings.match_threshold
     clock = time.perf_counter() if started is None else started
@@ -501,16 +533,12 @@ def link_records(
     stats["customers"] = int(crosswalk["customer_id"].nunique())
     records["customer_id"] = crosswalk["customer_id"].to_numpy()  # in place: no copy of every record
     records["deterministic_cluster"] = deterministic_labels
-
-    from helpers.identity.golden import build_golden
-
-    golden = build_golden(records)
-    identifier_table = _identifier_table(identifiers, records, suspicious, engine_settings)
     review = _review_pairs(records, edges, refused, scored, match_threshold, settings.review_sample, seed)
     summary = merge_summary(crosswalk)
     stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
+    empty = pd.DataFrame()
     return IdentityResult(
-        records, crosswalk, golden, identifier_table, suspicious, review, summary, scored, stats, identifiers
+        records, crosswalk, empty, empty, suspicious, review, summary, scored, stats, identifiers
     )
 
 
@@ -604,15 +632,42 @@ def _identifier_table(
     engine_settings: EngineSettings | None = None,
 ) -> pd.DataFrame:
     """`customer_id, identifier_type, identifier_value, suspicious`, one row per customer and identifier."""
-    customers = pd.DataFrame(
-        {"record_index": np.arange(len(records)), "customer_id": records["customer_id"].to_numpy()}
-    )
     with merge_engine(engine_settings) as engine:
-        engine.register("identifiers", identifiers)
-        engine.register("customers", customers)
-        engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
-        names = ("identifiers", "customers", "suspicious")
-        return engine.run("identity", "identifier_table", tables={name: name for name in names})
+        tables = _register_identifier_inputs(engine, identifiers, records["customer_id"], suspicious)
+        return engine.run("identity", "identifier_table", tables=tables)
+
+
+def write_identifier_table(
+    ctx: StepContext,
+    identifiers: pd.DataFrame,
+    customers: pd.Series,
+    suspicious: pd.DataFrame,
+    engine_settings: EngineSettings | None = None,
+) -> Path:
+    """Write the `identifiers` artifact (`_identifier_table`; `customers`: the customer of each record
+    index) from the engine straight to Parquet, atomically: the table never becomes a frame (~0.8 GB at
+    a million customers)."""
+    path = ctx.path("identifiers.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".parquet.partial")
+    with merge_engine(engine_settings) as engine:
+        tables = _register_identifier_inputs(engine, identifiers, customers, suspicious)
+        engine.write_parquet(load_query("identity", "identifier_table").format(**tables), partial)
+    partial.replace(path)
+    return path
+
+
+def _register_identifier_inputs(
+    engine: SqlEngine, identifiers: pd.DataFrame, customers: pd.Series, suspicious: pd.DataFrame
+) -> dict[str, str]:
+    """Register the identifier table query's inputs on `engine`; returns its `{placeholder: table}`."""
+    engine.register("identifiers", identifiers)
+    engine.register(
+        "customers",
+        pd.DataFrame({"record_index": np.arange(len(customers)), "customer_id": customers.to_numpy()}),
+    )
+    engine.register("suspicious", suspicious[["identifier_type", "identifier_value"]])
+    return {name: name for name in ("identifiers", "customers", "suspicious")}
 
 
 def _review_pairs(
@@ -689,17 +744,22 @@ def in_record_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
-    """The clean identity tables step 01 wrote, keyed by source system."""
-    return {system: ctx.read(AUDIT_STEP, f"clean_{table}") for system, table in SYSTEM_TABLES.items()}
+    """The clean identity tables step 01 wrote, keyed by source system, with only the columns the merge
+    reads (`merge_columns`, `OPTIONAL_SOURCES`; the others, free text such as `notes`, dropped as each
+    table is read)."""
+    tables = {}
+    for system, table in SYSTEM_TABLES.items():
+        frame = ctx.read(AUDIT_STEP, f"clean_{table}")
+        wanted = [*merge_columns(system), *OPTIONAL_SOURCES.get(system, {}).values()]
+        tables[system] = frame[[column for column in frame.columns if column in wanted]]
+    return tables
 
 
 def add_event_customers(result: IdentityResult, new_records: pd.DataFrame) -> None:
-    """Add the customers made from unmatched event identifiers (`event` records) to the crosswalk,
-    golden records, identifiers and merge summary of `result`."""
+    """Add the customers made from unmatched event identifiers (`event` records, `resolve_events`) to the
+    crosswalk and merge summary of `result`."""
     if new_records.empty:
         return
-    from helpers.identity.golden import build_golden
-
     crosswalk = pd.DataFrame(
         {
             "source_system": new_records["source_system"].to_numpy(),
@@ -711,27 +771,17 @@ def add_event_customers(result: IdentityResult, new_records: pd.DataFrame) -> No
         }
     )
     result.crosswalk = pd.concat([result.crosswalk, crosswalk], ignore_index=True)
-    records = new_records.reindex(columns=result.records.columns)
-    result.golden = pd.concat([result.golden, build_golden(records)], ignore_index=True)
-    identifiers = pd.DataFrame(
-        {
-            "customer_id": new_records["customer_id"].to_numpy(),
-            "identifier_type": new_records["identifier_type"].to_numpy(),
-            "identifier_value": new_records["identifier_value"].to_numpy(),
-            "suspicious": False,
-        }
-    )
-    result.identifiers = pd.concat([result.identifiers, identifiers], ignore_index=True)
     result.merge_summary = merge_summary(result.crosswalk)
     result.stats["customers"] = int(result.crosswalk["customer_id"].nunique())
 
 
 def previous_identity(
-    ctx: StepContext, tables: dict[str, pd.DataFrame]
+    ctx: StepContext, systems: list[str]
 ) -> tuple[PreviousIdentity | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """The run whose ids this run carries over (`identity.previous_run`), the clean records unchanged
-    since then, and those records with their previous customer when its links are kept (same
-    identity method and `identity.keep_previous_links`)."""
+    """The run whose ids this run carries over (`identity.previous_run`), the clean records of `systems`
+    unchanged since then (every column compared; the tables read one at a time), and those records with
+    their previous customer when its links are kept (same identity method and
+    `identity.keep_previous_links`)."""
     settings = ctx.settings.identity
     method = method_fingerprint(settings, ctx.seed)
     ctx.record(method_fingerprint=method)
@@ -739,6 +789,7 @@ def previous_identity(
     if previous_dir is None:
         return None, None, None
     previous = read_previous_identity(previous_dir)
+    tables = _AuditTables(ctx, "clean_", {system: SYSTEM_TABLES[system] for system in systems}, None)
     unchanged = unchanged_records(tables, previous_dir)
     keep = None
     if settings.keep_previous_links and previous.method == method:
@@ -790,16 +841,22 @@ def rename_customers(result: IdentityResult, mapping: pd.Series) -> None:
 
 
 class _AuditTables(Mapping[str, pd.DataFrame]):
-    """Step 01's `<prefix><table>` for each of `tables`, read when asked for (one at a time in memory):
-    only those of `columns` the file has, text columns dictionary-encoded (categoricals)."""
+    """Step 01's `<prefix><table>` for each key of `tables` (key -> table name), read when asked for (one
+    at a time in memory): only those of `columns` the file has, text columns dictionary-encoded
+    (categoricals); every column as `ctx.read` reads it when `columns` is None."""
 
-    def __init__(self, ctx: StepContext, prefix: str, tables: list[str], columns: list[str]) -> None:
+    def __init__(
+        self, ctx: StepContext, prefix: str, tables: dict[str, str], columns: list[str] | None
+    ) -> None:
         self.ctx, self.prefix, self.tables, self.columns = ctx, prefix, tables, columns
 
-    def __getitem__(self, table: str) -> pd.DataFrame:
-        if table not in self.tables:
-            raise KeyError(table)
-        path = self.ctx.path(f"{self.prefix}{table}.parquet", AUDIT_STEP)
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        if key not in self.tables:
+            raise KeyError(key)
+        name = f"{self.prefix}{self.tables[key]}"
+        if self.columns is None:
+            return self.ctx.read(AUDIT_STEP, name)
+        path = self.ctx.path(f"{name}.parquet", AUDIT_STEP)
         schema = pq.read_schema(path)
         columns = [c for c in self.columns if c in schema.names]
         text = [c for c in columns if pa.types.is_string(schema.field(c).type)]
@@ -818,32 +875,35 @@ def _row_trace(ctx: StepContext, crosswalk: pd.DataFrame, resolution: pd.DataFra
     The clean and quarantine tables are read one at a time, with only the columns that link a row."""
     files = trace_files(ctx.settings.data)
     keys = ["source_row", "source_record_id", "cti_id", "source_system", "source_customer_id"]
-    clean = _AuditTables(ctx, "clean_", list(files), keys)
-    quarantine = _AuditTables(ctx, "quarantine_", list(files), ["source_row", "reason"])
+    clean = _AuditTables(ctx, "clean_", {table: table for table in files}, keys)
+    quarantine = _AuditTables(ctx, "quarantine_", {table: table for table in files}, ["source_row", "reason"])
     trace = row_trace(files, clean, quarantine, crosswalk, resolution)
     check_row_trace(trace, ctx.read(AUDIT_STEP, "ledger"))
     return trace
 
 
-def write_row_trace(ctx: StepContext, trace: pd.DataFrame) -> Path:
-    """Write `row_trace`, `TRACE_WRITE_ROWS` rows at a time, atomically like `StepContext.write`.
+def write_plain(ctx: StepContext, name: str, frame: pd.DataFrame) -> Path:
+    """Write artifact `name` as `ctx.write` would write `frame` with plain columns (categoricals and
+    Arrow-backed text as `string`), `WRITE_ROWS` rows at a time, atomically.
 
     Categorical columns go to Parquet as Arrow dictionaries (no decoded copy); the file's Arrow schema
-    is left out and the pandas metadata is the string frame's, so the artifact reads back, in pandas,
-    pyarrow and DuckDB alike, as the plain string columns readers know."""
+    is left out and the pandas metadata is the plain frame's, so the artifact reads back, in pandas,
+    pyarrow and DuckDB alike, as the plain columns readers know."""
     plain = pa.Schema.from_pandas(
-        pd.DataFrame({c: pd.Series(dtype="int64" if c == "row_no" else "string") for c in TRACE_COLUMNS}),
+        pd.DataFrame(
+            {column: pd.Series(dtype=_plain_dtype(dtype)) for column, dtype in frame.dtypes.items()}
+        ),
         preserve_index=False,
     )
-    path = ctx.path("row_trace.parquet")
+    path = ctx.path(f"{name}.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".parquet.partial")
     writer: pq.ParquetWriter | None = None
     try:
-        for start in range(0, max(len(trace), 1), TRACE_WRITE_ROWS):
-            part = trace.iloc[start : start + TRACE_WRITE_ROWS]
+        for start in range(0, max(len(frame), 1), WRITE_ROWS):
+            part = frame.iloc[start : start + WRITE_ROWS]
             table = pa.Table.from_arrays(
-                [_trace_array(part[c], plain.field(c).type) for c in TRACE_COLUMNS], names=TRACE_COLUMNS
+                [_plain_array(part[field.name], field.type) for field in plain], names=plain.names
             )
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema, store_schema=False)
@@ -856,10 +916,13 @@ def write_row_trace(ctx: StepContext, trace: pd.DataFrame) -> Path:
     return path
 
 
-def _trace_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
-    """A `row_trace` column in Arrow: `kind` (int64 or string), a dictionary of strings when categorical."""
-    if pa.types.is_integer(kind):
-        return pa.array(values.astype("int64").to_numpy(), type=kind)
+def _plain_dtype(dtype: Any) -> Any:
+    """The dtype a column of `dtype` is written as: text for categoricals and Arrow-backed text."""
+    return "string" if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype) else dtype
+
+
+def _plain_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    """A column in Arrow as `kind`; a dictionary of `kind` values when categorical."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         array = pa.array(values, from_pandas=True)
         return array.cast(pa.dictionary(array.type.index_type, kind))
@@ -890,7 +953,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     tables = {system: frame for system, frame in tables.items() if not frame.empty}
     for system in tables:  # one table at a time, so the merge keeps no second copy of them
         tables[system] = in_record_order(tables[system])
-    previous, unchanged, keep = previous_identity(ctx, tables)
+    previous, unchanged, keep = previous_identity(ctx, list(tables))
     _check_settings(ctx.settings.identity)
     clock = time.perf_counter()
     records, identifiers = merge_inputs(tables)
@@ -898,7 +961,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     # anything (1.8 GB at a million customers).
     keys = {system: frame[["source_record_id"]] for system, frame in tables.items()}
     del tables
-    result = link_records(
+    result = link_customers(
         records,
         identifiers,
         ctx.settings.identity,
@@ -907,42 +970,54 @@ def run_step(ctx: StepContext) -> IdentityResult:
         started=clock,
         engine_settings=ctx.settings.engine,
     )
-    del records, identifiers
+    del identifiers
     check_crosswalk(result.crosswalk, keys)
     del keys
     keyed = [t for t, entry in ctx.settings.data.tables.items() if entry.key_by != "record"]
     events = {table: read_clean(ctx, table, resolution_columns(table)) for table in keyed}
     resolution, new_records = resolve_events(
         events,
-        result.records,
+        records,
         result.record_identifiers,
         result.suspicious_identifiers,
         ctx.settings.data,
         ctx.settings.identity.max_people_per_identifier,
     )
     del events
-    result.record_identifiers = result.record_identifiers.iloc[:0]  # millions of rows at a million customers
     add_event_customers(result, new_records)
-    # Golden records are built: later stages need only the customers of the records (the whole frame is
-    # ~3 GB at a million customers).
-    result.records = result.records[["customer_id"]]
     result.event_customers = resolution
+    clock = time.perf_counter()
+    result.golden = pd.concat(
+        [build_golden(records), build_golden(new_records.reindex(columns=records.columns))], ignore_index=True
+    )
+    result.stats["seconds_golden"] = round(time.perf_counter() - clock, 1)
+    # Event records follow the merged ones: the customer of every record index the identifiers use.
+    result.records = pd.concat(
+        [records["customer_id"], new_records["customer_id"].astype(object)], ignore_index=True
+    ).to_frame()
+    event_identifiers = new_records[["identifier_type", "identifier_value"]].assign(
+        record_index=np.arange(len(records), len(result.records))
+    )
+    del records  # every record's fields (~3 GB at a million customers)
     keep_previous_ids(ctx, result, previous, unchanged)
-    release_freed_memory()  # ~1.3 GB of freed frames at a million customers, before the row trace's peak
-    result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
-    result.stats["events_keyed_by_identifier"] = len(resolution)
-    result.stats["events_resolved_by"] = {
-        str(rule): int(n) for rule, n in resolution["resolved_by"].value_counts().sort_index().items()
-    }
-    result.stats["event_customers_created"] = len(new_records)
     if not result.golden["customer_id"].is_unique:
         raise AssertionError("golden records repeat a customer_id")
     if set(result.golden["customer_id"]) != set(result.crosswalk["customer_id"]):
         raise AssertionError("golden records and crosswalk have different customers")
+    write_plain(ctx, "golden", result.golden)
+    clock = time.perf_counter()
+    identifiers = result.record_identifiers
+    if len(event_identifiers):
+        identifiers = pd.concat([identifiers, event_identifiers], ignore_index=True)
+    write_identifier_table(
+        ctx, identifiers, result.records["customer_id"], result.suspicious_identifiers, ctx.settings.engine
+    )
+    # Written, not kept: millions of rows at a million customers (read `identifiers` back when needed).
+    result.identifiers = result.record_identifiers = identifiers.iloc[:0]
+    del identifiers
+    result.stats["seconds_identifier_table"] = round(time.perf_counter() - clock, 1)
     for name in (
         "crosswalk",
-        "golden",
-        "identifiers",
         "suspicious_identifiers",
         "review_pairs",
         "merge_summary",
@@ -950,7 +1025,14 @@ def run_step(ctx: StepContext) -> IdentityResult:
         "id_history",
     ):
         ctx.write(name, getattr(result, name))
-    write_row_trace(ctx, result.row_trace)
+    release_freed_memory()  # freed frames go back to the OS before the row trace's peak
+    result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
+    result.stats["events_keyed_by_identifier"] = len(resolution)
+    result.stats["events_resolved_by"] = {
+        str(rule): int(n) for rule, n in resolution["resolved_by"].value_counts().sort_index().items()
+    }
+    result.stats["event_customers_created"] = len(new_records)
+    write_plain(ctx, "row_trace", result.row_trace)
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
     result.stats["empty_tables"] = empty
     ctx.record(**result.stats)
@@ -997,23 +1079,27 @@ def merge_sources(crosswalk: pd.DataFrame) -> pd.DataFrame:
     return table.astype({"source_system": str, "match_method": str})
 
 
-def check_crosswalk(crosswalk: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> None:
-    """Every clean source record appears exactly once and no record is invented."""
-    keys = crosswalk[["source_system", "source_record_id"]]
-    if keys.duplicated().any():
-        raise AssertionError(f"crosswalk repeats records in rows {_rows(keys.duplicated())}")
-    expected = pd.concat(
-        [
-            pd.DataFrame({"source_system": s, "source_record_id": t["source_record_id"].astype(str)})
-            for s, t in tables.items()
-        ]
-    )
-    merged = expected.merge(keys, how="outer", indicator=True)
-    if (merged["_merge"] != "both").any():
-        differ = merged[merged["_merge"] != "both"]
+def check_crosswalk(crosswalk: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Every clean source record appears exactly once and no record is invented (record keys compared
+    as text, one source system at a time)."""
+    system_codes, systems = pd.factorize(crosswalk["source_system"].astype(str))
+    ids = crosswalk["source_record_id"].astype(str).to_numpy()
+    repeated = np.zeros(len(crosswalk), dtype=bool)
+    differ: dict[str, int] = {}
+    for system in sorted({*systems, *tables}):
+        rows = np.flatnonzero(system_codes == systems.get_loc(system)) if system in systems else []
+        claimed = pd.Index(ids[rows])
+        repeated[rows] = claimed.duplicated()
+        table = tables[system]["source_record_id"].astype(str) if system in tables else []
+        expected = pd.Index(table)
+        missing = int((~expected.isin(claimed)).sum()) + int((~claimed.isin(expected)).sum())
+        if missing:
+            differ[system] = missing
+    if repeated.any():
+        raise AssertionError(f"crosswalk repeats records in rows {_rows(pd.Series(repeated))}")
+    if differ:
         raise AssertionError(
-            f"crosswalk and clean tables differ in {len(differ)} records of "
-            f"{sorted(differ['source_system'].unique())}"
+            f"crosswalk and clean tables differ in {sum(differ.values())} records of {sorted(differ)}"
         )
     if crosswalk["customer_id"].isna().any():
         raise AssertionError("crosswalk has records without customer_id")
