@@ -107,3 +107,60 @@ def test_linking_prepared_inputs_is_merging_the_tables() -> None:
     for name in ("crosswalk", "golden", "identifiers", "suspicious_identifiers", "merge_summary"):
         pd.testing.assert_frame_equal(getattr(split, name), getattr(whole, name))
     assert whole.crosswalk["customer_id"].nunique() == 3  # 王伟 and Li Na each linked across systems
+
+
+def _oracle_winner(rows: pd.DataFrame, column: str, rule: str, sources: tuple[str, ...]) -> tuple:
+    """(value, system) of one customer's winning record by the rule's definition, row by row."""
+    candidates = [
+        (position, row)
+        for position, row in enumerate(rows.itertuples(index=False))
+        if row.source_system in sources
+        and pd.notna(getattr(row, column))
+        and (not isinstance(getattr(row, column), str) or getattr(row, column).strip())
+    ]
+    if not candidates:
+        return None, None
+    counts = pd.Series([getattr(row, column) for _, row in candidates]).value_counts()
+
+    def key(item: tuple) -> tuple:
+        position, row = item
+        # Most recent first, unknown times last; ties keep the record order.
+        recency = (pd.isna(row.seen_at), -row.seen_at.value if pd.notna(row.seen_at) else 0)
+        rank = sources.index(row.source_system)
+        if rule == "priority":
+            return (rank, *recency, position)
+        if rule == "recent":
+            return (*recency, rank, position)
+        return (-counts[getattr(row, column)], rank, *recency, position)
+
+    _, best = min(candidates, key=key)
+    return getattr(best, column), best.source_system
+
+
+def test_every_rule_picks_what_its_definition_picks_on_random_records() -> None:
+    """Ties, blank text, unknown times and systems that are no source of an attribute, on 600 random
+    records of 80 customers: each attribute's winner and lineage are the row-by-row definition's."""
+    rng = np.random.default_rng(3)
+    n = 600
+    systems = np.array(["crm", "loyalty", "shop", "cti", "event"], dtype=object)
+    text = np.array(["王伟", "李娜", " ", "", None, "Wang Wei"], dtype=object)
+    seen = pd.to_datetime(rng.choice(["2021-01-01", "2022-06-01", "2023-03-01", None], n))
+    rows = [
+        {"customer_id": f"C{rng.integers(80):02d}", "source_system": rng.choice(systems), "seen_at": seen[i],
+         "name": rng.choice(text), "gender": rng.choice(np.array(["M", "F", None], dtype=object)),
+         "birth_date": rng.choice(["1980-01-02", "1990-05-06", None]), "mobile": rng.choice(text),
+         "city": rng.choice(np.array(["北京", "上海", "  ", None], dtype=object)),
+         "loyalty_tier": rng.choice(np.array(["gold", "silver", None], dtype=object))}
+        for i in range(n)
+    ]  # fmt: skip
+    frame = records(rows)
+    golden = build_golden(frame).set_index("customer_id")
+    for attribute in ("full_name", "gender", "birth_date", "mobile", "city", "loyalty_tier"):
+        rule, sources = GOLDEN_RULES[attribute]
+        column = "name" if attribute == "full_name" else attribute
+        for customer, own in frame.groupby("customer_id", sort=False):
+            value, system = _oracle_winner(own, column, rule, sources)
+            lineage = json.loads(golden.loc[customer, "lineage"])
+            assert lineage.get(attribute) == system, (attribute, customer)
+            got = golden.loc[customer, attribute]
+            assert (pd.isna(got) and value is None) or got == value, (attribute, customer, got, value)

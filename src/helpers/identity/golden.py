@@ -41,6 +41,8 @@ GOLDEN_RULES: dict[str, tuple[Rule, tuple[str, ...]]] = {
 }
 # The record field each golden attribute comes from (same name unless listed).
 _FIELD = {"full_name": "name"}
+# The record columns `build_golden` reads.
+GOLDEN_INPUTS = ["customer_id", "source_system", "seen_at", *(_FIELD.get(a, a) for a in GOLDEN_RULES)]
 _TEXT = ("customer_id", "full_name", "gender", "mobile", "email", "province", "city", "customer_type",
          "company_name", "industry", "primary_device", "loyalty_tier", "lineage")  # fmt: skip
 # Text is Arrow-backed (a fifth of Python strings' memory: ~1 GB less at a million customers); it is
@@ -68,54 +70,67 @@ GOLDEN_COLUMNS = [
 
 
 def _winners(
-    records: pd.DataFrame, customer_code: np.ndarray, attribute: str, rule: Rule, systems: tuple[str, ...]
-) -> pd.DataFrame:
-    """customer_code, value, source_system of the winning record of each customer for one attribute.
+    records: pd.DataFrame,
+    customer_code: np.ndarray,
+    seen_last: np.ndarray,
+    system_rank: np.ndarray,
+    attribute: str,
+    rule: Rule,
+) -> np.ndarray:
+    """Positions in `records` of each customer's winning record for one attribute, in customer code order
+    (customers without a non-empty value have none).
 
-    `customer_code` is an integer per record's customer_id (sorting on it is faster).
+    `customer_code` is an integer per record's customer_id, `seen_last` orders records most recent first
+    (unknown times last), `system_rank` is each record's place in the attribute's source order (-1: not a
+    source of it). Ties keep the record order.
     """
-    column = _FIELD.get(attribute, attribute)
-    allowed = records["source_system"].isin(systems).to_numpy()
-    candidates = records.loc[allowed, ["customer_id", "source_system", "seen_at", column]]
-    candidates = candidates.rename(columns={column: "value"})
-    candidates.insert(1, "customer_code", customer_code[allowed])
-    values = candidates["value"]
-    empty = values.isna().to_numpy()
+    values = records[_FIELD.get(attribute, attribute)]
+    candidate = (system_rank >= 0) & values.notna().to_numpy()
+    rows = np.flatnonzero(candidate)
     if values.dtype == object or isinstance(values.dtype, pd.StringDtype):  # blank text is empty too
-        text = values.to_numpy(dtype=object)[~empty]
-        empty[~empty] = np.fromiter((not str(v).strip() for v in text), dtype=bool, count=len(text))
-    candidates = candidates[~empty]
-    candidates = candidates.assign(
-        priority=candidates["source_system"].map({s: i for i, s in enumerate(systems)})
-    )
+        value_code, distinct = pd.factorize(values.to_numpy(dtype=object)[rows])
+        blank = np.fromiter((not str(v).strip() for v in distinct), dtype=bool, count=len(distinct))
+        rows, value_code = rows[~blank[value_code]], value_code[~blank[value_code]]
+    code, rank, seen = customer_code[rows], system_rank[rows], seen_last[rows]
     if rule == "priority":
-        order, ascending = ["customer_code", "priority", "seen_at"], [True, True, False]
+        order = np.lexsort((seen, rank, code))
     elif rule == "recent":
-        order, ascending = ["customer_code", "seen_at", "priority"], [True, False, True]
+        order = np.lexsort((rank, seen, code))
     else:
-        counts = candidates.groupby(["customer_code", "value"])["value"].transform("size")
-        candidates = candidates.assign(count=counts)
-        order, ascending = ["customer_code", "count", "priority", "seen_at"], [True, False, True, False]
-    best = candidates.sort_values(order, ascending=ascending, kind="stable").drop_duplicates("customer_code")
-    return best[["customer_code", "value", "source_system"]].reset_index(drop=True)
+        if not isinstance(values.dtype, pd.StringDtype) and values.dtype != object:
+            value_code = pd.factorize(values.to_numpy()[rows])[0]
+        pair = pd.factorize(code.astype(np.int64) * (int(value_code.max(initial=0)) + 1) + value_code)[0]
+        count = np.bincount(pair)[pair]
+        order = np.lexsort((seen, rank, -count, code))
+    ordered = code[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return rows[order[first]]
 
 
 def build_golden(records: pd.DataFrame) -> pd.DataFrame:
-    """One golden row per `customer_id` of `records` (the unified records with `customer_id`)."""
+    """One golden row per `customer_id` of `records` (the unified records with `customer_id`; only
+    `GOLDEN_INPUTS` are read)."""
     # Customers coded in customer_id order (the golden row order); the records themselves are not copied.
     customer_code, customers = pd.factorize(records["customer_id"], sort=True)
     golden = records.groupby(customer_code).agg(
-        first_seen_at=("seen_at", "min"), n_source_records=("record_key", "size")
+        first_seen_at=("seen_at", "min"), n_source_records=("seen_at", "size")
     )
     golden.index = pd.Index(customers, name="customer_id")
+    seen_at = pd.to_datetime(records["seen_at"])
+    seen_last = np.where(seen_at.isna(), np.iinfo(np.int64).max, -seen_at.to_numpy().view(np.int64))
+    system_code, system_names = pd.factorize(records["source_system"])
+    systems = records["source_system"].to_numpy(dtype=object)
     lineage: dict[str, pd.Series] = {}
-    for attribute, (rule, systems) in GOLDEN_RULES.items():
-        winners = _winners(records, customer_code, attribute, rule, systems)
-        position = np.full(len(golden), -1, dtype=np.int64)  # each customer's winner row, -1: none
-        position[winners["customer_code"].to_numpy()] = np.arange(len(winners))
-        placed = winners.reindex(position).set_axis(golden.index)
-        golden[attribute] = placed["value"]
-        lineage[attribute] = placed["source_system"]
+    for attribute, (rule, sources) in GOLDEN_RULES.items():
+        # The attribute's source order per system code; the appended -1 is the code of a missing system.
+        rank = np.array([*(sources.index(s) if s in sources else -1 for s in system_names), -1])
+        rows = _winners(records, customer_code, seen_last, rank[system_code], attribute, rule)
+        position = np.full(len(golden), -1, dtype=np.int64)  # each customer's winner, -1: none
+        position[customer_code[rows]] = np.arange(len(rows))
+        value = records[_FIELD.get(attribute, attribute)].iloc[rows].reset_index(drop=True)
+        golden[attribute] = value.reindex(position).set_axis(golden.index)
+        lineage[attribute] = pd.Series(systems[rows]).reindex(position).set_axis(golden.index)
     # Customers known only outside the CRM are consumers.
     lineage["customer_type"] = lineage["customer_type"].fillna("default")
     golden["customer_type"] = golden["customer_type"].fillna("consumer")
