@@ -129,12 +129,14 @@ def build_golden(records: pd.DataFrame) -> pd.DataFrame:
         position = np.full(len(golden), -1, dtype=np.int64)  # each customer's winner, -1: none
         position[customer_code[rows]] = np.arange(len(rows))
         value = records[_FIELD.get(attribute, attribute)].iloc[rows].reset_index(drop=True)
-        golden[attribute] = value.reindex(position).set_axis(golden.index)
+        value = value.reindex(position).set_axis(golden.index)
+        if attribute == "city":
+            golden["city_tier"] = city_tier(value)
+        elif attribute == "customer_type":  # customers known only outside the CRM are consumers
+            value = value.fillna("consumer")
+        golden[attribute] = value.astype(GOLDEN_DTYPES[attribute])  # each in its final type at once
         lineage[attribute] = pd.Series(systems[rows]).reindex(position).set_axis(golden.index)
-    # Customers known only outside the CRM are consumers.
     lineage["customer_type"] = lineage["customer_type"].fillna("default")
-    golden["customer_type"] = golden["customer_type"].fillna("consumer")
-    golden["city_tier"] = city_tier(golden["city"])
     # Few distinct winner patterns: one JSON text per pattern, then looked up per customer.
     winners = pd.DataFrame(lineage).fillna("")
     codes = winners.groupby(list(lineage), sort=False).ngroup().to_numpy()
