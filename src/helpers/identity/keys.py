@@ -1,8 +1,10 @@
-"""Shared by the merge and the event resolution: how alike two name keys are, and stable customer ids."""
+"""Shared by the merge, Splink scoring and the event resolution: how alike two name keys are, stable customer
+ids, and text functions evaluated once per distinct value."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import jellyfish
 import numpy as np
@@ -33,3 +35,13 @@ def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
         index=smallest.index,
     )
     return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
+
+
+def on_distinct(function: Callable[[pd.Series], pd.Series], values: pd.Series) -> pd.Series:
+    """`function` (element-wise over a Series of text) of `values`, evaluated once per distinct value:
+    phones, e-mails and names recur across records and systems, and text functions run per row."""
+    codes, distinct = pd.factorize(values)
+    null = pd.Series([None], dtype=values.dtype)
+    once = function(pd.concat([pd.Series(distinct, dtype=values.dtype), null], ignore_index=True))
+    # Null rows (code -1) take what `function` gives for null: the value evaluated last.
+    return once.iloc[np.where(codes < 0, len(distinct), codes)].set_axis(values.index)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ from helpers.identity.history import (
     stable_ids,
     unchanged_records,
 )
-from helpers.identity.keys import customer_ids
+from helpers.identity.keys import customer_ids, on_distinct
 from helpers.identity.rules import (
     IDENTIFIER_STRENGTH,
     deterministic_clusters,
@@ -232,16 +232,6 @@ def _rows(mask: pd.Series, limit: int = 5) -> str:
     return ", ".join(str(int(i) + 1) for i in np.flatnonzero(mask.to_numpy())[:limit])
 
 
-def _on_distinct(function: Callable[[pd.Series], pd.Series], values: pd.Series) -> pd.Series:
-    """`function` (element-wise over a Series of text) of `values`, evaluated once per distinct value:
-    phones and e-mails recur across records and systems, and the normalizers run a regex per row."""
-    codes, distinct = pd.factorize(values)
-    null = pd.Series([None], dtype=values.dtype)
-    once = function(pd.concat([pd.Series(distinct, dtype=values.dtype), null], ignore_index=True))
-    # Null rows (code -1) take what `function` gives for null: the value evaluated last.
-    return once.iloc[np.where(codes < 0, len(distinct), codes)].set_axis(values.index)
-
-
 def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per source record with the fields matching and survivorship use.
 
@@ -269,7 +259,7 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         phones = [frame[column].astype("string") for column in PHONE_COLUMNS[system]]
         mobile = pd.Series(pd.NA, index=frame.index, dtype="string")
         for phone in phones:
-            mobile = mobile.fillna(phone.where(_on_distinct(is_mobile, phone)))
+            mobile = mobile.fillna(phone.where(on_distinct(is_mobile, phone)))
         part["mobile"] = mobile.to_numpy()
         parts.append(part)
     if not parts:
@@ -283,15 +273,15 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     records["name_key"] = normalize_name(records["name"])
     records["birth_date"] = pd.to_datetime(records["birth_date"]).dt.normalize()
     records["seen_at"] = pd.to_datetime(records["seen_at"])
-    gender = _on_distinct(lambda g: g.str.strip().str.upper().str[:1], records["gender"].astype("string"))
+    gender = on_distinct(lambda g: g.str.strip().str.upper().str[:1], records["gender"].astype("string"))
     records["gender"] = gender.where(gender.isin(["M", "F"]), pd.NA)
     records["city_key"] = normalize_city(records["city"])
     email = records["email"].astype("string")
-    placeholder = _on_distinct(is_placeholder_email, email)
-    records["email_key"] = _on_distinct(canonical_email, email).where(~placeholder, pd.NA)
+    placeholder = on_distinct(is_placeholder_email, email)
+    records["email_key"] = on_distinct(canonical_email, email).where(~placeholder, pd.NA)
     mobile = records["mobile"].astype("string")
-    records["mobile"] = mobile.where(~_on_distinct(is_placeholder_phone, mobile), pd.NA)
-    records["mobile_tail"] = _on_distinct(lambda m: m.str[-4:], records["mobile"])
+    records["mobile"] = mobile.where(~on_distinct(is_placeholder_phone, mobile), pd.NA)
+    records["mobile_tail"] = on_distinct(lambda m: m.str[-4:], records["mobile"])
     records.index.name = "record_index"
     return records
 
@@ -313,10 +303,10 @@ def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) ->
             phone = frame[column].astype("string")
             values.append(("phone", phone))
         if "email_norm" in frame:
-            values.append(("email", _on_distinct(canonical_email, frame["email_norm"].astype("string"))))
+            values.append(("email", on_distinct(canonical_email, frame["email_norm"].astype("string"))))
         for ref_system, column, kind in REFERENCE_COLUMNS:
             if ref_system == system:
-                values.append((kind, _on_distinct(lambda v: v.str.strip(), frame[column].astype("string"))))
+                values.append((kind, on_distinct(lambda v: v.str.strip(), frame[column].astype("string"))))
         for kind, value in values:
             part = pd.DataFrame(
                 {"record_index": index, "identifier_type": kind, "identifier_value": value.to_numpy()}
@@ -327,7 +317,7 @@ def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) ->
     phone = identifiers["identifier_type"] == "phone"
     # Two shared strings, not one per phone (np.where's fixed-width text becomes a Python string per row).
     kinds = np.array(["landline", "mobile"], dtype=object)
-    mobile = _on_distinct(is_mobile, identifiers.loc[phone, "identifier_value"]).to_numpy(dtype=bool)
+    mobile = on_distinct(is_mobile, identifiers.loc[phone, "identifier_value"]).to_numpy(dtype=bool)
     identifiers.loc[phone, "identifier_type"] = kinds[mobile.astype(np.int8)]
     return identifiers.drop_duplicates().reset_index(drop=True)
 
@@ -351,8 +341,8 @@ def find_suspicious_identifiers(
     value, kind = identifiers["identifier_value"], identifiers["identifier_type"]
     placeholder = np.zeros(len(identifiers), dtype=bool)
     phones, emails = kind.isin(["mobile", "landline"]).to_numpy(), (kind == "email").to_numpy()
-    placeholder[phones] = _on_distinct(is_placeholder_phone, value[phones]).to_numpy()
-    placeholder[emails] = _on_distinct(is_placeholder_email, value[emails]).to_numpy()
+    placeholder[phones] = on_distinct(is_placeholder_phone, value[phones]).to_numpy()
+    placeholder[emails] = on_distinct(is_placeholder_email, value[emails]).to_numpy()
     keys = ["identifier_type", "identifier_value"]
     # Records per placeholder (the query counts only identifiers of several records).
     placeholders = identifiers.loc[placeholder, keys].value_counts(sort=False).rename("placeholder_records")

@@ -29,6 +29,7 @@ import pandas as pd
 from helpers.core.settings import EngineSettings
 from helpers.engine.base import SqlEngine, connect_engine
 from helpers.engine.splink_api import trained_linker
+from helpers.identity.keys import on_distinct
 
 MODEL_COLUMNS = [
     "record_index",
@@ -212,15 +213,14 @@ def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         return pd.Series(pd.NA, index=records.index, dtype=ARROW_STRING)
 
     name_key = text(records["name_key"])
-    tokens = records["name_key"].astype("string").str.split(" ")
+    names = records["name_key"].astype("string")
     # A one-token name has no separate first and last token to block on.
-    single = (tokens.str.len() < 2).fillna(True).to_numpy()
-    name_first, name_last = text(tokens.str[0]), text(tokens.str[-1])
-    del tokens
-    name_first[single], name_last[single] = pd.NA, pd.NA
-    local = records["email_key"].astype("string").str.split("@").str[0]
+    name_first = text(on_distinct(lambda n: n.where(n.str.count(" ") > 0).str.split(" ").str[0], names))
+    name_last = text(on_distinct(lambda n: n.where(n.str.count(" ") > 0).str.split(" ").str[-1], names))
+    del names
+    local = on_distinct(lambda e: e.str.split("@").str[0], records["email_key"].astype("string"))
     # A QQ number or other digit run people reuse across providers: "wangqin1551327", "1551327".
-    email_handle = text(local.str.extract(r"(\d{5,})$", expand=False))
+    email_handle = text(on_distinct(lambda e: e.str.extract(r"(\d{5,})$", expand=False), local))
     email_local = text(local)
     del local
     counts = name_key.map(name_key.value_counts())
@@ -243,15 +243,23 @@ def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
             "email_handle": email_handle,
             "address_key": empty()
             if address is None
-            else text(
-                address.astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
-            ),
+            else text(on_distinct(_address_key, address.astype("string"))),
             "postcode": empty()
             if postcode is None
-            else text(postcode.astype("string").str.replace(r"\D", "", regex=True).replace("", pd.NA)),
+            else text(on_distinct(_digits, postcode.astype("string"))),
         }
     )
     return frame[MODEL_COLUMNS].reset_index(drop=True)
+
+
+def _address_key(addresses: pd.Series) -> pd.Series:
+    """Addresses lower-case, letters and digits only (empty: null)."""
+    return addresses.str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
+
+
+def _digits(postcodes: pd.Series) -> pd.Series:
+    """Postcodes' digits (none: null)."""
+    return postcodes.str.replace(r"\D", "", regex=True).replace("", pd.NA)
 
 
 def settings(prior: float, blocking_rules: list[str], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
