@@ -45,3 +45,13 @@ def on_distinct(function: Callable[[pd.Series], pd.Series], values: pd.Series) -
     once = function(pd.concat([pd.Series(distinct, dtype=values.dtype), null], ignore_index=True))
     # Null rows (code -1) take what `function` gives for null: the value evaluated last.
     return once.iloc[np.where(codes < 0, len(distinct), codes)].set_axis(values.index)
+
+
+def address_key(addresses: pd.Series) -> pd.Series:
+    """Addresses lower-case, letters and digits only (empty: null)."""
+    return addresses.str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
+
+
+def postcode_digits(postcodes: pd.Series) -> pd.Series:
+    """Postcodes' digits (none: null)."""
+    return postcodes.str.replace(r"\D", "", regex=True).replace("", pd.NA)

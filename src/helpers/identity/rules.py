@@ -12,7 +12,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from helpers.engine.base import SqlEngine
-from helpers.identity.keys import name_similarity
+from helpers.identity.keys import address_key, name_similarity, on_distinct, postcode_digits
 
 # Link strength of each identifier type: stronger links are merged first.
 IDENTIFIER_STRENGTH = {"national_id": 6, "member_no": 5, "crm_id": 5, "mobile": 4, "email": 3, "landline": 2}
@@ -34,13 +34,15 @@ def deterministic_edges(
     identifiers: pd.DataFrame, records: pd.DataFrame, suspicious: pd.DataFrame, engine: SqlEngine
 ) -> pd.DataFrame:
     """Record pairs sharing a usable identifier, each `accepted` or rejected with a `reason`."""
-    usable = identifiers.merge(
-        suspicious[["identifier_type", "identifier_value"]],
-        how="left",
-        indicator=True,
-        on=["identifier_type", "identifier_value"],
+    # Suspicious identifiers are a few thousand among millions: only rows with one of their values are
+    # compared on type and value.
+    keys = ["identifier_type", "identifier_value"]
+    maybe = identifiers["identifier_value"].isin(suspicious["identifier_value"]).to_numpy()
+    flagged = np.zeros(len(identifiers), dtype=bool)
+    flagged[maybe] = pd.MultiIndex.from_frame(identifiers.loc[maybe, keys]).isin(
+        pd.MultiIndex.from_frame(suspicious[keys])
     )
-    usable = usable[usable["_merge"] == "left_only"].drop(columns="_merge")
+    usable = identifiers[~flagged].reset_index(drop=True)
     engine.register("usable_identifiers", usable)
     columns = ["record_index", "name_key", "birth_date", "gender", "national_id_hash"]
     engine.register("pair_records", records.reset_index()[columns])
@@ -49,9 +51,12 @@ def deterministic_edges(
         "identifier_pairs",
         tables={"identifiers": "usable_identifiers", "records": "pair_records"},
     )
-    types = pairs["shared_types"].str.split("+")
-    pairs["strength"] = types.map(lambda kinds: max(IDENTIFIER_STRENGTH[k] for k in kinds)).astype(int)
-    floor = types.map(lambda kinds: min(NAME_SIMILARITY_FLOOR[k] for k in kinds))
+    # A few distinct combinations ("email+mobile") among millions of pairs: each worked out once.
+    type_code, combinations = pd.factorize(pairs["shared_types"])
+    kinds = [combination.split("+") for combination in combinations]
+    strength = np.array([max(IDENTIFIER_STRENGTH[k] for k in ks) for ks in kinds], dtype=np.int64)
+    pairs["strength"] = strength[type_code]
+    floor = np.array([min(NAME_SIMILARITY_FLOOR[k] for k in ks) for ks in kinds], dtype=float)[type_code]
     similarity = pairs["name_similarity"]
     name_conflict = similarity.notna() & (similarity < floor)
     gender_conflict = pairs["gender_conflict"].astype(bool) & similarity.notna() & (similarity < 1.0)
@@ -116,10 +121,10 @@ def _comparable(records: pd.DataFrame) -> dict[str, np.ndarray]:
         "national_id_hash": records["national_id_hash"],
         "mobile": records.get("mobile"),
         "email_key": records.get("email_key"),
-        "address_key": records["address"].astype("string").str.lower().str.replace(r"[\W_]+", "", regex=True)
+        "address_key": on_distinct(address_key, records["address"].astype("string"))
         if "address" in records
         else None,
-        "postcode": records["postcode"].astype("string").str.replace(r"\D", "", regex=True)
+        "postcode": on_distinct(postcode_digits, records["postcode"].astype("string"))
         if "postcode" in records
         else None,
     }

@@ -29,7 +29,7 @@ import pandas as pd
 from helpers.core.settings import EngineSettings
 from helpers.engine.base import SqlEngine, connect_engine
 from helpers.engine.splink_api import trained_linker
-from helpers.identity.keys import on_distinct
+from helpers.identity.keys import address_key, on_distinct, postcode_digits
 
 MODEL_COLUMNS = [
     "record_index",
@@ -243,23 +243,13 @@ def model_input(records: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
             "email_handle": email_handle,
             "address_key": empty()
             if address is None
-            else text(on_distinct(_address_key, address.astype("string"))),
+            else text(on_distinct(address_key, address.astype("string"))),
             "postcode": empty()
             if postcode is None
-            else text(on_distinct(_digits, postcode.astype("string"))),
+            else text(on_distinct(postcode_digits, postcode.astype("string"))),
         }
     )
     return frame[MODEL_COLUMNS].reset_index(drop=True)
-
-
-def _address_key(addresses: pd.Series) -> pd.Series:
-    """Addresses lower-case, letters and digits only (empty: null)."""
-    return addresses.str.lower().str.replace(r"[\W_]+", "", regex=True).replace("", pd.NA)
-
-
-def _digits(postcodes: pd.Series) -> pd.Series:
-    """Postcodes' digits (none: null)."""
-    return postcodes.str.replace(r"\D", "", regex=True).replace("", pd.NA)
 
 
 def settings(prior: float, blocking_rules: list[str], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
