@@ -155,6 +155,14 @@ def test_cross_system_references_and_formats_link_one_person() -> None:
     table = result.identifiers
     identifiers = set(zip(table["identifier_type"], table["identifier_value"], strict=True))
     assert {("mobile", "+8613812345678"), ("member_no", "M9"), ("crm_id", "C1")} <= identifiers
+    # Each record's rule: the identifier types of the links that placed it, in name order.
+    rules = dict(zip(customer_of(result), result.crosswalk["match_rule"], strict=True))
+    assert rules == {
+        "crm:C1": "crm_id+member_no+mobile",
+        "cti:T1": "crm_id+mobile",
+        "shop:U1": "mobile",
+        "loyalty:M9": "member_no",
+    }
 
 
 def test_bad_input_names_table_column_and_rows() -> None:

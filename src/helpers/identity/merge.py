@@ -594,17 +594,18 @@ def _crosswalk(
     ids = customer_ids(records["record_key"], labels)
     cluster_size = ids.map(ids.value_counts())
     group_size = pd.Series(deterministic_labels).map(pd.Series(deterministic_labels).value_counts())
-    # Identifier types of the links that placed each record, e.g. "email+mobile".
-    rule = pd.Series("", index=np.arange(len(records)), dtype=object)
-    for kind in sorted(IDENTIFIER_STRENGTH):
-        linked = accepted["shared_types"].str.contains(kind, regex=False).to_numpy()
-        has = np.zeros(len(records), dtype=bool)
-        has[accepted["left_index"].to_numpy()[linked]] = True
-        has[accepted["right_index"].to_numpy()[linked]] = True
-        rule[has] = rule[has] + np.where(rule[has] == "", "", "+") + kind
-    # One string object per distinct rule and method, not one per record (~0.2 GB at a million customers).
-    rule_code, rules = pd.factorize(rule.replace("", None))
-    rule = pd.Series(np.append(rules.to_numpy(dtype=object), None)[rule_code])
+    # Identifier types of the links that placed each record, e.g. "email+mobile": a bit per type, then
+    # one string object per distinct set of types (not one per record).
+    kinds = sorted(IDENTIFIER_STRENGTH)
+    type_code, combinations = pd.factorize(accepted["shared_types"])
+    types = np.zeros(len(records), dtype=np.int64)
+    for bit, kind in enumerate(kinds):
+        linked = np.append(np.array([kind in c for c in combinations], dtype=bool), False)[type_code]
+        for side in ("left_index", "right_index"):
+            types[accepted[side].to_numpy()[linked]] |= 1 << bit
+    distinct, type_set = np.unique(types, return_inverse=True)
+    texts = ["+".join(k for bit, k in enumerate(kinds) if value >> bit & 1) or None for value in distinct]
+    rule = pd.Series(np.array(texts, dtype=object)[type_set])
     probability = pd.Series(deterministic_labels).map(applied_scores.set_index("label")["match_probability"])
     # Neither an identifier group nor a probabilistic link: kept with the records of its previous customer.
     methods = np.array(["single", "probabilistic", "deterministic", "previous_run"], dtype=object)
@@ -968,6 +969,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     # anything (1.8 GB at a million customers).
     keys = {system: frame[["source_record_id"]] for system, frame in tables.items()}
     del tables
+    release_freed_memory()
     result = link_customers(
         records,
         identifiers,

@@ -51,8 +51,10 @@ def deterministic_edges(
         "identifier_pairs",
         tables={"identifiers": "usable_identifiers", "records": "pair_records"},
     )
-    # A few distinct combinations ("email+mobile") among millions of pairs: each worked out once.
+    # A few distinct combinations ("email+mobile") among millions of pairs: each worked out once, and held
+    # as one string object each (the query's result has one per pair).
     type_code, combinations = pd.factorize(pairs["shared_types"])
+    pairs["shared_types"] = combinations.to_numpy(dtype=object)[type_code]
     kinds = [combination.split("+") for combination in combinations]
     strength = np.array([max(IDENTIFIER_STRENGTH[k] for k in ks) for ks in kinds], dtype=np.int64)
     pairs["strength"] = strength[type_code]
