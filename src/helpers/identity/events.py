@@ -395,31 +395,35 @@ class _CustomerLookup:
             self.keys[str(system)] = (ids, codes[mine])
 
     def __call__(self, system: str, ids: pd.Series) -> np.ndarray:
-        """Customer codes of records `ids` (any dtype; compared as text) of `system`."""
+        """Customer codes (int32) of records `ids` (any dtype; compared as text) of `system`."""
         if system not in self.keys or not len(ids):
-            return np.full(len(ids), -1, dtype=np.int64)
+            return np.full(len(ids), -1, dtype=np.int32)
         keys, codes = self.keys[system]
         positions, labels = _labels(ids)
         hit = keys.get_indexer(labels.astype("string").astype(object))
-        per_label = np.where(hit >= 0, codes[hit], -1)
-        return np.where(positions >= 0, per_label[positions], -1)
+        # A code per distinct id, and -1 last: null ids (position -1) take it, with no second array.
+        return _with_none(np.where(hit >= 0, codes[hit], -1))[positions]
+
+
+def _with_none(codes: np.ndarray) -> np.ndarray:
+    """`codes` as int32 with -1 appended (what position -1 reads)."""
+    return np.append(codes, -1).astype(np.int32)
 
 
 def _customer_codes(
     table: str, clean: pd.DataFrame, lookup: _CustomerLookup, resolution: pd.DataFrame, customers: pd.Index
 ) -> np.ndarray:
-    """Customer code of each accepted row of one table (-1 where no customer claims it)."""
+    """Customer code (int32) of each accepted row of one table (-1 where no customer claims it)."""
     if TABLES[table].kind == "identity":
         return lookup(SYSTEM_OF_TABLE[table], clean["source_record_id"])
     resolved = resolution[(resolution["event_table"] == table).to_numpy()]
     if not resolved.empty:
-        rows = pd.Index(resolved["source_row"].astype("int64").to_numpy())
-        codes = customers.get_indexer(resolved["customer_id"])
-        position = rows.get_indexer(clean["source_row"].astype("int64").to_numpy())
-        return np.where(position >= 0, codes[position], -1)
+        rows = pd.Index(resolved["source_row"].to_numpy(dtype=np.int64))
+        codes = _with_none(customers.get_indexer(resolved["customer_id"]))
+        return codes[rows.get_indexer(clean["source_row"].to_numpy(dtype=np.int64))]
     if table == "calls":
         return lookup("cti", clean["cti_id"])
-    codes = np.full(len(clean), -1, dtype=np.int64)
+    codes = np.full(len(clean), -1, dtype=np.int32)
     system_codes, systems = _labels(clean["source_system"])
     for i, system in enumerate(systems):
         mine = system_codes == i
@@ -457,15 +461,15 @@ def row_trace(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("table", "row", "status", "reason", "customer")}
     for i, table in enumerate(tables):
         accepted = clean[table]
-        accepted_rows = accepted["source_row"].astype("int64").to_numpy()
-        accepted_customers = _customer_codes(table, accepted, lookup, resolution, customers).astype(np.int32)
+        accepted_rows = accepted["source_row"].to_numpy(dtype=np.int64)
+        accepted_customers = _customer_codes(table, accepted, lookup, resolution, customers)
         del accepted
         rejected = quarantine[table]
         reason_codes, labels = _labels(rejected["reason"])
         global_codes = np.array(
             [reasons.setdefault(str(label), len(reasons)) for label in labels], dtype=np.int32
         )
-        row = np.concatenate([accepted_rows, rejected["source_row"].astype("int64").to_numpy()])
+        row = np.concatenate([accepted_rows, rejected["source_row"].to_numpy(dtype=np.int64)])
         n_accepted, n = len(accepted_rows), len(row)
         status = np.zeros(n, dtype=np.int8)
         status[n_accepted:] = 1
