@@ -1,5 +1,6 @@
 """Lifetime value: the CDNOW reproduction of Fader, Hardie & Lee (2005) through the production
-feature SQL, and the MBG/NBD no-purchase probability against numerical integration."""
+feature SQL, the MBG/NBD no-purchase probability against numerical integration, and the numpy
+models against pymc-marketing's (likelihoods, gradients, MAP fits and predictions)."""
 
 from __future__ import annotations
 
@@ -217,7 +218,7 @@ def test_no_purchase_model_for_lifecycle_matches_fit_and_predict(cdnow_build):
     assert month == pytest.approx(reference["p_no_purchase_next_period"].to_numpy(), abs=1e-6)
     assert (year <= month + 1e-12).all() and (year >= 1 - reference["p_alive"].to_numpy() - 1e-9).all()
     sampled = clv.fit_no_purchase_model(summary, sample_size=1000, seed=1)
-    params, full = (clv.point_params(f, ("r", "alpha", "a", "b")) for f in (sampled, fitted))
+    params, full = sampled.params, fitted.params
     assert params != full and params["r"] == pytest.approx(full["r"], rel=0.5)
     assert len(clv.sample_rows(summary, 1000, seed=1)) == 1000
     assert clv.sample_rows(summary, len(summary) + 1) is summary
@@ -257,3 +258,113 @@ def test_summary_from_transactions_ignores_refunds_and_later_rows_and_names_bad_
     assert summary.loc["b"].tolist() == [0.0, 0.0, 23 / 7, 0.0]
     with pytest.raises(ValueError, match=r"missing column\(s\) \['txn_at', 'amount'\]"):
         clv.summary_from_transactions(log, "2024-01-31", "cust")
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary(cdnow_build) -> pd.DataFrame:
+    return features.clv_summary(cdnow_build.features.set_index("customer_id"))
+
+
+def _pymc_model(kind: str, summary: pd.DataFrame):
+    """pymc-marketing's model of `kind` built on `summary` (compiled without C: FAST_COMPILE)."""
+    from pymc_extras.prior import Prior
+    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, ModifiedBetaGeoModel
+
+    if kind == "gg":
+        model = GammaGammaModel(model_config={name: Prior("HalfFlat") for name in clv.SPEND_PARAMS})
+        model.build_model(
+            summary.loc[summary["frequency"] > 0, ["customer_id", "frequency", "monetary_value"]]
+        )
+        return model
+    model_class = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel}[kind]
+    model = model_class(model_config={name: Prior("HalfFlat") for name in clv.TRANSACTION_PARAMS})
+    model.build_model(summary[["customer_id", "frequency", "recency", "T"]])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["mbgnbd", "bgnbd", "gg"])
+def test_log_likelihoods_and_gradients_are_pymc_marketings(cdnow_summary, kind):
+    """At two parameter points our summed log-likelihood and its gradient (log parameters) equal the
+    logp and dlogp of pymc-marketing's model (flat priors, no Jacobian), to rounding."""
+    pytensor = pytest.importorskip("pytensor")
+    summary = cdnow_summary
+    if kind == "gg":
+        repeaters = summary[summary["frequency"] > 0]
+        ours = clv.gamma_gamma_log_likelihood(
+            repeaters["frequency"].to_numpy(float), repeaters["monetary_value"].to_numpy(float)
+        )
+        names, points = clv.SPEND_PARAMS, [(6.0, 3.5, 15.0), (2.0, 9.0, 40.0)]
+    else:
+        loglik = {"mbgnbd": clv.mbgnbd_log_likelihood, "bgnbd": clv.bgnbd_log_likelihood}[kind]
+        ours = loglik(*(summary[c].to_numpy(float) for c in ("frequency", "recency", "T")))
+        names, points = clv.TRANSACTION_PARAMS, [(0.24, 4.4, 0.79, 2.4), (1.5, 20.0, 0.3, 8.0)]
+    model = _pymc_model(kind, summary).model
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        logp = model.compile_logp(jacobian=False)
+        dlogp = model.compile_dlogp(jacobian=False)
+    for point in points:
+        params = dict(zip(names, point, strict=True))
+        values = {f"{name}_log__": np.log(value) for name, value in params.items()}
+        value, gradient = ours(params)
+        assert value.sum() == pytest.approx(float(logp(values)), rel=1e-12)
+        theirs = dict(zip([v.name for v in model.value_vars], dlogp(values), strict=True))
+        for name in names:
+            assert gradient[name].sum() * params[name] == pytest.approx(
+                theirs[f"{name}_log__"], rel=1e-9, abs=1e-9
+            )
+
+
+@pytest.mark.parametrize("kind", ["mbgnbd", "bgnbd"])
+def test_fits_and_predictions_are_pymc_marketings(cdnow_summary, kind):
+    """pymc-marketing's MAP fit (flat priors) and its predictions on CDNOW: our fit stops where
+    its optimizer stops (parameters to 1e-7), and with its parameters our predictions are its
+    predictions (expected purchases, P(alive), P(no purchase), Gamma-Gamma spend, CLV)."""
+    pytensor = pytest.importorskip("pytensor")
+    from pymc_marketing.clv import customer_lifetime_value
+
+    summary = cdnow_summary
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        theirs = _pymc_model(kind, summary)
+        theirs.fit(method="map", progressbar=False)
+        spend = _pymc_model("gg", summary)
+        spend.fit(method="map", progressbar=False)
+    their_params = {name: float(theirs.idata.posterior[name].squeeze()) for name in clv.TRANSACTION_PARAMS}
+    their_spend = {name: float(spend.idata.posterior[name].squeeze()) for name in clv.SPEND_PARAMS}
+    ours = clv.fit_transaction_model(summary, kind)
+    for name, value in their_params.items():
+        assert ours.params[name] == pytest.approx(value, rel=1e-7), name
+    for name, value in their_spend.items():
+        assert clv.fit_spend_model(summary).params[name] == pytest.approx(value, rel=1e-7), name
+
+    model, spend_model = clv.TransactionModel(kind, their_params), clv.SpendModel(their_spend)
+    data = summary[clv.SUMMARY_COLUMNS]
+    predicted = clv.predict(model, spend_model, summary, period_days=30, horizon_months=12)
+
+    def same(ours: np.ndarray, expected) -> None:
+        np.testing.assert_allclose(ours, np.asarray(expected).reshape(-1), rtol=1e-12, atol=1e-14)
+
+    same(predicted["expected_purchases_next_period"], theirs.expected_purchases(data=data, future_t=30 / 7))
+    same(predicted["p_alive"], theirs.expected_probability_alive(data=data))
+    if kind == "bgnbd":
+        same(
+            predicted["p_no_purchase_next_period"],
+            theirs.expected_probability_no_purchase(t=30 / 7, data=data),
+        )
+    same(predicted["expected_spend_per_purchase"], spend.expected_customer_spend(data=data))
+    their_clv = customer_lifetime_value(
+        theirs,
+        data.assign(future_spend=predicted["expected_spend_per_purchase"].to_numpy()),
+        future_t=12,
+        time_unit="W",
+    )
+    same(predicted["clv_12m"], their_clv)
+
+
+def test_a_fit_on_data_the_model_cannot_describe_names_it():
+    """Spend that is not finite makes the likelihood not finite: the error names the model and rows."""
+    summary = pd.DataFrame(
+        {"customer_id": ["a", "b"], "frequency": [2.0, 3.0], "recency": [5.0, 6.0], "T": [9.0, 9.0],
+         "monetary_value": [10.0, 1e308]}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="Gamma-Gamma on 2 repeat buyers: the likelihood is not finite"):
+        clv.fit_spend_model(summary)

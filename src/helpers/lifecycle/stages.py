@@ -8,8 +8,8 @@ Two entry points share one rule engine:
   (contact, acquisition) and the service signals (complaints, satisfaction, NPS).
 
 The churn risk is the probability of **no purchase in the following period** (`horizon_days`,
-by default 39 weeks) under an MBG/NBD model: pymc-marketing's `ModifiedBetaGeoModel` through
-`helpers.features.clv`, fitted by MAP on the customers' (frequency, recency, age) summaries. Unlike BG/NBD,
+by default 39 weeks) under an MBG/NBD model (`helpers.features.clv`, pymc-marketing's model fitted
+by maximum likelihood) on the customers' (frequency, recency, age) summaries. Unlike BG/NBD,
 MBG/NBD lets one-time buyers drop out, so a customer who bought once long ago is not treated as
 certainly alive. A backtest inside the customers' own history (same score, `h` days earlier,
 checked against who bought since) re-weights the model score with log recency, frequency and age,
@@ -299,7 +299,7 @@ def score_churn_risk(
 ) -> ChurnScore:
     """Churn risk = probability of no purchase in the next `horizon_days`, per summary row.
 
-    1. MBG/NBD (pymc-marketing through `helpers.features.clv`, MAP with flat priors, fitted on at most
+    1. MBG/NBD (`helpers.features.clv`, maximum likelihood, fitted on at most
        `max_fit_customers` customers): P(alive), expected purchases and P(no purchase) per customer;
        unlike BG/NBD it lets one-time buyers drop out.
     2. With a `backtest` long enough (the history as of `reference - w`, w = min(horizon, half the
@@ -316,10 +316,10 @@ def score_churn_risk(
     if params is None:
         model = clv.fit_no_purchase_model(_rfm(summary), max_fit_customers, seed)
     else:
-        model = clv.transaction_model_from_params(_rfm(summary), params, "mbgnbd")
+        model = clv.TransactionModel("mbgnbd", dict(params))
     info: dict[str, Any] = {
         "method": "mbgnbd",
-        "mbgnbd": clv.point_params(model, ("r", "alpha", "a", "b")),
+        "mbgnbd": dict(model.params),
         "mbgnbd_reused": params is not None,
         "horizon_days": float(horizon_days),
     }
