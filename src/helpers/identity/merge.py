@@ -592,8 +592,9 @@ def _crosswalk(
     applied_scores: pd.DataFrame,
 ) -> pd.DataFrame:
     ids = customer_ids(records["record_key"], labels)
-    cluster_size = ids.map(ids.value_counts())
-    group_size = pd.Series(deterministic_labels).map(pd.Series(deterministic_labels).value_counts())
+    # Labels are record indexes (a cluster's smallest), one per customer: sizes by counting them.
+    cluster_size = np.bincount(labels, minlength=len(records))[labels]
+    group_size = np.bincount(deterministic_labels, minlength=len(records))[deterministic_labels]
     # Identifier types of the links that placed each record, e.g. "email+mobile": a bit per type, then
     # one string object per distinct set of types (not one per record).
     kinds = sorted(IDENTIFIER_STRENGTH)
@@ -611,7 +612,7 @@ def _crosswalk(
     methods = np.array(["single", "probabilistic", "deterministic", "previous_run"], dtype=object)
     method = methods[
         np.select(
-            [cluster_size.to_numpy() == 1, probability.notna().to_numpy(), group_size.to_numpy() > 1],
+            [cluster_size == 1, probability.notna().to_numpy(), group_size > 1],
             [0, 1, 2],
             3,
         )
@@ -723,19 +724,29 @@ def _review_pairs(
 
 def merge_summary(crosswalk: pd.DataFrame) -> pd.DataFrame:
     """Per source system: records, customers, duplicates merged within it, records linked to other systems."""
-    systems = crosswalk.groupby("customer_id")["source_system"].nunique()
-    frame = crosswalk.assign(n_systems=crosswalk["customer_id"].map(systems))
-    summary = frame.groupby("source_system").agg(
-        records=("source_record_id", "size"),
-        customers=("customer_id", "nunique"),
-        linked_to_other_systems=("n_systems", lambda s: int((s > 1).sum())),
+    # Integer codes for customers and systems: counting distinct ones over millions of id strings is slow.
+    customer, customers = pd.factorize(crosswalk["customer_id"])
+    system, systems = pd.factorize(crosswalk["source_system"], sort=True)
+    known = customer >= 0
+    pairs = np.unique(customer[known].astype(np.int64) * max(len(systems), 1) + system[known])
+    n_systems = np.bincount(pairs // max(len(systems), 1), minlength=len(customers))
+    linked = known & (n_systems[np.maximum(customer, 0)] > 1)
+    frame = pd.DataFrame({"system": system, "customer": np.where(known, customer, np.nan), "linked": linked})
+    grouped = frame.groupby("system")
+    summary = pd.DataFrame(
+        {
+            "records": grouped.size(),
+            "customers": grouped["customer"].nunique(),
+            "linked_to_other_systems": grouped["linked"].sum(),
+        }
     )
+    summary.index = pd.Index(systems[summary.index], name="source_system")
     summary["duplicates_merged"] = summary["records"] - summary["customers"]
     total = pd.DataFrame(
         {
             "records": [len(crosswalk)],
-            "customers": [crosswalk["customer_id"].nunique()],
-            "linked_to_other_systems": [int((frame["n_systems"] > 1).sum())],
+            "customers": [len(customers)],
+            "linked_to_other_systems": [int(linked.sum())],
         },
         index=pd.Index(["all"], name="source_system"),
     )
