@@ -453,15 +453,20 @@ def link_customers(
             identifiers, records, settings.max_people_per_identifier, engine
         )
         edges = deterministic_edges(identifiers, records, suspicious, engine)
-    accepted = edges[edges["accepted"]]
+    # Only what the clustering, the crosswalk's rules and the review sample read stays (the pairs' evidence
+    # columns go before Splink scoring: ~1.7M pairs at a million customers).
+    accepted = edges.loc[edges["accepted"], ["left_index", "right_index", "shared_types"]]
+    rejected = edges.loc[~edges["accepted"], ["left_index", "right_index", "reason", "shared_types"]]
+    n_pairs = len(edges)
+    del edges
     labels, applied = deterministic_clusters(len(records), accepted, records)
     deterministic_labels = labels.copy()
     refused = accepted[~applied].assign(reason="would join conflicting records")
     stats: dict[str, Any] = {
         "seconds_deterministic": round(time.perf_counter() - clock, 1),
         "records": len(records),
-        "identifier_pairs": len(edges),
-        "identifier_pairs_rejected": int((~edges["accepted"]).sum()),
+        "identifier_pairs": n_pairs,
+        "identifier_pairs_rejected": len(rejected),
         "identifier_links_refused_in_clustering": int((~applied).sum()),
         "suspicious_identifiers": len(suspicious),
         "deterministic_customers": len(np.unique(labels)),
@@ -535,7 +540,7 @@ def link_customers(
     stats["customers"] = int(crosswalk["customer_id"].nunique())
     records["customer_id"] = crosswalk["customer_id"].to_numpy()  # in place: no copy of every record
     records["deterministic_cluster"] = deterministic_labels
-    review = _review_pairs(records, edges, refused, scored, match_threshold, settings.review_sample, seed)
+    review = _review_pairs(records, rejected, refused, scored, match_threshold, settings.review_sample, seed)
     summary = merge_summary(crosswalk)
     stats["seconds_outputs"] = round(time.perf_counter() - clock, 1)
     empty = pd.DataFrame()
@@ -681,14 +686,15 @@ def _register_identifier_inputs(
 
 def _review_pairs(
     records: pd.DataFrame,
-    edges: pd.DataFrame,
+    rejected: pd.DataFrame,
     refused: pd.DataFrame,
     scored: pd.DataFrame,
     threshold: float,
     sample: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Borderline pairs for clerical review: scores near the threshold and refused identifier links."""
+    """Borderline pairs for clerical review: scores near the threshold, and identifier links `rejected` for
+    their evidence or `refused` in clustering."""
     near = scored[
         (scored["match_probability"] >= 0.5) & (scored["match_probability"] < min(0.99, threshold + 0.09))
     ]
@@ -697,9 +703,7 @@ def _review_pairs(
             near["match_probability"] >= threshold, "just above threshold", "just below threshold"
         )
     )
-    rejected = pd.concat([edges[~edges["accepted"]], refused])[
-        ["left_index", "right_index", "reason", "shared_types"]
-    ]
+    rejected = pd.concat([rejected, refused])[["left_index", "right_index", "reason", "shared_types"]]
     # A stable order before sampling with the seed: the scored pairs arrive in engine thread order.
     near = near.sort_values(["left_index", "right_index"], kind="stable")
     rejected = rejected.sort_values(["left_index", "right_index", "reason"], kind="stable")
@@ -879,7 +883,9 @@ class _AuditTables(Mapping[str, pd.DataFrame]):
         schema = pq.read_schema(path)
         columns = [c for c in self.columns if c in schema.names]
         text = [c for c in columns if pa.types.is_string(schema.field(c).type)]
-        return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+        # Arrow's buffers are released column by column as pandas takes them (no second copy of the table).
+        table = pq.read_table(path, columns=columns, read_dictionary=text)
+        return table.to_pandas(split_blocks=True, self_destruct=True)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.tables)
