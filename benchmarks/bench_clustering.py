@@ -15,8 +15,9 @@ the chosen candidate, its k against the planted 8, the ARI against the planted s
 ARI among all candidates and k-means at the planted k (both on the fit sample), wall and CPU
 seconds, and whether k-means' objective favours the planted partition (`kmeans_optimum`); with
 `--prefer more_segments`, also what the combined score alone would choose. `--keep-noise` skips the
-noise-column screen of `compare_segmentations`. Wrap sizes of 20k and more in
-`flock /tmp/heavy.lock`.
+noise-column screen of `compare_segmentations`. `--latent-class` also fits
+`helpers.clustering.latent_class` (k by ICL) on the same columns and fit rows, side by side. Wrap
+sizes of 20k and more in `flock /tmp/heavy.lock`.
 
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
@@ -39,8 +40,8 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from helpers.clustering import SegmentationComparison, compare_segmentations, latent_class
 from helpers.clustering import candidates as clustering
-from helpers.clustering import compare_segmentations
 from helpers.clustering import profiles as clustering_profiles
 from helpers.clustering.embedding import map_embedding
 from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make_world, planted_segments
@@ -193,8 +194,28 @@ def kmeans_optimum(x: np.ndarray, truth: np.ndarray, seed: int) -> tuple[float, 
     )
 
 
+def latent_class_choice(
+    world_matrix: pd.DataFrame,
+    result: SegmentationComparison,
+    truth: np.ndarray,
+    settings: clustering.ClusteringSettings,
+) -> str:
+    """The latent class model's ICL choice on the comparison's columns and fit rows: k, ARI on every
+    row, CPU seconds."""
+    cpu_started = cpu_seconds()
+    data = latent_class.mixed_data(world_matrix.drop(columns=result.noise_columns))
+    fits = latent_class.fit_path(data.rows(result.comparison.fit_rows), settings.ks, settings.seed)
+    best = latent_class.best_by_icl(fits)
+    ari = adjusted_rand_score(truth, latent_class.predict(data, best))
+    return f"   latent class: k {best.k} ARI {ari:.3f} CPU {cpu_seconds() - cpu_started:.1f} s"
+
+
 def planted(
-    sizes: list[int], seeds: int, settings: clustering.ClusteringSettings, screen_noise: bool = True
+    sizes: list[int],
+    seeds: int,
+    settings: clustering.ClusteringSettings,
+    screen_noise: bool = True,
+    with_latent_class: bool = False,
 ) -> None:
     """The selection on skewed planted matrices: chosen k vs planted k and ARI, per size and seed."""
     for size in sizes:
@@ -226,6 +247,8 @@ def planted(
                 alternative, _ = clustering.select(result.table, "auto", "score")
                 labels = clustering.predict_labels(result.comparison.candidates[alternative], result.x)
                 line += f"   prefer score: {alternative} ARI {adjusted_rand_score(world.truth, labels):.3f}"
+            if with_latent_class:
+                line += latent_class_choice(world.matrix, result, world.truth, settings)
             print(line, flush=True)
         print(f"noise columns screened out (last seed): {result.noise_columns}")
         print(f"planted k in {hits} of {seeds} seeds; ARI mean {np.mean(aris):.3f}, min {min(aris):.3f}")
@@ -249,6 +272,9 @@ def main() -> None:
     parser.add_argument(
         "--keep-noise", action="store_true", help="with --planted: no noise-column screen (as before it)"
     )
+    parser.add_argument(
+        "--latent-class", action="store_true", help="with --planted: the latent class model's ICL choice too"
+    )
     arguments = parser.parse_args()
     if arguments.run_dir:  # the run's own clustering settings and seed, as notebook 04 uses them
         config = parse_config(load_config(arguments.config or arguments.run_dir / "config.yml"))
@@ -267,7 +293,13 @@ def main() -> None:
         f"{settings.map_max_points}, threads {settings.threads}"
     )
     if arguments.planted:
-        planted(arguments.planted, arguments.seeds, settings, screen_noise=not arguments.keep_noise)
+        planted(
+            arguments.planted,
+            arguments.seeds,
+            settings,
+            screen_noise=not arguments.keep_noise,
+            with_latent_class=arguments.latent_class,
+        )
         return
     if arguments.run_dir:
         run(
