@@ -15,7 +15,14 @@ import yaml
 
 from helpers.core.config import ConfigError, apply_override, load_config
 from helpers.core.paths import NOTEBOOKS_DIR
-from helpers.core.runner import StepFailedError, run_workbench, step_notebooks, uses_shared_kernel
+from helpers.core.runner import (
+    SharedKernel,
+    StepFailedError,
+    preload_modules,
+    run_workbench,
+    step_notebooks,
+    uses_shared_kernel,
+)
 from helpers.core.steps import STEPS, Step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,3 +245,19 @@ def test_auto_shares_one_kernel_below_a_gibibyte_of_raw_files() -> None:
     assert not uses_shared_kernel("auto", {**files, "surveys": {"bytes": 200 * 2**20}})
     assert uses_shared_kernel("shared", {"calls": {"bytes": 2**40}})
     assert not uses_shared_kernel("per_step", {})
+
+
+def test_a_kernel_started_early_has_the_first_steps_modules_loaded_and_nothing_bound() -> None:
+    """`start` sends the preload imports and returns; the first `prepare` waits for them. The modules
+    are loaded, no name is left in the namespace, and a module that cannot be imported leaves the
+    kernel usable (the notebook's own import reports it)."""
+    assert preload_modules(STEPS) == ("matplotlib.pyplot", "helpers.core.plots", "helpers.audit")
+    with SharedKernel(preload=("json", "helpers.no_such_step", "tabnanny")) as kernel:
+        kernel.start()
+        kernel.prepare()
+        kernel.run_code("import sys\nassert 'json' in sys.modules and 'tabnanny' not in sys.modules")
+        kernel.run_code("assert 'json' not in dir() and 'name' not in dir()")
+    with SharedKernel(preload=("json", "csv")) as kernel:
+        kernel.start()
+        kernel.prepare()
+        kernel.run_code("import sys\nassert {'json', 'csv'} <= set(sys.modules)")

@@ -122,8 +122,12 @@ def run_workbench(
         outputs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputsWriteError(cannot_write(outputs_dir, error)) from None
-    with RunLock(outputs_dir, run_id), StopOnSignal() as stop:
+    with RunLock(outputs_dir, run_id), StopOnSignal() as stop, contextlib.ExitStack() as kernels:
         mark_stale_runs(outputs_dir / "runs", every_running=True)
+        early = None  # shared or auto (shared unless the inputs are large): started and importing now
+        if config["run"]["kernel"] != "per_step":
+            early = kernels.enter_context(SharedKernel(preload=preload_modules(steps)))
+            start_early(early)
         ensure_demo_data(config, progress=progress)
         run_dir = outputs_dir / "runs" / run_id
         manifest: dict[str, Any] = {
@@ -150,10 +154,10 @@ def run_workbench(
             _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
             shared = uses_shared_kernel(config["run"]["kernel"], manifest["input_fingerprints"])
             manifest["kernel"] = "shared" if shared else "per_step"
-            with (
-                SharedKernel() if shared else contextlib.nullcontext() as kernel,
-                ThreadPoolExecutor(1, thread_name_prefix="render") as renders,
-            ):
+            kernel = early if shared else None
+            if early is not None and not shared:
+                early.close()
+            with ThreadPoolExecutor(1, thread_name_prefix="render") as renders:
                 names = [s.name for s in steps]
                 _run_steps(
                     run_dir, frozen_config, names, notebooks, manifest, stop, progress, kernel, renders
@@ -239,6 +243,20 @@ def _run_steps(
     manifest.pop("running_step", None)
     manifest.update(status="ok", finished_at=now())
     _record_end(run_dir, manifest)
+
+
+def preload_modules(steps: Sequence[Step]) -> tuple[str, ...]:
+    """What the first step's notebook imports first: pyplot, the workbench style and its package."""
+    return ("matplotlib.pyplot", "helpers.core.plots", steps[0].module) if steps else ()
+
+
+def start_early(kernel: SharedKernel) -> None:
+    """Start `kernel` ahead of the first step; if that fails, leave it to the first step, which
+    records the cause as its failure."""
+    try:
+        kernel.start()
+    except Exception:  # any start failure is met again, and reported, by the first step's prepare
+        kernel.close()
 
 
 def uses_shared_kernel(kernel: str, fingerprints: dict[str, dict[str, Any]]) -> bool:
@@ -577,29 +595,59 @@ _workbench_reset()
 
 
 class SharedKernel:
-    """One IPython kernel for all the notebooks of a run, started on first use (`prepare`) in the
-    project folder, its user namespace reset before every later notebook, shut down on exit."""
+    """One IPython kernel for all the notebooks of a run, started on first use (`prepare`) or ahead
+    of it (`start`) in the project folder, its user namespace reset before every later notebook,
+    shut down on exit. `preload`: modules `start` has the kernel import while the caller goes on
+    (e.g. generating the demo world); the first `prepare` waits for them."""
 
-    def __init__(self, cwd: Path = PROJECT_ROOT, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self, cwd: Path = PROJECT_ROOT, startup_timeout: float = 120.0, preload: Sequence[str] = ()
+    ) -> None:
         self.cwd = cwd
         self.startup_timeout = startup_timeout
+        self.preload = tuple(preload)
         self.start_seconds: float | None = None
         self._km: AsyncKernelManager | None = None
         self._kc: Any = None
+        self._preloading: str | None = None  # the id of the preload's execute request
+        self._used = False  # a notebook has run in it: the next one needs a reset
+
+    def start(self) -> None:
+        """Start the kernel and send it the `preload` imports without waiting for them."""
+        if self._km is not None:
+            return
+        started = time.perf_counter()
+        self._km = AsyncKernelManager(kernel_name=KERNEL_NAME)
+        run_sync(self._km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(self.cwd))
+        self._kc = self._km.client()
+        self._kc.start_channels()
+        run_sync(self._kc.wait_for_ready)(timeout=self.startup_timeout)
+        self.run_code(KERNEL_SETUP)
+        self.start_seconds = round(time.perf_counter() - started, 2)
+        if self.preload:  # a comprehension binds no name in the notebook's namespace
+            code = f"[__import__('importlib').import_module(name) for name in {self.preload!r}]"
+            self._preloading = self._kc.execute(code, silent=True)
 
     def prepare(self) -> None:
-        """Start the kernel on first use; else reset its namespace for the next notebook."""
-        if self._km is None:
-            started = time.perf_counter()
-            self._km = AsyncKernelManager(kernel_name=KERNEL_NAME)
-            run_sync(self._km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(self.cwd))
-            self._kc = self._km.client()
-            self._kc.start_channels()
-            run_sync(self._kc.wait_for_ready)(timeout=self.startup_timeout)
-            self.run_code(KERNEL_SETUP)
-            self.start_seconds = round(time.perf_counter() - started, 2)
-        else:
+        """Start the kernel on first use (or wait for its preload); else reset its namespace for the
+        next notebook. A failed preload is not raised here: the notebook's own import reports it."""
+        if self._used:
             self.run_code(KERNEL_RESET)
+            return
+        self.start()
+        if self._preloading is not None:
+            run_sync(self._reply)(self._preloading, self.startup_timeout)
+            self._preloading = None
+        self._used = True
+
+    async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """The kernel's reply to request `msg_id` (its output messages are left to nbclient, which
+        skips messages of other requests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self._kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.0))
+            if message["parent_header"].get("msg_id") == msg_id:
+                return message
 
     def run_code(self, code: str, timeout: float = 120.0) -> None:
         """Run `code` silently in the kernel; raise `KernelError` with the kernel's error."""
@@ -633,7 +681,10 @@ class SharedKernel:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         # After Ctrl-C the interrupted cell's task is still on the event loop: running the loop again
         # to shut the kernel down would wake it to a "Kernel died" traceback; `stop_kernels` kills it.
-        self.close(stop_kernel=kind is None or issubclass(kind, Exception))
+        graceful = kind is None or issubclass(kind, Exception)
+        self.close(stop_kernel=graceful)
+        if not graceful:
+            stop_kernels()
 
 
 class SharedKernelEngine(NBClientEngine):
