@@ -19,7 +19,6 @@ $(INSTALLED): requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	@$(MAKE) --no-print-directory git-filter
-	$(PY) -m helpers warm-cache  # the CLV models' C code, compiled once here instead of in the first run
 	@touch $(INSTALLED)
 
 # Extra keys: the same as helpers.core.notebook_checks.FILTER_EXTRA_KEYS (a test checks the filter).

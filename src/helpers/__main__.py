@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers run|runs|demo|init-config|warm-cache|refresh-notebook-outputs|
+"""Command line: `python -m helpers run|runs|demo|init-config|refresh-notebook-outputs|
 strip-notebooks`.
 
 The config (file, `extends:` chain and `--set` overrides) is validated before anything heavy is
@@ -36,9 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("raw_dir")
     init.add_argument("-o", "--output", required=True, help="config file to write")
     commands.add_parser(
-        "warm-cache", help="compile the CLV models into the project's compile cache (make setup runs it)"
-    )
-    commands.add_parser(
         "refresh-notebook-outputs",
         help="recompute the reference outputs of nbval-checked cells on the small test world",
     )
@@ -54,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
             return _runs(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command == "warm-cache":
-            return _warm_cache()
         if args.command == "init-config":
             from helpers.audit.init_config import main as init_config
 
@@ -133,14 +128,6 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     for name, rows in counts.items():
         print(f"{name}: {rows:,} rows")
-    return 0
-
-
-def _warm_cache() -> int:
-    from helpers.features.clv import warm_compile_cache
-
-    compile_dir, compiled, seconds = warm_compile_cache()
-    print(f"CLV models compiled: {compiled} new modules in {compile_dir} ({seconds:.1f} s)")
     return 0
 
 

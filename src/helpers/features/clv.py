@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -378,15 +377,6 @@ def fit_and_predict(
         fit_seconds=fit_seconds,
         predictions=predict(transaction_model, spend_model, summary, period_days, horizon_months),
     )
-
-
-def warm_compile_cache() -> tuple[Path, int, float]:
-    """Nothing to compile any more: the fits need no compiler. `python -m helpers warm-cache`, which
-    `make setup` runs, still calls this until that command is removed; it reports the project's
-    old compile folder, 0 modules and 0 seconds."""
-    from helpers.core.paths import PROJECT_ROOT
-
-    return PROJECT_ROOT / ".cache" / "pytensor", 0, 0.0
 
 
 def summary_from_transactions(
