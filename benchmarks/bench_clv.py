@@ -1,25 +1,24 @@
-"""CLV model fitting: pytensor compile + fit seconds, cold (empty compile directory) vs warm.
+"""CLV model fitting: `helpers.features.clv` (scipy maximum likelihood) against pymc-marketing's MAP
+fit (flat priors, its reference), each in a fresh process: import, MBG/NBD and Gamma-Gamma seconds,
+the process's CPU seconds, and the largest relative difference between the two fits' parameters.
 
 Usage: python benchmarks/bench_clv.py [RUN_DIR]
-Fits the MBG/NBD and Gamma-Gamma models of `helpers.features.clv` in fresh processes: twice with a
-new, empty compile directory (cold, then warm: what `.cache/pytensor` gives every later process),
-and once with the project's `.cache/pytensor`. Data: the buyers of RUN_DIR's 03_features (default:
-the newest run under outputs/runs), else the CDNOW sample of the `lifetimes` package.
+Data: the buyers of RUN_DIR's 03_features (default: the newest run under outputs/runs), else the
+CDNOW sample of the `lifetimes` package. pymc-marketing compiles its models with pytensor (C code in
+pytensor's compile directory: the first process on a machine pays the compile).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from helpers.core.paths import RUNS_DIR
 
-CHILD = r"""
+READ_SUMMARY = r"""
 import json, resource, sys, time
 started = time.perf_counter()
 import pandas as pd
@@ -36,17 +35,34 @@ else:
         observation_period_end="1997-09-30", freq="D", freq_multiplier=7)
     summary = s.reset_index().rename(columns={"id": "customer_id"})
 read = time.perf_counter()
-clv._quiet()
-import pymc_marketing.clv  # noqa: F401
-imported = time.perf_counter()
-clv.fit_transaction_model(summary, "mbgnbd")
-transaction = time.perf_counter()
-clv.fit_spend_model(summary)
-spend = time.perf_counter()
+"""
+
+FIT_OURS = r"""
+transaction = clv.fit_transaction_model(summary, "mbgnbd").params
+fitted = time.perf_counter()
+spend = clv.fit_spend_model(summary).params
+"""
+
+FIT_PYMC = r"""
+from pymc_extras.prior import Prior
+from pymc_marketing.clv import GammaGammaModel, ModifiedBetaGeoModel
+model = ModifiedBetaGeoModel(model_config={n: Prior("HalfFlat") for n in clv.TRANSACTION_PARAMS})
+model.build_model(summary[["customer_id", "frequency", "recency", "T"]])
+model.fit(method="map", progressbar=False)
+transaction = {n: float(model.idata.posterior[n].squeeze()) for n in clv.TRANSACTION_PARAMS}
+fitted = time.perf_counter()
+gg = GammaGammaModel(model_config={n: Prior("HalfFlat") for n in clv.SPEND_PARAMS})
+gg.build_model(summary.loc[summary["frequency"] > 0, ["customer_id", "frequency", "monetary_value"]])
+gg.fit(method="map", progressbar=False)
+spend = {n: float(gg.idata.posterior[n].squeeze()) for n in clv.SPEND_PARAMS}
+"""
+
+REPORT = r"""
+done = time.perf_counter()
 usage = resource.getrusage(resource.RUSAGE_SELF)
 children = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"customers": len(summary), "import": imported - read, "mbgnbd": transaction - imported,
-    "gamma_gamma": spend - transaction, "cpu": usage.ru_utime + usage.ru_stime + children.ru_utime
+print(json.dumps({"customers": len(summary), "mbgnbd": fitted - read, "gamma_gamma": done - fitted,
+    "params": {**transaction, **spend}, "cpu": usage.ru_utime + usage.ru_stime + children.ru_utime
     + children.ru_stime}))
 """
 
@@ -61,14 +77,10 @@ def data_source(argv: list[str]) -> str:
     return str(Path(lifetimes.__file__).parent / "datasets" / "CDNOW_sample.txt")
 
 
-def fit_in_fresh_process(source: str, compiledir: str | None) -> dict:
-    env = dict(os.environ)
-    if compiledir:
-        env["PYTENSOR_FLAGS"] = f"compiledir={compiledir}"
+def fit_in_fresh_process(source: str, fit: str) -> dict:
     started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, source], env=env, capture_output=True, text=True, check=True
-    )
+    code = READ_SUMMARY + fit + REPORT
+    out = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     return {**figures, "process": time.perf_counter() - started}
 
@@ -76,17 +88,13 @@ def fit_in_fresh_process(source: str, compiledir: str | None) -> dict:
 if __name__ == "__main__":
     source = data_source(sys.argv)
     print(f"data: {source}")
-    print(
-        f"{'case':<28}{'customers':>10}{'import s':>10}{'MBG/NBD s':>11}{'GG s':>8}"
-        f"{'process s':>11}{'CPU s':>8}"
-    )
-    with tempfile.TemporaryDirectory() as empty:
-        cases = [
-            ("cold (empty compile dir)", empty),
-            ("warm (same dir again)", empty),
-            ("project .cache/pytensor", None),
-        ]
-        for name, directory in cases:
-            f = fit_in_fresh_process(source, directory)
-            print(f"{name:<28}{f['customers']:>10}{f['import']:>10.1f}{f['mbgnbd']:>11.1f}{f['gamma_gamma']:>8.1f}"
-                  f"{f['process']:>11.1f}{f['cpu']:>8.1f}")  # fmt: skip
+    print(f"{'fit':<30}{'customers':>10}{'MBG/NBD s':>11}{'GG s':>8}{'process s':>11}{'CPU s':>8}")
+    results = {}
+    for name, fit in (("helpers.features.clv (scipy)", FIT_OURS), ("pymc-marketing MAP", FIT_PYMC)):
+        f = results[name] = fit_in_fresh_process(source, fit)
+        print(f"{name:<30}{f['customers']:>10}{f['mbgnbd']:>11.2f}{f['gamma_gamma']:>8.2f}"
+              f"{f['process']:>11.1f}{f['cpu']:>8.1f}")  # fmt: skip
+    ours, theirs = (r["params"] for r in results.values())
+    relative = {name: abs(ours[name] - theirs[name]) / abs(theirs[name]) for name in ours}
+    worst = max(relative, key=relative.get)
+    print(f"largest relative parameter difference: {relative[worst]:.2e} ({worst})")
