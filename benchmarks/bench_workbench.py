@@ -10,9 +10,11 @@ The demo world of each size is generated once into data/raw/bench_<N>/ (truth: d
 outputs/bench/runs/ (`--outputs` moves it; printed), so the per-phase timings
 the step manifests record (step 03's phases, step 02's merge seconds, step 04's map seconds) stay.
 Per step: wall, CPU (the kernel's user + system time, `cpu_seconds` in run.json), peak kernel RSS,
-and the wall split by the executed notebook's cell timings: setup (cells before the `run_step`
-cell: imports, parameters), run_step, display (tables and figures after it), the rest (kernel
-start or namespace reset, papermill); render is the HTML pages, written while the next step runs.
+the seconds until its artifacts were written (results: when the next step may start with
+`run.overlap_steps`), and the wall split by the executed notebook's cell timings: setup (cells
+before the `run_step` cell: imports, parameters), run_step, display (tables and figures after it),
+the rest (kernel start or namespace reset, papermill); render is the HTML pages, written while the
+next step runs.
 The total CPU is the kernel's (child processes) plus this process's (papermill, rendering); the
 machine's busy CPU seconds not spent by the benchmark are printed too (0 on a quiet machine).
 `--rerun STEP` re-executes that step's notebook twice in one kernel against the finished run, as
@@ -89,19 +91,23 @@ def cell_phases(executed: Path) -> dict[str, float]:
 
 def print_steps(run_dir: Path, manifest: dict[str, Any]) -> None:
     """One line per step: wall, CPU, peak memory and where the wall time went."""
-    columns = ("wall s", "CPU s", "peak MB", "setup", "run_step", "display", "rest", "render")
+    columns = ("wall s", "CPU s", "peak MB", "results", "setup", "run_step", "display", "rest", "render")
     print(f"{'step':<20}" + "".join(f"{name:>9}" for name in columns))
     for step, record in manifest["steps"].items():
         phases = cell_phases(run_dir / "notebooks" / f"{step}.ipynb")
         rest = record["seconds"] - sum(phases.values())
         values = (
             record["seconds"], record.get("cpu_seconds"), record["peak_kernel_rss_mb"],
-            phases["setup"], phases["run_step"], phases["display"], rest, record.get("render_seconds"),
+            record.get("results_seconds"), phases["setup"], phases["run_step"], phases["display"], rest,
+            record.get("render_seconds"),
         )  # fmt: skip
         print(f"{step:<20}" + "".join(f"{v:>9.1f}" if v is not None else f"{'n/a':>9}" for v in values))
     steps = manifest["steps"].values()
     total = sum(r["seconds"] for r in steps), sum(r.get("cpu_seconds") or 0.0 for r in steps)
     print(f"{'sum of steps':<20}{total[0]:>9.1f}{total[1]:>9.1f}")
+    if manifest.get("overlap_steps"):
+        print("steps overlap (run.overlap_steps): each starts after the previous one's results, so the")
+        print("sum of the steps' wall exceeds the run's; peak MB is each step's own kernel")
     if manifest.get("kernel_start_seconds") is not None:
         print(f"shared kernel start {manifest['kernel_start_seconds']:.1f} s (in step 1's rest)")
 

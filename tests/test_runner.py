@@ -7,15 +7,18 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 import yaml
 
 from helpers.core.config import ConfigError, apply_override, load_config
 from helpers.core.paths import NOTEBOOKS_DIR
 from helpers.core.runner import (
+    KernelError,
     SharedKernel,
     StepFailedError,
     preload_modules,
@@ -190,17 +193,25 @@ def test_config_overrides_and_extends(tmp_path: Path) -> None:
     child = tmp_path / "child.yml"
     child.write_text("extends: base.yml\nrun: {seed: 5}\n")
     config = load_config(child, ["identity.match_threshold=0.95", "clustering.choose=kmeans:6"])
-    assert config["run"] == {"seed": 5, "reference_date": "2026-01-01", "kernel": "auto"}
+    assert config["run"] == {
+        "seed": 5,
+        "reference_date": "2026-01-01",
+        "kernel": "auto",
+        "overlap_steps": True,
+    }
     assert config["identity"]["match_threshold"] == 0.95
     assert config["clustering"]["choose"] == "kmeans:6"
     with pytest.raises(ConfigError, match=r"section\.key=value"):
         apply_override(config, "no-equals-sign")
 
 
-@pytest.mark.parametrize("kernel", ["shared", "per_step"])
-def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str, Path], kernel: str) -> None:
-    """One kernel for the whole run (the default) or one per step: either way a notebook starts from
-    a fresh namespace, the project folder and execution count 1 (imported modules stay)."""
+@pytest.mark.parametrize(("kernel", "overlap"), [("shared", True), ("shared", False), ("per_step", True)])
+def test_no_notebook_sees_what_an_earlier_one_left_in_memory(
+    workspace: dict[str, Path], kernel: str, overlap: bool
+) -> None:
+    """Two shared kernels taking turns (the default), one for the whole run, or one per step: either
+    way a notebook starts from a fresh namespace, the project folder and execution count 1 (imported
+    modules stay)."""
     probe = (
         "import os, warnings\n"
         "from helpers.core.context import open_step\n"
@@ -218,7 +229,7 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str
     _notebook(workspace["notebooks"] / "02_second.ipynb", probe.format(step="02_second"))
     result = run_workbench(
         workspace["config"],
-        overrides=[f"run.kernel={kernel}"],
+        overrides=[f"run.kernel={kernel}", f"run.overlap_steps={overlap}"],
         outputs_dir=workspace["outputs"],
         notebooks_dir=workspace["notebooks"],
         progress=False,
@@ -226,7 +237,9 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(workspace: dict[str
     )
     manifest = json.loads((result.run_dir / "run.json").read_text())
     first, second = (manifest["steps"][step]["recorded"] for step in ("01_first", "02_second"))
-    assert (first["pid"] == second["pid"]) is (kernel == "shared") and manifest["kernel"] == kernel
+    one_kernel = kernel == "shared" and not overlap
+    assert (first["pid"] == second["pid"]) is one_kernel and manifest["kernel"] == kernel
+    assert manifest["overlap_steps"] is (kernel == "shared" and overlap)
     assert ("kernel_start_seconds" in manifest) is (kernel == "shared")
     assert "leftover" not in second["names"] and second["names"] == first["names"]
     assert {"ctx", "open_step", "os", "warnings", "run_dir", "config_path"} <= set(second["names"])
@@ -261,3 +274,110 @@ def test_a_kernel_started_early_has_the_first_steps_modules_loaded_and_nothing_b
         kernel.start()
         kernel.prepare()
         kernel.run_code("import sys\nassert {'json', 'csv'} <= set(sys.modules)")
+
+
+def _cells_notebook(path: Path, *bodies: str) -> None:
+    """A stand-in notebook with the parameters cell and one code cell per body."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('run_dir = ""\nconfig_path = ""')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, *(nbformat.v4.new_code_cell(body) for body in bodies)]
+    nbformat.write(notebook, path)
+
+
+# Step one writes its artifact in its run_step cell, then "draws charts" for `{seconds}` seconds.
+RESULTS_THEN_CHARTS = (
+    "import time\n"
+    "import pandas as pd\n"
+    "from helpers.core.context import open_step\n"
+    "ctx = open_step('01_first', run_dir, config_path)\n"
+    "def run_step(ctx):\n"
+    "    ctx.write('numbers', pd.DataFrame({'x': [1, 2, 3]}))\n"
+    "run_step(ctx)",
+)
+SECOND_STARTS = (
+    "import time\n"
+    "from helpers.core.context import open_step\n"
+    "ctx = open_step('02_second', run_dir, config_path)\n"
+    "ctx.record(started=time.time(), total=int(ctx.read('01_first', 'numbers').x.sum()))"
+)
+
+
+def test_overlapping_steps_start_the_next_step_once_the_results_are_written(
+    workspace: dict[str, Path],
+) -> None:
+    """With two kernels (the default) step two starts while step one still draws its charts; each
+    step is recorded in order, with the seconds until its results were written."""
+    charts = "time.sleep(4)\nctx.record(charts_done=time.time())"
+    _cells_notebook(workspace["notebooks"] / "01_first.ipynb", *RESULTS_THEN_CHARTS, charts)
+    _cells_notebook(workspace["notebooks"] / "02_second.ipynb", SECOND_STARTS)
+    result = run_workbench(
+        workspace["config"],
+        outputs_dir=workspace["outputs"],
+        notebooks_dir=workspace["notebooks"],
+        progress=False,
+        steps=STAND_INS,
+    )
+    manifest = json.loads((result.run_dir / "run.json").read_text())
+    first, second = (manifest["steps"][step] for step in ("01_first", "02_second"))
+    assert manifest["status"] == "ok" and manifest["overlap_steps"] is True
+    assert list(manifest["steps"]) == ["01_first", "02_second"]
+    assert second["recorded"]["total"] == 6
+    assert second["recorded"]["started"] < first["recorded"]["charts_done"] - 2
+    assert first["results_seconds"] < first["seconds"] - 3  # the charts took 4 s after the results
+    assert "results_seconds" not in second  # no run_step cell: the next step would wait for its end
+
+
+def test_a_step_failing_after_its_results_fails_the_run_and_stops_the_next_step(
+    workspace: dict[str, Path],
+) -> None:
+    """A chart that fails after the next step started still fails its own step, first; the next
+    step, still running in the other kernel, is stopped and no kernel is left."""
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    started = time.monotonic()
+    broken_chart = (  # fails once step two is running (it recorded its start)
+        "for _ in range(600):\n"
+        "    if (ctx.run_dir / '02_second' / 'step.json').is_file():\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "raise ValueError('chart of calls.csv failed')"
+    )
+    _cells_notebook(workspace["notebooks"] / "01_first.ipynb", *RESULTS_THEN_CHARTS, broken_chart)
+    _cells_notebook(workspace["notebooks"] / "02_second.ipynb", SECOND_STARTS + "\ntime.sleep(120)")
+    with pytest.raises(StepFailedError, match=r"Step 01_first failed: ValueError: chart of calls\.csv"):
+        run_workbench(
+            workspace["config"],
+            outputs_dir=workspace["outputs"],
+            notebooks_dir=workspace["notebooks"],
+            progress=False,
+            steps=STAND_INS,
+        )
+    assert time.monotonic() - started < 60  # step two's 120 s sleep was cut short
+    run_dir = next((workspace["outputs"] / "runs").iterdir())
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed_step"] == "01_first"
+    assert list(manifest["steps"]) == ["01_first"]
+    assert json.loads((run_dir / "02_second" / "step.json").read_text())["total"] == 6  # it had started
+    assert not {child.pid for child in psutil.Process().children(recursive=True)} - before
+    assert not (workspace["outputs"] / "latest").exists()
+
+
+def test_a_kernel_warmed_up_between_notebooks_is_reset_and_has_the_next_modules() -> None:
+    """`warm_up` resets the namespace and imports the next step's modules while the kernel waits;
+    the next `prepare` then has nothing left to do. A module that cannot be imported is left to the
+    notebook, and a kernel that died is reported at once instead of waiting for the timeout."""
+    with SharedKernel() as kernel:
+        kernel.prepare()
+        kernel.run_code("leftover = 1")
+        kernel.warm_up(("tabnanny", "helpers.no_such_step"))
+        kernel.run_code("import sys\nassert 'tabnanny' in sys.modules and 'leftover' not in dir()")
+        kernel.run_code("leftover = 2")
+        kernel.prepare()  # the warm-up's reset counts: this one does not reset again
+        kernel.run_code("assert leftover == 2")
+        for process in kernel.processes():
+            process.kill()
+        started = time.monotonic()
+        with pytest.raises(KernelError, match="died"):
+            kernel.run_code("1 + 1", timeout=60)
+        assert time.monotonic() - started < 10

@@ -7,9 +7,12 @@ are paid once; before each notebook the kernel's user namespace is reset (variab
 history, open figures, working folder, execution count), so no notebook depends on what an earlier
 one left in memory: steps still exchange only artifacts. Imported modules (and the warning filters
 their imports installed) stay, as in a JupyterLab kernel. `run.kernel: per_step` (auto's choice for
-larger inputs) starts a fresh kernel per notebook: all memory is returned between steps. Each
-step's HTML pages are written by a background thread while the next step runs; a step whose pages
-could not be written fails.
+larger inputs) starts a fresh kernel per notebook: all memory is returned between steps. With
+`run.overlap_steps` (the default) shared kernels come in a pair that take turns: a step starts in
+the other kernel as soon as the previous step's `run_step` cell has written its artifacts, while
+the previous step still draws its charts and tables (a step reads only earlier steps' artifacts, so
+the order of results is unchanged). Each step's HTML pages are written by a background thread while
+the next step runs; a step whose pages could not be written fails.
 
 A run folder holds the frozen config, `run.json` (versions, data fingerprints, per-step
 timings, status and recorded values), the executed notebooks, each step's artifacts and
@@ -27,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import resource
 import shutil
 import signal
@@ -36,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from importlib import metadata
@@ -68,6 +72,9 @@ KERNEL_NAME = "python3"
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 SHARED_KERNEL_MAX_INPUT_BYTES = 2**30  # run.kernel auto: one kernel below 1 GiB of raw files
 SHARED_ENGINE = "workbench-shared-kernel"  # the papermill engine that runs in an existing kernel
+# The cell of a step's notebook after which its artifacts are written (the rest shows them): the
+# first code cell that calls it. With overlapping steps the next step may start once it has run.
+RESULTS_CALL = "run_step("
 PINNED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "duckdb", "splink", "scikit-learn",
     "pymc-marketing", "pandera", "matplotlib", "seaborn", "papermill", "nbconvert",
@@ -124,10 +131,14 @@ def run_workbench(
         raise OutputsWriteError(cannot_write(outputs_dir, error)) from None
     with RunLock(outputs_dir, run_id), StopOnSignal() as stop, contextlib.ExitStack() as kernels:
         mark_stale_runs(outputs_dir / "runs", every_running=True)
-        early = None  # shared or auto (shared unless the inputs are large): started and importing now
+        # shared or auto (shared unless the inputs are large): started and importing now, two of them
+        # when steps overlap, the second importing the second step's modules
+        early: list[SharedKernel] = []
         if config["run"]["kernel"] != "per_step":
-            early = kernels.enter_context(SharedKernel(preload=preload_modules(steps)))
-            start_early(early)
+            pair = config["run"]["overlap_steps"] and len(steps) > 1
+            for first in range(2 if pair else 1):
+                early.append(kernels.enter_context(SharedKernel(preload=preload_modules(steps[first:]))))
+                start_early(early[-1])
         ensure_demo_data(config, progress=progress)
         run_dir = outputs_dir / "runs" / run_id
         manifest: dict[str, Any] = {
@@ -154,14 +165,15 @@ def run_workbench(
             _say(progress, f"Run {run_id}: {len(notebooks)} steps -> {run_dir}")
             shared = uses_shared_kernel(config["run"]["kernel"], manifest["input_fingerprints"])
             manifest["kernel"] = "shared" if shared else "per_step"
-            kernel = early if shared else None
-            if early is not None and not shared:
-                early.close()
+            manifest["overlap_steps"] = shared and len(early) > 1
+            if not shared:
+                for kernel in early:
+                    kernel.close()
             with ThreadPoolExecutor(1, thread_name_prefix="render") as renders:
-                names = [s.name for s in steps]
                 _run_steps(
-                    run_dir, frozen_config, names, notebooks, manifest, stop, progress, kernel, renders
-                )
+                    run_dir, frozen_config, steps, notebooks, manifest, stop, progress,
+                    early if shared else [None], renders,
+                )  # fmt: skip
         except RunInterruptedError as interruption:
             stop_kernels()
             manifest.update(status="interrupted", signal=interruption.signal_name, finished_at=now())
@@ -177,72 +189,186 @@ def run_workbench(
     return RunResult(run_id=run_id, run_dir=run_dir)
 
 
+@dataclass
+class StepResults:
+    """`ready` is set once a step's artifacts are written (`written`: its `RESULTS_CALL` cell ran)
+    or its notebook ended."""
+
+    ready: threading.Event = field(default_factory=threading.Event)
+    written: bool = False
+
+
+@dataclass(frozen=True)
+class StepExecution:
+    """A step's notebook executing in its kernel's worker thread."""
+
+    label: str  # "[position/steps] step"
+    step: str
+    executed: Path
+    sql_engine: str | None
+    outcome: Future[StepOutcome]
+    results: StepResults
+    kernel: SharedKernel | None  # None: a fresh kernel of its own
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How a step's notebook execution ended: its error (None: ok), wall and kernel CPU seconds,
+    peak kernel memory, and the seconds until its artifacts were written (None: not reached)."""
+
+    error: Exception | None
+    seconds: float
+    cpu_seconds: float
+    peak_mb: float
+    results_seconds: float | None
+
+
 def _run_steps(
     run_dir: Path,
     frozen_config: Path,
-    names: list[str],
+    steps: Sequence[Step],
     notebooks: list[Path],
     manifest: dict[str, Any],
     stop: StopOnSignal,
     progress: bool,
-    kernel: SharedKernel | None,
+    kernels: Sequence[SharedKernel | None],
     renders: ThreadPoolExecutor,
 ) -> None:
-    """Execute the notebooks in order (in `kernel`, else a fresh kernel each), recording each step in
-    `manifest` (and run.json). A step's pages are rendered in `renders` while the next step runs;
-    a render failure fails its step once it is known (at the latest before the run ends)."""
-    pending: tuple[str, Path, Future[tuple[float, str | None]]] | None = None
+    """Execute the notebooks in order, each in the next of `kernels` in turn (None: a fresh kernel
+    per notebook), recording each step in `manifest` (and run.json) in order. With two kernels a
+    step starts once the previous step's artifacts are written, else once it ended, and a kernel
+    that finished a step resets and imports the modules of its next step while it waits for it. A
+    step's pages are rendered in `renders` while the next step runs; a render failure fails its step
+    once it is known (at the latest before the run ends)."""
+    overlap = len(kernels) > 1
+    cell_progress = progress and not overlap  # papermill's cell bars: one step at a time only
     configured = (manifest["config"].get("engine") or {}).get("name", "duckdb")
-    for position, (step, notebook) in enumerate(zip(names, notebooks, strict=True), 1):
-        sql_engine = step_engine(step, configured)
-        note = ""
-        if configured != "duckdb" and sql_engine is not None:
-            note = f" (SQL on {sql_engine}" + (
-                ", not yet behind the engine seam)" if sql_engine != configured else ")"
-            )
-        _say(progress, f"[{position}/{len(notebooks)}] {step} ...{note}")
-        manifest["running_step"] = step
-        started = time.perf_counter()
-        executed = run_dir / "notebooks" / notebook.name
-        parameters = {"run_dir": str(run_dir), "config_path": str(frozen_config)}
-        error: Exception | None = None
-        with PeakMemory() as memory, KernelCpu() as cpu:
-            try:
-                if kernel is not None:
-                    kernel.prepare()  # started on first use, else its namespace reset
-                    manifest.setdefault("kernel_start_seconds", kernel.start_seconds)
-                execute_notebook(notebook, executed, parameters, kernel, progress)
-            except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
-                error = caught
-        if stop.signal_number is not None:  # the kernel saw Ctrl-C first and papermill reported it
-            raise RunInterruptedError(stop.signal_number)
-        seconds = round(time.perf_counter() - started, 2)
-        step_record: dict[str, Any] = {
-            "seconds": seconds,
-            "cpu_seconds": cpu.seconds,
-            "peak_kernel_rss_mb": memory.peak_mb,
-            "status": "failed" if error else "ok",
-            "sql_engine": sql_engine,
-        }
-        step_manifest = run_dir / step / STEP_MANIFEST
-        if step_manifest.is_file():
-            step_record["recorded"] = json.loads(step_manifest.read_text())
-        manifest["steps"][step] = step_record
-        if pending is not None:  # the previous step's pages, rendered while this step ran
-            _check_render(run_dir, manifest, *pending)
-            pending = None
-        if error is not None:
-            if executed.is_file():  # a failure to render is recorded in render_errors
-                _rendered(manifest, step, _render_step(executed, run_dir / "reports", failed=True))
-            _fail_step(run_dir, manifest, step, describe_error(error), executed, error)
-        write_manifest(run_dir, manifest)
-        pending = (step, executed, renders.submit(_render_step, executed, run_dir / "reports"))
-        _say(progress, f"[{position}/{len(notebooks)}] {step} done in {seconds:.1f} s")
+    pending: tuple[str, Path, Future[tuple[float, str | None]]] | None = None
+    running: StepExecution | None = None  # the latest step not yet recorded
+    started: list[Future[Any]] = []  # the steps' executions and the kernels' warm-ups
+    with ThreadPoolExecutor(1, thread_name_prefix="step") as worker:  # for steps in their own kernel
+        try:
+            names = [s.name for s in steps]
+            for position, (step, notebook) in enumerate(zip(names, notebooks, strict=True), 1):
+                if running is not None:
+                    running.results.ready.wait()
+                    if not (overlap and running.results.written):
+                        pending = _finish_step(run_dir, manifest, stop, progress, running, pending, renders)
+                        running = None
+                slot = (position - 1) % len(kernels)
+                sql_engine = step_engine(step, configured)
+                note = ""
+                if configured != "duckdb" and sql_engine is not None:
+                    note = f" (SQL on {sql_engine}" + (
+                        ", not yet behind the engine seam)" if sql_engine != configured else ")"
+                    )
+                label = f"[{position}/{len(notebooks)}] {step}"
+                _say(progress, f"{label} ...{note}")
+                manifest["running_step"] = step
+                executed = run_dir / "notebooks" / notebook.name
+                parameters = {"run_dir": str(run_dir), "config_path": str(frozen_config)}
+                results = StepResults()
+                kernel = kernels[slot]
+                arguments = (notebook, executed, parameters, kernel, cell_progress, results)
+                outcome = (kernel or worker).submit(_execute_step, *arguments)
+                execution = StepExecution(label, step, executed, sql_engine, outcome, results, kernel)
+                started.append(outcome)
+                following = position - 1 + len(kernels)  # the next step this kernel runs
+                if overlap and kernel is not None and following < len(steps):
+                    started.append(kernel.submit(kernel.warm_up, preload_modules(steps[following:])))
+                if running is not None:  # the previous step, drawing its charts meanwhile
+                    pending = _finish_step(run_dir, manifest, stop, progress, running, pending, renders)
+                running = execution
+            if running is not None:
+                pending = _finish_step(run_dir, manifest, stop, progress, running, pending, renders)
+                running = None
+        except BaseException:
+            if not all(outcome.done() for outcome in started):
+                stop_kernels()  # the run ends here: a step still running in the other kernel is stopped
+            raise
     if pending is not None:
         _check_render(run_dir, manifest, *pending)
     manifest.pop("running_step", None)
     manifest.update(status="ok", finished_at=now())
     _record_end(run_dir, manifest)
+
+
+def _execute_step(
+    notebook: Path,
+    executed: Path,
+    parameters: dict[str, Any],
+    kernel: SharedKernel | None,
+    progress: bool,
+    results: StepResults,
+) -> StepOutcome:
+    """Run one step's notebook into `executed` (in `kernel`, prepared first, else in a fresh kernel);
+    mark `results` when its artifacts are written, and ready in any case when it ends."""
+    started = time.perf_counter()
+    results_seconds: float | None = None
+
+    def results_written() -> None:
+        nonlocal results_seconds
+        if results_seconds is None:
+            results_seconds = round(time.perf_counter() - started, 2)
+            results.written = True
+            results.ready.set()
+
+    error: Exception | None = None
+    processes = kernel.processes if kernel is not None else None  # None: every kernel of this process
+    try:
+        with PeakMemory(processes) as memory, KernelCpu(processes) as cpu:
+            try:
+                if kernel is not None:
+                    kernel.prepare()  # started on first use, else its namespace reset
+                execute_notebook(notebook, executed, parameters, kernel, progress, results_written)
+            except Exception as caught:  # papermill wraps cell errors; anything else is a failure too
+                error = caught
+    finally:
+        results.ready.set()
+    return StepOutcome(
+        error, round(time.perf_counter() - started, 2), cpu.seconds, memory.peak_mb, results_seconds
+    )
+
+
+def _finish_step(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    stop: StopOnSignal,
+    progress: bool,
+    execution: StepExecution,
+    pending: tuple[str, Path, Future[tuple[float, str | None]]] | None,
+    renders: ThreadPoolExecutor,
+) -> tuple[str, Path, Future[tuple[float, str | None]]]:
+    """Wait for `execution` to end and record it; check the earlier step's pages (`pending`) and
+    start rendering this step's. A failed step fails the run (`StepFailedError`)."""
+    outcome = execution.outcome.result()
+    if stop.signal_number is not None:  # the kernel saw Ctrl-C first and papermill reported it
+        raise RunInterruptedError(stop.signal_number)
+    step, executed = execution.step, execution.executed
+    step_record: dict[str, Any] = {
+        "seconds": outcome.seconds,
+        "cpu_seconds": outcome.cpu_seconds,
+        "peak_kernel_rss_mb": outcome.peak_mb,
+        "status": "failed" if outcome.error else "ok",
+        "sql_engine": execution.sql_engine,
+    }
+    if outcome.results_seconds is not None:
+        step_record["results_seconds"] = outcome.results_seconds
+    if execution.kernel is not None and execution.kernel.start_seconds is not None:
+        manifest.setdefault("kernel_start_seconds", execution.kernel.start_seconds)
+    step_manifest = run_dir / step / STEP_MANIFEST
+    if step_manifest.is_file():
+        step_record["recorded"] = json.loads(step_manifest.read_text())
+    manifest["steps"][step] = step_record
+    if pending is not None:  # the previous step's pages, rendered while this step ran
+        _check_render(run_dir, manifest, *pending)
+    if outcome.error is not None:
+        if executed.is_file():  # a failure to render is recorded in render_errors
+            _rendered(manifest, step, _render_step(executed, run_dir / "reports", failed=True))
+        _fail_step(run_dir, manifest, step, describe_error(outcome.error), executed, outcome.error)
+    write_manifest(run_dir, manifest)
+    _say(progress, f"{execution.label} done in {outcome.seconds:.1f} s")
+    return step, executed, renders.submit(_render_step, executed, run_dir / "reports")
 
 
 def preload_modules(steps: Sequence[Step]) -> tuple[str, ...]:
@@ -251,8 +377,12 @@ def preload_modules(steps: Sequence[Step]) -> tuple[str, ...]:
 
 
 def start_early(kernel: SharedKernel) -> None:
-    """Start `kernel` ahead of the first step; if that fails, leave it to the first step, which
-    records the cause as its failure."""
+    """Start `kernel` in its thread ahead of the first step, without waiting; if that fails, leave
+    it to the first step, which records the cause as its failure."""
+    kernel.submit(_start_or_close, kernel)
+
+
+def _start_or_close(kernel: SharedKernel) -> None:
     try:
         kernel.start()
     except Exception:  # any start failure is met again, and reported, by the first step's prepare
@@ -274,13 +404,24 @@ def execute_notebook(
     parameters: dict[str, Any],
     kernel: SharedKernel | None = None,
     progress: bool = False,
+    on_results: Callable[[], None] | None = None,
 ) -> None:
     """Execute `notebook` with papermill into `executed` (parameters injected), in `kernel` when
-    given (it must be prepared), else in a fresh kernel that is stopped afterwards."""
+    given (it must be prepared), else in a fresh kernel that is stopped afterwards. `on_results` is
+    called once the first cell with `RESULTS_CALL` has run without error."""
     engine: dict[str, Any] = (
         kernel.engine_arguments() if kernel is not None else {"extra_arguments": KERNEL_ARGUMENTS}
     )
-    papermill.execute_notebook(
+    if on_results is not None:
+
+        def cell_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any] | None) -> None:
+            ok = (execute_reply or {}).get("content", {}).get("status") == "ok"
+            if ok and RESULTS_CALL in cell.source:
+                on_results()
+
+        engine["on_cell_executed"] = cell_executed
+    execute = partial(
+        papermill.execute_notebook,
         str(notebook),
         str(executed),
         parameters=parameters,
@@ -290,6 +431,10 @@ def execute_notebook(
         request_save_on_cell_execute=False,
         **engine,
     )
+    if kernel is not None:
+        kernel.in_thread(execute)
+    else:
+        execute()
 
 
 def _render_step(executed: Path, reports: Path, failed: bool = False) -> tuple[float, str | None]:
@@ -486,9 +631,15 @@ def cannot_write(folder: Path, error: OSError) -> str:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process's notebook kernels and their children while active."""
+    """Samples the resident memory of `processes()` while active (default: this process's notebook
+    kernels and their children)."""
 
-    def __init__(self, interval_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        processes: Callable[[], list[psutil.Process]] | None = None,
+        interval_seconds: float = 0.25,
+    ) -> None:
+        self.processes = processes or kernel_processes
         self.interval_seconds = interval_seconds
         self.peak_bytes = 0
         self._stop = threading.Event()
@@ -501,7 +652,7 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.is_set():
             total = 0
-            for child in kernel_processes():
+            for child in self.processes():
                 try:
                     total += child.memory_info().rss
                 except psutil.Error:
@@ -523,23 +674,26 @@ class KernelCpu:
     kernel, the processes it runs (a Spark JVM lives as long as the kernel) and every process they
     waited for. Descendants alive at the start or the end are read with psutil; children that ended
     meanwhile and were waited for, with `getrusage(RUSAGE_CHILDREN)`. A shared kernel that lives
-    through many steps is thus charged per step."""
+    through many steps is thus charged per step. With `processes` (one kernel's process tree, while
+    another kernel runs too) only those are counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: Callable[[], list[psutil.Process]] | None = None) -> None:
         self.seconds = 0.0
+        self._processes = processes
         self._ended = 0.0
         self._alive = 0.0
 
-    @staticmethod
-    def _ended_children() -> float:
+    def _ended_children(self) -> float:
+        if self._processes is not None:
+            return 0.0  # what the kernel waited for is in its own children's times
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
-    @staticmethod
-    def _alive_children() -> float:
+    def _alive_children(self) -> float:
         total = 0.0
         # Every live descendant; each also counts the ended processes it waited for.
-        for child in psutil.Process().children(recursive=True):
+        processes = self._processes() if self._processes else psutil.Process().children(recursive=True)
+        for child in processes:
             try:
                 times = child.cpu_times()
             except psutil.Error:
@@ -598,7 +752,11 @@ class SharedKernel:
     """One IPython kernel for all the notebooks of a run, started on first use (`prepare`) or ahead
     of it (`start`) in the project folder, its user namespace reset before every later notebook,
     shut down on exit. `preload`: modules `start` has the kernel import while the caller goes on
-    (e.g. generating the demo world); the first `prepare` waits for them."""
+    (e.g. generating the demo world); the first `prepare` waits for them.
+
+    Everything that talks to the kernel runs in the kernel's own thread (`in_thread`, `submit`),
+    whichever thread calls: a kernel client used from two threads' event loops leaves the first
+    loop unable to hear a later kernel (a notebook executed there afterwards waits forever)."""
 
     def __init__(
         self, cwd: Path = PROJECT_ROOT, startup_timeout: float = 120.0, preload: Sequence[str] = ()
@@ -611,9 +769,24 @@ class SharedKernel:
         self._kc: Any = None
         self._preloading: str | None = None  # the id of the preload's execute request
         self._used = False  # a notebook has run in it: the next one needs a reset
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="shared-kernel")
+        self._thread_id = self._thread.submit(threading.get_ident).result()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run `function(*args)` in the kernel's thread, after what was submitted before."""
+        return self._thread.submit(function, *args)
+
+    def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)`, called in the kernel's thread; its result."""
+        if threading.get_ident() == self._thread_id:
+            return function(*args)
+        return self.submit(function, *args).result()
 
     def start(self) -> None:
         """Start the kernel and send it the `preload` imports without waiting for them."""
+        self.in_thread(self._start)
+
+    def _start(self) -> None:
         if self._km is not None:
             return
         started = time.perf_counter()
@@ -630,35 +803,68 @@ class SharedKernel:
 
     def prepare(self) -> None:
         """Start the kernel on first use (or wait for its preload); else reset its namespace for the
-        next notebook. A failed preload is not raised here: the notebook's own import reports it."""
+        next notebook (unless `warm_up` did). A failed preload is not raised here: the notebook's own
+        import reports it."""
+        self.in_thread(self._prepare)
+
+    def _prepare(self) -> None:
         if self._used:
             self.run_code(KERNEL_RESET)
             return
-        self.start()
+        self._start()
         if self._preloading is not None:
             run_sync(self._reply)(self._preloading, self.startup_timeout)
             self._preloading = None
         self._used = True
 
+    def warm_up(self, modules: Sequence[str]) -> None:
+        """After a notebook, while the kernel waits for its next one: reset the namespace and import
+        `modules` now, so the next `prepare` finds both done. A failed import is left to the next
+        notebook's own import; a failed reset, to the next `prepare`, which tries again."""
+        self.in_thread(self._warm_up, tuple(modules))
+
+    def _warm_up(self, modules: tuple[str, ...]) -> None:
+        self._prepare()
+        with contextlib.suppress(KernelError):
+            self.run_code(f"[__import__('importlib').import_module(name) for name in {modules!r}]")
+        self._used = False
+
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
         """The kernel's reply to request `msg_id` (its output messages are left to nbclient, which
-        skips messages of other requests)."""
+        skips messages of other requests); `KernelError` when the kernel dies or `timeout` passes."""
         deadline = time.monotonic() + timeout
-        while True:
-            message = await self._kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.0))
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                message = await self._kc.get_shell_msg(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                if not await self._km.is_alive():
+                    raise KernelError("the shared kernel died") from None
+                continue
             if message["parent_header"].get("msg_id") == msg_id:
                 return message
+        raise KernelError(f"the shared kernel did not answer within {timeout:.0f} s")
 
     def run_code(self, code: str, timeout: float = 120.0) -> None:
-        """Run `code` silently in the kernel; raise `KernelError` with the kernel's error."""
+        """Run `code` silently in the kernel; raise `KernelError` with the kernel's error, or when it
+        dies or does not answer within `timeout` seconds."""
+        self.in_thread(self._run_code, code, timeout)
+
+    def _run_code(self, code: str, timeout: float) -> None:
         if self._kc is None:
             raise KernelError("the shared kernel is not started")
-        reply = run_sync(self._kc.execute_interactive)(
-            code, silent=True, output_hook=lambda _message: None, timeout=timeout
-        )
+        reply = run_sync(self._reply)(self._kc.execute(code, silent=True), timeout)
         content = reply["content"]
         if content.get("status") != "ok":
             raise KernelError(f"{content.get('ename', 'error')}: {content.get('evalue', '')}")
+
+    def processes(self) -> list[psutil.Process]:
+        """The kernel's process and every process it started (none before it starts)."""
+        pid = getattr(getattr(self._km, "provisioner", None), "pid", None)
+        try:
+            kernel = psutil.Process(pid) if pid is not None else None
+            return [kernel, *kernel.children(recursive=True)] if kernel is not None else []
+        except psutil.Error:
+            return []
 
     def engine_arguments(self) -> dict[str, Any]:
         """papermill arguments that execute a notebook in this kernel."""
@@ -667,6 +873,9 @@ class SharedKernel:
     def close(self, stop_kernel: bool = True) -> None:
         """Stop the client and (unless the caller kills it) the kernel, at once: nothing is left to
         run in it."""
+        self.in_thread(self._close, stop_kernel)
+
+    def _close(self, stop_kernel: bool) -> None:
         with contextlib.suppress(Exception):
             if self._kc is not None:
                 self._kc.stop_channels()
@@ -679,12 +888,13 @@ class SharedKernel:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        # After Ctrl-C the interrupted cell's task is still on the event loop: running the loop again
-        # to shut the kernel down would wake it to a "Kernel died" traceback; `stop_kernels` kills it.
+        # After Ctrl-C a cell may still run in the kernel's thread: `stop_kernels` kills the kernel
+        # first (the thread then sees it die), and only the client is closed.
         graceful = kind is None or issubclass(kind, Exception)
-        self.close(stop_kernel=graceful)
         if not graceful:
             stop_kernels()
+        self.close(stop_kernel=graceful)
+        self._thread.shutdown()
 
 
 class SharedKernelEngine(NBClientEngine):
