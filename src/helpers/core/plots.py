@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 from matplotlib import colors, font_manager
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 
 from helpers.core.fonts import CJK_FONT_FILE
 
@@ -78,3 +81,27 @@ def segment_colors(segment_ids: Iterable[int]) -> dict[int, str]:
 def readable_number(value: float) -> str:
     """Table format for mixed magnitudes: whole numbers with separators from 100 up, else 2 decimals."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def histogram(
+    axis: Axes,
+    values: Iterable[float],
+    bins: int | np.ndarray,
+    color: str = "tab:blue",
+    edgecolor: str = "white",
+) -> PolyCollection:
+    """Draw what `axis.hist(values, bins, color=color, edgecolor=edgecolor)` draws, as one collection
+    of bars instead of one patch per bar (a grid of 40-bin histograms took ~0.7 s in `hist` alone)."""
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
+    left, right, zero = edges[:-1], edges[1:], np.zeros(len(counts))
+    corners = [(left, zero), (left, counts), (right, counts), (right, zero)]
+    bars = PolyCollection(
+        np.stack([np.column_stack(corner) for corner in corners], axis=1),
+        facecolors=color,
+        edgecolors=edgecolor,
+        linewidths=plt.rcParams["patch.linewidth"],
+    )
+    bars.sticky_edges.y.append(0)  # as `hist`: the bars stand on the axis, no margin below them
+    axis.add_collection(bars)
+    axis.autoscale_view()
+    return bars
