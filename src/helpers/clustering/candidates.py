@@ -43,6 +43,7 @@ from sklearn.metrics import (
 from threadpoolctl import threadpool_limits
 
 from helpers.clustering.algorithms import REGISTRY, Algorithm
+from helpers.clustering.workers import run_jobs
 from helpers.core.settings import ClusteringSettingsSection
 
 if TYPE_CHECKING:
@@ -730,46 +731,46 @@ def _compare(
     fit_rows = sample_rows(len(x), settings.sample_size, settings.seed, strata)
     small_rows = fit_rows[sample_rows(len(fit_rows), settings.small_sample_size, settings.seed + 1)]
     screen = min(SCREENING_REFITS, settings.stability_refits)
-    jobs = [
-        (
-            algorithm,
-            x,
-            business,
-            settings,
-            small_rows if algorithm_spec(algorithm).small_sample else fit_rows,
-            screen,
-        )
+    fitted_on = {
+        algorithm: small_rows if algorithm_spec(algorithm).small_sample else fit_rows
         for algorithm in settings.algorithms
+    }
+    # Every algorithm is one job (fitted, scored and screened for every k), the longest first.
+    order = sorted(settings.algorithms, key=lambda name: -algorithm_spec(name).cost)
+    jobs = [
+        (name, x[fitted_on[name]], business.iloc[fitted_on[name]].reset_index(drop=True), settings, screen)
+        for name in order
     ]
-    results = [_compare_algorithm(*job) for job in jobs]
-    rows, candidates, seconds, fitted_on = [], {}, {}, {}
-    for (algorithm, *_, rows_used, _), (algorithm_rows, algorithm_candidates, spent) in zip(
-        jobs, results, strict=True
-    ):
+    done = dict(zip(order, run_jobs(_compare_algorithm, jobs, settings.threads), strict=True))
+    rows, candidates, seconds = [], {}, {}
+    for algorithm in settings.algorithms:  # registry order: the table's and the candidates' order
+        (algorithm_rows, algorithm_candidates), seconds[algorithm] = done[algorithm]
         rows += algorithm_rows
         candidates |= algorithm_candidates
-        fitted_on |= dict.fromkeys(algorithm_candidates, rows_used)
-        seconds[algorithm] = spent
     table = pd.DataFrame(rows)
 
-    def refit_fully(position: int) -> None:
-        started = time.perf_counter()
-        key = f"{table.at[position, 'algorithm']}:{table.at[position, 'k']}"
-        candidate = candidates[key]
-        candidate.stability = bootstrap_stability(
-            candidate, x[fitted_on[key]], settings, previous=candidate.stability
-        )
-        for column, value in stability_columns(candidate, settings).items():
-            table.at[position, column] = value
-        seconds[candidate.algorithm] += time.perf_counter() - started
+    def refit_fully(positions: list[int]) -> None:
+        """Every stability refit for the candidates at `positions` of `table` (in parallel)."""
+        keys = [f"{table.at[position, 'algorithm']}:{table.at[position, 'k']}" for position in positions]
+        refits = [
+            (candidate, x[fitted_on[candidate.algorithm]], settings, None, candidate.stability)
+            for candidate in (candidates[key] for key in keys)
+        ]
+        for position, key, (result, spent) in zip(
+            positions, keys, run_jobs(bootstrap_stability, refits, settings.threads), strict=True
+        ):
+            candidate = candidates[key]
+            candidate.stability = result
+            for column, value in stability_columns(candidate, settings).items():
+                table.at[position, column] = value
+            seconds[candidate.algorithm] += spent
 
     # Screening done: the contenders get every refit (a standard error worth selecting on).
-    for position in stability_contenders(table, settings):
-        refit_fully(position)
+    refit_fully(stability_contenders(table, settings))
     if settings.prefer == "more_segments":
         # most segments first: refit until one keeps every segment on all refits and ties the best
         for position in most_segments_contenders(table, settings):
-            refit_fully(position)
+            refit_fully([position])
             scored = combined_scores(table, settings)
             best = scored.loc[scored["admissible"], "score"].max()
             if scored.at[position, "stable_choice"] and scored.at[position, "score"] >= best - SCORE_TIE:
@@ -778,20 +779,12 @@ def _compare(
 
 
 def _compare_algorithm(
-    algorithm: str,
-    x: np.ndarray,
-    business: pd.DataFrame,
-    settings: ClusteringSettings,
-    rows_used: np.ndarray,
-    screen: int,
-) -> tuple[list[dict[str, Any]], dict[str, Candidate], float]:
-    """Fit, score and screen (`screen` bootstrap refits) one algorithm for every k on `x[rows_used]`:
-    the comparison-table rows, the candidates by key and the seconds spent."""
+    algorithm: str, x_fit: np.ndarray, business_fit: pd.DataFrame, settings: ClusteringSettings, screen: int
+) -> tuple[list[dict[str, Any]], dict[str, Candidate]]:
+    """Fit, score and screen (`screen` bootstrap refits) one algorithm for every k on its fit rows
+    `x_fit` (`business_fit` aligned with them): the comparison-table rows and the candidates by key."""
     spec = algorithm_spec(algorithm)
-    started = time.perf_counter()
-    x_fit = x[rows_used]
-    business_fit = business.iloc[rows_used].reset_index(drop=True)
-    score_rows = sample_rows(len(rows_used), settings.score_sample_size, settings.seed + 2)
+    score_rows = sample_rows(len(x_fit), settings.score_sample_size, settings.seed + 2)
     prepared = spec.prepare(x_fit) if spec.prepare else None
     score_distances = (  # one distance matrix for every k's silhouette, when it is small enough
         pairwise_distances(x_fit[score_rows]) if len(score_rows) <= SILHOUETTE_MATRIX_ROWS else None
@@ -802,7 +795,7 @@ def _compare_algorithm(
         if candidate.key in candidates:  # e.g. Ward cut into fewer distinct clusters than asked
             continue
         row = score_candidate(candidate, x_fit, business_fit, settings, score_rows, score_distances)
-        row["fit_rows"] = len(rows_used)
+        row["fit_rows"] = len(x_fit)
         candidate.shares = np.bincount(candidate.labels, minlength=len(candidate.centroids)) / len(x_fit)
         if candidate.k > 1:
             candidate.stability = bootstrap_stability(candidate, x_fit, settings, refits=screen)
@@ -810,7 +803,7 @@ def _compare_algorithm(
         rows.append(row)
         candidate.labels = None  # only needed for scoring
         candidates[candidate.key] = candidate
-    return rows, candidates, time.perf_counter() - started
+    return rows, candidates
 
 
 def screening_settings(settings: ClusteringSettings) -> ClusteringSettings:
