@@ -492,6 +492,27 @@ def test_stage_accuracy_against_planted_persons() -> None:
     assert scored["accuracy"] == 0.5 and scored["confusion"].loc["churned", "at_risk"] == 1
 
 
+def test_customer_person_takes_the_majority_person_and_the_smallest_id_on_a_tie() -> None:
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": ["crm", "crm", "shop", "crm", "shop", "crm", "crm"],
+            "source_record_id": ["1", "2", "3", "4", "5", "6", "7"],
+            "customer_id": ["A", "A", "A", "B", "B", None, "C"],
+        }
+    )
+    records = pd.DataFrame(
+        {
+            "source_system": ["crm", "crm", "shop", "crm", "shop", "crm"],
+            "source_record_id": ["1", "2", "3", "4", "5", "6"],
+            "person_id": ["P2", "P1", "P2", "P9", "P3", "P4"],
+        }
+    )
+    person = customer_person(crosswalk, records)  # C's record has no truth; record 6 no customer
+    assert person.to_dict() == {"A": "P2", "B": "P3"}
+    assert person.index.name == "customer_id" and person.name == "person_id"
+    assert customer_person(crosswalk.iloc[:0], records.iloc[:0]).empty
+
+
 def test_stage_accuracy_matches_scikit_learn() -> None:
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
