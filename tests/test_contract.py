@@ -474,6 +474,20 @@ def test_invalid_optional_category_becomes_null(tmp_path: Path) -> None:
     assert shop["shop_user_id"].tolist() == ["S1", "S2"] and pd.isna(shop.loc[1, "primary_device"])
 
 
+def test_values_lose_surrounding_space_separators_of_any_kind(tmp_path: Path) -> None:
+    """Surrounding ASCII and other space separators (no-break, em, narrow no-break space) are trimmed
+    whether the file holds such separators or only ASCII spaces; text inside a value is kept."""
+    for categories in (["\u00a0toys\u2003", " food ", "中 文", "x\u202f"], [" toys", "food ", "中 文", "x"]):
+        config = fixture_config(tmp_path / categories[-1] / "raw")
+        transactions = [row.copy() for row in TRANSACTIONS[:2]] + [row.copy() for row in TRANSACTIONS[:2]]
+        for number, (row, category) in enumerate(zip(transactions, categories, strict=True)):
+            row[0], row[6] = f"T{number + 10}", category
+        write_world(tmp_path / categories[-1] / "raw", config, {**ROWS, "transactions": transactions})
+        ctx = run_on(tmp_path / categories[-1], config)
+        clean = ctx.read("01_data_audit", "clean_transactions")
+        assert clean["category"].tolist() == ["toys", "food", "中 文", "x"], categories
+
+
 # ---------------------------------------------------------------- structural errors
 
 

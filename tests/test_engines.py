@@ -354,6 +354,7 @@ def run_all(engine: SqlEngine, out: Path) -> dict[str, pd.DataFrame]:
         {
             "columns": "v_customer_id AS customer_id, v_amount AS amount, v_signup AS signup, source_row",
             "rows": "rows_t",
+            "order_by": "ORDER BY source_row",
             "path": str(clean),
             "pandas_metadata": PANDAS_METADATA,
         },

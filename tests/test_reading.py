@@ -27,7 +27,7 @@ from helpers.core.factors import GROUP_NAMES
 from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import TABLES
 from helpers.engine.base import DuckDBEngine
-from helpers.engine.reading import Workspace, csv_layout, has_wide_bytes, tolerant_csv
+from helpers.engine.reading import Workspace, csv_layout, scan_bytes, tolerant_csv
 
 STEP = "01_data_audit"
 CONFIG: dict[str, Any] = {
@@ -378,15 +378,41 @@ def test_the_worked_example_of_data_readme_is_a_valid_config() -> None:
     assert sources["calls"].contract.column("customer_ref").required
 
 
-def test_wide_byte_scan_finds_full_width_forms_across_chunks(tmp_path: Path) -> None:
-    """The file-level test that lets step 01 skip the per-row full-width handling: never False when a
-    full-width form or the ideographic space is there, also split across read chunks."""
+def test_byte_scan_finds_full_width_forms_and_space_separators_across_chunks(tmp_path: Path) -> None:
+    """The file-level tests that let step 01 skip per-row work: never False when a full-width form or
+    the ideographic space (`wide`), or a space separator other than the ASCII space (`spaced`), is
+    there, also split across read chunks; the curly quote shares its first two bytes with the
+    separators U+2000-U+200A but is none."""
     path = tmp_path / "x.csv"
-    for text, expected in [("a,b\n1,广东省\n", False), ("a,b\n1,１３８\n", True), ("a,b\n1,x\u3000y\n", True),
-                           ("a,b\n1,ｚ\n", True), ("a,b\n1,¥12\n", False)]:  # fmt: skip
+    for text, wide, spaced in [
+        ("a,b\n1,广东省\n", False, False),
+        ("a,b\n1,１３８\n", True, False),
+        ("a,b\n1,x\u3000y\n", True, True),
+        ("a,b\n1,ｚ\n", True, False),
+        ("a,b\n1,¥12\n", False, False),
+        ("a,b\n 1 ,x \n", False, False),
+        ("a,b\n1,\u00a0x\n", False, True),
+        ("a,b\n1,x\u2003\n", False, True),
+        ("a,b\n1,x\u202f\n", False, True),
+        ("a,b\n1,\u201cx\u201d\n", False, False),
+    ]:
         path.write_text(text, encoding="utf-8")
         for chunk in (1, 2, 3, 1 << 20):
-            assert has_wide_bytes(path, chunk) is expected, (text, chunk)
+            marks = scan_bytes(path, chunk)
+            assert (marks.wide, marks.spaced) == (wide, spaced), (text, chunk)
+
+
+def test_work_table_in_file_order_only_when_stored_so_on_the_reader(tmp_path: Path) -> None:
+    """A clean table is written unsorted only when its work table holds rows 1, 2, ... in that order
+    on the DuckDB reader; a table out of order, or with a gap, is sorted."""
+    with Workspace(tmp_path, memory_limit="1GB", threads=2) as workspace:
+        engine = workspace.engine
+        engine.query("CREATE TABLE rows_a AS SELECT range + 1 AS source_row FROM range(5000)")
+        engine.query("CREATE TABLE rows_b AS SELECT 5000 - range AS source_row FROM range(5000)")
+        engine.query("CREATE TABLE rows_c AS SELECT range + 2 AS source_row FROM range(5000)")
+        engine.query("UPDATE rows_a SET source_row = source_row WHERE source_row % 7 = 0")
+        assert workspace.in_file_order("rows_a")
+        assert not workspace.in_file_order("rows_b") and not workspace.in_file_order("rows_c")
 
 
 def test_checks_on_another_engine_get_the_exports_handed_over_and_give_the_same_artifacts(

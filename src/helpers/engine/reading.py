@@ -58,6 +58,11 @@ READ_PROBLEM = "__read_problem"
 CSV_DELIMITERS = (",", "\t", ";", "|")
 # UTF-8 lead bytes of U+FF00-U+FF7F (the full-width ASCII forms among them) and the ideographic space.
 WIDE_BYTES = (b"\xef\xbc", b"\xef\xbd", b"\xe3\x80\x80")
+# UTF-8 of the space separators DuckDB's `trim` strips besides the ASCII space (Unicode category Zs:
+# U+00A0, U+1680, U+2000-U+200A, U+202F, U+205F, U+3000). `SPACE_BYTES` are their first bytes (E2 80
+# also starts other punctuation, such as the curly quotes), `SPACE_PATTERN` the exact sequences.
+SPACE_BYTES = (b"\xc2\xa0", b"\xe1\x9a\x80", b"\xe2\x80", b"\xe2\x81\x9f", b"\xe3\x80\x80")
+SPACE_PATTERN = re.compile(rb"\xc2\xa0|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
 
 
 class DataContractError(ValueError):
@@ -104,6 +109,19 @@ class Workspace:
         return replace(
             relation, relation=name, numbered=name, row_number=SOURCE_ROW, read_problem=READ_PROBLEM
         )
+
+    def in_file_order(self, table: str) -> bool:
+        """Whether work table `table` holds its rows in file order, numbered 1, 2, ... (`source_row`)
+        without gaps, so that a scan of it (a filter, no join) writes them in file order unsorted: only
+        on DuckDB, whose tables keep insertion order (`preserve_insertion_order`, `rowid`). Checked on
+        the table (one pass over two integers): one read by the tolerant reader has its ragged rows
+        last and is not."""
+        if self.engine is not self.reader:
+            return False
+        found = self.reader.query(
+            f"SELECT count(*) FILTER (WHERE source_row <> rowid + 1) AS misplaced FROM {table}"
+        )
+        return int(found["misplaced"].iloc[0]) == 0
 
     def close(self) -> None:
         if self.engine is not self.reader:
@@ -192,19 +210,34 @@ def _transcode_to_utf8(source: TableSource, target: Path, chunk_bytes: int = 1 <
                 return
 
 
-def has_wide_bytes(path: Path, chunk_bytes: int = 1 << 24) -> bool:
-    """Whether a UTF-8 file may hold a full-width ASCII form or the ideographic space (a byte scan;
-    True also for a few neighbours of those characters, never False when one is there, also when one
-    is split across read chunks). The lead bytes are looked for first (a single-byte search), the
-    two- and three-byte sequences only in chunks that have them."""
+@dataclass(frozen=True)
+class ByteMarks:
+    """What a byte scan of a UTF-8 file found (`scan_bytes`): whether it may hold a full-width ASCII
+    form or the ideographic space (`wide`), and a space separator other than the ASCII space
+    (`spaced`). Never False when one is there."""
+
+    wide: bool
+    spaced: bool
+
+
+def scan_bytes(path: Path, chunk_bytes: int = 1 << 24) -> ByteMarks:
+    """Scan a UTF-8 file once for the characters that make step 01 translate or trim a value beyond
+    its cheap per-value tests: full-width forms (`wide`; True also for a few neighbours of those
+    characters) and non-ASCII space separators (`spaced`; exact), also when one is split across read
+    chunks. The lead bytes are looked for first (a single-byte search), the longer sequences only in
+    chunks that have them; the scan stops once both are found."""
+    wide = spaced = False
     carry = b""
     with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
+        while not (wide and spaced) and (block := handle.read(chunk_bytes)):
             data = carry + block
-            if any(marker[:1] in data and marker in data for marker in WIDE_BYTES):
-                return True
+            wide = wide or any(marker[:1] in data and marker in data for marker in WIDE_BYTES)
+            spaced = spaced or (
+                any(marker[:1] in data and marker in data for marker in SPACE_BYTES)
+                and SPACE_PATTERN.search(data) is not None
+            )
             carry = data[-2:]
-    return False
+    return ByteMarks(wide, spaced)
 
 
 @dataclass(frozen=True)
@@ -215,7 +248,8 @@ class SourceRelation:
     `read_problem` is an SQL expression over `numbered`: why a row could not be read whole
     (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
     `may_be_wide` is False when the file holds no full-width form at all (its values need no
-    translation, and no row needs the per-row test).
+    translation, and no row needs the per-row test); `may_be_spaced` is False when it holds no space
+    separator but the ASCII space (`trim` then changes only values that start or end with one).
     """
 
     relation: str
@@ -225,6 +259,7 @@ class SourceRelation:
     read_problem: str = "NULL"
     status: str = "loaded"
     may_be_wide: bool = True
+    may_be_spaced: bool = True
 
 
 @dataclass(frozen=True)
@@ -482,7 +517,7 @@ def source_relation(
         raise_encoding_error(source)
     if layout is None:
         return empty_relation(canonical, "empty file")
-    wide = has_wide_bytes(path)
+    marks = scan_bytes(path)
     if tolerant:
         target = work_dir / f"{source.table}.rows.parquet"
         try:
@@ -491,7 +526,13 @@ def source_relation(
             raise_encoding_error(source)
         relation = f"read_parquet({literal(str(target))})"
         return SourceRelation(
-            relation, layout.names, relation, SOURCE_ROW, read_problem=READ_PROBLEM, may_be_wide=wide
+            relation,
+            layout.names,
+            relation,
+            SOURCE_ROW,
+            read_problem=READ_PROBLEM,
+            may_be_wide=marks.wide,
+            may_be_spaced=marks.spaced,
         )
     columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in layout.names)
     relation = (
@@ -500,7 +541,12 @@ def source_relation(
         "auto_detect = false, strict_mode = true)"
     )
     return SourceRelation(
-        relation, layout.names, f"{relation} WITH ORDINALITY", "ordinality", may_be_wide=wide
+        relation,
+        layout.names,
+        f"{relation} WITH ORDINALITY",
+        "ordinality",
+        may_be_wide=marks.wide,
+        may_be_spaced=marks.spaced,
     )
 
 
