@@ -21,6 +21,7 @@ from helpers.core.runner import (
     KernelError,
     SharedKernel,
     StepFailedError,
+    overlaps_steps,
     preload_modules,
     run_workbench,
     step_notebooks,
@@ -250,6 +251,14 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(
     for step in ("01_first", "02_second"):
         record = manifest["steps"][step]
         assert record["status"] == "ok" and record["cpu_seconds"] > 0 and record["render_seconds"] > 0
+
+
+def test_steps_overlap_on_duckdb_with_more_than_one_step_unless_switched_off() -> None:
+    config = {"run": {"overlap_steps": True}, "engine": {"name": "duckdb"}}
+    assert overlaps_steps(config, STAND_INS)
+    assert not overlaps_steps(config, STAND_INS[:1])
+    assert not overlaps_steps({**config, "run": {"overlap_steps": False}}, STAND_INS)
+    assert not overlaps_steps({**config, "engine": {"name": "spark"}}, STAND_INS)  # a JVM per kernel
 
 
 def test_auto_shares_one_kernel_below_a_gibibyte_of_raw_files() -> None:

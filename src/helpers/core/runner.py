@@ -8,7 +8,7 @@ history, open figures, working folder, execution count), so no notebook depends 
 one left in memory: steps still exchange only artifacts. Imported modules (and the warning filters
 their imports installed) stay, as in a JupyterLab kernel. `run.kernel: per_step` (auto's choice for
 larger inputs) starts a fresh kernel per notebook: all memory is returned between steps. With
-`run.overlap_steps` (the default) shared kernels come in a pair that take turns: a step starts in
+`run.overlap_steps` (the default; DuckDB only) shared kernels come in a pair that take turns: a step starts in
 the other kernel as soon as the previous step's `run_step` cell has written its artifacts, while
 the previous step still draws its charts and tables (a step reads only earlier steps' artifacts, so
 the order of results is unchanged). Each step's HTML pages are written by a background thread while
@@ -135,8 +135,7 @@ def run_workbench(
         # when steps overlap, the second importing the second step's modules
         early: list[SharedKernel] = []
         if config["run"]["kernel"] != "per_step":
-            pair = config["run"]["overlap_steps"] and len(steps) > 1
-            for first in range(2 if pair else 1):
+            for first in range(2 if overlaps_steps(config, steps) else 1):
                 early.append(kernels.enter_context(SharedKernel(preload=preload_modules(steps[first:]))))
                 start_early(early[-1])
         ensure_demo_data(config, progress=progress)
@@ -369,6 +368,13 @@ def _finish_step(
     write_manifest(run_dir, manifest)
     _say(progress, f"{execution.label} done in {outcome.seconds:.1f} s")
     return step, executed, renders.submit(_render_step, executed, run_dir / "reports")
+
+
+def overlaps_steps(config: dict[str, Any], steps: Sequence[Step]) -> bool:
+    """Whether shared kernels come in a pair that overlaps the steps: `run.overlap_steps`, more than
+    one step, and SQL on DuckDB (on Spark each kernel would start a JVM of its own)."""
+    engine = (config.get("engine") or {}).get("name", "duckdb")
+    return bool(config["run"]["overlap_steps"]) and len(steps) > 1 and engine == "duckdb"
 
 
 def preload_modules(steps: Sequence[Step]) -> tuple[str, ...]:

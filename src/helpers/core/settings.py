@@ -36,8 +36,8 @@ class RunSettings(Section):
     # notebooks); per_step: a fresh kernel per notebook (all memory returned between steps);
     # auto: shared below 1 GiB of raw files (helpers.core.runner.uses_shared_kernel)
     kernel: Literal["auto", "shared", "per_step"] = "auto"
-    # shared kernels only: two kernels take turns, and a step starts as soon as the previous step's
-    # run_step cell has written its artifacts, while that step still draws its charts and tables
+    # shared kernels with SQL on DuckDB only: two kernels take turns, and a step starts as soon as the
+    # previous step's run_step cell has written its artifacts, while that step still draws its charts
     overlap_steps: bool = True
 
 
