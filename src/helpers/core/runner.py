@@ -131,13 +131,14 @@ def run_workbench(
         raise OutputsWriteError(cannot_write(outputs_dir, error)) from None
     with RunLock(outputs_dir, run_id), StopOnSignal() as stop, contextlib.ExitStack() as kernels:
         mark_stale_runs(outputs_dir / "runs", every_running=True)
-        # shared or auto (shared unless the inputs are large): started and importing now, two of them
-        # when steps overlap, the second importing the second step's modules
+        # shared or auto (shared unless the inputs are large): started and importing now; with
+        # overlapping steps a second one for the second step's modules, started once the first step
+        # runs (started now too, it slowed the world generation and the first kernel's imports)
         early: list[SharedKernel] = []
         if config["run"]["kernel"] != "per_step":
             for first in range(2 if overlaps_steps(config, steps) else 1):
                 early.append(kernels.enter_context(SharedKernel(preload=preload_modules(steps[first:]))))
-                start_early(early[-1])
+            start_early(early[0])
         ensure_demo_data(config, progress=progress)
         run_dir = outputs_dir / "runs" / run_id
         manifest: dict[str, Any] = {
@@ -272,6 +273,10 @@ def _run_steps(
                 outcome = (kernel or worker).submit(_execute_step, *arguments)
                 execution = StepExecution(label, step, executed, sql_engine, outcome, results, kernel)
                 started.append(outcome)
+                if position == 1:  # the other kernel starts and imports while the first step runs
+                    for other in kernels[1:]:
+                        if other is not None:
+                            start_early(other)
                 following = position - 1 + len(kernels)  # the next step this kernel runs
                 if overlap and kernel is not None and following < len(steps):
                     started.append(kernel.submit(kernel.warm_up, preload_modules(steps[following:])))
