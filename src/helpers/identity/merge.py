@@ -768,13 +768,14 @@ def in_record_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 def load_clean_tables(ctx: StepContext) -> dict[str, pd.DataFrame]:
     """The clean identity tables step 01 wrote, keyed by source system, with only the columns the merge
-    reads (`merge_columns`, `OPTIONAL_SOURCES`; the others, free text such as `notes`, dropped as each
-    table is read)."""
+    reads (`merge_columns`, `OPTIONAL_SOURCES`; the others, free text such as `notes`, are not read)."""
     tables = {}
     for system, table in SYSTEM_TABLES.items():
-        frame = ctx.read(AUDIT_STEP, f"clean_{table}")
-        wanted = [*merge_columns(system), *OPTIONAL_SOURCES.get(system, {}).values()]
-        tables[system] = frame[[column for column in frame.columns if column in wanted]]
+        wanted = {*merge_columns(system), *OPTIONAL_SOURCES.get(system, {}).values()}
+        path = ctx.path(f"clean_{table}.parquet", AUDIT_STEP)
+        # A missing table reads as `ctx.read` reports it (ArtifactMissingError).
+        columns = [c for c in pq.read_schema(path).names if c in wanted] if path.is_file() else None
+        tables[system] = ctx.read(AUDIT_STEP, f"clean_{table}", columns=columns)
     return tables
 
 
@@ -911,9 +912,12 @@ def write_plain(ctx: StepContext, name: str, frame: pd.DataFrame) -> Path:
     """Write artifact `name` as `ctx.write` would write `frame` with plain columns (categoricals and
     Arrow-backed text as `string`), `WRITE_ROWS` rows at a time, atomically.
 
-    Categorical columns go to Parquet as Arrow dictionaries (no decoded copy); the file's Arrow schema
-    is left out and the pandas metadata is the plain frame's, so the artifact reads back, in pandas,
-    pyarrow and DuckDB alike, as the plain columns readers know."""
+    Categorical columns are decoded a chunk at a time (`WRITE_ROWS` rows: no decoded copy of the whole
+    column): Parquet writes a chunk of plain text ~4x faster than an Arrow dictionary holding every
+    category (the row trace's million customer ids in every chunk: 10 -> 3 s for its 27.5M rows at a
+    million customers). The file's Arrow schema is left out and the pandas metadata is the plain
+    frame's, so the artifact reads back, in pandas, pyarrow and DuckDB alike, as the plain columns
+    readers know."""
     plain = pa.Schema.from_pandas(
         pd.DataFrame(
             {column: pd.Series(dtype=_plain_dtype(dtype)) for column, dtype in frame.dtypes.items()}
@@ -947,10 +951,9 @@ def _plain_dtype(dtype: Any) -> Any:
 
 
 def _plain_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
-    """A column in Arrow as `kind`; a dictionary of `kind` values when categorical."""
+    """A column in Arrow as `kind` (a categorical decoded from its Arrow dictionary)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        array = pa.array(values, from_pandas=True)
-        return array.cast(pa.dictionary(array.type.index_type, kind))
+        return pa.array(values, from_pandas=True).cast(kind)
     return pa.array(values, type=kind, from_pandas=True)
 
 
