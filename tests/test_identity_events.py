@@ -22,7 +22,13 @@ from helpers.core.steps import IDENTITY, artifact_path
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 from helpers.engine.base import DuckDBEngine
 from helpers.identity import run_step
-from helpers.identity.events import TRACE_COLUMNS, _placeholder, check_row_trace, register_events
+from helpers.identity.events import (
+    TRACE_COLUMNS,
+    _CustomerLookup,
+    _placeholder,
+    check_row_trace,
+    register_events,
+)
 from helpers.identity.merge import AUDIT_STEP, IdentityResult, write_plain
 
 CONFIG = {
@@ -378,3 +384,22 @@ def test_a_value_of_one_repeated_character_is_a_placeholder_whatever_its_kind() 
     kinds = pd.Series(["member_no", "member_no", "mobile", "email"])
     values = pd.Series(["00000000000", "886016180339", "+8613812345678", "wang.wei@example.cn"])
     assert _placeholder(kinds, values).tolist() == [True, False, False, False]
+
+
+def test_customer_lookup_of_a_categorical_part_codes_only_its_own_records() -> None:
+    """One system's rows of an event table keep every category of the column (other systems' ids,
+    unused ones): each row gets its record's customer in that system, -1 for unknown ids and nulls."""
+    crosswalk = pd.DataFrame(
+        {
+            "source_system": ["crm", "crm", "shop"],
+            "source_record_id": ["1", "2", "3"],
+            "customer_id": ["A", "B", "C"],
+        }
+    )
+    customers = pd.Index(["C", "B", "A"])
+    lookup = _CustomerLookup(crosswalk, customers)
+    ids = pd.Series(["2", "3", None, "1", "9", "2"], dtype=pd.CategoricalDtype(["1", "2", "3", "7", "9"]))
+    assert lookup("crm", ids).tolist() == [1, -1, -1, 2, -1, 1]
+    assert lookup("shop", ids).tolist() == [-1, 0, -1, -1, -1, -1]
+    assert lookup("shop", ids.iloc[[1, 2]]).tolist() == [0, -1]
+    assert lookup("loyalty", ids).tolist() == [-1] * 6

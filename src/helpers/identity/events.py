@@ -400,9 +400,16 @@ class _CustomerLookup:
             return np.full(len(ids), -1, dtype=np.int32)
         keys, codes = self.keys[system]
         positions, labels = _labels(ids)
-        hit = keys.get_indexer(labels.astype("string").astype(object))
+        # Only the labels `ids` use are looked up: a categorical's part (one system's rows of an event
+        # table) keeps every category of the whole column (~2M ids at a million customers, 4x over).
+        used = np.zeros(len(labels) + 1, dtype=bool)
+        used[positions] = True
+        used = np.flatnonzero(used[:-1])
+        hit = keys.get_indexer(labels[used].astype("string").astype(object))
+        label_codes = np.full(len(labels), -1, dtype=np.int64)
+        label_codes[used] = np.where(hit >= 0, codes[hit], -1)
         # A code per distinct id, and -1 last: null ids (position -1) take it, with no second array.
-        return _with_none(np.where(hit >= 0, codes[hit], -1))[positions]
+        return _with_none(label_codes)[positions]
 
 
 def _with_none(codes: np.ndarray) -> np.ndarray:
