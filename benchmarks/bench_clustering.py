@@ -13,11 +13,12 @@ log-normal spend, count columns, one-hots, 3 noise columns; raw columns) through
 `helpers.clustering.compare_segmentations` with the schema's default settings, one line per seed:
 the chosen candidate, its k against the planted 8, the ARI against the planted segments, the best
 ARI among all candidates and k-means at the planted k (both on the fit sample), wall and CPU
-seconds, and whether k-means' objective favours the planted partition (`kmeans_optimum`); with
-`--prefer more_segments`, also what the combined score alone would choose. `--keep-noise` skips the
-noise-column screen of `compare_segmentations`. `--latent-class` also fits
-`helpers.clustering.latent_class` (k by ICL) on the same columns and fit rows, side by side. Wrap
-sizes of 20k and more in `flock /tmp/heavy.lock`.
+seconds (the worker process's included), whether k-means' objective favours the planted partition
+(`kmeans_optimum`), with `--prefer more_segments` what the combined score alone would choose, and
+the latent class candidate (`latent_class:k`, k by ICL) with its ARI on every row.
+`--keep-noise` skips the noise-column screen of `compare_segmentations`, `--no-latent-class` the
+latent class candidate (the comparison as before it). Wrap sizes of 20k and more in
+`flock /tmp/heavy.lock`.
 
 Synthetic sizes use the skewed world of `helpers.clustering.synthetic` (7 planted segments, 15
 columns) widened with noise columns (rare binary flags and Gaussian noise) to `--width` columns,
@@ -31,17 +32,19 @@ segmentation against the planted segments where they are known (buyers only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from helpers.clustering import SegmentationComparison, compare_segmentations, latent_class
 from helpers.clustering import candidates as clustering
+from helpers.clustering import compare_segmentations
 from helpers.clustering import profiles as clustering_profiles
 from helpers.clustering.embedding import map_embedding
 from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make_world, planted_segments
@@ -51,9 +54,15 @@ from helpers.features import matrix as feature_matrix
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU seconds so far of this process and its child processes (the comparison's
+    worker process, `helpers.clustering.workers`, alive or ended)."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    alive = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            alive += times.user + times.system
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + alive
 
 
 def peak_rss_gb() -> float:
@@ -194,30 +203,16 @@ def kmeans_optimum(x: np.ndarray, truth: np.ndarray, seed: int) -> tuple[float, 
     )
 
 
-def latent_class_choice(
-    world_matrix: pd.DataFrame,
-    result: SegmentationComparison,
-    truth: np.ndarray,
-    settings: clustering.ClusteringSettings,
-) -> str:
-    """The latent class model's ICL choice on the comparison's columns and fit rows: k, ARI on every
-    row, CPU seconds."""
-    cpu_started = cpu_seconds()
-    data = latent_class.mixed_data(world_matrix.drop(columns=result.noise_columns))
-    fits = latent_class.fit_path(data.rows(result.comparison.fit_rows), settings.ks, settings.seed)
-    best = latent_class.best_by_icl(fits)
-    ari = adjusted_rand_score(truth, latent_class.predict(data, best))
-    return f"   latent class: k {best.k} ARI {ari:.3f} CPU {cpu_seconds() - cpu_started:.1f} s"
-
-
 def planted(
     sizes: list[int],
     seeds: int,
     settings: clustering.ClusteringSettings,
     screen_noise: bool = True,
-    with_latent_class: bool = False,
+    latent_class: bool = True,
 ) -> None:
-    """The selection on skewed planted matrices: chosen k vs planted k and ARI, per size and seed."""
+    """The selection on skewed planted matrices: chosen k vs planted k and ARI, per size and seed
+    (wall and CPU of `compare_segmentations`, worker process included), the latent class
+    candidate's k and ARI, and the best candidate's."""
     for size in sizes:
         hits, aris = 0, []
         print(f"\n== planted skewed matrix, {size:,} rows, {len(SKEWED_SHARES)} segments")
@@ -229,11 +224,15 @@ def planted(
             world = make_skewed_matrix(size, seed=seed)
             started, cpu_started = time.perf_counter(), cpu_seconds()
             result = compare_segmentations(
-                world.matrix, settings, business=world.business, screen_noise=screen_noise
-            )
+                world.matrix, settings, business=world.business, screen_noise=screen_noise,
+                latent_class=latent_class,
+            )  # fmt: skip
             wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
             ari = adjusted_rand_score(world.truth, result.labels)
             per_candidate = clustering.agreement(result.comparison, result.x, world.truth)
+            if result.latent_class is not None:
+                latent = adjusted_rand_score(world.truth, result.latent_class.labels)
+                per_candidate[result.latent_class.key] = latent
             best = per_candidate.idxmax()
             kmeans = per_candidate.get(f"kmeans:{len(SKEWED_SHARES)}", np.nan)
             hits += result.k == len(SKEWED_SHARES)
@@ -243,12 +242,12 @@ def planted(
                 f"{per_candidate[best]:.3f}  {kmeans:.3f}          {wall:6.1f}  {cpu:5.1f}"
                 "   {:.3f} / {:.3f} / {:.3f}".format(*kmeans_optimum(result.x, world.truth, seed))
             )
-            if settings.prefer == "more_segments":  # the score's choice is refitted in both modes
-                alternative, _ = clustering.select(result.table, "auto", "score")
+            alternative, _ = clustering.select(result.table, "auto", "score")
+            if settings.prefer == "more_segments" and alternative in result.comparison.candidates:
                 labels = clustering.predict_labels(result.comparison.candidates[alternative], result.x)
                 line += f"   prefer score: {alternative} ARI {adjusted_rand_score(world.truth, labels):.3f}"
-            if with_latent_class:
-                line += latent_class_choice(world.matrix, result, world.truth, settings)
+            if result.latent_class is not None:
+                line += f"   {result.latent_class.key} ARI {latent:.3f}"
             print(line, flush=True)
         print(f"noise columns screened out (last seed): {result.noise_columns}")
         print(f"planted k in {hits} of {seeds} seeds; ARI mean {np.mean(aris):.3f}, min {min(aris):.3f}")
@@ -273,7 +272,9 @@ def main() -> None:
         "--keep-noise", action="store_true", help="with --planted: no noise-column screen (as before it)"
     )
     parser.add_argument(
-        "--latent-class", action="store_true", help="with --planted: the latent class model's ICL choice too"
+        "--no-latent-class",
+        action="store_true",
+        help="with --planted: no latent class candidate (as before it)",
     )
     arguments = parser.parse_args()
     if arguments.run_dir:  # the run's own clustering settings and seed, as notebook 04 uses them
@@ -298,7 +299,7 @@ def main() -> None:
             arguments.seeds,
             settings,
             screen_noise=not arguments.keep_noise,
-            with_latent_class=arguments.latent_class,
+            latent_class=not arguments.no_latent_class,
         )
         return
     if arguments.run_dir:

@@ -654,7 +654,7 @@ def test_compare_segmentations_on_a_raw_matrix_without_business_columns():
         stability_refits=6, stability_sample_size=1000,
     )  # fmt: skip
     matrix = world.matrix.drop(columns=["spend", "recency_days", "calls", "complaint_rate"])
-    result = compare_segmentations(matrix, settings)
+    result = compare_segmentations(matrix, settings, latent_class=False)
     # no business columns: the segments' separation in the clustered columns stands in for it
     assert (result.table["separation_basis"] == "matrix columns").all()
     assert result.table["matrix_separation"].between(0, 1).all()
@@ -671,7 +671,7 @@ def test_compare_segmentations_on_a_raw_matrix_without_business_columns():
     assert list(stability["segment_id"]) == list(range(result.k))
     assert stability["share"].sum() == pytest.approx(1)
     with pytest.raises(cl.ClusteringInputError, match="not numeric"):
-        compare_segmentations(matrix.assign(city="x"), settings)
+        compare_segmentations(matrix.assign(city="x"), settings, latent_class=False)
 
 
 def test_default_choice_keeps_more_segments_that_reproduce_on_a_planted_matrix():
@@ -683,8 +683,10 @@ def test_default_choice_keeps_more_segments_that_reproduce_on_a_planted_matrix()
         stability_refits=6, stability_sample_size=1000,
     )  # fmt: skip
     assert settings.prefer == "more_segments"
-    more = compare_segmentations(world.matrix, settings)
-    score = compare_segmentations(world.matrix, settings.model_copy(update={"prefer": "score"}))
+    more = compare_segmentations(world.matrix, settings, latent_class=False)
+    score = compare_segmentations(
+        world.matrix, settings.model_copy(update={"prefer": "score"}), latent_class=False
+    )
     assert more.k > score.k, (more.chosen, score.chosen)
     assert more.segment_stability["jaccard"].min() >= settings.min_segment_jaccard
     assert adjusted_rand_score(world.truth, more.labels) > 0.78  # measured 0.805 (kmeans:5)

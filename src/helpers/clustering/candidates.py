@@ -585,13 +585,31 @@ def score_candidate(
     score_rows: np.ndarray,
     score_distances: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Internal indices, BIC, size balance and business separation of a candidate on its fit rows.
+    """Internal indices, BIC, size balance and business separation of a candidate on its fit rows
+    (`partition_scores` of its labels, the mixture's BIC, its fit seconds)."""
+    n_found = len(np.unique(candidate.labels))
+    row: dict[str, Any] = {"algorithm": candidate.algorithm, "k": candidate.k, "n_segments": n_found}
+    row |= partition_scores(candidate.labels, x, business, settings, score_rows, score_distances)
+    row["bic"] = mixture_bic(candidate, x)
+    row["fit_seconds"] = candidate.fit_seconds
+    return row
+
+
+def partition_scores(
+    labels: np.ndarray,
+    x: np.ndarray,
+    business: pd.DataFrame,
+    settings: ClusteringSettings,
+    score_rows: np.ndarray,
+    score_distances: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Internal indices, size balance and business separation of the partition `labels` of the rows
+    `x` (`business` aligned with them); `bic` NaN (a mixture's own, see `score_candidate`).
 
     `score_distances`: the Euclidean distances between the `score_rows` (shared by every candidate
     fitted on the same rows), for the silhouette; None: computed by chunks for this candidate."""
-    labels = candidate.labels
     n_found = len(np.unique(labels))
-    row: dict[str, Any] = {"algorithm": candidate.algorithm, "k": candidate.k, "n_segments": n_found}
+    row: dict[str, Any] = {}
     if n_found < 2:
         row.update(silhouette=np.nan, calinski_harabasz=np.nan, davies_bouldin=np.nan)
     else:
@@ -604,7 +622,7 @@ def score_candidate(
             row["silhouette"] = silhouette_from_distances(score_distances, sub)
         row["calinski_harabasz"] = float(calinski_harabasz_score(x, labels))
         row["davies_bouldin"] = float(davies_bouldin_score(x, labels))
-    row["bic"] = mixture_bic(candidate, x)
+    row["bic"] = np.nan
     counts = np.bincount(labels)
     shares = counts / len(labels)
     row["smallest_share"] = float(shares.min())
@@ -617,7 +635,6 @@ def score_candidate(
     row["business_separation"] = float(np.mean(list(separation.values()))) if separation else np.nan
     # Without business columns, how much the segments differ in the clustered columns themselves.
     row["matrix_separation"] = np.nan if separation else matrix_separation(labels, x)
-    row["fit_seconds"] = candidate.fit_seconds
     return row
 
 

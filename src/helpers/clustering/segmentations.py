@@ -10,17 +10,36 @@ columns that share no structure with any other column (step 03 chooses its colum
 an outside matrix has had no such choice, and a column of noise blurs every distance). Business
 columns (value, churn risk, service load: `candidates.BUSINESS_AREAS`) are optional; without them
 the business gate is not applied.
+
+A raw matrix also gets the mixed-type latent class model (`helpers.clustering.latent_class`) as a
+candidate, `latent_class:k`: fitted on the comparison's fit rows of the screened raw columns (each
+column modelled by its own family), k by ICL, scored like the others in the common space, its
+stability from bootstrap refits of the model at k - 1 and k (the split start finds small segments
+as the full path does). It is chosen when it passes every gate and every segment comes back on all
+refits: a model of the columns as they are, with k by a likelihood criterion, rather than the
+geometric indices of a transformed space, which favour few segments on skewed data (measured in
+`benchmarks/bench_clustering.py --planted`). Step 04 does not fit it: its input is step 03's
+model matrix, already log-transformed, winsorized and z-scored, with the counts, rates and
+one-hot groups the families need no longer raw, and at the 20k demo world's 6,000 fit rows its path
+alone costs several times the whole comparison.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score
 
 import helpers.clustering.candidates as cl
+from helpers.clustering import latent_class as lc
+from helpers.clustering.workers import run_jobs
 
 SKEW_LOG = 1.0  # non-negative columns more skewed than this are log1p-transformed
 BINARY_WEIGHT = 0.5  # sd of a two-valued column after scaling (continuous columns: 1)
@@ -30,6 +49,11 @@ BINARY_WEIGHT = 0.5  # sd of a two-valued column after scaling (continuous colum
 # at 10,000 rows; the weakest real column of the planted skewed matrices 0.2.
 NOISE_CORRELATION = 0.1
 NOISE_SCREEN_ROWS = 50_000  # the rank correlations are computed on at most this many rows
+T = TypeVar("T")
+LATENT_CLASS = "latent_class"  # the latent class candidate's algorithm name in the comparison table
+# The latent class model's bootstrap refits use at least this many reference rows: a 2 % segment
+# needs ~60 rows to be refitted as a segment of its own (at 1,000 rows its Jaccard is ~0.5).
+LATENT_CLASS_STABILITY_ROWS = 3_000
 
 
 @dataclass
@@ -46,19 +70,106 @@ class SegmentationComparison:
     segment_of_centroid: np.ndarray  # label (as in `labels`) of each of the chosen candidate's centroids
     min_segment_jaccard: float
     noise_columns: list[str]  # columns screened out before the comparison (`noise_columns`)
+    latent_class: LatentClassCandidate | None = None  # raw matrices only (`latent_class_candidate`)
 
     @property
     def k(self) -> int:
-        return self.comparison.candidates[self.chosen].k
+        return int(self.chosen.split(":")[1])
 
     @property
     def segment_stability(self) -> pd.DataFrame:
         """Per chosen segment (`labels` numbering): share, mean bootstrap Jaccard, its se, unstable flag."""
-        candidate = self.comparison.candidates[self.chosen]
+        if self.latent_class is not None and self.chosen == self.latent_class.key:
+            candidate = self.latent_class.candidate
+        else:
+            candidate = self.comparison.candidates[self.chosen]
         table = cl.segment_stability(candidate, self.segment_of_centroid, self.min_segment_jaccard)
         shares = np.bincount(self.labels, minlength=len(table)) / len(self.labels)
         table.insert(1, "share", shares[table["segment_id"].to_numpy()])
         return table
+
+
+@dataclass
+class LatentClassCandidate:
+    """The latent class model's candidate: its ICL choice, the labels of every row and the
+    comparison-table row (`candidate`: centroids in the common space, stability, for the table)."""
+
+    fit: lc.LatentClassFit
+    labels: np.ndarray  # most probable segment of every row of the matrix
+    candidate: cl.Candidate
+    row: dict[str, object]
+
+    @property
+    def key(self) -> str:
+        return f"{LATENT_CLASS}:{self.fit.k}"
+
+
+def latent_class_stability(
+    data: lc.MixedData, fit: lc.LatentClassFit, settings: cl.ClusteringSettings
+) -> cl.Stability:
+    """Bootstrap stability of `fit` (fpc::clusterboot, as `candidates.bootstrap_stability`): the model
+    refitted at k - 1 and k (`lc.fit_path`) on `settings.stability_refits` resamples of a reference
+    sample of `data`'s rows (`settings.stability_sample_size`, at least `LATENT_CLASS_STABILITY_ROWS`),
+    each refit compared with `fit`'s labels on the resampled rows."""
+    k, refits = fit.k, settings.stability_refits
+    base = settings.seed + 1000 * k + len(cl.ALGORITHMS)
+    rng = np.random.default_rng(base)
+    size = min(max(settings.stability_sample_size, LATENT_CLASS_STABILITY_ROWS), len(data.gaussian))
+    reference = data.rows(np.sort(rng.choice(len(data.gaussian), size=size, replace=False)))
+    own = lc.predict(reference, fit)
+    aris, jaccards = [], []
+    for refit in range(refits):
+        resample = np.random.default_rng([base, refit]).choice(size, size=size, replace=True)
+        ks = [max(k - 1, settings.k_min), k] if k > settings.k_min else [k]
+        refitted = lc.fit_path(reference.rows(resample), ks, settings.seed + 7919 * (refit + 1))[k]
+        inside = np.unique(resample)
+        new = lc.predict(reference.rows(inside), refitted)
+        aris.append(adjusted_rand_score(own[inside], new))
+        jaccards.append(cl.best_jaccard(own[inside], new, k))
+    return cl.summarize_stability(
+        np.array(aris), np.array(jaccards).reshape(len(aris), k), settings.stability_z
+    )
+
+
+def latent_class_candidate(
+    raw: pd.DataFrame,
+    x: np.ndarray,
+    business: pd.DataFrame,
+    fit_rows: np.ndarray,
+    settings: cl.ClusteringSettings,
+) -> LatentClassCandidate:
+    """The latent class model on the raw columns `raw` (every k of `settings.ks` on `fit_rows`, the
+    lowest ICL chosen), its bootstrap stability and its comparison-table row, scored as the other
+    candidates on the same fit rows of `x` (the common space) and `business` (aligned with `x`)."""
+    started = time.perf_counter()
+    data = lc.mixed_data(raw)
+    fit = lc.best_by_icl(lc.fit_path(data.rows(fit_rows), settings.ks, settings.seed))
+    labels = lc.predict(data, fit)
+    x_fit, own = x[fit_rows], labels[fit_rows]
+    kept = np.unique(own)  # a component that owns no fit row has no centroid
+    centroids = np.stack([x_fit[own == label].mean(axis=0) for label in kept])
+    label_map = np.full(fit.k, -1)
+    label_map[kept] = np.arange(len(kept))
+    fit_labels = label_map[own]
+    candidate = cl.Candidate(
+        LATENT_CLASS, fit.k, fit, centroids, fit_labels, 0.0, label_map,
+        float(((x_fit - centroids[fit_labels]) ** 2).mean()),
+    )  # fmt: skip
+    candidate.shares = np.bincount(fit_labels, minlength=len(kept)) / len(fit_rows)
+    stability = latent_class_stability(data.rows(fit_rows), fit, settings)
+    candidate.stability = dataclasses.replace(
+        stability, jaccard=stability.jaccard[kept], jaccard_se=stability.jaccard_se[kept],
+        jaccards=stability.jaccards[:, kept],
+    )  # fmt: skip
+    business_fit = business.iloc[fit_rows].reset_index(drop=True)
+    score_rows = cl.sample_rows(len(fit_rows), settings.score_sample_size, settings.seed + 2)
+    row = {"algorithm": LATENT_CLASS, "k": fit.k, "n_segments": len(kept)}
+    row |= cl.partition_scores(fit_labels, x_fit, business_fit, settings, score_rows)
+    candidate.fit_seconds = time.perf_counter() - started
+    row |= {"fit_seconds": candidate.fit_seconds, "fit_rows": len(fit_rows)}
+    row |= cl.stability_columns(candidate, settings)
+    candidate.labels = None
+    return LatentClassCandidate(fit, labels, candidate, row)
 
 
 def raw_space(matrix: pd.DataFrame, components: int, seed: int) -> np.ndarray:
@@ -125,6 +236,7 @@ def compare_segmentations(
     business: pd.DataFrame | None = None,
     transform: bool = True,
     screen_noise: bool = True,
+    latent_class: bool = True,
 ) -> SegmentationComparison:
     """Compare every candidate (algorithm x k) on any numeric matrix and choose one, as step 04 does.
 
@@ -134,8 +246,10 @@ def compare_segmentations(
     those found among the matrix's own columns are used, and with none the business gate and
     score are left out. `transform`: False when the matrix is already scaled (e.g. step 03's model
     matrix); then only the principal components are applied. With `transform`, `noise_columns` are
-    left out first (`screen_noise`: False keeps every column). Returns the chosen labels for every
-    row (0 = the largest segment), the comparison table with the selection columns and the reasons.
+    left out first (`screen_noise`: False keeps every column), and with `latent_class` the latent
+    class model is a candidate too (see the module docstring; fitted while the others are, in the
+    second process). Returns the chosen labels for every row (0 = the largest segment), the
+    comparison table with the selection columns and the reasons.
     """
     frame = matrix if isinstance(matrix, pd.DataFrame) else pd.DataFrame(np.asarray(matrix))
     frame = frame.reset_index(drop=True)
@@ -158,12 +272,68 @@ def compare_segmentations(
         raise cl.ClusteringInputError(
             f"compare_segmentations: business has {len(business)} rows, the matrix {len(x)}"
         )
-    comparison = cl.compare(x, business, settings)
+    latent = None
+    if transform and latent_class:
+        # the longest job first: here; the comparison in the worker process (its own jobs in order)
+        raw = frame.drop(columns=noise)
+        fit_rows = cl.sample_rows(len(x), settings.sample_size, settings.seed)
+        k_max, _ = cl.supported_k_max(len(x), settings)
+        latent_settings = settings.model_copy(update={"k_max": k_max})
+        jobs = [
+            (latent_class_candidate, (raw, x, business, fit_rows, latent_settings)),
+            (cl.compare, (x, business, settings)),
+        ]
+        (latent, _), (comparison, _) = run_jobs(_call, jobs, settings.threads)
+        comparison.table = pd.concat([comparison.table, pd.DataFrame([latent.row])], ignore_index=True)
+        comparison.seconds[LATENT_CLASS] = latent.candidate.fit_seconds
+    else:
+        comparison = cl.compare(x, business, settings)
     table = cl.combined_scores(comparison.table, settings)
     chosen, reason = cl.select(table, settings.choose, settings.prefer)
-    candidate = comparison.candidates[chosen]
-    labels = cl.predict_labels(candidate, x)
-    order = cl.segment_order(labels, len(candidate.centroids)) - 1
+    if latent is not None:
+        chosen, reason = prefer_latent_class(table, latent.key, chosen, reason, settings.choose)
+    if latent is not None and chosen == latent.key:
+        labels = latent.candidate.label_map[latent.labels]
+        orphans = labels < 0
+        labels[orphans] = cl.nearest_centroid(x[orphans], latent.candidate.centroids)[0]
+        n_centroids = len(latent.candidate.centroids)
+    else:
+        candidate = comparison.candidates[chosen]
+        labels = cl.predict_labels(candidate, x)
+        n_centroids = len(candidate.centroids)
+    order = cl.segment_order(labels, n_centroids) - 1
     return SegmentationComparison(
-        order[labels], table, chosen, reason, comparison, x, order, settings.min_segment_jaccard, noise
+        order[labels],
+        table,
+        chosen,
+        reason,
+        comparison,
+        x,
+        order,
+        settings.min_segment_jaccard,
+        noise,
+        latent,
     )
+
+
+def _call(function: Callable[..., T], arguments: tuple[object, ...]) -> T:
+    """`function(*arguments)`: one job of `run_jobs` that may be any function."""
+    return function(*arguments)
+
+
+def prefer_latent_class(
+    table: pd.DataFrame, key: str, chosen: str, reason: str, choose: str = "auto"
+) -> tuple[str, str]:
+    """The latent class candidate `key` instead of the automatic choice when its row of `table`
+    (scored by `candidates.combined_scores`) passes every gate and every segment comes back on all
+    refits (`stable_choice`); an analyst's `choose` stands."""
+    if choose and choose != "auto":
+        return chosen, reason
+    keys = table["algorithm"] + ":" + table["k"].astype(str)
+    row = table[keys == key].iloc[0]
+    if row["admissible"] and row["stable_choice"]:
+        return key, (
+            "the latent class model of the raw columns (k by ICL) passes every gate and every segment "
+            "comes back on all bootstrap refits"
+        )
+    return chosen, reason

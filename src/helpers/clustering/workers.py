@@ -24,6 +24,14 @@ from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
 
 PROCESSES = 2  # processes running the comparison's jobs (this one included), at most one per core
+_in_worker = False  # True in a worker process: its own jobs' jobs run there, in order
+
+
+def in_worker(function: Callable[..., Any], job: Sequence[Any], threads: int) -> tuple[Any, float]:
+    """`timed` in a worker process, where `run_jobs` starts no further process."""
+    global _in_worker
+    _in_worker = True
+    return timed(function, job, threads)
 
 
 def timed(function: Callable[..., Any], job: Sequence[Any], threads: int) -> tuple[Any, float]:
@@ -38,13 +46,13 @@ def run_jobs(
     function: Callable[..., Any], jobs: Sequence[Sequence[Any]], threads: int, processes: int | None = None
 ) -> list[tuple[Any, float]]:
     """`timed(function, job, threads)` for every job, in job order, spread over this process and
-    `min(processes, cores, len(jobs)) - 1` worker processes (none: all here, in order; `processes`
-    None: `PROCESSES`).
+    `min(processes, cores, len(jobs)) - 1` worker processes (none, or called in a worker: all here,
+    in order; `processes` None: `PROCESSES`).
 
     `function` must be importable (a module-level function) and its jobs picklable; an exception
     of any job is raised here once every started job has ended."""
     workers = min(PROCESSES if processes is None else processes, joblib.cpu_count(), len(jobs)) - 1
-    if workers <= 0:
+    if workers <= 0 or _in_worker:
         return [timed(function, job, threads) for job in jobs]
     executor = get_reusable_executor(max_workers=workers)
     pending = deque(range(len(jobs)))
@@ -60,7 +68,7 @@ def run_jobs(
         # A job is taken only once the worker runs: a worker still starting (importing) takes none.
         executor.submit(importlib.import_module, function.__module__).result()
         while (position := next_job()) is not None:
-            results[position] = executor.submit(timed, function, jobs[position], threads).result()
+            results[position] = executor.submit(in_worker, function, jobs[position], threads).result()
 
     with ThreadPoolExecutor(max_workers=workers) as feeders:
         fed = [feeders.submit(feed_worker) for _ in range(workers)]
