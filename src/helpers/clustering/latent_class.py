@@ -1,5 +1,5 @@
 """A mixed-type latent class model for raw customer matrices: each column modelled by the family of
-its data kind, k chosen by ICL (not yet one of the compared candidates).
+its data kind, k chosen by ICL (a candidate of `compare_segmentations` on raw matrices).
 
 Within a segment the columns are independent, each with the family of its kind (`column_kinds`):
 two-valued columns Bernoulli, one-hot groups (binary columns sharing a name prefix before the last
