@@ -21,7 +21,7 @@ geometric indices of a transformed space, which favour few segments on skewed da
 `benchmarks/bench_clustering.py --planted`). Step 04 does not fit it: its input is step 03's
 model matrix, already log-transformed, winsorized and z-scored, with the counts, rates and
 one-hot groups the families need no longer raw; and on 6,000 fit rows (step 04's default sample) of
-the 17 planted columns its path and refits take ~16 s, the seven other algorithms ~7 s together,
+the 16 planted columns its path and refits take ~16 s, the seven other algorithms ~7 s together,
 while step 04 at 20k has ~2 s to spare.
 """
 
