@@ -311,6 +311,10 @@ def test_run_step_merges_with_the_run_config_writes_and_records(
         manifest["method"] == "probabilistic"
         and manifest["customers"] == result.golden["customer_id"].nunique()
     )
+    # Reading the inputs and the row trace are phases of their own; no phase takes longer than the step.
+    phases = {key: value for key, value in manifest.items() if key.startswith("seconds_")}
+    assert {"seconds_inputs", "seconds_deterministic", "seconds_golden", "seconds_row_trace"} <= set(phases)
+    assert all(0 <= value <= manifest["merge_seconds"] for value in phases.values())
 
 
 # ---------------------------------------------------------------------------------------------

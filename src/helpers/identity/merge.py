@@ -981,6 +981,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     tables = {system: frame for system, frame in tables.items() if not frame.empty}
     for system in tables:  # one table at a time, so the merge keeps no second copy of them
         tables[system] = in_record_order(tables[system])
+    seconds_inputs = round(time.perf_counter() - started, 1)  # reading and ordering the clean tables
     previous, unchanged, keep = previous_identity(ctx, list(tables))
     _check_settings(ctx.settings.identity)
     clock = time.perf_counter()
@@ -1057,6 +1058,7 @@ def run_step(ctx: StepContext) -> IdentityResult:
     ):
         ctx.write(name, getattr(result, name))
     release_freed_memory()  # freed frames go back to the OS before the row trace's peak
+    clock = time.perf_counter()
     result.row_trace = _row_trace(ctx, result.crosswalk, resolution)
     result.stats["events_keyed_by_identifier"] = len(resolution)
     result.stats["events_resolved_by"] = {
@@ -1064,6 +1066,8 @@ def run_step(ctx: StepContext) -> IdentityResult:
     }
     result.stats["event_customers_created"] = len(new_records)
     write_plain(ctx, "row_trace", result.row_trace)
+    result.stats["seconds_inputs"] = seconds_inputs
+    result.stats["seconds_row_trace"] = round(time.perf_counter() - clock, 1)  # built, checked and written
     result.stats["merge_seconds"] = round(time.perf_counter() - started, 1)
     result.stats["empty_tables"] = empty
     ctx.record(**result.stats)
