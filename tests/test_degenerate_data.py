@@ -238,7 +238,10 @@ def test_all_identity_tables_empty_stops_step_02_naming_them(tmp_path: Path) -> 
     from helpers.identity.merge import SYSTEM_TABLES, IdentityInputError, run_step
 
     class EmptyContext:
-        def read(self, step: str, name: str) -> pd.DataFrame:
+        def path(self, name: str, step: str) -> Path:
+            return tmp_path / step / name  # no file: every column is read
+
+        def read(self, step: str, name: str, columns: list[str] | None = None) -> pd.DataFrame:
             return pd.DataFrame(columns=["source_system", "source_record_id"])
 
     with pytest.raises(IdentityInputError) as error:

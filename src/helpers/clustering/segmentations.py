@@ -39,7 +39,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
 import helpers.clustering.candidates as cl
-from helpers.clustering import latent_class as lc
+import helpers.clustering.latent_class as lc
 from helpers.clustering.workers import run_jobs
 
 SKEW_LOG = 1.0  # non-negative columns more skewed than this are log1p-transformed
