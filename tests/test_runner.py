@@ -19,6 +19,7 @@ from helpers.core.config import ConfigError, apply_override, load_config
 from helpers.core.paths import NOTEBOOKS_DIR
 from helpers.core.runner import (
     KernelError,
+    RunResult,
     SharedKernel,
     StepFailedError,
     overlaps_steps,
@@ -87,6 +88,18 @@ def workspace(tmp_path: Path) -> dict[str, Path]:
     return {"config": config, "notebooks": notebooks, "outputs": tmp_path / "outputs", "raw": raw}
 
 
+def run_stand_ins(workspace: dict[str, Path], overrides: list[str] | None = None) -> RunResult:
+    """Run the two stand-in steps' notebooks of `workspace` quietly."""
+    return run_workbench(
+        workspace["config"],
+        overrides=overrides,
+        outputs_dir=workspace["outputs"],
+        notebooks_dir=workspace["notebooks"],
+        progress=False,
+        steps=STAND_INS,
+    )
+
+
 def test_the_runner_runs_the_registered_steps_in_order(workspace: dict[str, Path]) -> None:
     assert step_notebooks() == [step.notebook for step in STEPS]
     assert [path.parent for path in step_notebooks()] == [NOTEBOOKS_DIR] * len(STEPS)
@@ -99,26 +112,14 @@ def test_the_runner_runs_the_registered_steps_in_order(workspace: dict[str, Path
 def test_a_missing_step_notebook_stops_the_run_before_anything_runs(workspace: dict[str, Path]) -> None:
     (workspace["notebooks"] / "02_second.ipynb").unlink()
     with pytest.raises(FileNotFoundError, match=r"02_second\.ipynb"):
-        run_workbench(
-            workspace["config"],
-            outputs_dir=workspace["outputs"],
-            notebooks_dir=workspace["notebooks"],
-            progress=False,
-            steps=STAND_INS,
-        )
+        run_stand_ins(workspace)
     assert not workspace["outputs"].exists()
 
 
 def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
     workspace: dict[str, Path],
 ) -> None:
-    result = run_workbench(
-        workspace["config"],
-        outputs_dir=workspace["outputs"],
-        notebooks_dir=workspace["notebooks"],
-        progress=False,
-        steps=STAND_INS,
-    )
+    result = run_stand_ins(workspace)
     manifest = json.loads((result.run_dir / "run.json").read_text())
     assert manifest["status"] == "ok"
     assert list(manifest["steps"]) == ["01_first", "02_second"]
@@ -146,26 +147,14 @@ def test_a_complete_run_writes_manifest_artifacts_reports_and_moves_latest(
 
 
 def test_a_failing_step_names_step_and_cause_and_leaves_latest_alone(workspace: dict[str, Path]) -> None:
-    good = run_workbench(
-        workspace["config"],
-        outputs_dir=workspace["outputs"],
-        notebooks_dir=workspace["notebooks"],
-        progress=False,
-        steps=STAND_INS,
-    )
+    good = run_stand_ins(workspace)
     _notebook(
         workspace["notebooks"] / "02_second.ipynb", "raise ValueError('column amount in sales.csv is bad')"
     )
     with pytest.raises(
         StepFailedError, match=r"Step 02_second failed: ValueError: column amount in sales\.csv"
     ):
-        run_workbench(
-            workspace["config"],
-            outputs_dir=workspace["outputs"],
-            notebooks_dir=workspace["notebooks"],
-            progress=False,
-            steps=STAND_INS,
-        )
+        run_stand_ins(workspace)
     assert (workspace["outputs"] / "latest").resolve() == good.run_dir.resolve()
     failed_runs = [p for p in (workspace["outputs"] / "runs").iterdir() if p != good.run_dir]
     manifest = json.loads((failed_runs[0] / "run.json").read_text())
@@ -228,14 +217,7 @@ def test_no_notebook_sees_what_an_earlier_one_left_in_memory(
     )
     _notebook(workspace["notebooks"] / "01_first.ipynb", probe.format(step="01_first") + leave_behind)
     _notebook(workspace["notebooks"] / "02_second.ipynb", probe.format(step="02_second"))
-    result = run_workbench(
-        workspace["config"],
-        overrides=[f"run.kernel={kernel}", f"run.overlap_steps={overlap}"],
-        outputs_dir=workspace["outputs"],
-        notebooks_dir=workspace["notebooks"],
-        progress=False,
-        steps=STAND_INS,
-    )
+    result = run_stand_ins(workspace, [f"run.kernel={kernel}", f"run.overlap_steps={overlap}"])
     manifest = json.loads((result.run_dir / "run.json").read_text())
     first, second = (manifest["steps"][step]["recorded"] for step in ("01_first", "02_second"))
     one_kernel = kernel == "shared" and not overlap
@@ -321,13 +303,7 @@ def test_overlapping_steps_start_the_next_step_once_the_results_are_written(
     charts = "time.sleep(6)\nctx.record(charts_done=time.time())"
     _cells_notebook(workspace["notebooks"] / "01_first.ipynb", *RESULTS_THEN_CHARTS, charts)
     _cells_notebook(workspace["notebooks"] / "02_second.ipynb", SECOND_STARTS)
-    result = run_workbench(
-        workspace["config"],
-        outputs_dir=workspace["outputs"],
-        notebooks_dir=workspace["notebooks"],
-        progress=False,
-        steps=STAND_INS,
-    )
+    result = run_stand_ins(workspace)
     manifest = json.loads((result.run_dir / "run.json").read_text())
     first, second = (manifest["steps"][step] for step in ("01_first", "02_second"))
     assert manifest["status"] == "ok" and manifest["overlap_steps"] is True
@@ -355,13 +331,7 @@ def test_a_step_failing_after_its_results_fails_the_run_and_stops_the_next_step(
     _cells_notebook(workspace["notebooks"] / "01_first.ipynb", *RESULTS_THEN_CHARTS, broken_chart)
     _cells_notebook(workspace["notebooks"] / "02_second.ipynb", SECOND_STARTS + "\ntime.sleep(120)")
     with pytest.raises(StepFailedError, match=r"Step 01_first failed: ValueError: chart of calls\.csv"):
-        run_workbench(
-            workspace["config"],
-            outputs_dir=workspace["outputs"],
-            notebooks_dir=workspace["notebooks"],
-            progress=False,
-            steps=STAND_INS,
-        )
+        run_stand_ins(workspace)
     assert time.monotonic() - started < 60  # step two's 120 s sleep was cut short
     run_dir = next((workspace["outputs"] / "runs").iterdir())
     manifest = json.loads((run_dir / "run.json").read_text())
