@@ -10,6 +10,7 @@ pytensor's compile directory: the first process on a machine pays the compile).
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -67,8 +68,9 @@ print(json.dumps({"customers": len(summary), "mbgnbd": fitted - read, "gamma_gam
 """
 
 
-def data_source(argv: list[str]) -> str:
-    runs = [Path(argv[1])] if len(argv) > 1 else sorted(RUNS_DIR.glob("*/03_features/features.parquet"))
+def data_source(run_dir: Path | None) -> str:
+    """RUN_DIR's (or the newest run's) step-03 features, else the CDNOW sample."""
+    runs = [run_dir] if run_dir else sorted(RUNS_DIR.glob("*/03_features/features.parquet"))
     if runs:
         path = runs[-1] if runs[-1].suffix == ".parquet" else runs[-1] / "03_features" / "features.parquet"
         return str(path)
@@ -85,8 +87,15 @@ def fit_in_fresh_process(source: str, fit: str) -> dict:
     return {**figures, "process": time.perf_counter() - started}
 
 
-if __name__ == "__main__":
-    source = data_source(sys.argv)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "run_dir", nargs="?", type=Path, metavar="RUN_DIR",
+        help="a run folder (or a features.parquet); default: the newest run, else CDNOW_sample",
+    )  # fmt: skip
+    source = data_source(parser.parse_args(argv).run_dir)
     print(f"data: {source}")
     print(f"{'fit':<30}{'customers':>10}{'MBG/NBD s':>11}{'GG s':>8}{'process s':>11}{'CPU s':>8}")
     results = {}
@@ -98,3 +107,7 @@ if __name__ == "__main__":
     relative = {name: abs(ours[name] - theirs[name]) / abs(theirs[name]) for name in ours}
     worst = max(relative, key=relative.get)
     print(f"largest relative parameter difference: {relative[worst]:.2e} ({worst})")
+
+
+if __name__ == "__main__":
+    main()
