@@ -13,7 +13,7 @@ from helpers.core.steps import STEPS, artifact_path
 PACKAGE_DIR = Path(helpers.__file__).parent
 STEP_ORDER = {step.package: position for position, step in enumerate(STEPS)}
 # Shared layers: what each may import besides itself.
-SHARED_ALLOWED = {"core": {"core", "engine", "demo"}, "engine": {"core"}, "demo": {"core"}}
+SHARED_ALLOWED = {"core": {"core", "engine", "demo"}, "engine": {"core"}, "demo": {"core", "engine"}}
 EVALUATION_MODULES = {"helpers.demo.truth"}  # planted truth: step packages may evaluate against it
 
 

@@ -11,8 +11,6 @@ from helpers.core.context import StepContext
 from helpers.demo.truth import customer_person
 from helpers.lifecycle.stages import stage_accuracy
 
-CROSSWALK_KEYS = ["source_system", "source_record_id", "customer_id"]
-
 
 def evaluate_planted_stages(ctx: StepContext, labeled: pd.DataFrame) -> dict[str, Any] | None:
     """Accuracy and macro F1 of the stages against the planted ones, recorded as `stage_macro_f1` and
@@ -25,8 +23,8 @@ def evaluate_planted_stages(ctx: StepContext, labeled: pd.DataFrame) -> dict[str
     truth_dir = resolve_path(ctx.settings.demo.truth_dir or f"data/truth/{raw_name}")
     if not (truth_dir / "persons.parquet").is_file():
         return None
-    crosswalk = ctx.read("02_identity_merge", "crosswalk", columns=CROSSWALK_KEYS)
-    person = customer_person(crosswalk, pd.read_parquet(truth_dir / "source_records.parquet"))
+    crosswalk = ctx.path("crosswalk.parquet", "02_identity_merge")
+    person = customer_person(crosswalk, truth_dir / "source_records.parquet", ctx.settings.engine)
     accuracy = stage_accuracy(
         labeled, person, pd.read_parquet(truth_dir / "persons.parquet", columns=["person_id", "stage"])
     )
