@@ -770,3 +770,33 @@ def test_dates_and_timestamps_come_back_in_duckdbs_types(spark_engine) -> None:
     result = spark_engine.query(sql)
     assert result.dtypes.to_dict() == expected.dtypes.to_dict() == dict.fromkeys(expected, "datetime64[us]")
     pd.testing.assert_frame_equal(result, expected)
+
+
+def test_spark_reads_a_registered_frame_from_its_own_parquet_file(spark_engine, tmp_path: Path) -> None:
+    # createDataFrame kept the rows in the driver's heap (a local relation, copied again at each
+    # query's planning): step 02's frames ran a 4 GB driver out of heap at 100k customers.
+    from helpers.engine.spark import SparkEngine
+
+    frame = pd.DataFrame(
+        {
+            "stamp": _ts("2026-01-01 23:00:00.000001", "2026-01-04 08:00"),  # nanosecond dtype in pandas
+            "text": pd.array(["a", None], dtype="string"),
+            "n": pd.array([1, None], dtype="Int64"),
+            "nothing": [None, None],
+        }
+    )
+    sql = (
+        "SELECT stamp, text, n, nothing, date_trunc('day', stamp) AS d FROM registered WHERE nothing IS NULL"
+    )
+    with DuckDBEngine() as duck:
+        duck.register("registered", frame)
+        expected = duck.query(sql)
+    engine = SparkEngine(work_dir=tmp_path / "engine")
+    engine.register("registered", frame)
+    (file,) = engine.spark.table("registered").inputFiles()
+    assert file.startswith(f"file://{tmp_path / 'engine'}/spark-frames-")
+    result = engine.query(sql)
+    assert str(engine.spark.table("registered").schema["nothing"].dataType) == "StringType()"
+    engine.close()
+    assert not list((tmp_path / "engine").iterdir())  # the files go with the engine's views
+    assert_same(expected, result, "registered frame")

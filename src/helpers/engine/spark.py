@@ -35,9 +35,10 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
     "spark.sql.shuffle.partitions": "8",  # adaptive execution coalesces further; a cluster sets its own
-    "spark.driver.extraJavaOptions": "-Dlog4j2.level=error",
-    # Spark's 1 GB default heap ran out at 20k customers in step 02 (pandas frames sent to the JVM
-    # through Arrow) and the step then hung; a cluster's driver sets its own in `engine.spark_conf`.
+    # A driver out of heap exits (the step fails with Py4J's connection error) instead of losing the
+    # thread that served Python and hanging, as step 02 did at 20k customers on Spark's 1 GB default.
+    "spark.driver.extraJavaOptions": "-Dlog4j2.level=error -XX:+ExitOnOutOfMemoryError",
+    # A cluster's driver sets its own in `engine.spark_conf`.
     "spark.driver.memory": "4g",
 }
 
@@ -155,16 +156,15 @@ class SparkEngine:
         self.dialect = SparkDialect()
         self.work_dir = Path(work_dir) if work_dir else None
         self._views: set[str] = set()
+        self._frames_dir: Path | None = None  # registered pandas frames as Parquet (`_parquet_of`)
 
     # -- the SqlEngine interface -------------------------------------------------------------------
     def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
         if isinstance(source, pd.DataFrame):
             if not len(source.columns):
                 raise ValueError(f"cannot register {name}: a DataFrame without columns")
-            frame = self._frame_of(_arrow_ready(source))
-        else:
-            frame = _typed_nulls(self.spark.read.parquet(str(source)), Path(source))
-        self._view(name, frame)
+            source = self._parquet_of(name, source)
+        self._view(name, _typed_nulls(self.spark.read.parquet(str(source)), Path(source)))
 
     def query(self, sql: str, **params: Any) -> pd.DataFrame:
         result = pd.DataFrame()
@@ -195,6 +195,9 @@ class SparkEngine:
         for name in self._views:
             self.spark.catalog.dropTempView(name)
         self._views.clear()
+        if self._frames_dir is not None:
+            shutil.rmtree(self._frames_dir, ignore_errors=True)
+            self._frames_dir = None
 
     def __enter__(self) -> SparkEngine:
         return self
@@ -202,16 +205,21 @@ class SparkEngine:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _frame_of(self, source: pd.DataFrame) -> Any:
-        """A Spark DataFrame of a pandas one; without rows typed from its dtypes (Spark cannot infer
-        types from no rows), a column of no type (empty, object) as STRING."""
-        if len(source):
-            return self.spark.createDataFrame(source)
-        from pyspark.sql.pandas.types import from_arrow_schema
-
-        schema = pa.Schema.from_pandas(source, preserve_index=False)
-        schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])
-        return self.spark.createDataFrame([], from_arrow_schema(schema))
+    def _parquet_of(self, name: str, source: pd.DataFrame) -> Path:
+        """`source` written to a Parquet file of this engine's, which Spark then reads in place.
+        `createDataFrame` would hold the rows in the driver's heap as a local relation, copied again
+        whenever a query over it is planned: at 100k customers step 02's frames ran a 4 GB driver out
+        of heap. Timestamps are written as UTC instants in microseconds (what `createDataFrame` made of
+        naive pandas timestamps in the session's UTC); a column of no type is read as STRING."""
+        if self._frames_dir is None:
+            if self.work_dir is not None:
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+            self._frames_dir = Path(tempfile.mkdtemp(prefix="spark-frames-", dir=self.work_dir))
+        table = pa.Table.from_pandas(source, preserve_index=False)
+        schema = pa.schema([_utc_microseconds(field) for field in table.schema])
+        path = self._frames_dir / f"{name}-{time.monotonic_ns()}.parquet"
+        pq.write_table(table.cast(schema, safe=False), path)
+        return path
 
     # -- statements --------------------------------------------------------------------------------
     def _execute(self, statement: Statement, params: dict[str, Any]) -> pd.DataFrame:
@@ -287,10 +295,8 @@ def _typed_nulls(frame: Any, path: Path) -> Any:
     return frame.withColumns({name: frame[name].cast("string") for name in untyped})
 
 
-def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """pandas extension dtypes Spark's Arrow conversion reads as plain columns."""
-    out = frame.copy()
-    for column, dtype in out.dtypes.items():
-        if isinstance(dtype, pd.StringDtype):
-            out[column] = out[column].astype(object).where(out[column].notna(), None)
-    return out
+def _utc_microseconds(field: pa.Field) -> pa.Field:
+    """A timestamp field as Spark's TIMESTAMP reads it (UTC, microseconds); other fields unchanged."""
+    if pa.types.is_timestamp(field.type):
+        return field.with_type(pa.timestamp("us", tz=field.type.tz or "UTC"))
+    return field
