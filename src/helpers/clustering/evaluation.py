@@ -18,8 +18,6 @@ from helpers.clustering.step import ClusteringResult
 from helpers.core.config import resolve_path
 from helpers.core.context import StepContext
 
-CROSSWALK_KEYS = ["source_system", "source_record_id", "customer_id"]
-
 
 @dataclass
 class PlantedEvaluation:
@@ -67,9 +65,10 @@ def evaluate_planted(ctx: StepContext, result: ClusteringResult) -> PlantedEvalu
 
     planted = (
         planted_segments(
-            ctx.read("02_identity_merge", "crosswalk", columns=CROSSWALK_KEYS),
-            pd.read_parquet(folder / "source_records.parquet"),
+            ctx.path("crosswalk.parquet", "02_identity_merge"),
+            folder / "source_records.parquet",
             pd.read_parquet(folder / "persons.parquet", columns=["person_id", "segment", "stage"]),
+            ctx.settings.engine,
         )
         .set_index("customer_id")["segment"]
         .reindex(result.matrix.index)

@@ -7,11 +7,13 @@ planted truth is returned separately and must never reach the clustering logic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from helpers.core.settings import EngineSettings
 from helpers.demo.truth import customer_person
 
 # name: (share, monetary log-mean, purchases mean, recency days, aov log-mean, calls mean,
@@ -159,14 +161,18 @@ def _model_matrix(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def planted_segments(
-    crosswalk: pd.DataFrame, source_records: pd.DataFrame, persons: pd.DataFrame
+    crosswalk: pd.DataFrame | Path,
+    source_records: pd.DataFrame | Path,
+    persons: pd.DataFrame,
+    engine: EngineSettings | None = None,
 ) -> pd.DataFrame:
     """Planted segment per merged customer of a demo world (evaluation only, never step logic).
 
-    A customer's records map to persons through the truth's source_records; the customer takes
-    the segment of the person owning most of its records. Returns customer_id, segment, stage.
+    A customer's records map to persons through the truth's source_records (frames or Parquet files,
+    `helpers.demo.truth.customer_person` on `engine`); the customer takes the segment of the person
+    owning most of its records. Returns customer_id, segment, stage.
     """
-    owner = customer_person(crosswalk, source_records).rename("person_id").reset_index()
+    owner = customer_person(crosswalk, source_records, engine).rename("person_id").reset_index()
     return owner.merge(persons[["person_id", "segment", "stage"]], on="person_id")[
         ["customer_id", "segment", "stage"]
     ]
