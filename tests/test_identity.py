@@ -32,7 +32,9 @@ from helpers.identity.merge import (
     mask_value,
     merge_engine,
     merge_identities,
+    merge_inputs,
 )
+from helpers.identity.rules import _distinct_values
 
 SEED = 42  # the run seed the expectations below were written with
 
@@ -163,6 +165,25 @@ def test_cross_system_references_and_formats_link_one_person() -> None:
         "shop:U1": "mobile",
         "loyalty:M9": "member_no",
     }
+
+
+def test_email_identifiers_are_canonical_and_keep_placeholders_the_records_drop() -> None:
+    rows = [
+        crm("C1", "王伟", email="J.Smith+shop@GoogleMail.com"),
+        crm("C2", "李娜", email="test@test.com"),
+        crm("C3", "张强"),
+    ]
+    shop = [{"shop_user_id": "U1", "display_name": "Wang Wei", "email": "jsmith@gmail.com",
+             "registered_at": "2025-03-01"}]  # fmt: skip
+    records, identifiers = merge_inputs({"crm": clean_table("crm", rows), "shop": clean_table("shop", shop)})
+    assert records["email_key"].tolist() == ["jsmith@gmail.com", pd.NA, pd.NA, "jsmith@gmail.com"]
+    emails = identifiers[identifiers["identifier_type"] == "email"]
+    # The placeholder stays an identifier (find_suspicious_identifiers flags it); C3 has none.
+    assert sorted(zip(emails["record_index"], emails["identifier_value"], strict=True)) == [
+        (0, "jsmith@gmail.com"),
+        (1, "test@test.com"),
+        (3, "jsmith@gmail.com"),
+    ]
 
 
 def test_bad_input_names_table_column_and_rows() -> None:
@@ -349,3 +370,13 @@ def test_link_records_clusters_a_plain_person_table(capsys: pytest.CaptureFixtur
         link_records(people.assign(id=["a", "a", "c", "d", "e", "f"]))
     with pytest.raises(ValueError, match="needs `name`"):
         link_records(people.drop(columns=["surname"]))
+
+
+def test_distinct_values_per_group_count_non_null_values_once() -> None:
+    group = np.array([0, 0, 1, 1, 2, 3, 3])
+    names = pd.Series(["wang wei", "wang wei", None, "li na", None, "li na", "wang wei"], dtype="string")
+    assert _distinct_values(group, 5, names).tolist() == [1, 1, 0, 2, 0]
+    births = pd.to_datetime(
+        pd.Series(["1980-01-02", None, None, None, "1990-03-04", "1980-01-02", "1980-01-02"])
+    )
+    assert _distinct_values(group, 4, births).tolist() == [1, 0, 1, 1]

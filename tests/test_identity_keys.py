@@ -36,3 +36,18 @@ def test_once_per_distinct_value_is_row_by_row(function: object, values: list, d
     calls: list[int] = []
     on_distinct(lambda text: calls.append(len(text)) or function(text), series)
     assert calls == [series.nunique() + 1]  # each distinct value once, and null once
+
+
+def test_a_function_of_several_results_is_evaluated_once_per_distinct_value() -> None:
+    phones = pd.Series(PHONES, dtype="string", index=np.arange(5, 5 + len(PHONES)))
+
+    def kinds(text: pd.Series) -> pd.DataFrame:
+        calls.append(len(text))
+        return pd.DataFrame({"placeholder": is_placeholder_phone(text), "tail": text.str[-4:]})
+
+    calls: list[int] = []
+    got = on_distinct(kinds, phones)
+    pd.testing.assert_frame_equal(got, kinds(phones))
+    assert calls[0] == phones.nunique() + 1
+    assert got["placeholder"].tolist() == [True, False, False, False, False, False]
+    assert got["tail"].tolist() == ["0000", "5678", pd.NA, "5678", "5678", "1234"]

@@ -15,6 +15,7 @@ from helpers.core.normalize import (
     is_placeholder_email,
     is_placeholder_phone,
     is_service_phone,
+    normalize_city,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -293,6 +294,25 @@ def test_city_tiers_for_chinese_and_pinyin_spellings() -> None:
     )
     assert tiers.iloc[:8].tolist() == [1, 1, 1, 2, 3, 4, 2, 2]
     assert pd.isna(tiers.iloc[8])
+
+
+def test_city_keys_once_per_distinct_city_keep_the_rows_index_and_name() -> None:
+    cities = pd.Series(
+        [" 上海市 ", "Beijing City", None, "", "上海", "Beijing City", "xi'an"],
+        dtype=object,
+        index=range(10, 17),
+        name="city",
+    )
+    keys = normalize_city(cities)
+    assert keys.dtype == "string" and keys.name == "city" and keys.index.tolist() == list(range(10, 17))
+    assert keys.tolist() == ["上海", "beijing", pd.NA, pd.NA, "上海", "beijing", "xian"]
+
+
+def test_phone_kinds_keep_rows_index_and_read_null_as_false() -> None:
+    phones = pd.Series(["+8613912345678", None, "+86-400-8001234", "+8613912345678"], index=[7, 3, 5, 1])
+    assert is_mobile(phones).to_dict() == {7: True, 3: False, 5: False, 1: True}
+    assert is_service_phone(phones).to_dict() == {7: False, 3: False, 5: True, 1: False}
+    assert is_mobile(phones).dtype == bool
 
 
 def test_home_phone_settings_are_checked() -> None:

@@ -30,10 +30,19 @@ _EMAIL_PATTERN = r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}$"
 
 
 def _map_unique(values: pd.Series, function: Callable[[str], Any]) -> pd.Series:
-    """`function` applied once per distinct non-null value, mapped back onto every row."""
-    text = values.astype("string")
-    lookup = {value: function(value) for value in text.dropna().unique()}
-    return text.map(lookup, na_action="ignore")
+    """`function` applied once per distinct non-null value, mapped back onto every row (object dtype,
+    NaN where `values` is null): one hashing pass over the rows."""
+    codes, distinct = pd.factorize(values.astype("string"))
+    mapped = np.fromiter((function(value) for value in distinct), dtype=object, count=len(distinct))
+    return pd.Series(np.append(mapped, np.nan)[codes], index=values.index, name=values.name)
+
+
+def _on_distinct_text(function: Callable[[pd.Series], pd.Series], values: pd.Series) -> pd.Series:
+    """`function` (element-wise over a `string` Series, null to null) evaluated once per distinct value
+    of `values` and mapped back onto every row."""
+    codes, distinct = pd.factorize(values.astype("string"))
+    once = function(pd.Series([*distinct, None], dtype="string"))
+    return pd.Series(once.array.take(codes), index=values.index, name=values.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,8 +585,13 @@ CITY_TIERS: dict[str, int] = {**_CITY_TIERS, **{_pinyin(city): tier for city, ti
 
 
 def normalize_city(cities: pd.Series) -> pd.Series:
-    """City key: Chinese characters without the 市 suffix, or lower-case pinyin without spaces."""
-    text = cities.astype("string").str.strip().str.replace(r"市$", "", regex=True)
+    """City key: Chinese characters without the 市 suffix, or lower-case pinyin without spaces (worked out
+    once per distinct city)."""
+    return _on_distinct_text(_city_key, cities)
+
+
+def _city_key(cities: pd.Series) -> pd.Series:
+    text = cities.str.strip().str.replace(r"市$", "", regex=True)
     latin = text.str.lower().str.replace(r"[\s\-']|city$", "", regex=True)
     key = text.where(text.str.contains(_HAN.pattern, regex=True).fillna(False), latin)
     return key.where(key.str.len() > 0, pd.NA)

@@ -276,19 +276,40 @@ def build_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     gender = on_distinct(lambda g: g.str.strip().str.upper().str[:1], records["gender"].astype("string"))
     records["gender"] = gender.where(gender.isin(["M", "F"]), pd.NA)
     records["city_key"] = normalize_city(records["city"])
-    email = records["email"].astype("string")
-    placeholder = on_distinct(is_placeholder_email, email)
-    records["email_key"] = on_distinct(canonical_email, email).where(~placeholder, pd.NA)
-    mobile = records["mobile"].astype("string")
-    records["mobile"] = mobile.where(~on_distinct(is_placeholder_phone, mobile), pd.NA)
-    records["mobile_tail"] = on_distinct(lambda m: m.str[-4:], records["mobile"])
+    records["email_key"] = on_distinct(_email_key, records["email"].astype("string"))
+    mobile = on_distinct(_usable_mobile, records["mobile"].astype("string"))
+    records["mobile"] = mobile["mobile"]
+    records["mobile_tail"] = mobile["mobile_tail"]
     records.index.name = "record_index"
     return records
+
+
+def _email_key(emails: pd.Series) -> pd.Series:
+    """Canonical e-mails (`canonical_email`), null for placeholders."""
+    return canonical_email(emails).where(~is_placeholder_email(emails), pd.NA)
+
+
+def _usable_mobile(mobiles: pd.Series) -> pd.DataFrame:
+    """`mobile` (null for placeholders) and its last four digits, `mobile_tail`."""
+    mobile = mobiles.where(~is_placeholder_phone(mobiles), pd.NA)
+    return pd.DataFrame({"mobile": mobile, "mobile_tail": mobile.str[-4:]})
+
+
+def _canonical_emails(records: pd.DataFrame) -> pd.Series:
+    """`canonical_email` of every record's e-mail, placeholders included: the records' `email_key`, and
+    worked out only where that is null for a given e-mail."""
+    canonical = records["email_key"].astype("string")
+    email = records["email"].astype("string")
+    missing = (canonical.isna() & email.notna()).to_numpy()
+    if missing.any():
+        canonical[missing] = on_distinct(canonical_email, email[missing]).to_numpy()
+    return canonical
 
 
 def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) -> pd.DataFrame:
     """Long table `record_index, identifier_type, identifier_value` of every strong identifier."""
     offsets = records.index.to_series().groupby(records["source_system"].to_numpy(), sort=False).min()
+    emails = _canonical_emails(records)
     parts = [
         pd.DataFrame(
             {"record_index": np.array([], dtype=np.int64), "identifier_type": [], "identifier_value": []}
@@ -302,7 +323,9 @@ def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) ->
         for column in PHONE_COLUMNS[system]:
             phone = frame[column].astype("string")
             values.append(("phone", phone))
-        if "email_norm" in frame:
+        if FIELD_SOURCES[system].get("email") == "email_norm":  # the records' e-mails, already canonical
+            values.append(("email", emails.iloc[index]))
+        elif "email_norm" in frame:
             values.append(("email", on_distinct(canonical_email, frame["email_norm"].astype("string"))))
         for ref_system, column, kind in REFERENCE_COLUMNS:
             if ref_system == system:
@@ -313,7 +336,7 @@ def build_identifiers(tables: dict[str, pd.DataFrame], records: pd.DataFrame) ->
             )
             parts.append(part.dropna(subset=["identifier_value"]))
     identifiers = pd.concat(parts, ignore_index=True)
-    identifiers = identifiers[identifiers["identifier_value"].str.len() > 0]
+    identifiers = identifiers[identifiers["identifier_value"].to_numpy() != ""]
     phone = identifiers["identifier_type"] == "phone"
     # Two shared strings, not one per phone (np.where's fixed-width text becomes a Python string per row).
     kinds = np.array(["landline", "mobile"], dtype=object)

@@ -44,8 +44,8 @@ def deterministic_edges(
     )
     usable = identifiers[~flagged].reset_index(drop=True)
     engine.register("usable_identifiers", usable)
-    columns = ["record_index", "name_key", "birth_date", "gender", "national_id_hash"]
-    engine.register("pair_records", records.reset_index()[columns])
+    columns = ["name_key", "birth_date", "gender", "national_id_hash"]
+    engine.register("pair_records", records[columns].reset_index())  # record_index first
     pairs = engine.run(
         "identity",
         "identifier_pairs",
@@ -115,21 +115,25 @@ ADDRESS_AGREES = 0.9  # Jaro-Winkler of the addresses (lower-case, letters and d
 CORROBORATING = ("email_key", "address_key", "postcode")
 
 
-def _comparable(records: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The record fields the constraints compare, as object arrays with None for missing values."""
+def _comparable(records: pd.DataFrame, corroborating: bool) -> dict[str, np.ndarray]:
+    """The record fields the constraints compare, as object arrays with None for missing values
+    (`CORROBORATING` fields only with `corroborating`: `excused_conflicts` alone reads them)."""
     columns = {
         "name_key": records["name_key"],
         "birth_date": records["birth_date"],
         "national_id_hash": records["national_id_hash"],
         "mobile": records.get("mobile"),
-        "email_key": records.get("email_key"),
-        "address_key": on_distinct(address_key, records["address"].astype("string"))
-        if "address" in records
-        else None,
-        "postcode": on_distinct(postcode_digits, records["postcode"].astype("string"))
-        if "postcode" in records
-        else None,
     }
+    if corroborating:
+        columns["email_key"] = records.get("email_key")
+        columns["address_key"] = (
+            on_distinct(address_key, records["address"].astype("string")) if "address" in records else None
+        )
+        columns["postcode"] = (
+            on_distinct(postcode_digits, records["postcode"].astype("string"))
+            if "postcode" in records
+            else None
+        )
     arrays = {}
     for key, column in columns.items():
         if column is None:
@@ -228,7 +232,7 @@ def merge_with_constraints(
     (`excused_conflicts`). Returns the new label of every record and a bool array saying which
     edges were applied (or already inside one cluster).
     """
-    values = _comparable(records)
+    values = _comparable(records, corroborating=check_mobiles)
     excused = excused_conflicts(values, left, right) if check_mobiles else set()
     facts_of = {
         "names": values["name_key"],
@@ -287,6 +291,14 @@ def link_components(n_records: int, left: np.ndarray, right: np.ndarray) -> np.n
     return connected_components(graph, directed=False)[1]
 
 
+def _distinct_values(group: np.ndarray, n_groups: int, values: pd.Series) -> np.ndarray:
+    """How many distinct non-null `values` each group (`group`: a code 0..n_groups-1 per row) holds."""
+    codes, distinct = pd.factorize(values)
+    known = codes >= 0
+    pairs = np.unique(group[known].astype(np.int64) * max(len(distinct), 1) + codes[known])
+    return np.bincount(pairs // max(len(distinct), 1), minlength=n_groups)
+
+
 def deterministic_clusters(
     n_records: int, accepted: pd.DataFrame, records: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -299,16 +311,11 @@ def deterministic_clusters(
     """
     left, right = accepted["left_index"].to_numpy(), accepted["right_index"].to_numpy()
     component = link_components(n_records, left, right)
-    checked = pd.DataFrame(
-        {
-            "component": component,
-            "name": records["name_key"].to_numpy(),
-            "birth": records["birth_date"].to_numpy(),
-            "national_id": records["national_id_hash"].to_numpy(),
-        }
-    )
-    distinct = checked.groupby("component")[["name", "birth", "national_id"]].nunique()
-    simple = (distinct <= 1).all(axis=1).reindex(component).to_numpy()
+    n_components = int(component.max(initial=-1)) + 1
+    uniform = np.ones(n_components, dtype=bool)
+    for column in ("name_key", "birth_date", "national_id_hash"):
+        uniform &= _distinct_values(component, n_components, records[column]) <= 1
+    simple = uniform[component]
     labels = pd.Series(np.arange(n_records)).groupby(component).transform("min").to_numpy()
     applied = np.ones(len(left), dtype=bool)
     complex_edges = ~simple[left]
