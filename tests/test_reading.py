@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ import yaml
 from helpers.audit.contract import (
     ContractResult,
     DataContractError,
+    TableSource,
     add_identity_columns,
     reference_kinds,
     run_contract,
@@ -27,7 +29,15 @@ from helpers.core.factors import GROUP_NAMES
 from helpers.core.settings import DataSettings, WorkbenchConfig
 from helpers.core.tables import TABLES
 from helpers.engine.base import DuckDBEngine
-from helpers.engine.reading import Workspace, csv_layout, scan_bytes, tolerant_csv
+from helpers.engine.reading import (
+    Workspace,
+    csv_layout,
+    data_lines,
+    rejected_rows,
+    scan_bytes,
+    source_relation,
+    tolerant_csv,
+)
 
 STEP = "01_data_audit"
 CONFIG: dict[str, Any] = {
@@ -413,6 +423,61 @@ def test_work_table_in_file_order_only_when_stored_so_on_the_reader(tmp_path: Pa
         engine.query("UPDATE rows_a SET source_row = source_row WHERE source_row % 7 = 0")
         assert workspace.in_file_order("rows_a")
         assert not workspace.in_file_order("rows_b") and not workspace.in_file_order("rows_c")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_data_lines_number_rows_as_duckdb_does_across_chunks(tmp_path: Path, newline: str) -> None:
+    """A title and blank lines, a quoted comma and no newline at the end (LF and CRLF files): the lines
+    found for the wanted data rows are those rows as DuckDB's strict reader numbers them, for any
+    chunk size."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(
+        newline.join(["title", "", "a,b", "1,x", "", '2,"y,z"', "", "3,w", "4,v", "", "5,u"]).encode()
+    )
+    layout = csv_layout(path, 1, None)
+    with Workspace(tmp_path, memory_limit="1GB", threads=1) as workspace:
+        relation = source_relation(workspace.reader, source(path, 1), workspace.directory)
+        read = workspace.reader.query(f"SELECT ordinality AS n, a FROM {relation.numbered}")
+    assert read["n"].tolist() == [1, 2, 3, 4, 5] and read["a"].tolist() == ["1", "2", "3", "4", "5"]
+    cr = newline[:-1].encode()
+    for chunk in (1, 2, 5, 1 << 20):
+        found = data_lines(path, layout.skip_lines, np.array([1, 2, 4, 5]), chunk)
+        assert found == [(1, b"1,x" + cr), (2, b'2,"y,z"' + cr), (4, b"4,v" + cr), (5, b"5,u")], chunk
+        assert data_lines(path, layout.skip_lines, np.array([3, 9]), chunk) == [(3, b"3,w" + cr)]
+
+
+def source(path: Path, skip_rows: int = 0) -> TableSource:
+    """`path` as a table source (for the reader only: the columns are the file's)."""
+    return TableSource(table="crm_customers", path=path, skip_rows=skip_rows)
+
+
+@pytest.mark.parametrize(("spanning", "rejected"), [(False, "'3', '4'"), (True, "'3', '4'"), (True, "'4'")])
+def test_rejected_rows_read_only_their_own_lines_unless_a_field_spans_lines(
+    tmp_path: Path, spanning: bool, rejected: str
+) -> None:
+    """The quarantine's original text comes from the rejected rows' own lines, checked against the work
+    table's row hashes; with a quoted field spanning lines the row numbers of the lines are not the
+    file's rows (a line that does not parse, or one that is another row) and the whole file is read
+    again (the relation comes back unchanged)."""
+    path = tmp_path / "x.csv"
+    second = '"two\nlines"' if spanning else "two"
+    path.write_text(f"a,b\n1,one\n2,{second}\n3, three \n4,four\n", encoding="utf-8")
+    mapped = 'CAST("a" AS VARCHAR) AS "a", CAST("b" AS VARCHAR) AS "b"'
+    with Workspace(tmp_path, memory_limit="1GB", threads=1) as workspace:
+        relation = source_relation(workspace.reader, source(path), workspace.directory)
+        workspace.reader.query(
+            f"CREATE TABLE rows_x AS SELECT ordinality AS source_row, hash(a, b) AS row_hash, "
+            f"CASE WHEN a IN ({rejected}) THEN 'bad' ELSE '' END AS problems FROM {relation.numbered}"
+        )
+        subset = rejected_rows(workspace, relation, "rows_x", mapped, ["a", "b"])
+        got = workspace.reader.query(
+            f"SELECT {subset.row_number} AS n, {mapped} FROM {subset.numbered} ORDER BY n"
+        )
+    if spanning:
+        assert subset is relation and got["n"].tolist() == [1, 2, 3, 4]
+    else:
+        assert subset.numbered != relation.numbered
+        assert got.to_dict("list") == {"n": [3, 4], "a": ["3", "4"], "b": [" three ", "four"]}
 
 
 def test_checks_on_another_engine_get_the_exports_handed_over_and_give_the_same_artifacts(

@@ -56,7 +56,7 @@ from helpers.core.tables import (
 )
 from helpers.engine.base import SqlEngine
 from helpers.engine.reading import DataContractError as DataContractError
-from helpers.engine.reading import SourceRelation, Workspace, read_source
+from helpers.engine.reading import SourceRelation, Workspace, read_source, rejected_rows
 from helpers.engine.reading import literal as _literal
 from helpers.engine.reading import quote as _quote
 from helpers.engine.reading import safe_engine_message as safe_engine_message
@@ -1074,7 +1074,7 @@ def run_contract(ctx: StepContext, workspace: Workspace) -> ContractResult:
             )
         _write_clean(workspace, ctx, table)
         checked_rows[name] = validate_clean(ctx, table, sample_rows)
-        _write_quarantine(engine, ctx, table, checked)
+        _write_quarantine(workspace, ctx, table, checked)
         ledgers.append(table_ledger)
     order = {name: position for position, name in enumerate(TABLES)}
     ledger = pd.concat(ledgers, ignore_index=True).sort_values("table", key=lambda t: t.map(order))
@@ -1175,20 +1175,25 @@ def check_quarantine_share(
     return f"{what}, above audit.warn_quarantine_share ({warn:.0%}): {hint}."
 
 
-def _write_quarantine(engine: SqlEngine, ctx: StepContext, table: Table, checked: CheckedTable) -> None:
+def _write_quarantine(workspace: Workspace, ctx: StepContext, table: Table, checked: CheckedTable) -> None:
+    """Write the rejected rows of a work table with their original text, file row and reasons; the
+    text of a CSV's rows comes from their own lines where it can (`reading.rejected_rows`), not from
+    reading the whole export again."""
     path = ctx.path(f"quarantine_{table.name}.parquet")
     partial = path.with_suffix(".parquet.partial")
-    engine.run(
+    rows = f"rows_{table.name}"
+    source = rejected_rows(workspace, checked.source, rows, checked.mapped_columns, table.column_names)
+    workspace.engine.run(
         STEP,
         "write_quarantine",
         tables={
             "raw_columns": ", ".join(
                 f"raw.{_quote(name)} AS {_quote(quarantine_column(name))}" for name in table.column_names
             ),
-            "rows": f"rows_{table.name}",
-            "row_number": checked.source.row_number,
+            "rows": rows,
+            "row_number": source.row_number,
             "mapped_columns": checked.mapped_columns,
-            "numbered_source": checked.source.numbered,
+            "numbered_source": source.numbered,
             "path": str(partial).replace("'", "''"),
         },
     )

@@ -250,6 +250,7 @@ class SourceRelation:
     `may_be_wide` is False when the file holds no full-width form at all (its values need no
     translation, and no row needs the per-row test); `may_be_spaced` is False when it holds no space
     separator but the ASCII space (`trim` then changes only values that start or end with one).
+    `csv` is the UTF-8 file and its layout when DuckDB's strict reader reads it (`rejected_rows`).
     """
 
     relation: str
@@ -260,6 +261,7 @@ class SourceRelation:
     status: str = "loaded"
     may_be_wide: bool = True
     may_be_spaced: bool = True
+    csv: CsvFile | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,15 @@ class CsvLayout:
     names: list[str]
     delimiter: str
     skip_lines: int
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    """A UTF-8 CSV as DuckDB's strict reader reads it: the file (transcoded when the export is not
+    UTF-8) and its layout."""
+
+    path: Path
+    layout: CsvLayout
 
 
 def unique_names(names: list[Any]) -> list[str]:
@@ -534,12 +545,7 @@ def source_relation(
             may_be_wide=marks.wide,
             may_be_spaced=marks.spaced,
         )
-    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in layout.names)
-    relation = (
-        f"read_csv({literal(str(path))}, header = false, skip = {layout.skip_lines}, "
-        f"columns = {{{columns}}}, delim = {literal(layout.delimiter)}, quote = '\"', escape = '\"', "
-        "auto_detect = false, strict_mode = true)"
-    )
+    relation = _strict_csv(path, layout.names, layout.delimiter, layout.skip_lines)
     return SourceRelation(
         relation,
         layout.names,
@@ -547,7 +553,103 @@ def source_relation(
         "ordinality",
         may_be_wide=marks.wide,
         may_be_spaced=marks.spaced,
+        csv=CsvFile(path, layout),
     )
+
+
+def _strict_csv(path: Path, names: list[str], delimiter: str, skip_lines: int, number: bool = False) -> str:
+    """DuckDB's strict reader over a UTF-8 CSV below `skip_lines` lines, every column as text
+    (`number`: a first BIGINT column `__source_row` before `names`)."""
+    columns = ", ".join(
+        [
+            *([f"{literal(SOURCE_ROW)}: 'BIGINT'"] if number else []),
+            *(f"{literal(n)}: 'VARCHAR'" for n in names),
+        ]
+    )
+    return (
+        f"read_csv({literal(str(path))}, header = false, skip = {skip_lines}, "
+        f"columns = {{{columns}}}, delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
+        "auto_detect = false, strict_mode = true)"
+    )
+
+
+def data_lines(
+    path: Path, skip_lines: int, wanted: np.ndarray, chunk_bytes: int = 1 << 26
+) -> list[tuple[int, bytes]]:
+    """(data row, line) for the 1-based data rows `wanted` (sorted, not empty) of a UTF-8 CSV, counted
+    as DuckDB's strict reader counts them when no quoted field spans lines: the lines below
+    `skip_lines`, blank lines ("\n", "\r\n") not counted; each line without its "\n". One vectorised
+    pass over the newlines, a chunk at a time. A number past the last line is left out."""
+    found: list[tuple[int, bytes]] = []
+    line = data_row = 0  # physical lines and data rows before the chunk
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(chunk_bytes)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            piece, carry = data[:cut], data[cut:]
+            text = np.frombuffer(piece, np.uint8)
+            ends = np.flatnonzero(text == 0x0A)
+            if not block and piece and not piece.endswith(b"\n"):  # a last line without its newline
+                ends = np.append(ends, len(piece))
+            if len(ends):
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                lengths = ends - starts
+                carriage = text[np.minimum(starts, len(text) - 1)] == 0x0D
+                counted = ((lengths > 1) | ((lengths == 1) & ~carriage)) & (
+                    np.arange(line, line + len(ends)) >= skip_lines
+                )
+                numbers = data_row + np.cumsum(counted)
+                at = np.minimum(np.searchsorted(wanted, numbers), len(wanted) - 1)
+                hit = counted & (wanted[at] == numbers)
+                found += [
+                    (number, piece[first:last])
+                    for number, first, last in zip(
+                        numbers[hit].tolist(), starts[hit].tolist(), ends[hit].tolist(), strict=True
+                    )
+                ]
+                line += len(ends)
+                data_row = int(numbers[-1])
+            if not block:
+                return found
+
+
+def rejected_rows(
+    workspace: Workspace, relation: SourceRelation, rows: str, mapped_columns: str, canonical: list[str]
+) -> SourceRelation:
+    """`relation` with `numbered` holding only the rows of work table `rows` with problems (what the
+    quarantine shows of the export), so that their original text is not read again from the whole file.
+
+    For a CSV read by DuckDB's strict reader on DuckDB: the lines of those rows (`data_lines`) go to a
+    small CSV in the work folder, each behind its row number, read with the same reader. Each line must
+    give back its row: the hash of its canonical columns (`mapped_columns`, `canonical`) equals the work
+    table's `row_hash` and the lines must parse, else (a quoted field spanning lines, a line ending
+    DuckDB reads otherwise) `relation` is returned as it is and the whole file is read again."""
+    if relation.csv is None or workspace.engine is not workspace.reader:
+        return relation
+    reader = workspace.reader
+    rejected = reader.query(f"SELECT source_row FROM {rows} WHERE problems <> '' ORDER BY source_row")
+    wanted = rejected["source_row"].to_numpy(np.int64)
+    layout = relation.csv.layout
+    found = data_lines(relation.csv.path, layout.skip_lines, wanted) if len(wanted) else []
+    if len(found) != len(wanted):
+        return relation
+    target = workspace.directory / f"{rows}.rejected.csv"
+    separator = layout.delimiter.encode()
+    target.write_bytes(b"".join(b"%d%s%s\n" % (number, separator, text) for number, text in found))
+    subset = _strict_csv(target, layout.names, layout.delimiter, 0, number=True)
+    hashed = ", ".join(f"s.{quote(name)}" for name in canonical)
+    try:
+        matched = reader.query(
+            f"SELECT count(*) AS rows FROM (SELECT {SOURCE_ROW}, {mapped_columns} FROM {subset}) AS s "
+            f"JOIN {rows} AS r ON r.source_row = s.{SOURCE_ROW} AND r.row_hash = hash({hashed})"
+        )
+    except duckdb.Error:  # a line cut out of a row spanning lines does not parse
+        return relation
+    if int(matched["rows"].iloc[0]) != len(wanted):
+        return relation
+    return replace(relation, numbered=subset, row_number=SOURCE_ROW)
 
 
 def read_source(

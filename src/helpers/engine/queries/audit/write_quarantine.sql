@@ -1,5 +1,6 @@
--- Rejected rows of one table with their original string values (read again from the export,
--- numbered in file order), file row and all reasons.
+-- Rejected rows of one table with their original string values (read again: from the rejected rows'
+-- own lines where the reader can, `reading.rejected_rows`, else the whole export, numbered in file
+-- order), file row and all reasons.
 COPY (
     SELECT rejected.source_row, {raw_columns}, rejected.reason
     FROM (SELECT source_row, problems AS reason FROM {rows} WHERE problems <> '') AS rejected
