@@ -597,20 +597,20 @@ def data_lines(
                 starts = np.concatenate(([0], ends[:-1] + 1))
                 lengths = ends - starts
                 carriage = text[np.minimum(starts, len(text) - 1)] == 0x0D
-                counted = ((lengths > 1) | ((lengths == 1) & ~carriage)) & (
-                    np.arange(line, line + len(ends)) >= skip_lines
-                )
-                numbers = data_row + np.cumsum(counted)
-                at = np.minimum(np.searchsorted(wanted, numbers), len(wanted) - 1)
-                hit = counted & (wanted[at] == numbers)
+                counted = (lengths > 1) | ((lengths == 1) & ~carriage)
+                counted[: max(0, skip_lines - line)] = False
+                data = np.flatnonzero(counted)  # the chunk's data lines: rows data_row + 1, + 2, ...
+                first, last = np.searchsorted(wanted, [data_row + 1, data_row + len(data) + 1])
+                chosen = wanted[first:last]
+                lines = data[chosen - data_row - 1]
                 found += [
-                    (number, piece[first:last])
-                    for number, first, last in zip(
-                        numbers[hit].tolist(), starts[hit].tolist(), ends[hit].tolist(), strict=True
+                    (number, piece[begin:end])
+                    for number, begin, end in zip(
+                        chosen.tolist(), starts[lines].tolist(), ends[lines].tolist(), strict=True
                     )
                 ]
                 line += len(ends)
-                data_row = int(numbers[-1])
+                data_row += len(data)
             if not block:
                 return found
 
