@@ -374,6 +374,25 @@ def test_sql_purchase_summary_matches_the_pandas_path() -> None:
     assert got_past["recency_days"].tolist() == want_past["recency_days"].tolist()
 
 
+def test_purchase_summary_rows_come_in_customer_order_whatever_the_input_order() -> None:
+    # The churn fits sample by position: the same purchases must give the same rows in the same order.
+    transactions, crosswalk = _event_tables(_tiny_log())
+    summaries = []
+    for seed in (None, 1, 2):
+        shuffled = transactions if seed is None else transactions.sample(frac=1.0, random_state=seed)
+        with connect() as engine:
+            engine.register("transactions", shuffled.reset_index(drop=True))
+            engine.register("crosswalk", crosswalk.iloc[::-1].reset_index(drop=True))
+            summary, backtest = load_purchase_summaries(
+                engine, REFERENCE, 91, {"transactions": "transactions", "crosswalk": "crosswalk"}
+            )
+        assert summary["customer_id"].tolist() == sorted(summary["customer_id"])
+        assert backtest.past["customer_id"].tolist() == sorted(backtest.past["customer_id"])
+        summaries.append(summary)
+    for other in summaries[1:]:
+        pd.testing.assert_frame_equal(other, summaries[0])
+
+
 def test_label_customers_from_features_alone() -> None:
     features = pd.DataFrame(
         {
