@@ -516,7 +516,8 @@ def test_stopping_kernels_spares_the_callers_other_children() -> None:
     kernel = subprocess.Popen([*sleep, "ipykernel_launcher"])  # named like a kernel
     try:
         assert wait_until(lambda: {other.pid, kernel.pid} <= {p.pid for p in psutil.Process().children()})
-        assert {p.pid for p in runner.kernel_processes()} >= {kernel.pid}
+        # Until its exec the forked child still carries pytest's command line: wait for the kernel's.
+        assert wait_until(lambda: {p.pid for p in runner.kernel_processes()} >= {kernel.pid})
         assert other.pid not in {p.pid for p in runner.kernel_processes()}
         runner.stop_kernels(timeout_seconds=5)
         assert kernel.wait(timeout=10) is not None
