@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -155,26 +155,34 @@ def find_encoding_error(
     """First undecodable byte of a text file: (byte offset, 1-based line, the bytes around it)."""
     offset = 0
     line = 1
+    for piece, _ in whole_line_chunks(path, chunk_bytes):
+        try:
+            piece.decode(encoding)
+        except UnicodeDecodeError as error:
+            return (
+                offset + error.start,
+                line + piece.count(b"\n", 0, error.start),
+                piece[error.start : error.start + 8],
+            )
+        offset += len(piece)
+        line += piece.count(b"\n")
+    return None
+
+
+def whole_line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """A file's bytes a chunk of whole lines at a time (each cut after its last newline; the file's
+    last line may lack one), each with whether it is the last chunk."""
     carry = b""
     with path.open("rb") as handle:
         while True:
             block = handle.read(chunk_bytes)
             data = carry + block
-            # Cut at the last newline: 0x0A is never part of a multi-byte UTF-8 or GBK character.
+            # Cut after the last newline: 0x0A is never part of a multi-byte UTF-8 or GBK character.
             cut = data.rfind(b"\n") + 1 if block else len(data)
-            piece, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-            try:
-                piece.decode(encoding)
-            except UnicodeDecodeError as error:
-                return (
-                    offset + error.start,
-                    line + piece.count(b"\n", 0, error.start),
-                    piece[error.start : error.start + 8],
-                )
-            offset += len(piece)
-            line += piece.count(b"\n")
+            piece, carry = data[:cut], data[cut:]
+            yield piece, not block
             if not block:
-                return None
+                return
 
 
 def raise_encoding_error(source: TableSource) -> NoReturn:
@@ -582,37 +590,30 @@ def data_lines(
     pass over the newlines, a chunk at a time. A number past the last line is left out."""
     found: list[tuple[int, bytes]] = []
     line = data_row = 0  # physical lines and data rows before the chunk
-    carry = b""
-    with path.open("rb") as handle:
-        while True:
-            block = handle.read(chunk_bytes)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            piece, carry = data[:cut], data[cut:]
-            text = np.frombuffer(piece, np.uint8)
-            ends = np.flatnonzero(text == 0x0A)
-            if not block and piece and not piece.endswith(b"\n"):  # a last line without its newline
-                ends = np.append(ends, len(piece))
-            if len(ends):
-                starts = np.concatenate(([0], ends[:-1] + 1))
-                lengths = ends - starts
-                carriage = text[np.minimum(starts, len(text) - 1)] == 0x0D
-                counted = (lengths > 1) | ((lengths == 1) & ~carriage)
-                counted[: max(0, skip_lines - line)] = False
-                data = np.flatnonzero(counted)  # the chunk's data lines: rows data_row + 1, + 2, ...
-                first, last = np.searchsorted(wanted, [data_row + 1, data_row + len(data) + 1])
-                chosen = wanted[first:last]
-                lines = data[chosen - data_row - 1]
-                found += [
-                    (number, piece[begin:end])
-                    for number, begin, end in zip(
-                        chosen.tolist(), starts[lines].tolist(), ends[lines].tolist(), strict=True
-                    )
-                ]
-                line += len(ends)
-                data_row += len(data)
-            if not block:
-                return found
+    for piece, final in whole_line_chunks(path, chunk_bytes):
+        text = np.frombuffer(piece, np.uint8)
+        ends = np.flatnonzero(text == 0x0A)
+        if final and piece and not piece.endswith(b"\n"):  # a last line without its newline
+            ends = np.append(ends, len(piece))
+        if len(ends):
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            lengths = ends - starts
+            carriage = text[np.minimum(starts, len(text) - 1)] == 0x0D
+            counted = (lengths > 1) | ((lengths == 1) & ~carriage)
+            counted[: max(0, skip_lines - line)] = False
+            data = np.flatnonzero(counted)  # the chunk's data lines: rows data_row + 1, + 2, ...
+            first, last = np.searchsorted(wanted, [data_row + 1, data_row + len(data) + 1])
+            chosen = wanted[first:last]
+            lines = data[chosen - data_row - 1]
+            found += [
+                (number, piece[begin:end])
+                for number, begin, end in zip(
+                    chosen.tolist(), starts[lines].tolist(), ends[lines].tolist(), strict=True
+                )
+            ]
+            line += len(ends)
+            data_row += len(data)
+    return found
 
 
 def rejected_rows(
