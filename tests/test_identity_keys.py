@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.core.normalize import canonical_email, is_placeholder_email, is_placeholder_phone
-from helpers.identity.keys import address_key, on_distinct
+from helpers.core.normalize import canonical_email, is_placeholder_email, is_placeholder_phone, on_distinct
+from helpers.identity.keys import address_key
 
 EMAILS = ["J.Smith+shop@GoogleMail.com", None, "test@test.com", "j.smith+shop@googlemail.com", np.nan,
           "ww@qq.com", "J.Smith+shop@GoogleMail.com", "ww@qq.com"]  # fmt: skip

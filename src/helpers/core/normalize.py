@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,8 @@ from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumberTyp
 from pypinyin import lazy_pinyin
 from pypinyin.contrib.tone_convert import to_normal
 from pypinyin.pinyin_dict import pinyin_dict
+
+Result = TypeVar("Result", pd.Series, pd.DataFrame)
 
 _EMAIL_PATTERN = r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}$"
 
@@ -37,12 +39,15 @@ def _map_unique(values: pd.Series, function: Callable[[str], Any]) -> pd.Series:
     return pd.Series(np.append(mapped, np.nan)[codes], index=values.index, name=values.name)
 
 
-def _on_distinct_text(function: Callable[[pd.Series], pd.Series], values: pd.Series) -> pd.Series:
-    """`function` (element-wise over a `string` Series, null to null) evaluated once per distinct value
-    of `values` and mapped back onto every row."""
-    codes, distinct = pd.factorize(values.astype("string"))
-    once = function(pd.Series([*distinct, None], dtype="string"))
-    return pd.Series(once.array.take(codes), index=values.index, name=values.name)
+def on_distinct(function: Callable[[pd.Series], Result], values: pd.Series) -> Result:
+    """`function` (element-wise over a Series of text: a Series, or a frame of several results) of
+    `values`, evaluated once per distinct value: phones, e-mails, names and cities recur across records
+    and systems, and text functions run per row."""
+    codes, distinct = pd.factorize(values)
+    null = pd.Series([None], dtype=values.dtype)
+    once = function(pd.concat([pd.Series(distinct, dtype=values.dtype), null], ignore_index=True))
+    # Null rows (code -1) take what `function` gives for null: the value evaluated last.
+    return once.iloc[np.where(codes < 0, len(distinct), codes)].set_axis(values.index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +592,7 @@ CITY_TIERS: dict[str, int] = {**_CITY_TIERS, **{_pinyin(city): tier for city, ti
 def normalize_city(cities: pd.Series) -> pd.Series:
     """City key: Chinese characters without the 市 suffix, or lower-case pinyin without spaces (worked out
     once per distinct city)."""
-    return _on_distinct_text(_city_key, cities)
+    return on_distinct(_city_key, cities.astype("string")).rename(cities.name)
 
 
 def _city_key(cities: pd.Series) -> pd.Series:

@@ -4,14 +4,10 @@ ids, and text functions evaluated once per distinct value."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import TypeVar
 
 import jellyfish
 import numpy as np
 import pandas as pd
-
-Result = TypeVar("Result", pd.Series, pd.DataFrame)
 
 
 def name_similarity(left: str, right: str) -> float:
@@ -38,17 +34,6 @@ def customer_ids(record_keys: pd.Series, labels: np.ndarray) -> pd.Series:
         index=smallest.index,
     )
     return pd.Series(ids.reindex(labels).to_numpy(), index=record_keys.index)
-
-
-def on_distinct(function: Callable[[pd.Series], Result], values: pd.Series) -> Result:
-    """`function` (element-wise over a Series of text: a Series, or a frame of several results) of
-    `values`, evaluated once per distinct value: phones, e-mails and names recur across records and
-    systems, and text functions run per row."""
-    codes, distinct = pd.factorize(values)
-    null = pd.Series([None], dtype=values.dtype)
-    once = function(pd.concat([pd.Series(distinct, dtype=values.dtype), null], ignore_index=True))
-    # Null rows (code -1) take what `function` gives for null: the value evaluated last.
-    return once.iloc[np.where(codes < 0, len(distinct), codes)].set_axis(values.index)
 
 
 def address_key(addresses: pd.Series) -> pd.Series:

@@ -50,6 +50,7 @@ from helpers.core.normalize import (
     is_placeholder_phone,
     normalize_city,
     normalize_name,
+    on_distinct,
 )
 from helpers.core.settings import EngineSettings, IdentitySettings
 from helpers.engine.base import SqlEngine, connect_engine, load_query
@@ -72,7 +73,7 @@ from helpers.identity.history import (
     stable_ids,
     unchanged_records,
 )
-from helpers.identity.keys import customer_ids, on_distinct
+from helpers.identity.keys import customer_ids
 from helpers.identity.rules import (
     IDENTIFIER_STRENGTH,
     deterministic_clusters,

@@ -11,8 +11,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from helpers.core.normalize import on_distinct
 from helpers.engine.base import SqlEngine
-from helpers.identity.keys import address_key, name_similarity, on_distinct, postcode_digits
+from helpers.identity.keys import address_key, name_similarity, postcode_digits
 
 # Link strength of each identifier type: stronger links are merged first.
 IDENTIFIER_STRENGTH = {"national_id": 6, "member_no": 5, "crm_id": 5, "mobile": 4, "email": 3, "landline": 2}

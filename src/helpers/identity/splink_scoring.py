@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core.normalize import on_distinct
 from helpers.core.settings import EngineSettings
 from helpers.engine.base import SqlEngine, connect_engine
 from helpers.engine.splink_api import trained_linker
-from helpers.identity.keys import address_key, on_distinct, postcode_digits
+from helpers.identity.keys import address_key, postcode_digits
 
 MODEL_COLUMNS = [
     "record_index",
