@@ -69,22 +69,19 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(
-        self, threads: int | None = None, memory_limit: str | None = None, spill_prefix: str | None = None
+        self, threads: int | None = None, memory_limit: str | None = None, spill_prefix: str = "duckdb-"
     ) -> None:
-        """`spill_prefix`: spill to a temporary folder of the engine's own (removed by `close`), not
-        DuckDB's default `.tmp` in the working folder."""
+        """DuckDB spills to a temporary folder of the engine's own, named `spill_prefix`… and removed
+        by `close`, never to its default `.tmp` in the working folder (a notebook's or a checkout's)."""
         # Leave enable_progress_bar alone: inside a Jupyter kernel DuckDB keeps it off, and any attempt
         # to change it raises unless ipywidgets is installed.
         self.connection = duckdb.connect()
-        self._spill = tempfile.TemporaryDirectory(prefix=spill_prefix) if spill_prefix else None
+        self._spill = tempfile.TemporaryDirectory(prefix=spill_prefix)
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         if memory_limit:
             self.connection.execute(f"SET memory_limit = '{memory_limit}'")
-        if self._spill is not None:
-            self.connection.execute(
-                f"SET temp_directory = '{self._spill.name.replace(chr(39), chr(39) * 2)}'"
-            )
+        self.connection.execute(f"SET temp_directory = '{self._spill.name.replace(chr(39), chr(39) * 2)}'")
 
     def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
         if isinstance(source, pd.DataFrame):
@@ -113,8 +110,7 @@ class DuckDBEngine:
 
     def close(self) -> None:
         self.connection.close()
-        if self._spill is not None:
-            self._spill.cleanup()
+        self._spill.cleanup()
 
     def __enter__(self) -> DuckDBEngine:
         return self
