@@ -76,6 +76,7 @@ CRM_ROWS = [
     crm("W1", "吴刚", mobile="13933334444", email="wugang@qq.com", member_no="M100"),
     crm("B1", "蒋文", landline=COMPANY, customer_type="business"),
     crm("F1", "徐明", landline=FAMILY, birth_date="1975-09-10"),
+    crm("L1", "唐霞", landline="0571-69345031"),  # her shop account lost the landline's leading 0
 ]
 LOYALTY_ROWS = [
     {"member_no": "M100", "member_name": "吴刚", "phone": "13933334444", "joined_on": "2022-01-01"},
@@ -123,6 +124,10 @@ ORDERS = [
     ("13933334444", "phone", "crm:W1"),
     ("M100", "member_no", "crm:W1"),
     ("new.buyer@163.com", "email", "event:email:new.buyer@163.com"),
+    # A landline stored as a number (leading 0 lost): step 01 reads it as a member number; it is the
+    # landline a record holds. Digits of that form nobody holds as a landline stay a member number.
+    ("57169345031", "member_no", "crm:L1"),
+    ("4155552671", "member_no", "event:member_no:4155552671"),
 ]
 SURVEYS = [("M100", "crm:W1"), ("M200", "loyalty:M200"), ("M999", "event:member_no:M999")]
 QUARANTINED_CALL_ROWS = {4: "unparseable call_at", 9: "direction outside its values"}
@@ -252,6 +257,7 @@ def test_unmatched_identifiers_become_one_customer_each(run_dir: Path, result: I
     assert sorted(events["source_record_id"]) == [
         "email:new.buyer@163.com",
         "landline:+86-21-65529999/fang lin",
+        "member_no:4155552671",
         "member_no:M999",
         "mobile:+8613712345678",
     ]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import phonenumbers
 import pyarrow.parquet as pq
 
 from helpers.core.context import StepContext
@@ -112,6 +113,44 @@ def identifier_keys(
     return kind.where(readable, pd.NA), value.where(readable, pd.NA)
 
 
+# Digits only, as a number stored without its leading 0 looks: an area code (2-3 digits) and a
+# 7-8 digit local number.
+_TRUNKLESS = r"[1-9]\d{8,10}"
+
+
+def trunk_restored(
+    references: pd.Series,
+    kind: pd.Series,
+    value: pd.Series,
+    landlines: pd.Series,
+    members: pd.Series,
+    data: DataSettings,
+) -> tuple[pd.Series, pd.Series]:
+    """`(kind, value)` with references that a record holds as a landline once the trunk prefix is put
+    back read as that landline: `57169345031` for 0571-69345031, a number a spreadsheet or a shop system
+    stored as an integer. Only references read as a member number or not read at all, that no record
+    holds as a member number and whose landline reading some record holds (`landlines`, `members`: the
+    values the records hold): a number of another country written without its country code reads
+    as a Chinese landline too, so the reading needs a holder."""
+    trunk = phonenumbers.ndd_prefix_for_region(data.home_region.upper(), True)
+    open_rows = (kind.isna() | (kind == "member_no")).fillna(False).to_numpy() & references.notna().to_numpy()
+    if not trunk or landlines.empty or not open_rows.any():
+        return kind, value
+    codes, distinct = pd.factorize(references[open_rows].astype("string").str.strip())
+    text = pd.Series(distinct, dtype="string")
+    text = text[text.str.fullmatch(_TRUNKLESS).fillna(False).to_numpy() & ~text.isin(members).to_numpy()]
+    numbers = normalize_phone(trunk + text, home_region=data.home_region).astype("string")
+    numbers = numbers[numbers.isin(landlines).to_numpy() & ~is_mobile(numbers).to_numpy()]
+    if numbers.empty:
+        return kind, value
+    reading = np.full(len(distinct) + 1, None, dtype=object)  # the extra last item: null (code -1)
+    reading[numbers.index.to_numpy()] = numbers.to_numpy(dtype=object)
+    restored = np.flatnonzero(open_rows)[pd.notna(reading[codes])]
+    kind, value = kind.copy(), value.copy()
+    kind.iloc[restored], value.iloc[restored] = "landline", reading[codes][pd.notna(reading[codes])]
+    return kind, value
+
+
 # A value made of one repeated character ("00000000000", "11111111", "xxxx") is typed where the
 # system demands an identifier the agent does not have: never a person's own account or number.
 _REPEATED = r"(.)\1{3,}"
@@ -127,8 +166,15 @@ def _placeholder(kind: pd.Series, value: pd.Series) -> np.ndarray:
     return out
 
 
-def event_frame(events: dict[str, pd.DataFrame], data: DataSettings) -> pd.DataFrame:
-    """The identifier-keyed events stacked: table, row, id, identifier, name key, name and time."""
+def event_frame(
+    events: dict[str, pd.DataFrame], data: DataSettings, held: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The identifier-keyed events stacked: table, row, id, identifier, name key, name and time. With
+    `held` (the records' `identifier_type, identifier_value`), references in a form `trunk_restored`
+    repairs are read as the landline a record holds."""
+    held = held if held is not None else pd.DataFrame(columns=["identifier_type", "identifier_value"])
+    landlines = held.loc[(held["identifier_type"] == "landline").to_numpy(), "identifier_value"]
+    members = held.loc[(held["identifier_type"] == "member_no").to_numpy(), "identifier_value"]
     parts = []
     for table, frame in events.items():
         needed = {"source_row", "customer_ref", "customer_ref_kind", TABLES[table].key}
@@ -138,6 +184,7 @@ def event_frame(events: dict[str, pd.DataFrame], data: DataSettings) -> pd.DataF
             raise EventInputError(f"clean_{table} is keyed by an identifier but lacks columns {missing}")
         name = frame["customer_name"] if "customer_name" in frame else pd.Series(pd.NA, index=frame.index)
         kind, value = identifier_keys(frame["customer_ref"], frame["customer_ref_kind"], data)
+        kind, value = trunk_restored(frame["customer_ref"], kind, value, landlines, members, data)
         parts.append(
             pd.DataFrame(
                 {
@@ -269,7 +316,7 @@ def resolve_events(
     the new `event` records (one per unmatched identifier: `source_record_id` `<type>:<value>`, name,
     mobile or e-mail, first event time as `seen_at`).
     """
-    frame = event_frame(events, data)
+    frame = event_frame(events, data, record_identifiers)
     holders = holder_table(records, record_identifiers, only=frame["identifier_value"])
     counts = holders.drop_duplicates(["identifier_type", "identifier_value"]).set_index(
         ["identifier_type", "identifier_value"]
