@@ -51,3 +51,43 @@ def test_a_function_of_several_results_is_evaluated_once_per_distinct_value() ->
     assert calls[0] == phones.nunique() + 1
     assert got["placeholder"].tolist() == [True, False, False, False, False, False]
     assert got["tail"].tolist() == ["0000", "5678", pd.NA, "5678", "5678", "1234"]
+
+
+# (name, name, similarity): a single Western given name that `normalize_name` reads as run-together
+# pinyin (`Maria` -> `ma ria`) is still part of the full name; an unrelated name is not.
+NAME_PAIRS = [
+    ("Maria", "Maria Anderson", 0.95),
+    ("Elena", "MARTINEZ Elena", 0.95),
+    ("Lucia", "Lucia Schmidt", 0.95),
+    ("王小明", "Wang Xiaoming", 1.0),
+    ("王先生", "王小明", 0.95),
+    ("Maria", "Mario Rossi", None),  # below 0.95: Jaro-Winkler only
+]
+
+
+def test_name_similarity_of_a_one_word_name_read_as_pinyin_agrees_with_the_pairs_query() -> None:
+    from helpers.core.normalize import normalize_name
+    from helpers.engine.base import DuckDBEngine
+    from helpers.identity.keys import name_similarity
+
+    keys = normalize_name(pd.Series([n for pair in NAME_PAIRS for n in pair[:2]], dtype="string")).tolist()
+    assert keys[:2] == ["ma ria", "anderson maria"]  # the key itself splits the word
+    python = [name_similarity(keys[2 * i], keys[2 * i + 1]) for i in range(len(NAME_PAIRS))]
+    records = pd.DataFrame(
+        {"record_index": range(len(keys)), "name_key": keys, "birth_date": pd.NaT, "gender": None,
+         "national_id_hash": None}
+    )  # fmt: skip
+    identifiers = pd.DataFrame(
+        {"record_index": range(len(keys)), "identifier_type": "mobile",
+         "identifier_value": [f"+86139000000{i // 2:02d}" for i in range(len(keys))]}
+    )  # fmt: skip
+    with DuckDBEngine() as engine:
+        engine.register("identifiers", identifiers)
+        engine.register("records", records)
+        pairs = engine.run(
+            "identity", "identifier_pairs", tables={"identifiers": "identifiers", "records": "records"}
+        )
+    sql = pairs.sort_values("left_index")["name_similarity"].tolist()
+    assert python == pytest.approx(sql)
+    for (*_, expected), got in zip(NAME_PAIRS, python, strict=True):
+        assert got < 0.95 if expected is None else got == expected

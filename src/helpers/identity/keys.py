@@ -10,16 +10,27 @@ import numpy as np
 import pandas as pd
 
 
+def _joined(tokens: list[str]) -> set[str]:
+    """A name key of two parts written as one word, in either order: a single Latin word that
+    `normalize_name` read as run-together pinyin (`Maria` -> `ma ria`, `Elena` -> `e lena`) is that
+    word again (`maria`, as in `Maria Anderson`)."""
+    return {"".join(tokens), "".join(reversed(tokens))} if len(tokens) == 2 else set()
+
+
 def name_similarity(left: str, right: str) -> float:
     """Similarity of two name keys, as in `identifier_pairs.sql`.
 
-    1 if equal, 0.95 if one name's parts are all in the other, at least 0.8 if they share a
-    part (a typo elsewhere), else Jaro-Winkler.
+    1 if equal, 0.95 if one name's parts are all in the other (a two-part name counts as one part
+    written as one word too: `ma ria` is in `anderson maria`), at least 0.8 if they share a part (a
+    typo elsewhere), else Jaro-Winkler.
     """
     if left == right:
         return 1.0
-    left_tokens, right_tokens = set(left.split()), set(right.split())
+    left_list, right_list = left.split(), right.split()
+    left_tokens, right_tokens = set(left_list), set(right_list)
     if left_tokens <= right_tokens or right_tokens <= left_tokens:
+        return 0.95
+    if _joined(left_list) & right_tokens or _joined(right_list) & left_tokens:
         return 0.95
     similarity = jellyfish.jaro_winkler_similarity(left, right)
     return max(0.8, similarity) if left_tokens & right_tokens else similarity

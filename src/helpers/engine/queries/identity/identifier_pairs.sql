@@ -21,6 +21,16 @@ SELECT p.left_index,
            WHEN list_has_all(string_split(l.name_key, ' '), string_split(r.name_key, ' '))
              OR list_has_all(string_split(r.name_key, ' '), string_split(l.name_key, ' ')) THEN
                CASE WHEN l.name_key = r.name_key THEN 1.0 ELSE 0.95 END
+           -- A two-part key is one word too, in either order: "Maria" read as pinyin "ma ria" is in
+           -- "anderson maria" (helpers.identity.keys.name_similarity).
+           WHEN len(string_split(l.name_key, ' ')) = 2 AND (
+                    list_contains(string_split(r.name_key, ' '), replace(l.name_key, ' ', ''))
+                 OR list_contains(string_split(r.name_key, ' '),
+                                  split_part(l.name_key, ' ', 2) || split_part(l.name_key, ' ', 1)))
+             OR len(string_split(r.name_key, ' ')) = 2 AND (
+                    list_contains(string_split(l.name_key, ' '), replace(r.name_key, ' ', ''))
+                 OR list_contains(string_split(l.name_key, ' '),
+                                  split_part(r.name_key, ' ', 2) || split_part(r.name_key, ' ', 1))) THEN 0.95
            -- One shared part (usually the family name) with a typo elsewhere: "zhou xue" / "zhou jing".
            WHEN len(list_intersect(string_split(l.name_key, ' '), string_split(r.name_key, ' '))) > 0 THEN
                greatest(0.8, jaro_winkler_similarity(l.name_key, r.name_key))
