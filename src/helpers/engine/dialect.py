@@ -103,9 +103,9 @@ class SparkDialect(Dialect):
     """Spark SQL (3.5/4.x) from the DuckDB source text."""
 
     name = "spark"
-    # Registered by `helpers.engine.spark` (jellyfish, as DuckDB computes it). Splink's Scala `jaro_winkler`
-    # and Spark 4.3's builtin `jaro_winkler_similarity` find other matching characters: `gang huang` and
-    # `huang` score 0.467 there, 0.522 on DuckDB.
+    # Registered by `helpers.engine.spark` (`jaro_winkler_as_duckdb`: DuckDB's value bit for bit, over
+    # UTF-8 bytes). Splink's Scala `jaro_winkler` and Spark 4.3's builtin `jaro_winkler_similarity` find
+    # other matching characters: `gang huang` and `huang` score 0.467 there, 0.522 on DuckDB.
     jaro_winkler_function_name = "duckdb_jaro_winkler"
 
     def translate(self, sql: str, columns_of: Callable[[str], list[str]] | None = None) -> list[Statement]:
