@@ -58,9 +58,9 @@ def crm(crm_id: str, name: str, created: str = "2024-01-01", **values: object) -
 
 CRM_ROWS = [
     # A household: three people on one landline (not suspicious: at most 4 people share it).
-    crm("H1", "王建国", landline=HOUSEHOLD, birth_date="1960-02-03", mobile="13911110001"),
-    crm("H2", "王丽", landline=HOUSEHOLD, birth_date="1962-05-06", mobile="13911110002"),
-    crm("H3", "王小明", landline=HOUSEHOLD, birth_date="1990-07-08"),
+    crm("H1", "王建国", landline=HOUSEHOLD, birth_date="1960-02-03", mobile="13911110001", gender="M"),
+    crm("H2", "王丽", landline=HOUSEHOLD, birth_date="1962-05-06", mobile="13911110002", gender="F"),
+    crm("H3", "王小明", landline=HOUSEHOLD, birth_date="1990-07-08", gender="M"),
     # A company switchboard shared by six contacts (suspicious).
     *(
         crm(f"S{i}", name, landline=SWITCHBOARD, customer_type="business")
@@ -116,6 +116,13 @@ CALLS = [
     (FAMILY, None, "2025-04-03 10:00", "crm:F1"),
     (FAMILY, "林芳", "2025-04-04 10:00", "event:landline:+86-21-65529999/fang lin"),
     (FAMILY, "林芳", "2025-04-05 10:00", "event:landline:+86-21-65529999/fang lin"),
+    # A surname with a form of address picks the one holder it fits: the only 刘 behind the
+    # switchboard, the only woman of the household; two men named 王 stay apart; a placeholder
+    # needs the whole name.
+    (SWITCHBOARD, "刘先生", "2025-05-01 10:00", "crm:S2"),
+    (HOUSEHOLD, "王女士", "2025-05-02 10:00", "crm:H2"),
+    (HOUSEHOLD, "王先生", "2025-05-03 10:00", "shared identifier"),
+    (PLACEHOLDER, "赵女士", "2025-05-04 10:00", "shared identifier"),
 ]
 # (shop account, kind step 01 found, expected)
 ORDERS = [

@@ -22,6 +22,7 @@ from helpers.core.normalize import (
     normalize_province,
     phone_geography,
     split_phone,
+    title_gender,
 )
 from helpers.core.settings import DataSettings
 
@@ -336,3 +337,18 @@ def test_phone_geography_looked_up_per_prefix_equals_per_number() -> None:
     assert together.fillna("-").equals(one_by_one.fillna("-"))
     assert together["province"].notna().sum() == 6
     assert phone_geography(_s()).shape == (0, 3)
+
+
+def test_title_gender_reads_the_form_of_address_only() -> None:
+    names = _s(
+        "王先生",
+        "李女士",
+        "张 小姐 ",
+        "Mrs. Smith",
+        "Wang Xiansheng",
+        "王小明",
+        "先生",
+        "Mr and Mrs Li",
+        None,
+    )
+    assert title_gender(names).fillna("-").tolist() == ["M", "F", "F", "F", "M", "-", "M", "-", "-"]

@@ -448,6 +448,28 @@ def _name_key(name: str) -> str | None:
     return " ".join(sorted(tokens)) or None
 
 
+# Forms of address that say whether the person is a man or a woman.
+_TITLE_GENDER = {"先生": "M", "女士": "F", "小姐": "F", "太太": "F", "夫人": "F", "mr": "M", "sir": "M",
+                 "xiansheng": "M", "mrs": "F", "ms": "F", "miss": "F", "madam": "F", "nvshi": "F",
+                 "nushi": "F", "xiaojie": "F"}  # fmt: skip
+_HAN_GENDER_TITLE = re.compile(r"(先生|女士|小姐|太太|夫人)\s*$")
+
+
+def _title_gender(name: str) -> str | None:
+    text = unicodedata.normalize("NFKC", name).strip()
+    if match := _HAN_GENDER_TITLE.search(text):
+        return _TITLE_GENDER[match[1]]
+    found = {_TITLE_GENDER[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _TITLE_GENDER}
+    return found.pop() if len(found) == 1 else None
+
+
+def title_gender(names: pd.Series) -> pd.Series:
+    """`M` or `F` where a name carries a form of address that gives the gender (`王先生`, `李女士`,
+    `Mrs. Smith`, `Wang Xiansheng`), else null: what an agent types for a caller whose given name
+    they did not ask."""
+    return _map_unique(names, _title_gender).astype("string")
+
+
 def normalize_name(names: pd.Series) -> pd.Series:
     """Order-free name key: toneless pinyin or Latin tokens, lower-case, sorted.
 

@@ -10,8 +10,10 @@ identifiers of the merged customers:
   holder of a recycled number nobody's record shows yet): then a new customer for that identifier
   and name (`identifier, other name`);
 - held by several customers, or suspicious (switchboard, household landline, placeholder): the name on
-  the event picks the one holder whose name agrees (`identifier+name`; suspicious identifiers need
-  the same name); failing that, a mobile that changed hands belongs to the holder who had it at the
+  the event picks the one holder whose name agrees (`identifier+name`; on landlines and suspicious
+  identifiers the name or a part of it, 孙先生 or Anna, that fits no other holder; a holder of the
+  other gender than the event's form of address, 先生/女士, is left out; placeholders need the whole
+  name); failing that, a mobile that changed hands belongs to the holder who had it at the
   event's time: the one whose earliest record with the number is the latest not after the event
   (`identifier+time`); otherwise the event stays unlinked (`shared identifier`);
 - held by nobody: one new customer per distinct identifier (`new customer`), an `event` record in
@@ -41,6 +43,7 @@ from helpers.core.normalize import (
     normalize_email,
     normalize_name,
     normalize_phone,
+    title_gender,
 )
 from helpers.core.settings import DataSettings
 from helpers.core.tables import SOURCE_SYSTEMS, TABLES
@@ -54,8 +57,11 @@ SYNTHETIC_SYSTEM = "~event"  # crosswalk key later steps join resolved events on
 RESOLUTION_COLUMNS = ["event_table", "source_row", "event_id", "customer_id", "resolved_by"]
 TRACE_COLUMNS = ["file", "table", "row_no", "status", "reason", "customer_id"]
 SYSTEM_OF_TABLE = {table: system for system, table in SOURCE_SYSTEMS.items()}
-# Lowest name similarity that lets an event's name pick one holder of a shared identifier.
-EVENT_NAME_FLOOR = {"mobile": 0.75, "email": 0.75, "member_no": 0.75, "landline": 1.0}
+# Lowest name similarity that lets an event's name pick one holder of a shared identifier: on a
+# landline or a suspicious identifier (a household's or a switchboard's) the holder's name or a part
+# of it (孙先生 for 孙磊华, Anna for Anna Garcia) that fits no other holder of the caller's gender.
+EVENT_NAME_FLOOR = {"mobile": 0.75, "email": 0.75, "member_no": 0.75, "landline": 0.95}
+SHARED_NAME_FLOOR = 0.95
 # Below this similarity to every name of an identifier's only holder, an event's name is another
 # person's (a shared surname, a typo or a bare surname with 先生/女士 stay at or above it).
 OTHER_NAME_BELOW = 0.75
@@ -196,6 +202,7 @@ def event_frame(
                     "identifier_value": value.to_numpy(),
                     "name": name.astype("string").to_numpy(),
                     "name_key": normalize_name(name.astype("string")).to_numpy(),
+                    "title_gender": title_gender(name.astype("string")).to_numpy(),
                     "event_at": pd.to_datetime(frame[event_time_column(table)]).to_numpy(),
                 }
             )
@@ -204,7 +211,7 @@ def event_frame(
         return pd.DataFrame(
             columns=[
                 "event_table", "source_row", "event_id", "has_ref", "identifier_type",
-                "identifier_value", "name", "name_key", "event_at",
+                "identifier_value", "name", "name_key", "title_gender", "event_at",
             ]
         )  # fmt: skip
     return pd.concat(parts, ignore_index=True)
@@ -214,7 +221,8 @@ def holder_table(
     records: pd.DataFrame, record_identifiers: pd.DataFrame, only: pd.Series | None = None
 ) -> pd.DataFrame:
     """One row per identifier and customer holding it: when the customer's records first show it
-    (`since`) and the customer's name keys. With `only`, just the identifiers with one of those values
+    (`since`), the customer's name keys and its `gender` (M or F where its records give one and no
+    other, else null). With `only`, just the identifiers with one of those values
     (the events' identifiers: a run without identifier-keyed events groups no identifiers at all)."""
     if only is not None:
         wanted = pd.unique(only.dropna().astype(object))
@@ -230,6 +238,11 @@ def holder_table(
     names = names[names["customer_id"].isin(pd.unique(holders["customer_id"])).to_numpy()]
     names = names.dropna().drop_duplicates()
     holders["names"] = holders["customer_id"].map(names.groupby("customer_id")["name_key"].agg(tuple))
+    genders = records[["customer_id", "gender"]] if "gender" in records else records[["customer_id"]]
+    genders = genders.reindex(columns=["customer_id", "gender"]).dropna().drop_duplicates()
+    genders = genders[genders["customer_id"].isin(pd.unique(holders["customer_id"])).to_numpy()]
+    single = genders.drop_duplicates("customer_id", keep=False).set_index("customer_id")["gender"]
+    holders["gender"] = holders["customer_id"].map(single).astype("string")
     holders["n_holders"] = holders.groupby(["identifier_type", "identifier_value"])["customer_id"].transform(
         "size"
     )
@@ -241,7 +254,7 @@ def _pick_holder(
 ) -> tuple[pd.Series, pd.Series]:
     """Customer and rule for events whose identifier has several holders or is suspicious."""
     pairs = shared.reset_index(names="event").merge(
-        holders[["identifier_type", "identifier_value", "customer_id", "since", "names"]],
+        holders[["identifier_type", "identifier_value", "customer_id", "since", "names", "gender"]],
         on=["identifier_type", "identifier_value"],
     )
     flagged = set(zip(suspicious["identifier_type"], suspicious["identifier_value"], strict=True))
@@ -261,8 +274,12 @@ def _pick_holder(
         if key not in similarity:
             similarity[key] = max(name_similarity(name, other) for other in names)
         scores.append(similarity[key])
-    pairs["similarity"] = scores
-    floor = pairs["identifier_type"].map(EVENT_NAME_FLOOR).where(~pairs["suspicious"], 1.0)
+    # A holder of the other gender than the event's form of address (王女士) is not the caller.
+    other_gender = (pairs["title_gender"] != pairs["gender"]).fillna(False).to_numpy(dtype=bool)
+    pairs["similarity"] = np.where(other_gender, np.nan, scores)
+    # Placeholders (typed for strangers) need the holder's whole name.
+    floor = pairs["identifier_type"].map(EVENT_NAME_FLOOR).where(~pairs["suspicious"], SHARED_NAME_FLOOR)
+    floor = floor.where(~pairs["placeholder"].astype(bool), 1.0)
     pairs["name_ok"] = pairs["similarity"] >= floor
     best = pairs.groupby("event")["similarity"].transform("max")
     pairs["name_best"] = pairs["name_ok"] & (pairs["similarity"] == best)
