@@ -44,7 +44,12 @@ from sklearn.metrics import adjusted_rand_score
 from helpers.audit import run_step as run_audit
 from helpers.core.config import load_config
 from helpers.core.context import open_step
-from helpers.core.normalize import normalize_email, normalize_phone
+from helpers.core.normalize import (
+    is_placeholder_email,
+    is_placeholder_phone,
+    normalize_email,
+    normalize_phone,
+)
 from helpers.core.runner import ensure_demo_data
 from helpers.demo.truth import customer_person
 from helpers.lifecycle.stages import stage_accuracy
@@ -418,6 +423,81 @@ def report_losses(clean: pd.DataFrame, crosswalk: pd.DataFrame, truth: Path) -> 
     )
 
 
+# Event rows no resolver can place from the files: an identifier no identity record holds (or none).
+NO_EVIDENCE = ("new customer", "placeholder", "unreadable identifier", "no identifier")
+
+
+def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame) -> None:
+    """Print where the missed pairs of persons in the identity files sit and what resolving them would
+    give. Each event row of such a person outside the customer holding most of the person's identity
+    rows (its home) is counted by how step 02 resolved it (`event_customers.resolved_by`); the F1 if
+    those rows had joined their home shows what each rule leaves. Ceilings: every event row whose
+    identifier (not a placeholder) an identity record holds at home, those that carry a name (what a
+    name could settle on a shared line) and, beyond the data, placeholders too."""
+    resolution = pd.read_parquet(run_dir / "02_identity_merge" / "event_customers.parquet")
+    files = pd.read_parquet(run_dir / "02_identity_merge" / "row_trace.parquet", columns=["table", "file"])
+    files = files.drop_duplicates().astype(str)
+    resolution = resolution.merge(files, left_on="event_table", right_on="table")
+    frame = clean.merge(
+        resolution[["file", "source_row", "resolved_by"]].rename(columns={"source_row": "row_no"}),
+        on=["file", "row_no"],
+        how="left",
+    )
+    named = []
+    for table, file in files.itertuples(index=False):
+        clean_table = pd.read_parquet(run_dir / "01_data_audit" / f"clean_{table}.parquet")
+        if "customer_name" in clean_table:
+            rows = clean_table.loc[clean_table["customer_name"].notna(), "source_row"]
+            named.append(pd.DataFrame({"file": file, "row_no": rows.to_numpy()}))
+    named_rows = pd.concat(named) if named else pd.DataFrame(columns=["file", "row_no"])
+    frame["named"] = (
+        frame.merge(named_rows.assign(named=True), on=["file", "row_no"], how="left")["named"]
+        .eq(True)
+        .to_numpy()
+    )
+    key = keys.drop_duplicates(["file", "row_no"]).set_index(["file", "row_no"])["key"]
+    values = pd.Series(
+        key.reindex(pd.MultiIndex.from_frame(frame[["file", "row_no"]])).to_numpy(), dtype="string"
+    )
+    placeholder = (
+        (is_placeholder_phone(values) | is_placeholder_email(values) | values.str.fullmatch(r"(.)\1{3,}"))
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
+    identity = frame["file"].isin(IDENTITY_FILES).to_numpy()
+    home = frame[identity].groupby("person_id")["customer"].agg(lambda c: c.value_counts().index[0])
+    frame["home"] = frame["person_id"].map(home)
+    moved = frame["customer"].ne(frame["home"]).fillna(False).to_numpy(dtype=bool)
+    away = ~identity & frame["home"].notna().to_numpy(dtype=bool) & moved
+    base = pairwise_scores(frame["person_id"], frame["customer"])
+
+    def joined(rows: np.ndarray) -> dict[str, float]:
+        return pairwise_scores(frame["person_id"], frame["customer"].where(~rows, frame["home"]))
+
+    lines = {}
+    for rule, rows in frame[away].groupby("resolved_by").groups.items():
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[rows] = True
+        lines[f"rule: {rule}"] = {**joined(mask), "rows_away": int(mask.sum())}
+    evidence = away & ~frame["resolved_by"].isin(NO_EVIDENCE).to_numpy(dtype=bool) & ~placeholder
+    shared = frame["resolved_by"].eq("shared identifier").fillna(False).to_numpy(dtype=bool)
+    ceilings = {
+        "ceiling: every row an identity record's identifier reaches": evidence,
+        "ceiling: as above, shared identifiers only where the row has a name": evidence
+        & (~shared | frame["named"].to_numpy()),
+        "beyond the data: placeholders too": evidence | (away & placeholder),
+    }
+    for label, mask in ceilings.items():
+        lines[label] = {**joined(mask), "rows_away": int(mask.sum())}
+    now = f"P {base['precision']:.4f} R {base['recall']:.4f} F1 {base['f1']:.4f}"
+    print(
+        "\nevent rows of persons in the identity files away from their home customer, by rule, and the "
+        f"figures if they joined it (now: {now}):"
+    )
+    table = pd.DataFrame(lines).T
+    print(table[["rows_away", "precision", "recall", "f1"]].round(4).to_string())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -476,8 +556,10 @@ def main() -> None:
         report_files(trace, rows, defects)
         clean = clean_rows(trace, rows, defects)
         identifiers = pd.read_parquet(export_run / "02_identity_merge" / "identifiers.parquet")
-        report_identity(clean, persons, row_keys(export_run, trace), identifiers)
+        keys = row_keys(export_run, trace)
+        report_identity(clean, persons, keys, identifiers)
         report_losses(clean, pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"), truth)
+        report_ceiling(export_run, clean, keys)
         figures = {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
