@@ -238,9 +238,9 @@ def holder_table(
     names = names[names["customer_id"].isin(pd.unique(holders["customer_id"])).to_numpy()]
     names = names.dropna().drop_duplicates()
     holders["names"] = holders["customer_id"].map(names.groupby("customer_id")["name_key"].agg(tuple))
-    genders = records[["customer_id", "gender"]] if "gender" in records else records[["customer_id"]]
-    genders = genders.reindex(columns=["customer_id", "gender"]).dropna().drop_duplicates()
+    genders = records.reindex(columns=["customer_id", "gender"])
     genders = genders[genders["customer_id"].isin(pd.unique(holders["customer_id"])).to_numpy()]
+    genders = genders.dropna().drop_duplicates()
     single = genders.drop_duplicates("customer_id", keep=False).set_index("customer_id")["gender"]
     holders["gender"] = holders["customer_id"].map(single).astype("string")
     holders["n_holders"] = holders.groupby(["identifier_type", "identifier_value"])["customer_id"].transform(
