@@ -18,6 +18,7 @@ import yaml
 from helpers.core.config import ConfigError, apply_override, load_config
 from helpers.core.paths import NOTEBOOKS_DIR
 from helpers.core.runner import (
+    KernelCpu,
     KernelError,
     RunResult,
     SharedKernel,
@@ -360,3 +361,25 @@ def test_a_kernel_warmed_up_between_notebooks_is_reset_and_has_the_next_modules(
         with pytest.raises(KernelError, match="died"):
             kernel.run_code("1 + 1", timeout=60)
         assert time.monotonic() - started < 10
+
+
+# A process that burns CPU, then outlives its parent, which never waits for it: a kernel's Spark JVM.
+# The parent leaves a second after the worker says it is done burning (however busy the machine).
+ORPHANED_WORKER = """
+import subprocess, sys, time
+burn = (
+    "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.2: pass\\n"
+    "print('burnt', flush=True)\\ntime.sleep(1.5)"
+)
+worker = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+worker.stdout.readline()
+time.sleep(1.0)
+"""
+
+
+def test_kernel_cpu_counts_a_descendant_that_outlives_its_parent() -> None:
+    # Neither getrusage (the parent never waited for it) nor the tree at the end (reparented) sees
+    # the worker's 1.2 s: per-step Spark runs recorded 72 CPU s for a step whose JVM had used 517 s.
+    with KernelCpu(interval_seconds=0.1) as cpu:
+        subprocess.run([sys.executable, "-c", ORPHANED_WORKER], check=True)
+    assert 1.2 <= cpu.seconds <= 2.5
