@@ -425,6 +425,34 @@ def test_work_table_in_file_order_only_when_stored_so_on_the_reader(tmp_path: Pa
         assert not workspace.in_file_order("rows_b") and not workspace.in_file_order("rows_c")
 
 
+def test_each_work_table_is_inspected_whole_then_released(tmp_path: Path) -> None:
+    """`run_contract` hands every finished work table to `inspect` (with all of its input rows) and
+    drops it afterwards: no earlier table is still held when the next one is inspected."""
+    write_world(tmp_path / "raw")
+    config = {**CONFIG, "data": {**CONFIG["data"], "raw_dir": str(tmp_path / "raw")}}
+    ctx = StepContext(run_dir=tmp_path / "run", step=STEP, config=config)
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, tuple[int, list[str]]] = {}
+    with Workspace(ctx.step_dir, memory_limit="1GB", threads=1) as workspace:
+        engine = workspace.engine
+
+        def work_tables() -> list[str]:
+            names = engine.query("SELECT table_name FROM duckdb_tables()")["table_name"]
+            return sorted(name for name in names if name.startswith("rows_"))
+
+        def inspect(table: str) -> None:
+            rows = int(engine.query(f"SELECT count(*) AS n FROM rows_{table}")["n"].iloc[0])
+            seen[table] = (rows, work_tables())
+
+        result = run_contract(ctx, workspace, inspect)
+        assert work_tables() == []
+    assert list(seen) == [*(t for t in TABLES if TABLES[t].kind == "identity"),
+                          *(t for t in TABLES if TABLES[t].kind == "event")]  # fmt: skip
+    inputs = result.ledger.set_index("table")["input_rows"]
+    assert {table: rows for table, (rows, _) in seen.items()} == inputs.to_dict()
+    assert all(held == [f"rows_{table}"] for table, (_, held) in seen.items())
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_data_lines_number_rows_as_duckdb_does_across_chunks(tmp_path: Path, newline: str) -> None:
     """A title and blank lines, a quoted comma and no newline at the end (LF and CRLF files): the lines

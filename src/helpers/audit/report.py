@@ -2,9 +2,10 @@
 
 The figures of notebook 01 are in `helpers.audit.plots`.
 
-`run_step` runs the data contract (`helpers.audit.contract`) and then profiles the work tables it
-leaves in the engine (`engine/queries/audit/*.sql`): missingness, distinct and invalid values, duplicates,
-quarantine reasons, numeric ranges and outliers, referential integrity and date coverage.
+`run_step` runs the data contract (`helpers.audit.contract`) and profiles each work table as the
+contract finishes it (`engine/queries/audit/*.sql`), before the table is released: missingness,
+distinct and invalid values, duplicates, quarantine reasons, numeric ranges and outliers,
+referential integrity and date coverage.
 
 Quality score per table (0-100), from four shares of the table's input rows:
     validity     = 1 - rows with a value problem (unparseable, missing required, impossible,
@@ -225,11 +226,18 @@ def run_step(ctx: StepContext) -> AuditReport:
     with Workspace(ctx.step_dir, memory_limit=ctx.settings.audit.memory_limit,
                    threads=ctx.settings.audit.threads, settings=ctx.settings) as workspace:  # fmt: skip
         engine = workspace.engine
-        contract = run_contract(ctx, workspace)
+        found: dict[str, dict[str, pd.DataFrame]] = {"reasons": {}, "ranges": {}, "monthly": {}}
+
+        def inspect(table: str) -> None:  # each work table, before the contract releases it
+            found["reasons"][table] = quarantine_reasons(engine, table)
+            found["ranges"][table] = numeric_ranges(engine, table)
+            found["monthly"][table] = monthly_rows(engine, table)
+
+        contract = run_contract(ctx, workspace, inspect)
         profile = without_inapplicable(contract, ctx.settings.data)
-        reasons = pd.concat([quarantine_reasons(engine, t) for t in TABLES], ignore_index=True)
-        ranges = pd.concat([numeric_ranges(engine, t) for t in TABLES], ignore_index=True)
-        monthly = pd.concat([monthly_rows(engine, t) for t in TABLES], ignore_index=True)
+        reasons, ranges, monthly = (
+            pd.concat([frames[t] for t in TABLES], ignore_index=True) for frames in found.values()
+        )
         by_system = coverage_by_system(engine, ctx)
     monthly["month"] = pd.to_datetime(monthly["month"])
     ledger = contract.ledger

@@ -123,6 +123,12 @@ class Workspace:
         )
         return int(found["misplaced"].iloc[0]) == 0
 
+    def release(self, table: str) -> None:
+        """Drop work table `table` once it is no longer needed, so that the next one has the memory:
+        on DuckDB (with another engine, that engine's work tables live in the work folder)."""
+        if self.engine is self.reader:
+            self.reader.query(f"DROP TABLE IF EXISTS {quote(table)}")
+
     def close(self) -> None:
         if self.engine is not self.reader:
             self.engine.close()
