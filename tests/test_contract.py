@@ -476,8 +476,13 @@ def test_invalid_optional_category_becomes_null(tmp_path: Path) -> None:
 
 def test_values_lose_surrounding_space_separators_of_any_kind(tmp_path: Path) -> None:
     """Surrounding ASCII and other space separators (no-break, em, narrow no-break space) are trimmed
-    whether the file holds such separators or only ASCII spaces; text inside a value is kept."""
-    for categories in (["\u00a0toys\u2003", " food ", "中 文", "x\u202f"], [" toys", "food ", "中 文", "x"]):
+    whether the file holds such separators, only ASCII spaces, or only the other separators (no field
+    with an edge ASCII space); text inside a value is kept."""
+    for categories in (
+        ["\u00a0toys\u2003", " food ", "中 文", "x\u202f"],
+        [" toys", "food ", "中 文", "x"],
+        ["\u00a0toys", "food\u2003", "中 文", "x\u00a0\u00a0"],
+    ):
         config = fixture_config(tmp_path / categories[-1] / "raw")
         transactions = [row.copy() for row in TRANSACTIONS[:2]] + [row.copy() for row in TRANSACTIONS[:2]]
         for number, (row, category) in enumerate(zip(transactions, categories, strict=True)):

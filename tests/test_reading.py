@@ -412,6 +412,30 @@ def test_byte_scan_finds_full_width_forms_and_space_separators_across_chunks(tmp
             assert (marks.wide, marks.spaced) == (wide, spaced), (text, chunk)
 
 
+def test_byte_scan_finds_fields_with_an_edge_space_across_chunks(tmp_path: Path) -> None:
+    """`edged` (a field may start or end with an ASCII space, so step 01 tests each value) is never
+    False when one does: beside the delimiter, a quote, a line break or the file's ends, also split
+    across read chunks; spaces inside values, or beside another delimiter's character, are not edges."""
+    path = tmp_path / "x.csv"
+    for text, delimiter, edged in [
+        ("a,b\n1,x y\n2,2024-01-01 10:00\n", ",", False),
+        ('"a","b"\n"1","x y"\n', ",", False),
+        ("a;b\n1;x, y\n", ";", False),
+        ("a,b\n1, x\n", ",", True),
+        ("a,b\n1,x \n", ",", True),
+        ("a,b\n1,x \r\n", ",", True),
+        ("a,b\n x,1\n", ",", True),
+        ('a,b\n1," x"\n', ",", True),
+        ('a,b\n1,"x "\n', ",", True),
+        ("a,b\n1,x ", ",", True),
+        ("a\tb\n1\tx \n", "\t", True),
+        ("a,b\n1,x y\n", None, True),
+    ]:
+        path.write_text(text, encoding="utf-8")
+        for chunk in (1, 2, 3, 1 << 20):
+            assert scan_bytes(path, chunk, delimiter).edged == edged, (text, chunk)
+
+
 def test_work_table_in_file_order_only_when_stored_so_on_the_reader(tmp_path: Path) -> None:
     """A clean table is written unsorted only when its work table holds rows 1, 2, ... in that order
     on the DuckDB reader; a table out of order, or with a gap, is sorted."""

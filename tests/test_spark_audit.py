@@ -58,6 +58,7 @@ EXPRESSIONS = {  # step 01's own SQL over a text column `t`
     "identifier": "CASE WHEN t LIKE '%.0%' THEN regexp_replace(t, '^(\\d+)\\.0+$', '\\1') ELSE t END",
     "region": f"regexp_replace(t, {contract._literal(contract.REGION_SUFFIX)}, '\\1')",
     "trimmed": contract._trimmed("t"),
+    "trimmed, no edge ASCII space": contract._trimmed("t", edged=False),
     "scientific id": "regexp_full_match(t, '\\d(\\.\\d+)?[eE]\\+?\\d+')",
     "full width": contract._has_fullwidth("t"),
     "full width as ASCII": contract._fullwidth_to_ascii("t"),

@@ -514,8 +514,7 @@ def check_rows(workspace: Workspace, source: TableSource, settings: WorkbenchCon
 
     Parsed columns, read problems (ragged or truncated rows), value problems, orphans (against
     `identity_keys`) and duplicates. Reading is `helpers.engine.reading.read_source` (a CSV the strict
-    reader refuses is read again row by row, so one bad row never loses the file).
-    """
+    reader refuses is read again row by row, so one bad row never loses the file)."""
     table = source.contract
     engine = workspace.engine
     relation, (mapped, unmapped) = read_source(
@@ -533,22 +532,36 @@ def check_rows(workspace: Workspace, source: TableSource, settings: WorkbenchCon
     if source.key_by == "identifier":
         _classify_references(engine, rows, settings.data)
     absent = [] if status != "loaded" else map_columns(source, relation.names)[1]
-    profile = profile_columns(engine, table)
-    checked = CheckedTable(relation, mapped, absent, profile, status, unmapped, dropped_values(engine, table))
+    profile, dropped = profile_columns(engine, table)
+    checked = CheckedTable(relation, mapped, absent, profile, status, unmapped, dropped)
     _check_mostly_unparseable(engine, source, checked, settings.audit.max_unparseable_share)
     return checked
 
 
-def _trimmed(expression: str, spaced: bool = True) -> str:
+def _trimmed(expression: str, spaced: bool = True, edged: bool = True) -> str:
     """SQL: the text without surrounding spaces (DuckDB's `trim`: the ASCII space and the other space
     separators). `trim` costs about as much as reading the value, so it runs only on values that start
-    or end with an ASCII space or, when the source may hold another space separator (`spaced`), hold
-    any non-ASCII character (byte length above character length; counting the characters costs a fifth
-    of the check, so a source without such separators skips it)."""
+    or end with an ASCII space (when the value may: `edged`) or, when the source may hold another space
+    separator (`spaced`), hold any non-ASCII character (byte length above character length; counting
+    the characters costs a fifth of the check, so a source without such separators skips it). Without
+    either, the text is taken as it is (the edge test cost about a third of the row checks' expressions
+    on the demo transactions, whose fields never start or end with a space)."""
     x = expression
-    edges = f"prefix({x}, ' ') OR suffix({x}, ' ')"
-    condition = f"{edges} OR strlen({x}) <> length({x})" if spaced else edges
-    return f"CASE WHEN {condition} THEN trim({x}) ELSE {x} END"
+    conditions = [f"prefix({x}, ' ') OR suffix({x}, ' ')"] if edged else []
+    conditions += [f"strlen({x}) <> length({x})"] if spaced else []
+    return f"CASE WHEN {' OR '.join(conditions)} THEN trim({x}) ELSE {x} END" if conditions else x
+
+
+def _may_have_edge_space(source: TableSource, name: str, file_edged: bool) -> bool:
+    """Whether a canonical column's text may start or end with an ASCII space: a file column's when the
+    file may hold such a field (`file_edged`), a constant's when it does; a concatenation joins trimmed
+    parts and a condition gives true or false."""
+    entry = source.columns.get(name)
+    if entry is None or (entry.column is not None and entry.equals is None):
+        return file_edged
+    if entry.constant is not None:
+        return entry.constant != entry.constant.strip(" ")
+    return False
 
 
 def _create_rows(
@@ -571,6 +584,8 @@ def _create_rows(
     constants = mapped.replace(_literal(FULLWIDTH), "")  # a condition's own translation is no constant
     wide = relation.may_be_wide or re.search("[\uff01-\uff5e\u3000]", constants) is not None
     spaced = relation.may_be_spaced or re.search(SPACE_SEPARATORS, constants) is not None
+    # An ideographic space translated to ASCII may start or end a value: a wide source is edged.
+    edged = {name: wide or _may_have_edge_space(source, name, relation.may_be_edged) for name in names}
     unmapped = {
         c.name: found for c in table.columns if (found := _unmapped_expression(table, c, source)) is not None
     }
@@ -613,7 +628,8 @@ def _create_rows(
             "read_problem": relation.read_problem,
             "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})") if wide else "false",
             "trimmed_columns": ", ".join(
-                f"nullif({_trimmed(_fullwidth_to_ascii(q, 'wide') if wide else q, spaced)}, '') AS t_{c}"
+                f"nullif({_trimmed(_fullwidth_to_ascii(q, 'wide') if wide else q, spaced, edged[c])}, '') "
+                f"AS t_{c}"
                 for c, q in zip(names, map(_quote, names), strict=True)
             ),
             "typed_columns": ", ".join(
@@ -670,28 +686,14 @@ def unmapped_values(engine: SqlEngine, table: Table, actions: dict[str, str], to
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def dropped_values(engine: SqlEngine, table: Table) -> pd.DataFrame:
-    """Per bad optional attribute of the table's kept rows (`ValueCheck.drops`): the column, the reason
-    and how many rows had the value set to null."""
+def _dropped_counts(table: Table) -> list[tuple[ValueCheck, str]]:
+    """Per bad optional attribute a kept row can have (`ValueCheck.drops`): the check and the aggregate
+    counting the accepted rows whose value it set to null (`profile_columns` runs them)."""
     checks = [check for check in _value_checks(table) if check.drops is not None]
-    columns = ["table", "column", "reason", "rows"]
-    if not checks:
-        return pd.DataFrame(columns=columns)
-    aggregates = ", ".join(
-        f"count(*) FILTER (WHERE problems = '' AND contains(notes, {_literal(check.note)})) AS n{i}"
-        for i, check in enumerate(checks)
-    )
-    counts = engine.run(
-        STEP, "column_profile", tables={"aggregates": aggregates, "rows": f"rows_{table.name}"}
-    )
-    found = pd.DataFrame(
-        [
-            (table.name, check.drops, check.reason, int(counts[f"n{i}"].iloc[0]))
-            for i, check in enumerate(checks)
-        ],
-        columns=columns,
-    )
-    return found[found["rows"] > 0].reset_index(drop=True)
+    return [
+        (check, f"count(*) FILTER (WHERE problems = '' AND contains(notes, {_literal(check.note)}))")
+        for check in checks
+    ]
 
 
 def _filled(table: Table, column: str) -> str:
@@ -699,8 +701,10 @@ def _filled(table: Table, column: str) -> str:
     return f"(filled & {1 << table.column_names.index(column)}) <> 0"
 
 
-def profile_columns(engine: SqlEngine, table: Table) -> pd.DataFrame:
-    """Per column of one work table: missing, distinct and invalid values, accepted range.
+def profile_columns(engine: SqlEngine, table: Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per column of one work table: missing, distinct and invalid values, accepted range; and, in the
+    same statement, per bad optional attribute of its kept rows (`ValueCheck.drops`) the column, the
+    reason and how many rows had the value set to null (only those with rows).
 
     `invalid` counts filled values that did not parse (or, for categories, are not allowed); a value
     that parsed but was dropped for another reason (an impossible age) is not counted.
@@ -734,13 +738,22 @@ def profile_columns(engine: SqlEngine, table: Table) -> pd.DataFrame:
                 f"AS {_quote(f'{column.name}|{stat}')}"
                 for stat in ("min", "max")
             ]
+    dropped = _dropped_counts(table)
+    parts += [f"{count} AS {_quote(f'dropped|{i}')}" for i, (_, count) in enumerate(dropped)]
     parts.append("count(*) AS rows")
     values = engine.run(
         STEP, "column_profile", tables={"aggregates": ", ".join(parts), "rows": f"rows_{table.name}"}
     )
     get = values.iloc[0].to_dict().get
     rows = int(get("rows"))
-    return pd.DataFrame(
+    kept = pd.DataFrame(
+        [
+            (table.name, check.drops, check.reason, int(get(f"dropped|{i}")))
+            for i, (check, _) in enumerate(dropped)
+        ],
+        columns=["table", "column", "reason", "rows"],
+    )
+    profile = pd.DataFrame(
         [
             {
                 "table": table.name,
@@ -758,6 +771,7 @@ def profile_columns(engine: SqlEngine, table: Table) -> pd.DataFrame:
             for column in table.columns
         ]
     )
+    return profile, kept[kept["rows"] > 0].reset_index(drop=True)
 
 
 def _check_mostly_unparseable(

@@ -228,31 +228,49 @@ def _transcode_to_utf8(source: TableSource, target: Path, chunk_bytes: int = 1 <
 @dataclass(frozen=True)
 class ByteMarks:
     """What a byte scan of a UTF-8 file found (`scan_bytes`): whether it may hold a full-width ASCII
-    form or the ideographic space (`wide`), and a space separator other than the ASCII space
-    (`spaced`). Never False when one is there."""
+    form or the ideographic space (`wide`), a space separator other than the ASCII space (`spaced`),
+    and a field that starts or ends with an ASCII space (`edged`). Never False when one is there."""
 
     wide: bool
     spaced: bool
+    edged: bool = True
 
 
-def scan_bytes(path: Path, chunk_bytes: int = 1 << 24) -> ByteMarks:
+def scan_bytes(path: Path, chunk_bytes: int = 1 << 24, delimiter: str | None = None) -> ByteMarks:
     """Scan a UTF-8 file once for the characters that make step 01 translate or trim a value beyond
     its cheap per-value tests: full-width forms (`wide`; True also for a few neighbours of those
-    characters) and non-ASCII space separators (`spaced`; exact), also when one is split across read
-    chunks. The lead bytes are looked for first (a single-byte search), the longer sequences only in
-    chunks that have them; the scan stops once both are found."""
+    characters), non-ASCII space separators (`spaced`; exact) and, given the one-byte `delimiter`, an
+    ASCII space next to a field boundary (`edged`: beside the delimiter, a double quote, a line break
+    or the file's ends; True also for such a space inside a quoted field), also when one is split
+    across read chunks. The lead bytes are looked for first (a single-byte search), the longer
+    sequences only in chunks that have them; the scan stops once all three are found."""
+    boundary = delimiter.encode() if delimiter is not None else b""
     wide = spaced = False
-    carry = b""
+    edged = len(boundary) != 1  # without a known one-byte delimiter, any field may have an edge space
+    bounds = np.zeros(256, dtype=bool)
+    bounds[list(boundary + b'"\r\n')] = True
+    carry = b"\n"  # the file starts a line; the last two bytes read are carried into the next chunk
     with path.open("rb") as handle:
-        while not (wide and spaced) and (block := handle.read(chunk_bytes)):
+        while not (wide and spaced and edged) and (block := handle.read(chunk_bytes)):
             data = carry + block
             wide = wide or any(marker[:1] in data and marker in data for marker in WIDE_BYTES)
             spaced = spaced or (
                 any(marker[:1] in data and marker in data for marker in SPACE_BYTES)
                 and SPACE_PATTERN.search(data) is not None
             )
+            edged = edged or _edge_space(data, bounds)
             carry = data[-2:]
-    return ByteMarks(wide, spaced)
+        else:
+            edged = edged or _edge_space(carry + b"\n", bounds)  # the file ends a line
+    return ByteMarks(wide, spaced, edged)
+
+
+def _edge_space(data: bytes, bounds: np.ndarray) -> bool:
+    """Whether an ASCII space in `data[1:-1]` has a byte of `bounds` (a 256-entry mask) before or
+    after it (the first and last byte are only neighbours: the last is looked at with the next chunk)."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    spaces = np.flatnonzero(array[1:-1] == 0x20) + 1
+    return bool(bounds[array[spaces - 1]].any() or bounds[array[spaces + 1]].any())
 
 
 @dataclass(frozen=True)
@@ -264,7 +282,8 @@ class SourceRelation:
     (ragged, truncated), NULL for a sound row. `status` says whether the file was there at all.
     `may_be_wide` is False when the file holds no full-width form at all (its values need no
     translation, and no row needs the per-row test); `may_be_spaced` is False when it holds no space
-    separator but the ASCII space (`trim` then changes only values that start or end with one).
+    separator but the ASCII space (`trim` then changes only values that start or end with one);
+    `may_be_edged` is False when no field starts or ends with an ASCII space.
     `csv` is the UTF-8 file and its layout when DuckDB's strict reader reads it (`rejected_rows`).
     """
 
@@ -276,6 +295,7 @@ class SourceRelation:
     status: str = "loaded"
     may_be_wide: bool = True
     may_be_spaced: bool = True
+    may_be_edged: bool = True
     csv: CsvFile | None = None
 
 
@@ -548,7 +568,7 @@ def source_relation(
         raise_encoding_error(source)
     if layout is None:
         return empty_relation(canonical, "empty file")
-    marks = scan_bytes(path)
+    marks = scan_bytes(path, delimiter=layout.delimiter)
     if tolerant:
         target = work_dir / f"{source.table}.rows.parquet"
         try:
@@ -564,6 +584,7 @@ def source_relation(
             read_problem=READ_PROBLEM,
             may_be_wide=marks.wide,
             may_be_spaced=marks.spaced,
+            may_be_edged=marks.edged,
         )
     relation = _strict_csv(path, layout.names, layout.delimiter, layout.skip_lines)
     return SourceRelation(
@@ -573,6 +594,7 @@ def source_relation(
         "ordinality",
         may_be_wide=marks.wide,
         may_be_spaced=marks.spaced,
+        may_be_edged=marks.edged,
         csv=CsvFile(path, layout),
     )
 
