@@ -14,7 +14,9 @@ household members sharing a landline, company contacts behind a switchboard, per
 changed, persons whose mobile changed and both holders of a recycled mobile, from `export_recycled`);
 the planted-segment ARI and stage macro F1 of both worlds, with customers mapped to persons
 by their identity records (what steps 04/05 record) and by all their rows (row_trace + export_rows,
-which also covers customers made from events). Wall and CPU seconds (this process and its
+which also covers customers made from events), each world's stage confusion matrix and its stage
+macro F1 over the persons whose every order reached an identifier an identity record holds and over the
+others (where the export world's stage gap sits). Wall and CPU seconds (this process and its
 children: the workbench runs in child processes) are printed for every phase.
 
     .venv/bin/python benchmarks/bench_export.py --customers 2000
@@ -498,6 +500,46 @@ def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame) -> No
     print(table[["rows_away", "precision", "recall", "f1"]].round(4).to_string())
 
 
+def report_stages(
+    owners: dict[str, tuple[Path, pd.Series]], persons: pd.DataFrame, clean: pd.DataFrame, export_run: Path
+) -> None:
+    """Print where stage macro F1 is lost: each world's confusion matrix (planted stage by row, labeled
+    stage by column; customers mapped to persons by their identity records) and each world's macro F1
+    over two groups of persons: those whose every clean order row reached a customer through an
+    identifier an identity record holds, and the others (an order under an identifier no identity record
+    holds, a shared identifier or a placeholder: purchases the person's own customer cannot have).
+    The default world keys orders by record, so the groups come from the export world's resolution."""
+    resolution = pd.read_parquet(export_run / "02_identity_merge" / "event_customers.parquet")
+    orders = resolution.loc[resolution["event_table"] == "transactions", ["source_row", "resolved_by"]]
+    placed = clean[clean["table"] == "transactions"].merge(
+        orders.rename(columns={"source_row": "row_no"}), on="row_no"
+    )
+    unplaced = placed["resolved_by"].isin([*NO_EVIDENCE, "shared identifier"])
+    lost = set(placed.loc[unplaced, "person_id"])
+    truth = persons[["person_id", "stage"]]
+    lines = {}
+    for label, (run_dir, owner) in owners.items():
+        lifecycle = pd.read_parquet(run_dir / "05_lifecycle" / "lifecycle.parquet")
+        accuracy = stage_accuracy(lifecycle, owner, truth)
+        print(f"\n{label}: stages, planted (rows) by labeled (columns), macro F1 {accuracy['macro_f1']:.4f}")
+        print(accuracy["confusion"].to_string())
+        print(accuracy["report"].T.to_string())
+        for group, keep in (
+            ("every order placed", ~owner.isin(lost)),
+            ("an order not placed", owner.isin(lost)),
+        ):
+            scores = stage_accuracy(lifecycle, owner[keep], truth)
+            lines[f"{label}, persons with {group}"] = {
+                "customers": scores["customers_evaluated"],
+                "stage_macro_f1": scores["macro_f1"],
+            }
+    print(
+        f"\nstage macro F1 by whether the person's orders all reached an identifier an identity record "
+        f"holds ({len(lost):,} persons have an order that did not):"
+    )
+    print(pd.DataFrame(lines).T.round(4).to_string())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -560,13 +602,14 @@ def main() -> None:
         report_identity(clean, persons, keys, identifiers)
         report_losses(clean, pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"), truth)
         report_ceiling(export_run, clean, keys)
-        figures = {}
+        figures, owners = {}, {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
             ("default", default_run, default_truth),
         ):
             crosswalk = pd.read_parquet(run_dir / "02_identity_merge" / "crosswalk.parquet")
             owner = customer_person(crosswalk, pd.read_parquet(folder / "source_records.parquet"))
+            owners[label] = (run_dir, owner)
             figures[f"{label}, by identity records"] = planted_agreement(run_dir, owner, persons)
             recorded = {}
             for step in ("04_clustering", "05_lifecycle"):
@@ -575,10 +618,7 @@ def main() -> None:
             figures[f"{label}, by identity records"]["recorded_f1"] = recorded.get("stage_macro_f1", np.nan)
         figures["export, by all rows"] = planted_agreement(export_run, person_by_rows(trace, rows), persons)
         whole = clean.groupby("person_id")["customer"].nunique().loc[lambda n: n == 1].index
-        owner = customer_person(
-            pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"),
-            pd.read_parquet(truth / "source_records.parquet"),
-        )
+        owner = owners["export"][1]
         figures["export, identity records, unsplit persons"] = planted_agreement(
             export_run, owner[owner.isin(whole)], persons
         )
@@ -587,6 +627,7 @@ def main() -> None:
             " clean rows in one customer:"
         )
         print(pd.DataFrame(figures).T.round(4).to_string())
+        report_stages(owners, persons, clean, export_run)
 
 
 if __name__ == "__main__":
