@@ -663,6 +663,11 @@ def test_spark_statements_for_duckdb_only_statements() -> None:
         "CREATE OR REPLACE VIEW v AS SELECT e.* REPLACE (upper(e.y) AS y) FROM e", columns
     )
     assert (view.kind, view.name, view.sql) == ("view", "v", "SELECT e.x, UPPER(e.y) AS y, e.z FROM e")
+    (empty,) = dialect.translate("CREATE OR REPLACE TABLE t (k VARCHAR, n INTEGER)")
+    assert (empty.kind, empty.name, empty.empty) == ("table", "t", True)
+    assert empty.sql == "SELECT CAST(NULL AS STRING) AS k, CAST(NULL AS INT) AS n WHERE FALSE"
+    (insert,) = dialect.translate("INSERT INTO t SELECT k, 1 FROM e")
+    assert (insert.kind, insert.name, insert.sql) == ("insert", "t", "SELECT k, 1 FROM e")
     with pytest.raises(DialectError, match="rowid"):
         dialect.translate("SELECT rowid FROM t")
 
@@ -686,6 +691,16 @@ def test_without_java_the_spark_engine_says_how_to_get_it(
         spark.ensure_java()
     monkeypatch.setenv("JAVA_HOME", "/opt/some-jdk")
     assert spark.ensure_java() == "/opt/some-jdk"
+
+
+def test_one_machines_spark_settings_stay_off_a_cluster() -> None:
+    from helpers.engine.spark import session_settings
+
+    partitions = "spark.sql.shuffle.partitions"
+    assert session_settings("local[*]")[partitions] == "8"
+    assert partitions not in session_settings("spark://master:7077")  # Spark's default there
+    assert session_settings("yarn", {partitions: "400"})[partitions] == "400"
+    assert session_settings("local[2]", {partitions: "2"})[partitions] == "2"
 
 
 def _write_and_read(engine: SqlEngine, path: Path) -> tuple[pd.DataFrame, dict[bytes, bytes]]:
@@ -718,6 +733,24 @@ def test_spark_writes_the_same_parquet_file(spark_engine, tmp_path: Path) -> Non
     assert metadata[b"written_by"] == b"test"
     pd.testing.assert_frame_equal(normalized(duck), normalized(spark), check_dtype=False)
     assert spark["record_index"].tolist() == [7, 6, 5, 4, 3, 2]  # the query's order, not sorted by the check
+
+
+def test_spark_writes_one_file_from_parts_written_in_parallel(spark_engine, tmp_path: Path) -> None:
+    # One partition (coalesce(1)) ran the sort and the Parquet encoding of a whole artifact in one task,
+    # and its metadata was added by reading the file whole into pandas' memory and writing it again.
+    path = tmp_path / "numbers.parquet"
+    spark_engine.register("numbers", pd.DataFrame({"n": np.arange(1_000)}))
+    partitions = "spark.sql.shuffle.partitions"
+    before = spark_engine.spark.conf.get(partitions)
+    spark_engine.spark.conf.set(partitions, "4")
+    try:
+        spark_engine.write_parquet("SELECT n FROM numbers ORDER BY n DESC", path, metadata={"k": "v"})
+    finally:
+        spark_engine.spark.conf.set(partitions, before)
+    written = pq.ParquetFile(path)
+    assert written.metadata.num_row_groups == 4  # the four sorted parts' row groups, copied in order
+    assert written.schema_arrow.metadata[b"k"] == b"v"
+    assert pq.read_table(path)["n"].to_pylist() == list(range(999, -1, -1))
 
 
 def test_text_sqlglot_cannot_parse_is_refused_not_passed_on() -> None:
@@ -830,6 +863,43 @@ def test_dates_and_timestamps_come_back_in_duckdbs_types(spark_engine) -> None:
     result = spark_engine.query(sql)
     assert result.dtypes.to_dict() == expected.dtypes.to_dict() == dict.fromkeys(expected, "datetime64[us]")
     pd.testing.assert_frame_equal(result, expected)
+
+
+WORK_TABLE_STATEMENTS = [  # step 01's pattern: an empty table filled by INSERTs, then replaced
+    "CREATE OR REPLACE TABLE work_keys (ref_key VARCHAR, accepted BOOLEAN)",
+    "INSERT INTO work_keys SELECT ref_key, accepted FROM work_identity_keys WHERE accepted",
+    # reads the table itself, and gives an INTEGER for the BOOLEAN column (cast by position)
+    "INSERT INTO work_keys SELECT ref_key || '!', 0 FROM work_keys WHERE ref_key < 'c3'",
+    "INSERT INTO work_keys SELECT 5, NOT accepted FROM work_identity_keys WHERE NOT accepted",
+]
+
+
+def test_spark_work_tables_equal_duckdbs_and_an_insert_writes_only_its_rows(
+    spark_engine, tmp_path: Path
+) -> None:
+    # An INSERT rewrote the whole table (old rows and new) and an empty CREATE TABLE ran a job to write
+    # nothing: step 01 fills identity_keys so, five times a run.
+    from helpers.engine.spark import SparkEngine
+
+    work = tmp_path / "engine"
+    engine = SparkEngine(work_dir=work)
+    results = []
+    for sql_engine in (DuckDBEngine(), engine):
+        with sql_engine:
+            sql_engine.register("work_identity_keys", IDENTITY_KEYS)
+            for statement in WORK_TABLE_STATEMENTS[:1]:
+                sql_engine.query(statement)
+            if sql_engine is engine:
+                assert not list(work.glob("work_keys-*"))  # nothing written for no rows
+            for statement in WORK_TABLE_STATEMENTS[1:]:
+                sql_engine.query(statement)
+            if sql_engine is engine:
+                folders = sorted(path for path in work.iterdir() if path.name.startswith("work_keys-"))
+                assert [pq.read_table(folder).num_rows for folder in folders] == [7, 2, 1]
+            sql_engine.query("UPDATE work_keys SET accepted = NOT accepted WHERE ref_key = 'c1'")
+            results.append(sql_engine.query("SELECT * FROM work_keys"))
+    assert results[0]["ref_key"].tolist()[-3:] == ["c1!", "c2!", "5"]
+    assert_same(*results, "work table")
 
 
 def test_spark_reads_a_registered_frame_from_its_own_parquet_file(spark_engine, tmp_path: Path) -> None:

@@ -25,8 +25,9 @@ Why SQLGlot transpilation with explicit overrides (and not Ibis, nor per-engine 
   the frames: that comparison, not the transpile, is the evidence.
 
 Statements Spark cannot run as SQL on temporary views come back as `Statement`s that the engine
-carries out (`kind`): `table` (materialize a SELECT under a name: `CREATE TABLE AS`, `UPDATE`,
-`INSERT`), `view` (a temporary view), `copy` (write a SELECT to Parquet) and `query`.
+carries out (`kind`): `table` (materialize a SELECT under a name: `CREATE TABLE AS`, `UPDATE`; a
+`CREATE TABLE` with columns is an `empty` one, nothing to compute), `insert` (add a SELECT's rows to
+a table, by position), `view` (a temporary view), `copy` (write a SELECT to Parquet) and `query`.
 Parameters are written `$name` in the source and passed to Spark as named arguments (`:name`).
 
 What stays engine-specific by design (no portable spelling): `hash()` values (xxhash64 on Spark:
@@ -44,7 +45,7 @@ from typing import Literal
 import sqlglot
 from sqlglot import exp
 
-StatementKind = Literal["query", "table", "view", "copy"]
+StatementKind = Literal["query", "table", "insert", "view", "copy"]
 
 
 class DialectError(ValueError):
@@ -57,7 +58,8 @@ class Statement:
 
     kind: StatementKind
     sql: str  # the SELECT (or, for `query`, the whole statement)
-    name: str | None = None  # table or view name (`table`, `view`)
+    name: str | None = None  # table or view name (`table`, `insert`, `view`)
+    empty: bool = False  # a `table` without rows (`CREATE TABLE t (columns)`): its SELECT reads nothing
     path: str | None = None  # Parquet file (`copy`)
     metadata: dict[str, str] = field(default_factory=dict)  # Parquet key-value metadata (`copy`)
 
@@ -125,11 +127,10 @@ class SparkDialect(Dialect):
         if isinstance(tree, exp.Update):
             return self._update(tree, _need(columns_of))
         if isinstance(tree, exp.Insert):
-            target = tree.this.name
-            select = exp.union(
-                exp.select("*").from_(target), self._expression(tree.expression, columns_of), distinct=False
-            )
-            return Statement("table", self._sql(select), name=target)
+            if not isinstance(tree.this, exp.Table):
+                raise DialectError(f"INSERT with a column list: {tree.sql('duckdb')[:200]}")
+            query = self._expression(tree.expression, columns_of)
+            return Statement("insert", self._sql(query), name=tree.this.name)
         if isinstance(tree, exp.Create) and tree.kind in ("TABLE", "VIEW"):
             target = tree.this
             if isinstance(target, exp.Schema):  # CREATE TABLE t (a type, ...): an empty table
@@ -138,7 +139,7 @@ class SparkDialect(Dialect):
                     for column in target.expressions
                 ]
                 select = exp.select(*columns).where(exp.false())
-                return Statement("table", self._sql(select), name=target.this.name)
+                return Statement("table", self._sql(select), name=target.this.name, empty=True)
             query = self._expression(tree.expression, columns_of)
             kind: StatementKind = "table" if tree.kind == "TABLE" else "view"
             return Statement(kind, self._sql(query), name=target.name)

@@ -34,12 +34,16 @@ DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",  # naive timestamps mean the same instant on both engines
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
-    "spark.sql.shuffle.partitions": "8",  # adaptive execution coalesces further; a cluster sets its own
     # A driver out of heap exits (the step fails with Py4J's connection error) instead of losing the
     # thread that served Python and hanging, as step 02 did at 20k customers on Spark's 1 GB default.
     "spark.driver.extraJavaOptions": "-Dlog4j2.level=error -XX:+ExitOnOutOfMemoryError",
     # A cluster's driver sets its own in `engine.spark_conf`.
     "spark.driver.memory": "4g",
+}
+# One machine's settings, for `local[...]` masters only: a cluster keeps Spark's defaults (200 shuffle
+# partitions) unless `engine.spark_conf` sets its own.
+LOCAL_CONF = {
+    "spark.sql.shuffle.partitions": "8",  # a few per core; adaptive execution coalesces small ones
 }
 
 
@@ -81,6 +85,16 @@ def _similarity_jar() -> str | None:
     return similarity_jar_location()
 
 
+def session_settings(master: str, conf: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings a session on `master` starts with: `DEFAULT_CONF`, `LOCAL_CONF` for a local
+    master, then `conf` (the config's `engine.spark_conf`), and Splink's jar added to `spark.jars`."""
+    settings = {**DEFAULT_CONF, **(LOCAL_CONF if master.startswith("local") else {}), **(conf or {})}
+    jar = _similarity_jar()
+    if jar:  # Splink's SparkAPI registers its functions from it
+        settings["spark.jars"] = ",".join(filter(None, [settings.get("spark.jars"), jar]))
+    return settings
+
+
 def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) -> Any:
     """The process's SparkSession, started on first use (later calls return it unchanged)."""
     global _SESSION
@@ -92,11 +106,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
 
     started = time.perf_counter()
     builder = SparkSession.builder.master(master).appName("segmentation-workbench")
-    settings = {**DEFAULT_CONF, **(conf or {})}
-    jar = _similarity_jar()
-    if jar:  # Splink's SparkAPI registers its functions from it
-        settings["spark.jars"] = ",".join(filter(None, [settings.get("spark.jars"), jar]))
-    for key, value in settings.items():
+    for key, value in session_settings(master, conf).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
@@ -185,6 +195,7 @@ class SparkEngine:
         self.work_dir = Path(work_dir) if work_dir else None
         self._views: set[str] = set()
         self._frames_dir: Path | None = None  # registered pandas frames as Parquet (`_parquet_of`)
+        self._stored: dict[str, list[str]] = {}  # tables this engine wrote to work_dir: their folders
 
     # -- the SqlEngine interface -------------------------------------------------------------------
     def register(self, name: str, source: pd.DataFrame | Path | str) -> None:
@@ -223,6 +234,7 @@ class SparkEngine:
         for name in self._views:
             self.spark.catalog.dropTempView(name)
         self._views.clear()
+        self._stored.clear()
         if self._frames_dir is not None:
             shutil.rmtree(self._frames_dir, ignore_errors=True)
             self._frames_dir = None
@@ -254,43 +266,96 @@ class SparkEngine:
         frame = self.spark.sql(statement.sql, args=_args(statement.sql, params))
         if statement.kind == "query":
             return _as_duckdb_returns(frame)
+        assert statement.name or statement.kind == "copy"
         if statement.kind == "view":
             self._view(statement.name, frame)
         elif statement.kind == "table":
-            self._view(statement.name, self._materialize(statement.name, frame))
+            self._table(statement.name, frame, statement.empty)
+        elif statement.kind == "insert":
+            self._insert(statement.name, frame)
         else:
             self._copy(frame, statement.path, statement.metadata)
         return pd.DataFrame()
 
-    def _view(self, name: str | None, frame: Any) -> None:
-        assert name
+    def _view(self, name: str, frame: Any, stored: list[str] | None = None) -> None:
+        """`frame` as temporary view `name`; `stored`: the work folders holding its rows, if any."""
         frame.createOrReplaceTempView(name)
         self._views.add(name)
+        if stored is None:
+            self._stored.pop(name, None)
+        else:
+            self._stored[name] = stored
 
-    def _materialize(self, name: str, frame: Any) -> Any:
-        """A table's rows computed once (a later statement may replace the table with itself)."""
+    def _table(self, name: str, frame: Any, empty: bool = False) -> None:
+        """A table's rows computed once (a later statement may replace the table with itself), in a
+        Parquet folder of the work folder (without one: checkpointed in the executors' storage). An
+        `empty` table (`CREATE TABLE t (columns)`) is computed by nobody: its frame is a constant."""
         if self.work_dir is None:
-            return frame.localCheckpoint(eager=True)
-        path = self.work_dir / f"{name}-{time.monotonic_ns()}"
-        frame.write.parquet(str(path))
-        return self.spark.read.parquet(str(path))
+            self._view(name, frame if empty else frame.localCheckpoint(eager=True))
+        elif empty:
+            self._view(name, frame, stored=[])
+        else:
+            folder = self._write(name, frame)
+            self._view(name, self._read([folder], frame.schema), stored=[folder])
+
+    def _insert(self, name: str, frame: Any) -> None:
+        """`INSERT INTO name <frame>`: the rows cast to the table's columns by position, as DuckDB
+        does. A table in the work folder gets a folder of the new rows only (the rows it holds are not
+        written again); any other table is rewritten whole."""
+        target = self.spark.table(name)
+        if len(frame.columns) != len(target.columns):
+            raise ValueError(f"INSERT INTO {name}: {len(frame.columns)} columns for {len(target.columns)}")
+        renamed = frame.toDF(*target.columns)
+        rows = renamed.select(*(renamed[field.name].cast(field.dataType) for field in target.schema))
+        if name not in self._stored:
+            self._table(name, target.union(rows))
+            return
+        folders = [*self._stored[name], self._write(name, rows)]
+        self._view(name, self._read(folders, target.schema), stored=folders)
+
+    def _write(self, name: str, frame: Any) -> str:
+        """`frame` written to a new Parquet folder of the work folder; its path."""
+        assert self.work_dir is not None
+        folder = str(self.work_dir / f"{name}-{time.monotonic_ns()}")
+        frame.write.parquet(folder)
+        return folder
+
+    def _read(self, folders: list[str], schema: Any) -> Any:
+        """Parquet folders this engine wrote, read as one frame of the given schema (no inference)."""
+        return self.spark.read.schema(schema).parquet(*folders)
 
     def _copy(self, frame: Any, path: str | None, metadata: dict[str, str]) -> None:
-        """One Parquet file (Spark writes a folder of parts): one partition, then moved into place."""
+        """One Parquet file: Spark writes a folder of parts in parallel (the parts in the frame's order),
+        whose row groups are then copied into one file, in order (`_concatenate`), and moved into place."""
         assert path
         target = Path(path)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".spark-") as folder:
-            frame.coalesce(1).write.mode("overwrite").parquet(folder)
-            (part,) = Path(folder).glob("part-*.parquet")
-            if metadata:
-                table = pq.read_table(part)
-                existing = table.schema.metadata or {}
-                table = table.replace_schema_metadata(
-                    {**existing, **{k.encode(): v.encode() for k, v in metadata.items()}}
-                )
-                pq.write_table(table, target)
-            else:
-                part.replace(target)
+            frame.write.parquet(f"{folder}/parts")
+            merged = Path(folder) / "merged.parquet"
+            self._concatenate(sorted(Path(folder, "parts").glob("part-*.parquet")), merged, metadata)
+            merged.replace(target)
+
+    def _concatenate(self, parts: list[Path], target: Path, metadata: dict[str, str]) -> None:
+        """Parquet files of one schema as one file at `target`, their row groups copied byte for byte
+        (parquet-mr's `ParquetFileWriter.appendFile`, in the driver's JVM: nothing is decoded), with the
+        first part's key-value metadata and `metadata`. Spark names a write's parts by partition, so
+        sorted names are the frame's order."""
+        jvm = self.spark._jvm
+        hadoop = self.spark._jsc.hadoopConfiguration()
+        parquet = jvm.org.apache.parquet.hadoop
+        paths = [jvm.org.apache.hadoop.fs.Path(str(path)) for path in [target, *parts]]
+        footer = parquet.ParquetFileReader.readFooter(hadoop, paths[1]).getFileMetaData()
+        key_values = jvm.java.util.HashMap(footer.getKeyValueMetaData())
+        for key, value in metadata.items():
+            key_values.put(key, value)
+        output = parquet.util.HadoopOutputFile.fromPath(paths[0], hadoop)
+        # Row groups as they come: no padding to align them to file-system blocks (parquet-mr's default)
+        create = parquet.ParquetFileWriter.Mode.CREATE
+        writer = parquet.ParquetFileWriter(output, footer.getSchema(), create, 128 << 20, 0)
+        writer.start()
+        for part in paths[1:]:
+            writer.appendFile(hadoop, part)
+        writer.end(key_values)
 
 
 def _args(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
