@@ -184,15 +184,15 @@ class _Records:
     def account(self, rng: np.random.Generator) -> pd.Series:
         """(system, record id) -> the account an order carries: the record's login (phone or e-mail),
         a member number where the member has neither."""
-        crm = _first_filled(_first_filled(_digits(self.crm.mobile), self.crm.email), self.crm.member_no)
+        crm = _first_filled(_first_filled(_phone_login(self.crm.mobile), self.crm.email), self.crm.member_no)
         shop_mail = rng.random(len(self.shop)) < 0.6
         shop = np.where(
             (shop_mail & (self.shop.email != "")) | (self.shop.mobile == ""),
             self.shop.email,
-            _digits(self.shop.mobile),
+            _phone_login(self.shop.mobile),
         )
         loyalty = _first_filled(
-            _first_filled(_digits(self.loyalty.phone), self.loyalty.email), self.loyalty.member_no
+            _first_filled(_phone_login(self.loyalty.phone), self.loyalty.email), self.loyalty.member_no
         )
         return _by_record(
             [
@@ -462,10 +462,12 @@ def _first_filled(first: pd.Series | np.ndarray, second: pd.Series | np.ndarray)
     return np.where(first != "", first, np.asarray(second, dtype=object))
 
 
-def _digits(values: pd.Series) -> np.ndarray:
-    """A mobile as a shop login: its 11 digits (country code dropped)."""
-    digits = values.str.replace(r"\D", "", regex=True).str[-11:]
-    return np.where(values != "", digits, "")
+def _phone_login(values: pd.Series) -> np.ndarray:
+    """A phone as a shop login: a mobile's (or a placeholder's) 11 digits without the country code; ''
+    for a landline, which no shop takes as a login (the account is then the e-mail or member number)."""
+    digits = values.str.replace(r"\D", "", regex=True).str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+    login = digits.str.fullmatch(r"1\d{10}") | digits.isin(ref.PLACEHOLDER_PHONES)
+    return np.where(login, digits, "")
 
 
 def _pick(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
