@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -529,6 +530,18 @@ def test_export_orders_have_a_bom_currency_amounts_and_a_cut_off_last_row(export
     assert {"too_few_fields", "too_many_fields", "amount_not_a_number", "exact_duplicate"} <= set(
         orders.defect
     )
+
+
+def test_export_order_accounts_are_mobiles_e_mails_or_member_numbers(export_world) -> None:
+    raw, _, _ = export_world
+    text = (raw / "订单明细.csv").read_text("utf-8-sig")
+    whole = text[: text.rstrip("\r\n").rfind("\n")]  # the last row is cut off on purpose
+    orders = pd.read_csv(io.StringIO(whole), dtype=str, on_bad_lines="skip", engine="python")
+    accounts = orders["下单账号"].dropna()
+    digits = accounts[accounts.str.fullmatch(r"\d+")]
+    assert len(digits) and len(digits) < len(accounts)  # e-mails too
+    # a mobile, the placeholder 00000000000, or a member number (8860 + 8 digits); never a landline's tail
+    assert digits.str.fullmatch(r"1\d{10}|00000000000|8860\d{8}").all()
 
 
 def test_export_members_have_pinyin_names_only_and_chinese_tiers(export_world) -> None:
