@@ -73,8 +73,9 @@ def artifact_difference(duckdb_run: Path, spark_run: Path, artifact: str) -> str
     (relative or absolute), everything else exactly. Arrow, not pandas, holds the tables: at 1M people
     a pandas frame of each run's row_trace (27M rows of text) did not fit in 24 GB."""
     duck, spark = (sorted_artifact(run, artifact) for run in (duckdb_run, spark_run))
-    if duck.schema != spark.schema or duck.num_rows != spark.num_rows:
-        return f"{duck.num_rows:,} vs {spark.num_rows:,} rows; schema {duck.schema} vs {spark.schema}"
+    columns = [[(field.name, field.type) for field in table.schema] for table in (duck, spark)]
+    if columns[0] != columns[1] or duck.num_rows != spark.num_rows:  # NOT NULL flags may differ
+        return f"{duck.num_rows:,} vs {spark.num_rows:,} rows; columns {columns[0]} vs {columns[1]}"
     for name in duck.column_names:
         left, right = duck.column(name), spark.column(name)
         if pa.types.is_floating(left.type):
