@@ -429,14 +429,14 @@ def report_losses(clean: pd.DataFrame, crosswalk: pd.DataFrame, truth: Path) -> 
 NO_EVIDENCE = ("new customer", "placeholder", "unreadable identifier", "no identifier")
 
 
-def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame) -> None:
+def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resolution: pd.DataFrame) -> None:
     """Print where the missed pairs of persons in the identity files sit and what resolving them would
     give. Each event row of such a person outside the customer holding most of the person's identity
     rows (its home) is counted by how step 02 resolved it (`event_customers.resolved_by`); the F1 if
     those rows had joined their home shows what each rule leaves. Ceilings: every event row whose
     identifier (not a placeholder) an identity record holds at home, those that carry a name (what a
-    name could settle on a shared line) and, beyond the data, placeholders too."""
-    resolution = pd.read_parquet(run_dir / "02_identity_merge" / "event_customers.parquet")
+    name could settle on a shared line) and, beyond the data, placeholders too. `resolution`: the run's
+    `event_customers`."""
     files = pd.read_parquet(run_dir / "02_identity_merge" / "row_trace.parquet", columns=["table", "file"])
     files = files.drop_duplicates().astype(str)
     resolution = resolution.merge(files, left_on="event_table", right_on="table")
@@ -501,15 +501,18 @@ def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame) -> No
 
 
 def report_stages(
-    owners: dict[str, tuple[Path, pd.Series]], persons: pd.DataFrame, clean: pd.DataFrame, export_run: Path
+    owners: dict[str, tuple[Path, pd.Series]],
+    persons: pd.DataFrame,
+    clean: pd.DataFrame,
+    resolution: pd.DataFrame,
 ) -> None:
     """Print where stage macro F1 is lost: each world's confusion matrix (planted stage by row, labeled
     stage by column; customers mapped to persons by their identity records) and each world's macro F1
     over two groups of persons: those whose every clean order row reached a customer through an
     identifier an identity record holds, and the others (an order under an identifier no identity record
     holds, a shared identifier or a placeholder: purchases the person's own customer cannot have).
-    The default world keys orders by record, so the groups come from the export world's resolution."""
-    resolution = pd.read_parquet(export_run / "02_identity_merge" / "event_customers.parquet")
+    The default world keys orders by record, so the groups come from the export world's resolution
+    (its `event_customers`)."""
     orders = resolution.loc[resolution["event_table"] == "transactions", ["source_row", "resolved_by"]]
     placed = clean[clean["table"] == "transactions"].merge(
         orders.rename(columns={"source_row": "row_no"}), on="row_no"
@@ -601,7 +604,8 @@ def main() -> None:
         keys = row_keys(export_run, trace)
         report_identity(clean, persons, keys, identifiers)
         report_losses(clean, pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"), truth)
-        report_ceiling(export_run, clean, keys)
+        resolution = pd.read_parquet(export_run / "02_identity_merge" / "event_customers.parquet")
+        report_ceiling(export_run, clean, keys, resolution)
         figures, owners = {}, {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
@@ -627,7 +631,7 @@ def main() -> None:
             " clean rows in one customer:"
         )
         print(pd.DataFrame(figures).T.round(4).to_string())
-        report_stages(owners, persons, clean, export_run)
+        report_stages(owners, persons, clean, resolution)
 
 
 if __name__ == "__main__":

@@ -229,10 +229,15 @@ class _Records:
         )
 
 
+def _national_digits(values: pd.Series) -> pd.Series:
+    """A phone's digits in any format, a mobile's country code (86, 0086) dropped."""
+    digits = values.astype(str).str.replace(r"\D", "", regex=True)
+    return digits.str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+
+
 def _mobile_digits(values: pd.Series) -> pd.Series:
     """The 11 digits of a mobile in any format ('' for a landline, an e-mail, a placeholder or nothing)."""
-    digits = values.astype(str).str.replace(r"\D", "", regex=True)
-    digits = digits.str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+    digits = _national_digits(values)
     mobile = digits.str.fullmatch(r"1\d{10}") & ~digits.isin(ref.PLACEHOLDER_PHONES)
     return digits.where(mobile & ~values.astype(str).str.contains("@"), "")
 
@@ -465,7 +470,7 @@ def _first_filled(first: pd.Series | np.ndarray, second: pd.Series | np.ndarray)
 def _phone_login(values: pd.Series) -> np.ndarray:
     """A phone as a shop login: a mobile's (or a placeholder's) 11 digits without the country code; ''
     for a landline, which no shop takes as a login (the account is then the e-mail or member number)."""
-    digits = values.str.replace(r"\D", "", regex=True).str.replace(r"^(0086|86)(?=1\d{10}$)", "", regex=True)
+    digits = _national_digits(values)
     login = digits.str.fullmatch(r"1\d{10}") | digits.isin(ref.PLACEHOLDER_PHONES)
     return np.where(login, digits, "")
 
