@@ -192,12 +192,12 @@ def _service(normalized: str) -> bool:
 
 def is_mobile(normalized_phones: pd.Series) -> pd.Series:
     """True where a normalized phone is a mobile number (Chinese, or mobile by `phonenumbers` elsewhere)."""
-    return _map_unique(normalized_phones, _mobile).fillna(False).astype(bool)
+    return _map_unique(normalized_phones, _mobile).eq(True)  # null phones: False
 
 
 def is_service_phone(normalized_phones: pd.Series) -> pd.Series:
     """True for service numbers (400/800, toll-free, shared-cost): they reach a company, not a person."""
-    return _map_unique(normalized_phones, _service).fillna(False).astype(bool)
+    return _map_unique(normalized_phones, _service).eq(True)  # null phones: False
 
 
 def phone_geography(normalized_phones: pd.Series) -> pd.DataFrame:
