@@ -439,10 +439,11 @@ def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resol
     """Print where the missed pairs of persons in the identity files sit and what resolving them would
     give. Each event row of such a person outside the customer holding most of the person's identity
     rows (its home) is counted by how step 02 resolved it (`event_customers.resolved_by`); the F1 if
-    those rows had joined their home shows what each rule leaves. Ceilings: every event row whose
-    identifier (not a placeholder) an identity record holds at home, those that carry a name (what a
-    name could settle on a shared line) and, beyond the data, placeholders too. `resolution`: the run's
-    `event_customers`."""
+    those rows had joined their home shows what each rule leaves. Then every event row whose identifier
+    (not a placeholder) an identity record holds, including rows without a name on a line several
+    customers share (a household's, a switchboard's), which nothing in the files can place; the
+    ceiling: those rows where they carry a name (what a name could settle on a shared line); beyond the
+    data, placeholders too. `resolution`: the run's `event_customers`."""
     files = pd.read_parquet(run_dir / "02_identity_merge" / "row_trace.parquet", columns=["table", "file"])
     files = files.drop_duplicates().astype(str)
     resolution = resolution.merge(files, left_on="event_table", right_on="table")
@@ -490,7 +491,7 @@ def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resol
     evidence = away & ~frame["resolved_by"].isin(NO_EVIDENCE).to_numpy(dtype=bool) & ~placeholder
     shared = frame["resolved_by"].eq("shared identifier").fillna(False).to_numpy(dtype=bool)
     ceilings = {
-        "ceiling: every row an identity record's identifier reaches": evidence,
+        "beyond the names: every row an identity record's identifier reaches": evidence,
         "ceiling: as above, shared identifiers only where the row has a name": evidence
         & (~shared | frame["named"].to_numpy()),
         "beyond the data: placeholders too": evidence | (away & placeholder),
