@@ -1,8 +1,9 @@
 -- Flag rows whose customer reference has no accepted identity record (identity_keys).
 -- A reference to a record that exists but was quarantined is named as such, not as an orphan:
 -- the fix belongs to the identity table, and integrity counts true orphans only.
--- One outer join of the rows with the keys (per key: known, and whether any record is accepted)
--- finds the rows concerned; only those are updated ({system}: `r.<column>` or a literal).
+-- One outer join of the rows with the keys (one row per key, `add_identity_keys.sql`: known, and
+-- whether any record with the key is accepted) finds the rows concerned; only those are updated
+-- ({system}: `r.<column>` or a literal).
 UPDATE {rows} AS target
 SET orphan = NOT f.known,
     problems = concat_ws(
@@ -13,11 +14,7 @@ SET orphan = NOT f.known,
 FROM (
     SELECT r.source_row, k.accepted IS NOT NULL AS known
     FROM {rows} AS r
-    LEFT JOIN (
-        SELECT ref_system, ref_key, bool_or(accepted) AS accepted
-        FROM identity_keys
-        GROUP BY ref_system, ref_key
-    ) AS k ON k.ref_system = {system} AND k.ref_key = r.{reference}
+    LEFT JOIN identity_keys AS k ON k.ref_system = {system} AND k.ref_key = r.{reference}
     WHERE r.{reference} IS NOT NULL AND NOT coalesce(k.accepted, false)
 ) AS f
 WHERE target.source_row = f.source_row
