@@ -289,3 +289,21 @@ def test_rule_pair_counts_count_pairs_agreeing_on_every_key() -> None:
     engine.register("t", frame)
     # a: x x x -> 3, y y -> 1 (null left out); a and b: (x, 1) and (y, 1) -> 1 each; initial a: 4 names -> 6
     assert splink_scoring.rule_pair_counts(engine, "t", rules) == [4, 2, 6]
+
+
+def test_rule_pair_counts_ask_the_engine_once() -> None:
+    """Every rule's count comes from one statement: on Spark a statement each was a job each."""
+    engine = DuckDBEngine()
+    engine.register("t", pd.DataFrame({"a": ["x", "x", "y"], "b": ["1", "2", None]}))
+    statements: list[str] = []
+
+    class Recording:
+        def query(self, sql: str) -> pd.DataFrame:
+            statements.append(sql)
+            return engine.query(sql)
+
+    counts = splink_scoring.rule_pair_counts(Recording(), "t", ["l.a = r.a", "l.b = r.b", "l.a = r.a"])  # type: ignore[arg-type]
+    assert counts == [1, 0, 1]
+    assert len(statements) == 1
+    assert splink_scoring.rule_pair_counts(Recording(), "t", []) == []  # type: ignore[arg-type]
+    assert len(statements) == 1

@@ -355,17 +355,20 @@ def score_pairs(
 
 def rule_pair_counts(engine: SqlEngine, table: str, rules: list[str]) -> list[int]:
     """Record pairs each blocking rule yields in `table` (all pairs agreeing on its keys, whatever
-    the deterministic cluster), counted by grouping, without forming the pairs."""
+    the deterministic cluster), counted by grouping, without forming the pairs: one statement for
+    every rule (on Spark one job; a statement each cost ~0.2-0.4 s of planning and scheduling)."""
+    if not rules:
+        return []
     counts = []
-    for rule in rules:
+    for number, rule in enumerate(rules):
         keys = [re.sub(r"\bl\.", "", part.split(" = ")[0]) for part in rule.split(" AND ")]
         filled = " AND ".join(f"{key} IS NOT NULL" for key in keys)
-        sql = (
-            f"SELECT coalesce(sum(n * (n - 1) // 2), 0) AS pairs FROM "
+        counts.append(
+            f"SELECT {number} AS rule, coalesce(sum(n * (n - 1) // 2), 0) AS pairs FROM "
             f"(SELECT count(*) AS n FROM {table} WHERE {filled} GROUP BY {', '.join(keys)})"
         )
-        counts.append(int(engine.query(sql)["pairs"].iloc[0]))
-    return counts
+    pairs = engine.query(" UNION ALL ".join(counts)).set_index("rule")["pairs"]
+    return [int(pairs[number]) for number in range(len(rules))]
 
 
 def affordable_rules(
