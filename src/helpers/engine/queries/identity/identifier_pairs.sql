@@ -32,17 +32,20 @@ SELECT p.left_index,
                  OR list_contains(string_split(l.name_key, ' '),
                                   split_part(r.name_key, ' ', 2) || split_part(r.name_key, ' ', 1))) THEN 0.95
            -- One shared part (usually the family name) with a typo elsewhere: "zhou xue" / "zhou jing".
+           -- The names differ here; equal names are passed as NULL because Spark runs its Jaro-Winkler
+           -- (a Python UDF) on every pair whatever the CASE (most pairs have one name).
            WHEN len(list_intersect(string_split(l.name_key, ' '), string_split(r.name_key, ' '))) > 0 THEN
-               greatest(0.8, jaro_winkler_similarity(l.name_key, r.name_key))
-           ELSE jaro_winkler_similarity(l.name_key, r.name_key)
+               greatest(0.8, jaro_winkler_similarity(CASE WHEN l.name_key <> r.name_key THEN l.name_key END, r.name_key))
+           ELSE jaro_winkler_similarity(CASE WHEN l.name_key <> r.name_key THEN l.name_key END, r.name_key)
        END AS name_similarity,
        l.national_id_hash IS NOT NULL AND r.national_id_hash IS NOT NULL
            AND l.national_id_hash <> r.national_id_hash AS national_id_conflict,
        -- Typos, not conflicts (as helpers.identity.merge.birth_dates_compatible): one digit of
-       -- YYYYMMDD differs, day and month swapped or the day's or month's digits transposed in the
-       -- same year, within two days of the same day of the year a year apart, or a day apart.
+       -- YYYYMMDD differs (Levenshtein at most 1 between strings of one length: built in on Spark,
+       -- where hamming is a lambda), day and month swapped or the day's or month's digits transposed
+       -- in the same year, within two days of the same day of the year a year apart, or a day apart.
        l.birth_date IS NOT NULL AND r.birth_date IS NOT NULL AND NOT (
-           hamming(strftime(l.birth_date, '%Y%m%d'), strftime(r.birth_date, '%Y%m%d')) <= 1
+           levenshtein(strftime(l.birth_date, '%Y%m%d'), strftime(r.birth_date, '%Y%m%d')) <= 1
          OR year(l.birth_date) = year(r.birth_date) AND (
                 month(l.birth_date) = day(r.birth_date) AND day(l.birth_date) = month(r.birth_date)
              OR month(l.birth_date) = month(r.birth_date)
