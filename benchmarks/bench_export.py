@@ -433,9 +433,14 @@ def report_losses(clean: pd.DataFrame, crosswalk: pd.DataFrame, truth: Path) -> 
 
 # Event rows no resolver can place from the files: an identifier no identity record holds (or none).
 NO_EVIDENCE = ("new customer", "placeholder", "unreadable identifier", "no identifier")
+# Rows whose customer no identity record's identifier could settle: those above, or a shared line
+# without a name that picks a holder.
+UNPLACED = (*NO_EVIDENCE, "shared identifier")
 
 
-def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resolution: pd.DataFrame) -> None:
+def report_ceiling(
+    run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resolution: pd.DataFrame, files: pd.DataFrame
+) -> None:
     """Print where the missed pairs of persons in the identity files sit and what resolving them would
     give. Each event row of such a person outside the customer holding most of the person's identity
     rows (its home) is counted by how step 02 resolved it (`event_customers.resolved_by`); the F1 if
@@ -443,9 +448,7 @@ def report_ceiling(run_dir: Path, clean: pd.DataFrame, keys: pd.DataFrame, resol
     (not a placeholder) an identity record holds, including rows without a name on a line several
     customers share (a household's, a switchboard's), which nothing in the files can place; the
     ceiling: those rows where they carry a name (what a name could settle on a shared line); beyond the
-    data, placeholders too. `resolution`: the run's `event_customers`."""
-    files = pd.read_parquet(run_dir / "02_identity_merge" / "row_trace.parquet", columns=["table", "file"])
-    files = files.drop_duplicates().astype(str)
+    data, placeholders too. `resolution`: the run's `event_customers`; `files`: each table's file."""
     resolution = resolution.merge(files, left_on="event_table", right_on="table")
     frame = clean.merge(
         resolution[["file", "source_row", "resolved_by"]].rename(columns={"source_row": "row_no"}),
@@ -524,7 +527,7 @@ def report_stages(
     placed = clean[clean["table"] == "transactions"].merge(
         orders.rename(columns={"source_row": "row_no"}), on="row_no"
     )
-    unplaced = placed["resolved_by"].isin([*NO_EVIDENCE, "shared identifier"])
+    unplaced = placed["resolved_by"].isin(UNPLACED)
     lost = set(placed.loc[unplaced, "person_id"])
     truth = persons[["person_id", "stage"]]
     lines = {}
@@ -559,27 +562,27 @@ def home_customers(crosswalk: pd.DataFrame, source_records: pd.DataFrame) -> pd.
     return best.drop_duplicates("person_id").set_index("person_id")["customer_id"]
 
 
-# Rows whose customer no identity record's identifier could settle: none or an unknown one, a
-# placeholder, or a shared line without a name that picks a holder.
-UNPLACED = (*NO_EVIDENCE, "shared identifier")
-
-
 def report_linked(
-    run_dir: Path, truth: Path, persons: pd.DataFrame, clean: pd.DataFrame, resolution: pd.DataFrame
+    run_dir: Path,
+    truth: Path,
+    persons: pd.DataFrame,
+    clean: pd.DataFrame,
+    resolution: pd.DataFrame,
+    files: pd.DataFrame,
+    owner: pd.Series,
 ) -> None:
     """Print what the evidence the export lacks costs: identity F1 over the clean rows without the rows
     no identity record's identifier could place, and the figures had those rows joined their person's
     home customer (`home_customers`; persons without identity records keep theirs): for order rows
     only, then for all event rows. For each, steps 03-05 run again in `<outputs>/linked_<rows>` (the
     run's config and clustering choice, its step 01 linked, step 02 copied with `event_customers`
-    rewritten): planted-segment ARI and stage macro F1 by identity records, as the run's own."""
+    rewritten): planted-segment ARI and stage macro F1 by identity records, as the run's own. `files`:
+    each table's file; `owner`: the person of each customer by its identity records."""
     crosswalk = pd.read_parquet(run_dir / "02_identity_merge" / "crosswalk.parquet")
     source_records = pd.read_parquet(truth / "source_records.parquet")
     home = home_customers(crosswalk, source_records)
-    files = pd.read_parquet(run_dir / "02_identity_merge" / "row_trace.parquet", columns=["table", "file"])
-    files = files.drop_duplicates().astype(str).set_index("table")["file"]
     rows = pd.read_parquet(truth / "export_rows.parquet", columns=["file", "row_no", "person_id"])
-    events = resolution.assign(file=resolution["event_table"].map(files)).merge(
+    events = resolution.assign(file=resolution["event_table"].map(files.set_index("table")["file"])).merge(
         rows.rename(columns={"row_no": "source_row"}), on=["file", "source_row"], how="left"
     )
     events["home"] = events["person_id"].map(home)
@@ -600,7 +603,6 @@ def report_linked(
     ):
         kept = resolved[~left_out.to_numpy()]
         lines[label] = pairwise_scores(kept["person_id"], kept["customer"])
-    owner = customer_person(crosswalk, source_records)
     chosen = json.loads((run_dir / "04_clustering" / "step.json").read_text())["chosen"]
     lines["now"] |= planted_agreement(run_dir, owner, persons)
     for label, moved in (
@@ -701,7 +703,8 @@ def main() -> None:
         report_identity(clean, persons, keys, identifiers)
         report_losses(clean, pd.read_parquet(export_run / "02_identity_merge" / "crosswalk.parquet"), truth)
         resolution = pd.read_parquet(export_run / "02_identity_merge" / "event_customers.parquet")
-        report_ceiling(export_run, clean, keys, resolution)
+        files = trace[["table", "file"]].drop_duplicates().astype(str)
+        report_ceiling(export_run, clean, keys, resolution, files)
         figures, owners = {}, {}
         for label, run_dir, folder in (
             ("export", export_run, truth),
@@ -728,7 +731,8 @@ def main() -> None:
         )
         print(pd.DataFrame(figures).T.round(4).to_string())
         report_stages(owners, persons, clean, resolution)
-        timed("linked", report_linked, export_run, truth, persons, clean, resolution)
+        export_owner = owners["export"][1]
+        timed("linked", report_linked, export_run, truth, persons, clean, resolution, files, export_owner)
 
 
 if __name__ == "__main__":
