@@ -599,6 +599,20 @@ def spark_sql(sql: str, columns: Callable[[str], list[str]] | None = None) -> st
             "SELECT unnest(string_split(p, '; ')) FROM t",
             "SELECT EXPLODE(SPLIT(p, CONCAT('\\\\Q', '; ', '\\\\E'))) FROM t",
         ),
+        (  # several distinct counts of one aggregate: one subquery each (Spark's Expand copies every row)
+            "SELECT count(DISTINCT a) FILTER (WHERE b OR c) AS x, count(DISTINCT b) AS y, count(*) AS n "
+            "FROM t AS r WHERE z",
+            "SELECT (SELECT COUNT(DISTINCT a) FROM t AS r WHERE z AND (b OR c)) AS x, "
+            "(SELECT COUNT(DISTINCT b) FROM t AS r WHERE z) AS y, COUNT(*) AS n FROM t AS r WHERE z",
+        ),
+        (  # one distinct column, or groups: as written
+            "SELECT count(DISTINCT a), count(DISTINCT a) FILTER (WHERE b) FROM t",
+            "SELECT COUNT(DISTINCT a), COUNT(DISTINCT a) FILTER(WHERE b) FROM t",
+        ),
+        (
+            "SELECT g, count(DISTINCT a), count(DISTINCT b) FROM t GROUP BY g",
+            "SELECT g, COUNT(DISTINCT a), COUNT(DISTINCT b) FROM t GROUP BY g",
+        ),
     ],
 )
 def test_spark_spelling_of_duckdb_constructs(duckdb: str, spark: str) -> None:
@@ -786,6 +800,10 @@ CONSTRUCTS = {  # one DuckDB spelling each, over the small frames below; the Spa
     # Splink's name levels: a pair scoring 0.92 in real numbers lands on one side by its rounding
     "jaro-winkler level": "SELECT a, b, jaro_winkler_similarity(a, b) >= 0.92 AS close FROM names",
     "hamming": "SELECT hamming(strftime(d1, '%Y%m%d'), strftime(d2, '%Y%m%d')) AS h FROM dates",
+    "distinct counts": (
+        "SELECT count(DISTINCT a) AS a, count(DISTINCT b) FILTER (WHERE a IS NOT NULL) AS b, "
+        "count(DISTINCT b) AS all_b, count(*) AS n FROM names WHERE b <> 'xyz'"
+    ),
 }
 CONSTRUCT_TABLES = {
     "flags": pd.DataFrame(

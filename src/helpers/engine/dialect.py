@@ -205,6 +205,7 @@ class SparkDialect(Dialect):
         tree = tree.copy()
         if columns_of is not None:
             tree = _expand_star_replace(tree, columns_of)
+        _distinct_counts_as_subqueries(tree)
         # Children before parents (reverse pre-order), so an override sees its arguments already rewritten.
         for node in reversed(list(tree.walk(bfs=False))):
             new = self._override(node)
@@ -308,6 +309,40 @@ def _average(node: exp.Avg) -> exp.Expression:
     if isinstance(argument, exp.Cast) and argument.to.is_type("double"):
         return node
     return exp.Avg(this=exp.cast(argument, "DOUBLE"))
+
+
+def _distinct_counts_as_subqueries(tree: exp.Expression) -> None:
+    """`count(DISTINCT x)` of several columns in one ungrouped aggregate -> one scalar subquery each,
+    `(SELECT count(DISTINCT x) FROM <the same FROM> WHERE <the same WHERE and its FILTER>)`. Spark
+    computes several distinct counts of one aggregate by copying every row once per counted column
+    (`Expand`) and shuffling the copies; alone, each is a two-phase aggregate over its one column,
+    which also scales on a cluster (a `size(collect_set(x))` would hold every distinct value in one
+    task). Step 01's profile of an identity table (15 distinct counts over 71k rows at 100k customers,
+    714k at 1M, warm): 6.6-7.7 s -> 2.1-2.7 s, and 42-48 s -> 12-13 s at 1M's size; equal counts."""
+    for select in list(tree.find_all(exp.Select)):
+        source = select.args.get("from_") or select.args.get("from")
+        if select.args.get("group") or source is None:
+            continue
+        counts = [
+            count
+            for count in select.find_all(exp.Count)
+            if isinstance(count.this, exp.Distinct)
+            and count.find_ancestor(exp.Select) is select
+            and not count.find_ancestor(exp.Window)
+        ]
+        if len({count.this.sql() for count in counts}) < 2:
+            continue
+        for count in counts:
+            node = count.parent if isinstance(count.parent, exp.Filter) else count
+            conditions = [select.args["where"].this] if select.args.get("where") else []
+            if node is not count:
+                conditions.append(node.expression.this)
+            subquery = exp.select(count.copy()).from_(source.this.copy())
+            for join in select.args.get("joins") or []:
+                subquery = subquery.join(join.copy())
+            if conditions:
+                subquery = subquery.where(*(condition.copy() for condition in conditions))
+            node.replace(exp.Subquery(this=subquery))
 
 
 def _expand_star_replace(tree: exp.Expression, columns_of: Callable[[str], list[str]]) -> exp.Expression:
