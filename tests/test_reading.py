@@ -19,6 +19,7 @@ from helpers.audit.contract import (
     DataContractError,
     TableSource,
     add_identity_columns,
+    check_rows,
     reference_kinds,
     run_contract,
     table_sources,
@@ -447,6 +448,59 @@ def test_work_table_in_file_order_only_when_stored_so_on_the_reader(tmp_path: Pa
         engine.query("UPDATE rows_a SET source_row = source_row WHERE source_row % 7 = 0")
         assert workspace.in_file_order("rows_a")
         assert not workspace.in_file_order("rows_b") and not workspace.in_file_order("rows_c")
+
+
+def test_rows_of_a_big_csv_read_in_parallel_are_numbered_by_their_place_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 37 MB CSV (parallel scan on two threads; a boolean column, whose six words DuckDB would
+    otherwise check with a hash join that loses file order) whose rows carry their own number in the
+    key: the work table is created from the parallel scan, numbered by position, and every row's
+    `source_row` is its number in the file; a few rows quarantined get their own lines."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    path = raw / "transactions.csv"
+    bad = {7, 123_457, 456_789}  # negative quantities
+    with DuckDBEngine() as duckdb_engine:
+        duckdb_engine.query(
+            "COPY (SELECT 'T' || i AS txn_id, 'crm' AS source_system, "
+            "'C' || (i % 977) AS source_customer_id, "
+            "TIMESTAMP '2024-01-01' + INTERVAL (i % 86400) SECOND AS txn_at, "
+            "round(i % 1000 * 1.25, 2) AS amount, "
+            f"CASE WHEN i IN ({', '.join(map(str, bad))}) THEN -1 ELSE 1 + i % 5 END AS quantity, "
+            "'home' AS category, 'store' AS channel, "
+            "CASE WHEN i % 3 = 0 THEN 'yes' ELSE 'false' END AS is_refund "
+            f"FROM range(1, 600001) AS t(i)) TO '{path}' (HEADER)"
+        )
+    assert path.stat().st_size > 35e6
+    tables = {"transactions": {"file": "transactions.csv"}}
+    config = {
+        "run": {"seed": 1, "reference_date": "2026-10-31"},
+        "data": {"raw_dir": str(raw), "tables": tables},
+    }
+    settings = WorkbenchConfig.model_validate(config)
+    sources = table_sources(settings.data)
+    numbered: list[bool] = []
+    create = Workspace.create_by_position
+    monkeypatch.setattr(
+        Workspace,
+        "create_by_position",
+        lambda self, *args, **kwargs: numbered.append(create(self, *args, **kwargs)) or numbered[-1],
+    )
+    with Workspace(tmp_path, memory_limit="1GB", threads=2) as workspace:
+        workspace.engine.run("audit", "identity_keys")
+        checked = check_rows(workspace, sources["transactions"], settings)
+        misplaced = workspace.reader.query(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE v_txn_id <> 'T' || source_row) AS misplaced, "
+            "count(*) FILTER (WHERE source_row <> rowid + 1) AS out_of_order FROM rows_transactions"
+        ).iloc[0]
+        rows = "(SELECT * FROM rows_transactions WHERE v_quantity < 0)"
+        canonical = sources["transactions"].contract.column_names
+        subset = rejected_rows(workspace, checked.source, rows, checked.mapped_columns, canonical)
+        lines = workspace.reader.query(f"SELECT {subset.row_number} AS n, txn_id FROM {subset.numbered}")
+    assert numbered == [True]
+    assert misplaced.to_dict() == {"n": 600_000, "misplaced": 0, "out_of_order": 0}
+    assert sorted(lines["n"]) == sorted(bad) and (lines["txn_id"] == "T" + lines["n"].astype(str)).all()
 
 
 def test_each_work_table_is_inspected_whole_then_released(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ from helpers.core.tables import (
     Column,
     Table,
 )
-from helpers.engine.base import SqlEngine
+from helpers.engine.base import SqlEngine, load_query
 from helpers.engine.reading import DataContractError as DataContractError
 from helpers.engine.reading import SourceRelation, Workspace, read_source, rejected_rows
 from helpers.engine.reading import literal as _literal
@@ -518,7 +518,7 @@ def check_rows(workspace: Workspace, source: TableSource, settings: WorkbenchCon
     table = source.contract
     engine = workspace.engine
     relation, (mapped, unmapped) = read_source(
-        workspace, source, lambda relation: _create_rows(engine, source, relation, settings)
+        workspace, source, lambda relation: _create_rows(workspace, source, relation, settings)
     )
     rows = f"rows_{table.name}"
     status = relation.status
@@ -565,10 +565,12 @@ def _may_have_edge_space(source: TableSource, name: str, file_edged: bool) -> bo
 
 
 def _create_rows(
-    engine: SqlEngine, source: TableSource, relation: SourceRelation, settings: WorkbenchConfig
+    workspace: Workspace, source: TableSource, relation: SourceRelation, settings: WorkbenchConfig
 ) -> tuple[str, dict[str, str]]:
     """Run `check_rows.sql` over one relation; returns the mapped-column SELECT list and, per column
-    whose unmapped values are kept (`u_<column>`), what happens to their rows."""
+    whose unmapped values are kept (`u_<column>`), what happens to their rows. A strict CSV is
+    scanned in parallel and its rows numbered by position where the workspace can
+    (`Workspace.create_by_position`), else the numbered relation is read."""
     table = source.contract
     mapped, _ = map_columns(source, relation.names)
     reference = pd.Timestamp(settings.run.reference_date)
@@ -617,36 +619,38 @@ def _create_rows(
         else f"v_{c}"
         for c in names
     ]
-    engine.run(
-        STEP,
-        "check_rows",
-        tables={
-            "rows": f"rows_{table.name}",
-            "source": relation.numbered,
-            "row_number": relation.row_number,
-            "mapped_columns": mapped,
-            "read_problem": relation.read_problem,
-            "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})") if wide else "false",
-            "trimmed_columns": ", ".join(
-                f"nullif({_trimmed(_fullwidth_to_ascii(q, 'wide') if wide else q, spaced, edged[c])}, '') "
-                f"AS t_{c}"
-                for c, q in zip(names, map(_quote, names), strict=True)
-            ),
-            "typed_columns": ", ".join(
-                f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
-            ),
-            "typed_names": ", ".join(typed_names),
-            "extra_columns": "".join(f", {column}" for column in extra),
-            "problem_cases": problems,
-            "filled_mask": " | ".join(f"((t_{c} IS NOT NULL)::BIGINT << {i})" for i, c in enumerate(names)),
-            "raw_names": ", ".join(map(_quote, names)),
-        },
-        **{
-            name: value.to_pydatetime()
-            for name, value in limits.items()
-            if any(f"${name}" in check.condition for check in checks)
-        },
+    tables = {
+        "rows": f"rows_{table.name}",
+        "mapped_columns": mapped,
+        "read_problem": relation.read_problem,
+        "wide": _has_fullwidth(f"concat({', '.join(map(_quote, names))})") if wide else "false",
+        "trimmed_columns": ", ".join(
+            f"nullif({_trimmed(_fullwidth_to_ascii(q, 'wide') if wide else q, spaced, edged[c])}, '') "
+            f"AS t_{c}"
+            for c, q in zip(names, map(_quote, names), strict=True)
+        ),
+        "typed_columns": ", ".join(
+            f"{_parse_expression(table, c, source)} AS v_{c.name}" for c in table.columns
+        ),
+        "typed_names": ", ".join(typed_names),
+        "extra_columns": "".join(f", {column}" for column in extra),
+        "problem_cases": problems,
+        "filled_mask": " | ".join(f"((t_{c} IS NOT NULL)::BIGINT << {i})" for i, c in enumerate(names)),
+        "raw_names": ", ".join(map(_quote, names)),
+    }
+    params = {
+        name: value.to_pydatetime()
+        for name, value in limits.items()
+        if any(f"${name}" in check.condition for check in checks)
+    }
+    by_position = relation.csv is not None and workspace.create_by_position(
+        tables["rows"],
+        load_query(STEP, "check_rows").format(**tables, source=relation.relation, row_number="0::BIGINT"),
+        **params,
     )
+    if not by_position:
+        numbered = {"source": relation.numbered, "row_number": relation.row_number}
+        workspace.engine.run(STEP, "check_rows", tables={**tables, **numbered}, **params)
     return mapped, {name: action for name, (_, action) in unmapped.items()}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,10 @@ class Workspace:
         self.reader = DuckDBEngine(threads=threads, memory_limit=memory_limit)
         self.reader.query(f"SET temp_directory = {literal(str(self.directory / 'spill'))}")
         self.reader.query("SET preserve_insertion_order = true")
+        # DuckDB turns an IN list of six or more constants (a boolean column's words) into a hash join,
+        # whose plan no longer stores a parallel scan's rows in file order (`create_by_position`); the
+        # comparisons cost about the same.
+        self.reader.query("SET disabled_optimizers = 'in_clause'")
         self.engine: SqlEngine = self.reader
         if settings is not None and settings.engine.name != self.reader.name:
             self.engine = connect_configured(settings, work_dir=self.directory / "engine")
@@ -110,6 +115,22 @@ class Workspace:
         return replace(
             relation, relation=name, numbered=name, row_number=SOURCE_ROW, read_problem=READ_PROBLEM
         )
+
+    def create_by_position(self, table: str, statement: str, **params: Any) -> bool:
+        """Run `statement`, a CREATE TABLE `table` AS over the parallel scan of a strict CSV
+        (`SourceRelation.relation`) with `source_row` 0, and number the rows by position
+        (`rowid + 1`): only on DuckDB, and only when its plan stores the rows in the order the scan
+        reads them (a batch insert: the scan's batches are stored in file order), else nothing is run
+        and False returned (the caller reads the numbered relation, single-threaded). The 1M
+        transactions' row checks on two threads: 11-12.7 s wall / 21-24 CPU s instead of 18-21 s."""
+        if self.engine is not self.reader:
+            return False
+        plan = self.reader.connection.execute(f"EXPLAIN (FORMAT json) {statement}", params or None)
+        if json.loads(plan.fetchall()[0][1])[0]["name"] != "BATCH_CREATE_TABLE_AS":
+            return False
+        self.reader.query(statement, **params)
+        self.reader.query(f"UPDATE {table} SET source_row = rowid + 1")
+        return True
 
     def in_file_order(self, table: str) -> bool:
         """Whether work table `table` holds its rows in file order, numbered 1, 2, ... (`source_row`)

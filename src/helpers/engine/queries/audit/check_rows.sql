@@ -1,6 +1,7 @@
 -- Row-level validation of one raw export, read once. Only what later steps need is stored:
--- `source_row`, the data row in the file, from the scan itself (the rows of this table are not in
--- file order: on big files DuckDB does not keep the insertion order of this query), the parsed columns (`v_<name>`), the raw text of values outside a value map or vocabulary
+-- `source_row`, the data row in the file (from the numbered scan; or 0, the rows of a
+-- strict CSV's parallel scan then numbered by position, `reading.Workspace.create_by_position`), the
+-- parsed columns (`v_<name>`), the raw text of values outside a value map or vocabulary
 -- (`u_<name>`, NULL otherwise), `customer_ref_kind` and `notes` ({extra_columns}), the problems as
 -- '; '-joined text ('' when none; a row that could not be read whole has only its read problem),
 -- a bitmask of which raw fields were filled, and a hash of the raw row for exact duplicates.
