@@ -89,10 +89,6 @@ class Workspace:
         self.reader = DuckDBEngine(threads=threads, memory_limit=memory_limit)
         self.reader.query(f"SET temp_directory = {literal(str(self.directory / 'spill'))}")
         self.reader.query("SET preserve_insertion_order = true")
-        # DuckDB turns an IN list of six or more constants (a boolean column's words) into a hash join,
-        # whose plan no longer stores a parallel scan's rows in file order (`create_by_position`); the
-        # comparisons cost about the same.
-        self.reader.query("SET disabled_optimizers = 'in_clause'")
         self.engine: SqlEngine = self.reader
         if settings is not None and settings.engine.name != self.reader.name:
             self.engine = connect_configured(settings, work_dir=self.directory / "engine")
@@ -125,10 +121,17 @@ class Workspace:
         transactions' row checks on two threads: 11-12.7 s wall / 21-24 CPU s instead of 18-21 s."""
         if self.engine is not self.reader:
             return False
-        plan = self.reader.connection.execute(f"EXPLAIN (FORMAT json) {statement}", params or None)
-        if json.loads(plan.fetchall()[0][1])[0]["name"] != "BATCH_CREATE_TABLE_AS":
-            return False
-        self.reader.query(statement, **params)
+        # DuckDB turns an IN list of six or more constants (a boolean column's words) into a hash join,
+        # whose plan no longer stores the scan's rows in file order; for this statement only, the
+        # comparisons stay comparisons (they cost about the same).
+        self.reader.query("SET disabled_optimizers = 'in_clause'")
+        try:
+            plan = self.reader.connection.execute(f"EXPLAIN (FORMAT json) {statement}", params or None)
+            if json.loads(plan.fetchall()[0][1])[0]["name"] != "BATCH_CREATE_TABLE_AS":
+                return False
+            self.reader.query(statement, **params)
+        finally:
+            self.reader.query("RESET disabled_optimizers")
         self.reader.query(f"UPDATE {table} SET source_row = rowid + 1")
         return True
 
