@@ -126,8 +126,8 @@ class Workspace:
         # comparisons stay comparisons (they cost about the same).
         self.reader.query("SET disabled_optimizers = 'in_clause'")
         try:
-            plan = self.reader.connection.execute(f"EXPLAIN (FORMAT json) {statement}", params or None)
-            if json.loads(plan.fetchall()[0][1])[0]["name"] != "BATCH_CREATE_TABLE_AS":
+            plan = self.reader.query(f"EXPLAIN (FORMAT json) {statement}", **params)["explain_value"].iloc[0]
+            if json.loads(plan)[0]["name"] != "BATCH_CREATE_TABLE_AS":
                 return False
             self.reader.query(statement, **params)
         finally:
