@@ -102,15 +102,21 @@ def test_normalized_phones_are_fixed_points_without_garbage() -> None:
     assert len(once) == len(raws) and once.index.equals(raws.index)
 
 
-def test_trunk_prefixed_fast_path_agrees_with_phonenumbers() -> None:
-    """Landlines and 400/800 numbers written with the trunk 0 skip phonenumbers' parse; the answer is
-    the one the parse gives (each text checked against the per-value path), with or without area code."""
+def test_fast_paths_agree_with_phonenumbers() -> None:
+    """Mobiles, and landlines and 400/800 numbers written with the trunk 0 or the country code, skip
+    phonenumbers' parse; the answer is the one the parse gives (each text checked against the
+    per-value path), with or without area code, also for white space Python's `\\s` knows beyond ASCII,
+    full-width digits and extensions."""
     from helpers.core.normalize import _split_one
 
     raws = ["010 12345678", "010-2345678", "(010)62345678", "0797-2683075", "(0797) 268 3075", "04001234567",
             "0400-123-4567", "08001234567", "0 21 6888 1234", "021234567890", "0311 1234567", "03111234567",
             "0(21)68881234", "(0) 21 68881234", "01012345678", "0123456789", "0999 9999999", "0852 21234567",
-            "0755 0888 8888", "075588888888", "0201234567", "02123456789"]  # fmt: skip
+            "0755 0888 8888", "075588888888", "0201234567", "02123456789", "+86 755 42892971", "+86 21 6888123",
+            "0086 10 62345678", "+86 400 123 4567", "+86-21-6888123-45", "+86 0755 42892971", "+86 12 3456789",
+            "+86 1795 1234567", "+8613812345678", "86 138 1234 5678", "0138-1234-5678", "+86\u3000755\xa042892971",
+            "+86 ７５５ 42892971", "+86 755 42892971 转 12", "+86 (0) 755 42892971", "+86 99999999999",
+            "12345678901", "+86 12345678901"]  # fmt: skip
     for area in (None, "21"):
         fast = split_phone(_s(*raws), home_area_code=area)
         for raw, number, extension in zip(raws, fast["number"], fast["extension"], strict=True):
