@@ -4,6 +4,7 @@ ids, value maps, constants, concatenations, conditions, identifier-keyed events 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -606,3 +607,32 @@ def test_checks_on_another_engine_get_the_exports_handed_over_and_give_the_same_
         pd.testing.assert_frame_equal(
             pd.read_parquet(ctx.step_dir / name), pd.read_parquet(messy.step_dir / name), obj=name
         )
+
+
+def test_excel_cells_as_the_text_a_csv_export_would_hold(tmp_path: Path) -> None:
+    """Text columns are converted by Arrow at once and mixed columns cell by cell, with the same text:
+    whole numbers without `.0`, ISO dates, lower-case booleans, empty cells and blank rows skipped;
+    a sheet with only its header has no rows."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    rows = [["导出 2026"], ["id", "name", "mixed"], [1001, "张三", datetime(1985, 3, 7)], [None, None, None],
+            [1002.0, "", 2.5], [1003, "李四", True], [None, "王五", "1985/3/7"],
+            [1004, "赵六", datetime(2026, 1, 2, 9, 30)]]  # fmt: skip
+    for row in rows:
+        sheet.append(row)
+    book.create_sheet("empty").append(["id", "name"])
+    book.save(tmp_path / "book.xlsx")
+    source = TableSource(table="loyalty_members", path=tmp_path / "book.xlsx", format="excel", skip_rows=1)
+    with DuckDBEngine() as engine:
+        relation = source_relation(engine, source, tmp_path)
+        read = engine.query(f"SELECT * FROM {relation.relation} ORDER BY {relation.row_number}")
+        header_only = source_relation(engine, replace(source, sheet="empty", skip_rows=0), tmp_path)
+        empty = engine.query(f"SELECT * FROM {header_only.relation}")
+    assert relation.names == ["id", "name", "mixed"]
+    assert read.drop(columns=relation.row_number).to_dict("list") == {
+        "id": ["1001", "1002", "1003", None, "1004"],
+        "name": ["张三", None, "李四", "王五", "赵六"],
+        "mixed": ["1985-03-07", "2.5", "true", "1985/3/7", "2026-01-02 09:30:00"],
+    }
+    assert read[relation.row_number].tolist() == [1, 2, 3, 4, 5]
+    assert empty.empty and header_only.names == ["id", "name"]

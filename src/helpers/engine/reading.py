@@ -506,19 +506,23 @@ def _read_excel(source: TableSource) -> pyarrow.Table | None:
     header = unique_names([_cell_text(value) for value in rows[0]])
     width = len(header)
     data = [row if len(row) == width else (row + [None] * width)[:width] for row in rows[1:]]
-    columns = list(zip(*data, strict=True)) if data else [() for _ in header]
-    arrays = {
-        name: pyarrow.array(_column_text(values), pyarrow.string())
-        for name, values in zip(header, columns, strict=True)
-    }
+    # Columns as numpy views of one object matrix (at 1M people 0.16 s, where zip(*rows) took 1.0 s).
+    matrix = np.empty((len(data), width), dtype=object)
+    if data:
+        matrix[:] = data
+    arrays = {name: _column_text(matrix[:, i]) for i, name in enumerate(header)}
     arrays[SOURCE_ROW] = pyarrow.array(range(1, len(data) + 1), pyarrow.int64())
     return pyarrow.table(arrays)
 
 
-def _column_text(values: tuple[Any, ...]) -> list[str | None]:
-    """A worksheet column as text (`_cell_text`), a filled text cell taken as it is (most cells: one
-    test instead of a call each; step 01 at 1M people spent 1.5 CPU s converting cells)."""
-    return [value if value.__class__ is str and value else _cell_text(value) for value in values]
+def _column_text(values: np.ndarray) -> pyarrow.Array:
+    """A worksheet column as text (`_cell_text`). A column of text cells and blanks is converted by
+    Arrow at once, empty text as null; any other cell makes it convert cell by cell."""
+    try:
+        text = pyarrow.array(values, pyarrow.string())
+    except (pyarrow.ArrowTypeError, pyarrow.ArrowInvalid):
+        return pyarrow.array([_cell_text(value) for value in values], pyarrow.string())
+    return pc.if_else(pc.equal(text, ""), pyarrow.scalar(None, pyarrow.string()), text)
 
 
 def _cell_text(value: Any) -> str | None:
