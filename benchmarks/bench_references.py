@@ -11,6 +11,13 @@ all text)) TO '<table>.parquet'` where every canonical column is cast to its typ
 memory limit). Each side runs in its own child process; CPU is that process's user + system time
 (every DuckDB thread).
 
+Step 01 vs "the job by hand": the core of step 01's job written by hand in DuckDB the plain way
+(`job_reference`: the raw text and each row's problems in a work table, duplicate keys and orphan
+references flagged, accepted rows cast to Parquet, rejected rows to Parquet, one profile statement per
+table), which is what any step 01 must at least do; it has no value maps, vocabularies, full-width or
+space handling, identifier normalization, coverage or reports. Printed beside the two others, with its
+ratio to the read-and-cast reference: how much of the gap to that reference the checks themselves cost.
+
 Step 03 transactions query vs "the same columns by hand": step 03's transactions aggregate
 (`helpers.features.build.aggregate_table`: the query, the frame, aligned to the golden customers)
 against one hand-written statement computing the same per-customer columns (counts, gross and refund
@@ -54,7 +61,7 @@ import yaml
 
 from helpers.core.config import load_config, resolve_path
 from helpers.core.settings import WorkbenchConfig
-from helpers.core.tables import TABLES
+from helpers.core.tables import SOURCE_SYSTEMS, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_RUNS = ROOT / "outputs" / "bench" / "runs"
@@ -185,51 +192,139 @@ def _excel_table(path: Path, sheet: str | int) -> pyarrow.Table:
     )
 
 
-def reference_read(config: dict, target: Path) -> dict[str, int]:
-    """Read and cast every raw file of the config into `target/<table>.parquet` (no checks)."""
+def _formats(entry: Any) -> dict[str, list[str]]:
+    """The configured date and datetime formats of one `data.tables` entry, as lists."""
+    return {
+        kind: [value] if isinstance(value, str) else list(value or [])
+        for kind, value in (("date", entry.date_format), ("datetime", entry.datetime_format))
+    }
+
+
+def _reference_connection(settings: WorkbenchConfig) -> Any:
+    """A DuckDB connection with step 01's settings (threads, memory limit)."""
     import duckdb
 
-    settings = WorkbenchConfig.model_validate(config)
-    raw_dir = resolve_path(settings.data.raw_dir)
     connection = duckdb.connect()
     connection.execute(f"SET threads = {int(settings.audit.threads or 2)}").fetchall()
     if settings.audit.memory_limit:
         connection.execute(f"SET memory_limit = '{settings.audit.memory_limit}'").fetchall()
+    return connection
+
+
+def _reference_source(connection: Any, name: str, entry: Any, raw_dir: Path, target: Path) -> str:
+    """The raw file of table `name` as a relation of text columns: a CSV read by DuckDB (a non-UTF-8
+    file stream-transcoded into `target` first), an Excel sheet registered as `sheet_<name>`."""
+    path = raw_dir / entry.file
+    if entry.format == "excel":
+        connection.register(f"sheet_{name}", _excel_table(path, entry.sheet))
+        return f"sheet_{name}"
+    if entry.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        utf8 = target / f"{name}.utf8.csv"
+        with (
+            path.open(encoding=entry.encoding, newline="") as reader,
+            utf8.open("w", encoding="utf-8", newline="") as writer,
+        ):
+            shutil.copyfileobj(reader, writer, 1 << 24)
+        path = utf8
+    return f"read_csv({_literal(str(path))}, header = true, all_varchar = true)"
+
+
+def reference_read(config: dict, target: Path) -> dict[str, int]:
+    """Read and cast every raw file of the config into `target/<table>.parquet` (no checks)."""
+    settings = WorkbenchConfig.model_validate(config)
+    raw_dir = resolve_path(settings.data.raw_dir)
+    connection = _reference_connection(settings)
     rows = {}
     for name, entry in settings.data.tables.items():
-        path = raw_dir / entry.file
-        formats = {
-            "date": [entry.date_format]
-            if isinstance(entry.date_format, str)
-            else list(entry.date_format or []),
-            "datetime": [entry.datetime_format]
-            if isinstance(entry.datetime_format, str)
-            else list(entry.datetime_format or []),
-        }
+        formats = _formats(entry)
         columns = ", ".join(
             f"{_cast(c.type, _quote(c.name), formats.get(c.type, []))} AS {_quote(c.name)}"
             for c in TABLES[name].columns
         )
-        if entry.format == "excel":
-            connection.register("sheet", _excel_table(path, entry.sheet))
-            source = "sheet"
-        else:
-            if entry.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-                utf8 = target / f"{name}.utf8.csv"
-                with (
-                    path.open(encoding=entry.encoding, newline="") as reader,
-                    utf8.open("w", encoding="utf-8", newline="") as writer,
-                ):
-                    shutil.copyfileobj(reader, writer, 1 << 24)
-                path = utf8
-            source = f"read_csv({_literal(str(path))}, header = true, all_varchar = true)"
+        source = _reference_source(connection, name, entry, raw_dir, target)
         out = target / f"{name}.parquet"
         connection.execute(
             f"COPY (SELECT {columns} FROM {source}) TO {_literal(str(out))} (FORMAT parquet)"
         ).fetchall()
         rows[name] = connection.execute(f"SELECT count(*) FROM {_literal(str(out))}").fetchall()[0][0]
         if entry.format == "excel":
-            connection.unregister("sheet")
+            connection.unregister(source)
+    connection.close()
+    return rows
+
+
+def job_reference(config: dict, target: Path) -> dict[str, int]:
+    """The core of step 01's job by hand, per table (identity tables first): the raw text and each row's
+    problems in one work table (a required field blank, a typed field that does not cast), later rows
+    of a key flagged as duplicates, event rows whose customer reference has no accepted identity record
+    flagged as orphans, the accepted rows cast to Parquet, the rejected rows with their file row and
+    problems to Parquet, and one profile statement (per column: missing, distinct values, exact for
+    identity tables and HyperLogLog for events, and min/max of the accepted rows). Not done: value
+    maps and vocabularies, full-width and space handling, identifier normalization, coverage, monthly
+    counts, numeric ranges and the reports."""
+    settings = WorkbenchConfig.model_validate(config)
+    raw_dir = resolve_path(settings.data.raw_dir)
+    connection = _reference_connection(settings)
+    connection.execute("SET preserve_insertion_order = true").fetchall()
+    connection.execute("CREATE TABLE keys (system VARCHAR, key VARCHAR)").fetchall()
+    systems = {table: system for system, table in SOURCE_SYSTEMS.items()}
+    ordered = sorted(settings.data.tables.items(), key=lambda item: TABLES[item[0]].kind != "identity")
+    run = connection.execute
+    rows = {}
+    for name, entry in ordered:
+        table, formats = TABLES[name], _formats(entry)
+        cast = {c.name: _cast(c.type, _quote(c.name), formats.get(c.type, [])) for c in table.columns}
+        checks = [
+            f"CASE WHEN nullif(trim({_quote(c.name)}), '') IS NULL THEN 'missing {c.name}' END"
+            for c in table.columns
+            if c.required
+        ] + [
+            f"CASE WHEN {cast[c.name]} IS NULL AND nullif({_quote(c.name)}, '') IS NOT NULL "
+            f"THEN 'unparseable {c.name}' END"
+            for c in table.columns
+            if c.type != "str"
+        ]
+        source = _reference_source(connection, name, entry, raw_dir, target)
+        problems = f"concat_ws('; ', {', '.join(checks)})"
+        run(f"CREATE OR REPLACE TABLE work AS SELECT *, {problems} AS problems FROM {source}").fetchall()
+        if entry.format == "excel":
+            connection.unregister(source)
+        flag = "UPDATE work SET problems = concat_ws('; ', nullif(problems, ''), '{0}') WHERE rowid IN ({1})"
+        key = _quote(table.key)
+        later_copies = (
+            f"SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {key} ORDER BY rowid) AS n "
+            f"FROM work WHERE {key} IS NOT NULL) WHERE n > 1"
+        )
+        run(flag.format("duplicate key", later_copies)).fetchall()
+        for column, parent, _ in table.references:
+            system = "w.source_system" if parent == "source_system" else _literal(systems[parent])
+            reference = f"w.{_quote(column)}"
+            unknown = (
+                f"SELECT w.rowid FROM work AS w ANTI JOIN keys AS k ON k.system = {system} "
+                f"AND k.key = {reference} WHERE {reference} IS NOT NULL"
+            )
+            run(flag.format("orphan reference", unknown)).fetchall()
+        if table.kind == "identity":
+            accepted = f"SELECT DISTINCT {_literal(systems[name])}, {key} FROM work WHERE problems = ''"
+            run(f"INSERT INTO keys {accepted}").fetchall()
+        typed = ", ".join(f"{sql} AS {_quote(column)}" for column, sql in cast.items())
+        clean, quarantine = (
+            _literal(str(target / f"{name}.{kind}.parquet")) for kind in ("clean", "quarantine")
+        )
+        run(f"COPY (SELECT {typed} FROM work WHERE problems = '') TO {clean} (FORMAT parquet)").fetchall()
+        rejected = "SELECT rowid + 1 AS source_row, * FROM work WHERE problems <> ''"
+        run(f"COPY ({rejected}) TO {quarantine} (FORMAT parquet)").fetchall()
+        distinct = "count(DISTINCT {0})" if table.kind == "identity" else "approx_count_distinct({0})"
+        profile = []
+        for column in table.columns:
+            quoted = _quote(column.name)
+            profile += [f"count(*) FILTER (WHERE nullif({quoted}, '') IS NULL)", distinct.format(quoted)]
+            if column.type in ("int", "float", "date", "datetime"):
+                profile += [
+                    f"{stat}({cast[column.name]}) FILTER (WHERE problems = '')" for stat in ("min", "max")
+                ]
+        run(f"SELECT {', '.join(profile)} FROM work").fetchall()
+        rows[name] = run(f"SELECT count(*) FROM {clean}").fetchall()[0][0]
     connection.close()
     return rows
 
@@ -267,8 +362,8 @@ def child(phase: str, config_file: Path, folder: Path) -> dict:
 
 def run_phase(phase: str, config_file: Path, folder: Path) -> None:
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    work = (lambda: step01(config, folder)) if phase == "step01" else (lambda: reference_read(config, folder))
-    wall, cpu, rows = timed(work)
+    work = {"step01": step01, "reference": reference_read, "job": job_reference}[phase]
+    wall, cpu, rows = timed(lambda: work(config, folder))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kilobytes on Linux
     print(json.dumps({"wall": wall, "cpu": cpu, "peak_gb": peak, "rows": rows}))
 
@@ -278,15 +373,23 @@ def compare_step01(config: dict, label: str, scratch: Path) -> tuple[dict, dict]
     config_file = scratch / f"{label}.config.yml"
     config_file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     results = {}
-    for phase in ("reference", "step01"):
+    for phase in ("reference", "job", "step01"):
         folder = scratch / f"{label}_{phase}"
         folder.mkdir(parents=True, exist_ok=True)
         results[phase] = child(phase, config_file, folder)
         shutil.rmtree(folder, ignore_errors=True)
-    step, reference = results["step01"], results["reference"]
+    step, reference, job = results["step01"], results["reference"], results["job"]
     show("step 01 (read, check, quarantine, clean, profile)", step["wall"], step["cpu"], peak=step["peak_gb"])
     show("reference (read + cast to Parquet)", reference["wall"], reference["cpu"], peak=reference["peak_gb"])
+    show(
+        "job by hand (checks, flags, clean, quarantine, profile)",
+        job["wall"],
+        job["cpu"],
+        peak=job["peak_gb"],
+    )
     show("ratio step 01 / reference", step["wall"] / reference["wall"], step["cpu"] / reference["cpu"], "x")
+    show("ratio job by hand / reference", job["wall"] / reference["wall"], job["cpu"] / reference["cpu"], "x")
+    show("ratio step 01 / job by hand", step["wall"] / job["wall"], step["cpu"] / job["cpu"], "x")
     return step, reference
 
 
@@ -456,7 +559,7 @@ def main() -> None:
         "data/raw/bench_<N>",
     )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--phase", choices=["step01", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["step01", "reference", "job"], help=argparse.SUPPRESS)
     parser.add_argument("--config-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
