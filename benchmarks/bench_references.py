@@ -25,8 +25,10 @@ amounts, 12-month net, items, first/last purchase day, 90-day windows, weekday/h
 shares, spend per category level, other-category breadth, purchase-day gaps: repeat days, mean and
 standard deviation of the gaps, mean spend on repeat days), over the same registered views of a
 finished run (`outputs/bench/runs/*` whose raw folder is `data/raw/bench_<N>`, or --run). Both run
-twice on one engine; the faster run of each is printed, and the largest difference between their
-columns (they must agree).
+twice on one engine (`--engines duckdb spark`: on each in turn; Spark's session start printed apart,
+its JVM's CPU counted); the faster run of each is printed, and the largest difference between their
+columns (they must agree). The reference on Spark against the reference on DuckDB is local Spark's
+price for one well-formed statement, the floor of any Spark run of the workbench (issue 14).
 
 Step 01 export vs default style (--export N): step 01 on the export-style world of N people with the
 config `init-config` proposes and on the default world of the same seed and size (worlds under
@@ -35,12 +37,14 @@ config `init-config` proposes and on the default world of the same seed and size
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py 20000 100000
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py 100000 --export 100000
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py --skip-step01 100000
+    flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py --skip-step01 100000 --engines spark
     flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_references.py --skip-step03 --root /tmp/w 1000000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -56,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pyarrow
 import yaml
 
@@ -116,7 +121,7 @@ FROM (
         coalesce(sum(amount) FILTER (WHERE NOT is_refund AND day >= $start_90d), 0) AS spend_last_90d,
         coalesce(sum(amount) FILTER (WHERE NOT is_refund AND day >= $start_180d AND day < $start_90d), 0)
             AS spend_prev_90d,
-        avg((isodow(txn_at) >= 6)::DOUBLE) FILTER (WHERE NOT is_refund) AS weekend_share,
+        avg((EXTRACT(ISODOW FROM txn_at) >= 6)::DOUBLE) FILTER (WHERE NOT is_refund) AS weekend_share,
         avg(hour(txn_at)) FILTER (WHERE NOT is_refund) AS mean_purchase_hour,
         avg((hour(txn_at) < 12)::DOUBLE) FILTER (WHERE NOT is_refund) AS morning_share,
         avg((hour(txn_at) >= 18)::DOUBLE) FILTER (WHERE NOT is_refund) AS evening_share,
@@ -136,8 +141,15 @@ LEFT JOIN gaps AS g ON g.customer_id IS NOT DISTINCT FROM a.customer_id
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all its threads)."""
-    return time.process_time()
+    """User + system CPU seconds of this process (all its threads) and of its child processes, alive
+    or ended (Spark's JVM)."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    alive = 0.0
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            alive += times.user + times.system
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + alive
 
 
 def show(label: str, wall: float, cpu: float, unit: str = " s", peak: float | None = None) -> None:
@@ -428,8 +440,9 @@ def transactions_reference_sql(levels: list[str], other_categories: bool) -> str
     return TRANSACTIONS_REFERENCE.format(categories=categories, breadth=breadth)
 
 
-def compare_transactions(run_dir: Path, repeats: int = 2) -> None:
-    """Step 03's transactions aggregate and the hand-written reference on a finished run."""
+def compare_transactions(run_dir: Path, repeats: int = 2, engine_name: str = "duckdb") -> None:
+    """Step 03's transactions aggregate and the hand-written reference on a finished run, on the engine
+    `engine_name` (Spark: local[*], its session start timed apart)."""
     from helpers.core.context import StepContext
     from helpers.engine.base import connect
     from helpers.features.build import (
@@ -445,7 +458,12 @@ def compare_transactions(run_dir: Path, repeats: int = 2) -> None:
     settings = FeatureSettings.from_config(ctx.settings.features, ctx.reference_date, ctx.seed)
     index = pd.Index(ctx.read("02_identity_merge", "golden", columns=["customer_id"])["customer_id"])
     tables = {**{name: name for name in EVENT_TABLES}, "crosswalk": "crosswalk"}
-    engine = connect(memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
+    start_wall, start_cpu, engine = timed(
+        lambda: connect(
+            engine_name, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
+        )
+    )
+    show(f"{engine_name} start", start_wall, start_cpu)
     try:
         register_events(engine, ctx, tables)
         levels, other = find_levels(engine, tables, settings)
@@ -559,6 +577,13 @@ def main() -> None:
         "data/raw/bench_<N>",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["duckdb", "spark"],
+        default=["duckdb"],
+        help="engines of the step 03 comparison, one after another (spark: the spark extra)",
+    )
     parser.add_argument("--phase", choices=["step01", "reference", "job"], help=argparse.SUPPRESS)
     parser.add_argument("--config-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -584,7 +609,8 @@ def main() -> None:
                           f"benchmarks/bench_workbench.py {size} first, or pass --run")  # fmt: skip
                 else:
                     print(" step 03 transactions aggregate vs the same columns by hand")
-                    compare_transactions(run_dir)
+                    for engine in args.engines:
+                        compare_transactions(run_dir, engine_name=engine)
         if args.export:
             print(f"== step 01 export vs default style at {args.export:,} customers")
             compare_export(args.export, args.seed, args.export_root.resolve(), Path(scratch), measured)
