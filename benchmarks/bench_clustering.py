@@ -36,14 +36,13 @@ segmentation against the planted segments where they are known (buyers only).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
+from bench_references import cpu_seconds  # this process and its children (the comparison's worker)
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -55,18 +54,6 @@ from helpers.clustering.synthetic import SKEWED_SHARES, make_skewed_matrix, make
 from helpers.core.config import load_config, parse_config
 from helpers.core.settings import ClusteringSettingsSection, RunSettings
 from helpers.features import matrix as feature_matrix
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds so far of this process and its child processes (the comparison's
-    worker process, `helpers.clustering.workers`, alive or ended)."""
-    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    alive = 0.0
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            times = child.cpu_times()
-            alive += times.user + times.system
-    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + alive
 
 
 def peak_rss_gb() -> float:
